@@ -1,0 +1,70 @@
+/* cmd.h: the command table.  Only cmd-*.c and main.c read argv and print. */
+#ifndef P11KM_CMD_H
+#define P11KM_CMD_H
+
+#include <stdio.h>
+
+#include "p11km/json.h"
+#include "p11km/p11.h"
+
+struct p11km_opt {
+	const char *name;     /* long name, without "--" */
+	int has_arg;          /* 0 no, 1 required */
+	int key;              /* value returned by p11km_getopt() */
+	const char *argname;  /* "FILE", "HEX" ... */
+	const char *help;     /* one line */
+};
+
+struct p11km_cmd;
+typedef int (*p11km_cmd_fn)(struct p11km_ctx *ctx, const struct p11km_cmd *cmd,
+                            int argc, char **argv);
+
+struct p11km_cmd {
+	const char *verb;
+	const char *args;      /* synopsis after the verb: "[URI]" */
+	const char *summary;   /* one line */
+	p11km_cmd_fn run;
+	const struct p11km_opt *opts; /* terminated by {NULL}; may be NULL */
+	int min_args, max_args;       /* positional arguments (-1: no max) */
+};
+
+struct p11km_noun {
+	const char *name;
+	const char *summary;
+	const struct p11km_cmd *cmds; /* terminated by {NULL} */
+};
+
+/* The command table (main.c). */
+extern const struct p11km_noun p11km_nouns[];
+extern const struct p11km_opt p11km_global_opts[];
+
+/* Per-noun verb tables (cmd-<noun>.c). */
+extern const struct p11km_cmd p11km_cmds_token[];
+extern const struct p11km_cmd p11km_cmds_object[];
+extern const struct p11km_cmd p11km_cmds_key[];
+extern const struct p11km_cmd p11km_cmds_req[];
+extern const struct p11km_cmd p11km_cmds_cert[];
+extern const struct p11km_cmd p11km_cmds_roots[];
+extern const struct p11km_cmd p11km_cmds_bind[];
+
+/*
+ * Command option parsing.  argv[0] is the verb; call until it returns -1.
+ * Returns the option's key, or P11KM_ERR_USAGE (message recorded) for an
+ * unknown option or missing argument.  On -1, *argi is the index of the
+ * first positional argument; positional arguments are moved to the end
+ * of argv (GNU permutation).
+ */
+struct p11km_getopt {
+	int argi;
+	const char *optarg;
+	void *priv;
+};
+int p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char **argv);
+/* Check positional count against cmd->min_args/max_args (usage error). */
+int p11km_check_args(const struct p11km_cmd *cmd, int nargs);
+
+/* Output helpers for commands. */
+/* Print "p11km: <message>" for code; returns the exit status. */
+int p11km_report(struct p11km_ctx *ctx, int code);
+
+#endif

@@ -1,0 +1,36 @@
+/* keys.h: finding a token key by its public key (certificates -> keys). */
+#ifndef P11KM_KEYS_H
+#define P11KM_KEYS_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "p11km/p11.h"
+
+/*
+ * Find the private key on the token whose public key is pkey, with targeted
+ * searches only (never a listing of the token):
+ *   1. CKA_ID = the RFC 5280 key identifier of pkey (p11km's own id scheme),
+ *      then CKA_ID = hint_id (for example a certificate's CKA_ID or SKI);
+ *   2. a private key carrying the same public parts (CKA_MODULUS, or
+ *      CKA_EC_POINT), then a public key with those parts and a private key
+ *      with its CKA_ID.
+ * Every candidate is checked by comparing public keys.  *priv (and *pub,
+ * when not NULL, with cls (CK_OBJECT_CLASS)-1 if there is no public key
+ * object) are set on success; P11KM_ERR_NOTFOUND otherwise.
+ */
+int p11km_key_for_pubkey(struct p11km_session *s, EVP_PKEY *pkey,
+                         const unsigned char *hint_id, size_t hint_len,
+                         struct p11km_object *priv, struct p11km_object *pub);
+
+/* Same for a certificate (its SubjectKeyIdentifier is the hint). */
+int p11km_key_for_cert(struct p11km_session *s, X509 *cert, struct p11km_object *priv,
+                       struct p11km_object *pub);
+
+/*
+ * The public key of a private key object: its own attributes, else the
+ * public key object with the same CKA_ID (one more search).
+ */
+int p11km_key_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out);
+
+#endif

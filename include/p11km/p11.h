@@ -1,0 +1,219 @@
+/* p11.h: modules, tokens, sessions, logins, object searches. */
+#ifndef P11KM_P11_H
+#define P11KM_P11_H
+
+#include <p11-kit/pkcs11.h>
+#include <stddef.h>
+
+#include "p11km/pin.h"
+#include "p11km/uri.h"
+
+/* Call a PKCS#11 function through a token, logged with --trace (the
+ * function name and its CK_RV, never arguments, so never a PIN). */
+#define P11KM_CALL(f, fn, ...) p11km_traced(#fn, (f)->fn(__VA_ARGS__))
+CK_RV p11km_traced(const char *fn, CK_RV rv);
+
+/* "CKR_PIN_INCORRECT" for a CK_RV; "CKR_0x..." for an unknown value. */
+const char *p11km_ckr_name(CK_RV rv);
+/* Map a CK_RV to an error code and record "fn: what failed: CKR_NAME". */
+int p11km_fail_ckr(CK_RV rv, const char *what, const char *fn);
+
+struct p11km_module {
+	CK_FUNCTION_LIST *f;
+	char *name;        /* registry name, or the path given */
+	int initialized;
+	int from_p11kit;   /* part of the registry list (released with it) */
+};
+
+struct p11km_login_failure;
+struct p11km_pin_cache;
+
+struct p11km_ctx {
+	/* global options (borrowed from argv or the environment) */
+	const char *module_opt;      /* --module or P11KM_MODULE */
+	const char *pin_source_opt;  /* --pin-source */
+	const char *so_pin_source_opt; /* --so-pin-source */
+	int json, force, verbose, quiet;
+	/* modules, loaded on demand by p11km_modules_load() */
+	struct p11km_module *modules;
+	size_t n_modules;
+	CK_FUNCTION_LIST **registry;
+	int modules_loaded;
+	/* PINs read in this run, and logins that failed: never retried */
+	struct p11km_pin_cache *pins;
+	struct p11km_login_failure *failures;
+};
+
+void p11km_ctx_init(struct p11km_ctx *ctx);
+/* Wipe and forget the PINs read in this run. */
+void p11km_pin_cache_clear(struct p11km_ctx *ctx);
+/* "a b c" of strings (malloc'ed), for lists of candidate URIs. */
+char *p11km_join_uris(char **uris, size_t n);
+/* Finalize and release modules, wipe cached PINs. */
+void p11km_ctx_release(struct p11km_ctx *ctx);
+
+/*
+ * Load modules: --module (name from the p11-kit registry, or a path), else
+ * the URI's module-name/module-path, else every registered module (those
+ * that fail to initialise are skipped with a one-line note).  Idempotent.
+ */
+int p11km_modules_load(struct p11km_ctx *ctx, const struct p11km_uri *uri);
+
+struct p11km_token {
+	struct p11km_module *mod;
+	CK_FUNCTION_LIST *f;
+	CK_SLOT_ID slot;
+	CK_TOKEN_INFO info;
+	char label[33], manufacturer[33], model[17], serial[17]; /* trimmed */
+	char *uri;           /* the token's URI */
+};
+
+/*
+ * Every present, initialised-or-not token matching uri (NULL: all).
+ * *toks is an array of *n tokens (possibly 0); free with p11km_tokens_free().
+ */
+int p11km_tokens_find(struct p11km_ctx *ctx, const struct p11km_uri *uri,
+                      struct p11km_token **toks, size_t *n);
+void p11km_tokens_free(struct p11km_token *toks, size_t n);
+/* Exactly one token: P11KM_ERR_NOTFOUND / P11KM_ERR_AMBIGUOUS (listing the
+ * candidates' URIs) otherwise.  *tok is a copy owned by the caller: free
+ * with p11km_token_free(). */
+int p11km_token_find_one(struct p11km_ctx *ctx, const struct p11km_uri *uri,
+                         struct p11km_token **tok);
+void p11km_token_free(struct p11km_token *tok);
+/* Refresh tok->info (one C_GetTokenInfo). */
+int p11km_token_refresh(struct p11km_token *tok);
+
+struct p11km_session {
+	struct p11km_ctx *ctx;
+	struct p11km_token *tok;   /* borrowed */
+	CK_FUNCTION_LIST *f;
+	CK_SESSION_HANDLE h;
+	int open;
+	CK_USER_TYPE logged_in;    /* (CK_USER_TYPE)-1 when not logged in */
+};
+
+int p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
+                       struct p11km_session *out);
+void p11km_session_close(struct p11km_session *s);
+
+/*
+ * Log in as user (CKU_USER or CKU_SO) with the PIN from src (NULL: the
+ * token must have a protected authentication path).  Uses the token flags
+ * read when the token was found: refuses a locked PIN, and a final-try PIN
+ * unless ctx->force (or the source is interactive).  At most one C_Login
+ * per token, user type and PIN per run: a PIN that failed is never sent
+ * again.  CKR_USER_ALREADY_LOGGED_IN counts as success.
+ */
+int p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src);
+/* The PIN of a source, read at most once per run (cached, wiped at
+ * p11km_ctx_release()).  *pin is borrowed. */
+int p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,
+                  const char **pin, size_t *len);
+/*
+ * The PIN source to use for a token URI: --pin-source (or, for CKU_SO,
+ * --so-pin-source), else the URI's pin-source, else its pin-value (with a
+ * warning).  Returns 0 and *src->spec == NULL when there is none.
+ */
+int p11km_pinsrc_for(struct p11km_ctx *ctx, const struct p11km_uri *uri, CK_USER_TYPE user,
+                     struct p11km_pinsrc *src);
+/* Open a session (rw or not) and log in when a PIN source exists (or
+ * require_login).  The usual prologue of a command. */
+int p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
+                             const struct p11km_uri *uri, int rw, int require_login,
+                             struct p11km_session *out);
+
+/* Tri-state boolean attribute: absent on tokens that omit unset attributes. */
+enum p11km_tri { P11KM_ABSENT = -1, P11KM_FALSE = 0, P11KM_TRUE = 1 };
+
+/* An object as read by p11km_object_read(): two C_GetAttributeValue calls. */
+struct p11km_object {
+	CK_OBJECT_HANDLE h;
+	CK_OBJECT_CLASS cls;         /* (CK_OBJECT_CLASS)-1 if unreadable */
+	CK_KEY_TYPE key_type;        /* (CK_KEY_TYPE)-1 if absent */
+	CK_CERTIFICATE_TYPE cert_type;
+	CK_ULONG cert_category;      /* (CK_ULONG)-1 if absent */
+	CK_ULONG modulus_bits;       /* 0 if absent */
+	char *label;                 /* NULL if absent */
+	unsigned char *id;  size_t id_len;
+	enum p11km_tri token, private_, sensitive, extractable, always_sensitive,
+	               never_extractable, sign, verify, decrypt, encrypt, unwrap,
+	               wrap, derive, trusted, modifiable;
+	/* public key material (public keys, or private keys that carry it) */
+	unsigned char *modulus;   size_t modulus_len;
+	unsigned char *pub_exp;   size_t pub_exp_len;
+	unsigned char *ec_params; size_t ec_params_len;
+	unsigned char *ec_point;  size_t ec_point_len;
+	unsigned char *pubkey_info; size_t pubkey_info_len; /* CKA_PUBLIC_KEY_INFO */
+	/* certificates */
+	unsigned char *value;     size_t value_len;   /* CKA_VALUE (certs only) */
+	unsigned char *subject;   size_t subject_len;
+	unsigned char *issuer;    size_t issuer_len;
+	unsigned char *serial;    size_t serial_len;
+};
+
+/* Read the attributes p11km uses.  Never reads CKA_VALUE of a key. */
+int p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o);
+void p11km_object_release(struct p11km_object *o);
+
+/*
+ * Find objects with a template: C_FindObjectsInit, C_FindObjects (batches of
+ * 64), C_FindObjectsFinal.  At most max handles (0: no limit).  CKA_TOKEN
+ * TRUE is added to the template.  *out is malloc'ed (free()).
+ */
+int p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+               size_t max, CK_OBJECT_HANDLE **out, size_t *n_out);
+/* Find and read the objects a URI selects (its class/label/id), plus an
+ * optional extra class filter (cls (CK_OBJECT_CLASS)-1: any). */
+int p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri,
+                       CK_OBJECT_CLASS cls, struct p11km_object **objs, size_t *n);
+/* Exactly one object: P11KM_ERR_NOTFOUND / P11KM_ERR_AMBIGUOUS listing the
+ * candidates' URIs. */
+int p11km_object_find_one(struct p11km_session *s, const struct p11km_uri *uri,
+                          CK_OBJECT_CLASS cls, struct p11km_object *out);
+void p11km_objects_free(struct p11km_object *objs, size_t n);
+
+/* URI of an object on the token (malloc'ed). */
+char *p11km_object_uri(const struct p11km_token *tok, const struct p11km_object *o);
+
+/* "private", "public", "cert", "secret-key", "data", or "other". */
+const char *p11km_class_name(CK_OBJECT_CLASS cls);
+/* "rsa", "ec", "ed25519"/"eddsa", ... */
+const char *p11km_key_type_name(CK_KEY_TYPE kt);
+
+/* Mechanisms: does the token have mech with these flags (CKF_SIGN ...)? */
+int p11km_mechanisms(struct p11km_token *tok, CK_MECHANISM_TYPE **out, size_t *n);
+int p11km_mechanism_info(struct p11km_token *tok, CK_MECHANISM_TYPE m, CK_MECHANISM_INFO *info);
+const char *p11km_mech_name(CK_MECHANISM_TYPE m);
+
+/*
+ * What a token can do, from its mechanism list (one C_GetMechanismList and
+ * a C_GetMechanismInfo per key-generation mechanism present).
+ */
+enum p11km_keytype {
+	P11KM_KEY_RSA2048, P11KM_KEY_RSA3072, P11KM_KEY_RSA4096,
+	P11KM_KEY_EC_P256, P11KM_KEY_EC_P384, P11KM_KEY_EC_P521,
+	P11KM_KEY_ED25519,
+	P11KM_KEY_N
+};
+enum p11km_signcap {
+	P11KM_SIGN_RSA_PKCS1 = 1 << 0,  /* CKM_RSA_PKCS */
+	P11KM_SIGN_RSA_PSS = 1 << 1,    /* CKM_RSA_PKCS_PSS */
+	P11KM_SIGN_ECDSA = 1 << 2,      /* CKM_ECDSA */
+	P11KM_SIGN_EDDSA = 1 << 3,      /* CKM_EDDSA */
+};
+struct p11km_caps {
+	unsigned keygen;  /* bit (1 << enum p11km_keytype): can generate */
+	unsigned sign;    /* enum p11km_signcap bits */
+};
+int p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps);
+/* "rsa:2048", "ec:p256", "ed25519" ... */
+const char *p11km_keytype_name(enum p11km_keytype t);
+/* Parse a key type name; -1 when unknown. */
+int p11km_keytype_parse(const char *s);
+/* Can the token generate *and* sign with t? */
+int p11km_caps_usable(const struct p11km_caps *caps, enum p11km_keytype t);
+/* "rsa:2048 ec:p256 ..." of the usable types (malloc'ed). */
+char *p11km_caps_usable_list(const struct p11km_caps *caps);
+
+#endif

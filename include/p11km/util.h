@@ -1,0 +1,101 @@
+/* util.h: errors, logging, memory, hex, files.  The bottom layer of p11km. */
+#ifndef P11KM_UTIL_H
+#define P11KM_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/*
+ * One negative error space.  Library functions return 0 or one of these,
+ * after recording a one-line message with p11km_fail(); only cmd-*.c print
+ * it (p11km_errmsg()) and map the code to an exit status (p11km_exit_code()).
+ */
+enum p11km_err {
+	P11KM_OK = 0,
+	P11KM_ERR_FAILED = -1,     /* generic failure (exit 1) */
+	P11KM_ERR_USAGE = -2,      /* bad arguments or input syntax (exit 2) */
+	P11KM_ERR_NOMEM = -3,      /* out of memory (exit 1) */
+	P11KM_ERR_IO = -4,         /* file or system error (exit 1) */
+	P11KM_ERR_INPUT = -5,      /* input file content is invalid (exit 2) */
+	P11KM_ERR_MODULE = -6,     /* module could not be loaded/initialised (exit 3) */
+	P11KM_ERR_TOKEN = -7,      /* PKCS#11 call failed, token missing (exit 3) */
+	P11KM_ERR_LOGIN = -8,      /* PIN incorrect, locked, refused (exit 3) */
+	P11KM_ERR_NOTFOUND = -9,   /* nothing matched (exit 4) */
+	P11KM_ERR_AMBIGUOUS = -10, /* several matched where one is needed (exit 4) */
+	P11KM_ERR_VERIFY = -11,    /* a verification failed (exit 5) */
+	P11KM_ERR_UNSUPPORTED = -12, /* token/server cannot do it (exit 1) */
+	P11KM_ERR_EXISTS = -13,    /* object or file already exists (exit 1) */
+};
+
+/* Exit statuses: stable, documented in p11km(1) and README.md. */
+enum p11km_exit {
+	P11KM_EXIT_OK = 0,
+	P11KM_EXIT_FAILED = 1,
+	P11KM_EXIT_USAGE = 2,
+	P11KM_EXIT_TOKEN = 3,
+	P11KM_EXIT_NOTFOUND = 4,
+	P11KM_EXIT_VERIFY = 5,
+};
+
+/* Record the message for the current error and return code. */
+int p11km_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The message of the last p11km_fail(), or the generic text of the code. */
+const char *p11km_errmsg(int code);
+/* Generic text for an error code ("out of memory"). */
+const char *p11km_strerror(int code);
+/* Name of an error code ("P11KM_ERR_LOGIN"), for --json. */
+const char *p11km_errname(int code);
+int p11km_exit_code(int code);
+void p11km_error_clear(void);
+
+/* Logging.  Everything goes to stderr; warnings and notes are one line. */
+enum p11km_loglevel { P11KM_LOG_QUIET = 0, P11KM_LOG_NORMAL, P11KM_LOG_VERBOSE };
+void p11km_log_set(enum p11km_loglevel level, int trace);
+int p11km_log_verbose_on(void);
+int p11km_trace_on(void);
+void p11km_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void p11km_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void p11km_verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void p11km_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Progress on long work: "label: done/total" on a tty, nothing otherwise. */
+void p11km_progress(const char *label, size_t done, size_t total);
+
+/* Memory: abort on exhaustion is not used; these return NULL. */
+void *p11km_memdup(const void *p, size_t len);
+char *p11km_strndup_trim(const char *p, size_t len); /* strip trailing spaces/NULs */
+/* Wipe and free (NULL-safe). */
+void p11km_freezero(void *p, size_t len);
+char *p11km_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Lower-case hex of len bytes; caller frees. */
+char *p11km_hex(const unsigned char *p, size_t len);
+/* Same with ':' between bytes (fingerprints). */
+char *p11km_hex_colon(const unsigned char *p, size_t len);
+/* Parse hex (optional ':' separators, optional 0x); returns 0 or P11KM_ERR_USAGE. */
+int p11km_unhex(const char *s, unsigned char **out, size_t *out_len);
+
+/* A growable byte buffer. */
+struct p11km_buf {
+	unsigned char *data;
+	size_t len, cap;
+};
+int p11km_buf_append(struct p11km_buf *b, const void *p, size_t len);
+void p11km_buf_release(struct p11km_buf *b); /* wipes */
+
+/* Read a whole file ("-" = stdin) into memory; limit in bytes. */
+int p11km_read_file(const char *path, size_t limit, unsigned char **out, size_t *out_len);
+
+/*
+ * Write a file atomically: temp file in the same directory (O_EXCL), write,
+ * fsync, chmod mode, rename over path, fsync the directory.  A symlink at
+ * path is refused.  On failure path keeps its old content and no temp file
+ * is left.  path "-" writes to stdout.
+ */
+int p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Is the string safe to place in a config file (no quotes, ;, {}, newlines...)? */
+int p11km_config_safe(const char *s);
+
+#endif

@@ -1,0 +1,8 @@
+/* cmd-bind.c: the 'bind' commands (to come). */
+#include "config.h"
+
+#include "p11km/cmd.h"
+
+const struct p11km_cmd p11km_cmds_bind[] = {
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+};

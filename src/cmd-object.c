@@ -1,0 +1,256 @@
+/* cmd-object.c: 'object list'. */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "p11km/cmd.h"
+#include "p11km/util.h"
+#include "p11km/x509.h"
+
+/* Key type, size and curve of an object, for display. */
+static void
+key_desc(const struct p11km_object *o, const char **curve, int *bits)
+{
+	*curve = NULL;
+	*bits = 0;
+	if (o->key_type == CKK_RSA)
+		*bits = (int)o->modulus_bits;
+	else if (o->key_type == CKK_EC || o->key_type == CKK_EC_EDWARDS)
+		*curve = p11km_ec_params_curve(o->ec_params, o->ec_params_len, bits);
+}
+
+static const struct {
+	const char *name;
+	size_t off;
+} key_attrs[] = {
+#define A(n, f) { n, offsetof(struct p11km_object, f) }
+	A("private", private_), A("sensitive", sensitive), A("extractable", extractable),
+	A("always_sensitive", always_sensitive), A("never_extractable", never_extractable),
+	A("sign", sign), A("verify", verify), A("decrypt", decrypt), A("encrypt", encrypt),
+	A("unwrap", unwrap), A("wrap", wrap), A("derive", derive), A("modifiable", modifiable),
+#undef A
+};
+
+static enum p11km_tri
+attr_of(const struct p11km_object *o, size_t i)
+{
+	return *(const enum p11km_tri *)((const char *)o + key_attrs[i].off);
+}
+
+struct listed {
+	struct p11km_token *tok;
+	struct p11km_object *objs;
+	size_t n;
+	int logged_in;
+	struct p11km_cert_summary *certs; /* per object, for certificates */
+};
+
+static void
+print_text(struct listed *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct p11km_object *o = &l->objs[i];
+		char *uri = p11km_object_uri(l->tok, o);
+		char *id = o->id_len ? p11km_hex(o->id, o->id_len) : NULL;
+		const char *curve;
+		int bits;
+
+		printf("%s\n", uri ? uri : "?");
+		printf("    class:       %s\n", p11km_class_name(o->cls));
+		printf("    label:       %s\n", o->label ? o->label : "(none)");
+		printf("    id:          %s\n", id ? id : "(none)");
+		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
+			key_desc(o, &curve, &bits);
+			printf("    key:         %s", p11km_key_type_name(o->key_type));
+			if (curve)
+				printf(" %s", curve);
+			else if (bits)
+				printf(" %d", bits);
+			printf("\n    attributes: ");
+			for (size_t a = 0; a < sizeof(key_attrs) / sizeof(key_attrs[0]); a++) {
+				enum p11km_tri v = attr_of(o, a);
+				if (v != P11KM_ABSENT)
+					printf(" %s%s", v ? "" : "!", key_attrs[a].name);
+			}
+			printf("\n");
+		}
+		if (o->cls == CKO_CERTIFICATE && l->certs[i].subject != NULL) {
+			struct p11km_cert_summary *c = &l->certs[i];
+			printf("    subject:     %s\n", c->subject);
+			printf("    issuer:      %s\n", c->issuer);
+			printf("    serial:      %s\n", c->serial);
+			printf("    not after:   %s (%ld days left)\n", c->not_after, c->days_left);
+			if (o->trusted == P11KM_TRUE)
+				printf("    trusted:     yes\n");
+		}
+		free(uri);
+		free(id);
+	}
+}
+
+static void
+print_json(struct p11km_json *j, struct listed *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct p11km_object *o = &l->objs[i];
+		char *uri = p11km_object_uri(l->tok, o);
+		char *id = o->id_len ? p11km_hex(o->id, o->id_len) : NULL;
+		const char *curve;
+		int bits;
+
+		p11km_json_object_begin(j);
+		p11km_json_kv_string(j, "uri", uri);
+		p11km_json_kv_string(j, "token", l->tok->label);
+		p11km_json_kv_string(j, "class", p11km_class_name(o->cls));
+		p11km_json_kv_string(j, "label", o->label);
+		p11km_json_kv_string(j, "id", id ? id : "");
+		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
+			key_desc(o, &curve, &bits);
+			p11km_json_kv_string(j, "key_type", p11km_key_type_name(o->key_type));
+			p11km_json_kv_string(j, "curve", curve);
+			p11km_json_kv_int(j, "bits", bits);
+			p11km_json_key(j, "attributes");
+			p11km_json_object_begin(j);
+			for (size_t a = 0; a < sizeof(key_attrs) / sizeof(key_attrs[0]); a++) {
+				enum p11km_tri v = attr_of(o, a);
+				p11km_json_key(j, key_attrs[a].name);
+				if (v == P11KM_ABSENT)
+					p11km_json_null(j);
+				else
+					p11km_json_bool(j, v);
+			}
+			p11km_json_object_end(j);
+		}
+		if (o->cls == CKO_CERTIFICATE) {
+			struct p11km_cert_summary *c = &l->certs[i];
+			p11km_json_key(j, "certificate");
+			if (c->subject == NULL) {
+				p11km_json_null(j);
+			} else {
+				p11km_json_object_begin(j);
+				p11km_json_kv_string(j, "subject", c->subject);
+				p11km_json_kv_string(j, "issuer", c->issuer);
+				p11km_json_kv_string(j, "serial", c->serial);
+				p11km_json_kv_string(j, "not_before", c->not_before);
+				p11km_json_kv_string(j, "not_after", c->not_after);
+				p11km_json_kv_int(j, "days_left", c->days_left);
+				p11km_json_kv_string(j, "sha256", c->sha256);
+				p11km_json_kv_bool(j, "trusted", o->trusted == P11KM_TRUE);
+				p11km_json_object_end(j);
+			}
+		}
+		p11km_json_object_end(j);
+		free(uri);
+		free(id);
+	}
+}
+
+static void
+listed_release(struct listed *l)
+{
+	for (size_t i = 0; l->certs != NULL && i < l->n; i++)
+		p11km_cert_summary_release(&l->certs[i]);
+	free(l->certs);
+	p11km_objects_free(l->objs, l->n);
+}
+
+static int
+list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_uri *uri,
+           struct listed *l)
+{
+	struct p11km_session s;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	l->tok = tok;
+	if ((r = p11km_session_open_login(ctx, tok, uri, 0, 0, &s)) < 0)
+		return r;
+	l->logged_in = s.logged_in != (CK_USER_TYPE)-1;
+	r = p11km_objects_find(&s, uri, (CK_OBJECT_CLASS)-1, &l->objs, &l->n);
+	p11km_session_close(&s);
+	if (r < 0)
+		return r;
+	if (l->n > 0 && (l->certs = calloc(l->n, sizeof(*l->certs))) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < l->n; i++)
+		if (l->objs[i].cls == CKO_CERTIFICATE && l->objs[i].value_len > 0 &&
+		    p11km_cert_summary(l->objs[i].value, l->objs[i].value_len, &l->certs[i]) < 0)
+			p11km_warn("certificate '%s' on token '%s' does not parse",
+			           l->objs[i].label ? l->objs[i].label : "", tok->label);
+	p11km_error_clear();
+	return 0;
+}
+
+static int
+cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	struct p11km_uri *uri = NULL;
+	struct p11km_token *toks = NULL;
+	struct listed *l = NULL;
+	size_t n = 0, total = 0;
+	int r;
+
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1)
+		if (r < 0)
+			return r;
+	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+		return r;
+	if (g.argi < argc && (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
+		return r;
+	if ((r = p11km_tokens_find(ctx, uri, &toks, &n)) < 0)
+		goto out;
+	if (n == 0) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND,
+		    "no token matches%s; run 'p11km token list' to see the tokens",
+		    uri ? " the URI" : "");
+		goto out;
+	}
+	if ((l = calloc(n, sizeof(*l))) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		if ((r = list_token(ctx, &toks[i], uri, &l[i])) < 0)
+			goto out;
+		total += l[i].n;
+		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
+			p11km_note("token '%s': public objects only; give --pin-source to see private keys",
+			           toks[i].label);
+	}
+	if (ctx->json) {
+		struct p11km_json j;
+		p11km_json_init(&j, stdout);
+		p11km_json_object_begin(&j);
+		p11km_json_key(&j, "objects");
+		p11km_json_array_begin(&j);
+		for (size_t i = 0; i < n; i++)
+			print_json(&j, &l[i]);
+		p11km_json_array_end(&j);
+		p11km_json_object_end(&j);
+		p11km_json_end(&j);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			print_text(&l[i]);
+	}
+	r = 0;
+	if (total == 0 && uri != NULL && uri->has_object)
+		r = p11km_fail(P11KM_ERR_NOTFOUND, "no object matches the URI");
+out:
+	for (size_t i = 0; l != NULL && i < n; i++)
+		listed_release(&l[i]);
+	free(l);
+	p11km_tokens_free(toks, n);
+	p11km_uri_free(uri);
+	return r;
+}
+
+const struct p11km_cmd p11km_cmds_object[] = {
+	{ "list", "[URI]", "list keys and certificates with their URIs and attributes",
+	  cmd_object_list, NULL, 0, 1 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+};

@@ -1,0 +1,221 @@
+/* keys.c: find a token key from a public key, with targeted searches. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/x509v3.h>
+
+#include "p11km/keys.h"
+#include "p11km/util.h"
+#include "p11km/x509.h"
+
+/* Find objects by template and keep the first whose public key is pkey. */
+static int
+find_matching(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, EVP_PKEY *pkey,
+              struct p11km_object *out)
+{
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r, found = 0;
+
+	if ((r = p11km_find(s, t, nt, 16, &h, &n)) < 0)
+		return r;
+	for (size_t i = 0; i < n && !found; i++) {
+		struct p11km_object o;
+		EVP_PKEY *k = NULL;
+		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+			break;
+		if (o.cls == CKO_PRIVATE_KEY && p11km_object_pubkey(&o, &k) < 0)
+			k = NULL;
+		if (o.cls == CKO_PRIVATE_KEY && k == NULL) {
+			p11km_key_pubkey(s, &o, &k);
+		} else if (o.cls == CKO_PUBLIC_KEY && k == NULL) {
+			p11km_object_pubkey(&o, &k);
+		}
+		if (k != NULL && EVP_PKEY_eq(k, pkey) == 1) {
+			*out = o;
+			found = 1;
+		} else {
+			p11km_object_release(&o);
+		}
+		EVP_PKEY_free(k);
+	}
+	free(h);
+	p11km_error_clear();
+	if (r < 0 && !found)
+		return r;
+	return found ? 0 : P11KM_ERR_NOTFOUND;
+}
+
+int
+p11km_key_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out)
+{
+	CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY;
+	CK_ATTRIBUTE t[2];
+	struct p11km_object *objs = NULL;
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r;
+
+	if (p11km_object_pubkey(priv, out) == 0)
+		return 0;
+	if (priv->id_len == 0)
+		return p11km_fail(P11KM_ERR_NOTFOUND,
+		    "key '%s' carries no public key and has no CKA_ID to find its public key by",
+		    priv->label ? priv->label : "");
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &pubc, sizeof(pubc) };
+	t[1] = (CK_ATTRIBUTE){ CKA_ID, priv->id, priv->id_len };
+	if ((r = p11km_find(s, t, 2, 2, &h, &n)) < 0)
+		return r;
+	r = p11km_fail(P11KM_ERR_NOTFOUND, "no public key on the token for key '%s'",
+	               priv->label ? priv->label : "");
+	if (n > 0 && (objs = calloc(1, sizeof(*objs))) != NULL &&
+	    p11km_object_read(s, h[0], objs) == 0)
+		r = p11km_object_pubkey(objs, out);
+	p11km_objects_free(objs, objs ? 1 : 0);
+	free(h);
+	return r;
+}
+
+/* Private key with the id of a matched public key. */
+static int
+priv_for_pub(struct p11km_session *s, const struct p11km_object *pub, EVP_PKEY *pkey,
+             struct p11km_object *priv)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE t[2] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_ID, pub->id, pub->id_len },
+	};
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r;
+
+	if (pub->id_len == 0)
+		return P11KM_ERR_NOTFOUND;
+	if ((r = p11km_find(s, t, 2, 2, &h, &n)) < 0)
+		return r;
+	r = n == 1 ? p11km_object_read(s, h[0], priv) : P11KM_ERR_NOTFOUND;
+	free(h);
+	(void)pkey;
+	return r;
+}
+
+/* DER OCTET STRING of an EC point, as CKA_EC_POINT holds it. */
+static unsigned char *
+ec_point_der(EVP_PKEY *pkey, size_t *len)
+{
+	unsigned char raw[256], *der = NULL;
+	size_t rlen = 0;
+	ASN1_OCTET_STRING *os;
+	int dlen;
+
+	if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, raw, sizeof(raw),
+	                                    &rlen) != 1 &&
+	    EVP_PKEY_get_raw_public_key(pkey, raw, &rlen) != 1)
+		return NULL;
+	if ((os = ASN1_OCTET_STRING_new()) == NULL ||
+	    ASN1_OCTET_STRING_set(os, raw, (int)rlen) != 1 ||
+	    (dlen = i2d_ASN1_OCTET_STRING(os, &der)) <= 0) {
+		ASN1_OCTET_STRING_free(os);
+		return NULL;
+	}
+	ASN1_OCTET_STRING_free(os);
+	*len = (size_t)dlen;
+	return der;
+}
+
+static int
+by_public_parts(struct p11km_session *s, EVP_PKEY *pkey, struct p11km_object *priv,
+                struct p11km_object *pub)
+{
+	CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY, pubc = CKO_PUBLIC_KEY;
+	CK_ATTRIBUTE t[2];
+	unsigned char *part = NULL;
+	size_t plen = 0;
+	BIGNUM *n = NULL;
+	int r = P11KM_ERR_NOTFOUND;
+	struct p11km_object po;
+	CK_ATTRIBUTE_TYPE type;
+
+	if (EVP_PKEY_is_a(pkey, "RSA")) {
+		if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) != 1)
+			return P11KM_ERR_NOTFOUND;
+		plen = (size_t)BN_num_bytes(n);
+		if ((part = malloc(plen)) == NULL) {
+			BN_free(n);
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		}
+		BN_bn2bin(n, part);
+		BN_free(n);
+		type = CKA_MODULUS;
+	} else {
+		if ((part = ec_point_der(pkey, &plen)) == NULL)
+			return P11KM_ERR_NOTFOUND;
+		type = CKA_EC_POINT;
+	}
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &privc, sizeof(privc) };
+	t[1] = (CK_ATTRIBUTE){ type, part, plen };
+	if ((r = find_matching(s, t, 2, pkey, priv)) != P11KM_ERR_NOTFOUND)
+		goto out;
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &pubc, sizeof(pubc) };
+	if ((r = find_matching(s, t, 2, pkey, &po)) < 0)
+		goto out;
+	r = priv_for_pub(s, &po, pkey, priv);
+	if (r == 0 && pub != NULL)
+		*pub = po;
+	else
+		p11km_object_release(&po);
+	OPENSSL_free(part);
+	return r;
+out:
+	if (r == 0 && pub != NULL)
+		pub->cls = (CK_OBJECT_CLASS)-1;
+	OPENSSL_free(part);
+	return r;
+}
+
+int
+p11km_key_for_pubkey(struct p11km_session *s, EVP_PKEY *pkey, const unsigned char *hint_id,
+                     size_t hint_len, struct p11km_object *priv, struct p11km_object *pub)
+{
+	CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY;
+	unsigned char keyid[20];
+	CK_ATTRIBUTE t[2];
+	int r;
+
+	if (pub != NULL)
+		memset(pub, 0, sizeof(*pub)), pub->cls = (CK_OBJECT_CLASS)-1;
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &privc, sizeof(privc) };
+	if (p11km_pubkey_keyid(pkey, keyid) == 0) {
+		t[1] = (CK_ATTRIBUTE){ CKA_ID, keyid, sizeof(keyid) };
+		if ((r = find_matching(s, t, 2, pkey, priv)) != P11KM_ERR_NOTFOUND)
+			return r;
+	}
+	if (hint_id != NULL && hint_len > 0 &&
+	    (hint_len != sizeof(keyid) || memcmp(hint_id, keyid, hint_len) != 0)) {
+		t[1] = (CK_ATTRIBUTE){ CKA_ID, (void *)hint_id, hint_len };
+		if ((r = find_matching(s, t, 2, pkey, priv)) != P11KM_ERR_NOTFOUND)
+			return r;
+	}
+	if ((r = by_public_parts(s, pkey, priv, pub)) != P11KM_ERR_NOTFOUND)
+		return r;
+	return p11km_fail(P11KM_ERR_NOTFOUND,
+	    "no private key on token '%s' matches the public key (compared by key id and by "
+	    "public key); is this the right token?", s->tok->label);
+}
+
+int
+p11km_key_for_cert(struct p11km_session *s, X509 *cert, struct p11km_object *priv,
+                   struct p11km_object *pub)
+{
+	EVP_PKEY *pkey = X509_get0_pubkey(cert);
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(cert);
+
+	if (pkey == NULL)
+		return p11km_fail(P11KM_ERR_INPUT, "the certificate's public key cannot be read");
+	return p11km_key_for_pubkey(s, pkey, ski ? ASN1_STRING_get0_data(ski) : NULL,
+	                            ski ? (size_t)ASN1_STRING_length(ski) : 0, priv, pub);
+}

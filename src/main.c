@@ -1,0 +1,372 @@
+/* main.c: global options, the command table and the dispatcher. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "p11km/cmd.h"
+#include "p11km/util.h"
+
+const struct p11km_noun p11km_nouns[] = {
+	{ "token", "list and initialise tokens", p11km_cmds_token },
+	{ "object", "list keys and certificates on tokens", p11km_cmds_object },
+	{ "key", "generate keys on a token", p11km_cmds_key },
+	{ "req", "certificate requests signed on the token (new, renewal)", p11km_cmds_req },
+	{ "cert", "install issued certificates onto tokens and files", p11km_cmds_cert },
+	{ "roots", "trusted root certificates in token and file stores", p11km_cmds_roots },
+	{ "bind", "server configurations that use token keys, and their checks", p11km_cmds_bind },
+	{ NULL, NULL, NULL },
+};
+
+enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
+       G_FORCE, G_HELP, G_VERSION };
+
+const struct p11km_opt p11km_global_opts[] = {
+	{ "module", 1, G_MODULE, "NAME|PATH",
+	  "PKCS#11 module: a p11-kit registered name or a path (also P11KM_MODULE)" },
+	{ "pin-source", 1, G_PIN_SOURCE, "SPEC", "user PIN from file:PATH, env:VAR, fd:N or prompt" },
+	{ "so-pin-source", 1, G_SO_PIN_SOURCE, "SPEC", "security officer PIN, same forms" },
+	{ "json", 0, G_JSON, NULL, "machine-readable output (schema in p11km(1))" },
+	{ "verbose", 0, G_VERBOSE, NULL, "say more about what is done (-v)" },
+	{ "quiet", 0, G_QUIET, NULL, "no notes or warnings, errors only (-q)" },
+	{ "trace", 0, G_TRACE, NULL, "log every PKCS#11 call and its result (never PINs)" },
+	{ "force", 0, G_FORCE, NULL, "override safety refusals (see each command)" },
+	{ "help", 0, G_HELP, NULL, "show help (-h)" },
+	{ "version", 0, G_VERSION, NULL, "show the version" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+/* --- option parsing for commands ---------------------------------------- */
+
+static size_t
+count_opts(const struct p11km_opt *opts)
+{
+	size_t n = 0;
+
+	while (opts != NULL && opts[n].name != NULL)
+		n++;
+	return n;
+}
+
+int
+p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	size_t n = count_opts(cmd->opts);
+	struct option *lo = calloc(n + 1, sizeof(*lo));
+	char shorts[128] = "+:";
+	size_t sl = 1;
+	int c, idx = -1;
+
+	if (lo == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	shorts[0] = '-' == '-' ? ':' : ':';
+	sl = 1;
+	for (size_t i = 0; i < n; i++) {
+		lo[i].name = cmd->opts[i].name;
+		lo[i].has_arg = cmd->opts[i].has_arg ? required_argument : no_argument;
+		lo[i].val = cmd->opts[i].key;
+		if (cmd->opts[i].key > 0 && cmd->opts[i].key < 128 && sl + 3 < sizeof(shorts)) {
+			shorts[sl++] = (char)cmd->opts[i].key;
+			if (cmd->opts[i].has_arg)
+				shorts[sl++] = ':';
+		}
+	}
+	shorts[sl] = '\0';
+	if (g->priv == NULL) {
+		optind = 1;
+		g->priv = (void *)1;
+	}
+	opterr = 0;
+	c = getopt_long(argc, argv, shorts, lo, &idx);
+	g->optarg = optarg;
+	if (c == -1) {
+		g->argi = optind;
+		free(lo);
+		return -1;
+	}
+	if (c == '?' || c == ':') {
+		const char *bad = argv[optind - 1];
+		free(lo);
+		if (c == ':')
+			return p11km_fail(P11KM_ERR_USAGE, "option '%s' needs a value; see 'p11km %s --help'",
+			                  bad, cmd->verb);
+		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%s'; see 'p11km ... %s --help'", bad,
+		                  cmd->verb);
+	}
+	free(lo);
+	return c;
+}
+
+int
+p11km_check_args(const struct p11km_cmd *cmd, int nargs)
+{
+	if (nargs < cmd->min_args)
+		return p11km_fail(P11KM_ERR_USAGE, "'%s' needs %s; see --help", cmd->verb,
+		                  cmd->args ? cmd->args : "arguments");
+	if (cmd->max_args >= 0 && nargs > cmd->max_args)
+		return p11km_fail(P11KM_ERR_USAGE, "'%s' takes at most %d argument%s (%s); see --help",
+		                  cmd->verb, cmd->max_args, cmd->max_args == 1 ? "" : "s",
+		                  cmd->args ? cmd->args : "none");
+	return 0;
+}
+
+int
+p11km_report(struct p11km_ctx *ctx, int code)
+{
+	if (code >= 0)
+		return P11KM_EXIT_OK;
+	fprintf(stderr, "p11km: %s\n", p11km_errmsg(code));
+	return p11km_exit_code(code);
+}
+
+/* --- help ---------------------------------------------------------------- */
+
+static void
+print_opts(FILE *fp, const struct p11km_opt *opts)
+{
+	for (size_t i = 0; opts != NULL && opts[i].name != NULL; i++) {
+		char left[64];
+		int k = opts[i].key;
+		if (k > 0 && k < 128)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", k, opts[i].name,
+			         opts[i].argname ? " " : "", opts[i].argname ? opts[i].argname : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", opts[i].name,
+			         opts[i].argname ? " " : "", opts[i].argname ? opts[i].argname : "");
+		fprintf(fp, "  %-30s %s\n", left, opts[i].help);
+	}
+}
+
+static int
+noun_has_verbs(const struct p11km_noun *n)
+{
+	return n->cmds != NULL && n->cmds[0].verb != NULL;
+}
+
+static void
+usage_main(FILE *fp)
+{
+	fprintf(fp,
+	    "Usage: p11km [global options] <noun> <verb> [options] [arguments]\n"
+	    "Manage certificates for private keys that stay on PKCS#11 tokens.\n\n"
+	    "Commands:\n");
+	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++) {
+		if (!noun_has_verbs(n))
+			continue;
+		for (const struct p11km_cmd *c = n->cmds; c->verb != NULL; c++) {
+			char left[48];
+			snprintf(left, sizeof(left), "%s %s", n->name, c->verb);
+			fprintf(fp, "  %-22s %s\n", left, c->summary);
+		}
+	}
+	fprintf(fp, "\nGlobal options (before the noun or after the verb):\n");
+	print_opts(fp, p11km_global_opts);
+	fprintf(fp,
+	    "\nExit status: 0 ok, 1 failed, 2 usage or invalid input, 3 token, module or login\n"
+	    "problem, 4 nothing or several matched, 5 verification failed.\n"
+	    "'p11km help <noun> [verb]' or 'p11km <noun> <verb> --help' for details; man p11km.\n");
+}
+
+static void
+usage_noun(FILE *fp, const struct p11km_noun *n)
+{
+	fprintf(fp, "Usage: p11km %s <verb> [options] [arguments]\n%s.\n\nVerbs:\n", n->name,
+	        n->summary);
+	for (const struct p11km_cmd *c = n->cmds; c->verb != NULL; c++)
+		fprintf(fp, "  %-10s %s\n", c->verb, c->summary);
+	fprintf(fp, "\n'p11km %s <verb> --help' for details; man p11km-%s.\n", n->name, n->name);
+}
+
+static void
+usage_cmd(FILE *fp, const struct p11km_noun *n, const struct p11km_cmd *c)
+{
+	fprintf(fp, "Usage: p11km %s %s%s%s [options]\n%s.\n", n->name, c->verb,
+	        c->args ? " " : "", c->args ? c->args : "", c->summary);
+	if (count_opts(c->opts) > 0) {
+		fprintf(fp, "\nOptions:\n");
+		print_opts(fp, c->opts);
+	}
+	fprintf(fp, "\nGlobal options: --module, --pin-source, --so-pin-source, --json, --verbose,\n"
+	            "--quiet, --trace, --force (see 'p11km --help').  man p11km-%s.\n", n->name);
+}
+
+/* Machine-readable table for the docs test: "noun verb --opt ...". */
+static void
+list_commands(void)
+{
+	printf("global");
+	for (const struct p11km_opt *o = p11km_global_opts; o->name != NULL; o++)
+		printf(" --%s", o->name);
+	printf("\n");
+	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++) {
+		for (const struct p11km_cmd *c = n->cmds; c != NULL && c->verb != NULL; c++) {
+			printf("%s %s", n->name, c->verb);
+			for (size_t i = 0; i < count_opts(c->opts); i++)
+				printf(" --%s", c->opts[i].name);
+			printf("\n");
+		}
+	}
+}
+
+static const struct p11km_noun *
+find_noun(const char *name)
+{
+	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++)
+		if (strcmp(n->name, name) == 0 && noun_has_verbs(n))
+			return n;
+	return NULL;
+}
+
+static const struct p11km_cmd *
+find_verb(const struct p11km_noun *n, const char *verb)
+{
+	for (const struct p11km_cmd *c = n->cmds; c->verb != NULL; c++)
+		if (strcmp(c->verb, verb) == 0)
+			return c;
+	return NULL;
+}
+
+static int
+help(int argc, char **argv)
+{
+	const struct p11km_noun *n;
+	const struct p11km_cmd *c;
+
+	if (argc < 2) {
+		usage_main(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--list-commands") == 0) {
+		list_commands();
+		return 0;
+	}
+	if ((n = find_noun(argv[1])) == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "unknown command '%s'; see 'p11km --help'", argv[1]);
+	if (argc < 3) {
+		usage_noun(stdout, n);
+		return 0;
+	}
+	if ((c = find_verb(n, argv[2])) == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "unknown verb '%s %s'; see 'p11km help %s'",
+		                  argv[1], argv[2], argv[1]);
+	usage_cmd(stdout, n, c);
+	return 0;
+}
+
+/* --- global options ------------------------------------------------------ */
+
+struct globals {
+	int help, version, verbose, quiet, trace;
+};
+
+/* Take the global options out of argv, wherever they are (up to "--"). */
+static int
+take_globals(struct p11km_ctx *ctx, struct globals *g, int *argc, char **argv)
+{
+	int out = 1, i;
+
+	for (i = 1; i < *argc; i++) {
+		char *a = argv[i];
+		const char *val = NULL;
+		const struct p11km_opt *o = NULL;
+
+		if (strcmp(a, "--") == 0)
+			break;
+		if (strcmp(a, "-h") == 0) a = "--help";
+		else if (strcmp(a, "-v") == 0) a = "--verbose";
+		else if (strcmp(a, "-q") == 0) a = "--quiet";
+		if (strncmp(a, "--", 2) == 0) {
+			for (const struct p11km_opt *p = p11km_global_opts; p->name != NULL; p++) {
+				size_t l = strlen(p->name);
+				if (strncmp(a + 2, p->name, l) == 0 &&
+				    (a[2 + l] == '\0' || (a[2 + l] == '=' && p->has_arg))) {
+					o = p;
+					if (a[2 + l] == '=')
+						val = a + 3 + l;
+					break;
+				}
+			}
+		}
+		if (o == NULL) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		if (o->has_arg && val == NULL) {
+			if (i + 1 >= *argc)
+				return p11km_fail(P11KM_ERR_USAGE, "option '--%s' needs a value", o->name);
+			val = argv[++i];
+		}
+		switch (o->key) {
+		case G_MODULE: ctx->module_opt = val; break;
+		case G_PIN_SOURCE: ctx->pin_source_opt = val; break;
+		case G_SO_PIN_SOURCE: ctx->so_pin_source_opt = val; break;
+		case G_JSON: ctx->json = 1; break;
+		case G_VERBOSE: g->verbose = 1; break;
+		case G_QUIET: g->quiet = 1; break;
+		case G_TRACE: g->trace = 1; break;
+		case G_FORCE: ctx->force = 1; break;
+		case G_HELP: g->help = 1; break;
+		case G_VERSION: g->version = 1; break;
+		}
+	}
+	for (; i < *argc; i++)
+		argv[out++] = argv[i];
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct p11km_ctx ctx;
+	struct globals g = { 0 };
+	const struct p11km_noun *n;
+	const struct p11km_cmd *c;
+	int r, nargs;
+
+	p11km_ctx_init(&ctx);
+	if ((r = take_globals(&ctx, &g, &argc, argv)) < 0)
+		return p11km_report(&ctx, r);
+	p11km_log_set(g.quiet ? P11KM_LOG_QUIET : g.verbose ? P11KM_LOG_VERBOSE : P11KM_LOG_NORMAL,
+	              g.trace);
+	ctx.verbose = g.verbose;
+	ctx.quiet = g.quiet;
+	if (ctx.module_opt == NULL && getenv("P11KM_MODULE") != NULL && *getenv("P11KM_MODULE"))
+		ctx.module_opt = getenv("P11KM_MODULE");
+	if (g.version) {
+		printf("p11km %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (argc < 2) {
+		if (g.help) {
+			usage_main(stdout);
+			return 0;
+		}
+		usage_main(stderr);
+		return P11KM_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "help") == 0)
+		return p11km_report(&ctx, help(argc - 1, argv + 1));
+	if ((n = find_noun(argv[1])) == NULL)
+		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
+		    "unknown command '%s'; see 'p11km --help'", argv[1]));
+	if (argc < 3 || argv[2][0] == '-') {
+		usage_noun(g.help ? stdout : stderr, n);
+		return g.help ? 0 : P11KM_EXIT_USAGE;
+	}
+	if ((c = find_verb(n, argv[2])) == NULL)
+		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
+		    "unknown verb '%s %s'; see 'p11km help %s'", argv[1], argv[2], argv[1]));
+	if (g.help) {
+		usage_cmd(stdout, n, c);
+		return 0;
+	}
+	nargs = argc - 2;
+	r = c->run(&ctx, c, nargs, argv + 2);
+	p11km_ctx_release(&ctx);
+	return p11km_report(&ctx, r);
+}

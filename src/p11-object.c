@@ -1,0 +1,354 @@
+/* p11-object.c: targeted object searches and attribute reads. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "p11km/p11.h"
+#include "p11km/util.h"
+
+int
+p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t max,
+           CK_OBJECT_HANDLE **out, size_t *n_out)
+{
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE *t = calloc(n + 1, sizeof(*t));
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t nh = 0;
+	CK_RV rv;
+	int r = 0;
+
+	if (t == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (n > 0)
+		memcpy(t, tmpl, n * sizeof(*t));
+	t[n] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	rv = P11KM_CALL(s->f, C_FindObjectsInit, s->h, t, n + 1);
+	free(t);
+	if (rv != CKR_OK)
+		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsInit");
+	for (;;) {
+		CK_ULONG got = 0, want = 64;
+		if (max > 0 && max - nh < want)
+			want = max - nh;
+		CK_OBJECT_HANDLE *nhp = realloc(h, (nh + want) * sizeof(*h));
+		if (nhp == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			break;
+		}
+		h = nhp;
+		rv = P11KM_CALL(s->f, C_FindObjects, s->h, h + nh, want, &got);
+		if (rv != CKR_OK) {
+			r = p11km_fail_ckr(rv, s->tok->label, "C_FindObjects");
+			break;
+		}
+		nh += got;
+		if (got < want || (max > 0 && nh >= max))
+			break;
+	}
+	rv = P11KM_CALL(s->f, C_FindObjectsFinal, s->h);
+	if (r == 0 && rv != CKR_OK)
+		r = p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsFinal");
+	if (r < 0) {
+		free(h);
+		return r;
+	}
+	*out = h;
+	*n_out = nh;
+	return 0;
+}
+
+/* Attributes read by p11km_object_read(). */
+enum { A_CLASS, A_KEY_TYPE, A_CERT_TYPE, A_CERT_CATEGORY, A_MODULUS_BITS,
+       A_TOKEN, A_PRIVATE, A_SENSITIVE, A_EXTRACTABLE, A_ALWAYS_SENSITIVE,
+       A_NEVER_EXTRACTABLE, A_SIGN, A_VERIFY, A_DECRYPT, A_ENCRYPT, A_UNWRAP, A_WRAP,
+       A_DERIVE, A_TRUSTED, A_MODIFIABLE,
+       A_FIXED_END,
+       A_LABEL = A_FIXED_END, A_ID, A_MODULUS, A_PUB_EXP, A_EC_PARAMS, A_EC_POINT,
+       A_PUBKEY_INFO, A_VALUE, A_SUBJECT, A_ISSUER, A_SERIAL,
+       A_END };
+
+static const CK_ATTRIBUTE_TYPE attr_types[A_END] = {
+	CKA_CLASS, CKA_KEY_TYPE, CKA_CERTIFICATE_TYPE, CKA_CERTIFICATE_CATEGORY, CKA_MODULUS_BITS,
+	CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE,
+	CKA_NEVER_EXTRACTABLE, CKA_SIGN, CKA_VERIFY, CKA_DECRYPT, CKA_ENCRYPT, CKA_UNWRAP, CKA_WRAP,
+	CKA_DERIVE, CKA_TRUSTED, CKA_MODIFIABLE,
+	CKA_LABEL, CKA_ID, CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS, CKA_EC_POINT,
+	CKA_PUBLIC_KEY_INFO, CKA_VALUE, CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER,
+};
+
+static int
+rv_partial_ok(CK_RV rv)
+{
+	return rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	       rv == CKR_BUFFER_TOO_SMALL;
+}
+
+static enum p11km_tri
+tri(const CK_ATTRIBUTE *a)
+{
+	if (a->ulValueLen != sizeof(CK_BBOOL))
+		return P11KM_ABSENT;
+	return *(CK_BBOOL *)a->pValue ? P11KM_TRUE : P11KM_FALSE;
+}
+
+static CK_ULONG
+ulong_or(const CK_ATTRIBUTE *a, CK_ULONG dflt)
+{
+	return a->ulValueLen == sizeof(CK_ULONG) ? *(CK_ULONG *)a->pValue : dflt;
+}
+
+/* Is variable attribute i wanted for an object of class cls? */
+static int
+wanted(int i, CK_OBJECT_CLASS cls)
+{
+	switch (i) {
+	case A_LABEL: case A_ID:
+		return 1;
+	case A_VALUE: case A_ISSUER: case A_SERIAL:
+		return cls == CKO_CERTIFICATE; /* never a key's CKA_VALUE */
+	case A_SUBJECT:
+		return cls == CKO_CERTIFICATE;
+	default:
+		return cls == CKO_PUBLIC_KEY || cls == CKO_PRIVATE_KEY;
+	}
+}
+
+/* Slow path for modules that stop at the first bad attribute: one at a time. */
+static void
+read_one_by_one(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		CK_ULONG cap = a[i].ulValueLen;
+		CK_RV rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a[i], 1);
+		if (rv != CKR_OK)
+			a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+		(void)cap;
+	}
+}
+
+int
+p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o)
+{
+	union { CK_ULONG ul; CK_BBOOL b; } fixed[A_FIXED_END];
+	CK_ATTRIBUTE a[A_END];
+	unsigned char *bufs[A_END] = { 0 };
+	CK_ATTRIBUTE var[A_END];
+	int idx[A_END], nv = 0;
+	CK_OBJECT_CLASS cls;
+	CK_RV rv;
+
+	memset(o, 0, sizeof(*o));
+	memset(fixed, 0, sizeof(fixed));
+	o->h = h;
+	for (int i = 0; i < A_END; i++) {
+		a[i].type = attr_types[i];
+		if (i < A_FIXED_END) {
+			a[i].pValue = &fixed[i];
+			a[i].ulValueLen = i < A_TOKEN ? sizeof(CK_ULONG) : sizeof(CK_BBOOL);
+		} else {
+			a[i].pValue = NULL;
+			a[i].ulValueLen = 0;
+		}
+	}
+	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, A_END);
+	if (!rv_partial_ok(rv))
+		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+	if (a[A_CLASS].ulValueLen != sizeof(CK_ULONG) && rv != CKR_OK)
+		read_one_by_one(s, h, a, A_END);
+	cls = ulong_or(&a[A_CLASS], (CK_ULONG)-1);
+	for (int i = A_FIXED_END; i < A_END; i++) {
+		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0 ||
+		    !wanted(i, cls))
+			continue;
+		if ((bufs[i] = malloc(a[i].ulValueLen + 1)) == NULL) {
+			for (int k = 0; k < A_END; k++)
+				free(bufs[k]);
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		}
+		var[nv] = (CK_ATTRIBUTE){ a[i].type, bufs[i], a[i].ulValueLen };
+		idx[nv++] = i;
+	}
+	if (nv > 0) {
+		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, var, (CK_ULONG)nv);
+		if (!rv_partial_ok(rv)) {
+			for (int k = 0; k < A_END; k++)
+				free(bufs[k]);
+			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		}
+	}
+	for (int k = 0; k < nv; k++) {
+		int i = idx[k];
+		if (var[k].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+			free(bufs[i]);
+			bufs[i] = NULL;
+			a[i].ulValueLen = 0;
+			continue;
+		}
+		a[i].ulValueLen = var[k].ulValueLen;
+		bufs[i][var[k].ulValueLen] = '\0';
+	}
+	o->cls = cls;
+	o->key_type = ulong_or(&a[A_KEY_TYPE], (CK_ULONG)-1);
+	o->cert_type = ulong_or(&a[A_CERT_TYPE], (CK_ULONG)-1);
+	o->cert_category = ulong_or(&a[A_CERT_CATEGORY], (CK_ULONG)-1);
+	o->modulus_bits = ulong_or(&a[A_MODULUS_BITS], 0);
+	o->token = tri(&a[A_TOKEN]);
+	o->private_ = tri(&a[A_PRIVATE]);
+	o->sensitive = tri(&a[A_SENSITIVE]);
+	o->extractable = tri(&a[A_EXTRACTABLE]);
+	o->always_sensitive = tri(&a[A_ALWAYS_SENSITIVE]);
+	o->never_extractable = tri(&a[A_NEVER_EXTRACTABLE]);
+	o->sign = tri(&a[A_SIGN]);
+	o->verify = tri(&a[A_VERIFY]);
+	o->decrypt = tri(&a[A_DECRYPT]);
+	o->encrypt = tri(&a[A_ENCRYPT]);
+	o->unwrap = tri(&a[A_UNWRAP]);
+	o->wrap = tri(&a[A_WRAP]);
+	o->derive = tri(&a[A_DERIVE]);
+	o->trusted = tri(&a[A_TRUSTED]);
+	o->modifiable = tri(&a[A_MODIFIABLE]);
+#define TAKE(field, lenfield, i) \
+	if (bufs[i] != NULL) { o->field = bufs[i]; o->lenfield = a[i].ulValueLen; bufs[i] = NULL; }
+	if (bufs[A_LABEL] != NULL) {
+		o->label = (char *)bufs[A_LABEL];
+		bufs[A_LABEL] = NULL;
+	}
+	TAKE(id, id_len, A_ID);
+	TAKE(modulus, modulus_len, A_MODULUS);
+	TAKE(pub_exp, pub_exp_len, A_PUB_EXP);
+	TAKE(ec_params, ec_params_len, A_EC_PARAMS);
+	TAKE(ec_point, ec_point_len, A_EC_POINT);
+	TAKE(pubkey_info, pubkey_info_len, A_PUBKEY_INFO);
+	TAKE(value, value_len, A_VALUE);
+	TAKE(subject, subject_len, A_SUBJECT);
+	TAKE(issuer, issuer_len, A_ISSUER);
+	TAKE(serial, serial_len, A_SERIAL);
+#undef TAKE
+	if (o->modulus_bits == 0 && o->modulus_len > 0) {
+		size_t i = 0;
+		while (i < o->modulus_len && o->modulus[i] == 0)
+			i++;
+		o->modulus_bits = (o->modulus_len - i) * 8;
+	}
+	return 0;
+}
+
+void
+p11km_object_release(struct p11km_object *o)
+{
+	if (o == NULL)
+		return;
+	free(o->label);
+	free(o->id);
+	free(o->modulus);
+	free(o->pub_exp);
+	free(o->ec_params);
+	free(o->ec_point);
+	free(o->pubkey_info);
+	free(o->value);
+	free(o->subject);
+	free(o->issuer);
+	free(o->serial);
+	memset(o, 0, sizeof(*o));
+}
+
+void
+p11km_objects_free(struct p11km_object *objs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p11km_object_release(&objs[i]);
+	free(objs);
+}
+
+int
+p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri, CK_OBJECT_CLASS cls,
+                   struct p11km_object **objs, size_t *n)
+{
+	CK_ULONG nt = 0;
+	CK_ATTRIBUTE *ut = p11km_uri_object_template(uri, &nt);
+	CK_ATTRIBUTE t[8];
+	CK_ULONG k = 0;
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_object *o = NULL;
+	size_t nh = 0;
+	int r;
+
+	*objs = NULL;
+	*n = 0;
+	for (CK_ULONG i = 0; i < nt && k < 7; i++)
+		t[k++] = ut[i];
+	if (cls != (CK_OBJECT_CLASS)-1) {
+		CK_OBJECT_CLASS ucls = p11km_uri_class(uri);
+		if (ucls != (CK_OBJECT_CLASS)-1 && ucls != cls)
+			return 0; /* the URI names another class */
+		if (ucls == (CK_OBJECT_CLASS)-1)
+			t[k++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	}
+	if ((r = p11km_find(s, t, k, 0, &h, &nh)) < 0)
+		return r;
+	if (nh > 0 && (o = calloc(nh, sizeof(*o))) == NULL) {
+		free(h);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < nh; i++) {
+		if ((r = p11km_object_read(s, h[i], &o[i])) < 0) {
+			p11km_objects_free(o, i);
+			free(h);
+			return r;
+		}
+	}
+	free(h);
+	*objs = o;
+	*n = nh;
+	return 0;
+}
+
+char *
+p11km_object_uri(const struct p11km_token *tok, const struct p11km_object *o)
+{
+	return p11km_uri_object(&tok->info, o->label, o->id, o->id_len, o->cls);
+}
+
+int
+p11km_object_find_one(struct p11km_session *s, const struct p11km_uri *uri,
+                      CK_OBJECT_CLASS cls, struct p11km_object *out)
+{
+	struct p11km_object *objs = NULL;
+	size_t n = 0;
+	int r;
+
+	if ((r = p11km_objects_find(s, uri, cls, &objs, &n)) < 0)
+		return r;
+	if (n == 1) {
+		*out = objs[0];
+		free(objs);
+		return 0;
+	}
+	if (n == 0) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND,
+		    "no %s%sobject on token '%s' matches the URI; run 'p11km object list' to see them",
+		    cls == (CK_OBJECT_CLASS)-1 ? "" : p11km_class_name(cls),
+		    cls == (CK_OBJECT_CLASS)-1 ? "" : " ", s->tok->label);
+	} else {
+		char **uris = calloc(n, sizeof(*uris));
+		char *list = NULL;
+		if (uris != NULL) {
+			for (size_t i = 0; i < n; i++)
+				uris[i] = p11km_object_uri(s->tok, &objs[i]);
+			for (size_t i = 0; i < n; i++)
+				if (uris[i] == NULL)
+					uris[i] = strdup("?");
+			list = p11km_join_uris(uris, n);
+			for (size_t i = 0; i < n; i++)
+				free(uris[i]);
+			free(uris);
+		}
+		r = p11km_fail(P11KM_ERR_AMBIGUOUS,
+		    "%zu objects match; add object=, id= or type= to select one: %s", n,
+		    list ? list : "");
+		free(list);
+	}
+	p11km_objects_free(objs, n);
+	return r;
+}

@@ -1,0 +1,246 @@
+/* p11-session.c: sessions and logins.  One C_Login per PIN per run. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "p11km/p11.h"
+#include "p11km/util.h"
+
+struct p11km_pin_cache {
+	char *spec;
+	char *pin;
+	size_t len;
+	struct p11km_pin_cache *next;
+};
+
+struct p11km_login_failure {
+	char *key;
+	struct p11km_login_failure *next;
+};
+
+void
+p11km_pin_cache_clear(struct p11km_ctx *ctx)
+{
+	while (ctx->pins != NULL) {
+		struct p11km_pin_cache *c = ctx->pins;
+		ctx->pins = c->next;
+		p11km_pin_free(c->pin, c->len);
+		free(c->spec);
+		free(c);
+	}
+	while (ctx->failures != NULL) {
+		struct p11km_login_failure *f = ctx->failures;
+		ctx->failures = f->next;
+		free(f->key);
+		free(f);
+	}
+}
+
+int
+p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,
+           const char **pin, size_t *len)
+{
+	struct p11km_pin_cache *c;
+	int r;
+
+	for (c = ctx->pins; c != NULL; c = c->next) {
+		if (strcmp(c->spec, src->spec) == 0 && src->kind != P11KM_PIN_VALUE) {
+			*pin = c->pin;
+			*len = c->len;
+			return 0;
+		}
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->spec = strdup(src->spec)) == NULL) {
+		free(c);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	if ((r = p11km_pin_read(src, prompt, &c->pin, &c->len)) < 0) {
+		free(c->spec);
+		free(c);
+		return r;
+	}
+	c->next = ctx->pins;
+	ctx->pins = c;
+	*pin = c->pin;
+	*len = c->len;
+	return 0;
+}
+
+static char *
+failure_key(const struct p11km_token *tok, CK_USER_TYPE user, const struct p11km_pinsrc *src)
+{
+	return p11km_asprintf("%s|%lu|%s", tok->uri, (unsigned long)user,
+	                      src ? src->spec : "(pin pad)");
+}
+
+static int
+failed_before(struct p11km_ctx *ctx, const char *key)
+{
+	for (struct p11km_login_failure *f = ctx->failures; f != NULL; f = f->next)
+		if (strcmp(f->key, key) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+remember_failure(struct p11km_ctx *ctx, char *key)
+{
+	struct p11km_login_failure *f = calloc(1, sizeof(*f));
+
+	if (f == NULL) {
+		free(key);
+		return;
+	}
+	f->key = key;
+	f->next = ctx->failures;
+	ctx->failures = f;
+}
+
+int
+p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
+                   struct p11km_session *out)
+{
+	CK_FLAGS flags = CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0);
+	CK_RV rv;
+
+	memset(out, 0, sizeof(*out));
+	out->ctx = ctx;
+	out->tok = tok;
+	out->f = tok->f;
+	out->logged_in = (CK_USER_TYPE)-1;
+	rv = P11KM_CALL(tok->f, C_OpenSession, tok->slot, flags, NULL, NULL, &out->h);
+	if (rv != CKR_OK)
+		return p11km_fail_ckr(rv, tok->label, "C_OpenSession");
+	out->open = 1;
+	return 0;
+}
+
+void
+p11km_session_close(struct p11km_session *s)
+{
+	if (s == NULL || !s->open)
+		return;
+	/* Closing the last session logs out: no C_Logout round trip needed. */
+	P11KM_CALL(s->f, C_CloseSession, s->h);
+	s->open = 0;
+}
+
+static int
+check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
+{
+	CK_FLAGS flags = s->tok->info.flags;
+	CK_FLAGS locked = user == CKU_SO ? CKF_SO_PIN_LOCKED : CKF_USER_PIN_LOCKED;
+	CK_FLAGS final = user == CKU_SO ? CKF_SO_PIN_FINAL_TRY : CKF_USER_PIN_FINAL_TRY;
+	const char *who = user == CKU_SO ? "SO" : "user";
+
+	if (flags & locked)
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "the %s PIN of token '%s' is locked; unblock it (for a user PIN: with the SO PIN) "
+		    "before using this token", who, s->tok->label);
+	if ((flags & final) && !s->ctx->force && (src == NULL || src->kind != P11KM_PIN_PROMPT))
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' reports that one more wrong %s PIN locks it; p11km will not try a "
+		    "PIN non-interactively: check it, then use --pin-source prompt or --force",
+		    s->tok->label, who);
+	return 0;
+}
+
+int
+p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
+{
+	const char *pin = NULL;
+	size_t len = 0;
+	char *key, prompt[80];
+	CK_RV rv;
+	int r;
+
+	if (s->logged_in == user)
+		return 0;
+	if ((r = check_pin_flags(s, user, src)) < 0)
+		return r;
+	if (src == NULL && !(s->tok->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH))
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' needs a%s PIN: give --%spin-source file:PATH, env:VAR, fd:N or prompt",
+		    s->tok->label, user == CKU_SO ? "n SO" : "", user == CKU_SO ? "so-" : "");
+	if ((key = failure_key(s->tok, user, src)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (failed_before(s->ctx, key)) {
+		free(key);
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "not logging in to token '%s' again: this PIN was refused earlier in this run",
+		    s->tok->label);
+	}
+	if (src != NULL) {
+		snprintf(prompt, sizeof(prompt), "%s PIN for token '%s': ",
+		         user == CKU_SO ? "SO" : "User", s->tok->label);
+		if ((r = p11km_pin_get(s->ctx, src, prompt, &pin, &len)) < 0) {
+			free(key);
+			return r;
+		}
+	} else {
+		p11km_note("log in on the PIN pad of token '%s'", s->tok->label);
+	}
+	rv = P11KM_CALL(s->f, C_Login, s->h, user, (CK_UTF8CHAR_PTR)pin, len);
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+		free(key);
+		s->logged_in = user;
+		return 0;
+	}
+	remember_failure(s->ctx, key);
+	if (rv == CKR_PIN_INCORRECT)
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "login to token '%s' failed: CKR_PIN_INCORRECT: the PIN from %s is wrong "
+		    "(one attempt made; p11km does not retry)", s->tok->label,
+		    src ? src->spec : "the PIN pad");
+	return p11km_fail_ckr(rv, s->tok->label, "C_Login");
+}
+
+int
+p11km_pinsrc_for(struct p11km_ctx *ctx, const struct p11km_uri *uri, CK_USER_TYPE user,
+                 struct p11km_pinsrc *src)
+{
+	const char *spec = user == CKU_SO ? ctx->so_pin_source_opt : ctx->pin_source_opt;
+
+	memset(src, 0, sizeof(*src));
+	if (spec != NULL)
+		return p11km_pinsrc_parse(spec, 0, src);
+	if (user != CKU_USER)
+		return 0;
+	if (p11km_uri_pin_source(uri) != NULL)
+		return p11km_pinsrc_parse(p11km_uri_pin_source(uri), 1, src);
+	if (p11km_uri_pin_value(uri) != NULL) {
+		p11km_warn("the URI carries pin-value: the PIN is visible to other users of this "
+		           "machine (ps, shell history); use --pin-source instead");
+		return p11km_pinsrc_value(p11km_uri_pin_value(uri), src);
+	}
+	return 0;
+}
+
+int
+p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
+                         const struct p11km_uri *uri, int rw, int require_login,
+                         struct p11km_session *out)
+{
+	struct p11km_pinsrc src;
+	int r;
+
+	if ((r = p11km_pinsrc_for(ctx, uri, CKU_USER, &src)) < 0)
+		return r;
+	if (src.spec == NULL && require_login &&
+	    !(tok->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)) {
+		r = p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' needs a PIN for this: give --pin-source file:PATH, env:VAR, fd:N "
+		    "or prompt", tok->label);
+		goto out;
+	}
+	if ((r = p11km_session_open(ctx, tok, rw, out)) < 0)
+		goto out;
+	if (src.spec != NULL || require_login)
+		r = p11km_login(out, CKU_USER, src.spec ? &src : NULL);
+	if (r < 0)
+		p11km_session_close(out);
+out:
+	p11km_pinsrc_release(&src);
+	return r;
+}
