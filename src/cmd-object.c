@@ -39,6 +39,27 @@ attr_of(const struct p11km_object *o, size_t i)
 	return *(const enum p11km_tri *)((const char *)o + key_attrs[i].off);
 }
 
+/*
+ * The engine-safe URI of a key or certificate (what servers using the libp11
+ * engine accept), or NULL for other objects and when the token has no
+ * name the engine can select it by.  Malloc'ed.
+ */
+static char *
+engine_uri(const char *uri_text, const struct p11km_object *o)
+{
+	struct p11km_uri *uri = NULL;
+	char *out = NULL;
+
+	if (uri_text == NULL || (o->cls != CKO_PRIVATE_KEY && o->cls != CKO_PUBLIC_KEY &&
+	                         o->cls != CKO_CERTIFICATE))
+		return NULL;
+	if (p11km_uri_parse(uri_text, &uri) == 0 && p11km_uri_engine_safe(uri, NULL, 0, &out) < 0)
+		out = NULL;
+	p11km_uri_free(uri);
+	p11km_error_clear();
+	return out;
+}
+
 struct listed {
 	struct p11km_token *tok;
 	struct p11km_object *objs;
@@ -57,10 +78,14 @@ print_text(struct listed *l)
 		const char *curve;
 		int bits;
 
+		char *euri = engine_uri(uri, o);
+
 		printf("%s\n", uri ? uri : "?");
 		printf("    class:       %s\n", p11km_class_name(o->cls));
 		printf("    label:       %s\n", o->label ? o->label : "(none)");
 		printf("    id:          %s\n", id ? id : "(none)");
+		if (euri != NULL)
+			printf("    engine uri:  %s\n", euri);
 		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
 			key_desc(o, &curve, &bits);
 			printf("    key:         %s", p11km_key_type_name(o->key_type));
@@ -85,6 +110,7 @@ print_text(struct listed *l)
 			if (o->trusted == P11KM_TRUE)
 				printf("    trusted:     yes\n");
 		}
+		free(euri);
 		free(uri);
 		free(id);
 	}
@@ -100,8 +126,12 @@ print_json(struct p11km_json *j, struct listed *l)
 		const char *curve;
 		int bits;
 
+		char *euri = engine_uri(uri, o);
+
 		p11km_json_object_begin(j);
 		p11km_json_kv_string(j, "uri", uri);
+		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_CERTIFICATE)
+			p11km_json_kv_string(j, "engine_uri", euri);
 		p11km_json_kv_string(j, "token", l->tok->label);
 		p11km_json_kv_string(j, "class", p11km_class_name(o->cls));
 		p11km_json_kv_string(j, "label", o->label);
@@ -142,6 +172,7 @@ print_json(struct p11km_json *j, struct listed *l)
 			}
 		}
 		p11km_json_object_end(j);
+		free(euri);
 		free(uri);
 		free(id);
 	}

@@ -357,9 +357,8 @@ p11km_tokens_find(struct p11km_ctx *ctx, const struct p11km_uri *uri,
 
 	*toks = NULL;
 	*n = 0;
-	if (uri != NULL && p11_kit_uri_any_unrecognized(uri->u))
-		return p11km_fail(P11KM_ERR_USAGE,
-		    "the URI has attributes p11km does not know (vendor extensions?); remove them");
+	if ((r = p11km_uri_check_select(uri)) < 0)
+		return r;
 	if ((r = p11km_modules_load(ctx, uri)) < 0)
 		return r;
 	for (size_t i = 0; i < ctx->n_modules; i++) {

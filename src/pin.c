@@ -56,9 +56,10 @@ p11km_pinsrc_parse(const char *spec, int bare_path_ok, struct p11km_pinsrc *out)
 		return set(out, P11KM_PIN_PROMPT, "", spec);
 	if (bare_path_ok && spec[0] == '/')
 		return set(out, P11KM_PIN_FILE, spec, spec);
+	/* Not echoed: what was typed may be the PIN itself. */
 	return p11km_fail(P11KM_ERR_USAGE,
-	    "unknown PIN source '%s': use file:PATH, env:VAR, fd:N or prompt "
-	    "(PINs are never taken from the command line)", spec);
+	    "unknown PIN source: use file:PATH, env:VAR, fd:N or prompt "
+	    "(a PIN is never taken from the command line)");
 }
 
 int

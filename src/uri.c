@@ -13,12 +13,12 @@
 static const struct {
 	const char *name;
 	size_t max;
-	int binary;   /* may contain NUL bytes */
+	int binary;   /* 1: may contain NUL bytes (id); 2: trailing NUL padding only */
 	int kind;     /* 't' token, 's' slot, 'l' library, 'o' object */
 } path_attrs[] = {
 	{ "token", 32, 0, 't' },
-	{ "manufacturer", 32, 0, 't' },
-	{ "model", 16, 0, 't' },
+	{ "manufacturer", 32, 2, 't' },
+	{ "model", 16, 2, 't' },
 	{ "serial", 16, 0, 't' },
 	{ "library-manufacturer", 32, 0, 'l' },
 	{ "library-description", 32, 0, 'l' },
@@ -43,22 +43,61 @@ static const struct {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Decoded length of a percent-encoded value; -1 on bad encoding, sets *nul. */
+/* Token, slot and library fields longer than PKCS#11 allows still parse up
+ * to this many bytes (and then select nothing); longer ones are invalid. */
+#define TEXT_MAX 256
+
+static int
+type_known(const char *v, size_t len)
+{
+	static const char *const types[] = { "public", "private", "cert", "secret-key", "data" };
+
+	for (size_t i = 0; i < N(types); i++)
+		if (strlen(types[i]) == len && strncmp(types[i], v, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Decoded length of a percent-encoded value; -1 on bad encoding.  *nul is
+ * 1 when it holds a NUL byte (%00), 2 when NULs only pad its end (what
+ * p11tool prints for tokens that NUL-pad their model, like tpm2-pkcs11).
+ */
 static long
 decoded_len(const char *v, size_t len, int *nul)
 {
 	long n = 0;
+	int pad = 0;
 
 	*nul = 0;
 	for (size_t i = 0; i < len; i++, n++) {
-		if (v[i] != '%')
+		if (v[i] != '%') {
+			pad = 0;
 			continue;
+		}
 		if (i + 2 >= len || !isxdigit((unsigned char)v[i + 1]) ||
 		    !isxdigit((unsigned char)v[i + 2]))
 			return -1;
 		if (v[i + 1] == '0' && v[i + 2] == '0')
-			*nul = 1;
+			*nul = pad = 1;
+		else
+			pad = 0;
 		i += 2;
+	}
+	if (*nul && pad && n > 0) {
+		/* NUL at the end: padding only if no NUL comes before a non-NUL */
+		int seen_other_after_nul = 0, in_nul = 0;
+		for (size_t i = 0; i < len; i++) {
+			int is_nul = v[i] == '%' && v[i + 1] == '0' && v[i + 2] == '0';
+			if (is_nul)
+				in_nul = 1;
+			else if (in_nul)
+				seen_other_after_nul = 1;
+			if (v[i] == '%')
+				i += 2;
+		}
+		if (!seen_other_after_nul)
+			*nul = 2;
 	}
 	return n;
 }
@@ -92,13 +131,28 @@ check_part(const char *part, size_t len, int query, unsigned *seen, struct p11km
 				return p11km_fail(P11KM_ERR_USAGE,
 				    "invalid pkcs11: URI: attribute '%s' appears twice", path_attrs[i].name);
 			*seen |= 1u << i;
-			if ((size_t)dl > path_attrs[i].max)
+			if ((size_t)dl > path_attrs[i].max && path_attrs[i].kind != 'o' &&
+			    (size_t)dl <= TEXT_MAX) {
+				/* Valid RFC 7512 (its own example token= is 34 bytes), but
+				 * no PKCS#11 token can match it: refused when selecting. */
+				if (uri->unusable[0] == '\0')
+					snprintf(uri->unusable, sizeof(uri->unusable),
+					    "'%s' is %ld bytes long, but PKCS#11 gives it at most %zu, so no "
+					    "token can match", path_attrs[i].name, dl, path_attrs[i].max);
+			} else if ((size_t)dl > path_attrs[i].max) {
 				return p11km_fail(P11KM_ERR_USAGE,
 				    "invalid pkcs11: URI: '%s' is %ld bytes long, at most %zu are allowed",
-				    path_attrs[i].name, dl, path_attrs[i].max);
-			if (nul && !path_attrs[i].binary)
+				    path_attrs[i].name, dl, path_attrs[i].kind == 'o' ? path_attrs[i].max
+				                                                      : (size_t)TEXT_MAX);
+			}
+			if (nul && path_attrs[i].binary != 1 && !(nul == 2 && path_attrs[i].binary == 2))
 				return p11km_fail(P11KM_ERR_USAGE,
 				    "invalid pkcs11: URI: '%s' contains a NUL byte (%%00)", path_attrs[i].name);
+			if (strcmp(path_attrs[i].name, "type") == 0 && memchr(eq + 1, '%', vlen) == NULL &&
+			    !type_known(eq + 1, vlen))
+				return p11km_fail(P11KM_ERR_USAGE,
+				    "invalid pkcs11: URI: unknown type '%.*s': use public, private, cert, "
+				    "secret-key or data", (int)(vlen > 40 ? 40 : vlen), eq + 1);
 			switch (path_attrs[i].kind) {
 			case 't': uri->has_token = 1; break;
 			case 's': uri->has_slot = 1; break;
@@ -186,6 +240,20 @@ fail:
 	return r;
 }
 
+int
+p11km_uri_check_select(const struct p11km_uri *uri)
+{
+	if (uri == NULL)
+		return 0;
+	if (uri->unusable[0] != '\0')
+		return p11km_fail(P11KM_ERR_USAGE, "the URI cannot select anything: %s",
+		                  uri->unusable);
+	if (p11_kit_uri_any_unrecognized(uri->u))
+		return p11km_fail(P11KM_ERR_USAGE,
+		    "the URI has attributes p11km does not know (vendor extensions?); remove them");
+	return 0;
+}
+
 void
 p11km_uri_free(struct p11km_uri *uri)
 {
@@ -196,19 +264,45 @@ p11km_uri_free(struct p11km_uri *uri)
 	free(uri);
 }
 
+/*
+ * One blank-padded token field of the URI against the token's.  p11-kit
+ * leaves a field the URI does not name all zero.  NUL and space count as
+ * the same padding on both sides: tpm2-pkcs11 pads its model with NULs,
+ * which p11-kit's own matcher would compare byte for byte.
+ */
+static int
+field_match(const unsigned char *want, const unsigned char *have, size_t len)
+{
+	if (want[0] == '\0')
+		return 1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char a = want[i] ? want[i] : ' ', b = have[i] ? have[i] : ' ';
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}
+
 int
 p11km_uri_match_token(const struct p11km_uri *uri, CK_INFO *minfo, CK_SLOT_INFO *sinfo,
                       CK_TOKEN_INFO *tinfo)
 {
+	CK_TOKEN_INFO *want;
+
 	if (uri == NULL)
 		return 1;
 	if (minfo != NULL && !p11_kit_uri_match_module_info(uri->u, minfo))
 		return 0;
 	if (sinfo != NULL && !p11_kit_uri_match_slot_info(uri->u, sinfo))
 		return 0;
-	if (tinfo != NULL && !p11_kit_uri_match_token_info(uri->u, tinfo))
-		return 0;
-	return 1;
+	if (tinfo == NULL)
+		return 1;
+	want = p11_kit_uri_get_token_info(uri->u);
+	return field_match(want->label, tinfo->label, sizeof(tinfo->label)) &&
+	       field_match(want->manufacturerID, tinfo->manufacturerID,
+	                   sizeof(tinfo->manufacturerID)) &&
+	       field_match(want->model, tinfo->model, sizeof(tinfo->model)) &&
+	       field_match(want->serialNumber, tinfo->serialNumber, sizeof(tinfo->serialNumber));
 }
 
 CK_ATTRIBUTE *
@@ -271,7 +365,14 @@ copy_token_fields(CK_TOKEN_INFO *dst, const CK_TOKEN_INFO *src)
 	memcpy(dst->serialNumber, src->serialNumber, sizeof(dst->serialNumber));
 }
 
-/* A token info whose padding NULs (tpm2-pkcs11 pads with NUL) become spaces. */
+/*
+ * The token fields to print in a URI.  A field the token pads with NULs
+ * (tpm2-pkcs11 does so with its model) is left out: written with spaces it
+ * no longer selects the token in GnuTLS/p11-kit, which compare the padded
+ * bytes, and written with %00 it is not text.  The label is never NUL
+ * padded in practice; an uninitialised token's all-blank label stays
+ * ("token=").  The remaining fields still name the token.
+ */
 static void
 normalise_token_fields(CK_TOKEN_INFO *t)
 {
@@ -279,10 +380,17 @@ normalise_token_fields(CK_TOKEN_INFO *t)
 	size_t lens[] = { sizeof(t->label), sizeof(t->manufacturerID), sizeof(t->model),
 	                  sizeof(t->serialNumber) };
 
-	for (size_t f = 0; f < 4; f++)
-		for (size_t i = 0; i < lens[f]; i++)
-			if (fields[f][i] == '\0')
-				fields[f][i] = ' ';
+	for (size_t f = 0; f < 4; f++) {
+		if (memchr(fields[f], '\0', lens[f]) == NULL)
+			continue;
+		if (f == 0) {
+			for (size_t i = 0; i < lens[f]; i++)
+				if (fields[f][i] == '\0')
+					fields[f][i] = ' ';
+		} else {
+			memset(fields[f], 0, lens[f]);
+		}
+	}
 }
 
 char *

@@ -15,6 +15,9 @@ struct p11km_uri {
 	int has_slot;    /* slot-* attributes */
 	int has_library; /* library-* attributes */
 	int has_object;  /* object/id/type */
+	/* Why the URI, valid as RFC 7512 text, cannot select anything with
+	 * PKCS#11 (a token field longer than CK_TOKEN_INFO holds), or "". */
+	char unusable[160];
 };
 
 /*
@@ -24,6 +27,13 @@ struct p11km_uri {
  */
 int p11km_uri_parse(const char *s, struct p11km_uri **out);
 void p11km_uri_free(struct p11km_uri *uri);
+/*
+ * May the URI be used to select tokens and objects?  P11KM_ERR_USAGE when
+ * it carries attributes p11km does not know (vendor extensions, which it
+ * cannot honour) or a token field longer than PKCS#11 allows (such a URI
+ * parses, as RFC 7512 permits, but matches nothing).  NULL is fine.
+ */
+int p11km_uri_check_select(const struct p11km_uri *uri);
 
 /* Does the URI select this module/slot/token?  NULL info = not checked. */
 int p11km_uri_match_token(const struct p11km_uri *uri, CK_INFO *minfo,
