@@ -1,0 +1,63 @@
+/* sign.h: the signer interface between the x509 layer and a key.
+ *
+ * The x509 layer builds a request and asks a signer to sign its
+ * to-be-signed bytes; p11-sign.c implements it with C_Sign on a token key,
+ * x509-req.c with a software EVP_PKEY (for unit tests).  A signer never
+ * exposes the private key.
+ */
+#ifndef P11KM_SIGN_H
+#define P11KM_SIGN_H
+
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+#include "p11km/p11.h"
+
+enum p11km_sigalg {
+	P11KM_SIG_RSA_PKCS1,   /* RSASSA-PKCS1-v1_5 */
+	P11KM_SIG_RSA_PSS,     /* RSASSA-PSS, MGF1 with the same hash, salt = hash length */
+	P11KM_SIG_ECDSA,       /* DER Ecdsa-Sig-Value */
+	P11KM_SIG_EDDSA,       /* pure Ed25519 / Ed448 */
+};
+
+struct p11km_signer {
+	enum p11km_sigalg alg;
+	const EVP_MD *md;      /* NULL for EdDSA */
+	EVP_PKEY *pubkey;      /* the public key (owned by the signer) */
+	/* Sign tbs (the whole to-be-signed encoding; the signer hashes it).
+	 * *sig is malloc'ed, in the form that goes into the BIT STRING. */
+	int (*sign)(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
+	            unsigned char **sig, size_t *sig_len);
+	void (*release)(struct p11km_signer *sg);
+	void *priv;
+};
+
+/* Free a signer (NULL-safe). */
+void p11km_signer_free(struct p11km_signer *sg);
+
+/*
+ * Choose the algorithm for a public key: digest NULL picks the default
+ * (SHA-256 for RSA and P-256, SHA-384 for P-384, SHA-512 for P-521); pss
+ * asks for RSA-PSS (RSA keys only).  EdDSA takes no digest: one given is
+ * a usage error.
+ */
+int p11km_sigalg_choose(EVP_PKEY *pub, const char *digest, int pss, enum p11km_sigalg *alg,
+                        const EVP_MD **md);
+
+/*
+ * A signer that signs with the private key object key on the token of
+ * session s (which must stay open and logged in while the signer is used).
+ * pub is the key's public key (a reference is taken).  One C_SignInit and
+ * one C_Sign per signature, with an output buffer sized from the public
+ * key.  A mechanism the token refuses is an error naming what it can do.
+ */
+int p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key,
+                           EVP_PKEY *pub, const char *digest, int pss,
+                           struct p11km_signer **out);
+
+/* A signer with a software private key (tests).  A reference is taken. */
+int p11km_soft_signer_new(EVP_PKEY *key, const char *digest, int pss,
+                          struct p11km_signer **out);
+
+#endif

@@ -1,0 +1,253 @@
+/* p11-keygen.c: key pairs generated on the token, sign-only, never extractable. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "p11km/keygen.h"
+#include "p11km/util.h"
+#include "p11km/x509.h"
+
+static const unsigned char oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+static const unsigned char oid_p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
+static const unsigned char oid_p521[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23 };
+static const unsigned char oid_ed25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
+
+int
+p11km_keytype_of(const struct p11km_object *o)
+{
+	const char *curve;
+
+	if (o->key_type == CKK_RSA) {
+		if (o->modulus_bits == 0)
+			return -1;
+		return o->modulus_bits <= 2048 ? P11KM_KEY_RSA2048 :
+		       o->modulus_bits <= 3072 ? P11KM_KEY_RSA3072 : P11KM_KEY_RSA4096;
+	}
+	if (o->key_type != CKK_EC && o->key_type != CKK_EC_EDWARDS)
+		return -1;
+	if ((curve = p11km_ec_params_curve(o->ec_params, o->ec_params_len, NULL)) == NULL)
+		return o->key_type == CKK_EC_EDWARDS ? P11KM_KEY_ED25519 : -1;
+	if (strcmp(curve, "P-256") == 0) return P11KM_KEY_EC_P256;
+	if (strcmp(curve, "P-384") == 0) return P11KM_KEY_EC_P384;
+	if (strcmp(curve, "P-521") == 0) return P11KM_KEY_EC_P521;
+	if (strcmp(curve, "Ed25519") == 0) return P11KM_KEY_ED25519;
+	return -1;
+}
+
+/* Is there at least one object matching the template? */
+static int
+exists(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t nh = 0;
+	int r;
+
+	if ((r = p11km_find(s, t, n, 1, &h, &nh)) < 0)
+		return r;
+	free(h);
+	return nh > 0;
+}
+
+int
+p11km_keygen_check(struct p11km_session *s, const struct p11km_keygen *kg)
+{
+	struct p11km_caps caps;
+	CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY;
+	CK_KEY_TYPE kt;
+	CK_ATTRIBUTE t[2];
+	char *list;
+	int r;
+
+	if ((r = p11km_token_caps(s->tok, &caps)) < 0)
+		return r;
+	if (!p11km_caps_usable(&caps, kg->type)) {
+		list = p11km_caps_usable_list(&caps);
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' cannot generate and sign with %s keys (from its mechanism list); "
+		    "it can: %s", s->tok->label, p11km_keytype_name(kg->type), list ? list : "?");
+		free(list);
+		return r;
+	}
+	t[0] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)kg->label, strlen(kg->label) };
+	if ((r = exists(s, t, 1)) < 0)
+		return r;
+	if (r > 0 && !kg->force)
+		return p11km_fail(P11KM_ERR_EXISTS,
+		    "an object labelled '%s' already exists on token '%s'; choose another --label "
+		    "(or add --force to make a second key with the same label)", kg->label,
+		    s->tok->label);
+	if (kg->id != NULL && kg->id_len > 0) {
+		t[0] = (CK_ATTRIBUTE){ CKA_ID, (void *)kg->id, kg->id_len };
+		if ((r = exists(s, t, 1)) < 0)
+			return r;
+		if (r > 0 && !kg->force)
+			return p11km_fail(P11KM_ERR_EXISTS,
+			    "an object with this id already exists on token '%s'; choose another --id, "
+			    "leave it out to derive one from the key, or add --force", s->tok->label);
+	}
+	if (kg->type != P11KM_KEY_ED25519)
+		return 0;
+	p11km_warn("an Ed25519 key makes libp11 0.4.12 (the OpenSSL pkcs11 engine that nginx, "
+	           "Apache and stunnel use on Debian 12) fail for every key on token '%s'",
+	           s->tok->label);
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &privc, sizeof(privc) };
+	t[1] = (CK_ATTRIBUTE){ CKA_KEY_TYPE, &kt, sizeof(kt) };
+	kt = CKK_RSA;
+	if ((r = exists(s, t, 2)) == 0) {
+		kt = CKK_EC;
+		r = exists(s, t, 2);
+	}
+	if (r < 0)
+		return r;
+	if (r > 0 && !kg->allow_engine_breaking)
+		return p11km_fail(P11KM_ERR_USAGE,
+		    "token '%s' holds RSA or EC keys that servers may use through libp11, which an "
+		    "Ed25519 key would break; put Ed25519 keys on a token of their own, or add "
+		    "--allow-engine-breaking", s->tok->label);
+	return 0;
+}
+
+static void
+destroy_pair(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
+{
+	if (priv != CK_INVALID_HANDLE)
+		P11KM_CALL(s->f, C_DestroyObject, s->h, priv);
+	if (pub != CK_INVALID_HANDLE)
+		P11KM_CALL(s->f, C_DestroyObject, s->h, pub);
+}
+
+/* What the token did not honour, or NULL. */
+static const char *
+not_honoured(const struct p11km_object *o)
+{
+	if (o->token != P11KM_TRUE) return "CKA_TOKEN";
+	if (o->private_ != P11KM_TRUE) return "CKA_PRIVATE";
+	if (o->sensitive != P11KM_TRUE) return "CKA_SENSITIVE";
+	if (o->extractable != P11KM_FALSE) return "CKA_EXTRACTABLE=false";
+	if (o->sign != P11KM_TRUE) return "CKA_SIGN";
+	if (o->decrypt == P11KM_TRUE) return "CKA_DECRYPT=false";
+	if (o->unwrap == P11KM_TRUE) return "CKA_UNWRAP=false";
+	if (o->derive == P11KM_TRUE) return "CKA_DERIVE=false";
+	return NULL;
+}
+
+/* Set CKA_ID on both halves. */
+static int
+set_id(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
+       const unsigned char *id, size_t len)
+{
+	CK_ATTRIBUTE a = { CKA_ID, (void *)id, len };
+	CK_RV rv;
+
+	if ((rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, priv, &a, 1)) != CKR_OK ||
+	    (rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, pub, &a, 1)) != CKR_OK)
+		return p11km_fail_ckr(rv, s->tok->label, "C_SetAttributeValue(CKA_ID)");
+	return 0;
+}
+
+int
+p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
+                 struct p11km_object *priv, EVP_PKEY **pub)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = 0;
+	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	unsigned char tmp_id[20], keyid[20];
+	const unsigned char *id = kg->id, *params = NULL;
+	size_t id_len = kg->id_len, params_len = 0;
+	CK_OBJECT_HANDLE hpriv = CK_INVALID_HANDLE, hpub = CK_INVALID_HANDLE;
+	struct p11km_object po;
+	EVP_PKEY *pk = NULL;
+	const char *bad;
+	CK_RV rv;
+	int r;
+
+	memset(priv, 0, sizeof(*priv));
+	switch (kg->type) {
+	case P11KM_KEY_RSA2048: bits = 2048; break;
+	case P11KM_KEY_RSA3072: bits = 3072; break;
+	case P11KM_KEY_RSA4096: bits = 4096; break;
+	case P11KM_KEY_EC_P256: params = oid_p256; params_len = sizeof(oid_p256); break;
+	case P11KM_KEY_EC_P384: params = oid_p384; params_len = sizeof(oid_p384); break;
+	case P11KM_KEY_EC_P521: params = oid_p521; params_len = sizeof(oid_p521); break;
+	case P11KM_KEY_ED25519: params = oid_ed25519; params_len = sizeof(oid_ed25519); break;
+	default: return p11km_fail(P11KM_ERR_USAGE, "unknown key type");
+	}
+	if (bits)
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+	else if (kg->type == P11KM_KEY_ED25519)
+		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
+	if (id == NULL || id_len == 0) {
+		if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
+			return p11km_fail(P11KM_ERR_FAILED, "no random bytes for a temporary key id");
+		id = tmp_id;
+		id_len = sizeof(tmp_id);
+	}
+	CK_ATTRIBUTE pubt[8] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &no, sizeof(no) },
+		{ CKA_VERIFY, &yes, sizeof(yes) },
+		{ CKA_LABEL, (void *)kg->label, strlen(kg->label) },
+		{ CKA_ID, (void *)id, id_len },
+	};
+	CK_ULONG npub = 5;
+	if (bits) {
+		pubt[npub++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof(bits) };
+		pubt[npub++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) };
+	} else {
+		pubt[npub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)params, params_len };
+	}
+	CK_ATTRIBUTE privt[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_DECRYPT, &no, sizeof(no) },
+		{ CKA_UNWRAP, &no, sizeof(no) },
+		{ CKA_DERIVE, &no, sizeof(no) },
+		{ CKA_LABEL, (void *)kg->label, strlen(kg->label) },
+		{ CKA_ID, (void *)id, id_len },
+	};
+	rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt,
+	                sizeof(privt) / sizeof(privt[0]), &hpub, &hpriv);
+	if (rv != CKR_OK)
+		return p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
+		    "token '%s' did not generate the %s key pair: C_GenerateKeyPair: %s",
+		    s->tok->label, p11km_keytype_name(kg->type), p11km_ckr_name(rv));
+	memset(&po, 0, sizeof(po));
+	if ((r = p11km_object_read(s, hpub, &po)) < 0 || (r = p11km_object_pubkey(&po, &pk)) < 0) {
+		p11km_object_release(&po);
+		goto fail;
+	}
+	p11km_object_release(&po);
+	if (id == tmp_id) {
+		if ((r = p11km_pubkey_keyid(pk, keyid)) < 0 ||
+		    (r = set_id(s, hpriv, hpub, keyid, sizeof(keyid))) < 0)
+			goto fail;
+	}
+	if ((r = p11km_object_read(s, hpriv, &po)) < 0)
+		goto fail;
+	if ((bad = not_honoured(&po)) != NULL) {
+		p11km_object_release(&po);
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' did not honour %s on the new private key: the key pair was destroyed; "
+		    "this token cannot hold keys the way p11km requires", s->tok->label, bad);
+		goto fail;
+	}
+	*priv = po;
+	if (pub != NULL)
+		*pub = pk;
+	else
+		EVP_PKEY_free(pk);
+	OPENSSL_cleanse(tmp_id, sizeof(tmp_id));
+	return 0;
+fail:
+	EVP_PKEY_free(pk);
+	destroy_pair(s, hpriv, hpub);
+	return r;
+}

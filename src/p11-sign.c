@@ -1,0 +1,355 @@
+/* p11-sign.c: the signer interface implemented with C_Sign on a token key. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+
+#include "p11km/sign.h"
+#include "p11km/util.h"
+
+/* The last OpenSSL error (this layer sits below x509-key.c). */
+static const char *
+ossl_err(void)
+{
+	static char buf[200];
+	unsigned long e = ERR_peek_last_error();
+
+	if (e == 0)
+		return "unknown OpenSSL error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
+}
+
+void
+p11km_signer_free(struct p11km_signer *sg)
+{
+	if (sg == NULL)
+		return;
+	if (sg->release != NULL)
+		sg->release(sg);
+	EVP_PKEY_free(sg->pubkey);
+	free(sg);
+}
+
+int
+p11km_sigalg_choose(EVP_PKEY *pub, const char *digest, int pss, enum p11km_sigalg *alg,
+                    const EVP_MD **md)
+{
+	int bits = EVP_PKEY_get_bits(pub);
+
+	if (EVP_PKEY_is_a(pub, "ED25519") || EVP_PKEY_is_a(pub, "ED448")) {
+		if (digest != NULL)
+			return p11km_fail(P11KM_ERR_USAGE,
+			    "--digest does not apply to an EdDSA key (it hashes internally); leave it out");
+		if (pss)
+			return p11km_fail(P11KM_ERR_USAGE, "--rsa-pss needs an RSA key; this is an EdDSA key");
+		*alg = P11KM_SIG_EDDSA;
+		*md = NULL;
+		return 0;
+	}
+	if (EVP_PKEY_is_a(pub, "RSA")) {
+		*alg = pss ? P11KM_SIG_RSA_PSS : P11KM_SIG_RSA_PKCS1;
+	} else if (EVP_PKEY_is_a(pub, "EC")) {
+		if (pss)
+			return p11km_fail(P11KM_ERR_USAGE, "--rsa-pss needs an RSA key; this is an EC key");
+		*alg = P11KM_SIG_ECDSA;
+	} else {
+		return p11km_fail(P11KM_ERR_UNSUPPORTED, "unsupported key type '%s'",
+		                  EVP_PKEY_get0_type_name(pub));
+	}
+	if (digest == NULL)
+		digest = (*alg == P11KM_SIG_ECDSA && bits > 384) ? "sha512" :
+		         (*alg == P11KM_SIG_ECDSA && bits > 256) ? "sha384" : "sha256";
+	if (strcmp(digest, "sha256") == 0)
+		*md = EVP_sha256();
+	else if (strcmp(digest, "sha384") == 0)
+		*md = EVP_sha384();
+	else if (strcmp(digest, "sha512") == 0)
+		*md = EVP_sha512();
+	else
+		return p11km_fail(P11KM_ERR_USAGE, "unknown digest '%s': use sha256, sha384 or sha512",
+		                  digest);
+	return 0;
+}
+
+/* --- the token signer ------------------------------------------------------ */
+
+struct token_signer {
+	struct p11km_session *s;
+	CK_OBJECT_HANDLE key;
+	char *label;
+};
+
+static void
+token_release(struct p11km_signer *sg)
+{
+	struct token_signer *ts = sg->priv;
+
+	if (ts != NULL)
+		free(ts->label);
+	free(ts);
+}
+
+/* DER DigestInfo prefixes (RFC 8017, section 9.2, note 1). */
+static const unsigned char di_sha256[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48,
+	0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 };
+static const unsigned char di_sha384[] = { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48,
+	0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30 };
+static const unsigned char di_sha512[] = { 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48,
+	0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40 };
+
+struct md_mechs {
+	int nid;
+	const unsigned char *di;
+	size_t di_len;
+	CK_MECHANISM_TYPE hash, mgf, rsa_pkcs;
+};
+
+static const struct md_mechs md_table[] = {
+	{ NID_sha256, di_sha256, sizeof(di_sha256), CKM_SHA256, CKG_MGF1_SHA256, CKM_SHA256_RSA_PKCS },
+	{ NID_sha384, di_sha384, sizeof(di_sha384), CKM_SHA384, CKG_MGF1_SHA384, CKM_SHA384_RSA_PKCS },
+	{ NID_sha512, di_sha512, sizeof(di_sha512), CKM_SHA512, CKG_MGF1_SHA512, CKM_SHA512_RSA_PKCS },
+};
+
+static const struct md_mechs *
+md_mechs_for(const EVP_MD *md)
+{
+	for (size_t i = 0; md != NULL && i < sizeof(md_table) / sizeof(md_table[0]); i++)
+		if (md_table[i].nid == EVP_MD_get_type(md))
+			return &md_table[i];
+	return NULL;
+}
+
+static const char *
+sigalg_name(enum p11km_sigalg alg)
+{
+	switch (alg) {
+	case P11KM_SIG_RSA_PKCS1: return "RSA PKCS#1 v1.5";
+	case P11KM_SIG_RSA_PSS: return "RSA-PSS";
+	case P11KM_SIG_ECDSA: return "ECDSA";
+	case P11KM_SIG_EDDSA: return "EdDSA";
+	}
+	return "?";
+}
+
+/* A refused mechanism: say what the token can sign with instead. */
+static int
+fail_mechanism(struct p11km_session *s, struct p11km_signer *sg, CK_MECHANISM_TYPE m, CK_RV rv)
+{
+	struct p11km_caps caps;
+	char can[80] = "";
+
+	if (p11km_token_caps(s->tok, &caps) == 0) {
+		if (caps.sign & P11KM_SIGN_RSA_PKCS1) strcat(can, " rsa-pkcs1");
+		if (caps.sign & P11KM_SIGN_RSA_PSS) strcat(can, " rsa-pss");
+		if (caps.sign & P11KM_SIGN_ECDSA) strcat(can, " ecdsa");
+		if (caps.sign & P11KM_SIGN_EDDSA) strcat(can, " eddsa");
+	}
+	p11km_error_clear();
+	return p11km_fail(P11KM_ERR_UNSUPPORTED,
+	    "token '%s' cannot sign %s with this key: C_SignInit(%s): %s; the token signs with:%s%s",
+	    s->tok->label, sigalg_name(sg->alg), p11km_mech_name(m), p11km_ckr_name(rv),
+	    can[0] ? can : " (unknown)",
+	    sg->alg == P11KM_SIG_RSA_PSS ? " (leave out --rsa-pss)" : "");
+}
+
+static int
+mech_refused(CK_RV rv)
+{
+	return rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID ||
+	       rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_KEY_FUNCTION_NOT_PERMITTED;
+}
+
+/* C_SignInit + C_Sign into a buffer of cap bytes (one retry if too small). */
+static int
+token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char *data,
+               size_t len, unsigned char **out, size_t *out_len, CK_RV *init_rv)
+{
+	struct token_signer *ts = sg->priv;
+	struct p11km_session *s = ts->s;
+	CK_ULONG cap = (CK_ULONG)EVP_PKEY_get_size(sg->pubkey) + 16, got;
+	unsigned char *buf = NULL;
+	CK_RV rv;
+
+	*init_rv = P11KM_CALL(s->f, C_SignInit, s->h, mech, ts->key);
+	if (*init_rv != CKR_OK)
+		return P11KM_ERR_TOKEN;
+	for (int tries = 0; tries < 2; tries++) {
+		unsigned char *nb = realloc(buf, cap);
+		if (nb == NULL) {
+			free(buf);
+			/* end the operation */
+			P11KM_CALL(s->f, C_Sign, s->h, (CK_BYTE_PTR)data, len, NULL, &got);
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		}
+		buf = nb;
+		got = cap;
+		rv = P11KM_CALL(s->f, C_Sign, s->h, (CK_BYTE_PTR)data, len, buf, &got);
+		if (rv == CKR_OK) {
+			*out = buf;
+			*out_len = got;
+			return 0;
+		}
+		if (rv != CKR_BUFFER_TOO_SMALL)
+			break;
+		cap = got;
+	}
+	free(buf);
+	return p11km_fail_ckr(rv, ts->label, "C_Sign");
+}
+
+/* r||s (two halves of equal length) to a DER Ecdsa-Sig-Value. */
+static int
+ecdsa_der(const unsigned char *rs, size_t len, unsigned char **out, size_t *out_len)
+{
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(rs, (int)(len / 2), NULL);
+	BIGNUM *sv = BN_bin2bn(rs + len / 2, (int)(len / 2), NULL);
+	unsigned char *der = NULL;
+	int n;
+
+	if (len == 0 || len % 2 != 0) {
+		ECDSA_SIG_free(sig);
+		BN_free(r);
+		BN_free(sv);
+		return p11km_fail(P11KM_ERR_TOKEN,
+		    "the token returned an ECDSA signature of odd length %zu", len);
+	}
+	if (sig == NULL || r == NULL || sv == NULL || ECDSA_SIG_set0(sig, r, sv) != 1) {
+		ECDSA_SIG_free(sig);
+		BN_free(r);
+		BN_free(sv);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	n = i2d_ECDSA_SIG(sig, &der);
+	ECDSA_SIG_free(sig);
+	if (n <= 0)
+		return p11km_fail(P11KM_ERR_FAILED, "unable to encode the ECDSA signature: %s",
+		                  ossl_err());
+	*out = p11km_memdup(der, (size_t)n);
+	OPENSSL_free(der);
+	if (*out == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	*out_len = (size_t)n;
+	return 0;
+}
+
+static int
+token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
+           unsigned char **sig, size_t *sig_len)
+{
+	struct token_signer *ts = sg->priv;
+	const struct md_mechs *mm = md_mechs_for(sg->md);
+	unsigned char digest[EVP_MAX_MD_SIZE + 32], *raw = NULL;
+	unsigned int dlen = 0;
+	size_t raw_len = 0, off = 0;
+	CK_RSA_PKCS_PSS_PARAMS pss;
+	CK_MECHANISM mech = { 0, NULL, 0 };
+	const unsigned char *data = tbs;
+	size_t data_len = tbs_len;
+	CK_RV init_rv = CKR_OK;
+	int r;
+
+	if (sg->alg != P11KM_SIG_EDDSA) {
+		if (mm == NULL)
+			return p11km_fail(P11KM_ERR_UNSUPPORTED, "unsupported digest");
+		if (sg->alg == P11KM_SIG_RSA_PKCS1) {
+			memcpy(digest, mm->di, mm->di_len);
+			off = mm->di_len;
+		}
+		if (EVP_Digest(tbs, tbs_len, digest + off, &dlen, sg->md, NULL) != 1)
+			return p11km_fail(P11KM_ERR_FAILED, "unable to hash the request: %s",
+			                  ossl_err());
+		data = digest;
+		data_len = off + dlen;
+	}
+	switch (sg->alg) {
+	case P11KM_SIG_RSA_PKCS1:
+		mech.mechanism = CKM_RSA_PKCS;
+		break;
+	case P11KM_SIG_RSA_PSS:
+		pss.hashAlg = mm->hash;
+		pss.mgf = mm->mgf;
+		pss.sLen = dlen;
+		mech = (CK_MECHANISM){ CKM_RSA_PKCS_PSS, &pss, sizeof(pss) };
+		break;
+	case P11KM_SIG_ECDSA:
+		mech.mechanism = CKM_ECDSA;
+		break;
+	case P11KM_SIG_EDDSA:
+		mech.mechanism = CKM_EDDSA;
+		break;
+	}
+	r = token_sign_raw(sg, &mech, data, data_len, &raw, &raw_len, &init_rv);
+	if (r < 0 && init_rv != CKR_OK && sg->alg == P11KM_SIG_RSA_PKCS1 && mech_refused(init_rv)) {
+		/* Tokens without raw RSA: let the token hash (CKM_SHA256_RSA_PKCS ...). */
+		mech.mechanism = mm->rsa_pkcs;
+		r = token_sign_raw(sg, &mech, tbs, tbs_len, &raw, &raw_len, &init_rv);
+		if (r < 0 && init_rv != CKR_OK && mech_refused(init_rv))
+			mech.mechanism = CKM_RSA_PKCS;
+	}
+	OPENSSL_cleanse(digest, sizeof(digest));
+	if (r < 0 && init_rv != CKR_OK) {
+		if (mech_refused(init_rv))
+			return fail_mechanism(ts->s, sg, mech.mechanism, init_rv);
+		return p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
+	}
+	if (r < 0)
+		return r;
+	if (sg->alg == P11KM_SIG_ECDSA) {
+		r = ecdsa_der(raw, raw_len, sig, sig_len);
+		free(raw);
+		return r;
+	}
+	*sig = raw;
+	*sig_len = raw_len;
+	return 0;
+}
+
+int
+p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, EVP_PKEY *pub,
+                       const char *digest, int pss, struct p11km_signer **out)
+{
+	struct p11km_signer *sg;
+	struct token_signer *ts;
+	int r;
+
+	if (key->cls != CKO_PRIVATE_KEY)
+		return p11km_fail(P11KM_ERR_USAGE, "object '%s' is a %s, not a private key",
+		                  key->label ? key->label : "", p11km_class_name(key->cls));
+	if (key->sign == P11KM_FALSE)
+		return p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "key '%s' may not sign (CKA_SIGN is false); choose a signing key",
+		    key->label ? key->label : "");
+	if ((sg = calloc(1, sizeof(*sg))) == NULL || (ts = calloc(1, sizeof(*ts))) == NULL) {
+		free(sg);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	sg->priv = ts;
+	sg->release = token_release;
+	sg->sign = token_sign;
+	ts->s = s;
+	ts->key = key->h;
+	ts->label = p11km_asprintf("key '%s' on token '%s'", key->label ? key->label : "",
+	                           s->tok->label);
+	if (ts->label == NULL) {
+		p11km_signer_free(sg);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	if ((r = p11km_sigalg_choose(pub, digest, pss, &sg->alg, &sg->md)) < 0) {
+		p11km_signer_free(sg);
+		return r;
+	}
+	if (EVP_PKEY_up_ref(pub) != 1) {
+		p11km_signer_free(sg);
+		return p11km_fail(P11KM_ERR_FAILED, "unable to reference the public key");
+	}
+	sg->pubkey = pub;
+	*out = sg;
+	return 0;
+}
