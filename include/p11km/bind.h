@@ -1,0 +1,174 @@
+/* bind.h: server bindings that reference token keys by URI (bind emit,
+ * bind check, bind verify).  Depends on util, uri, p11, x509. */
+#ifndef P11KM_BIND_H
+#define P11KM_BIND_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/x509.h>
+
+#include "p11km/p11.h"
+
+/* --- problems: one line each, saying what to fix ------------------------- */
+
+struct p11km_problems {
+	char **lines;
+	size_t n;
+};
+void p11km_problem_add(struct p11km_problems *pr, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void p11km_problems_release(struct p11km_problems *pr);
+
+/* --- server flavours (bind-emit.c) --------------------------------------- */
+
+struct p11km_bind_params;
+struct p11km_bind_files;
+
+/*
+ * One server the emitter knows.  A flavour with why_not set is refused
+ * with that text.  The engine flavour is what works on Debian 12; a
+ * provider flavour (pkcs11-provider, "store:" URIs) would be another entry
+ * with its own render function and openssl.cnf.
+ */
+struct p11km_bind_flavour {
+	const char *name;
+	const char *why_not;         /* non-NULL: cannot load keys from a token */
+	const char *snippet_name;    /* file name of the server snippet, or NULL */
+	int cert_by_uri;             /* the server can read the certificate by URI */
+	int needs_connect;           /* a backend address is needed (stunnel) */
+	const char *unit;            /* systemd unit the drop-in is for */
+	/* directives bind check reads back from the snippet */
+	const char *key_directive, *cert_directive, *key_prefix;
+	int (*render)(const struct p11km_bind_params *p, struct p11km_bind_files *out);
+	const char *next;            /* command to run next; @DIR@ is the output directory */
+};
+
+const struct p11km_bind_flavour *p11km_bind_flavour_find(const char *name);
+/* "nginx apache stunnel openssl-conf" (static). */
+const char *p11km_bind_flavour_names(void);
+
+/* A --listen value: "IP:PORT", "[IPv6]:PORT" or "*:PORT". */
+struct p11km_listen {
+	char host[64];  /* "127.0.0.1", "::1" (no brackets), "*" */
+	int v6;
+	int port;
+};
+int p11km_listen_parse(const char *s, struct p11km_listen *out);
+
+/* Everything the emitter needs, validated and resolved. */
+struct p11km_bind_params {
+	const struct p11km_bind_flavour *fl;
+	struct p11km_listen *listen;
+	size_t n_listen;
+	const char *server_name;   /* may be NULL */
+	const char *service_user;  /* may be NULL */
+	const char *connect;       /* stunnel backend, may be NULL */
+	const char *dir;           /* absolute directory files are referenced in */
+	char *key_uri;             /* engine-safe, with pin-source */
+	char *cert_uri;            /* engine-safe, NULL when the cert is a file */
+	unsigned char *cert_pem;   size_t cert_pem_len;   /* the leaf, PEM */
+	unsigned char *chain_pem;  size_t chain_pem_len;  /* may be empty */
+	char *module_path;
+	char *engine_path;
+	char *softhsm2_conf;       /* SOFTHSM2_CONF the service needs, or NULL */
+	const char *pin_file;      /* absolute */
+};
+void p11km_bind_params_release(struct p11km_bind_params *p);
+
+struct p11km_bind_file {
+	char *name;      /* relative to dir ("openssl.cnf") */
+	char *data;
+	size_t len;
+	mode_t mode;
+};
+struct p11km_bind_files {
+	struct p11km_bind_file *f;
+	size_t n;
+};
+void p11km_bind_files_release(struct p11km_bind_files *fs);
+
+/* All files of a binding: snippet, openssl.cnf, environment, systemd
+ * drop-in, certificate files, manifest. */
+int p11km_bind_render(const struct p11km_bind_params *p, struct p11km_bind_files *out);
+/* The openssl.cnf that loads the pkcs11 engine (malloc'ed). */
+char *p11km_bind_openssl_cnf(const char *engine_path, const char *module_path);
+/* The libp11 engine: ENGINESDIR/pkcs11.so or libpkcs11.so. */
+int p11km_bind_engine_path(char **out);
+
+/*
+ * Resolve a binding for a key: find the key (refusing Ed25519), check its
+ * label is unique among private keys, find the certificate (--cert URI or
+ * file; default the certificate with the key's CKA_ID), check that it
+ * belongs to the key, and fill key_uri/cert_uri/cert_pem/chain_pem and
+ * module_path.  pin_file is the pin-source written into the URIs.
+ */
+int p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_uri, const char *cert,
+                       const char *pin_file, int allow_pin_value,
+                       struct p11km_bind_params *p);
+
+/* --- checking (bind-check.c) --------------------------------------------- */
+
+/*
+ * Load key and certificate through the libp11 engine the way a server
+ * does (CONF_modules_load_file(openssl_cnf), ENGINE_load_private_key,
+ * LOAD_CERT_CTRL or a PEM file), sign a test message and verify it with
+ * the certificate's public key, in a forked child running as user (NULL:
+ * as the caller) with the given environment ("VAR=value", may be NULL).
+ * When user is set, the child also checks that it can read the PIN file
+ * and the module's token store.  Problems go to pr; returns 0, or an
+ * error for failures of the check itself (fork, pipe).
+ */
+struct p11km_engine_trial {
+	const char *openssl_cnf;
+	const char *key;     /* engine key id (a pkcs11: URI) */
+	const char *cert;    /* pkcs11: URI or a PEM/DER file */
+	const char *user;
+	const char *module_path;
+	const char *pin_file;
+	char *const *env;
+	size_t n_env;
+};
+int p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr);
+
+/* PIN file for a server: owner, mode 0400/0600, no trailing newline,
+ * at most 32 bytes. */
+void p11km_pin_file_check(const char *path, const char *user, struct p11km_problems *pr);
+
+/* URI attributes libp11 0.4.12 rejects, and a missing token name. */
+void p11km_engine_uri_check(const char *what, const char *uri, struct p11km_problems *pr);
+
+/* A token key type libp11 cannot enumerate (Ed25519), by a targeted search. */
+int p11km_token_has_eddsa(struct p11km_session *s, int *found);
+
+/* bind check DIR|FILE: everything above for an emitted binding. */
+struct p11km_bind_report {
+	char *server, *key, *cert, *user, *openssl_cnf;
+};
+int p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_override,
+                     struct p11km_bind_report *rep, struct p11km_problems *pr);
+void p11km_bind_report_release(struct p11km_bind_report *rep);
+
+/* --- verifying a running server (bind-verify.c) -------------------------- */
+
+struct p11km_verify_result {
+	char *subject, *issuer, *serial, *not_after, *sha256;
+	long days_left;
+	char *protocol, *cipher;
+	int compared, matches;      /* expected certificate given; same DER */
+	char *expected_serial;
+	int chain_checked, chain_ok;
+	char *chain_error;
+	int host_checked, host_ok;
+};
+/* Connect to addr (host:port, [v6]:port), handshake with SNI server_name,
+ * compare the served leaf with expected (DER; NULL: not compared), verify
+ * the chain with ca_file/ca_path when given. */
+int p11km_bind_verify(const char *addr, const char *server_name, X509 *expected,
+                      const char *ca_file, const char *ca_path, struct p11km_verify_result *res);
+void p11km_verify_result_release(struct p11km_verify_result *res);
+/* The certificate named by --cert: a token URI (read with a targeted
+ * search) or a PEM/DER file. */
+int p11km_bind_load_cert(struct p11km_ctx *ctx, const char *spec, X509 **out);
+
+#endif

@@ -1,0 +1,775 @@
+/* bind-emit.c: server flavours and the files of a binding. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <p11-kit/p11-kit.h>
+
+#include "p11km/bind.h"
+#include "p11km/keys.h"
+#include "p11km/util.h"
+#include "p11km/x509.h"
+
+/* --- problems ------------------------------------------------------------- */
+
+void
+p11km_problem_add(struct p11km_problems *pr, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL, **n;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (s == NULL || (n = realloc(pr->lines, (pr->n + 1) * sizeof(*n))) == NULL) {
+		free(s);
+		return;
+	}
+	pr->lines = n;
+	pr->lines[pr->n++] = s;
+}
+
+void
+p11km_problems_release(struct p11km_problems *pr)
+{
+	for (size_t i = 0; i < pr->n; i++)
+		free(pr->lines[i]);
+	free(pr->lines);
+	pr->lines = NULL;
+	pr->n = 0;
+}
+
+/* --- listen addresses ----------------------------------------------------- */
+
+int
+p11km_listen_parse(const char *s, struct p11km_listen *out)
+{
+	const char *colon;
+	char *end;
+	long port;
+	size_t hl;
+
+	memset(out, 0, sizeof(*out));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			goto bad;
+		hl = (size_t)(rb - s - 1);
+		if (hl == 0 || hl >= sizeof(out->host) || strspn(s + 1, "0123456789abcdefABCDEF:.") < hl)
+			goto bad;
+		memcpy(out->host, s + 1, hl);
+		out->v6 = 1;
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL || colon == s)
+			goto bad;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(out->host))
+			goto bad;
+		memcpy(out->host, s, hl);
+		if (strcmp(out->host, "*") != 0 && strspn(out->host, "0123456789.") != hl)
+			goto bad;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+		goto bad;
+	out->port = (int)port;
+	return 0;
+bad:
+	return p11km_fail(P11KM_ERR_USAGE,
+	    "invalid --listen '%s': use IP:PORT, [IPv6]:PORT or *:PORT (port 1-65535)", s);
+}
+
+static void
+listen_fmt(const struct p11km_listen *l, char *buf, size_t len)
+{
+	if (l->v6)
+		snprintf(buf, len, "[%s]:%d", l->host, l->port);
+	else
+		snprintf(buf, len, "%s:%d", l->host, l->port);
+}
+
+/* --- the rendered files --------------------------------------------------- */
+
+void
+p11km_bind_files_release(struct p11km_bind_files *fs)
+{
+	for (size_t i = 0; i < fs->n; i++) {
+		free(fs->f[i].name);
+		free(fs->f[i].data);
+	}
+	free(fs->f);
+	fs->f = NULL;
+	fs->n = 0;
+}
+
+static int
+files_add(struct p11km_bind_files *fs, const char *name, char *data, size_t len, mode_t mode)
+{
+	struct p11km_bind_file *n;
+
+	if (data == NULL || (n = realloc(fs->f, (fs->n + 1) * sizeof(*n))) == NULL) {
+		free(data);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	fs->f = n;
+	n[fs->n].name = strdup(name);
+	n[fs->n].data = data;
+	n[fs->n].len = len;
+	n[fs->n].mode = mode;
+	if (n[fs->n].name == NULL) {
+		free(data);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	fs->n++;
+	return 0;
+}
+
+/* A text file built with fprintf on a memory stream. */
+struct text {
+	FILE *fp;
+	char *buf;
+	size_t len;
+};
+
+static int
+text_open(struct text *t)
+{
+	t->buf = NULL;
+	t->len = 0;
+	if ((t->fp = open_memstream(&t->buf, &t->len)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+static int
+text_add(struct p11km_bind_files *fs, struct text *t, const char *name, mode_t mode)
+{
+	if (fclose(t->fp) != 0) {
+		free(t->buf);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	return files_add(fs, name, t->buf, t->len, mode);
+}
+
+static char *
+path_in(const struct p11km_bind_params *p, const char *name)
+{
+	return p11km_asprintf("%s/%s", p->dir, name);
+}
+
+static int
+use_cert_files(const struct p11km_bind_params *p)
+{
+	return !p->fl->cert_by_uri || p->cert_uri == NULL;
+}
+
+char *
+p11km_bind_openssl_cnf(const char *engine_path, const char *module_path)
+{
+	return p11km_asprintf(
+	    "# OpenSSL configuration written by p11km for one service: it loads the\n"
+	    "# pkcs11 engine (libp11).  Give it to the service with OPENSSL_CONF; never\n"
+	    "# put the engine into the global openssl.cnf.\n"
+	    "openssl_conf = p11km_init\n\n"
+	    "[p11km_init]\n"
+	    "engines = p11km_engines\n\n"
+	    "[p11km_engines]\n"
+	    "pkcs11 = p11km_pkcs11\n\n"
+	    "[p11km_pkcs11]\n"
+	    "engine_id = pkcs11\n"
+	    "dynamic_path = %s\n"
+	    "MODULE_PATH = %s\n"
+	    "# nginx loads keys without ENGINE_init(): the engine must be initialised here\n"
+	    "init = 1\n", engine_path, module_path);
+}
+
+/* --- nginx ------------------------------------------------------------------ */
+
+static int
+render_nginx(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+{
+	struct text t;
+	char addr[96];
+	char *full = path_in(p, "fullchain.pem");
+	int r;
+
+	if (full == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = text_open(&t)) < 0)
+		goto out;
+	fprintf(t.fp, "# nginx 1.22 server block written by p11km: include it inside http { }.\n"
+	              "# The key stays on the token; nginx loads it through the pkcs11 engine.\n"
+	              "# nginx must run with OPENSSL_CONF=%s/openssl.cnf and include\n"
+	              "# nginx-main.conf at the top level of nginx.conf.\n"
+	              "server {\n", p->dir);
+	for (size_t i = 0; i < p->n_listen; i++) {
+		listen_fmt(&p->listen[i], addr, sizeof(addr));
+		fprintf(t.fp, "    listen %s ssl;\n", addr);
+	}
+	if (p->server_name)
+		fprintf(t.fp, "    server_name %s;\n", p->server_name);
+	fprintf(t.fp, "    ssl_certificate \"%s\";\n", full);
+	fprintf(t.fp, "    ssl_certificate_key \"engine:pkcs11:%s\";\n", p->key_uri);
+	fprintf(t.fp, "    ssl_protocols TLSv1.2 TLSv1.3;\n}\n");
+	if ((r = text_add(out, &t, p->fl->snippet_name, 0644)) < 0)
+		goto out;
+	if ((r = text_open(&t)) < 0)
+		goto out;
+	fprintf(t.fp, "# Top level (main context) of nginx.conf: nginx clears the environment of\n"
+	              "# its workers; the pkcs11 module re-initialises in each worker and needs these.\n"
+	              "env OPENSSL_CONF;\n");
+	if (p->softhsm2_conf)
+		fprintf(t.fp, "env SOFTHSM2_CONF;\n");
+	r = text_add(out, &t, "nginx-main.conf", 0644);
+out:
+	free(full);
+	return r;
+}
+
+/* --- Apache httpd --------------------------------------------------------------- */
+
+static int
+render_apache(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+{
+	struct text t;
+	char addr[96];
+	int r;
+
+	if ((r = text_open(&t)) < 0)
+		return r;
+	fprintf(t.fp, "# Apache httpd 2.4 (mod_ssl) virtual host written by p11km: include it at\n"
+	              "# the top level of the configuration.  The key stays on the token; mod_ssl\n"
+	              "# loads it through the pkcs11 engine.  httpd must run with\n"
+	              "# OPENSSL_CONF=%s/openssl.cnf (see the systemd drop-in).\n"
+	              "SSLCryptoDevice pkcs11\n", p->dir);
+	for (size_t i = 0; i < p->n_listen; i++) {
+		const struct p11km_listen *l = &p->listen[i];
+		if (strcmp(l->host, "*") == 0)
+			fprintf(t.fp, "Listen %d https\n", l->port);
+		else {
+			listen_fmt(l, addr, sizeof(addr));
+			fprintf(t.fp, "Listen %s https\n", addr);
+		}
+	}
+	fprintf(t.fp, "<VirtualHost");
+	for (size_t i = 0; i < p->n_listen; i++) {
+		listen_fmt(&p->listen[i], addr, sizeof(addr));
+		fprintf(t.fp, " %s", addr);
+	}
+	fprintf(t.fp, ">\n");
+	if (p->server_name)
+		fprintf(t.fp, "    ServerName %s\n", p->server_name);
+	fprintf(t.fp, "    SSLEngine on\n");
+	if (use_cert_files(p)) {
+		fprintf(t.fp, "    SSLCertificateFile \"%s/cert.pem\"\n", p->dir);
+		if (p->chain_pem_len > 0)
+			fprintf(t.fp, "    SSLCertificateChainFile \"%s/chain.pem\"\n", p->dir);
+	} else {
+		fprintf(t.fp, "    SSLCertificateFile \"%s\"\n", p->cert_uri);
+	}
+	fprintf(t.fp, "    SSLCertificateKeyFile \"%s\"\n</VirtualHost>\n", p->key_uri);
+	return text_add(out, &t, p->fl->snippet_name, 0644);
+}
+
+/* --- stunnel -------------------------------------------------------------------- */
+
+static int
+render_stunnel(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+{
+	struct text t;
+	char addr[96];
+	int r;
+
+	if ((r = text_open(&t)) < 0)
+		return r;
+	fprintf(t.fp, "; stunnel 5.68 configuration written by p11km.  The key stays on the token;\n"
+	              "; stunnel loads it through the pkcs11 engine.  Run stunnel with\n"
+	              "; OPENSSL_CONF=%s/openssl.cnf (see the systemd drop-in).\n"
+	              "engine = pkcs11\n"
+	              "engineCtrl = MODULE_PATH:%s\n", p->dir, p->module_path);
+	for (size_t i = 0; i < p->n_listen; i++) {
+		listen_fmt(&p->listen[i], addr, sizeof(addr));
+		fprintf(t.fp, "\n[%s-%d]\n", p->server_name ? p->server_name : "p11km",
+		        p->listen[i].port);
+		if (strcmp(p->listen[i].host, "*") == 0)
+			fprintf(t.fp, "accept = %d\n", p->listen[i].port);
+		else
+			fprintf(t.fp, "accept = %s\n", addr);
+		fprintf(t.fp, "connect = %s\n", p->connect);
+		if (p->server_name)
+			fprintf(t.fp, "; SNI name served: %s\n", p->server_name);
+		fprintf(t.fp, "engineId = pkcs11\n");
+		fprintf(t.fp, "key = %s\n", p->key_uri);
+		if (use_cert_files(p))
+			fprintf(t.fp, "cert = %s/fullchain.pem\n", p->dir);
+		else
+			fprintf(t.fp, "cert = %s\n", p->cert_uri);
+	}
+	return text_add(out, &t, p->fl->snippet_name, 0644);
+}
+
+/* --- the table ---------------------------------------------------------------- */
+
+static const struct p11km_bind_flavour flavours[] = {
+	{ "nginx", NULL, "nginx-server.conf", 0, 0, "nginx.service",
+	  "ssl_certificate_key", "ssl_certificate", "engine:pkcs11:", render_nginx,
+	  "OPENSSL_CONF=@DIR@/openssl.cnf nginx -t" },
+	{ "apache", NULL, "apache-vhost.conf", 1, 0, "apache2.service",
+	  "SSLCertificateKeyFile", "SSLCertificateFile", NULL, render_apache,
+	  "OPENSSL_CONF=@DIR@/openssl.cnf apache2ctl configtest" },
+	{ "stunnel", NULL, "stunnel.conf", 1, 1, "stunnel4.service",
+	  "key", "cert", NULL, render_stunnel,
+	  "OPENSSL_CONF=@DIR@/openssl.cnf stunnel4 @DIR@/stunnel.conf" },
+	{ "openssl-conf", NULL, NULL, 1, 0, "SERVICE.service", NULL, NULL, NULL, NULL,
+	  "OPENSSL_CONF=@DIR@/openssl.cnf openssl engine -t pkcs11" },
+	{ "haproxy", "HAProxy 2.6 reads private keys only from PEM files and cannot load "
+	  "them from a token (no engine key source); p11km will not write a config that cannot "
+	  "work: use nginx, apache or stunnel in front of it", NULL, 0, 0, NULL,
+	  NULL, NULL, NULL, NULL, NULL },
+	{ "lighttpd", "lighttpd 1.4.69 reads private keys only from PEM files and cannot load "
+	  "them from a token; p11km will not write a config that cannot work: use nginx, "
+	  "apache or stunnel", NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL },
+};
+
+const struct p11km_bind_flavour *
+p11km_bind_flavour_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(flavours) / sizeof(flavours[0]); i++)
+		if (strcmp(flavours[i].name, name) == 0)
+			return &flavours[i];
+	return NULL;
+}
+
+const char *
+p11km_bind_flavour_names(void)
+{
+	return "nginx apache stunnel openssl-conf";
+}
+
+/* --- all files ------------------------------------------------------------ */
+
+static int
+render_common(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+{
+	struct text t;
+	char addr[96];
+	int r;
+
+	if ((r = files_add(out, "openssl.cnf", p11km_bind_openssl_cnf(p->engine_path,
+	                   p->module_path), 0, 0644)) < 0)
+		return r;
+	out->f[out->n - 1].len = strlen(out->f[out->n - 1].data);
+
+	if ((r = text_open(&t)) < 0)
+		return r;
+	fprintf(t.fp, "OPENSSL_CONF=%s/openssl.cnf\n", p->dir);
+	if (p->softhsm2_conf)
+		fprintf(t.fp, "SOFTHSM2_CONF=%s\n", p->softhsm2_conf);
+	if ((r = text_add(out, &t, "environment", 0644)) < 0)
+		return r;
+
+	if ((r = text_open(&t)) < 0)
+		return r;
+	fprintf(t.fp, "# systemd drop-in written by p11km: install as\n"
+	              "# /etc/systemd/system/%s.d/p11km.conf, then systemctl daemon-reload\n"
+	              "# (see contrib/systemd/README.md).\n[Service]\n"
+	              "Environment=OPENSSL_CONF=%s/openssl.cnf\n", p->fl->unit, p->dir);
+	if (p->softhsm2_conf)
+		fprintf(t.fp, "Environment=SOFTHSM2_CONF=%s\n", p->softhsm2_conf);
+	if ((r = text_add(out, &t, "systemd-dropin.conf", 0644)) < 0)
+		return r;
+
+	if (use_cert_files(p) && p->fl->render != NULL) {
+		size_t fl = p->cert_pem_len + p->chain_pem_len;
+		char *full = malloc(fl + 1);
+		if (full == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		memcpy(full, p->cert_pem, p->cert_pem_len);
+		if (p->chain_pem_len)
+			memcpy(full + p->cert_pem_len, p->chain_pem, p->chain_pem_len);
+		if ((r = files_add(out, "cert.pem", p11km_memdup(p->cert_pem, p->cert_pem_len),
+		                   p->cert_pem_len, 0644)) < 0 ||
+		    (p->chain_pem_len > 0 &&
+		     (r = files_add(out, "chain.pem", p11km_memdup(p->chain_pem, p->chain_pem_len),
+		                    p->chain_pem_len, 0644)) < 0) ||
+		    (r = files_add(out, "fullchain.pem", full, fl, 0644)) < 0)
+			return r;
+	}
+
+	if ((r = text_open(&t)) < 0)
+		return r;
+	fprintf(t.fp, "# p11km binding manifest: read by 'p11km bind check %s'\n", p->dir);
+	fprintf(t.fp, "server = %s\n", p->fl->name);
+	if (p->fl->snippet_name)
+		fprintf(t.fp, "snippet = %s/%s\n", p->dir, p->fl->snippet_name);
+	fprintf(t.fp, "openssl_conf = %s/openssl.cnf\n", p->dir);
+	fprintf(t.fp, "key = %s\n", p->key_uri);
+	if (use_cert_files(p))
+		fprintf(t.fp, "cert = %s/cert.pem\n", p->dir);
+	else
+		fprintf(t.fp, "cert = %s\n", p->cert_uri);
+	fprintf(t.fp, "module = %s\n", p->module_path);
+	if (p->service_user)
+		fprintf(t.fp, "service_user = %s\n", p->service_user);
+	if (p->softhsm2_conf)
+		fprintf(t.fp, "env = SOFTHSM2_CONF=%s\n", p->softhsm2_conf);
+	for (size_t i = 0; i < p->n_listen; i++) {
+		listen_fmt(&p->listen[i], addr, sizeof(addr));
+		fprintf(t.fp, "listen = %s\n", addr);
+	}
+	if (p->server_name)
+		fprintf(t.fp, "server_name = %s\n", p->server_name);
+	return text_add(out, &t, "p11km-binding.conf", 0644);
+}
+
+int
+p11km_bind_render(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+{
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (p->fl->render != NULL && (r = p->fl->render(p, out)) < 0)
+		goto fail;
+	if ((r = render_common(p, out)) < 0)
+		goto fail;
+	return 0;
+fail:
+	p11km_bind_files_release(out);
+	return r;
+}
+
+int
+p11km_bind_engine_path(char **out)
+{
+	const char *v = OpenSSL_version(OPENSSL_ENGINES_DIR);
+	const char *q1 = strchr(v, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+	const char *dirs[2] = { NULL, "/usr/lib/x86_64-linux-gnu/engines-3" };
+	static const char *names[] = { "pkcs11.so", "libpkcs11.so" };
+	char dir[512];
+
+	*out = NULL;
+	if (q1 && q2 && (size_t)(q2 - q1 - 1) < sizeof(dir)) {
+		memcpy(dir, q1 + 1, (size_t)(q2 - q1 - 1));
+		dir[q2 - q1 - 1] = '\0';
+		dirs[0] = dir;
+	}
+	for (size_t d = 0; d < 2; d++) {
+		for (size_t i = 0; dirs[d] && i < 2; i++) {
+			char *path = p11km_asprintf("%s/%s", dirs[d], names[i]);
+			if (path == NULL)
+				return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			if (access(path, R_OK) == 0) {
+				*out = path;
+				return 0;
+			}
+			free(path);
+		}
+	}
+	return p11km_fail(P11KM_ERR_UNSUPPORTED,
+	    "the libp11 pkcs11 engine is not installed (no pkcs11.so in %s); "
+	    "install libengine-pkcs11-openssl", dirs[0] ? dirs[0] : dirs[1]);
+}
+
+/* --- resolving the key and certificate ---------------------------------------- */
+
+void
+p11km_bind_params_release(struct p11km_bind_params *p)
+{
+	free(p->key_uri);
+	free(p->cert_uri);
+	free(p->cert_pem);
+	free(p->chain_pem);
+	free(p->module_path);
+	free(p->engine_path);
+	free(p->softhsm2_conf);
+	p->key_uri = p->cert_uri = p->module_path = p->engine_path = p->softhsm2_conf = NULL;
+	p->cert_pem = p->chain_pem = NULL;
+}
+
+static int
+pem_of(X509 *x, unsigned char **out, size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *d;
+	long n;
+
+	if (b == NULL || !PEM_write_bio_X509(b, x)) {
+		BIO_free(b);
+		return p11km_fail(P11KM_ERR_NOMEM, "unable to write a certificate as PEM");
+	}
+	n = BIO_get_mem_data(b, &d);
+	*out = p11km_memdup(d, (size_t)n);
+	*len = (size_t)n;
+	BIO_free(b);
+	return *out ? 0 : p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+}
+
+/* A file of one or more PEM certificates (leaf first), or one DER. */
+static int
+cert_file_read(const char *path, X509 **leaf, unsigned char **chain, size_t *chain_len)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	BIO *b = NULL, *cb = NULL;
+	X509 *x = NULL;
+	const unsigned char *p;
+	int r;
+
+	if ((r = p11km_read_file(path, 1 << 20, &data, &len)) < 0)
+		return r;
+	p = data;
+	if ((b = BIO_new_mem_buf(data, (int)len)) == NULL || (cb = BIO_new(BIO_s_mem())) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((*leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		if ((*leaf = d2i_X509(NULL, &p, (long)len)) == NULL) {
+			r = p11km_fail(P11KM_ERR_INPUT, "'%s' holds no certificate (PEM or DER)", path);
+			goto out;
+		}
+	} else {
+		while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+			PEM_write_bio_X509(cb, x);
+			X509_free(x);
+		}
+	}
+	ERR_clear_error();
+	{
+		char *d;
+		long n = BIO_get_mem_data(cb, &d);
+		*chain_len = (size_t)n;
+		*chain = n > 0 ? p11km_memdup(d, (size_t)n) : NULL;
+	}
+	r = 0;
+out:
+	BIO_free(b);
+	BIO_free(cb);
+	free(data);
+	return r;
+}
+
+/* How many objects of a class carry this label (0, 1 or 2 = several). */
+static int
+label_count(struct p11km_session *s, CK_OBJECT_CLASS cls, const char *label, size_t *n)
+{
+	CK_ATTRIBUTE t[2] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_OBJECT_HANDLE *h = NULL;
+	int r = p11km_find(s, t, 2, 2, &h, n);
+
+	free(h);
+	return r;
+}
+
+/* The engine-safe URI of an object: token + label + type, no id. */
+static int
+engine_uri(const struct p11km_token *tok, const char *label, CK_OBJECT_CLASS cls,
+           const char *pin_file, const char *pin_value, char **out)
+{
+	char *s = p11km_uri_object(&tok->info, label, NULL, 0, cls);
+	struct p11km_uri *u = NULL;
+	int r;
+
+	if (s == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = p11km_uri_parse(s, &u)) == 0) {
+		if (pin_value != NULL && pin_file == NULL)
+			p11_kit_uri_set_pin_value(u->u, pin_value);
+		r = p11km_uri_engine_safe(u, pin_file, pin_value != NULL, out);
+	}
+	p11km_uri_free(u);
+	free(s);
+	return r;
+}
+
+/* Is a URI safe to put into a config?  Its ';' separators are expected. */
+static int
+uri_config_safe(const char *s)
+{
+	char *c = strdup(s);
+	int ok;
+
+	if (c == NULL)
+		return 0;
+	for (char *p = c; *p; p++)
+		if (*p == ';')
+			*p = ',';
+	ok = p11km_config_safe(c);
+	free(c);
+	return ok;
+}
+
+int
+p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert_spec,
+                   const char *pin_file, int allow_pin_value, struct p11km_bind_params *p)
+{
+	struct p11km_uri *uri = NULL, *curi = NULL;
+	struct p11km_token *tok = NULL;
+	struct p11km_session s;
+	struct p11km_object key, cert;
+	EVP_PKEY *pk = NULL;
+	X509 *x = NULL;
+	int sopen = 0, on_token = 0, r;
+	size_t n = 0;
+	const char *pin_value = NULL;
+
+	memset(&key, 0, sizeof(key));
+	memset(&cert, 0, sizeof(cert));
+	if ((r = p11km_uri_parse(key_spec, &uri)) < 0)
+		return r;
+	if (allow_pin_value)
+		pin_value = p11km_uri_pin_value(uri);
+	if ((r = p11km_modules_load(ctx, uri)) < 0 || (r = p11km_token_find_one(ctx, uri, &tok)) < 0)
+		goto out;
+	if ((r = p11km_session_open_login(ctx, tok, uri, 0, 1, &s)) < 0)
+		goto out;
+	sopen = 1;
+	if ((r = p11km_object_find_one(&s, uri, CKO_PRIVATE_KEY, &key)) < 0)
+		goto out;
+	if (key.key_type == CKK_EC_EDWARDS) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "key '%s' is an EdDSA (Ed25519) key: the pkcs11 engine of libp11 0.4.12 cannot "
+		    "use it, so no server on this system can; bind an RSA or EC key instead",
+		    key.label ? key.label : "");
+		goto out;
+	}
+	if (key.label == NULL || key.label[0] == '\0') {
+		r = p11km_fail(P11KM_ERR_USAGE, "the key has no label: server configs name keys by "
+		               "token and label; give the key a unique label");
+		goto out;
+	}
+	if (!p11km_config_safe(key.label)) {
+		r = p11km_fail(P11KM_ERR_USAGE, "the key's label contains characters that are not "
+		               "safe in a server config (quotes, ;, braces, $, #, control characters); "
+		               "relabel the key");
+		goto out;
+	}
+	if ((r = label_count(&s, CKO_PRIVATE_KEY, key.label, &n)) < 0)
+		goto out;
+	if (n > 1) {
+		r = p11km_fail(P11KM_ERR_AMBIGUOUS, "several private keys on token '%s' are labelled "
+		               "'%s': server configs select keys by label; give each key a unique label",
+		               tok->label, key.label);
+		goto out;
+	}
+	if ((r = p11km_key_pubkey(&s, &key, &pk)) < 0)
+		goto out;
+
+	/* the certificate */
+	if (cert_spec != NULL && strncmp(cert_spec, "pkcs11:", 7) == 0) {
+		if ((r = p11km_uri_parse(cert_spec, &curi)) < 0)
+			goto out;
+		if (!p11km_uri_match_token(curi, NULL, NULL, &tok->info)) {
+			r = p11km_fail(P11KM_ERR_USAGE, "--cert names a token other than the key's "
+			               "token '%s': the certificate must be on the key's token", tok->label);
+			goto out;
+		}
+		if ((r = p11km_object_find_one(&s, curi, CKO_CERTIFICATE, &cert)) < 0)
+			goto out;
+		on_token = 1;
+	} else if (cert_spec != NULL) {
+		if ((r = cert_file_read(cert_spec, &x, &p->chain_pem, &p->chain_pem_len)) < 0)
+			goto out;
+	} else {
+		CK_OBJECT_CLASS cc = CKO_CERTIFICATE;
+		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cc, sizeof(cc) }, { CKA_ID, key.id, key.id_len } };
+		CK_OBJECT_HANDLE *h = NULL;
+		if (key.id_len == 0) {
+			r = p11km_fail(P11KM_ERR_NOTFOUND, "the key has no id, so its certificate cannot "
+			               "be found; give --cert URI|FILE");
+			goto out;
+		}
+		if ((r = p11km_find(&s, t, 2, 2, &h, &n)) < 0)
+			goto out;
+		if (n == 1) {
+			r = p11km_object_read(&s, h[0], &cert);
+			on_token = 1;
+		}
+		free(h);
+		if (r < 0)
+			goto out;
+		if (n != 1) {
+			r = p11km_fail(n == 0 ? P11KM_ERR_NOTFOUND : P11KM_ERR_AMBIGUOUS,
+			    n == 0 ? "no certificate on token '%s' has the key's id; install one "
+			             "('p11km cert install') or give --cert URI|FILE"
+			           : "several certificates on token '%s' have the key's id; "
+			             "name one with --cert URI", tok->label);
+			goto out;
+		}
+	}
+	if (x == NULL) {
+		const unsigned char *d = cert.value;
+		if (cert.value_len == 0 || (x = d2i_X509(NULL, &d, (long)cert.value_len)) == NULL) {
+			r = p11km_fail(P11KM_ERR_INPUT, "the certificate object '%s' does not parse",
+			               cert.label ? cert.label : "");
+			goto out;
+		}
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(x), pk) != 1) {
+		r = p11km_fail(P11KM_ERR_VERIFY, "the certificate does not belong to key '%s' (its "
+		               "public key differs); give the certificate issued for this key",
+		               key.label);
+		goto out;
+	}
+	if ((r = pem_of(x, &p->cert_pem, &p->cert_pem_len)) < 0)
+		goto out;
+	if (on_token) {
+		if (cert.label == NULL || !p11km_config_safe(cert.label)) {
+			r = p11km_fail(P11KM_ERR_USAGE, "the certificate on the token has no label or one "
+			               "that is not safe in a config; relabel it");
+			goto out;
+		}
+		if ((r = label_count(&s, CKO_CERTIFICATE, cert.label, &n)) < 0)
+			goto out;
+		if (n > 1) {
+			r = p11km_fail(P11KM_ERR_AMBIGUOUS, "several certificates on token '%s' are "
+			               "labelled '%s'; give each a unique label", tok->label, cert.label);
+			goto out;
+		}
+		if ((r = engine_uri(tok, cert.label, CKO_CERTIFICATE, NULL, NULL, &p->cert_uri)) < 0)
+			goto out;
+	}
+	if ((r = engine_uri(tok, key.label, CKO_PRIVATE_KEY, pin_file, pin_value, &p->key_uri)) < 0)
+		goto out;
+	if (!uri_config_safe(p->key_uri) || (p->cert_uri && !uri_config_safe(p->cert_uri))) {
+		r = p11km_fail(P11KM_ERR_USAGE, "the token URI contains characters that are not safe "
+		               "in a server config; check the PIN file path and the labels");
+		goto out;
+	}
+	if ((p->module_path = p11_kit_module_get_filename(tok->f)) == NULL) {
+		r = p11km_fail(P11KM_ERR_MODULE, "unable to find the file of module '%s'; "
+		               "give --module PATH", tok->mod->name);
+		goto out;
+	}
+	if (!p11km_config_safe(p->module_path)) {
+		r = p11km_fail(P11KM_ERR_USAGE, "the module path '%s' is not safe in a config",
+		               p->module_path);
+		goto out;
+	}
+	r = 0;
+out:
+	if (r < 0)
+		p11km_bind_params_release(p);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	p11km_object_release(&key);
+	p11km_object_release(&cert);
+	if (sopen)
+		p11km_session_close(&s);
+	p11km_token_free(tok);
+	p11km_uri_free(uri);
+	p11km_uri_free(curi);
+	return r;
+}
