@@ -1,0 +1,253 @@
+/* store-nss.c: NSS databases through certutil (libnss3-tools), and running
+ * helper programs without a shell. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "p11km/cert.h"
+#include "p11km/store.h"
+#include "p11km/util.h"
+
+extern char **environ;
+
+int
+p11km_run(char *const argv[], char **out, size_t *out_len)
+{
+	posix_spawn_file_actions_t fa;
+	struct p11km_buf ob = { 0 }, eb = { 0 };
+	int op[2] = { -1, -1 }, ep[2] = { -1, -1 }, status = 0, r = 0;
+	pid_t pid;
+
+	if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+		r = p11km_fail(P11KM_ERR_IO, "unable to run '%s': %s", argv[0], strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, op[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, ep[1], STDERR_FILENO);
+	errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(op[1]);
+	close(ep[1]);
+	op[1] = ep[1] = -1;
+	if (errno != 0) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED, "unable to run '%s': %s (is it installed?)",
+		               argv[0], strerror(errno));
+		goto out;
+	}
+	for (int open_fds = 2; open_fds > 0;) {
+		struct pollfd pf[2] = { { op[0], POLLIN, 0 }, { ep[0], POLLIN, 0 } };
+		char chunk[4096];
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(pf[i].fd, chunk, sizeof(chunk));
+			if (n <= 0) {
+				close(i == 0 ? op[0] : ep[0]);
+				if (i == 0)
+					op[0] = -1;
+				else
+					ep[0] = -1;
+				open_fds--;
+				continue;
+			}
+			if (p11km_buf_append(i == 0 ? &ob : &eb, chunk, (size_t)n) < 0)
+				r = P11KM_ERR_NOMEM;
+		}
+		if (op[0] < 0 && ep[0] < 0)
+			break;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char *last = NULL;
+		if (eb.data != NULL) {
+			while (eb.len > 0 && (eb.data[eb.len - 1] == '\n' || eb.data[eb.len - 1] == '\r'))
+				eb.data[--eb.len] = '\0';
+			last = strrchr((char *)eb.data, '\n');
+			last = last ? last + 1 : (char *)eb.data;
+		}
+		r = p11km_fail(P11KM_ERR_FAILED, "'%s' failed (%s %d)%s%s", argv[0],
+		               WIFEXITED(status) ? "exit" : "signal",
+		               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+		               last && *last ? ": " : "", last ? last : "");
+		goto out;
+	}
+	if (out != NULL) {
+		if (ob.data == NULL && p11km_buf_append(&ob, "", 0) < 0) {
+			r = P11KM_ERR_NOMEM;
+			goto out;
+		}
+		*out = (char *)ob.data;
+		*out_len = ob.len;
+		ob.data = NULL;
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (op[i] >= 0)
+			close(op[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	p11km_buf_release(&ob);
+	p11km_buf_release(&eb);
+	return r;
+}
+
+static char *
+nss_db(const struct p11km_store *st)
+{
+	return p11km_asprintf("sql:%s", st->path);
+}
+
+static int
+db_exists(const struct p11km_store *st)
+{
+	char *p = p11km_asprintf("%s/cert9.db", st->path);
+	struct stat sb;
+	int ok = p != NULL && stat(p, &sb) == 0;
+
+	free(p);
+	return ok;
+}
+
+/* Certificates of one nickname, as PEM. */
+static int
+load_nick(struct p11km_store *st, const char *db, const char *nick)
+{
+	char *argv[] = { "certutil", "-L", "-d", (char *)db, "-n", (char *)nick, "-a", NULL };
+	STACK_OF(X509) *sk = NULL;
+	char *out = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = p11km_run(argv, &out, &len)) < 0)
+		return r;
+	if (p11km_certs_parse((unsigned char *)out, len, "certutil output", 64, &sk) == 0)
+		for (int i = 0; r == 0 && i < sk_X509_num(sk); i++)
+			r = p11km_store_push(st, sk_X509_value(sk, i), nick, 0);
+	p11km_error_clear();
+	sk_X509_pop_free(sk, X509_free);
+	free(out);
+	return r;
+}
+
+int
+p11km_store_nss_load(struct p11km_store *st)
+{
+	char *db = nss_db(st), *out = NULL, *line, *save = NULL;
+	char *argv[] = { "certutil", "-L", "-d", db, NULL };
+	size_t len = 0;
+	int r, lineno = 0;
+
+	if (db == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (!db_exists(st)) {
+		free(db);
+		return 0;
+	}
+	if ((r = p11km_run(argv, &out, &len)) < 0)
+		goto out;
+	for (line = strtok_r(out, "\n", &save); line != NULL && r == 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *end;
+		if (lineno++ < 2 || *line == '\0')
+			continue; /* the two header lines */
+		/* "<nickname padded>   <trust>": drop the trust column. */
+		end = line + strlen(line);
+		while (end > line && end[-1] == ' ')
+			end--;
+		while (end > line && end[-1] != ' ')
+			end--;
+		while (end > line && end[-1] == ' ')
+			end--;
+		*end = '\0';
+		if (*line != '\0')
+			r = load_nick(st, db, line);
+	}
+out:
+	free(out);
+	free(db);
+	return r;
+}
+
+int
+p11km_store_nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
+                       const size_t *rm, size_t n_rm)
+{
+	char *db = nss_db(st), tmpl[] = "/tmp/p11km-nss-XXXXXX";
+	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0;
+	int r = 0, fd = -1;
+
+	(void)ctx;
+	if (db == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (!db_exists(st)) {
+		char *argv[] = { "certutil", "-N", "-d", db, "--empty-password", NULL };
+		if (mkdir(st->path, 0700) < 0 && errno != EEXIST) {
+			r = p11km_fail(P11KM_ERR_IO, "unable to create '%s': %s", st->path,
+			               strerror(errno));
+			goto out;
+		}
+		if ((r = p11km_run(argv, NULL, NULL)) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < n_rm && r == 0; i++) {
+		char *argv[] = { "certutil", "-D", "-d", db, "-n", st->names[rm[i]], NULL };
+		r = p11km_run(argv, NULL, NULL);
+		p11km_progress("updating NSS database", ++done, total);
+	}
+	if (r == 0 && sk_X509_num(add) > 0 && (fd = mkstemp(tmpl)) < 0) {
+		r = p11km_fail(P11KM_ERR_IO, "unable to create a temporary file: %s", strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < sk_X509_num(add) && r == 0; i++) {
+		X509 *x = sk_X509_value(add, i);
+		char *name = p11km_cert_short_name(x, 48), *fp = p11km_cert_fingerprint(x);
+		char *nick = name && fp ? p11km_asprintf("%s [%.8s]", name, fp) : NULL;
+		unsigned char *der = NULL;
+		size_t dlen = 0;
+		free(name);
+		free(fp);
+		if (nick == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			break;
+		}
+		if ((r = p11km_cert_der(x, &der, &dlen)) == 0) {
+			if (ftruncate(fd, 0) < 0 || pwrite(fd, der, dlen, 0) != (ssize_t)dlen)
+				r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", tmpl,
+				               strerror(errno));
+		}
+		if (r == 0) {
+			char *argv[] = { "certutil", "-A", "-d", db, "-n", nick, "-t", "C,,",
+			                 "-i", tmpl, NULL };
+			r = p11km_run(argv, NULL, NULL);
+		}
+		free(der);
+		free(nick);
+		p11km_progress("updating NSS database", ++done, total);
+	}
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmpl);
+	}
+	free(db);
+	return r;
+}

@@ -1,0 +1,177 @@
+/* store-system.c: the operating system's trust store, the distribution's way.
+ *
+ * Debian: one "<name>.crt" per root in /usr/local/share/ca-certificates/p11km/,
+ * then update-ca-certificates.  RHEL/Fedora: the same in
+ * /etc/pki/ca-trust/source/anchors/, then update-ca-trust extract.  The
+ * file system root is --system-root or P11KM_SYSTEM_ROOT (tests), else "/".
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "p11km/cert.h"
+#include "p11km/store.h"
+#include "p11km/util.h"
+
+#define DEBIAN_DIR "usr/local/share/ca-certificates"
+#define RHEL_DIR "etc/pki/ca-trust/source/anchors"
+
+static int
+is_dir(const char *p)
+{
+	struct stat sb;
+	return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static char *
+root_join(const struct p11km_store *st, const char *rel)
+{
+	const char *root = st->system_root;
+	size_t l = strlen(root);
+
+	return p11km_asprintf("%s%s%s", root, l > 0 && root[l - 1] == '/' ? "" : "/", rel);
+}
+
+/* Which family, and the directory p11km's anchors go to. */
+static int
+system_dir(const struct p11km_store *st, int *rhel, char **dir)
+{
+	char *deb = root_join(st, DEBIAN_DIR), *rh = root_join(st, RHEL_DIR);
+	char *etc_deb = root_join(st, "etc/ssl/certs");
+	int r = 0;
+
+	*dir = NULL;
+	if (deb == NULL || rh == NULL || etc_deb == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	} else if (is_dir(etc_deb) || is_dir(deb)) {
+		*rhel = 0;
+		*dir = p11km_asprintf("%s/p11km", deb);
+	} else if (is_dir(rh)) {
+		*rhel = 1;
+		*dir = strdup(rh);
+	} else {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "no system trust store under '%s' (neither Debian's %s nor RHEL's %s)",
+		    st->system_root, "/" DEBIAN_DIR, "/" RHEL_DIR);
+	}
+	if (r == 0 && *dir == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	free(deb);
+	free(rh);
+	free(etc_deb);
+	return r;
+}
+
+int
+p11km_store_system_load(struct p11km_store *st)
+{
+	char *dir = NULL;
+	DIR *d;
+	int rhel = 0, r;
+
+	if ((r = system_dir(st, &rhel, &dir)) < 0)
+		return r;
+	free(st->path);
+	st->path = dir;
+	if ((d = opendir(dir)) == NULL)
+		return errno == ENOENT ? 0 : p11km_fail(P11KM_ERR_IO, "unable to open '%s': %s", dir,
+		                                        strerror(errno));
+	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;) {
+		size_t l = strlen(de->d_name);
+		STACK_OF(X509) *sk = NULL;
+		char *full;
+		if (l < 5 || (strcmp(de->d_name + l - 4, ".crt") != 0 &&
+		              strcmp(de->d_name + l - 4, ".pem") != 0))
+			continue;
+		if ((full = p11km_asprintf("%s/%s", dir, de->d_name)) == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			break;
+		}
+		if (p11km_certs_read(full, 2, &sk) == 0 && sk_X509_num(sk) == 1)
+			r = p11km_store_push(st, sk_X509_value(sk, 0), de->d_name, 0);
+		p11km_error_clear();
+		sk_X509_pop_free(sk, X509_free);
+		free(full);
+	}
+	closedir(d);
+	return r;
+}
+
+static int
+update_tool(const struct p11km_store *st, int rhel)
+{
+	int scratch = strcmp(st->system_root, "/") != 0;
+
+	if (rhel) {
+		char *argv[] = { "update-ca-trust", "extract", NULL };
+		if (scratch) {
+			p11km_note("system store under '%s': not running update-ca-trust (it only "
+			           "works on /)", st->system_root);
+			return 0;
+		}
+		return p11km_run(argv, NULL, NULL);
+	}
+	char *argv[] = { "update-ca-certificates", "--sysroot", st->system_root, NULL };
+	char *plain[] = { "update-ca-certificates", NULL };
+	return p11km_run(scratch ? argv : plain, NULL, NULL);
+}
+
+int
+p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
+                          const size_t *rm, size_t n_rm)
+{
+	struct p11km_ftxn *t = p11km_ftxn_new();
+	struct p11km_buf b = { 0 };
+	char *dir = NULL;
+	int rhel = 0, r;
+
+	(void)ctx;
+	if (t == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = system_dir(st, &rhel, &dir)) < 0)
+		goto out;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		r = p11km_fail(P11KM_ERR_IO, "unable to create '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < n_rm; i++) {
+		char *full = st->names[rm[i]] ? p11km_asprintf("%s/%s", dir, st->names[rm[i]]) : NULL;
+		if (full == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		r = p11km_ftxn_unlink(t, full);
+		free(full);
+		if (r < 0)
+			goto out;
+	}
+	for (int i = 0; i < sk_X509_num(add); i++) {
+		X509 *x = sk_X509_value(add, i);
+		char *fp = p11km_cert_fingerprint(x);
+		char *full = fp ? p11km_asprintf("%s/p11km-%.16s.crt", dir, fp) : NULL;
+		free(fp);
+		if (full == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		b.len = 0;
+		if ((r = p11km_cert_pem_append(x, &b)) == 0)
+			r = p11km_ftxn_write(t, full, b.data, b.len, 0644);
+		free(full);
+		if (r < 0)
+			goto out;
+	}
+	if ((r = p11km_ftxn_commit(t)) < 0)
+		goto out;
+	r = update_tool(st, rhel);
+out:
+	p11km_ftxn_free(t);
+	p11km_buf_release(&b);
+	free(dir);
+	return r;
+}

@@ -1,0 +1,381 @@
+/* store-token.c: certificate objects on a token, and the token trust store. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "p11km/cert.h"
+#include "p11km/store.h"
+#include "p11km/util.h"
+
+int
+p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
+                      const unsigned char *id, size_t id_len, CK_ULONG category, int trusted,
+                      CK_OBJECT_HANDLE *out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE ct = CKC_X_509;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL, *back = NULL;
+	size_t dlen = 0, slen = 0, ilen = 0, serlen = 0;
+	CK_ATTRIBUTE t[13];
+	CK_ULONG n = 0;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_RV rv;
+	int r;
+
+	if ((r = p11km_cert_der(cert, &der, &dlen)) < 0 ||
+	    (r = p11km_cert_name_der(cert, 0, &subj, &slen)) < 0 ||
+	    (r = p11km_cert_name_der(cert, 1, &iss, &ilen)) < 0 ||
+	    (r = p11km_cert_serial_der(cert, &ser, &serlen)) < 0)
+		goto out;
+	t[n++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &no, sizeof(no) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+	if (id_len > 0)
+		t[n++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
+	t[n++] = (CK_ATTRIBUTE){ CKA_SUBJECT, subj, slen };
+	t[n++] = (CK_ATTRIBUTE){ CKA_ISSUER, iss, ilen };
+	t[n++] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, ser, serlen };
+	t[n++] = (CK_ATTRIBUTE){ CKA_VALUE, der, dlen };
+	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) };
+	if (trusted)
+		t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, &yes, sizeof(yes) };
+	rv = P11KM_CALL(s->f, C_CreateObject, s->h, t, n, &h);
+	if (rv == CKR_ATTRIBUTE_READ_ONLY && trusted) {
+		r = p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' refused a trusted certificate (CKR_ATTRIBUTE_READ_ONLY): it needs "
+		    "the security officer's login; give --so-pin-source", s->tok->label);
+		goto out;
+	}
+	if (rv == CKR_USER_NOT_LOGGED_IN && trusted) {
+		r = p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' refused a trusted certificate (CKR_USER_NOT_LOGGED_IN): this token "
+		    "wants the user's login for it; give --pin-source instead of --so-pin-source",
+		    s->tok->label);
+		goto out;
+	}
+	if (rv != CKR_OK) {
+		r = p11km_fail_ckr(rv, s->tok->label, "C_CreateObject");
+		goto out;
+	}
+	/* Read it back: the token must hold exactly these bytes. */
+	{
+		CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
+		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1);
+		if (rv == CKR_OK && a.ulValueLen == dlen && (back = malloc(dlen)) != NULL) {
+			a.pValue = back;
+			rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1);
+		}
+		if (rv != CKR_OK || back == NULL || a.ulValueLen != dlen ||
+		    memcmp(back, der, dlen) != 0) {
+			r = rv != CKR_OK ? p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue")
+			                 : p11km_fail(P11KM_ERR_TOKEN,
+			    "token '%s' does not hold the certificate as written (read-back differs)",
+			    s->tok->label);
+			/* Best effort: do not leave a damaged object behind. */
+			if (rv == CKR_OK)
+				P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+			goto out;
+		}
+	}
+	*out = h;
+	r = 0;
+out:
+	free(der);
+	free(subj);
+	free(iss);
+	free(ser);
+	free(back);
+	return r;
+}
+
+static int
+read_handles(struct p11km_session *s, CK_OBJECT_HANDLE *h, size_t nh, struct p11km_object **objs,
+             size_t *n)
+{
+	struct p11km_object *o = NULL;
+	int r;
+
+	*objs = NULL;
+	*n = 0;
+	if (nh == 0)
+		return 0;
+	if ((o = calloc(nh, sizeof(*o))) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < nh; i++) {
+		if ((r = p11km_object_read(s, h[i], &o[i])) < 0) {
+			p11km_objects_free(o, i);
+			return r;
+		}
+	}
+	*objs = o;
+	*n = nh;
+	return 0;
+}
+
+static int
+find_read(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, size_t max,
+          struct p11km_object **objs, size_t *n)
+{
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t nh = 0;
+	int r;
+
+	if ((r = p11km_find(s, t, nt, max, &h, &nh)) < 0)
+		return r;
+	r = read_handles(s, h, nh, objs, n);
+	free(h);
+	return r;
+}
+
+int
+p11km_tok_certs_by_id(struct p11km_session *s, const unsigned char *id, size_t id_len,
+                      const char *label, struct p11km_object **objs, size_t *n)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE t[3];
+	CK_ULONG nt = 0;
+	int r;
+
+	t[nt++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	if (id_len > 0) {
+		t[nt++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
+	} else if (label != NULL) {
+		t[nt++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+	}
+	if ((r = find_read(s, t, nt, 256, objs, n)) < 0)
+		return r;
+	if (id_len == 0) {
+		/* Keep only certificates whose id is empty or absent. */
+		size_t k = 0;
+		for (size_t i = 0; i < *n; i++) {
+			if ((*objs)[i].id_len == 0)
+				(*objs)[k++] = (*objs)[i];
+			else
+				p11km_object_release(&(*objs)[i]);
+		}
+		*n = k;
+	}
+	return 0;
+}
+
+int
+p11km_tok_cert_find(struct p11km_session *s, X509 *cert, CK_OBJECT_HANDLE *h)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL;
+	size_t dlen = 0, slen = 0, ilen = 0, serlen = 0, n = 0;
+	struct p11km_object *objs = NULL;
+	CK_ATTRIBUTE t[4];
+	int r, found = 0;
+
+	if ((r = p11km_cert_der(cert, &der, &dlen)) < 0 ||
+	    (r = p11km_cert_name_der(cert, 0, &subj, &slen)) < 0 ||
+	    (r = p11km_cert_name_der(cert, 1, &iss, &ilen)) < 0 ||
+	    (r = p11km_cert_serial_der(cert, &ser, &serlen)) < 0)
+		goto out;
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	t[1] = (CK_ATTRIBUTE){ CKA_SUBJECT, subj, slen };
+	t[2] = (CK_ATTRIBUTE){ CKA_ISSUER, iss, ilen };
+	t[3] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, ser, serlen };
+	if ((r = find_read(s, t, 4, 16, &objs, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n && !found; i++) {
+		if (objs[i].value_len == dlen && memcmp(objs[i].value, der, dlen) == 0) {
+			*h = objs[i].h;
+			found = 1;
+		}
+	}
+	r = found;
+out:
+	p11km_objects_free(objs, n);
+	free(der);
+	free(subj);
+	free(iss);
+	free(ser);
+	return r;
+}
+
+int
+p11km_tok_by_label(struct p11km_session *s, const char *label, CK_OBJECT_CLASS cls,
+                   struct p11km_object **objs, size_t *n)
+{
+	CK_ATTRIBUTE t[2];
+	CK_ULONG nt = 0;
+
+	t[nt++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+	if (cls != (CK_OBJECT_CLASS)-1)
+		t[nt++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	return find_read(s, t, nt, 64, objs, n);
+}
+
+int
+p11km_tok_relabel(struct p11km_session *s, CK_OBJECT_HANDLE h, const char *label)
+{
+	CK_ATTRIBUTE a = { CKA_LABEL, (void *)label, strlen(label) };
+	CK_RV rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, h, &a, 1);
+
+	if (rv != CKR_OK)
+		return p11km_fail_ckr(rv, s->tok->label, "C_SetAttributeValue");
+	return 0;
+}
+
+int
+p11km_tok_destroy(struct p11km_session *s, CK_OBJECT_HANDLE h)
+{
+	CK_RV rv = P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+
+	if (rv != CKR_OK)
+		return p11km_fail_ckr(rv, s->tok->label, "C_DestroyObject");
+	return 0;
+}
+
+int
+p11km_tok_retired_label(struct p11km_session *s, const char *base, CK_OBJECT_CLASS cls,
+                        char **out)
+{
+	char date[16];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%d", &tm);
+	for (int i = 1; i < 100; i++) {
+		struct p11km_object *objs = NULL;
+		size_t n = 0;
+		char *cand = i == 1 ? p11km_asprintf("%s.retired-%s", base, date)
+		                    : p11km_asprintf("%s.retired-%s-%d", base, date, i);
+		int r;
+		if (cand == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		if ((r = p11km_tok_by_label(s, cand, cls, &objs, &n)) < 0) {
+			free(cand);
+			return r;
+		}
+		p11km_objects_free(objs, n);
+		if (n == 0) {
+			*out = cand;
+			return 0;
+		}
+		free(cand);
+	}
+	return p11km_fail(P11KM_ERR_EXISTS, "too many retired objects labelled '%s.retired-%s-*'",
+	                  base, date);
+}
+
+int
+p11km_label_is_retired(const char *label)
+{
+	const char *p = label ? strstr(label, ".retired-") : NULL;
+
+	if (p == NULL)
+		return 0;
+	p += strlen(".retired-");
+	for (int i = 0; i < 8; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return 0;
+	return 1;
+}
+
+int
+p11km_label_is_pending(const char *label)
+{
+	size_t n = label ? strlen(label) : 0;
+
+	return n > 8 && strcmp(label + n - 8, ".pending") == 0;
+}
+
+/* --- the token as a trust store -------------------------------------------- */
+
+int
+p11km_store_token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t[2] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_TRUSTED, &yes, sizeof(yes) },
+	};
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t nh = 0;
+	int r;
+
+	if ((r = p11km_uri_parse(st->path, &st->uri)) < 0)
+		return r;
+	if ((r = p11km_token_find_one(ctx, st->uri, &st->tok)) < 0)
+		return r;
+	if (for_write && ctx->so_pin_source_opt != NULL) {
+		struct p11km_pinsrc src;
+		if ((r = p11km_session_open(ctx, st->tok, 1, &st->s)) < 0)
+			return r;
+		if ((r = p11km_pinsrc_for(ctx, st->uri, CKU_SO, &src)) < 0)
+			return r;
+		r = p11km_login(&st->s, CKU_SO, &src);
+		p11km_pinsrc_release(&src);
+		if (r < 0)
+			return r;
+		st->logged_in_so = 1;
+	} else if ((r = p11km_session_open_login(ctx, st->tok, st->uri, for_write, for_write,
+	                                         &st->s)) < 0) {
+		return r;
+	}
+	if ((r = p11km_find(&st->s, t, 2, 0, &h, &nh)) < 0)
+		return r;
+	for (size_t i = 0; i < nh; i++) {
+		struct p11km_object o;
+		X509 *x;
+		if ((r = p11km_object_read(&st->s, h[i], &o)) < 0)
+			break;
+		x = o.value_len ? p11km_cert_x509_der(o.value, o.value_len) : NULL;
+		if (x == NULL) {
+			p11km_warn("token '%s': trusted certificate '%s' does not parse; ignored",
+			           st->tok->label, o.label ? o.label : "");
+		} else {
+			r = p11km_store_push(st, x, o.label, o.h);
+			X509_free(x);
+		}
+		p11km_object_release(&o);
+		if (r < 0)
+			break;
+		p11km_progress("reading trusted certificates", i + 1, nh);
+	}
+	free(h);
+	return r;
+}
+
+int
+p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
+                         const size_t *rm, size_t n_rm)
+{
+	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0;
+	int r = 0;
+
+	(void)ctx;
+	for (size_t i = 0; i < n_rm && r == 0; i++) {
+		r = p11km_tok_destroy(&st->s, st->handles[rm[i]]);
+		p11km_progress("updating token", ++done, total);
+	}
+	for (int i = 0; i < sk_X509_num(add) && r == 0; i++) {
+		X509 *x = sk_X509_value(add, i);
+		unsigned char *id = NULL;
+		size_t id_len = 0;
+		char *label = p11km_cert_short_name(x, 64);
+		CK_OBJECT_HANDLE h;
+		if (label == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			break;
+		}
+		if ((r = p11km_cert_keyid(x, &id, &id_len)) == 0)
+			r = p11km_tok_cert_create(&st->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
+			                          &h);
+		free(id);
+		free(label);
+		p11km_progress("updating token", ++done, total);
+	}
+	return r;
+}

@@ -1,0 +1,583 @@
+/* x509-cert.c: reading CA replies and root files, chains and their checks. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/x509v3.h>
+
+#include "p11km/cert.h"
+#include "p11km/util.h"
+#include "p11km/x509.h"
+
+/* --- one certificate ------------------------------------------------------ */
+
+int
+p11km_cert_check_serial(X509 *cert)
+{
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(cert);
+	char *subj;
+	int r = 0;
+
+	if (sn == NULL)
+		return p11km_fail(P11KM_ERR_INPUT, "a certificate has no serial number");
+	if (ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER || ASN1_STRING_length(sn) > 20 ||
+	    ASN1_STRING_length(sn) == 0) {
+		subj = p11km_cert_subject(cert);
+		r = p11km_fail(P11KM_ERR_INPUT,
+		    "certificate '%s' has a %s serial number (RFC 5280: positive, at most 20 "
+		    "octets); ask the CA for a conforming certificate", subj ? subj : "?",
+		    ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER ? "negative" :
+		    ASN1_STRING_length(sn) == 0 ? "empty" : "too long");
+		free(subj);
+	}
+	return r;
+}
+
+int
+p11km_cert_self_signed(X509 *cert)
+{
+	EVP_PKEY *k;
+	int ok;
+
+	if (X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) != 0)
+		return 0;
+	if ((k = X509_get0_pubkey(cert)) == NULL) {
+		ERR_clear_error();
+		return 0;
+	}
+	ok = X509_verify(cert, k) == 1;
+	ERR_clear_error();
+	return ok;
+}
+
+int
+p11km_cert_check_anchor(X509 *cert)
+{
+	char *subj = p11km_cert_subject(cert);
+	int r = 0;
+
+	if (!(X509_get_extension_flags(cert) & EXFLAG_CA))
+		r = p11km_fail(P11KM_ERR_INPUT,
+		    "'%s' is not a CA certificate (no basicConstraints CA:TRUE); give "
+		    "--allow-non-ca to trust it anyway", subj ? subj : "?");
+	else if (X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) == 0 &&
+	         !p11km_cert_self_signed(cert))
+		r = p11km_fail(P11KM_ERR_INPUT,
+		    "root '%s' has no valid self-signature; it is damaged or forged", subj ? subj : "?");
+	free(subj);
+	return r;
+}
+
+/* --- parsing -------------------------------------------------------------- */
+
+static int
+push_unique(STACK_OF(X509) *sk, X509 *x, size_t max, const char *what)
+{
+	for (int i = 0; i < sk_X509_num(sk); i++) {
+		if (X509_cmp(sk_X509_value(sk, i), x) == 0) {
+			X509_free(x);
+			return 0;
+		}
+	}
+	if ((size_t)sk_X509_num(sk) >= max) {
+		X509_free(x);
+		return p11km_fail(P11KM_ERR_INPUT,
+		    "%s holds more than %zu certificates; split it or check that it is the right file",
+		    what, max);
+	}
+	if (!sk_X509_push(sk, x)) {
+		X509_free(x);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int
+add_pkcs7(STACK_OF(X509) *sk, const unsigned char *der, long len, size_t max, const char *what)
+{
+	const unsigned char *p = der;
+	PKCS7 *p7 = d2i_PKCS7(NULL, &p, len);
+	STACK_OF(X509) *certs = NULL;
+	int r = 0, n;
+
+	if (p7 == NULL || p != der + len) {
+		PKCS7_free(p7);
+		ERR_clear_error();
+		return p11km_fail(P11KM_ERR_INPUT, "%s: the PKCS#7 structure does not parse", what);
+	}
+	if (PKCS7_type_is_signed(p7) && p7->d.sign != NULL)
+		certs = p7->d.sign->cert;
+	else if (PKCS7_type_is_signedAndEnveloped(p7) && p7->d.signed_and_enveloped != NULL)
+		certs = p7->d.signed_and_enveloped->cert;
+	n = certs ? sk_X509_num(certs) : 0;
+	if (n == 0)
+		r = p11km_fail(P11KM_ERR_INPUT,
+		    "%s: the PKCS#7 file holds no certificates; ask the CA for the issued certificate",
+		    what);
+	for (int i = 0; r == 0 && i < n; i++) {
+		X509 *x = sk_X509_value(certs, i);
+		if (!X509_up_ref(x)) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			break;
+		}
+		r = push_unique(sk, x, max, what);
+	}
+	PKCS7_free(p7);
+	return r;
+}
+
+static int
+add_der_cert(STACK_OF(X509) *sk, const unsigned char *der, long len, int aux, size_t max,
+             const char *what)
+{
+	const unsigned char *p = der;
+	X509 *x = aux ? d2i_X509_AUX(NULL, &p, len) : d2i_X509(NULL, &p, len);
+
+	if (x == NULL || p != der + len) {
+		X509_free(x);
+		ERR_clear_error();
+		return p11km_fail(P11KM_ERR_INPUT,
+		    "%s: a certificate does not parse (truncated or damaged DER)", what);
+	}
+	return push_unique(sk, x, max, what);
+}
+
+static int
+has_pem(const unsigned char *data, size_t len)
+{
+	static const char tag[] = "-----BEGIN ";
+	for (size_t i = 0; i + sizeof(tag) - 1 <= len; i++)
+		if (memcmp(data + i, tag, sizeof(tag) - 1) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+parse_pem(STACK_OF(X509) *sk, const unsigned char *data, size_t len, size_t max, const char *what)
+{
+	BIO *b = BIO_new_mem_buf(data, (int)len);
+	int r = 0;
+
+	if (b == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (;;) {
+		char *name = NULL, *header = NULL;
+		unsigned char *der = NULL;
+		long dlen = 0;
+		if (PEM_read_bio(b, &name, &header, &der, &dlen) != 1) {
+			unsigned long e = ERR_peek_last_error();
+			ERR_clear_error();
+			if (ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+				r = p11km_fail(P11KM_ERR_INPUT,
+				    "%s: a PEM block is damaged (bad base64 or missing END line)", what);
+			break;
+		}
+		if (strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0)
+			r = add_der_cert(sk, der, dlen, 0, max, what);
+		else if (strcmp(name, PEM_STRING_X509_TRUSTED) == 0)
+			r = add_der_cert(sk, der, dlen, 1, max, what);
+		else if (strcmp(name, PEM_STRING_PKCS7) == 0 || strcmp(name, "CERTIFICATE CHAIN") == 0)
+			r = add_pkcs7(sk, der, dlen, max, what);
+		else
+			r = p11km_fail(P11KM_ERR_INPUT,
+			    "%s holds a '%s' block; only certificates and PKCS#7 are accepted%s", what,
+			    name, strstr(name, "PRIVATE") ? " (never send a private key around)" : "");
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(der);
+		if (r < 0)
+			break;
+	}
+	BIO_free(b);
+	return r;
+}
+
+int
+p11km_certs_parse(const unsigned char *data, size_t len, const char *what, size_t max,
+                  STACK_OF(X509) **out)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	int r;
+
+	*out = NULL;
+	if (sk == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (len == 0) {
+		r = p11km_fail(P11KM_ERR_INPUT, "%s is empty; expected a certificate (PEM, DER or "
+		               "PKCS#7)", what);
+	} else if (len > P11KM_CERT_FILE_MAX) {
+		r = p11km_fail(P11KM_ERR_INPUT, "%s is larger than %u bytes", what,
+		               P11KM_CERT_FILE_MAX);
+	} else if (has_pem(data, len)) {
+		r = parse_pem(sk, data, len, max, what);
+	} else if (data[0] != 0x30) {
+		r = p11km_fail(P11KM_ERR_INPUT,
+		    "%s is neither PEM nor DER; expected a certificate, a PEM bundle or PKCS#7", what);
+	} else {
+		/* DER: a certificate, else PKCS#7; either must use every byte. */
+		const unsigned char *p = data;
+		X509 *x = d2i_X509(NULL, &p, (long)len);
+		if (x != NULL && p == data + len) {
+			r = push_unique(sk, x, max, what);
+		} else {
+			X509_free(x);
+			ERR_clear_error();
+			p = data;
+			PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
+			int is_p7 = p7 != NULL && p == data + len;
+			PKCS7_free(p7);
+			ERR_clear_error();
+			if (is_p7)
+				r = add_pkcs7(sk, data, (long)len, max, what);
+			else
+				r = p11km_fail(P11KM_ERR_INPUT,
+				    "%s: DER data does not parse as a certificate or PKCS#7 (truncated, "
+				    "damaged, or with trailing bytes)", what);
+		}
+	}
+	if (r == 0 && sk_X509_num(sk) == 0)
+		r = p11km_fail(P11KM_ERR_INPUT, "%s holds no certificate", what);
+	for (int i = 0; r == 0 && i < sk_X509_num(sk); i++)
+		r = p11km_cert_check_serial(sk_X509_value(sk, i));
+	if (r < 0) {
+		sk_X509_pop_free(sk, X509_free);
+		return r;
+	}
+	*out = sk;
+	return 0;
+}
+
+int
+p11km_certs_read(const char *path, size_t max, STACK_OF(X509) **out)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	char *what;
+	int r;
+
+	*out = NULL;
+	if ((r = p11km_read_file(path, P11KM_CERT_FILE_MAX, &data, &len)) < 0)
+		return r;
+	what = strcmp(path, "-") == 0 ? strdup("standard input") : p11km_asprintf("'%s'", path);
+	if (what == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	else
+		r = p11km_certs_parse(data, len, what, max, out);
+	free(what);
+	free(data);
+	return r;
+}
+
+/* --- chains --------------------------------------------------------------- */
+
+int
+p11km_chain_order(X509 *leaf, STACK_OF(X509) *certs, STACK_OF(X509) **chain, X509 **root)
+{
+	STACK_OF(X509) *c = sk_X509_new_null();
+	X509 *cur = leaf;
+	int r = 0;
+
+	*chain = NULL;
+	*root = NULL;
+	if (c == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	while (!p11km_cert_self_signed(cur)) {
+		X509 *next = NULL;
+		for (int i = 0; i < sk_X509_num(certs) && next == NULL; i++) {
+			X509 *cand = sk_X509_value(certs, i);
+			if (cand != cur && X509_check_issued(cand, cur) == X509_V_OK)
+				next = cand;
+		}
+		if (next == NULL)
+			break;
+		int seen = X509_cmp(next, leaf) == 0;
+		for (int i = 0; i < sk_X509_num(c) && !seen; i++)
+			seen = X509_cmp(sk_X509_value(c, i), next) == 0;
+		if (seen) {
+			r = p11km_fail(P11KM_ERR_INPUT,
+			    "the certificates form a cycle (a certificate issues one above it); the "
+			    "chain cannot be built");
+			goto out;
+		}
+		if (p11km_cert_self_signed(next)) {
+			*root = next;
+			break;
+		}
+		if (sk_X509_num(c) >= P11KM_CHAIN_MAX_DEPTH) {
+			r = p11km_fail(P11KM_ERR_INPUT, "the chain is longer than %d certificates",
+			               P11KM_CHAIN_MAX_DEPTH);
+			goto out;
+		}
+		if (!sk_X509_push(c, next)) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		cur = next;
+	}
+	ERR_clear_error();
+	*chain = c;
+	return 0;
+out:
+	*root = NULL;
+	sk_X509_free(c);
+	return r;
+}
+
+/* Leave the leaf's own time to p11km_cert_check_validity(). */
+static int
+verify_cb(int ok, X509_STORE_CTX *ctx)
+{
+	int err = X509_STORE_CTX_get_error(ctx);
+
+	if (!ok && X509_STORE_CTX_get_error_depth(ctx) == 0 &&
+	    (err == X509_V_ERR_CERT_NOT_YET_VALID || err == X509_V_ERR_CERT_HAS_EXPIRED))
+		return 1;
+	return ok;
+}
+
+int
+p11km_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted, const struct p11km_trust *trust)
+{
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+	int r = 0, err;
+
+	if (st == NULL || vctx == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; trust->anchors != NULL && i < sk_X509_num(trust->anchors); i++)
+		X509_STORE_add_cert(st, sk_X509_value(trust->anchors, i));
+	if ((trust->ca_file || trust->ca_path) &&
+	    X509_STORE_load_locations(st, trust->ca_file, trust->ca_path) != 1) {
+		r = p11km_fail(P11KM_ERR_IO, "unable to load CA certificates from '%s': %s",
+		               trust->ca_file ? trust->ca_file : trust->ca_path, p11km_openssl_error());
+		goto out;
+	}
+	if (trust->use_system && X509_STORE_set_default_paths(st) != 1) {
+		r = p11km_fail(P11KM_ERR_IO, "unable to load the system's CA certificates: %s",
+		               p11km_openssl_error());
+		goto out;
+	}
+	X509_STORE_set_verify_cb(st, verify_cb);
+	if (X509_STORE_CTX_init(vctx, st, leaf, untrusted) != 1) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (X509_verify_cert(vctx) != 1) {
+		X509 *bad = X509_STORE_CTX_get_current_cert(vctx);
+		char *subj = bad ? p11km_cert_subject(bad) : NULL;
+		err = X509_STORE_CTX_get_error(vctx);
+		r = p11km_fail(P11KM_ERR_VERIFY,
+		    "the certificate chain does not verify: %s (at '%s'); give the issuing root "
+		    "with --ca-file/--ca-path, install it with 'p11km roots install', or use "
+		    "--no-verify", X509_verify_cert_error_string(err), subj ? subj : "?");
+		free(subj);
+	}
+out:
+	ERR_clear_error();
+	X509_STORE_CTX_free(vctx);
+	X509_STORE_free(st);
+	return r;
+}
+
+int
+p11km_cert_check_validity(X509 *cert, int force)
+{
+	if (X509_cmp_time(X509_get0_notAfter(cert), NULL) < 0) {
+		if (!force)
+			return p11km_fail(P11KM_ERR_VERIFY,
+			    "the certificate has expired; get a new one, or give --force to install it "
+			    "anyway");
+		return 2;
+	}
+	if (X509_cmp_time(X509_get0_notBefore(cert), NULL) > 0)
+		return 1;
+	return 0;
+}
+
+int
+p11km_cert_check_usage(X509 *cert)
+{
+	uint32_t fl = X509_get_extension_flags(cert);
+	uint32_t ok_eku = XKU_SSL_SERVER | XKU_SSL_CLIENT | XKU_SMIME | XKU_CODE_SIGN |
+	                  XKU_OCSP_SIGN | XKU_TIMESTAMP | XKU_ANYEKU;
+
+	if ((fl & EXFLAG_KUSAGE) && !(X509_get_key_usage(cert) & KU_DIGITAL_SIGNATURE))
+		return p11km_fail(P11KM_ERR_VERIFY,
+		    "the certificate's key usage does not include digitalSignature: the token key "
+		    "could not sign with it; ask the CA for a signing certificate");
+	if ((fl & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(cert) & ok_eku))
+		return p11km_fail(P11KM_ERR_VERIFY,
+		    "the certificate's extended key usage allows no signing purpose (TLS, e-mail, "
+		    "code signing)");
+	return 0;
+}
+
+/* --- encodings ------------------------------------------------------------ */
+
+int
+p11km_cert_der(X509 *cert, unsigned char **der, size_t *len)
+{
+	unsigned char *d = NULL;
+	int n = i2d_X509(cert, &d);
+
+	if (n <= 0)
+		return p11km_fail(P11KM_ERR_FAILED, "unable to encode a certificate: %s",
+		                  p11km_openssl_error());
+	*der = p11km_memdup(d, (size_t)n);
+	OPENSSL_free(d);
+	if (*der == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	*len = (size_t)n;
+	return 0;
+}
+
+X509 *
+p11km_cert_x509_der(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+
+	if (x != NULL && p != der + len) {
+		X509_free(x);
+		x = NULL;
+	}
+	ERR_clear_error();
+	return x;
+}
+
+int
+p11km_cert_pem_append(X509 *cert, struct p11km_buf *b)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+	int r;
+
+	if (bio == NULL || PEM_write_bio_X509(bio, cert) != 1) {
+		BIO_free(bio);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	n = BIO_get_mem_data(bio, &p);
+	r = p11km_buf_append(b, p, (size_t)n);
+	BIO_free(bio);
+	return r;
+}
+
+int
+p11km_cert_sha256(X509 *cert, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	if (X509_digest(cert, EVP_sha256(), out, &n) != 1 || n != 32)
+		return p11km_fail(P11KM_ERR_FAILED, "unable to hash a certificate");
+	return 0;
+}
+
+char *
+p11km_cert_fingerprint(X509 *cert)
+{
+	unsigned char md[32];
+
+	if (p11km_cert_sha256(cert, md) < 0)
+		return NULL;
+	return p11km_hex(md, sizeof(md));
+}
+
+char *
+p11km_cert_subject(X509 *cert)
+{
+	struct p11km_cert_summary s;
+	char *r;
+
+	if (p11km_cert_summary_x509(cert, &s) < 0)
+		return NULL;
+	r = s.subject;
+	s.subject = NULL;
+	p11km_cert_summary_release(&s);
+	return r;
+}
+
+char *
+p11km_cert_short_name(X509 *cert, size_t max)
+{
+	X509_NAME *nm = X509_get_subject_name(cert);
+	int i = X509_NAME_get_index_by_NID(nm, NID_commonName, -1);
+	unsigned char *u = NULL;
+	char *s = NULL;
+
+	if (i >= 0 && ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(
+	                  X509_NAME_get_entry(nm, i))) > 0)
+		s = strdup((char *)u);
+	else
+		s = p11km_cert_subject(cert);
+	OPENSSL_free(u);
+	if (s == NULL)
+		return NULL;
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '_';
+	if (strlen(s) > max)
+		s[max] = '\0';
+	return s;
+}
+
+int
+p11km_cert_serial_der(X509 *cert, unsigned char **der, size_t *len)
+{
+	unsigned char *d = NULL;
+	int n = i2d_ASN1_INTEGER(X509_get0_serialNumber(cert), &d);
+
+	if (n <= 0)
+		return p11km_fail(P11KM_ERR_FAILED, "unable to encode a serial number");
+	*der = p11km_memdup(d, (size_t)n);
+	OPENSSL_free(d);
+	if (*der == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	*len = (size_t)n;
+	return 0;
+}
+
+int
+p11km_cert_name_der(X509 *cert, int issuer, unsigned char **der, size_t *len)
+{
+	unsigned char *d = NULL;
+	int n = i2d_X509_NAME(issuer ? X509_get_issuer_name(cert) : X509_get_subject_name(cert),
+	                      &d);
+
+	if (n <= 0)
+		return p11km_fail(P11KM_ERR_FAILED, "unable to encode a name");
+	*der = p11km_memdup(d, (size_t)n);
+	OPENSSL_free(d);
+	if (*der == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	*len = (size_t)n;
+	return 0;
+}
+
+int
+p11km_cert_keyid(X509 *cert, unsigned char **id, size_t *len)
+{
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(cert);
+	unsigned char kid[20];
+	EVP_PKEY *k;
+
+	if (ski != NULL && ASN1_STRING_length(ski) > 0) {
+		*len = (size_t)ASN1_STRING_length(ski);
+		*id = p11km_memdup(ASN1_STRING_get0_data(ski), *len);
+	} else {
+		if ((k = X509_get0_pubkey(cert)) == NULL || p11km_pubkey_keyid(k, kid) < 0)
+			return p11km_fail(P11KM_ERR_INPUT, "the certificate's public key cannot be read");
+		*len = sizeof(kid);
+		*id = p11km_memdup(kid, sizeof(kid));
+	}
+	ERR_clear_error();
+	if (*id == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	return 0;
+}
