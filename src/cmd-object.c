@@ -250,8 +250,10 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 			goto out;
 		total += l[i].n;
 		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
-			p11km_note("token '%s': public objects only; give --pin-source to see private keys",
-			           toks[i].label);
+			p11km_note("token '%s': public objects only; give --pin-source to see private keys%s",
+			           toks[i].label,
+			           (toks[i].info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
+			               ? " (--pin-source prompt: on its PIN pad)" : "");
 	}
 	if (ctx->json) {
 		struct p11km_json j;

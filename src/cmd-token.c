@@ -48,6 +48,8 @@ print_token_text(struct p11km_token *t, const struct p11km_caps *caps, int have_
 	char *gen = have_caps ? p11km_caps_usable_list(caps) : NULL;
 
 	printf("%s\n", t->uri);
+	if (!(t->info.flags & CKF_TOKEN_INITIALIZED))
+		printf("    state:         not initialised ('p11km token init' sets it up)\n");
 	printf("    label:         %s\n", t->label);
 	printf("    manufacturer:  %s\n", t->manufacturer);
 	printf("    model:         %s\n", t->model);

@@ -138,7 +138,7 @@ check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_p
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "the %s PIN of token '%s' is locked; unblock it (for a user PIN: with the SO PIN) "
 		    "before using this token", who, s->tok->label);
-	if ((flags & final) && !s->ctx->force && (src == NULL || src->kind != P11KM_PIN_PROMPT))
+	if ((flags & final) && !s->ctx->force && src != NULL && src->kind != P11KM_PIN_PROMPT)
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "token '%s' reports that one more wrong %s PIN locks it; p11km will not try a "
 		    "PIN non-interactively: check it, then use --pin-source prompt or --force",
@@ -157,6 +157,10 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 
 	if (s->logged_in == user)
 		return 0;
+	/* On a token with a PIN pad, "prompt" means: type it on the pad. */
+	if (src != NULL && src->kind == P11KM_PIN_PROMPT &&
+	    (s->tok->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH))
+		src = NULL;
 	if ((r = check_pin_flags(s, user, src)) < 0)
 		return r;
 	if (src == NULL && !(s->tok->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH))

@@ -24,12 +24,30 @@ not_ok() { checks=$((checks + 1)); failures=$((failures + 1)); printf 'not ok %d
 # check "description" command...: passes when the command exits 0.
 check() { d=$1; shift; if "$@" >"$T/out" 2>"$T/err"; then ok "$d"; else not_ok "$d"; sed 's/^/#   /' "$T/err" | head -20; fi; }
 # check_fails "description" EXPECTED_STATUS command...
+# (works with and without set -e; leaves stdout in $T/out, stderr in $T/err)
 check_fails() {
 	d=$1; want=$2; shift 2
-	set +e; "$@" >"$T/out" 2>"$T/err"; got=$?; set -e 2>/dev/null || true
+	if "$@" >"$T/out" 2>"$T/err"; then got=0; else got=$?; fi
 	if [ "$got" = "$want" ]; then ok "$d (exit $got)"; else
 		not_ok "$d: expected exit $want, got $got"; sed 's/^/#   /' "$T/err" | head -20; fi
 }
+# check_no_stdout "description": the last check/check_fails printed nothing on stdout.
+check_no_stdout() {
+	if [ -s "$T/out" ]; then not_ok "$1: stdout is not empty"; sed 's/^/#   /' "$T/out" | head -5
+	else ok "$1"; fi
+}
+# check_one_line_error "description" [PATTERN]: the last command wrote exactly one
+# line on stderr, "p11km: ...", matching PATTERN when given.
+check_one_line_error() {
+	_n=$(wc -l < "$T/err")
+	if [ "$_n" -eq 1 ] && grep -q '^p11km: ' "$T/err" && { [ $# -lt 2 ] || grep -qE -- "$2" "$T/err"; }; then
+		ok "$1"
+	else
+		not_ok "$1: want one 'p11km:' line${2:+ matching /$2/}, got $_n lines"; sed 's/^/#   /' "$T/err" | head -10
+	fi
+}
+# check_eq "description" GOT WANT
+check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi; }
 # check_grep "description" PATTERN FILE
 check_grep() { if grep -qE -- "$2" "$3"; then ok "$1"; else not_ok "$1: no /$2/ in $3"; sed 's/^/#   /' "$3" | head -20; fi; }
 check_nogrep() { if grep -qE -- "$2" "$3"; then not_ok "$1: /$2/ found in $3"; sed 's/^/#   /' "$3" | head -20; else ok "$1"; fi; }
@@ -64,3 +82,23 @@ new_token() {
 
 # pkcs11-tool against the test module
 p11tool_sm() { pkcs11-tool --module "$SOFTHSM2_MODULE" "$@"; }
+
+# --- the PKCS#11 shim (tests/shim/README.md) ------------------------------
+# shim_p11km ARGS...: run p11km through the shim wrapping SoftHSM2; the call
+# counts land in $T/counts (reset first).  Fault settings come from the
+# caller's environment (P11SHIM_FAIL_*, P11SHIM_TOKEN_FLAGS_*), e.g.
+#   P11SHIM_FAIL_FUNC=C_Login P11SHIM_FAIL_AT=1 shim_p11km object list
+shim_p11km() {
+	rm -f "$T/counts"
+	P11SHIM_MODULE=$SOFTHSM2_MODULE P11SHIM_COUNT_FILE=$T/counts \
+		"$P11KM" --module "$P11SHIM" "$@"
+}
+shim_available() { [ -n "${P11SHIM:-}" ] && [ -f "$P11SHIM" ]; }
+# count_of FUNC: calls of FUNC in the last shim run ("total" for all).
+count_of() { awk -v f="$1" '$1 == f { n = $2 } END { print n + 0 }' "$T/counts" 2>/dev/null || echo 0; }
+
+# need TOOL...: skip the whole file when a tool is missing (CI installs all).
+need() { for _t in "$@"; do command -v "$_t" >/dev/null 2>&1 || skip_all "$_t not installed"; done; }
+
+# json_get FILE PYTHON-EXPR: evaluate an expression over the parsed JSON (d).
+json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
