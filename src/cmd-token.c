@@ -190,11 +190,12 @@ init_target(struct p11km_ctx *ctx, struct p11km_uri *uri, struct p11km_token **o
 		if ((r = p11km_token_find_one(ctx, uri, &t)) < 0)
 			return r;
 		if ((t->info.flags & CKF_TOKEN_INITIALIZED) && !ctx->force) {
-			p11km_token_free(t);
-			return p11km_fail(P11KM_ERR_EXISTS,
+			r = p11km_fail(P11KM_ERR_EXISTS,
 			    "token '%s' is already initialised: initialising it again destroys every "
 			    "key and certificate on it; add --force if that is what you want",
 			    t->label);
+			p11km_token_free(t);
+			return r;
 		}
 		*out = t;
 		return 0;
