@@ -1,0 +1,113 @@
+#!/bin/bash
+# PIN sources and the login rules: file (with and without a line ending),
+# env:, fd:, a URI's pin-source and pin-value; at most one C_Login; the
+# token flags that forbid a non-interactive try; PIN pads; --trace never
+# shows the PIN.  Logins are counted with the PKCS#11 shim.
+. "$top_srcdir/tests/lib/common.sh"
+need python3
+softhsm_setup
+shim_available || skip_all "the p11shim module is not built"
+PINVAL=86420357
+new_token P1 "$PINVAL" 12345678
+printf '%s' "$PINVAL" > "$T/pin"; chmod 600 "$T/pin"
+pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label P1 --login --pin "$PINVAL" --keypairgen \
+	--key-type EC:prime256v1 --label k1 --id 01 >/dev/null 2>&1
+K='pkcs11:token=P1;object=k1;type=private'
+
+# private_listed: the last command listed the private key (it logged in).
+private_listed() { grep -q '"class":"private"' "$T/out"; }
+check_private() { if private_listed; then ok "$1"; else not_ok "$1"; sed 's/^/#   /' "$T/err" | head -5; fi; }
+
+# --- sources that work --------------------------------------------------------
+check "file: without a line ending" "$P11KM" --json --pin-source "file:$T/pin" object list "$K"
+check_private "file: logs in"
+printf '%s\n' "$PINVAL" > "$T/pin-nl"; chmod 600 "$T/pin-nl"
+check "file: with a trailing newline" "$P11KM" --json --pin-source "file:$T/pin-nl" object list "$K"
+check_private "the newline is stripped"
+printf '%s\r\n' "$PINVAL" > "$T/pin-crlf"; chmod 600 "$T/pin-crlf"
+check "file: with CRLF" "$P11KM" --json --pin-source "file:$T/pin-crlf" object list "$K"
+check_private "CRLF is stripped"
+check "env:VAR" env P11KM_TEST_PIN="$PINVAL" "$P11KM" --json --pin-source env:P11KM_TEST_PIN object list "$K"
+check_private "env: logs in"
+check "fd:3" sh -c "exec 3<'$T/pin'; '$P11KM' --json --pin-source fd:3 object list '$K'"
+check_private "fd: logs in"
+check "the URI's pin-source (file:PATH)" "$P11KM" --json object list "$K?pin-source=file:$T/pin"
+check_private "pin-source=file: logs in"
+check "the URI's pin-source (a bare path, as RFC 7512 writes it)" "$P11KM" --json object list "$K?pin-source=$T/pin"
+check_private "pin-source=PATH logs in"
+check "the URI's pin-value" "$P11KM" --json object list "$K?pin-value=$PINVAL"
+check_private "pin-value logs in"
+check_grep "pin-value warns that the PIN is visible" 'warning: .*pin-value.*visible' "$T/err"
+check_nogrep "the warning does not show the PIN" "$PINVAL" "$T/err"
+chmod 644 "$T/pin-nl"
+check "a world-readable PIN file still works" "$P11KM" --json --pin-source "file:$T/pin-nl" object list "$K"
+check_private "world-readable: logs in"
+check_grep "with a warning naming the file and chmod 600" "warning: PIN file '$T/pin-nl' is readable by other users: chmod 600" "$T/err"
+
+# --- exactly one C_Login, never a retry ------------------------------------------
+check "one login for a listing" shim_p11km --pin-source "file:$T/pin" --json object list 'pkcs11:token=P1'
+check_eq "C_Login called once" "$(count_of C_Login)" 1
+printf 'wrong-pin' > "$T/bad"; chmod 600 "$T/bad"
+check_fails "a wrong PIN (SoftHSM says so): exit 3" 3 shim_p11km --pin-source "file:$T/bad" object list 'pkcs11:token=P1'
+check_eq "a wrong PIN: exactly one C_Login" "$(count_of C_Login)" 1
+check_no_stdout "a wrong PIN: nothing on stdout"
+check_one_line_error "a wrong PIN: one line naming CKR_PIN_INCORRECT" "CKR_PIN_INCORRECT.*does not retry"
+export P11SHIM_FAIL_FUNC=C_Login P11SHIM_FAIL_AT=1 P11SHIM_FAIL_RV=CKR_PIN_INCORRECT
+check_fails "CKR_PIN_INCORRECT injected by the shim: exit 3" 3 shim_p11km --pin-source "file:$T/pin" object list "$K"
+check_eq "CKR_PIN_INCORRECT: the shim counted exactly one C_Login" "$(count_of C_Login)" 1
+check_no_stdout "CKR_PIN_INCORRECT: nothing on stdout"
+check_one_line_error "CKR_PIN_INCORRECT: one line" "CKR_PIN_INCORRECT"
+export P11SHIM_FAIL_RV=CKR_PIN_LOCKED
+check_fails "CKR_PIN_LOCKED from C_Login: exit 3" 3 shim_p11km --pin-source "file:$T/pin" object list "$K"
+check_one_line_error "CKR_PIN_LOCKED: one line" "CKR_PIN_LOCKED"
+unset P11SHIM_FAIL_FUNC P11SHIM_FAIL_AT P11SHIM_FAIL_RV
+
+# --- token flags read before any login ----------------------------------------
+export P11SHIM_TOKEN_FLAGS_SET=0x20000  # CKF_USER_PIN_FINAL_TRY
+check_fails "final PIN try: refused without --force" 3 shim_p11km --pin-source "file:$T/pin" object list "$K"
+check_eq "final PIN try: zero C_Login" "$(count_of C_Login)" 0
+check_no_stdout "final PIN try: nothing on stdout"
+check_one_line_error "final PIN try: one line saying why and what to do" "one more wrong user PIN locks it.*--force"
+check "final PIN try with --force: one login" shim_p11km --force --json --pin-source "file:$T/pin" object list "$K"
+check_eq "final PIN try with --force: exactly one C_Login" "$(count_of C_Login)" 1
+check_private "final PIN try with --force: logged in"
+export P11SHIM_TOKEN_FLAGS_SET=0x40000  # CKF_USER_PIN_LOCKED
+check_fails "locked PIN: refused" 3 shim_p11km --pin-source "file:$T/pin" object list "$K"
+check_eq "locked PIN: zero C_Login" "$(count_of C_Login)" 0
+check_one_line_error "locked PIN: one line" "locked"
+check_fails "locked PIN: refused even with --force" 3 shim_p11km --force --pin-source "file:$T/pin" object list "$K"
+check_eq "locked PIN with --force: zero C_Login" "$(count_of C_Login)" 0
+export P11SHIM_TOKEN_FLAGS_SET=0x100    # CKF_PROTECTED_AUTHENTICATION_PATH
+# A PIN pad: "prompt" means the pad, so C_Login gets a NULL PIN and no
+# terminal is read.  SoftHSM has no pad and answers as it does; p11km must
+# have tried exactly once and said so.
+shim_p11km --pin-source prompt object list "$K" </dev/null >"$T/out" 2>"$T/err"
+check_eq "PIN pad: exactly one C_Login" "$(count_of C_Login)" 1
+check_grep "PIN pad: p11km says to use the pad" "note: log in on the PIN pad of token 'P1'" "$T/err"
+check_nogrep "PIN pad: no terminal prompt" 'no terminal' "$T/err"
+check "PIN pad, no PIN source: public objects, no login" shim_p11km object list 'pkcs11:token=P1'
+check_eq "PIN pad, no PIN source: zero C_Login" "$(count_of C_Login)" 0
+check_grep "PIN pad: the note mentions the pad" 'PIN pad' "$T/err"
+unset P11SHIM_TOKEN_FLAGS_SET
+
+# --- bad sources: an error before any login -------------------------------------
+: > "$T/empty"; chmod 600 "$T/empty"
+check_fails "an empty PIN file: exit 2" 2 shim_p11km --pin-source "file:$T/empty" object list "$K"
+check_eq "an empty PIN file: zero C_Login" "$(count_of C_Login)" 0
+check_one_line_error "an empty PIN file: one line" "empty"
+check_fails "an unset env: variable: exit 2" 2 env -u P11KM_NOPE "$P11KM" --pin-source env:P11KM_NOPE object list "$K"
+check_one_line_error "unset variable: one line naming it" "env:P11KM_NOPE.*not set"
+check_no_stdout "unset variable: nothing on stdout"
+check_fails "a PIN given as the source is refused: exit 2" 2 "$P11KM" --pin-source "$PINVAL" object list "$K"
+check_nogrep "... and not echoed" "$PINVAL" "$T/err"
+check_fails "no --pin option exists: exit 2" 2 "$P11KM" object list --pin "$PINVAL" "$K"
+check_nogrep "... and the PIN is not echoed" "$PINVAL" "$T/err"
+
+# --- --trace shows calls, never the PIN --------------------------------------------
+check "--trace" "$P11KM" --trace --pin-source "file:$T/pin" object list "$K"
+check_grep "--trace shows C_Login and its result" 'trace: C_Login -> CKR_OK' "$T/err"
+check_nogrep "--trace does not show the PIN" "$PINVAL" "$T/err"
+check "--trace --verbose with pin-value" "$P11KM" --trace --verbose object list "$K?pin-value=$PINVAL"
+check_nogrep "--trace with pin-value does not show the PIN" "$PINVAL" "$T/err"
+
+done_testing
