@@ -149,10 +149,11 @@ cmd_token_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	} else {
 		for (size_t i = 0; i < n; i++)
 			print_token_text(&toks[i], &caps[i], have[i]);
-		if (n == 0)
-			p11km_note("no token found%s", uri ? " matching the URI" : "");
+		if (n == 0 && uri == NULL)
+			p11km_note("no token found; check the module (--module) and its configuration");
 	}
-	r = (uri != NULL && n == 0) ? p11km_fail(P11KM_ERR_NOTFOUND, "no token matches the URI") : 0;
+	r = (uri != NULL && n == 0) ? p11km_fail(P11KM_ERR_NOTFOUND,
+	    "no token matches the URI; run 'p11km token list' to see the tokens") : 0;
 out:
 	free(caps);
 	free(have);

@@ -351,6 +351,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "help") == 0)
 		return p11km_report(&ctx, help(argc - 1, argv + 1));
+	if (argv[1][0] == '-')
+		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
+		    "unknown option '%s'; see 'p11km --help'", argv[1]));
 	if ((n = find_noun(argv[1])) == NULL)
 		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
 		    "unknown command '%s'; see 'p11km --help'", argv[1]));

@@ -120,7 +120,8 @@ load_path(struct p11km_ctx *ctx, const char *path)
 	if (f == NULL) {
 		msg = p11_kit_message();
 		return p11km_fail(P11KM_ERR_MODULE,
-		    "unable to load PKCS#11 module '%s': %s", path,
+		    "unable to load PKCS#11 module '%s': %s; give the path of a PKCS#11 module "
+		    "or the name of one registered with p11-kit", path,
 		    msg ? msg : "not a PKCS#11 module");
 	}
 	if (add_module(ctx, f, path, 0) < 0) {
