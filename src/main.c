@@ -1,6 +1,7 @@
 /* main.c: global options, the command table and the dispatcher. */
 #include "config.h"
 
+#include <ctype.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,24 +52,43 @@ count_opts(const struct p11km_opt *opts)
 	return n;
 }
 
+/* The noun whose table holds cmd, for messages. */
+static const char *
+noun_of(const struct p11km_cmd *cmd)
+{
+	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++)
+		for (const struct p11km_cmd *c = n->cmds; c != NULL && c->verb != NULL; c++)
+			if (c == cmd)
+				return n->name;
+	return "...";
+}
+
+static int
+has_short(int key)
+{
+	return key > 0 && key < 128 && isalnum(key);
+}
+
 int
 p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char **argv)
 {
 	size_t n = count_opts(cmd->opts);
 	struct option *lo = calloc(n + 1, sizeof(*lo));
-	char shorts[128] = "+:";
+	/* ':' first: report a missing value as ':'; no '+': GNU permutation,
+	 * so options may follow the positional arguments. */
+	char shorts[128] = ":";
 	size_t sl = 1;
 	int c, idx = -1;
 
 	if (lo == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	shorts[0] = '-' == '-' ? ':' : ':';
-	sl = 1;
 	for (size_t i = 0; i < n; i++) {
 		lo[i].name = cmd->opts[i].name;
 		lo[i].has_arg = cmd->opts[i].has_arg ? required_argument : no_argument;
 		lo[i].val = cmd->opts[i].key;
-		if (cmd->opts[i].key > 0 && cmd->opts[i].key < 128 && sl + 3 < sizeof(shorts)) {
+		/* Only a letter or digit key is also a short option (-o); keys
+		 * like 1, 2 ... (an enum) are long-only. */
+		if (has_short(cmd->opts[i].key) && sl + 3 < sizeof(shorts)) {
 			shorts[sl++] = (char)cmd->opts[i].key;
 			if (cmd->opts[i].has_arg)
 				shorts[sl++] = ':';
@@ -76,7 +96,7 @@ p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char
 	}
 	shorts[sl] = '\0';
 	if (g->priv == NULL) {
-		optind = 1;
+		optind = 0; /* glibc: 0 re-initialises getopt's whole state */
 		g->priv = (void *)1;
 	}
 	opterr = 0;
@@ -88,13 +108,17 @@ p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char
 		return -1;
 	}
 	if (c == '?' || c == ':') {
-		const char *bad = argv[optind - 1];
+		char shortopt[3] = { '-', (char)optopt, '\0' };
+		/* optopt names a short option; a long one is the argument itself */
+		const char *bad = optopt > 0 && optopt < 128 && isalnum(optopt) ? shortopt
+		                                                                  : argv[optind - 1];
+		const char *noun = noun_of(cmd);
 		free(lo);
 		if (c == ':')
-			return p11km_fail(P11KM_ERR_USAGE, "option '%s' needs a value; see 'p11km %s --help'",
-			                  bad, cmd->verb);
-		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%s'; see 'p11km ... %s --help'", bad,
-		                  cmd->verb);
+			return p11km_fail(P11KM_ERR_USAGE,
+			    "option '%s' needs a value; see 'p11km %s %s --help'", bad, noun, cmd->verb);
+		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%s'; see 'p11km %s %s --help'",
+		                  bad, noun, cmd->verb);
 	}
 	free(lo);
 	return c;
@@ -130,7 +154,7 @@ print_opts(FILE *fp, const struct p11km_opt *opts)
 	for (size_t i = 0; opts != NULL && opts[i].name != NULL; i++) {
 		char left[64];
 		int k = opts[i].key;
-		if (k > 0 && k < 128)
+		if (has_short(k))
 			snprintf(left, sizeof(left), "-%c, --%s%s%s", k, opts[i].name,
 			         opts[i].argname ? " " : "", opts[i].argname ? opts[i].argname : "");
 		else
