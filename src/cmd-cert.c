@@ -18,13 +18,16 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "p11km/cert.h"
 #include "p11km/cmd.h"
@@ -72,6 +75,8 @@ struct install {
 	STACK_OF(X509) *reply;
 	X509 *leaf;                 /* borrowed from reply */
 	STACK_OF(X509) *inter;      /* borrowed certs, nearest first */
+	STACK_OF(X509) *from_token; /* intermediates found on the token (owned) */
+	struct p11km_ftxn *files;   /* --out-dir files, staged before the token changes */
 	X509 *root;
 	struct p11km_object key;    /* the private key */
 	int have_key;
@@ -233,12 +238,74 @@ trusted_on_token(struct install *in, STACK_OF(X509) **out)
 	return r;
 }
 
+/* Intermediates the reply left out but the token holds (targeted by
+ * CKA_SUBJECT = the issuer's name). */
+static int
+chain_from_token(struct install *in)
+{
+	X509 *top = sk_X509_num(in->inter) > 0 ? sk_X509_value(in->inter, sk_X509_num(in->inter) - 1)
+	                                       : in->leaf;
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	int r = 0;
+
+	if ((in->from_token = sk_X509_new_null()) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	while (in->root == NULL && !p11km_cert_self_signed(top) &&
+	       sk_X509_num(in->inter) < P11KM_CHAIN_MAX_DEPTH) {
+		unsigned char *iss = NULL;
+		size_t ilen = 0;
+		CK_OBJECT_HANDLE *h = NULL;
+		size_t n = 0;
+		X509 *next = NULL;
+		if ((r = p11km_cert_name_der(top, 1, &iss, &ilen)) < 0)
+			break;
+		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_SUBJECT, iss, ilen } };
+		r = p11km_find(&in->s, t, 2, 8, &h, &n);
+		free(iss);
+		for (size_t i = 0; r == 0 && i < n && next == NULL; i++) {
+			struct p11km_object o;
+			X509 *x;
+			if ((r = p11km_object_read(&in->s, h[i], &o)) < 0)
+				break;
+			x = p11km_cert_x509_der(o.value, o.value_len);
+			p11km_object_release(&o);
+			if (x != NULL && X509_check_issued(x, top) == X509_V_OK)
+				next = x;
+			else
+				X509_free(x);
+		}
+		free(h);
+		ERR_clear_error();
+		if (r < 0 || next == NULL)
+			break;
+		if (p11km_cert_self_signed(next)) {
+			X509_free(next);
+			break;
+		}
+		for (int i = 0; i < sk_X509_num(in->inter); i++)
+			if (X509_cmp(sk_X509_value(in->inter, i), next) == 0) {
+				X509_free(next);
+				return p11km_fail(P11KM_ERR_INPUT, "the certificates on the token form a cycle");
+			}
+		if (!sk_X509_push(in->from_token, next)) {
+			X509_free(next);
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		}
+		if (!sk_X509_push(in->inter, next))
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		top = next;
+	}
+	return r;
+}
+
 static int
 check_leaf(struct install *in)
 {
 	int r, v;
 
 	if ((r = p11km_chain_order(in->leaf, in->reply, &in->inter, &in->root)) < 0)
+		return r;
+	if ((r = chain_from_token(in)) < 0)
 		return r;
 	if (in->o.no_verify) {
 		p11km_warn("--no-verify: the certificate chain is not verified");
@@ -250,6 +317,8 @@ check_leaf(struct install *in)
 		for (int i = 0; i < sk_X509_num(in->reply); i++)
 			if (sk_X509_value(in->reply, i) != in->leaf)
 				sk_X509_push(untrusted, sk_X509_value(in->reply, i));
+		for (int i = 0; i < sk_X509_num(in->from_token); i++)
+			sk_X509_push(untrusted, sk_X509_value(in->from_token, i));
 		if ((r = trusted_on_token(in, &anchors)) == 0) {
 			tr.anchors = anchors;
 			tr.ca_file = in->o.ca_file;
@@ -479,8 +548,11 @@ out:
 
 /* --- files ------------------------------------------------------------------------- */
 
+/* Stage the --out-dir files (temporary files, synced) before the token
+ * changes, so that an unwritable directory or a planted symbolic link stops
+ * the run with nothing changed; commit_files() puts them in place. */
 static int
-write_files(struct install *in)
+stage_files(struct install *in)
 {
 	struct p11km_buf cert = { 0 }, chain = { 0 }, full = { 0 };
 	struct p11km_ftxn *t = NULL;
@@ -492,6 +564,9 @@ write_files(struct install *in)
 
 	if (in->o.out_dir == NULL)
 		return 0;
+	if (!in->o.dry_run && mkdir(in->o.out_dir, 0755) < 0 && errno != EEXIST)
+		return p11km_fail(P11KM_ERR_IO, "unable to create '%s': %s", in->o.out_dir,
+		                  strerror(errno));
 	if ((r = p11km_cert_pem_append(in->leaf, &cert)) < 0 ||
 	    (r = p11km_cert_pem_append(in->leaf, &full)) < 0)
 		goto out;
@@ -517,11 +592,13 @@ write_files(struct install *in)
 			            : p11km_ftxn_write(t, path, der, dlen, 0644);
 		if (r == 0)
 			r = act(in, ACT_WRITTEN, "file", path, "%s", in->o.dry_run ? "would be written"
-			                                                             : "written");
+			                                                             : "written (mode 0644)");
 		free(path);
 	}
-	if (r == 0 && t != NULL)
-		r = p11km_ftxn_commit(t);
+	if (r == 0) {
+		in->files = t;
+		t = NULL;
+	}
 out:
 	p11km_ftxn_free(t);
 	p11km_buf_release(&cert);
@@ -637,6 +714,8 @@ install_run(struct install *in)
 	if (in->key.id_len == 0 && in->key.label == NULL)
 		p11km_warn("the key has neither CKA_ID nor CKA_LABEL: the certificate cannot be "
 		           "linked to it by libp11");
+	if ((r = stage_files(in)) < 0)
+		return r;
 	if ((r = put_intermediates(in)) < 0)
 		return r;
 	if ((r = put_leaf(in, &leaf_h, &leaf_label)) < 0)
@@ -650,7 +729,8 @@ install_run(struct install *in)
 		             in->key_label)) < 0)
 			goto out;
 	}
-	r = write_files(in);
+	if (in->files != NULL)
+		r = p11km_ftxn_commit(in->files);
 out:
 	free(leaf_label);
 	return r;
@@ -708,6 +788,8 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	free(in.key_label);
 	free(in.leaf_fp);
 	sk_X509_free(in.inter);
+	sk_X509_pop_free(in.from_token, X509_free);
+	p11km_ftxn_free(in.files);
 	sk_X509_pop_free(in.reply, X509_free);
 	p11km_token_free(in.tok);
 	p11km_uri_free(in.uri);
