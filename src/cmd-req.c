@@ -194,13 +194,22 @@ keyref_open(struct p11km_ctx *ctx, const char *uri_s, int rw, struct keyref *k)
 	return p11km_session_open_login(ctx, k->tok, k->uri, rw, 1, &k->s);
 }
 
-/* The private key a URI names, and its public key. */
+/*
+ * The private key a URI names, and its public key.  One search by the URI's
+ * label and id without its class finds the key pair (and a certificate
+ * beside it) at once; each is read with one C_GetAttributeValue.  Constant
+ * in the number of other objects on the token.
+ */
+#define KEY_FIND_MAX 16
 static int
 keyref_find_key(struct keyref *k)
 {
 	CK_OBJECT_CLASS cls = p11km_uri_class(k->uri);
-	struct p11km_object *objs = NULL;
-	size_t n = 0;
+	CK_ULONG nt = 0, n = 0;
+	CK_ATTRIBUTE *ut = p11km_uri_object_template(k->uri, &nt), t[4];
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_object objs[KEY_FIND_MAX];
+	size_t nh = 0, nread = 0, npriv = 0, ncert = 0, ip = 0;
 	int r;
 
 	if (cls == CKO_CERTIFICATE || cls == CKO_PUBLIC_KEY || cls == CKO_DATA ||
@@ -209,22 +218,57 @@ keyref_find_key(struct keyref *k)
 		    "the key URI names a %s (type=%s), not a private key; use type=private%s",
 		    p11km_class_name(cls), p11km_class_name(cls),
 		    cls == CKO_CERTIFICATE ? " (or 'p11km req renew' with the certificate)" : "");
-	r = p11km_object_find_one(&k->s, k->uri, CKO_PRIVATE_KEY, &k->priv);
-	if (r == P11KM_ERR_NOTFOUND && cls == (CK_OBJECT_CLASS)-1 &&
-	    p11km_objects_find(&k->s, k->uri, CKO_CERTIFICATE, &objs, &n) == 0 && n > 0) {
-		p11km_objects_free(objs, n);
-		return p11km_fail(P11KM_ERR_USAGE,
+	for (CK_ULONG i = 0; i < nt && n < 4; i++)
+		if (ut[i].type != CKA_CLASS)
+			t[n++] = ut[i];
+	if ((r = p11km_find(&k->s, t, n, KEY_FIND_MAX, &h, &nh)) < 0)
+		return r;
+	for (; nread < nh; nread++) {
+		if ((r = p11km_key_read_fast(&k->s, h[nread], &objs[nread])) < 0)
+			goto out;
+		if (objs[nread].cls == CKO_PRIVATE_KEY)
+			npriv++, ip = nread;
+		else if (objs[nread].cls == CKO_CERTIFICATE)
+			ncert++;
+	}
+	if (npriv == 0 && ncert > 0) {
+		r = p11km_fail(P11KM_ERR_USAGE,
 		    "the key URI names a certificate, not a private key; add type=private, or use "
 		    "'p11km req renew' with the certificate");
+		goto out;
 	}
-	if (r == P11KM_ERR_NOTFOUND)
-		p11km_fail(P11KM_ERR_NOTFOUND,
+	if (npriv == 0) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND,
 		    "no private key on token '%s' matches the key URI; run 'p11km object list' with "
 		    "--pin-source to see the keys", k->tok->label);
-	if (r < 0)
-		return r;
+		goto out;
+	}
+	if (npriv > 1) {
+		r = p11km_fail(P11KM_ERR_AMBIGUOUS,
+		    "%zu private keys on token '%s' match the key URI; add id= to select one "
+		    "(see 'p11km object list')", npriv, k->tok->label);
+		goto out;
+	}
+	k->priv = objs[ip];
+	memset(&objs[ip], 0, sizeof(objs[ip]));
 	k->have_priv = 1;
-	return p11km_key_pubkey(&k->s, &k->priv, &k->pub);
+	r = P11KM_ERR_NOTFOUND;
+	if (p11km_object_pubkey(&k->priv, &k->pub) == 0) {
+		r = 0;
+	} else {
+		for (size_t i = 0; i < nread && r < 0; i++)
+			if (objs[i].cls == CKO_PUBLIC_KEY && objs[i].id_len == k->priv.id_len &&
+			    k->priv.id_len > 0 && memcmp(objs[i].id, k->priv.id, k->priv.id_len) == 0)
+				r = p11km_object_pubkey(&objs[i], &k->pub);
+	}
+	p11km_error_clear();
+	if (r < 0)
+		r = p11km_key_pubkey(&k->s, &k->priv, &k->pub);
+out:
+	for (size_t i = 0; i < nread; i++)
+		p11km_object_release(&objs[i]);
+	free(h);
+	return r;
 }
 
 /* Sign, verify, write, report. */

@@ -119,7 +119,8 @@ destroy_pair(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pu
 		P11KM_CALL(s->f, C_DestroyObject, s->h, pub);
 }
 
-/* What the token did not honour, or NULL. */
+/* What the token did not honour, or NULL.  Fatal: the key could leave the
+ * token, or is not a signing token key. */
 static const char *
 not_honoured(const struct p11km_object *o)
 {
@@ -127,11 +128,32 @@ not_honoured(const struct p11km_object *o)
 	if (o->private_ != P11KM_TRUE) return "CKA_PRIVATE";
 	if (o->sensitive != P11KM_TRUE) return "CKA_SENSITIVE";
 	if (o->extractable != P11KM_FALSE) return "CKA_EXTRACTABLE=false";
+	if (o->never_extractable == P11KM_FALSE) return "CKA_NEVER_EXTRACTABLE";
 	if (o->sign != P11KM_TRUE) return "CKA_SIGN";
-	if (o->decrypt == P11KM_TRUE) return "CKA_DECRYPT=false";
-	if (o->unwrap == P11KM_TRUE) return "CKA_UNWRAP=false";
-	if (o->derive == P11KM_TRUE) return "CKA_DERIVE=false";
 	return NULL;
+}
+
+/* Errors a token gives for a template it does not accept. */
+static int
+template_refused(CK_RV rv)
+{
+	return rv == CKR_TEMPLATE_INCONSISTENT || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+	       rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_GENERAL_ERROR ||
+	       rv == CKR_FUNCTION_FAILED;
+}
+
+/* Remove the usage restrictions (false decrypt, unwrap, derive, encrypt,
+ * wrap) from a template; returns the new count. */
+static CK_ULONG
+drop_usage(CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ULONG k = 0;
+
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].type != CKA_DECRYPT && t[i].type != CKA_UNWRAP && t[i].type != CKA_DERIVE &&
+		    t[i].type != CKA_ENCRYPT && t[i].type != CKA_WRAP)
+			t[k++] = t[i];
+	return k;
 }
 
 /* Set CKA_ID on both halves. */
@@ -156,6 +178,8 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 	CK_ULONG bits = 0;
 	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
 	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY, privc = CKO_PRIVATE_KEY;
+	CK_KEY_TYPE kt = CKK_EC;
 	unsigned char tmp_id[20], keyid[20];
 	const unsigned char *id = kg->id, *params = NULL;
 	size_t id_len = kg->id_len, params_len = 0;
@@ -178,23 +202,27 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 	default: return p11km_fail(P11KM_ERR_USAGE, "unknown key type");
 	}
 	if (bits)
-		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN, kt = CKK_RSA;
 	else if (kg->type == P11KM_KEY_ED25519)
-		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
+		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN, kt = CKK_EC_EDWARDS;
 	if (id == NULL || id_len == 0) {
 		if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
 			return p11km_fail(P11KM_ERR_FAILED, "no random bytes for a temporary key id");
 		id = tmp_id;
 		id_len = sizeof(tmp_id);
 	}
-	CK_ATTRIBUTE pubt[8] = {
+	CK_ATTRIBUTE pubt[12] = {
+		{ CKA_CLASS, &pubc, sizeof(pubc) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
 		{ CKA_TOKEN, &yes, sizeof(yes) },
 		{ CKA_PRIVATE, &no, sizeof(no) },
-		{ CKA_VERIFY, &yes, sizeof(yes) },
+		{ CKA_WRAP, &no, sizeof(no) },
 		{ CKA_LABEL, (void *)kg->label, strlen(kg->label) },
 		{ CKA_ID, (void *)id, id_len },
 	};
-	CK_ULONG npub = 5;
+	/* No CKA_VERIFY/CKA_ENCRYPT: tokens derive them from the private key's
+	 * usage, and tpm2-pkcs11 fails a template that states them. */
+	CK_ULONG npub = 7;
 	if (bits) {
 		pubt[npub++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof(bits) };
 		pubt[npub++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) };
@@ -202,6 +230,8 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		pubt[npub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)params, params_len };
 	}
 	CK_ATTRIBUTE privt[] = {
+		{ CKA_CLASS, &privc, sizeof(privc) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
 		{ CKA_TOKEN, &yes, sizeof(yes) },
 		{ CKA_PRIVATE, &yes, sizeof(yes) },
 		{ CKA_SENSITIVE, &yes, sizeof(yes) },
@@ -213,8 +243,20 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		{ CKA_LABEL, (void *)kg->label, strlen(kg->label) },
 		{ CKA_ID, (void *)id, id_len },
 	};
-	rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt,
-	                sizeof(privt) / sizeof(privt[0]), &hpub, &hpriv);
+	CK_ULONG nprivt = sizeof(privt) / sizeof(privt[0]);
+	rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt, nprivt, &hpub,
+	                &hpriv);
+	if (template_refused(rv)) {
+		/* Some tokens (tpm2-pkcs11) cannot make sign-only keys and fail the
+		 * template: try again without the usage restrictions, and say so. */
+		npub = drop_usage(pubt, npub);
+		nprivt = drop_usage(privt, nprivt);
+		rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt, nprivt,
+		                &hpub, &hpriv);
+		if (rv == CKR_OK)
+			p11km_warn("token '%s' refused a sign-only template; the key was made without "
+			           "the decrypt/unwrap/derive restrictions", s->tok->label);
+	}
 	if (rv != CKR_OK)
 		return p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
 		    "token '%s' did not generate the %s key pair: C_GenerateKeyPair: %s",
@@ -239,6 +281,10 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		    "this token cannot hold keys the way p11km requires", s->tok->label, bad);
 		goto fail;
 	}
+	if (po.decrypt == P11KM_TRUE || po.unwrap == P11KM_TRUE || po.derive == P11KM_TRUE)
+		p11km_warn("token '%s' made the key able to %s as well as sign; p11km uses it only "
+		           "to sign", s->tok->label, po.decrypt == P11KM_TRUE ? "decrypt" :
+		           po.unwrap == P11KM_TRUE ? "unwrap" : "derive");
 	*priv = po;
 	if (pub != NULL)
 		*pub = pk;

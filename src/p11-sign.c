@@ -82,8 +82,27 @@ p11km_sigalg_choose(EVP_PKEY *pub, const char *digest, int pss, enum p11km_sigal
 struct token_signer {
 	struct p11km_session *s;
 	CK_OBJECT_HANDLE key;
+	enum p11km_tri decrypt;   /* the key's CKA_DECRYPT */
 	char *label;
 };
+
+/* Does the token list mechanism m? */
+static int
+token_lists(struct p11km_token *tok, CK_MECHANISM_TYPE m)
+{
+	CK_MECHANISM_TYPE *list = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	if (p11km_mechanisms(tok, &list, &n) < 0) {
+		p11km_error_clear();
+		return 1; /* unknown: let the token decide */
+	}
+	for (size_t i = 0; i < n; i++)
+		found |= list[i] == m;
+	free(list);
+	return found;
+}
 
 static void
 token_release(struct p11km_signer *sg)
@@ -107,13 +126,16 @@ struct md_mechs {
 	int nid;
 	const unsigned char *di;
 	size_t di_len;
-	CK_MECHANISM_TYPE hash, mgf, rsa_pkcs;
+	CK_MECHANISM_TYPE hash, mgf, rsa_pkcs, rsa_pss;
 };
 
 static const struct md_mechs md_table[] = {
-	{ NID_sha256, di_sha256, sizeof(di_sha256), CKM_SHA256, CKG_MGF1_SHA256, CKM_SHA256_RSA_PKCS },
-	{ NID_sha384, di_sha384, sizeof(di_sha384), CKM_SHA384, CKG_MGF1_SHA384, CKM_SHA384_RSA_PKCS },
-	{ NID_sha512, di_sha512, sizeof(di_sha512), CKM_SHA512, CKG_MGF1_SHA512, CKM_SHA512_RSA_PKCS },
+	{ NID_sha256, di_sha256, sizeof(di_sha256), CKM_SHA256, CKG_MGF1_SHA256, CKM_SHA256_RSA_PKCS,
+	  CKM_SHA256_RSA_PKCS_PSS },
+	{ NID_sha384, di_sha384, sizeof(di_sha384), CKM_SHA384, CKG_MGF1_SHA384, CKM_SHA384_RSA_PKCS,
+	  CKM_SHA384_RSA_PKCS_PSS },
+	{ NID_sha512, di_sha512, sizeof(di_sha512), CKM_SHA512, CKG_MGF1_SHA512, CKM_SHA512_RSA_PKCS,
+	  CKM_SHA512_RSA_PKCS_PSS },
 };
 
 static const struct md_mechs *
@@ -250,8 +272,8 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 	size_t raw_len = 0, off = 0;
 	CK_RSA_PKCS_PSS_PARAMS pss;
 	CK_MECHANISM mech = { 0, NULL, 0 };
-	const unsigned char *data = tbs;
-	size_t data_len = tbs_len;
+	const unsigned char *data = NULL;
+	size_t data_len = 0;
 	CK_RV init_rv = CKR_OK;
 	int r;
 
@@ -267,16 +289,25 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 			                  ossl_err());
 		data = digest;
 		data_len = off + dlen;
+	} else {
+		data = tbs;
+		data_len = tbs_len;
 	}
 	switch (sg->alg) {
 	case P11KM_SIG_RSA_PKCS1:
-		mech.mechanism = CKM_RSA_PKCS;
+		/* The token hashes (CKM_SHA256_RSA_PKCS ...): works for sign-only keys
+		 * on tokens that do raw RSA as a decryption (tpm2-pkcs11). */
+		mech.mechanism = mm->rsa_pkcs;
+		data = tbs;
+		data_len = tbs_len;
 		break;
 	case P11KM_SIG_RSA_PSS:
 		pss.hashAlg = mm->hash;
 		pss.mgf = mm->mgf;
 		pss.sLen = dlen;
-		mech = (CK_MECHANISM){ CKM_RSA_PKCS_PSS, &pss, sizeof(pss) };
+		mech = (CK_MECHANISM){ mm->rsa_pss, &pss, sizeof(pss) };
+		data = tbs;
+		data_len = tbs_len;
 		break;
 	case P11KM_SIG_ECDSA:
 		mech.mechanism = CKM_ECDSA;
@@ -286,12 +317,24 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 		break;
 	}
 	r = token_sign_raw(sg, &mech, data, data_len, &raw, &raw_len, &init_rv);
-	if (r < 0 && init_rv != CKR_OK && sg->alg == P11KM_SIG_RSA_PKCS1 && mech_refused(init_rv)) {
-		/* Tokens without raw RSA: let the token hash (CKM_SHA256_RSA_PKCS ...). */
-		mech.mechanism = mm->rsa_pkcs;
-		r = token_sign_raw(sg, &mech, tbs, tbs_len, &raw, &raw_len, &init_rv);
+	if (r < 0 && init_rv != CKR_OK && mech_refused(init_rv) &&
+	    (sg->alg == P11KM_SIG_RSA_PKCS1 || sg->alg == P11KM_SIG_RSA_PSS)) {
+		/* Tokens that do not hash: a DigestInfo (PKCS#1) or the digest (PSS). */
+		CK_MECHANISM_TYPE first = mech.mechanism;
+		mech.mechanism = sg->alg == P11KM_SIG_RSA_PKCS1 ? CKM_RSA_PKCS : CKM_RSA_PKCS_PSS;
+		/* A token that does not list PSS may still pad it itself and use the
+		 * key to decrypt (tpm2-pkcs11): impossible for a sign-only key. */
+		if (sg->alg == P11KM_SIG_RSA_PSS && ts->decrypt != P11KM_TRUE &&
+		    !token_lists(ts->s->tok, CKM_RSA_PKCS_PSS)) {
+			OPENSSL_cleanse(digest, sizeof(digest));
+			return p11km_fail(P11KM_ERR_UNSUPPORTED,
+			    "token '%s' cannot sign RSA-PSS with this sign-only key: it lists neither "
+			    "%s nor CKM_RSA_PKCS_PSS; leave out --rsa-pss", ts->s->tok->label,
+			    p11km_mech_name(first));
+		}
+		r = token_sign_raw(sg, &mech, digest, off + dlen, &raw, &raw_len, &init_rv);
 		if (r < 0 && init_rv != CKR_OK && mech_refused(init_rv))
-			mech.mechanism = CKM_RSA_PKCS;
+			mech.mechanism = first;
 	}
 	OPENSSL_cleanse(digest, sizeof(digest));
 	if (r < 0 && init_rv != CKR_OK) {
@@ -335,6 +378,7 @@ p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, 
 	sg->sign = token_sign;
 	ts->s = s;
 	ts->key = key->h;
+	ts->decrypt = key->decrypt;
 	ts->label = p11km_asprintf("key '%s' on token '%s'", key->label ? key->label : "",
 	                           s->tok->label);
 	if (ts->label == NULL) {
@@ -352,4 +396,85 @@ p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, 
 	sg->pubkey = pub;
 	*out = sg;
 	return 0;
+}
+
+/* --- one-call attribute read for keys ------------------------------------------ */
+
+int
+p11km_key_read_fast(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o)
+{
+	enum { F_CLASS, F_KT, F_SIGN, F_DECRYPT, F_LABEL, F_ID, F_MOD, F_EXP, F_PARAMS, F_POINT, F_INFO, F_N };
+	static const CK_ULONG sizes[F_N] = { 0, 0, 0, 0, 256, 256, 1024, 16, 128, 256, 2048 };
+	CK_ULONG cls = (CK_ULONG)-1, kt = (CK_ULONG)-1;
+	CK_BBOOL sign = CK_FALSE, decrypt = CK_FALSE;
+	CK_ATTRIBUTE a[F_N] = {
+		{ CKA_CLASS, &cls, sizeof(cls) }, { CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_SIGN, &sign, sizeof(sign) }, { CKA_DECRYPT, &decrypt, sizeof(decrypt) },
+		{ CKA_LABEL, NULL, 0 }, { CKA_ID, NULL, 0 },
+		{ CKA_MODULUS, NULL, 0 }, { CKA_PUBLIC_EXPONENT, NULL, 0 }, { CKA_EC_PARAMS, NULL, 0 },
+		{ CKA_EC_POINT, NULL, 0 }, { CKA_PUBLIC_KEY_INFO, NULL, 0 },
+	};
+	unsigned char *bufs[F_N] = { 0 };
+	unsigned char **dst[F_N] = { 0 };
+	size_t *dlen[F_N] = { 0 };
+	CK_RV rv;
+	int r = 0;
+
+	memset(o, 0, sizeof(*o));
+	for (int i = F_LABEL; i < F_N; i++) {
+		if ((bufs[i] = malloc(sizes[i] + 1)) == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		a[i].pValue = bufs[i];
+		a[i].ulValueLen = sizes[i];
+	}
+	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, F_N);
+	if ((rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE) ||
+	    a[F_CLASS].ulValueLen != sizeof(cls)) {
+		/* too small a buffer, or a module that stops early: the full read */
+		for (int i = 0; i < F_N; i++)
+			free(bufs[i]);
+		return p11km_object_read(s, h, o);
+	}
+	o->h = h;
+	o->cls = cls;
+	o->key_type = a[F_KT].ulValueLen == sizeof(kt) ? kt : (CK_KEY_TYPE)-1;
+	o->sign = a[F_SIGN].ulValueLen == sizeof(sign) ? (sign ? P11KM_TRUE : P11KM_FALSE) : P11KM_ABSENT;
+	o->private_ = o->sensitive = o->extractable = o->always_sensitive = P11KM_ABSENT;
+	o->decrypt = a[F_DECRYPT].ulValueLen == sizeof(decrypt) ?
+	    (decrypt ? P11KM_TRUE : P11KM_FALSE) : P11KM_ABSENT;
+	o->never_extractable = o->verify = o->encrypt = o->unwrap = P11KM_ABSENT;
+	o->wrap = o->derive = o->trusted = o->modifiable = o->token = P11KM_ABSENT;
+	o->cert_category = (CK_ULONG)-1;
+	o->cert_type = (CK_CERTIFICATE_TYPE)-1;
+	dst[F_ID] = &o->id; dlen[F_ID] = &o->id_len;
+	dst[F_MOD] = &o->modulus; dlen[F_MOD] = &o->modulus_len;
+	dst[F_EXP] = &o->pub_exp; dlen[F_EXP] = &o->pub_exp_len;
+	dst[F_PARAMS] = &o->ec_params; dlen[F_PARAMS] = &o->ec_params_len;
+	dst[F_POINT] = &o->ec_point; dlen[F_POINT] = &o->ec_point_len;
+	dst[F_INFO] = &o->pubkey_info; dlen[F_INFO] = &o->pubkey_info_len;
+	for (int i = F_LABEL; i < F_N; i++) {
+		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0 ||
+		    a[i].ulValueLen > sizes[i])
+			continue;
+		bufs[i][a[i].ulValueLen] = '\0';
+		if (i == F_LABEL) {
+			o->label = (char *)bufs[i];
+		} else {
+			*dst[i] = bufs[i];
+			*dlen[i] = a[i].ulValueLen;
+		}
+		bufs[i] = NULL;
+	}
+	if (o->modulus_len > 0) {
+		size_t i = 0;
+		while (i < o->modulus_len && o->modulus[i] == 0)
+			i++;
+		o->modulus_bits = (o->modulus_len - i) * 8;
+	}
+out:
+	for (int i = 0; i < F_N; i++)
+		free(bufs[i]);
+	return r;
 }
