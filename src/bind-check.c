@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/ui.h>
 #include <openssl/x509.h>
 
@@ -160,12 +161,14 @@ store_check(FILE *out, const char *what, const char *dir, const char *config, co
 		else
 			close(fd);
 	}
-	if (dir != NULL && !tree_readable(dir, 1, &bad) && ++n)
+	if (dir != NULL && !tree_readable(dir, 1, &bad) && ++n) {
+		struct group *gr = getgrgid(getgid());
 		fprintf(out, "user '%s' cannot read the %s '%s' (%s): server workers "
 		        "re-initialise the module after fork and fail at handshake time; give "
-		        "the user read access (e.g. chgrp -R GROUP '%s' && chmod -R g+rX '%s', "
-		        "and o+x on its parent directories)\n",
-		        user, what, dir, bad ? bad : "?", dir, dir);
+		        "the user read access (e.g. chgrp -R %s '%s' && chmod -R g+rX '%s', "
+		        "and o+x on its parent directories)\n", user, what, dir, bad ? bad : "?",
+		        gr ? gr->gr_name : "GROUP", dir, dir);
+	}
 	free(bad);
 	return n;
 }
@@ -274,8 +277,10 @@ worker(const struct p11km_engine_trial *t, uid_t uid, gid_t gid, EVP_PKEY *key, 
 	_exit(0);
 }
 
-/* The server's process: load config, engine, key and certificate. */
-static void
+/* The server's process, freshly exec'ed with OPENSSL_CONF set: OpenSSL
+ * loads the configuration at initialisation (as nginx, httpd and stunnel
+ * do), then the key and certificate are loaded through the engine. */
+static int
 master(const struct p11km_engine_trial *t, int have_user, uid_t uid, gid_t gid, FILE *out)
 {
 	ENGINE *e = NULL;
@@ -285,10 +290,7 @@ master(const struct p11km_engine_trial *t, int have_user, uid_t uid, gid_t gid, 
 	int st;
 
 	alarm(TRIAL_TIMEOUT);
-	for (size_t i = 0; i < t->n_env; i++)
-		env_set(t->env[i]);
-	setenv("OPENSSL_CONF", t->openssl_cnf, 1);
-	if (CONF_modules_load_file(t->openssl_cnf, NULL, 0) <= 0) {
+	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
 		fprintf(out, "OpenSSL cannot load '%s' (%s): fix the file or emit it again with "
 		        "'p11km bind emit'\n", t->openssl_cnf, ossl_err());
 		goto out;
@@ -331,44 +333,116 @@ master(const struct p11km_engine_trial *t, int have_user, uid_t uid, gid_t gid, 
 	}
 out:
 	fflush(out);
+	/* finalize the module (a TPM without resource manager keeps the contexts
+	 * of a process that does not), then end without the leak checker */
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ENGINE_free(e);
+	OPENSSL_cleanup();
 	_exit(0);
+}
+
+/*
+ * The probe program (p11km-engine-probe): argv is
+ *   OPENSSL_CNF KEY CERT USER MODULE_PATH   ("" for none)
+ * with OPENSSL_CONF already in the environment.  Problems go to stdout.
+ */
+int
+p11km_engine_probe_main(int argc, char **argv)
+{
+	struct p11km_engine_trial t;
+	struct passwd *pw = NULL;
+
+	if (argc != 6) {
+		fprintf(stderr, "p11km-engine-probe: run by 'p11km bind check', not by hand\n");
+		return 2;
+	}
+	memset(&t, 0, sizeof(t));
+	t.openssl_cnf = argv[1];
+	t.key = argv[2];
+	t.cert = argv[3][0] ? argv[3] : NULL;
+	t.user = argv[4][0] ? argv[4] : NULL;
+	t.module_path = argv[5][0] ? argv[5] : NULL;
+	if (t.user != NULL && (pw = getpwnam(t.user)) == NULL) {
+		printf("no user '%s' on this system\n", t.user);
+		return 0;
+	}
+	master(&t, t.user != NULL, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, stdout);
+	return 0;
+}
+
+/* The probe: P11KM_ENGINE_PROBE, next to this program, or in
+ * ../libexec/p11km/ from it (malloc'ed). */
+static char *
+probe_path(void)
+{
+	char self[4096], *slash, *p;
+	const char *env = getenv("P11KM_ENGINE_PROBE");
+	ssize_t n;
+
+	if (env != NULL && *env != '\0')
+		return strdup(env);
+	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0)
+		return NULL;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) == NULL)
+		return NULL;
+	*slash = '\0';
+	if ((p = p11km_asprintf("%s/p11km-engine-probe", self)) != NULL && access(p, X_OK) == 0)
+		return p;
+	free(p);
+	if ((p = p11km_asprintf("%s/../libexec/p11km/p11km-engine-probe", self)) != NULL &&
+	    access(p, X_OK) == 0)
+		return p;
+	free(p);
+	return NULL;
 }
 
 int
 p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 {
-	struct passwd *pw = NULL;
-	uid_t uid = 0;
-	gid_t gid = 0;
 	int fds[2], st;
 	pid_t pid;
 	FILE *in;
-	char line[2048];
+	char line[2048], *probe;
+	size_t n0 = pr->n;
 
-	if (t->user != NULL) {
-		if ((pw = getpwnam(t->user)) == NULL)
-			return p11km_fail(P11KM_ERR_USAGE, "no user '%s' on this system; give the user "
-			                  "the server's workers run as", t->user);
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-	}
-	if (pipe(fds) != 0)
+	if (t->user != NULL && getpwnam(t->user) == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "no user '%s' on this system; give the user "
+		                  "the server's workers run as", t->user);
+	if ((probe = probe_path()) == NULL)
+		return p11km_fail(P11KM_ERR_FAILED, "p11km-engine-probe is not installed next to "
+		                  "p11km (or in ../libexec/p11km); set P11KM_ENGINE_PROBE to its path");
+	if (pipe(fds) != 0) {
+		free(probe);
 		return p11km_fail(P11KM_ERR_IO, "pipe: %s", strerror(errno));
+	}
 	fflush(stdout);
 	fflush(stderr);
 	if ((pid = fork()) < 0) {
 		close(fds[0]);
 		close(fds[1]);
+		free(probe);
 		return p11km_fail(P11KM_ERR_IO, "fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
-		FILE *out;
+		/* a fresh process, as a server starts: OpenSSL reads OPENSSL_CONF at init */
+		char *args[] = { probe, (char *)t->openssl_cnf, (char *)t->key,
+		                 (char *)(t->cert ? t->cert : ""), (char *)(t->user ? t->user : ""),
+		                 (char *)(t->module_path ? t->module_path : ""), NULL };
 		close(fds[0]);
-		if ((out = fdopen(fds[1], "w")) == NULL)
-			_exit(1);
-		master(t, t->user != NULL, uid, gid, out);
+		if (dup2(fds[1], 1) < 0)
+			_exit(127);
+		for (size_t i = 0; i < t->n_env; i++)
+			env_set(t->env[i]);
+		setenv("OPENSSL_CONF", t->openssl_cnf, 1);
+		execv(probe, args);
+		printf("cannot run '%s': %s\n", probe, strerror(errno));
+		fflush(stdout);
+		_exit(127);
 	}
 	close(fds[1]);
+	free(probe);
 	if ((in = fdopen(fds[0], "r")) == NULL) {
 		close(fds[0]);
 		return p11km_fail(P11KM_ERR_IO, "fdopen: %s", strerror(errno));
@@ -385,6 +459,10 @@ p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 		p11km_problem_add(pr, "loading the key through the pkcs11 engine %s (signal %d): "
 		                  "check the module and the token", WTERMSIG(st) == SIGALRM ?
 		                  "hung" : "crashed", WTERMSIG(st));
+	else if (WEXITSTATUS(st) != 0 && pr->n == n0)
+		p11km_problem_add(pr, "loading the key through the pkcs11 engine failed (the check "
+		                  "exited with status %d): this module cannot be driven by the "
+		                  "engine", WEXITSTATUS(st));
 	return 0;
 }
 

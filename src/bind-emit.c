@@ -621,7 +621,7 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 	struct p11km_object key, cert;
 	EVP_PKEY *pk = NULL;
 	X509 *x = NULL;
-	int sopen = 0, on_token = 0, r;
+	int sopen = 0, on_token = 0, found = 0, r;
 	size_t n = 0;
 	const char *pin_value = NULL;
 
@@ -654,6 +654,14 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		r = p11km_fail(P11KM_ERR_USAGE, "the key's label contains characters that are not "
 		               "safe in a server config (quotes, ;, braces, $, #, control characters); "
 		               "relabel the key");
+		goto out;
+	}
+	if ((r = p11km_token_has_eddsa(&s, &found)) < 0)
+		goto out;
+	if (found) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED, "token '%s' holds an EdDSA (Ed25519) key: "
+		               "libp11 0.4.12 then cannot enumerate any key on it, so no server can "
+		               "load this key; move or delete the EdDSA key first", tok->label);
 		goto out;
 	}
 	if ((r = label_count(&s, CKO_PRIVATE_KEY, key.label, &n)) < 0)

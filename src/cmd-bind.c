@@ -106,9 +106,9 @@ abs_path(const char *path)
 	return p11km_asprintf("%s/%s", cwd, path);
 }
 
-/* Write the server's PIN file: the PIN of --pin-source, no newline. */
+/* The PIN of --pin-source, copied (it must outlive the module release). */
 static int
-pin_file_write(struct p11km_ctx *ctx, const char *path, const char *user)
+pin_copy(struct p11km_ctx *ctx, char **out, size_t *out_len)
 {
 	struct p11km_pinsrc src;
 	const char *pin;
@@ -124,6 +124,18 @@ pin_file_write(struct p11km_ctx *ctx, const char *path, const char *user)
 	if (len > 32)
 		return p11km_fail(P11KM_ERR_UNSUPPORTED, "the PIN is longer than 32 bytes: libp11 "
 		                  "0.4.12 cannot use it; change the token's PIN to a shorter one");
+	if ((*out = p11km_memdup(pin, len + 1)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	*out_len = len;
+	return 0;
+}
+
+/* Write the server's PIN file: no newline, mode 0400, owned by user. */
+static int
+pin_file_write(const char *path, const char *pin, size_t len, const char *user)
+{
+	int r;
+
 	if ((r = p11km_write_file_atomic(path, pin, len, 0400)) < 0)
 		return r;
 	if (user != NULL) {
@@ -137,7 +149,7 @@ pin_file_write(struct p11km_ctx *ctx, const char *path, const char *user)
 
 /* Decide by trying: load the key through the engine as a server would. */
 static int
-emit_trial(struct p11km_ctx *ctx, const struct p11km_bind_params *p, int write_pin,
+emit_trial(const struct p11km_bind_params *p, const char *pin, size_t pin_len,
            int allow_pin_value)
 {
 	char tmpl[] = "/tmp/p11km-bind.XXXXXX";
@@ -161,19 +173,10 @@ emit_trial(struct p11km_ctx *ctx, const struct p11km_bind_params *p, int write_p
 	if ((r = p11km_write_file_atomic(cnf, cnf_text, strlen(cnf_text), 0600)) < 0 ||
 	    (r = p11km_write_file_atomic(certf, p->cert_pem, p->cert_pem_len, 0600)) < 0)
 		goto out;
-	if (write_pin) {
-		const char *pin;
-		size_t len;
-		struct p11km_pinsrc src;
-		if ((r = p11km_pinsrc_parse(ctx->pin_source_opt, 0, &src)) < 0)
-			goto out;
-		r = p11km_pin_get(ctx, &src, "User PIN: ", &pin, &len);
-		p11km_pinsrc_release(&src);
-		if (r < 0 || (r = p11km_write_file_atomic(pinf, pin, len, 0600)) < 0)
-			goto out;
-	}
+	if (pin != NULL && (r = p11km_write_file_atomic(pinf, pin, pin_len, 0600)) < 0)
+		goto out;
 	if ((r = p11km_uri_parse(p->key_uri, &u)) < 0 ||
-	    (r = p11km_uri_engine_safe(u, write_pin ? pinf : NULL, allow_pin_value, &trial_uri)) < 0)
+	    (r = p11km_uri_engine_safe(u, pin ? pinf : NULL, allow_pin_value, &trial_uri)) < 0)
 		goto out;
 	memset(&t, 0, sizeof(t));
 	t.openssl_cnf = cnf;
@@ -296,8 +299,9 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	struct p11km_bind_files fs = { 0 };
 	struct p11km_listen ls[MAX_LISTEN];
 	const struct p11km_bind_flavour *fl;
-	char *dir = NULL, *pin_file = NULL;
+	char *dir = NULL, *pin_file = NULL, *pin_spec = NULL, *pin = NULL;
 	const char *base;
+	size_t pin_len = 0;
 	int argi, r, write_pin = 0;
 
 	memset(&p, 0, sizeof(p));
@@ -329,6 +333,9 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 			               "--pin-source SPEC to create it from that PIN", pin_file);
 			goto out;
 		}
+		/* log in with the PIN the server will use */
+		if (!write_pin && (pin_spec = p11km_asprintf("file:%s", pin_file)) != NULL)
+			ctx->pin_source_opt = pin_spec;
 	} else if (!a.allow_pin_value) {
 		struct p11km_uri *u = NULL;
 		if ((r = p11km_uri_parse(a.key, &u)) < 0)
@@ -350,12 +357,8 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 
 	/* where the files go and are referenced */
 	if (a.out_dir != NULL) {
-		if (mkdir(a.out_dir, 0755) != 0 && errno != EEXIST) {
-			r = p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", a.out_dir, strerror(errno));
-			goto out;
-		}
-		if ((dir = realpath(a.out_dir, NULL)) == NULL) {
-			r = p11km_fail(P11KM_ERR_IO, "'%s': %s", a.out_dir, strerror(errno));
+		if ((dir = abs_path(a.out_dir)) == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 			goto out;
 		}
 		if (!p11km_config_safe(dir)) {
@@ -388,12 +391,19 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 			goto out;
 		}
 	}
-	/* the engine must not inherit the module p11km loaded */
-	if ((r = emit_trial(ctx, &p, write_pin, a.allow_pin_value)) < 0)
+	if (write_pin && (r = pin_copy(ctx, &pin, &pin_len)) < 0)
+		goto out;
+	/* the engine must not inherit the module p11km loaded: a server starts fresh */
+	p11km_ctx_release(ctx);
+	if ((r = emit_trial(&p, pin, pin_len, a.allow_pin_value)) < 0)
 		goto out;
 	if ((r = p11km_bind_render(&p, &fs)) < 0)
 		goto out;
 	if (a.out_dir != NULL) {
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+			r = p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
+			goto out;
+		}
 		for (size_t i = 0; i < fs.n; i++) {
 			char *path = p11km_asprintf("%s/%s", dir, fs.f[i].name);
 			if (path == NULL) {
@@ -406,13 +416,17 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 				goto out;
 		}
 	}
-	if (write_pin && (r = pin_file_write(ctx, pin_file, a.user)) < 0)
+	if (write_pin && (r = pin_file_write(pin_file, pin, pin_len, a.user)) < 0)
 		goto out;
 	emit_report(ctx, &p, &fs, a.out_dir == NULL, write_pin ? pin_file : NULL);
 	r = 0;
 out:
 	p11km_bind_files_release(&fs);
 	p11km_bind_params_release(&p);
+	if (pin_spec != NULL && ctx->pin_source_opt == pin_spec)
+		ctx->pin_source_opt = NULL;
+	free(pin_spec);
+	p11km_freezero(pin, pin_len + 1);
 	free(dir);
 	free(pin_file);
 	return r;

@@ -111,11 +111,11 @@ int p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_uri, const char *c
 
 /*
  * Load key and certificate through the libp11 engine the way a server
- * does (CONF_modules_load_file(openssl_cnf), ENGINE_load_private_key,
+ * does, in a freshly exec'ed p11km-engine-probe (OpenSSL loads
+ * OPENSSL_CONF=openssl_cnf at init; ENGINE_load_private_key,
  * LOAD_CERT_CTRL or a PEM file), sign a test message and verify it with
- * the certificate's public key, in a forked child running as user (NULL:
- * as the caller) with the given environment ("VAR=value", may be NULL).
- * When user is set, the child also checks that it can read the PIN file
+ * the certificate's public key; then, when user is set, in a forked child
+ * running as user (as a server worker), sign again.  The child also checks that it can read the PIN file
  * and the module's token store.  Problems go to pr; returns 0, or an
  * error for failures of the check itself (fork, pipe).
  */
@@ -130,6 +130,9 @@ struct p11km_engine_trial {
 	size_t n_env;
 };
 int p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr);
+
+/* main() of p11km-engine-probe, the fresh process p11km_engine_try() runs. */
+int p11km_engine_probe_main(int argc, char **argv);
 
 /* PIN file for a server: owner, mode 0400/0600, no trailing newline,
  * at most 32 bytes. */

@@ -1,0 +1,191 @@
+#!/bin/bash
+# bind emit: what is written, what is refused before anything is written.
+# Judges: openssl through the emitted openssl.cnf (the engine loads the
+# emitted URI and its public key equals pkcs11-tool's), file modes, od.
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/cli/bind-lib.sh"
+bind_setup
+
+make_key web1 01 rsa:2048
+issue web1 01 web1.test 1001
+put_cert web1 01 "$T/web1-1001.der"
+make_key web2 02 EC:prime256v1
+issue web2 02 web2.test 2001
+put_cert web2 02 "$T/web2-2001.der"
+KEY1="$TOKEN;object=web1;type=private"
+
+# --- nginx to a directory ------------------------------------------------------
+check "emit nginx writes a binding" "$P11KM" bind emit nginx --key "$KEY1" \
+	--listen 127.0.0.1:8443 --listen '[::1]:8443' --listen '*:9443' --server-name web1.test \
+	--out-dir "$T/ng" --pin-file "$T/srv.pin" --pin-source "file:$PIN" --service-user nobody
+for f in nginx-server.conf nginx-main.conf openssl.cnf environment systemd-dropin.conf \
+	cert.pem fullchain.pem p11km-binding.conf; do
+	check "file $f written" test -s "$T/ng/$f"
+done
+S=$T/ng/nginx-server.conf
+check_grep "listen on IPv4" '^    listen 127\.0\.0\.1:8443 ssl;$' "$S"
+check_grep "listen on IPv6" '^    listen \[::1\]:8443 ssl;$' "$S"
+check_grep "listen on all addresses" '^    listen \*:9443 ssl;$' "$S"
+check_grep "server_name" '^    server_name web1\.test;$' "$S"
+check_grep "key by engine URI" '^    ssl_certificate_key "engine:pkcs11:pkcs11:.*token=bind;.*object=web1;type=private\?pin-source=' "$S"
+check_nogrep "no id in the URI (configs survive a rekey)" 'id=%' "$S"
+check_nogrep "no pin-value anywhere" 'pin-value' "$T/ng/p11km-binding.conf"
+check_nogrep "no slot-id / module-path in the URI" 'slot-|module-' "$S"
+check_grep "certificate file referenced" "ssl_certificate \"$T/ng/fullchain.pem\";" "$S"
+check_grep "workers keep SOFTHSM2_CONF" '^env SOFTHSM2_CONF;$' "$T/ng/nginx-main.conf"
+check_grep "engine: init = 1" '^init = 1$' "$T/ng/openssl.cnf"
+check_grep "engine: MODULE_PATH" "^MODULE_PATH = $SOFTHSM2_MODULE\$" "$T/ng/openssl.cnf"
+check_grep "engine: dynamic_path exists" '^dynamic_path = /.*pkcs11\.so$' "$T/ng/openssl.cnf"
+check "engine: dynamic_path is readable" test -r "$(sed -n 's/^dynamic_path = //p' "$T/ng/openssl.cnf")"
+check_grep "drop-in sets OPENSSL_CONF" "^Environment=OPENSSL_CONF=$T/ng/openssl.cnf\$" "$T/ng/systemd-dropin.conf"
+check_grep "environment file" "^OPENSSL_CONF=$T/ng/openssl.cnf\$" "$T/ng/environment"
+
+# the certificate files hold the token's certificate (pkcs11-tool reads it)
+p11tool_sm --token-label bind --read-object --type cert --label web1 -o "$T/tokcert.der" >/dev/null 2>&1
+openssl x509 -inform DER -in "$T/tokcert.der" -out "$T/tokcert.pem"
+check "cert.pem is the token's certificate" cmp "$T/tokcert.pem" "$T/ng/cert.pem"
+
+# the PIN file: mode 0400, owner nobody, the PIN and no newline
+check "PIN file mode 0400" test "$(stat -c %a "$T/srv.pin")" = 400
+check "PIN file owned by the service user" test "$(stat -c %U "$T/srv.pin")" = nobody
+check "PIN file holds the PIN, no newline" test "$(od -An -c "$T/srv.pin" | tr -d ' ')" = 1234
+check "PIN file has no trailing newline" test "$(tail -c1 "$T/srv.pin" | od -An -tx1 | tr -d ' ')" != 0a
+
+# the emitted URI works in openssl with the emitted openssl.cnf: same public key
+URI=$(sed -n 's/.*ssl_certificate_key "engine:pkcs11:\(.*\)";/\1/p' "$S")
+OPENSSL_CONF=$T/ng/openssl.cnf openssl pkey -engine pkcs11 -inform engine -in "$URI" \
+	-pubout -out "$T/engine.pub" >/dev/null 2>&1
+check "openssl loads the emitted key URI through the emitted openssl.cnf" \
+	cmp "$T/engine.pub" "$T/web1.pub.pem"
+
+# --- stdout, --json, other flavours -----------------------------------------------------
+check "emit apache to stdout" "$P11KM" bind emit apache --key "$KEY1" --listen 127.0.0.1:8443 \
+	--pin-file "$T/srv.pin"
+cp "$T/out" "$T/apache.out"
+check_grep "apache: SSLCryptoDevice pkcs11" '^SSLCryptoDevice pkcs11$' "$T/apache.out"
+check_grep "apache: certificate by URI" '^    SSLCertificateFile "pkcs11:.*object=web1;type=cert"$' "$T/apache.out"
+check_grep "apache: key by URI" '^    SSLCertificateKeyFile "pkcs11:.*object=web1;type=private\?pin-source=' "$T/apache.out"
+check_grep "apache: VirtualHost" '^<VirtualHost 127\.0\.0\.1:8443>$' "$T/apache.out"
+check "nothing written without --out-dir" test ! -e /etc/p11km/bind/apache
+check "emit stunnel --json" "$P11KM" --json bind emit stunnel --key "$TOKEN;object=web2;type=private" \
+	--listen 127.0.0.1:8443 --connect 127.0.0.1:8080 --out-dir "$T/st" --pin-file "$T/srv.pin"
+cp "$T/out" "$T/emit.json"
+check "json parses, lists files and next commands" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["server"] == "stunnel"
+paths = [f["path"] for f in d["files"]]
+assert sys.argv[2] + "/stunnel.conf" in paths and sys.argv[2] + "/openssl.cnf" in paths, paths
+assert any("stunnel" in n for n in d["next"]) and any("bind check" in n for n in d["next"])
+' "$T/emit.json" "$T/st"
+check_grep "stunnel: engine" '^engine = pkcs11$' "$T/st/stunnel.conf"
+check_grep "stunnel: key by URI" '^key = pkcs11:.*object=web2;type=private' "$T/st/stunnel.conf"
+check_grep "stunnel: cert by URI" '^cert = pkcs11:.*object=web2;type=cert$' "$T/st/stunnel.conf"
+check "emit openssl-conf" "$P11KM" bind emit openssl-conf --key "$KEY1" --out-dir "$T/oc" --pin-file "$T/srv.pin"
+check "openssl-conf: the engine config" test -s "$T/oc/openssl.cnf"
+check "openssl-conf: no server snippet" test ! -e "$T/oc/nginx-server.conf"
+
+# --- refusals: exit status, one-line reason, nothing written --------------------------
+refuse() { # refuse DESC STATUS PATTERN args...
+	_d=$1 _s=$2 _p=$3; shift 3
+	rm -rf "$T/refused"
+	check_fails "$_d" "$_s" "$P11KM" bind emit "$@" --out-dir "$T/refused"
+	check_grep "$_d: says why" "$_p" "$T/err"
+	check "$_d: nothing written" test ! -e "$T/refused"
+}
+refuse "haproxy cannot load token keys" 1 'HAProxy.*cannot load' haproxy --key "$KEY1" --listen 127.0.0.1:1
+refuse "lighttpd cannot load token keys" 1 'lighttpd.*cannot' lighttpd --key "$KEY1" --listen 127.0.0.1:1
+refuse "unknown server" 2 'unknown server' tomcat --key "$KEY1" --listen 127.0.0.1:1
+refuse "server name with ;" 2 'inject' nginx --key "$KEY1" --listen 127.0.0.1:1 \
+	--server-name 'a;include /etc/passwd' --pin-file "$T/srv.pin"
+refuse "server name with a quote" 2 'inject' nginx --key "$KEY1" --listen 127.0.0.1:1 \
+	--server-name 'a"b' --pin-file "$T/srv.pin"
+refuse "PIN file path with a brace" 2 'inject' nginx --key "$KEY1" --listen 127.0.0.1:1 \
+	--pin-file "$T/x}y"
+refuse "newline in a value" 2 'inject' nginx --key "$KEY1" --listen 127.0.0.1:1 \
+	--server-name "$(printf 'a\nssl off')" --pin-file "$T/srv.pin"
+refuse "bad --listen" 2 'invalid --listen' nginx --key "$KEY1" --listen 127.0.0.1 --pin-file "$T/srv.pin"
+refuse "port out of range" 2 'invalid --listen' nginx --key "$KEY1" --listen '*:70000' --pin-file "$T/srv.pin"
+refuse "no PIN file" 2 'pin-file' nginx --key "$KEY1" --listen 127.0.0.1:1
+refuse "stunnel without a backend" 2 'connect' stunnel --key "$KEY1" --listen 127.0.0.1:1 --pin-file "$T/srv.pin"
+refuse "certificate of another key" 5 'does not belong' nginx --key "$KEY1" --listen 127.0.0.1:1 \
+	--pin-file "$T/srv.pin" --cert "$T/web2-2001.pem"
+refuse "pin-value in the URI" 2 'pin-value|pin-file' nginx --key "$KEY1?pin-value=1234" --listen 127.0.0.1:1
+check "--allow-pin-value insists" "$P11KM" bind emit nginx --key "$KEY1?pin-value=1234" \
+	--listen 127.0.0.1:1 --allow-pin-value
+check_grep "--allow-pin-value: the PIN is in the config" 'pin-value=1234' "$T/out"
+check_grep "--allow-pin-value: with a warning" 'warning|PIN will be written' "$T/err"
+
+make_key 'bad"label' 03 rsa:2048
+refuse "a label that could inject" 2 'label' nginx --key "$TOKEN;object=bad%22label;type=private" \
+	--listen 127.0.0.1:1 --pin-file "$T/srv.pin" --cert "$T/web1-1001.pem"
+make_key dup 04 rsa:2048
+make_key dup 05 rsa:2048
+refuse "a label shared by two keys" 4 'several private keys' nginx \
+	--key "$TOKEN;object=dup;id=%04;type=private" --listen 127.0.0.1:1 --pin-file "$T/srv.pin" \
+	--cert "$T/web1-1001.pem"
+
+# Ed25519: a token with an EdDSA key cannot serve any key through libp11
+new_token ed 1234
+p11tool_sm --token-label ed --login --pin 1234 --keypairgen --key-type rsa:2048 --label r --id 01 >/dev/null 2>&1
+p11tool_sm --token-label ed --login --pin 1234 --keypairgen --key-type EC:edwards25519 --label e --id 02 >/dev/null 2>&1
+refuse "an Ed25519 key" 1 'EdDSA|Ed25519' nginx --key 'pkcs11:token=ed;object=e;type=private' \
+	--listen 127.0.0.1:1 --pin-file "$T/pin-ed" --cert "$T/web1-1001.pem"
+refuse "a key on a token with an Ed25519 key" 1 'EdDSA|Ed25519' nginx \
+	--key 'pkcs11:token=ed;object=r;type=private' --listen 127.0.0.1:1 --pin-file "$T/pin-ed" \
+	--cert "$T/web1-1001.pem"
+
+# a TPM 2.0 token: emit decides by trying the engine, not from the module's
+# name; its verdict must agree with a real nginx loading the same key.
+. "$top_srcdir/tests/lib/tpm2.sh"
+flush_tpm() { for _f in -t -s -l; do tpm2_flushcontext $_f >/dev/null 2>&1; done; }
+if tpm2_available && mkdir -p "$T/tpm" && tpm2_token_start "$T/tpm" tpmtok 123456 12345678; then
+	cleanup_add "tpm2_token_stop '$T/tpm'"
+	pkcs11-tool --module "$TPM2_MODULE" --token-label tpmtok --login --pin 123456 \
+		--keypairgen --key-type EC:prime256v1 --label tk --id 07 >/dev/null 2>&1
+	pkcs11-tool --module "$TPM2_MODULE" --token-label tpmtok --read-object --type pubkey \
+		--label tk -o "$T/tk.der" >/dev/null 2>&1
+	openssl pkey -pubin -inform DER -in "$T/tk.der" -out "$T/tk.pub.pem"
+	openssl x509 -req -in "$T/throwaway.csr" -force_pubkey "$T/tk.pub.pem" -CA "$T/ca.pem" \
+		-CAkey "$T/ca.key" -set_serial 7 -days 5 -out "$T/tk.pem" 2>/dev/null
+	(umask 077; printf 123456 > "$T/tpm.pin")
+	flush_tpm
+	emit_rc=0
+	"$P11KM" bind emit nginx --module "$TPM2_MODULE" --key 'pkcs11:token=tpmtok;object=tk;type=private' \
+		--listen "127.0.0.1:$(free_port)" --pin-file "$T/tpm.pin" --cert "$T/tk.pem" --out-dir "$T/tpmb" \
+		>"$T/tpm-emit.out" 2>"$T/tpm-emit.err" || emit_rc=$?
+	# the same key through real nginx, with a config the test writes itself
+	flush_tpm
+	TP=$(free_port)
+	mkdir -p "$T/tng"
+	printf 'openssl_conf = i\n[i]\nengines = e\n[e]\npkcs11 = p\n[p]\nengine_id = pkcs11\ndynamic_path = %s\nMODULE_PATH = %s\ninit = 1\n' \
+		/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so "$TPM2_MODULE" > "$T/tng/openssl.cnf"
+	cat > "$T/tng/nginx.conf" <<EOF
+env TPM2_PKCS11_TCTI; env TPM2_PKCS11_STORE; env TSS2_LOG;
+worker_processes 1;
+pid $T/tng/nginx.pid;
+error_log $T/tng/error.log;
+events { worker_connections 16; }
+http { access_log off; client_body_temp_path $T/tng; proxy_temp_path $T/tng; fastcgi_temp_path $T/tng;
+  uwsgi_temp_path $T/tng; scgi_temp_path $T/tng;
+  server { listen 127.0.0.1:$TP ssl; ssl_certificate $T/tk.pem;
+    ssl_certificate_key "engine:pkcs11:pkcs11:token=tpmtok;object=tk;type=private?pin-source=$T/tpm.pin"; } }
+EOF
+	nginx_ok=1
+	OPENSSL_CONF=$T/tng/openssl.cnf nginx -p "$T/tng" -c "$T/tng/nginx.conf" >/dev/null 2>&1 || nginx_ok=0
+	cleanup_add "[ -f '$T/tng/nginx.pid' ] && kill \$(cat '$T/tng/nginx.pid')"
+	if [ $nginx_ok = 1 ]; then
+		{ wait_port "$TP" && [ "$(serial_served "$TP")" = 07 ]; } || nginx_ok=0
+	fi
+	if [ $nginx_ok = 1 ]; then
+		check "tpm2: nginx serves the TPM key, and emit accepted it" test "$emit_rc" = 0
+	else
+		check "tpm2: nginx cannot load the TPM key, and emit refused it" test "$emit_rc" = 1
+		check_grep "tpm2: emit says the engine cannot use the key" 'engine cannot use this key' "$T/tpm-emit.err"
+	fi
+	echo "# tpm2: emit exit $emit_rc; nginx serves the key: $nginx_ok"
+else
+	not_ok "the tpm2 token could not be started (CI installs swtpm and tpm2-pkcs11)"
+fi
+
+done_testing
