@@ -1,0 +1,92 @@
+#!/bin/bash
+# bind + real Apache httpd (mod_ssl): SSLCryptoDevice pkcs11, key and
+# certificate both by token URI, workers as www-data (prefork, several
+# processes).  Judges: openssl s_client -verify_return_error, curl --cacert.
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/cli/bind-lib.sh"
+command -v apache2 >/dev/null || skip_all "apache2 not installed"
+command -v curl >/dev/null || skip_all "curl not installed"
+MODS=/usr/lib/apache2/modules
+[ -f "$MODS/mod_ssl.so" ] || skip_all "mod_ssl not found"
+bind_setup
+
+make_key site 0a EC:prime256v1
+issue site 0a site.test 3001
+put_cert site 0a "$T/site-3001.der"
+P=$(free_port)
+check "emit apache" "$P11KM" bind emit apache --key "$TOKEN;object=site;type=private" \
+	--listen "127.0.0.1:$P" --server-name site.test --out-dir "$T/ap" \
+	--pin-file "$T/ap.pin" --pin-source "file:$PIN" --service-user www-data
+V=$T/ap/apache-vhost.conf
+check_grep "SSLCryptoDevice pkcs11" '^SSLCryptoDevice pkcs11$' "$V"
+check_grep "certificate by URI" '^    SSLCertificateFile "pkcs11:.*object=site;type=cert"$' "$V"
+check_grep "key by URI" '^    SSLCertificateKeyFile "pkcs11:.*object=site;type=private\?pin-source=' "$V"
+check "PIN file owned by www-data" test "$(stat -c %U:%a "$T/ap.pin")" = www-data:400
+
+check_fails "bind check: www-data cannot read the token store yet" 5 "$P11KM" bind check "$T/ap"
+open_token_dir www-data
+check "bind check passes" "$P11KM" bind check "$T/ap"
+
+A=$T/httpd
+mkdir -p "$A/htdocs"
+echo "apache serves a token key" > "$A/htdocs/index.html"
+chmod -R a+rX "$A"
+cat > "$A/httpd.conf" <<EOF
+ServerRoot $A
+ServerName localhost
+PidFile $A/httpd.pid
+ErrorLog $A/error.log
+LogLevel warn
+Mutex file:$A default
+LoadModule mpm_prefork_module $MODS/mod_mpm_prefork.so
+LoadModule authz_core_module $MODS/mod_authz_core.so
+LoadModule socache_shmcb_module $MODS/mod_socache_shmcb.so
+LoadModule ssl_module $MODS/mod_ssl.so
+User www-data
+Group www-data
+StartServers 2
+MinSpareServers 1
+MaxSpareServers 3
+DocumentRoot $A/htdocs
+<Directory $A/htdocs>
+    Require all granted
+</Directory>
+SSLSessionCache shmcb:$A/ssl_scache(512000)
+Include $V
+EOF
+export OPENSSL_CONF=$T/ap/openssl.cnf
+check "apache2 -t accepts the emitted config" apache2 -f "$A/httpd.conf" -t
+check "apache2 starts" apache2 -f "$A/httpd.conf" -k start
+unset OPENSSL_CONF
+cleanup_add "kill \$(cat '$A/httpd.pid') 2>/dev/null"
+wait_port "$P"
+for i in $(seq 30); do [ -s "$A/httpd.pid" ] && break; sleep 0.1; done
+main=$(cat "$A/httpd.pid")
+check "children run as www-data" test "$(ps -o user= --ppid "$main" | grep -c '^www-data')" -ge 2
+
+check "s_client verifies (chain + name)" s_client_ok "$P" site.test
+check "the served certificate is the token's" test "$(serial_served "$P" site.test)" = 0BB9
+for i in 1 2 3 4; do   # several connections: more than one worker process
+	check "curl --cacert ($i)" curl -sSf --cacert "$T/ca.pem" --resolve "site.test:$P:127.0.0.1" \
+		-o "$T/body" "https://site.test:$P/index.html"
+done
+check_grep "curl got the page" 'apache serves a token key' "$T/body"
+check "bind verify" "$P11KM" bind verify "127.0.0.1:$P" --server-name site.test \
+	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
+check_grep "bind verify: same certificate" 'same certificate' "$T/out"
+
+# renewal: a new certificate on the token; Apache reads it by URI at reload
+issue site 0a site.test 3002
+put_cert site 0a "$T/site-3002.der"
+check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind verify "127.0.0.1:$P" \
+	--server-name site.test --cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
+OPENSSL_CONF=$T/ap/openssl.cnf apache2 -f "$A/httpd.conf" -k graceful
+for i in $(seq 50); do [ "$(serial_served "$P" site.test)" = 0BBA ] && break; sleep 0.1; done
+check "after reload: bind verify passes" "$P11KM" bind verify "127.0.0.1:$P" --server-name site.test \
+	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
+check_grep "after reload: the new serial" 'serial: +0BBA' "$T/out"
+
+kill "$main"
+for i in $(seq 50); do kill -0 "$main" 2>/dev/null || break; sleep 0.1; done
+check "apache stopped" sh -c "! kill -0 $main 2>/dev/null"
+done_testing

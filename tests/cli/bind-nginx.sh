@@ -1,0 +1,121 @@
+#!/bin/bash
+# bind + real nginx: master process on, two workers as nobody, key on a
+# SoftHSM2 token; the same binding on *:PORT and 127.0.0.1:PORT; two virtual
+# hosts with different token keys (RSA and EC) chosen by SNI; renewal end to
+# end.  Judges: openssl s_client -verify_return_error, curl --cacert, ps, ss.
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/cli/bind-lib.sh"
+command -v nginx >/dev/null || skip_all "nginx not installed"
+command -v curl >/dev/null || skip_all "curl not installed"
+bind_setup
+
+make_key web1 01 rsa:2048
+issue web1 01 web1.test 1001
+put_cert web1 01 "$T/web1-1001.der"
+make_key web2 02 EC:prime256v1
+issue web2 02 web2.test 2001
+put_cert web2 02 "$T/web2-2001.der"
+P1=$(free_port)
+P2=$(free_port)
+while [ "$P2" = "$P1" ]; do P2=$(free_port); done
+CERT1="$TOKEN;object=web1;type=cert"
+
+check "emit web1 on 127.0.0.1 and *:PORT" "$P11KM" bind emit nginx \
+	--key "$TOKEN;object=web1;type=private" --listen "127.0.0.1:$P1" --listen "*:$P2" \
+	--server-name web1.test --out-dir "$T/b1" --pin-file "$T/web.pin" --pin-source "file:$PIN" \
+	--service-user nobody
+check "emit web2 (EC key) on 127.0.0.1" "$P11KM" bind emit nginx \
+	--key "$TOKEN;object=web2;type=private" --listen "127.0.0.1:$P1" --server-name web2.test \
+	--out-dir "$T/b2" --pin-file "$T/web.pin" --service-user nobody
+
+# the fork trap: the token was made by root, mode 0700; the workers run as nobody
+check_fails "bind check: the worker user cannot read the token store" 5 "$P11KM" bind check "$T/b1"
+check_grep "bind check says which store and how to fix it" \
+	"user 'nobody' cannot read the SoftHSM token directory .*chmod -R g\+rX" "$T/out"
+open_token_dir nobody
+check "bind check passes once the store is readable (web1)" "$P11KM" bind check "$T/b1"
+check_grep "bind check signed as the service user" 'as the service user after fork' "$T/out"
+check "bind check passes (web2)" "$P11KM" bind check "$T/b2"
+
+# nginx, configured with what p11km emitted
+N=$T/ngx
+mkdir -p "$N/html"
+echo "hello from the token" > "$N/html/index.html"
+chmod -R a+rX "$N"
+cat > "$N/nginx.conf" <<EOF
+include $T/b1/nginx-main.conf;
+user nobody nogroup;
+master_process on;
+worker_processes 2;
+pid $N/nginx.pid;
+error_log $N/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $N/tmp; proxy_temp_path $N/tmp; fastcgi_temp_path $N/tmp;
+    uwsgi_temp_path $N/tmp; scgi_temp_path $N/tmp;
+    include $T/b1/nginx-server.conf;
+    include $T/b2/nginx-server.conf;
+}
+EOF
+export OPENSSL_CONF=$T/b1/openssl.cnf
+check "nginx -t accepts the emitted config" nginx -t -p "$N" -c "$N/nginx.conf"
+check "nginx starts" nginx -p "$N" -c "$N/nginx.conf"
+unset OPENSSL_CONF
+cleanup_add "kill \$(cat '$N/nginx.pid') 2>/dev/null"
+wait_port "$P1"
+wait_port "$P2"
+master=$(cat "$N/nginx.pid" 2>/dev/null)
+check "master process runs as root" test "$(ps -o user= -p "$master")" = root
+check "two workers, both running as nobody" \
+	test "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2
+
+check "s_client: web1 verifies (chain + name)" s_client_ok "$P1" web1.test
+check "s_client: web2 verifies (chain + name)" s_client_ok "$P1" web2.test
+check "SNI web1 -> the RSA key's certificate" test "$(serial_served "$P1" web1.test)" = 03E9
+check "SNI web2 -> the EC key's certificate" test "$(serial_served "$P1" web2.test)" = 07D1
+check "curl --cacert web1" curl -sSf --cacert "$T/ca.pem" --resolve "web1.test:$P1:127.0.0.1" \
+	-o "$T/body" "https://web1.test:$P1/"
+check_grep "curl got the page" 'hello from the token' "$T/body"
+check "curl --cacert web2" curl -sSf --cacert "$T/ca.pem" --resolve "web2.test:$P1:127.0.0.1" \
+	-o /dev/null "https://web2.test:$P1/"
+check "*:PORT binds all addresses (ss)" sh -c "ss -ltnH | grep -qE '(0\.0\.0\.0|\*):$P2 '"
+check "*:PORT serves web1, reached on 127.0.0.1" s_client_ok "$P2" web1.test
+check "bind verify web1" "$P11KM" bind verify "127.0.0.1:$P1" --server-name web1.test \
+	--cert "$CERT1" --ca-file "$T/ca.pem"
+check_grep "bind verify: same certificate" 'same certificate' "$T/out"
+check_grep "bind verify: chain verifies" 'chain: +verifies' "$T/out"
+check_grep "bind verify: days left" '\(1[89]|20) days left\)' "$T/out"
+check "bind verify web2 on the token URI" "$P11KM" bind verify "127.0.0.1:$P1" \
+	--server-name web2.test --cert "$TOKEN;object=web2;type=cert" --ca-file "$T/ca.pem"
+check "bind verify *:PORT via 127.0.0.1" "$P11KM" bind verify "127.0.0.1:$P2" \
+	--server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
+check_fails "bind verify: web2's certificate is not what web1 serves" 5 "$P11KM" bind verify \
+	"127.0.0.1:$P1" --server-name web1.test --cert "$T/web2-2001.pem"
+check_fails "bind verify: a wrong name fails the chain check" 5 "$P11KM" bind verify \
+	"127.0.0.1:$P1" --server-name other.test --ca-file "$T/ca.pem"
+
+# renewal: a new certificate for the same key on the token
+issue web1 01 web1.test 1002
+put_cert web1 01 "$T/web1-1002.der"
+check "re-emit rewrites the certificate files nginx reads" "$P11KM" bind emit nginx \
+	--key "$TOKEN;object=web1;type=private" --listen "127.0.0.1:$P1" --listen "*:$P2" \
+	--server-name web1.test --out-dir "$T/b1" --pin-file "$T/web.pin" --service-user nobody
+check "cert.pem is the renewed certificate" cmp "$T/b1/cert.pem" "$T/web1-1002.pem"
+check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind verify \
+	"127.0.0.1:$P1" --server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
+check_grep "the mismatch message says to reload" 'serves serial 03E9.*reload' "$T/err"
+OPENSSL_CONF=$T/b1/openssl.cnf nginx -p "$N" -c "$N/nginx.conf" -s reload 2>/dev/null
+for i in $(seq 50); do [ "$(serial_served "$P1" web1.test)" = 03EA ] && break; sleep 0.1; done
+check "after reload: bind verify passes" "$P11KM" bind verify "127.0.0.1:$P1" \
+	--server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
+check_grep "after reload: the new serial is served" 'serial: +03EA' "$T/out"
+check "after reload: s_client verifies" s_client_ok "$P1" web1.test
+check "after reload: web2 unchanged" test "$(serial_served "$P1" web2.test)" = 07D1
+check "after reload: two workers as nobody" \
+	test "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2
+
+kill "$master"
+for i in $(seq 50); do kill -0 "$master" 2>/dev/null || break; sleep 0.1; done
+check "nginx stopped" sh -c "! kill -0 $master 2>/dev/null"
+done_testing

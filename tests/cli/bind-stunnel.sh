@@ -1,0 +1,56 @@
+#!/bin/bash
+# bind + real stunnel4: key and certificate by token URI (engine = pkcs11),
+# in front of a local HTTP backend.  Judges: openssl s_client, curl --cacert.
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/cli/bind-lib.sh"
+command -v stunnel4 >/dev/null || skip_all "stunnel4 not installed"
+command -v curl >/dev/null || skip_all "curl not installed"
+command -v python3 >/dev/null || skip_all "python3 not installed"
+bind_setup
+
+make_key tun 0b rsa:2048
+issue tun 0b tun.test 4001
+put_cert tun 0b "$T/tun-4001.der"
+P=$(free_port)
+B=$(free_port)
+while [ "$B" = "$P" ]; do B=$(free_port); done
+
+# the backend: plain HTTP on loopback
+mkdir -p "$T/www"
+echo "behind stunnel" > "$T/www/index.html"
+(cd "$T/www" && exec python3 -m http.server --bind 127.0.0.1 "$B" >/dev/null 2>&1) &
+backend=$!
+cleanup_add "kill $backend"
+
+check "emit stunnel" "$P11KM" bind emit stunnel --key "$TOKEN;object=tun;type=private" \
+	--listen "127.0.0.1:$P" --connect "127.0.0.1:$B" --server-name tun.test --out-dir "$T/st" \
+	--pin-file "$T/st.pin" --pin-source "file:$PIN"
+S=$T/st/stunnel.conf
+check_grep "engine = pkcs11" '^engine = pkcs11$' "$S"
+check_grep "engineId in the service" '^engineId = pkcs11$' "$S"
+check_grep "key by URI" '^key = pkcs11:.*object=tun;type=private\?pin-source=' "$S"
+check_grep "cert by URI" '^cert = pkcs11:.*object=tun;type=cert$' "$S"
+check "bind check passes" "$P11KM" bind check "$T/st"
+
+# the emitted file, with the process settings of this test in front
+{ echo "pid = $T/stunnel.pid"; echo "output = $T/stunnel.log"; cat "$S"; } > "$T/run.conf"
+check "stunnel starts" env OPENSSL_CONF="$T/st/openssl.cnf" stunnel4 "$T/run.conf"
+for i in $(seq 30); do [ -s "$T/stunnel.pid" ] && break; sleep 0.1; done
+cleanup_add "kill \$(cat '$T/stunnel.pid') 2>/dev/null"
+wait_port "$P"
+wait_port "$B"
+
+check "s_client verifies (chain + name)" s_client_ok "$P" tun.test
+check "the served certificate is the token's" test "$(serial_served "$P" tun.test)" = 0FA1
+check "curl --cacert through stunnel to the backend" curl -sSf --cacert "$T/ca.pem" \
+	--resolve "tun.test:$P:127.0.0.1" -o "$T/body" "https://tun.test:$P/"
+check_grep "the backend's page came through" 'behind stunnel' "$T/body"
+check "bind verify" "$P11KM" bind verify "127.0.0.1:$P" --server-name tun.test \
+	--cert "$TOKEN;object=tun;type=cert" --ca-file "$T/ca.pem"
+check_grep "bind verify: same certificate" 'same certificate' "$T/out"
+
+pid=$(cat "$T/stunnel.pid")
+kill "$pid"
+for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+check "stunnel stopped" sh -c "! kill -0 $pid 2>/dev/null"
+done_testing
