@@ -1,0 +1,107 @@
+#!/bin/bash
+# bind check catches each trap on purpose, with one line that says the fix.
+# Every trap is also confirmed with a real tool where one exists (openssl
+# through the engine), so the check is not judged by p11km alone.
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/cli/bind-lib.sh"
+bind_setup
+
+make_key web 01 rsa:2048
+issue web 01 web.test 1001
+put_cert web 01 "$T/web-1001.der"
+make_key other 02 EC:prime256v1
+issue other 02 other.test 2001
+put_cert other 02 "$T/other-2001.der"
+open_token_dir nobody
+
+check "emit a good binding" "$P11KM" bind emit nginx --key "$TOKEN;object=web;type=private" \
+	--listen 127.0.0.1:8443 --server-name web.test --out-dir "$T/good" --pin-file "$T/good.pin" \
+	--pin-source "file:$PIN" --service-user nobody
+check "bind check: a good binding passes" "$P11KM" bind check "$T/good"
+check_grep "bind check: says what it proved" '^ok: the key signs through the engine as the service user' "$T/out"
+check "bind check FILE (the manifest) works too" "$P11KM" bind check "$T/good/p11km-binding.conf"
+
+# variant NAME: a copy of the good binding (paths rewritten) to break on purpose
+variant() {
+	rm -rf "$T/$1"
+	cp -a "$T/good" "$T/$1"
+	sed -i "s|$T/good/|$T/$1/|g" "$T/$1"/*
+	cp -a "$T/good.pin" "$T/$1.pin"
+	sed -i "s|good\.pin|$1.pin|g" "$T/$1"/*
+}
+# trap NAME PATTERN: bind check fails (exit 5) and says PATTERN
+trap_caught() {
+	check_fails "$1: bind check fails" 5 "$P11KM" bind check "$T/$1"
+	check_grep "$1: the problem and its fix" "$2" "$T/out"
+}
+not() { ! "$@"; }
+engine_login() { # the same URI and PIN file through openssl (the judge)
+	OPENSSL_CONF=$T/$1/openssl.cnf openssl pkey -engine pkcs11 -inform engine -pubout \
+		-in "$(sed -n 's/.*ssl_certificate_key "engine:pkcs11:\(.*\)";/\1/p' "$T/$1/nginx-server.conf")" \
+		>/dev/null 2>&1 </dev/null
+}
+
+# 1. a PIN file written with echo: trailing newline
+variant newline
+chmod 600 "$T/newline.pin"; echo "$USERPIN" > "$T/newline.pin"; chown nobody "$T/newline.pin"
+trap_caught newline "problem: the PIN file '$T/newline.pin' ends with a newline.*printf"
+check "newline: openssl through the engine fails as well (the judge)" not engine_login newline
+check "good: openssl through the engine loads the key (the judge)" engine_login good
+
+# 2. the token store unreadable by the worker user (the fork trap)
+chmod -R g-rwx "$T/tokens"
+trap_caught good "problem: user 'nobody' cannot read the SoftHSM token directory '$T/tokens'.*chmod -R g\+rX"
+chmod -R g+rX "$T/tokens"
+check "store readable again: passes" "$P11KM" bind check "$T/good"
+
+# 3. a key URI libp11 rejects (slot-id), edited into the server config
+variant slotid
+sed -i 's|engine:pkcs11:pkcs11:|engine:pkcs11:pkcs11:slot-id=0;|' "$T/slotid/nginx-server.conf"
+trap_caught slotid "problem: the key URI carries 'slot-\.\.\.' attributes.*use only token, object and type"
+check "slotid: openssl through the engine rejects that URI too (the judge)" not engine_login slotid
+
+# 4. a certificate that belongs to another key
+variant wrongcert
+cp "$T/other-2001.pem" "$T/wrongcert/fullchain.pem"
+trap_caught wrongcert "problem: the certificate does not belong to the key"
+check "wrongcert: openssl agrees the public keys differ (the judge)" \
+	not cmp -s <(openssl x509 -in "$T/other-2001.pem" -noout -pubkey) "$T/web.pub.pem"
+
+# 5. PIN file mode and owner
+variant perms
+chmod 644 "$T/perms.pin"; chown root "$T/perms.pin"
+trap_caught perms "problem: the PIN file '$T/perms.pin' is readable by others \(mode 0644\): chmod 0400"
+check_grep "perms: the owner too" "problem: the PIN file '$T/perms.pin' is not owned by 'nobody': chown nobody" "$T/out"
+
+# 6. a PIN longer than libp11 accepts
+variant longpin
+printf '%s' "$(printf 'x%.0s' $(seq 40))" > "$T/longpin.pin"; chown nobody "$T/longpin.pin"; chmod 400 "$T/longpin.pin"
+trap_caught longpin "problem: the PIN in '$T/longpin.pin' is longer than 32 bytes"
+
+# 7. an engine section with init = 0 (nginx never calls ENGINE_init)
+variant noinit
+sed -i 's/^init = 1$/init = 0/' "$T/noinit/openssl.cnf"
+trap_caught noinit "problem: the pkcs11 engine is not initialised.*add 'init = 1'"
+
+# 8. --json lists the problems
+check_fails "json: exit 5" 5 "$P11KM" --json bind check "$T/wrongcert"
+cp "$T/out" "$T/check.json"
+check "json: ok false and the problem listed" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] is False and len(d["problems"]) == 1, d
+assert "does not belong" in d["problems"][0]
+' "$T/check.json"
+
+# 9. an Ed25519 key on the token breaks libp11 for every key on it
+p11tool_sm --token-label bind --login --pin "$USERPIN" --keypairgen --key-type EC:edwards25519 \
+	--label ed --id 09 >/dev/null 2>&1
+trap_caught good "problem: token 'bind' holds an EdDSA \(Ed25519\) key.*delete"
+check "ed25519: openssl through the engine now fails for the RSA key too (the judge)" \
+	not engine_login good
+p11tool_sm --token-label bind --login --pin "$USERPIN" --delete-object --type privkey --label ed >/dev/null 2>&1
+p11tool_sm --token-label bind --login --pin "$USERPIN" --delete-object --type pubkey --label ed >/dev/null 2>&1
+check "ed25519 key gone: passes again" "$P11KM" bind check "$T/good"
+
+check_fails "not a binding directory" 1 "$P11KM" bind check "$T/tokens"
+done_testing
