@@ -1,0 +1,215 @@
+#!/bin/bash
+# req renew: renewal requests from certificates issued by an openssl CA with
+# many extensions.  The request must carry exactly the certificate's subject,
+# SAN set and usages (openssl's text of both compared), none of what the CA
+# adds, and the certificate's own key: found by public key, never by label.
+# --rekey signs with a new "<label>.pending" key and leaves the old key and
+# certificate alone.  Bad certificate files change nothing.
+. "$top_srcdir/tests/lib/common.sh"
+need pkcs11-tool openssl xxd
+softhsm_setup
+
+new_token N 1234 12345678
+PIN=$T/pin-N
+TOK='pkcs11:token=N'
+pk() { p11tool_sm --token-label N --login --pin 1234 "$@" 2>/dev/null; }
+req() { "$P11KM" --pin-source "file:$PIN" req "$@"; }
+
+# --- an openssl CA (openssl ca: dates and extensions of our choosing) --------
+mkdir -p "$T/ca"
+: > "$T/ca/index.txt"
+echo 1000 > "$T/ca/serial"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca/ca.key" \
+	-subj '/CN=Other CA/O=Elsewhere' -days 30 -out "$T/ca/ca.pem" 2>/dev/null
+cat > "$T/ca/ca.cnf" <<EOF
+[ca]
+default_ca = CA
+[CA]
+dir = $T/ca
+database = \$dir/index.txt
+new_certs_dir = \$dir
+serial = \$dir/serial
+certificate = \$dir/ca.pem
+private_key = \$dir/ca.key
+default_md = sha256
+default_days = 30
+policy = anything
+unique_subject = no
+preserve = yes
+copy_extensions = none
+email_in_dn = yes
+[anything]
+commonName = supplied
+organizationalUnitName = optional
+organizationName = optional
+localityName = optional
+countryName = optional
+emailAddress = optional
+[tls]
+subjectAltName = DNS:www.example.com, DNS:example.com, DNS:*.api.example.com, IP:192.0.2.10, IP:2001:db8::10, email:admin@example.com, URI:https://www.example.com/status
+keyUsage = critical, digitalSignature, keyAgreement
+extendedKeyUsage = serverAuth, clientAuth
+basicConstraints = critical, CA:FALSE
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+crlDistributionPoints = URI:http://crl.example.net/ca.crl
+authorityInfoAccess = OCSP;URI:http://ocsp.example.net/, caIssuers;URI:http://ca.example.net/ca.crt
+certificatePolicies = 2.23.140.1.2.2
+[mail]
+keyUsage = critical, digitalSignature
+extendedKeyUsage = emailProtection
+subjectAltName = email:someone@example.com
+[subca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+# ca_issue CSR CERT EXTENSIONS [START END]
+ca_issue() {
+	openssl ca -batch -notext -config "$T/ca/ca.cnf" -in "$1" -out "$2" -extensions "$3" \
+		${4:+-startdate $4 -enddate $5} >"$T/ca.log" 2>&1
+}
+# A certificate for a token key: p11km makes the CSR (its subject), the CA
+# chooses every extension.
+cert_for() { # LABEL SUBJECT EXTENSIONS CERT [START END]
+	req new "$TOK;object=$1" --subject "$2" -o "$T/tmp.csr" &&
+		ca_issue "$T/tmp.csr" "$4" "$3" "${5:-}" "${6:-}"
+}
+txt_req() { openssl req -in "$1" -noout -text -nameopt RFC2253,-esc_msb,utf8 -reqopt no_sigdump,no_pubkey; }
+txt_x509() { openssl x509 -in "$1" -noout -text -nameopt RFC2253,-esc_msb,utf8; }
+# ext_line TEXT-FILE NAME: the value line under "X509v3 NAME:" (and the
+# critical flag), as openssl prints it.
+ext_of() { awk -v n="X509v3 $2:" 'f { gsub(/^ +/, ""); print crit $0; exit } index($0, n) { f = 1; crit = ($0 ~ /critical/) ? "critical " : "" }' "$1"; }
+pub_of_req() { openssl req -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | xxd -p | tr -d '\n'; }
+pub_of_cert() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | xxd -p | tr -d '\n'; }
+
+"$P11KM" --pin-source "file:$PIN" key generate "$TOK" --type ec:p256 --label web >/dev/null
+check "the other CA issues a certificate with many extensions" \
+	cert_for web 'CN=www.example.com,OU=Web,O=Example Corp,L=Berlin,C=DE' tls "$T/web.pem"
+txt_x509 "$T/web.pem" > "$T/web.txt"
+
+# --- renewal from the certificate file ------------------------------------------
+check "req renew FILE --key TOKEN-URI" req renew "$T/web.pem" --key "$TOK" -o "$T/r1.csr"
+check "openssl req -verify" openssl req -in "$T/r1.csr" -verify -noout
+txt_req "$T/r1.csr" > "$T/r1.txt"
+check_eq "the same subject" "$(openssl req -in "$T/r1.csr" -noout -subject -nameopt RFC2253)" \
+	"$(openssl x509 -in "$T/web.pem" -noout -subject -nameopt RFC2253)"
+for e in 'Subject Alternative Name' 'Key Usage' 'Extended Key Usage'; do
+	want=$(ext_of "$T/web.txt" "$e")
+	check "the certificate has $e" test -n "$want"
+	check_eq "the same $e" "$(ext_of "$T/r1.txt" "$e")" "$want"
+done
+for e in 'Subject Key Identifier' 'Authority Key Identifier' 'CRL Distribution Points' \
+         'Authority Information Access' 'Certificate Policies' 'Basic Constraints'; do
+	check_nogrep "left out what the CA adds: $e" "$e" "$T/r1.txt"
+done
+check_eq "signed by the certificate's own key" "$(pub_of_req "$T/r1.csr")" "$(pub_of_cert "$T/web.pem")"
+
+# --- renewal from the certificate on the token ----------------------------------
+openssl x509 -in "$T/web.pem" -outform DER -out "$T/web.der"
+webid=$(pk -O --type privkey | awk '/label: *web$/ { f = 1 } f && /ID:/ { print $2; exit }')
+pk --write-object "$T/web.der" --type cert --id "$webid" --label web >/dev/null
+check "req renew TOKEN-CERT-URI" req renew "$TOK;object=web;type=cert" -o "$T/r2.csr"
+check "...verifies" openssl req -in "$T/r2.csr" -verify -noout
+txt_req "$T/r2.csr" > "$T/r2.txt"
+check_eq "...the same extensions as from the file" "$(grep -A30 'Requested Extensions' "$T/r2.txt")" \
+	"$(grep -A30 'Requested Extensions' "$T/r1.txt")"
+check_eq "...the same key" "$(pub_of_req "$T/r2.csr")" "$(pub_of_cert "$T/web.pem")"
+
+# --- the key is found by its public key, never by label ---------------------------
+# A pkcs11-tool key "real" (id 01) gets a certificate stored with label "decoy"
+# and id 99; a different key pair is labelled "decoy" too.
+pk --keypairgen --key-type EC:prime256v1 --label real --id 01 >/dev/null
+pk --keypairgen --key-type EC:prime256v1 --label decoy --id 02 >/dev/null
+check "a certificate for pkcs11-tool's key" cert_for real 'CN=real.example.com' tls "$T/real.pem"
+openssl x509 -in "$T/real.pem" -outform DER -out "$T/real.der"
+pk --write-object "$T/real.der" --type cert --id 99 --label decoy >/dev/null
+check "req renew: certificate labelled like another key" req renew "$TOK;object=decoy;type=cert" -o "$T/r3.csr"
+check_eq "...signed by the key that matches the certificate, not the namesake" \
+	"$(pub_of_req "$T/r3.csr")" "$(pub_of_cert "$T/real.pem")"
+check "...verifies" openssl req -in "$T/r3.csr" -verify -noout
+check_fails "--key naming a key that is not the certificate's: exit 5" 5 \
+	req renew "$T/real.pem" --key "$TOK;object=decoy;type=private" -o "$T/r4.csr"
+check "...nothing written" test ! -e "$T/r4.csr"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/soft.key" \
+	-subj '/CN=soft.example.com' -days 3 -out "$T/soft.pem" 2>/dev/null
+check_fails "a certificate whose key is not on the token: exit 4" 4 req renew "$T/soft.pem" --key "$TOK" -o "$T/r5.csr"
+check_one_line_error "...one line saying so" 'not on token'
+
+# --- flags override the certificate ------------------------------------------------
+check "--subject and --san override" req renew "$T/web.pem" --key "$TOK" --subject 'CN=new.example.com,O=New' \
+	--san DNS:new.example.com --ext-key-usage serverAuth -o "$T/r6.csr"
+txt_req "$T/r6.csr" > "$T/r6.txt"
+check_eq "...new subject" "$(openssl req -in "$T/r6.csr" -noout -subject -nameopt RFC2253)" 'subject=CN=new.example.com,O=New'
+check_eq "...new SAN" "$(ext_of "$T/r6.txt" 'Subject Alternative Name')" 'DNS:new.example.com'
+check_eq "...new EKU" "$(ext_of "$T/r6.txt" 'Extended Key Usage')" 'TLS Web Server Authentication'
+check_eq "...key usage still copied" "$(ext_of "$T/r6.txt" 'Key Usage')" "$(ext_of "$T/web.txt" 'Key Usage')"
+
+# --- --rekey -------------------------------------------------------------------------
+objs() { pk -O | awk '/Object;/ { c = $0 } $1 == "label:" { l = $2 } $1 == "ID:" { print c "|" l "|" $2 }' | grep -v '|web\.pending|' | sort; }
+before=$(objs)
+check "req renew --rekey" req renew "$TOK;object=web;type=cert" --rekey -o "$T/k1.csr"
+check_grep "...says which key is pending" 'web\.pending' "$T/err"
+check "...verifies" openssl req -in "$T/k1.csr" -verify -noout
+pk -O > "$T/after.txt"
+check_grep "a private key 'web.pending' exists" 'label: +web\.pending' <(pk -O --type privkey)
+pend=$(pk -O --type pubkey | awk '/Object;/ { p = "" } $1 == "EC_POINT:" { p = $2 } $1 == "label:" && $2 == "web.pending" { print p; exit }')
+check "...an EC P-256 key like the old one" test "${#pend}" -eq 134
+k1pub=$(pub_of_req "$T/k1.csr")
+case $k1pub in *"${pend:4}") ok "the request's key is the pending key";; *) not_ok "the request's key is the pending key";; esac
+check "the request's key is not the old key" test "$k1pub" != "$(pub_of_cert "$T/web.pem")"
+check_eq "every other object is unchanged (class, label, id)" "$(objs)" "$before"
+check_grep "old private key 'web' still there" 'label: +web$' <(pk -O --type privkey)
+check_grep "old certificate 'web' still there" 'label: +web$' <(pk -O --type cert)
+check_fails "--rekey again: the pending key exists, exit 1" 1 req renew "$TOK;object=web;type=cert" --rekey -o "$T/k2.csr"
+check "--rekey --force signs with the existing pending key" "$P11KM" --force --pin-source "file:$PIN" req renew \
+	"$TOK;object=web;type=cert" --rekey -o "$T/k2.csr"
+check_eq "...the same pending key" "$(pub_of_req "$T/k2.csr")" "$k1pub"
+check_eq "...still one pending key" "$(pk -O --type privkey | grep -c 'label: *web.pending$')" 1
+check "--rekey --type rsa:2048" req renew "$T/real.pem" --key "$TOK" --rekey --type rsa:2048 -o "$T/k3.csr"
+check_grep "...an RSA request" 'rsaEncryption' <(openssl req -in "$T/k3.csr" -noout -text)
+check_grep "...from a key 'real.pending'" 'label: +real\.pending' <(pk -O --type privkey)
+
+# --- certificates out of the ordinary: warnings, CA ----------------------------------
+"$P11KM" --pin-source "file:$PIN" key generate "$TOK" --label old >/dev/null
+check "an expired certificate" cert_for old 'CN=old.example.com' tls "$T/old.pem" 20200101000000Z 20210101000000Z
+check "...is renewed" req renew "$T/old.pem" --key "$TOK" -o "$T/w1.csr"
+check_grep "...with a warning" 'warning:.*expired' "$T/err"
+check "a certificate not valid yet" cert_for old 'CN=future.example.com' tls "$T/fut.pem" 20990101000000Z 20991231000000Z
+check "...is renewed" req renew "$T/fut.pem" --key "$TOK" -o "$T/w2.csr"
+check_grep "...with a warning" 'warning:.*not valid yet' "$T/err"
+check "an e-mail certificate" cert_for old 'CN=someone' mail "$T/mail.pem"
+check "...is renewed" req renew "$T/mail.pem" --key "$TOK" -o "$T/w3.csr"
+check_grep "...with a warning" 'warning:.*not a TLS certificate' "$T/err"
+check_eq "...keeping its EKU" "$(ext_of <(txt_req "$T/w3.csr") 'Extended Key Usage')" 'E-mail Protection'
+check "a CA certificate" cert_for old 'CN=Sub CA' subca "$T/sub.pem"
+check "...is renewed" req renew "$T/sub.pem" --key "$TOK" -o "$T/w4.csr"
+check_eq "...keeping basicConstraints CA:TRUE" "$(ext_of <(txt_req "$T/w4.csr") 'Basic Constraints')" \
+	'critical CA:TRUE, pathlen:0'
+check_nogrep "...but not its SKI" 'Subject Key Identifier' <(txt_req "$T/w4.csr")
+
+# --- bad certificate files: exit 2, one line, nothing written --------------------------
+echo "old" > "$T/keep.csr"
+badcert() { # DESCRIPTION FILE PATTERN
+	check_fails "$1" 2 req renew "$2" --key "$TOK" -o "$T/keep.csr"
+	check_one_line_error "...one line: $3" "$3"
+}
+head -c 700 /dev/urandom > "$T/garbage"
+badcert "garbage" "$T/garbage" 'not an X.509 certificate'
+head -n 5 "$T/web.pem" > "$T/trunc.pem"
+badcert "truncated PEM" "$T/trunc.pem" 'truncated'
+head -c 200 "$T/web.der" > "$T/trunc.der"
+badcert "truncated DER" "$T/trunc.der" 'not an X.509 certificate'
+badcert "a CSR given as the certificate" "$T/r1.csr" 'certificate request'
+openssl req -in "$T/r1.csr" -outform DER -out "$T/r1.der"
+badcert "a DER CSR given as the certificate" "$T/r1.der" 'certificate request'
+badcert "a private key file" "$T/soft.key" 'not a certificate'
+check_fails "a certificate file without --key" 2 req renew "$T/web.pem" -o "$T/keep.csr"
+check_grep "...says to give --key" '\-\-key' "$T/err"
+check_fails "a missing file: exit 1" 1 req renew "$T/nonesuch.pem" --key "$TOK" -o "$T/keep.csr"
+check_fails "--type without --rekey" 2 req renew "$T/web.pem" --key "$TOK" --type rsa:2048 -o "$T/keep.csr"
+check_fails "a bad --san" 2 req renew "$T/web.pem" --key "$TOK" --san IP:999.1.1.1 -o "$T/keep.csr"
+check_fails "wrong PIN: exit 3" 3 "$P11KM" --pin-source "file:$(pin_file bad 1111)" req renew "$T/web.pem" --key "$TOK" -o "$T/keep.csr"
+check_eq "keep.csr was never touched" "$(cat "$T/keep.csr")" old
+
+done_testing
