@@ -90,6 +90,19 @@ check "bind verify web2 on the token URI" "$P11KM" bind verify "127.0.0.1:$P1" \
 	--server-name web2.test --cert "$TOKEN;object=web2;type=cert" --ca-file "$T/ca.pem"
 check "bind verify *:PORT via 127.0.0.1" "$P11KM" bind verify "127.0.0.1:$P2" \
 	--server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
+mkdir -p "$T/capath" && cp "$T/ca.pem" "$T/capath/" && openssl rehash "$T/capath" 2>/dev/null
+check "bind verify --ca-path (hashed directory)" "$P11KM" bind verify "127.0.0.1:$P1" \
+	--server-name web2.test --ca-path "$T/capath"
+check_fails "bind verify --json on a mismatch" 5 "$P11KM" --json bind verify "127.0.0.1:$P1" \
+	--server-name web1.test --cert "$T/web2-2001.pem" --ca-file "$T/ca.pem"
+cp "$T/out" "$T/verify.json"
+check "bind verify --json: matches false, serial and chain reported" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["matches"] is False and d["serial"] == "03E9" and d["expected_serial"] == "07D1", d
+assert d["chain_ok"] is True and d["days_left"] >= 18, d
+' "$T/verify.json"
+check_fails "bind verify: nothing listening" 1 "$P11KM" bind verify "127.0.0.1:$(free_port)"
 check_fails "bind verify: web2's certificate is not what web1 serves" 5 "$P11KM" bind verify \
 	"127.0.0.1:$P1" --server-name web1.test --cert "$T/web2-2001.pem"
 check_fails "bind verify: a wrong name fails the chain check" 5 "$P11KM" bind verify \
