@@ -255,6 +255,12 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 			           (toks[i].info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
 			               ? " (--pin-source prompt: on its PIN pad)" : "");
 	}
+	if (total == 0 && uri != NULL && uri->has_object) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND,
+		    "no object matches the URI; run 'p11km object list' (with --pin-source for "
+		    "private keys) to see them");
+		goto out;
+	}
 	if (ctx->json) {
 		struct p11km_json j;
 		p11km_json_init(&j, stdout);
@@ -271,8 +277,6 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 			print_text(&l[i]);
 	}
 	r = 0;
-	if (total == 0 && uri != NULL && uri->has_object)
-		r = p11km_fail(P11KM_ERR_NOTFOUND, "no object matches the URI");
 out:
 	for (size_t i = 0; l != NULL && i < n; i++)
 		listed_release(&l[i]);

@@ -136,6 +136,11 @@ cmd_token_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 			goto out;
 		have[i] = 1;
 	}
+	if (uri != NULL && n == 0) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND,
+		    "no token matches the URI; run 'p11km token list' to see the tokens");
+		goto out;
+	}
 	if (ctx->json) {
 		p11km_json_init(&j, stdout);
 		p11km_json_object_begin(&j);
@@ -152,8 +157,7 @@ cmd_token_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		if (n == 0 && uri == NULL)
 			p11km_note("no token found; check the module (--module) and its configuration");
 	}
-	r = (uri != NULL && n == 0) ? p11km_fail(P11KM_ERR_NOTFOUND,
-	    "no token matches the URI; run 'p11km token list' to see the tokens") : 0;
+	r = 0;
 out:
 	free(caps);
 	free(have);
@@ -223,28 +227,40 @@ init_target(struct p11km_ctx *ctx, struct p11km_uri *uri, struct p11km_token **o
 	return 0;
 }
 
-/* After C_InitToken the slot of a SoftHSM token changes: find it by label
- * among the tokens whose serial is new. */
+/*
+ * The token after C_InitToken.  SoftHSM moves a token it initialises from
+ * its free slot to a new slot (with a new serial), and keeps slot and
+ * serial when it re-initialises one.  So: the re-initialised token by its
+ * serial, or the initialised token with the label whose serial was not an
+ * initialised token's before.
+ */
 static int
-find_initialised(struct p11km_ctx *ctx, const char *label, struct p11km_token *before,
-                 size_t nbefore, struct p11km_token **out)
+find_initialised(struct p11km_ctx *ctx, const struct p11km_token *target, const char *label,
+                 struct p11km_token *before, size_t nbefore, struct p11km_token **out)
 {
 	struct p11km_token *toks = NULL;
 	size_t n = 0;
-	int r;
+	int r, reinit = (target->info.flags & CKF_TOKEN_INITIALIZED) != 0;
 
 	if ((r = p11km_tokens_find(ctx, NULL, &toks, &n)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		int old = 0;
-		if (strcmp(toks[i].label, label) != 0 || !(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
+		if (toks[i].mod != target->mod || strcmp(toks[i].label, label) != 0 ||
+		    !(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
 			continue;
-		for (size_t b = 0; b < nbefore; b++)
-			if (before[b].mod == toks[i].mod && strcmp(before[b].serial, toks[i].serial) == 0 &&
-			    strcmp(before[b].label, label) == 0 && before[b].slot != toks[i].slot)
-				old = 1;
-		if (old)
-			continue;
+		if (reinit) {
+			if (strcmp(toks[i].serial, target->serial) != 0)
+				continue;
+		} else {
+			for (size_t b = 0; b < nbefore; b++)
+				if (before[b].mod == toks[i].mod &&
+				    (before[b].info.flags & CKF_TOKEN_INITIALIZED) &&
+				    strcmp(before[b].serial, toks[i].serial) == 0)
+					old = 1;
+			if (old)
+				continue;
+		}
 		struct p11km_token *t = malloc(sizeof(*t));
 		if (t == NULL)
 			break;
@@ -256,6 +272,25 @@ find_initialised(struct p11km_ctx *ctx, const char *label, struct p11km_token *b
 	}
 	p11km_tokens_free(toks, n);
 	return p11km_fail(P11KM_ERR_TOKEN, "the token was initialised but cannot be found again");
+}
+
+/* Labels select tokens: refuse a second token with the same label. */
+static int
+label_unique(struct p11km_ctx *ctx, const struct p11km_token *target, const char *label,
+             const struct p11km_token *toks, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!(toks[i].info.flags & CKF_TOKEN_INITIALIZED) || strcmp(toks[i].label, label) != 0)
+			continue;
+		if (toks[i].mod == target->mod && strcmp(toks[i].serial, target->serial) == 0)
+			continue; /* the target itself, re-initialised */
+		if (ctx->force)
+			return 0;
+		return p11km_fail(P11KM_ERR_EXISTS,
+		    "a token labelled '%s' exists already (%s): URIs select tokens by label, so "
+		    "choose another label (or add --force)", label, toks[i].uri);
+	}
+	return 0;
 }
 
 static int
@@ -298,7 +333,8 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	if ((r = p11km_pin_get(ctx, &so, "New SO PIN: ", &so_pin, &so_len)) < 0 ||
 	    (r = p11km_pin_get(ctx, &user, "New user PIN: ", &user_pin, &user_len)) < 0)
 		goto out;
-	if ((r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0)
+	if ((r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0 ||
+	    (r = label_unique(ctx, t, label, before, nbefore)) < 0)
 		goto out;
 	memset(padded, ' ', sizeof(padded));
 	memcpy(padded, label, strlen(label));
@@ -307,7 +343,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		r = p11km_fail_ckr(rv, "token init", "C_InitToken");
 		goto out;
 	}
-	if ((r = find_initialised(ctx, label, before, nbefore, &nt)) < 0 ||
+	if ((r = find_initialised(ctx, t, label, before, nbefore, &nt)) < 0 ||
 	    (r = p11km_session_open(ctx, nt, 1, &s)) < 0 ||
 	    (r = p11km_login(&s, CKU_SO, &so)) < 0)
 		goto out;

@@ -46,6 +46,12 @@ check "token init --force re-initialises T1" "$P11KM" --force token init "$t1uri
 check_eq "the re-initialised T1 keeps its URI" "$(cat "$T/out")" "$t1uri"
 check_eq "pkcs11-tool: the key on T1 is gone" \
 	"$(pkcs11-tool --module "$M" --token-label T1 --login --pin 1234 -O 2>/dev/null | grep -c 'Object;')" 0
+# Labels select tokens: a second token labelled T1 is refused.
+check_fails "token init with a label another token has: refused" 1 \
+	"$P11KM" token init --label T1 --so-pin-source "file:$sopin" --pin-source "file:$upin"
+check_one_line_error "the refusal names the other token" "a token labelled 'T1' exists already \\(pkcs11:.*token=T1\\)"
+check_no_stdout "nothing on stdout"
+check_eq "still one token labelled T1 (pkcs11-tool -L)" "$(pkcs11-tool --module "$M" -L 2>/dev/null | grep -c 'token label *: T1$')" 1
 check_fails "token init without --label" 2 "$P11KM" token init --so-pin-source "file:$sopin" --pin-source "file:$upin"
 check_fails "token init with a 33-byte label" 2 "$P11KM" token init --label 123456789012345678901234567890123 \
 	--so-pin-source "file:$sopin" --pin-source "file:$upin"
