@@ -158,6 +158,10 @@ else
 	check_eq "completion of 'token ' lists its verbs" "$(complete_words "$bin" token "")" "init list "
 	check_eq "completion of 'token init --la' is --label" "$(complete_words "$bin" token init --la)" "--label "
 	check_eq "completion of '--js' (a global option) is --json" "$(complete_words "$bin" --js)" "--json "
+	check_eq "completion after a global option with a value" \
+		"$(complete_words "$bin" --module softhsm2 token "")" "init list "
+	check_eq "completion of 'help ob' is object" "$(complete_words "$bin" help ob)" "object "
+	check_eq "completion of 'help token ' lists its verbs" "$(complete_words "$bin" help token "")" "init list "
 fi
 
 done_testing

@@ -49,6 +49,26 @@ for block in re.split(r"\n(?=\S)", text.strip()):
 bad = []
 def fail(msg):
     bad.append(msg)
+# The documented schema (doc/p11km-object.1), exactly.
+base = {"uri", "engine_uri", "token", "class", "label", "id"}
+keyk = base | {"key_type", "curve", "bits", "attributes"}
+attrs = {"private", "sensitive", "extractable", "always_sensitive", "never_extractable",
+         "sign", "verify", "decrypt", "encrypt", "unwrap", "wrap", "derive", "modifiable"}
+certk = {"subject", "issuer", "serial", "not_before", "not_after", "days_left", "sha256",
+         "trusted"}
+for m in p11km:
+    want = keyk if m["class"] in ("private", "public") else base | {"certificate"}
+    if set(m) != want:
+        fail("%s: keys %s, documented %s" % (m["uri"], sorted(m), sorted(want)))
+    elif m["class"] in ("private", "public"):
+        if set(m["attributes"]) != attrs or not all(v in (True, False, None) for v in m["attributes"].values()):
+            fail("%s: attributes %s" % (m["uri"], m["attributes"]))
+        if not isinstance(m["bits"], int) or not isinstance(m["key_type"], str):
+            fail("%s: bits/key_type types" % m["uri"])
+    elif set(m["certificate"]) != certk:
+        fail("%s: certificate keys %s" % (m["uri"], sorted(m["certificate"])))
+    if not isinstance(m["id"], str) or not re.fullmatch(r"([0-9a-f]{2})*", m["id"]):
+        fail("%s: id %r is not lower-case hex" % (m["uri"], m["id"]))
 if len(ref) != len(p11km):
     fail("pkcs11-tool lists %d objects, p11km %d" % (len(ref), len(p11km)))
 # key size and curve come from the public key of the same id
@@ -110,7 +130,7 @@ for b in bad:
     print("# " + b)
 sys.exit(1 if bad else 0)
 EOF
-check "every object: class, label, id, key type, size, curve, usage, access, certificate fields" \
+check "every object: the documented JSON schema; class, label, id, key type, size, curve, usage, access, certificate fields" \
 	python3 "$T/compare.py" "$T/list.json" "$T/p11tool-O.txt" "$T/x509.txt"
 [ -s "$T/out" ] && sed 's/^/#/' "$T/out"
 
