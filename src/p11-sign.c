@@ -86,9 +86,9 @@ struct token_signer {
 	char *label;
 };
 
-/* Does the token list mechanism m? */
+/* Does the token list mechanism m1 or m2? */
 static int
-token_lists(struct p11km_token *tok, CK_MECHANISM_TYPE m)
+token_lists(struct p11km_token *tok, CK_MECHANISM_TYPE m1, CK_MECHANISM_TYPE m2)
 {
 	CK_MECHANISM_TYPE *list = NULL;
 	size_t n = 0;
@@ -99,7 +99,7 @@ token_lists(struct p11km_token *tok, CK_MECHANISM_TYPE m)
 		return 1; /* unknown: let the token decide */
 	}
 	for (size_t i = 0; i < n; i++)
-		found |= list[i] == m;
+		found |= list[i] == m1 || list[i] == m2;
 	free(list);
 	return found;
 }
@@ -316,22 +316,23 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 		mech.mechanism = CKM_EDDSA;
 		break;
 	}
+	/* A token that lists no PSS mechanism may still accept one and pad it
+	 * itself, decrypting with the key (tpm2-pkcs11): a sign-only key then
+	 * fails in C_Sign with a generic error.  Decide from the list instead. */
+	if (sg->alg == P11KM_SIG_RSA_PSS && ts->decrypt != P11KM_TRUE &&
+	    !token_lists(ts->s->tok, mm->rsa_pss, CKM_RSA_PKCS_PSS)) {
+		OPENSSL_cleanse(digest, sizeof(digest));
+		return p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' cannot sign RSA-PSS with this sign-only key: it lists neither %s "
+		    "nor CKM_RSA_PKCS_PSS; leave out --rsa-pss", ts->s->tok->label,
+		    p11km_mech_name(mm->rsa_pss));
+	}
 	r = token_sign_raw(sg, &mech, data, data_len, &raw, &raw_len, &init_rv);
 	if (r < 0 && init_rv != CKR_OK && mech_refused(init_rv) &&
 	    (sg->alg == P11KM_SIG_RSA_PKCS1 || sg->alg == P11KM_SIG_RSA_PSS)) {
 		/* Tokens that do not hash: a DigestInfo (PKCS#1) or the digest (PSS). */
 		CK_MECHANISM_TYPE first = mech.mechanism;
 		mech.mechanism = sg->alg == P11KM_SIG_RSA_PKCS1 ? CKM_RSA_PKCS : CKM_RSA_PKCS_PSS;
-		/* A token that does not list PSS may still pad it itself and use the
-		 * key to decrypt (tpm2-pkcs11): impossible for a sign-only key. */
-		if (sg->alg == P11KM_SIG_RSA_PSS && ts->decrypt != P11KM_TRUE &&
-		    !token_lists(ts->s->tok, CKM_RSA_PKCS_PSS)) {
-			OPENSSL_cleanse(digest, sizeof(digest));
-			return p11km_fail(P11KM_ERR_UNSUPPORTED,
-			    "token '%s' cannot sign RSA-PSS with this sign-only key: it lists neither "
-			    "%s nor CKM_RSA_PKCS_PSS; leave out --rsa-pss", ts->s->tok->label,
-			    p11km_mech_name(first));
-		}
 		r = token_sign_raw(sg, &mech, digest, off + dlen, &raw, &raw_len, &init_rv);
 		if (r < 0 && init_rv != CKR_OK && mech_refused(init_rv))
 			mech.mechanism = first;
