@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <p11-kit/p11-kit.h>
 
 #include "p11km/bind.h"
@@ -167,10 +168,14 @@ path_in(const struct p11km_bind_params *p, const char *name)
 	return p11km_asprintf("%s/%s", p->dir, name);
 }
 
+/* Does the server read the certificate from files?  (Always for nginx; for
+ * the others when it is not on the token, or when a chain must be sent and
+ * the server has no separate chain file.) */
 static int
 use_cert_files(const struct p11km_bind_params *p)
 {
-	return !p->fl->cert_by_uri || p->cert_uri == NULL;
+	return !p->fl->cert_by_uri || p->cert_uri == NULL ||
+	       (p->chain_pem_len > 0 && !p->fl->chain_file);
 }
 
 char *
@@ -276,6 +281,8 @@ render_apache(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 			fprintf(t.fp, "    SSLCertificateChainFile \"%s/chain.pem\"\n", p->dir);
 	} else {
 		fprintf(t.fp, "    SSLCertificateFile \"%s\"\n", p->cert_uri);
+		if (p->chain_pem_len > 0)
+			fprintf(t.fp, "    SSLCertificateChainFile \"%s/chain.pem\"\n", p->dir);
 	}
 	fprintf(t.fp, "    SSLCertificateKeyFile \"%s\"\n</VirtualHost>\n", p->key_uri);
 	return text_add(out, &t, p->fl->snippet_name, 0644);
@@ -321,24 +328,24 @@ render_stunnel(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 /* --- the table ---------------------------------------------------------------- */
 
 static const struct p11km_bind_flavour flavours[] = {
-	{ "nginx", NULL, "nginx-server.conf", 0, 0, "nginx.service",
+	{ "nginx", NULL, "nginx-server.conf", 0, 0, 0, "nginx.service",
 	  "ssl_certificate_key", "ssl_certificate", "engine:pkcs11:", render_nginx,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf nginx -t" },
-	{ "apache", NULL, "apache-vhost.conf", 1, 0, "apache2.service",
+	{ "apache", NULL, "apache-vhost.conf", 1, 1, 0, "apache2.service",
 	  "SSLCertificateKeyFile", "SSLCertificateFile", NULL, render_apache,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf apache2ctl configtest" },
-	{ "stunnel", NULL, "stunnel.conf", 1, 1, "stunnel4.service",
+	{ "stunnel", NULL, "stunnel.conf", 1, 0, 1, "stunnel4.service",
 	  "key", "cert", NULL, render_stunnel,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf stunnel4 @DIR@/stunnel.conf" },
-	{ "openssl-conf", NULL, NULL, 1, 0, "SERVICE.service", NULL, NULL, NULL, NULL,
+	{ "openssl-conf", NULL, NULL, 1, 1, 0, "SERVICE.service", NULL, NULL, NULL, NULL,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf openssl engine -t pkcs11" },
 	{ "haproxy", "HAProxy 2.6 reads private keys only from PEM files and cannot load "
 	  "them from a token (no engine key source); p11km will not write a config that cannot "
-	  "work: use nginx, apache or stunnel in front of it", NULL, 0, 0, NULL,
+	  "work: use nginx, apache or stunnel in front of it", NULL, 0, 0, 0, NULL,
 	  NULL, NULL, NULL, NULL, NULL },
 	{ "lighttpd", "lighttpd 1.4.69 reads private keys only from PEM files and cannot load "
 	  "them from a token; p11km will not write a config that cannot work: use nginx, "
-	  "apache or stunnel", NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL },
+	  "apache or stunnel", NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
 const struct p11km_bind_flavour *
@@ -389,7 +396,11 @@ render_common(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	if ((r = text_add(out, &t, "systemd-dropin.conf", 0644)) < 0)
 		return r;
 
-	if (use_cert_files(p) && p->fl->render != NULL) {
+	if (!use_cert_files(p) && p->chain_pem_len > 0 && p->fl->render != NULL) {
+		if ((r = files_add(out, "chain.pem", p11km_memdup(p->chain_pem, p->chain_pem_len),
+		                   p->chain_pem_len, 0644)) < 0)
+			return r;
+	} else if (use_cert_files(p) && p->fl->render != NULL) {
 		size_t fl = p->cert_pem_len + p->chain_pem_len;
 		char *full = malloc(fl + 1);
 		if (full == NULL)
@@ -556,6 +567,84 @@ out:
 	BIO_free(cb);
 	free(data);
 	return r;
+}
+
+/* The issuer of cur among the token's certificates (one targeted search by
+ * CKA_SUBJECT); NULL when there is none. */
+static X509 *
+issuer_on_token(struct p11km_session *s, X509 *cur)
+{
+	CK_OBJECT_CLASS cc = CKO_CERTIFICATE;
+	const unsigned char *der = NULL;
+	size_t der_len = 0;
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	X509 *found = NULL;
+
+	if (!X509_NAME_get0_der(X509_get_issuer_name(cur), &der, &der_len))
+		return NULL;
+	{
+		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cc, sizeof(cc) },
+		                      { CKA_SUBJECT, (void *)der, der_len } };
+		if (p11km_find(s, t, 2, 4, &h, &n) < 0)
+			n = 0;
+	}
+	for (size_t i = 0; i < n && found == NULL; i++) {
+		struct p11km_object o;
+		const unsigned char *p;
+		X509 *c;
+		if (p11km_object_read(s, h[i], &o) < 0)
+			continue;
+		p = o.value;
+		if (o.value_len > 0 && (c = d2i_X509(NULL, &p, (long)o.value_len)) != NULL) {
+			if (X509_check_issued(c, cur) == X509_V_OK)
+				found = c;
+			else
+				X509_free(c);
+		}
+		p11km_object_release(&o);
+	}
+	free(h);
+	p11km_error_clear();
+	ERR_clear_error();
+	return found;
+}
+
+/* The intermediate certificates of leaf found on the token, as PEM (roots,
+ * which the client must already trust, are left out). */
+static int
+chain_from_token(struct p11km_session *s, X509 *leaf, unsigned char **out, size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	X509 *cur = leaf, *next;
+	char *d;
+	long n;
+
+	*out = NULL;
+	*len = 0;
+	if (b == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (int depth = 0; depth < 8; depth++) {
+		if (X509_check_issued(cur, cur) == X509_V_OK)
+			break;
+		if ((next = issuer_on_token(s, cur)) == NULL)
+			break;
+		if (X509_check_issued(next, next) == X509_V_OK) {
+			X509_free(next);
+			break;
+		}
+		PEM_write_bio_X509(b, next);
+		if (cur != leaf)
+			X509_free(cur);
+		cur = next;
+	}
+	if (cur != leaf)
+		X509_free(cur);
+	n = BIO_get_mem_data(b, &d);
+	if (n > 0 && (*out = p11km_memdup(d, (size_t)n)) != NULL)
+		*len = (size_t)n;
+	BIO_free(b);
+	return n > 0 && *out == NULL ? p11km_fail(P11KM_ERR_NOMEM, "out of memory") : 0;
 }
 
 /* How many objects of a class carry this label (0, 1 or 2 = several). */
@@ -732,6 +821,8 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		goto out;
 	}
 	if ((r = pem_of(x, &p->cert_pem, &p->cert_pem_len)) < 0)
+		goto out;
+	if (on_token && (r = chain_from_token(&s, x, &p->chain_pem, &p->chain_pem_len)) < 0)
 		goto out;
 	if (on_token) {
 		if (cert.label == NULL || !p11km_config_safe(cert.label)) {

@@ -36,6 +36,7 @@ struct p11km_bind_flavour {
 	const char *why_not;         /* non-NULL: cannot load keys from a token */
 	const char *snippet_name;    /* file name of the server snippet, or NULL */
 	int cert_by_uri;             /* the server can read the certificate by URI */
+	int chain_file;              /* ... and the chain from a separate file */
 	int needs_connect;           /* a backend address is needed (stunnel) */
 	const char *unit;            /* systemd unit the drop-in is for */
 	/* directives bind check reads back from the snippet */

@@ -85,6 +85,40 @@ check "emit openssl-conf" "$P11KM" bind emit openssl-conf --key "$KEY1" --out-di
 check "openssl-conf: the engine config" test -s "$T/oc/openssl.cnf"
 check "openssl-conf: no server snippet" test ! -e "$T/oc/nginx-server.conf"
 
+# --- an intermediate CA on the token: the chain goes to chain.pem / fullchain.pem ---------
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/int.key" \
+	-subj "/CN=p11km test intermediate" -out "$T/int.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n' > "$T/int.ext"
+openssl x509 -req -in "$T/int.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 77 -days 10 \
+	-extfile "$T/int.ext" -out "$T/int.pem" 2>/dev/null
+openssl x509 -in "$T/int.pem" -outform DER -out "$T/int.der"
+openssl x509 -in "$T/ca.pem" -outform DER -out "$T/ca.der"
+make_key web3 03 EC:prime256v1
+p11tool_sm --token-label bind --read-object --type pubkey --label web3 -o "$T/web3.pub.der" >/dev/null 2>&1
+openssl pkey -pubin -inform DER -in "$T/web3.pub.der" -out "$T/web3.pub.pem"
+openssl x509 -req -in "$T/throwaway.csr" -force_pubkey "$T/web3.pub.pem" -CA "$T/int.pem" \
+	-CAkey "$T/int.key" -set_serial 3001 -days 5 -extfile "$T/ext.cnf" -out "$T/web3.pem" 2>/dev/null
+openssl x509 -in "$T/web3.pem" -outform DER -out "$T/web3.der"
+put_cert web3 03 "$T/web3.der"
+put_cert inter 77 "$T/int.der"
+put_cert root 78 "$T/ca.der"
+check "emit nginx for a certificate issued by an intermediate" "$P11KM" bind emit nginx \
+	--key "$TOKEN;object=web3;type=private" --listen 127.0.0.1:8443 --out-dir "$T/ch" \
+	--pin-file "$T/srv.pin"
+check "chain.pem is the intermediate from the token (no root)" cmp "$T/ch/chain.pem" "$T/int.pem"
+check "fullchain.pem = cert + intermediate" cmp "$T/ch/fullchain.pem" <(cat "$T/web3.pem" "$T/int.pem")
+check "openssl verifies cert.pem with chain.pem up to the root" \
+	openssl verify -CAfile "$T/ca.pem" -untrusted "$T/ch/chain.pem" "$T/ch/cert.pem"
+check "emit apache: certificate by URI, chain from the token in a file" "$P11KM" bind emit apache \
+	--key "$TOKEN;object=web3;type=private" --listen 127.0.0.1:8443 --out-dir "$T/cha" \
+	--pin-file "$T/srv.pin"
+check_grep "apache: SSLCertificateChainFile" "^    SSLCertificateChainFile \"$T/cha/chain.pem\"\$" "$T/cha/apache-vhost.conf"
+check "apache: chain.pem is the intermediate" cmp "$T/cha/chain.pem" "$T/int.pem"
+check "emit with --cert as a token URI" "$P11KM" bind emit apache \
+	--key "$TOKEN;object=web3;type=private" --cert "$TOKEN;object=web3;type=cert" \
+	--listen 127.0.0.1:8443 --pin-file "$T/srv.pin"
+check_grep "--cert URI: certificate by URI" 'SSLCertificateFile "pkcs11:.*object=web3;type=cert"' "$T/out"
+
 # --- refusals: exit status, one-line reason, nothing written --------------------------
 refuse() { # refuse DESC STATUS PATTERN args...
 	_d=$1 _s=$2 _p=$3; shift 3
@@ -116,7 +150,7 @@ check "--allow-pin-value insists" "$P11KM" bind emit nginx --key "$KEY1?pin-valu
 check_grep "--allow-pin-value: the PIN is in the config" 'pin-value=1234' "$T/out"
 check_grep "--allow-pin-value: with a warning" 'warning|PIN will be written' "$T/err"
 
-make_key 'bad"label' 03 rsa:2048
+make_key 'bad"label' 0c rsa:2048
 refuse "a label that could inject" 2 'label' nginx --key "$TOKEN;object=bad%22label;type=private" \
 	--listen 127.0.0.1:1 --pin-file "$T/srv.pin" --cert "$T/web1-1001.pem"
 make_key dup 04 rsa:2048
