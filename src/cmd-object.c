@@ -214,6 +214,39 @@ list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_ur
 	return 0;
 }
 
+/*
+ * Objects that share a URI (same label, id and class, or none of them)
+ * cannot be told apart by any URI: say so, once per URI.
+ */
+static void
+warn_shared_uris(const struct listed *l)
+{
+	char **uris = l->n > 0 ? calloc(l->n, sizeof(*uris)) : NULL;
+
+	if (uris == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		uris[i] = p11km_object_uri(l->tok, &l->objs[i]);
+	for (size_t i = 0; i < l->n; i++) {
+		size_t same = 0, first = 1;
+		if (uris[i] == NULL)
+			continue;
+		for (size_t k = 0; k < l->n; k++) {
+			if (uris[k] == NULL || strcmp(uris[i], uris[k]) != 0)
+				continue;
+			same++;
+			if (k < i)
+				first = 0;
+		}
+		if (same > 1 && first)
+			p11km_warn("%zu objects share the URI %s: no URI can select one of them; give "
+			           "them distinct labels or ids", same, uris[i]);
+	}
+	for (size_t i = 0; i < l->n; i++)
+		free(uris[i]);
+	free(uris);
+}
+
 static int
 cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -249,6 +282,7 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 		if ((r = list_token(ctx, &toks[i], uri, &l[i])) < 0)
 			goto out;
 		total += l[i].n;
+		warn_shared_uris(&l[i]);
 		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
 			p11km_note("token '%s': public objects only; give --pin-source to see private keys%s",
 			           toks[i].label,

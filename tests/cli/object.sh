@@ -177,6 +177,18 @@ check_eq "no private object without login" \
 	"$(json_get "$T/out" 'sorted(set(o["class"] for o in d["objects"]))')" "['cert', 'public']"
 check_grep "a note says private keys need a PIN" 'note: .*public objects only.*--pin-source' "$T/err"
 
+# Two key pairs with the same label and id cannot be told apart by a URI:
+# p11km says so (on a second token, so the checks above keep their count).
+new_token T2 1234 12345678
+for i in 1 2; do
+	p11tool_sm --token-label T2 --login --pin 1234 --keypairgen --key-type EC:prime256v1 \
+		--label twin --id 99 >/dev/null 2>&1
+done
+check "object list with twin keys" "$P11KM" --pin-source "file:$T/pin-T2" object list 'pkcs11:token=T2'
+check_grep "a warning names the shared private key URI" \
+	"warning: 2 objects share the URI pkcs11:.*token=T2;id=%99;object=twin;type=private: no URI" "$T/err"
+check_eq "one warning per shared URI (private and public)" "$(grep -c 'warning: 2 objects share' "$T/err")" 2
+
 # --- the engine-safe URI of each private key signs through libp11 -----------
 engine_so=$(find /usr/lib -name pkcs11.so -path '*engines-3*' 2>/dev/null | head -1)
 [ -n "$engine_so" ] || skip_all "libengine-pkcs11-openssl not installed"
