@@ -108,9 +108,19 @@ check_fails "bind verify: web2's certificate is not what web1 serves" 5 "$P11KM"
 check_fails "bind verify: a wrong name fails the chain check" 5 "$P11KM" bind verify \
 	"127.0.0.1:$P1" --server-name other.test --ca-file "$T/ca.pem"
 
-# renewal: a new certificate for the same key on the token
+# renewal: a new certificate for the same key on the token, installed by
+# 'p11km cert install' (pkcs11-tool when this build has no cert install)
 issue web1 01 web1.test 1002
-put_cert web1 01 "$T/web1-1002.der"
+if "$P11KM" help --list-commands | grep -q '^cert install '; then
+	check "cert install puts the renewed certificate on the token" "$P11KM" cert install \
+		"$T/web1-1002.pem" "$TOKEN;object=web1;type=private" --ca-file "$T/ca.pem" \
+		--pin-source "file:$PIN"
+else
+	echo "# no 'cert install' in this build: pkcs11-tool writes the certificate"
+	put_cert web1 01 "$T/web1-1002.der"
+fi
+p11tool_sm --token-label bind --read-object --type cert --label web1 -o "$T/now.der" >/dev/null 2>&1
+check "the token's certificate 'web1' is the renewed one (pkcs11-tool)" cmp "$T/now.der" "$T/web1-1002.der"
 check "re-emit rewrites the certificate files nginx reads" "$P11KM" bind emit nginx \
 	--key "$TOKEN;object=web1;type=private" --listen "127.0.0.1:$P1" --listen "*:$P2" \
 	--server-name web1.test --out-dir "$T/b1" --pin-file "$T/web.pin" --service-user nobody
