@@ -291,6 +291,9 @@ p11km_uri_match_token(const struct p11km_uri *uri, CK_INFO *minfo, CK_SLOT_INFO 
 
 	if (uri == NULL)
 		return 1;
+	/* As p11-kit: a URI with attributes it cannot honour matches nothing. */
+	if (p11_kit_uri_any_unrecognized(uri->u) || uri->unusable[0] != '\0')
+		return 0;
 	if (minfo != NULL && !p11_kit_uri_match_module_info(uri->u, minfo))
 		return 0;
 	if (sinfo != NULL && !p11_kit_uri_match_slot_info(uri->u, sinfo))

@@ -375,6 +375,13 @@ START_TEST(token_matching)
 	u = parse_ok("pkcs11:token=T");
 	ck_assert(!p11km_uri_match_token(u, NULL, NULL, &sh));
 	p11km_uri_free(u);
+	/* a URI p11km cannot honour matches nothing (as with p11-kit) */
+	u = parse_ok("pkcs11:token=T1;vendor-aaa=x");
+	ck_assert(!p11km_uri_match_token(u, NULL, NULL, &sh));
+	p11km_uri_free(u);
+	u = parse_ok("pkcs11:token=T1;serial=0123456789abcdefg");
+	ck_assert(!p11km_uri_match_token(u, NULL, NULL, &sh));
+	p11km_uri_free(u);
 	/* token= (empty) selects only tokens with an empty label */
 	u = parse_ok("pkcs11:token=");
 	ck_assert(!p11km_uri_match_token(u, NULL, NULL, &sh));
