@@ -291,6 +291,66 @@ emit_report(struct p11km_ctx *ctx, const struct p11km_bind_params *p,
 	free(next2);
 }
 
+/* Write every file of a binding into dir, atomically. */
+static int
+files_write(const char *dir, const struct p11km_bind_files *fs)
+{
+	int r;
+
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
+	for (size_t i = 0; i < fs->n; i++) {
+		char *path = p11km_asprintf("%s/%s", dir, fs->f[i].name);
+		if (path == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		r = p11km_write_file_atomic(path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
+		free(path);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * The PIN file the server reads: --pin-file (written from --pin-source, or
+ * existing, and then also the PIN p11km logs in with), else the key URI's
+ * pin-source.  *pin_spec is the "file:" source set in ctx (freed by caller).
+ */
+static int
+emit_pin_file(struct p11km_ctx *ctx, const struct emit_args *a, char **pin_file,
+              char **pin_spec, int *write_pin)
+{
+	struct p11km_uri *u = NULL;
+	const char *ps;
+	int r;
+
+	*write_pin = 0;
+	if (a->pin_file != NULL) {
+		if ((*pin_file = abs_path(a->pin_file)) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		*write_pin = ctx->pin_source_opt != NULL;
+		if (!*write_pin && access(*pin_file, F_OK) != 0)
+			return p11km_fail(P11KM_ERR_USAGE, "the PIN file '%s' does not exist; give "
+			                  "--pin-source SPEC to create it from that PIN", *pin_file);
+		/* log in with the PIN the server will use */
+		if (!*write_pin && (*pin_spec = p11km_asprintf("file:%s", *pin_file)) != NULL)
+			ctx->pin_source_opt = *pin_spec;
+	} else if (!a->allow_pin_value) {
+		if ((r = p11km_uri_parse(a->key, &u)) < 0)
+			return r;
+		if ((ps = p11km_uri_pin_source(u)) != NULL)
+			*pin_file = abs_path(strncmp(ps, "file:", 5) == 0 ? ps + 5 : ps);
+		p11km_uri_free(u);
+		if (*pin_file == NULL)
+			return p11km_fail(P11KM_ERR_USAGE, "bind emit needs --pin-file FILE: the server "
+			                  "reads the PIN from it (give --pin-source to create it)");
+	}
+	if (*pin_file && !p11km_config_safe(*pin_file))
+		return p11km_fail(P11KM_ERR_USAGE, "the PIN file path '%s' is not safe in a config",
+		                  *pin_file);
+	return 0;
+}
+
 static int
 cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -321,39 +381,8 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 		p11km_warn("--allow-pin-value: the PIN will be written into the server config, "
 		           "readable by whoever can read that file");
 
-	/* the PIN file the server reads */
-	if (a.pin_file != NULL) {
-		if ((pin_file = abs_path(a.pin_file)) == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		write_pin = ctx->pin_source_opt != NULL;
-		if (!write_pin && access(pin_file, F_OK) != 0) {
-			r = p11km_fail(P11KM_ERR_USAGE, "the PIN file '%s' does not exist; give "
-			               "--pin-source SPEC to create it from that PIN", pin_file);
-			goto out;
-		}
-		/* log in with the PIN the server will use */
-		if (!write_pin && (pin_spec = p11km_asprintf("file:%s", pin_file)) != NULL)
-			ctx->pin_source_opt = pin_spec;
-	} else if (!a.allow_pin_value) {
-		struct p11km_uri *u = NULL;
-		if ((r = p11km_uri_parse(a.key, &u)) < 0)
-			goto out;
-		if (p11km_uri_pin_source(u) != NULL)
-			pin_file = abs_path(p11km_uri_pin_source(u));
-		p11km_uri_free(u);
-		if (pin_file == NULL) {
-			r = p11km_fail(P11KM_ERR_USAGE, "bind emit needs --pin-file FILE: the server "
-			               "reads the PIN from it (give --pin-source to create it)");
-			goto out;
-		}
-	}
-	if (pin_file && !p11km_config_safe(pin_file)) {
-		r = p11km_fail(P11KM_ERR_USAGE, "the PIN file path '%s' is not safe in a config",
-		               pin_file);
+	if ((r = emit_pin_file(ctx, &a, &pin_file, &pin_spec, &write_pin)) < 0)
 		goto out;
-	}
 
 	/* where the files go and are referenced */
 	if (a.out_dir != NULL) {
@@ -399,23 +428,8 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 		goto out;
 	if ((r = p11km_bind_render(&p, &fs)) < 0)
 		goto out;
-	if (a.out_dir != NULL) {
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-			r = p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
-			goto out;
-		}
-		for (size_t i = 0; i < fs.n; i++) {
-			char *path = p11km_asprintf("%s/%s", dir, fs.f[i].name);
-			if (path == NULL) {
-				r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-				goto out;
-			}
-			r = p11km_write_file_atomic(path, fs.f[i].data, fs.f[i].len, fs.f[i].mode);
-			free(path);
-			if (r < 0)
-				goto out;
-		}
-	}
+	if (a.out_dir != NULL && (r = files_write(dir, &fs)) < 0)
+		goto out;
 	if (write_pin && (r = pin_file_write(pin_file, pin, pin_len, a.user)) < 0)
 		goto out;
 	emit_report(ctx, &p, &fs, a.out_dir == NULL, write_pin ? pin_file : NULL);

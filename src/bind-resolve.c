@@ -1,0 +1,399 @@
+/* bind-resolve.c: find the key and certificate of a binding on the token,
+ * with targeted searches, and form the URIs a server config carries. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <p11-kit/p11-kit.h>
+
+#include "p11km/bind.h"
+#include "p11km/keys.h"
+#include "p11km/util.h"
+#include "p11km/x509.h"
+
+/* --- resolving the key and certificate ---------------------------------------- */
+
+void
+p11km_bind_params_release(struct p11km_bind_params *p)
+{
+	free(p->key_uri);
+	free(p->cert_uri);
+	free(p->cert_pem);
+	free(p->chain_pem);
+	free(p->module_path);
+	free(p->engine_path);
+	free(p->softhsm2_conf);
+	p->key_uri = p->cert_uri = p->module_path = p->engine_path = p->softhsm2_conf = NULL;
+	p->cert_pem = p->chain_pem = NULL;
+}
+
+static int
+pem_of(X509 *x, unsigned char **out, size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *d;
+	long n;
+
+	if (b == NULL || !PEM_write_bio_X509(b, x)) {
+		BIO_free(b);
+		return p11km_fail(P11KM_ERR_NOMEM, "unable to write a certificate as PEM");
+	}
+	n = BIO_get_mem_data(b, &d);
+	*out = p11km_memdup(d, (size_t)n);
+	*len = (size_t)n;
+	BIO_free(b);
+	return *out ? 0 : p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+}
+
+/* A file of one or more PEM certificates (leaf first), or one DER. */
+static int
+cert_file_read(const char *path, X509 **leaf, unsigned char **chain, size_t *chain_len)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	BIO *b = NULL, *cb = NULL;
+	X509 *x = NULL;
+	const unsigned char *p;
+	int r;
+
+	if ((r = p11km_read_file(path, 1 << 20, &data, &len)) < 0)
+		return r;
+	p = data;
+	if ((b = BIO_new_mem_buf(data, (int)len)) == NULL || (cb = BIO_new(BIO_s_mem())) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((*leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		if ((*leaf = d2i_X509(NULL, &p, (long)len)) == NULL) {
+			r = p11km_fail(P11KM_ERR_INPUT, "'%s' holds no certificate (PEM or DER)", path);
+			goto out;
+		}
+	} else {
+		while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+			PEM_write_bio_X509(cb, x);
+			X509_free(x);
+		}
+	}
+	ERR_clear_error();
+	{
+		char *d;
+		long n = BIO_get_mem_data(cb, &d);
+		*chain_len = (size_t)n;
+		*chain = n > 0 ? p11km_memdup(d, (size_t)n) : NULL;
+	}
+	r = 0;
+out:
+	BIO_free(b);
+	BIO_free(cb);
+	free(data);
+	return r;
+}
+
+/* The issuer of cur among the token's certificates (one targeted search by
+ * CKA_SUBJECT); NULL when there is none. */
+static X509 *
+issuer_on_token(struct p11km_session *s, X509 *cur)
+{
+	CK_OBJECT_CLASS cc = CKO_CERTIFICATE;
+	const unsigned char *der = NULL;
+	size_t der_len = 0;
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	X509 *found = NULL;
+
+	if (!X509_NAME_get0_der(X509_get_issuer_name(cur), &der, &der_len))
+		return NULL;
+	{
+		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cc, sizeof(cc) },
+		                      { CKA_SUBJECT, (void *)der, der_len } };
+		if (p11km_find(s, t, 2, 4, &h, &n) < 0)
+			n = 0;
+	}
+	for (size_t i = 0; i < n && found == NULL; i++) {
+		struct p11km_object o;
+		const unsigned char *p;
+		X509 *c;
+		if (p11km_object_read(s, h[i], &o) < 0)
+			continue;
+		p = o.value;
+		if (o.value_len > 0 && (c = d2i_X509(NULL, &p, (long)o.value_len)) != NULL) {
+			if (X509_check_issued(c, cur) == X509_V_OK)
+				found = c;
+			else
+				X509_free(c);
+		}
+		p11km_object_release(&o);
+	}
+	free(h);
+	p11km_error_clear();
+	ERR_clear_error();
+	return found;
+}
+
+/* The intermediate certificates of leaf found on the token, as PEM (roots,
+ * which the client must already trust, are left out). */
+static int
+chain_from_token(struct p11km_session *s, X509 *leaf, unsigned char **out, size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	X509 *cur = leaf, *next;
+	char *d;
+	long n;
+
+	*out = NULL;
+	*len = 0;
+	if (b == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (int depth = 0; depth < 8; depth++) {
+		if (X509_check_issued(cur, cur) == X509_V_OK)
+			break;
+		if ((next = issuer_on_token(s, cur)) == NULL)
+			break;
+		if (X509_check_issued(next, next) == X509_V_OK) {
+			X509_free(next);
+			break;
+		}
+		PEM_write_bio_X509(b, next);
+		if (cur != leaf)
+			X509_free(cur);
+		cur = next;
+	}
+	if (cur != leaf)
+		X509_free(cur);
+	n = BIO_get_mem_data(b, &d);
+	if (n > 0 && (*out = p11km_memdup(d, (size_t)n)) != NULL)
+		*len = (size_t)n;
+	BIO_free(b);
+	return n > 0 && *out == NULL ? p11km_fail(P11KM_ERR_NOMEM, "out of memory") : 0;
+}
+
+/* How many objects of a class carry this label (0, 1 or 2 = several). */
+static int
+label_count(struct p11km_session *s, CK_OBJECT_CLASS cls, const char *label, size_t *n)
+{
+	CK_ATTRIBUTE t[2] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_OBJECT_HANDLE *h = NULL;
+	int r = p11km_find(s, t, 2, 2, &h, n);
+
+	free(h);
+	return r;
+}
+
+/* The engine-safe URI of an object: token + label + type, no id. */
+static int
+engine_uri(const struct p11km_token *tok, const char *label, CK_OBJECT_CLASS cls,
+           const char *pin_file, const char *pin_value, char **out)
+{
+	char *s = p11km_uri_object(&tok->info, label, NULL, 0, cls);
+	struct p11km_uri *u = NULL;
+	int r;
+
+	if (s == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = p11km_uri_parse(s, &u)) == 0) {
+		if (pin_value != NULL && pin_file == NULL)
+			p11_kit_uri_set_pin_value(u->u, pin_value);
+		r = p11km_uri_engine_safe(u, pin_file, pin_value != NULL, out);
+	}
+	p11km_uri_free(u);
+	free(s);
+	return r;
+}
+
+/* Is a URI safe to put into a config?  Its ';' separators are expected. */
+static int
+uri_config_safe(const char *s)
+{
+	char *c = strdup(s);
+	int ok;
+
+	if (c == NULL)
+		return 0;
+	for (char *p = c; *p; p++)
+		if (*p == ';')
+			*p = ',';
+	ok = p11km_config_safe(c);
+	free(c);
+	return ok;
+}
+
+int
+p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert_spec,
+                   const char *pin_file, int allow_pin_value, struct p11km_bind_params *p)
+{
+	struct p11km_uri *uri = NULL, *curi = NULL;
+	struct p11km_token *tok = NULL;
+	struct p11km_session s;
+	struct p11km_object key, cert;
+	EVP_PKEY *pk = NULL;
+	X509 *x = NULL;
+	int sopen = 0, on_token = 0, found = 0, r;
+	size_t n = 0;
+	const char *pin_value = NULL;
+
+	memset(&key, 0, sizeof(key));
+	memset(&cert, 0, sizeof(cert));
+	if ((r = p11km_uri_parse(key_spec, &uri)) < 0)
+		return r;
+	if (allow_pin_value)
+		pin_value = p11km_uri_pin_value(uri);
+	if ((r = p11km_modules_load(ctx, uri)) < 0 || (r = p11km_token_find_one(ctx, uri, &tok)) < 0)
+		goto out;
+	if ((r = p11km_session_open_login(ctx, tok, uri, 0, 1, &s)) < 0)
+		goto out;
+	sopen = 1;
+	if ((r = p11km_object_find_one(&s, uri, CKO_PRIVATE_KEY, &key)) < 0)
+		goto out;
+	if (key.key_type == CKK_EC_EDWARDS) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "key '%s' is an EdDSA (Ed25519) key: the pkcs11 engine of libp11 0.4.12 cannot "
+		    "use it, so no server on this system can; bind an RSA or EC key instead",
+		    key.label ? key.label : "");
+		goto out;
+	}
+	if (key.label == NULL || key.label[0] == '\0') {
+		r = p11km_fail(P11KM_ERR_USAGE, "the key has no label: server configs name keys by "
+		               "token and label; give the key a unique label");
+		goto out;
+	}
+	if (!p11km_config_safe(key.label)) {
+		r = p11km_fail(P11KM_ERR_USAGE, "the key's label contains characters that are not "
+		               "safe in a server config (quotes, ;, braces, $, #, control characters); "
+		               "relabel the key");
+		goto out;
+	}
+	if ((r = p11km_token_has_eddsa(&s, &found)) < 0)
+		goto out;
+	if (found) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED, "token '%s' holds an EdDSA (Ed25519) key: "
+		               "libp11 0.4.12 then cannot enumerate any key on it, so no server can "
+		               "load this key; move or delete the EdDSA key first", tok->label);
+		goto out;
+	}
+	if ((r = label_count(&s, CKO_PRIVATE_KEY, key.label, &n)) < 0)
+		goto out;
+	if (n > 1) {
+		r = p11km_fail(P11KM_ERR_AMBIGUOUS, "several private keys on token '%s' are labelled "
+		               "'%s': server configs select keys by label; give each key a unique label",
+		               tok->label, key.label);
+		goto out;
+	}
+	if ((r = p11km_key_pubkey(&s, &key, &pk)) < 0)
+		goto out;
+
+	/* the certificate */
+	if (cert_spec != NULL && strncmp(cert_spec, "pkcs11:", 7) == 0) {
+		if ((r = p11km_uri_parse(cert_spec, &curi)) < 0)
+			goto out;
+		if (!p11km_uri_match_token(curi, NULL, NULL, &tok->info)) {
+			r = p11km_fail(P11KM_ERR_USAGE, "--cert names a token other than the key's "
+			               "token '%s': the certificate must be on the key's token", tok->label);
+			goto out;
+		}
+		if ((r = p11km_object_find_one(&s, curi, CKO_CERTIFICATE, &cert)) < 0)
+			goto out;
+		on_token = 1;
+	} else if (cert_spec != NULL) {
+		if ((r = cert_file_read(cert_spec, &x, &p->chain_pem, &p->chain_pem_len)) < 0)
+			goto out;
+	} else {
+		CK_OBJECT_CLASS cc = CKO_CERTIFICATE;
+		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cc, sizeof(cc) }, { CKA_ID, key.id, key.id_len } };
+		CK_OBJECT_HANDLE *h = NULL;
+		if (key.id_len == 0) {
+			r = p11km_fail(P11KM_ERR_NOTFOUND, "the key has no id, so its certificate cannot "
+			               "be found; give --cert URI|FILE");
+			goto out;
+		}
+		if ((r = p11km_find(&s, t, 2, 2, &h, &n)) < 0)
+			goto out;
+		if (n == 1) {
+			r = p11km_object_read(&s, h[0], &cert);
+			on_token = 1;
+		}
+		free(h);
+		if (r < 0)
+			goto out;
+		if (n != 1) {
+			r = p11km_fail(n == 0 ? P11KM_ERR_NOTFOUND : P11KM_ERR_AMBIGUOUS,
+			    n == 0 ? "no certificate on token '%s' has the key's id; install one "
+			             "('p11km cert install') or give --cert URI|FILE"
+			           : "several certificates on token '%s' have the key's id; "
+			             "name one with --cert URI", tok->label);
+			goto out;
+		}
+	}
+	if (x == NULL) {
+		const unsigned char *d = cert.value;
+		if (cert.value_len == 0 || (x = d2i_X509(NULL, &d, (long)cert.value_len)) == NULL) {
+			r = p11km_fail(P11KM_ERR_INPUT, "the certificate object '%s' does not parse",
+			               cert.label ? cert.label : "");
+			goto out;
+		}
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(x), pk) != 1) {
+		r = p11km_fail(P11KM_ERR_VERIFY, "the certificate does not belong to key '%s' (its "
+		               "public key differs); give the certificate issued for this key",
+		               key.label);
+		goto out;
+	}
+	if ((r = pem_of(x, &p->cert_pem, &p->cert_pem_len)) < 0)
+		goto out;
+	if (on_token && (r = chain_from_token(&s, x, &p->chain_pem, &p->chain_pem_len)) < 0)
+		goto out;
+	if (on_token) {
+		if (cert.label == NULL || !p11km_config_safe(cert.label)) {
+			r = p11km_fail(P11KM_ERR_USAGE, "the certificate on the token has no label or one "
+			               "that is not safe in a config; relabel it");
+			goto out;
+		}
+		if ((r = label_count(&s, CKO_CERTIFICATE, cert.label, &n)) < 0)
+			goto out;
+		if (n > 1) {
+			r = p11km_fail(P11KM_ERR_AMBIGUOUS, "several certificates on token '%s' are "
+			               "labelled '%s'; give each a unique label", tok->label, cert.label);
+			goto out;
+		}
+		if ((r = engine_uri(tok, cert.label, CKO_CERTIFICATE, NULL, NULL, &p->cert_uri)) < 0)
+			goto out;
+	}
+	if ((r = engine_uri(tok, key.label, CKO_PRIVATE_KEY, pin_file, pin_value, &p->key_uri)) < 0)
+		goto out;
+	if (!uri_config_safe(p->key_uri) || (p->cert_uri && !uri_config_safe(p->cert_uri))) {
+		r = p11km_fail(P11KM_ERR_USAGE, "the token URI contains characters that are not safe "
+		               "in a server config; check the PIN file path and the labels");
+		goto out;
+	}
+	if ((p->module_path = p11_kit_module_get_filename(tok->f)) == NULL) {
+		r = p11km_fail(P11KM_ERR_MODULE, "unable to find the file of module '%s'; "
+		               "give --module PATH", tok->mod->name);
+		goto out;
+	}
+	if (!p11km_config_safe(p->module_path)) {
+		r = p11km_fail(P11KM_ERR_USAGE, "the module path '%s' is not safe in a config",
+		               p->module_path);
+		goto out;
+	}
+	r = 0;
+out:
+	if (r < 0)
+		p11km_bind_params_release(p);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	p11km_object_release(&key);
+	p11km_object_release(&cert);
+	if (sopen)
+		p11km_session_close(&s);
+	p11km_token_free(tok);
+	p11km_uri_free(uri);
+	p11km_uri_free(curi);
+	return r;
+}
