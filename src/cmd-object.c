@@ -187,6 +187,27 @@ listed_release(struct listed *l)
 	p11km_objects_free(l->objs, l->n);
 }
 
+/*
+ * Keep the objects a URI can name by type (keys, certificates, data):
+ * vendor classes such as p11-kit's trust assertions share the label and
+ * id of their certificate and no URI can tell them apart.
+ */
+static void
+keep_nameable(struct listed *l)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		CK_OBJECT_CLASS c = l->objs[i].cls;
+		if (c == CKO_PRIVATE_KEY || c == CKO_PUBLIC_KEY || c == CKO_CERTIFICATE ||
+		    c == CKO_SECRET_KEY || c == CKO_DATA)
+			l->objs[k++] = l->objs[i];
+		else
+			p11km_object_release(&l->objs[i]);
+	}
+	l->n = k;
+}
+
 static int
 list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_uri *uri,
            struct listed *l)
@@ -203,6 +224,7 @@ list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_ur
 	p11km_session_close(&s);
 	if (r < 0)
 		return r;
+	keep_nameable(l);
 	if (l->n > 0 && (l->certs = calloc(l->n, sizeof(*l->certs))) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < l->n; i++)

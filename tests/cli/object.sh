@@ -189,6 +189,22 @@ check_grep "a warning names the shared private key URI" \
 	"warning: 2 objects share the URI pkcs11:.*token=T2;id=%99;object=twin;type=private: no URI" "$T/err"
 check_eq "one warning per shared URI (private and public)" "$(grep -c 'warning: 2 objects share' "$T/err")" 2
 
+# p11-kit's read-only trust token: ~150 CA certificates, each with vendor
+# trust objects sharing its label and id.  p11km lists the certificates,
+# with exactly the URIs p11tool prints for them.
+trust=$(find /usr/lib -name p11-kit-trust.so -path '*pkcs11*' 2>/dev/null | head -1)
+if [ -n "$trust" ]; then
+	check "object list on the System Trust token" "$P11KM" --module "$trust" --json object list 'pkcs11:token=System%20Trust'
+	json_get "$T/out" '"\n".join(sorted(set(o["class"] for o in d["objects"])))' > "$T/trust.classes"
+	json_get "$T/out" '"\n".join(sorted(o["uri"] for o in d["objects"]))' > "$T/trust.p11km"
+	check_eq "System Trust: certificates only (no vendor trust objects)" "$(cat "$T/trust.classes")" cert
+	check_nogrep "System Trust: no warning about shared URIs" 'share the URI' "$T/err"
+	p11tool --provider "$trust" --list-all 'pkcs11:token=System%20Trust;type=cert' 2>/dev/null |
+		sed -n 's/^[[:space:]]*URL: //p' | LC_ALL=C sort > "$T/trust.p11tool"
+	check "System Trust: p11km's certificate URIs are p11tool's ($(wc -l < "$T/trust.p11tool") certificates)" \
+		cmp "$T/trust.p11km" "$T/trust.p11tool"
+fi
+
 # --- the engine-safe URI of each private key signs through libp11 -----------
 engine_so=$(find /usr/lib -name pkcs11.so -path '*engines-3*' 2>/dev/null | head -1)
 [ -n "$engine_so" ] || skip_all "libengine-pkcs11-openssl not installed"
