@@ -49,12 +49,58 @@ void p11km_json_object_end(struct p11km_json *j) { close_(j, '}'); }
 void p11km_json_array_begin(struct p11km_json *j) { open_(j, '['); }
 void p11km_json_array_end(struct p11km_json *j) { close_(j, ']'); }
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/*
+ * A JSON string.  Token labels are meant to be UTF-8 but nothing enforces
+ * it: a byte that is not part of valid UTF-8 becomes U+FFFD, so the output
+ * is always valid JSON.
+ */
 static void
 put_string(FILE *fp, const char *s, size_t len)
 {
 	fputc('"', fp);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x80) {
+			size_t n = utf8_len((const unsigned char *)s + i, len - i);
+			if (n == 0) {
+				fputs("\\ufffd", fp);
+			} else {
+				fwrite(s + i, 1, n, fp);
+				i += n - 1;
+			}
+			continue;
+		}
 		switch (c) {
 		case '"': fputs("\\\"", fp); break;
 		case '\\': fputs("\\\\", fp); break;

@@ -91,6 +91,26 @@ START_TEST(escaping)
 }
 END_TEST
 
+/* Bytes that are not UTF-8 (a token label may hold anything) become U+FFFD. */
+START_TEST(invalid_utf8)
+{
+	struct out o;
+
+	out_open(&o);
+	p11km_json_array_begin(&o.j);
+	p11km_json_string(&o.j, "a\xff" "b");            /* not UTF-8 at all */
+	p11km_json_string(&o.j, "\xc3");                  /* truncated sequence */
+	p11km_json_string(&o.j, "\xc0\xaf");              /* overlong '/' */
+	p11km_json_string(&o.j, "\xed\xa0\x80");          /* a surrogate */
+	p11km_json_string(&o.j, "\xf0\x9f\x94\x91 ok");   /* U+1F511, valid */
+	p11km_json_string(&o.j, "\xe2\x82\xac");          /* U+20AC, valid */
+	p11km_json_array_end(&o.j);
+	p11km_json_end(&o.j);
+	out_expect(&o, "[\"a\\ufffdb\",\"\\ufffd\",\"\\ufffd\\ufffd\",\"\\ufffd\\ufffd\\ufffd\","
+	               "\"\xf0\x9f\x94\x91 ok\",\"\xe2\x82\xac\"]\n");
+}
+END_TEST
+
 START_TEST(keys_are_escaped)
 {
 	struct out o;
@@ -135,6 +155,7 @@ json_suite(void)
 
 	tcase_add_test(tc, structure);
 	tcase_add_test(tc, escaping);
+	tcase_add_test(tc, invalid_utf8);
 	tcase_add_test(tc, keys_are_escaped);
 	tcase_add_test(tc, deep);
 	suite_add_tcase(s, tc);
