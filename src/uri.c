@@ -485,6 +485,7 @@ p11km_uri_engine_safe(const struct p11km_uri *uri, const char *pin_source,
 	if ((u = p11_kit_uri_new()) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	copy_token_fields(p11_kit_uri_get_token_info(u), t);
+	normalise_token_fields(p11_kit_uri_get_token_info(u)); /* no %00 padding */
 	if (n > 0)
 		p11_kit_uri_set_attributes(u, attrs, n);
 	if (ps != NULL)

@@ -537,6 +537,13 @@ START_TEST(engine_safe)
 	}
 	free(s);
 
+	/* p11tool's NUL-padded model (tpm2-pkcs11) is left out, never %00 */
+	s = engine("pkcs11:model=SW%20%20%20TPM%00%00%00%00%00%00%00%00;token=tpmtok;object=k", NULL, 0, 0);
+	ck_assert_ptr_null(strstr(s, "%00"));
+	ck_assert_ptr_null(strstr(s, "model="));
+	ck_assert_ptr_nonnull(strstr(s, "token=tpmtok"));
+	free(s);
+
 	/* no token: refused (the engine refuses to log in on several tokens) */
 	ck_assert_ptr_null(engine("pkcs11:object=k;type=private", NULL, 0, P11KM_ERR_USAGE));
 	ck_assert_ptr_null(engine("pkcs11:model=SoftHSM%20v2;object=k", NULL, 0, P11KM_ERR_USAGE));
