@@ -293,6 +293,19 @@ label_unique(struct p11km_ctx *ctx, const struct p11km_token *target, const char
 	return 0;
 }
 
+/* A failure after C_InitToken: the token exists, without a user PIN. */
+static int
+half_done(int code, const char *label)
+{
+	char *msg = strdup(p11km_errmsg(code));
+
+	code = p11km_fail(code, "%s; token '%s' is initialised but its user PIN is not set: "
+	                  "run 'p11km token init' on it again with --force",
+	                  msg ? msg : p11km_strerror(code), label);
+	free(msg);
+	return code;
+}
+
 static int
 cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -345,11 +358,13 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	}
 	if ((r = find_initialised(ctx, t, label, before, nbefore, &nt)) < 0 ||
 	    (r = p11km_session_open(ctx, nt, 1, &s)) < 0 ||
-	    (r = p11km_login(&s, CKU_SO, &so)) < 0)
+	    (r = p11km_login(&s, CKU_SO, &so)) < 0) {
+		r = half_done(r, label);
 		goto out;
+	}
 	rv = P11KM_CALL(s.f, C_InitPIN, s.h, (CK_UTF8CHAR_PTR)user_pin, user_len);
 	if (rv != CKR_OK) {
-		r = p11km_fail_ckr(rv, "token init", "C_InitPIN");
+		r = half_done(p11km_fail_ckr(rv, "token init", "C_InitPIN"), label);
 		goto out;
 	}
 	if (ctx->json) {

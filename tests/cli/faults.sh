@@ -85,4 +85,37 @@ check_eq "C_FindObjects calls unchanged" "$(count_of C_FindObjects)" "$finds_sma
 check_eq "C_GetAttributeValue calls unchanged (only k1 is read)" "$(count_of C_GetAttributeValue)" "$attrs_small"
 check "and the output is the same" cmp "$T/k1.out" "$T/k1b.out"
 
+# --- token init with any single failing call ---------------------------------
+# Each run on an empty token directory.  A failure is exit 3, one line,
+# nothing on stdout; one that leaves the token initialised without its
+# user PIN (after C_InitToken) says so.
+mkdir -p "$T/sweep"
+sed "s|@TOKENDIR@|$T/sweep/tokens|" "$top_srcdir/tokens/softhsm2/softhsm2.conf.in" > "$T/sweep.conf"
+so=$(pin_file so-sweep 12345678); up=$(pin_file up-sweep 1234)
+init_run() {
+	rm -rf "$T/sweep/tokens"; mkdir "$T/sweep/tokens"
+	SOFTHSM2_CONF=$T/sweep.conf shim_p11km token init --label S \
+		--so-pin-source "file:$so" --pin-source "file:$up" >"$T/o" 2>"$T/e"
+}
+init_run
+total=$(count_of total)
+clean=0; half=0
+for n in $(seq 1 "$total"); do
+	if P11SHIM_FAIL_AT=$n P11SHIM_FAIL_RV=CKR_DEVICE_ERROR init_run; then rc=0; else rc=$?; fi
+	if [ $rc = 0 ]; then
+		grep -q '^pkcs11:.*token=S$' "$T/o" && clean=$((clean + 1)) || echo "# call $n: exit 0, output: $(cat "$T/o")"
+		continue
+	fi
+	inited=$(SOFTHSM2_CONF=$T/sweep.conf pkcs11-tool --module "$SOFTHSM2_MODULE" -L 2>/dev/null | grep -c 'token label *: S$')
+	if [ $rc = 3 ] && [ ! -s "$T/o" ] && [ "$(wc -l < "$T/e")" = 1 ] && grep -q CKR_DEVICE_ERROR "$T/e" &&
+	   { [ "$inited" = 0 ] || grep -q "token 'S' is initialised but its user PIN is not set" "$T/e"; }; then
+		clean=$((clean + 1)); [ "$inited" = 0 ] || half=$((half + 1))
+	else
+		echo "# call $n: exit $rc, initialised: $inited"; sed 's/^/#   /' "$T/e" | head -3
+	fi
+done
+echo "# token init: $total calls; $half failures leave the token without a user PIN (and say so)"
+check_eq "token init: each of the $total calls failing in turn gives success or a clean, explained exit 3" "$clean" "$total"
+check "token init: some failures happen after C_InitToken (the sweep reaches them)" test "$half" -gt 0
+
 done_testing
