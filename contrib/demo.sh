@@ -96,7 +96,7 @@ fi
 "$P11KM" object list "$CERT" | sed -n 's/^ *\(serial\|not after\|subject\):/   token cert \1:/p'
 
 step "6. An nginx binding: key by URI through the pkcs11 engine, PIN file for the workers"
-PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
+PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))
 run "$P11KM" bind emit nginx --key "$TOKEN;object=www;type=private" --listen "127.0.0.1:$PORT" \
 	--server-name www.demo.test --out-dir "$D/bind" --pin-file "$D/nginx.pin" \
 	--pin-source "$PINSRC" --service-user nobody

@@ -50,10 +50,11 @@ put_cert() {
 		--type cert --label "$1" --id "$2" >/dev/null 2>&1
 }
 
-# free_port: a TCP port nobody listens on (random, 20000-59999).
+# free_port: a TCP port nobody listens on (random, 20000-31999: below the
+# ephemeral range, so no client connection of a parallel test holds it).
 free_port() {
 	while :; do
-		_p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000 ))
+		_p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000 ))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$_p") 2>/dev/null; then echo "$_p"; return; fi
 	done
 }
