@@ -63,6 +63,22 @@ noun_of(const struct p11km_cmd *cmd)
 	return "...";
 }
 
+/* Is "--xy" (or "--xy=v") the start of several of the command's options? */
+static int
+ambiguous(const struct p11km_cmd *cmd, const char *arg)
+{
+	size_t len, k = 0;
+
+	if (strncmp(arg, "--", 2) != 0)
+		return 0;
+	arg += 2;
+	len = strcspn(arg, "=");
+	for (size_t i = 0; i < count_opts(cmd->opts); i++)
+		if (strncmp(cmd->opts[i].name, arg, len) == 0)
+			k++;
+	return k > 1;
+}
+
 static int
 has_short(int key)
 {
@@ -117,6 +133,10 @@ p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char
 		if (c == ':')
 			return p11km_fail(P11KM_ERR_USAGE,
 			    "option '%s' needs a value; see 'p11km %s %s --help'", bad, noun, cmd->verb);
+		if (ambiguous(cmd, bad))
+			return p11km_fail(P11KM_ERR_USAGE,
+			    "option '%s' is ambiguous (it starts several options); see 'p11km %s %s --help'",
+			    bad, noun, cmd->verb);
 		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%s'; see 'p11km %s %s --help'",
 		                  bad, noun, cmd->verb);
 	}

@@ -72,6 +72,11 @@ bad 2 "an unknown noun" "unknown command 'frobnicate'" frobnicate list
 bad 2 "an unknown verb" "unknown verb 'token frobnicate'" token frobnicate
 bad 2 "an unknown option" "unknown option '--frobnicate'" token list --frobnicate
 bad 2 "an unknown option before the noun" "unknown option '--frobnicate'" --frobnicate token list
+# An abbreviation that starts several options (cert install has --der and --destroy-old).
+if "$P11KM" help --list-commands | grep -q '^cert install .*--der.*' &&
+   "$P11KM" help --list-commands | grep -q '^cert install .*--destroy-old'; then
+	bad 2 "an ambiguous abbreviation" "option '--de' is ambiguous" cert install --de x
+fi
 bad 2 "a global option without its value" "option '--module' needs a value" token list --module
 bad 2 "an option without its value" "option '--label' needs a value" token init --label
 bad 2 "too many arguments" "takes at most 1 argument" token list pkcs11:token=T1 pkcs11:token=T2
