@@ -223,8 +223,10 @@ echo "data to sign" > "$T/data"
 openssl dgst -sha256 -binary "$T/data" > "$T/hash"
 json_get "$T/list.json" '"\n".join(o["engine_uri"] + " " + o["id"] + " " + [p["uri"] for p in d["objects"] if p["class"] == "public" and p["id"] == o["id"]][0] for o in d["objects"] if o["class"] == "private")' > "$T/engine.txt"
 check_eq "4 private keys have an engine_uri" "$(wc -l < "$T/engine.txt")" 4
-nsigned=0
+# libp11 takes pin-source as a query attribute (RFC 7512) or after ';'.
+nsigned=0; sep='?'
 while read -r euri id puburi; do
+	[ "$sep" = '?' ] && sep=';' || sep='?'
 	case $euri in *slot-id*|*module-*|*library-*) echo "# not engine-safe: $euri"; continue ;; esac
 	rm -f "$T/sig" "$T/pub.der" "$T/pub.pem"
 	p11tool_sm --token-label T1 --read-object --type pubkey --id "$id" -o "$T/pub.der" >/dev/null 2>&1
@@ -233,7 +235,7 @@ while read -r euri id puburi; do
 		GNUTLS_PIN=1234 p11tool --provider "$M" --login --export-pubkey "$puburi" \
 			--outfile "$T/pub.pem" >/dev/null 2>&1
 	if OPENSSL_CONF=$T/openssl.cnf openssl pkeyutl -engine pkcs11 -keyform engine \
-		-inkey "$euri?pin-source=$PIN" -sign -in "$T/hash" -pkeyopt digest:sha256 \
+		-inkey "$euri${sep}pin-source=$PIN" -sign -in "$T/hash" -pkeyopt digest:sha256 \
 		-out "$T/sig" >/dev/null 2>"$T/engine.err" &&
 	   openssl pkeyutl -verify -pubin -inkey "$T/pub.pem" -in "$T/hash" -sigfile "$T/sig" \
 		-pkeyopt digest:sha256 >/dev/null 2>&1; then
