@@ -15,7 +15,7 @@ put_cert other 02 "$T/other-2001.der"
 open_token_dir nobody
 
 check "emit a good binding" "$P11KM" bind emit nginx --key "$TOKEN;object=web;type=private" \
-	--listen 127.0.0.1:8443 --server-name web.test --out-dir "$T/good" --pin-file "$T/good.pin" \
+	--listen "127.0.0.1:$(free_port)" --server-name web.test --out-dir "$T/good" --pin-file "$T/good.pin" \
 	--pin-source "file:$PIN" --service-user nobody
 check "bind check: a good binding passes" "$P11KM" bind check "$T/good"
 check_grep "bind check: says what it proved" '^ok: the key signs through the engine as the service user' "$T/out"
@@ -41,11 +41,28 @@ engine_login() { # the same URI and PIN file through openssl (the judge)
 		>/dev/null 2>&1 </dev/null
 }
 
+nginx_t() { # nginx -t with the variant's emitted files: nginx loads the key at config time
+	command -v nginx >/dev/null || return 2
+	mkdir -p "$T/ngx-$1"
+	cat > "$T/ngx-$1/nginx.conf" <<EOF
+include $T/$1/nginx-main.conf;
+pid $T/ngx-$1/nginx.pid;
+error_log $T/ngx-$1/error.log;
+events { worker_connections 16; }
+http { access_log off; client_body_temp_path $T/ngx-$1; proxy_temp_path $T/ngx-$1;
+  fastcgi_temp_path $T/ngx-$1; uwsgi_temp_path $T/ngx-$1; scgi_temp_path $T/ngx-$1;
+  include $T/$1/nginx-server.conf; }
+EOF
+	OPENSSL_CONF=$T/$1/openssl.cnf nginx -t -p "$T/ngx-$1" -c "$T/ngx-$1/nginx.conf" >"$T/nginx-t.out" 2>&1
+}
+check "good: nginx -t loads the key (the judge)" nginx_t good
+
 # 1. a PIN file written with echo: trailing newline
 variant newline
 chmod 600 "$T/newline.pin"; echo "$USERPIN" > "$T/newline.pin"; chown nobody "$T/newline.pin"
 trap_caught newline "problem: the PIN file '$T/newline.pin' ends with a newline.*printf"
 check "newline: openssl through the engine fails as well (the judge)" not engine_login newline
+check "newline: nginx -t fails as well (the judge)" not nginx_t newline
 check "good: openssl through the engine loads the key (the judge)" engine_login good
 
 # 2. the token store unreadable by the worker user (the fork trap)
@@ -59,6 +76,7 @@ variant slotid
 sed -i 's|engine:pkcs11:pkcs11:|engine:pkcs11:pkcs11:slot-id=0;|' "$T/slotid/nginx-server.conf"
 trap_caught slotid "problem: the key URI carries 'slot-\.\.\.' attributes.*use only token, object and type"
 check "slotid: openssl through the engine rejects that URI too (the judge)" not engine_login slotid
+check "slotid: nginx -t fails as well (the judge)" not nginx_t slotid
 
 # 4. a certificate that belongs to another key
 variant wrongcert
@@ -66,6 +84,17 @@ cp "$T/other-2001.pem" "$T/wrongcert/fullchain.pem"
 trap_caught wrongcert "problem: the certificate does not belong to the key"
 check "wrongcert: openssl agrees the public keys differ (the judge)" \
 	not cmp -s <(openssl x509 -in "$T/other-2001.pem" -noout -pubkey) "$T/web.pub.pem"
+# nginx -t accepts this (it cannot compare an engine key with the certificate):
+# the judge is a real handshake, which the client must reject
+PORT=$(sed -n 's/^listen = 127\.0\.0\.1://p' "$T/wrongcert/p11km-binding.conf")
+nginx_t wrongcert
+check "wrongcert: nginx starts" env OPENSSL_CONF="$T/wrongcert/openssl.cnf" \
+	nginx -p "$T/ngx-wrongcert" -c "$T/ngx-wrongcert/nginx.conf"
+cleanup_add "kill \$(cat '$T/ngx-wrongcert/nginx.pid') 2>/dev/null"
+wait_port "$PORT"
+check "wrongcert: the TLS handshake fails (openssl s_client, the judge)" not s_client_ok "$PORT" other.test
+check_grep "wrongcert: the server cannot complete a handshake" "handshake failure|bad signature|decrypt error" "$T/sc.out"
+kill "$(cat "$T/ngx-wrongcert/nginx.pid")"
 
 # 5. PIN file mode and owner
 variant perms
@@ -77,11 +106,14 @@ check_grep "perms: the owner too" "problem: the PIN file '$T/perms.pin' is not o
 variant longpin
 printf '%s' "$(printf 'x%.0s' $(seq 40))" > "$T/longpin.pin"; chown nobody "$T/longpin.pin"; chmod 400 "$T/longpin.pin"
 trap_caught longpin "problem: the PIN in '$T/longpin.pin' is longer than 32 bytes"
+check "longpin: nginx -t fails as well (the judge)" not nginx_t longpin
 
 # 7. an engine section with init = 0 (nginx never calls ENGINE_init)
 variant noinit
 sed -i 's/^init = 1$/init = 0/' "$T/noinit/openssl.cnf"
 trap_caught noinit "problem: the pkcs11 engine is not initialised.*add 'init = 1'"
+check "noinit: nginx -t fails the same way (the judge)" not nginx_t noinit
+check_grep "noinit: nginx says not initialised" 'not initialised' "$T/nginx-t.out"
 
 # 8. --json lists the problems
 check_fails "json: exit 5" 5 "$P11KM" --json bind check "$T/wrongcert"
