@@ -195,6 +195,44 @@ keyref_open(struct p11km_ctx *ctx, const char *uri_s, int rw, struct keyref *k)
 }
 
 /*
+ * A token with only the private key and its certificate (PIV cards): the
+ * public key of the certificate with the key's CKA_ID.
+ */
+static int
+cert_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) },
+	                      { CKA_ID, priv->id, priv->id_len } };
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_object co;
+	X509 *cert = NULL;
+	size_t n = 0;
+	int r;
+
+	if (priv->id_len == 0 || p11km_find(s, t, 2, 1, &h, &n) < 0 || n == 0) {
+		free(h);
+		return P11KM_ERR_NOTFOUND;
+	}
+	r = p11km_object_read(s, h[0], &co);
+	free(h);
+	if (r < 0)
+		return r;
+	r = p11km_cert_from_der(co.value, co.value_len, "the key's certificate", &cert);
+	p11km_object_release(&co);
+	if (r < 0)
+		return r;
+	if ((*out = X509_get_pubkey(cert)) == NULL)
+		r = p11km_fail(P11KM_ERR_INPUT, "the key's certificate has no usable public key");
+	else
+		p11km_note("key '%s' has no public key on the token: using its certificate's",
+		           priv->label ? priv->label : "");
+	X509_free(cert);
+	p11km_error_clear();
+	return r == 0 ? 0 : P11KM_ERR_NOTFOUND;
+}
+
+/*
  * The private key a URI names, and its public key.  One search by the URI's
  * label and id without its class finds the key pair (and a certificate
  * beside it) at once; each is read with one C_GetAttributeValue.  Constant
@@ -204,7 +242,7 @@ keyref_open(struct p11km_ctx *ctx, const char *uri_s, int rw, struct keyref *k)
 static int
 keyref_find_key(struct keyref *k)
 {
-	CK_OBJECT_CLASS cls = p11km_uri_class(k->uri);
+	CK_OBJECT_CLASS cls = p11km_uri_class(k->uri), privc;
 	CK_ULONG nt = 0, n = 0;
 	CK_ATTRIBUTE *ut = p11km_uri_object_template(k->uri, &nt), t[4];
 	CK_OBJECT_HANDLE *h = NULL;
@@ -221,6 +259,10 @@ keyref_find_key(struct keyref *k)
 	for (CK_ULONG i = 0; i < nt && n < 4; i++)
 		if (ut[i].type != CKA_CLASS)
 			t[n++] = ut[i];
+	if (n == 0) { /* no label or id: search by class alone */
+		privc = CKO_PRIVATE_KEY;
+		t[n++] = (CK_ATTRIBUTE){ CKA_CLASS, &privc, sizeof(privc) };
+	}
 	if ((r = p11km_find(&k->s, t, n, KEY_FIND_MAX, &h, &nh)) < 0)
 		return r;
 	for (; nread < nh; nread++) {
@@ -262,8 +304,15 @@ keyref_find_key(struct keyref *k)
 				r = p11km_object_pubkey(&objs[i], &k->pub);
 	}
 	p11km_error_clear();
-	if (r < 0)
-		r = p11km_key_pubkey(&k->s, &k->priv, &k->pub);
+	if (r < 0 && (r = p11km_key_pubkey(&k->s, &k->priv, &k->pub)) == P11KM_ERR_NOTFOUND) {
+		char *why = strdup(p11km_errmsg(r));
+		if (cert_pubkey(&k->s, &k->priv, &k->pub) == 0)
+			r = 0;
+		else
+			r = p11km_fail(P11KM_ERR_NOTFOUND, "%s, nor a certificate with its id",
+			               why ? why : "no public key");
+		free(why);
+	}
 out:
 	for (size_t i = 0; i < nread; i++)
 		p11km_object_release(&objs[i]);

@@ -78,6 +78,21 @@ check_grep "P-384 signs with SHA-384 by default" 'ecdsa-with-SHA384' "$T/r2.txt"
 openssl req -in "$T/r6.csr" -noout -text > "$T/r6.txt"
 check_grep "Ed25519 request" 'Signature Algorithm: ED25519' "$T/r6.txt"
 
+# --- a token with only the private key and its certificate (PIV style) ---------
+pk R --keypairgen --key-type EC:prime256v1 --label piv --id 9a >/dev/null
+"$P11KM" --pin-source "file:$PIN" req new "$TOK;object=piv" --subject 'CN=piv.example.com' -o "$T/piv0.csr"
+issue "$T/piv0.csr" "$T/piv.pem"
+openssl x509 -in "$T/piv.pem" -outform DER -out "$T/piv.der"
+pk R --write-object "$T/piv.der" --type cert --id 9a --label piv >/dev/null
+pk R --delete-object --type pubkey --id 9a >/dev/null
+check_eq "the public key object is gone" "$(pk R -O --type pubkey | grep -c 'label: *piv$')" 0
+check "req new with only the private key and its certificate" "$P11KM" --pin-source "file:$PIN" \
+	req new "$TOK;object=piv;type=private" --subject 'CN=piv.example.com' -o "$T/piv.csr"
+check_grep "...says it used the certificate's public key" "using its certificate" "$T/err"
+check "...verifies" openssl req -in "$T/piv.csr" -verify -noout
+check_eq "...with the key of the certificate" \
+	"$(openssl req -in "$T/piv.csr" -noout -pubkey)" "$(openssl x509 -in "$T/piv.pem" -noout -pubkey)"
+
 # --- defaults for a TLS server -------------------------------------------------
 openssl req -in "$T/r1.csr" -noout -text > "$T/r1.txt"
 check_grep "default SAN: DNS = the CN" 'DNS:host1.example.com$' "$T/r1.txt"
