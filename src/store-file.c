@@ -229,7 +229,7 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 		}
 		if (op->kind == FOP_UNLINK ? unlink(op->path) < 0 && errno != ENOENT
 		                           : rename(op->tmp, op->path) < 0) {
-			r = p11km_fail(P11KM_ERR_IO, "unable to %s '%s': %s; nothing was changed",
+			r = p11km_fail(P11KM_ERR_IO, "unable to %s '%s': %s; the files keep their old content",
 			               op->kind == FOP_UNLINK ? "remove" : "replace", op->path,
 			               strerror(errno));
 			break;
