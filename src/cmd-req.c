@@ -1,8 +1,10 @@
 /* cmd-req.c: 'req new' and 'req renew': PKCS#10 requests signed on the token. */
 #include "config.h"
 
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/sha.h>
 
@@ -38,8 +40,32 @@ req_opts_release(struct req_opts *o)
 	X509_EXTENSION_free(o->eku_ext);
 }
 
+/* Can the output be written?  Checked before the token signs (or, with
+ * --rekey, generates) anything. */
 static int
-req_opts_parse(const struct p11km_cmd *cmd, int argc, char **argv, struct req_opts *o)
+out_dir_ok(const char *out)
+{
+	char *copy, *dir;
+	int ok;
+
+	if (out == NULL || strcmp(out, "-") == 0)
+		return 0;
+	if (*out == '\0')
+		return p11km_fail(P11KM_ERR_USAGE, "-o needs a file name (or - for standard output)");
+	if ((copy = strdup(out)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	dir = dirname(copy);
+	ok = access(dir, W_OK | X_OK) == 0;
+	if (!ok)
+		p11km_fail(P11KM_ERR_IO, "cannot write '%s': directory '%s' is missing or not writable",
+		           out, dir);
+	free(copy);
+	return ok ? 0 : P11KM_ERR_IO;
+}
+
+static int
+req_opts_parse(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv,
+               struct req_opts *o)
 {
 	struct p11km_getopt g = { 0 };
 	int r;
@@ -76,6 +102,10 @@ req_opts_parse(const struct p11km_cmd *cmd, int argc, char **argv, struct req_op
 	o->cert = argv[g.argi];
 	if (o->type >= 0 && !o->rekey)
 		return p11km_fail(P11KM_ERR_USAGE, "--type applies only with --rekey");
+	if (ctx->json && o->der && (o->out == NULL || strcmp(o->out, "-") == 0))
+		return p11km_fail(P11KM_ERR_USAGE, "--json with --der needs -o FILE for the request");
+	if ((r = out_dir_ok(o->out)) < 0)
+		return r;
 	if (o->digest != NULL && strcmp(o->digest, "sha256") != 0 && strcmp(o->digest, "sha384") != 0 &&
 	    strcmp(o->digest, "sha512") != 0)
 		return p11km_fail(P11KM_ERR_USAGE, "unknown digest '%s': use sha256, sha384 or sha512",
@@ -339,10 +369,6 @@ finish(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, const X509_N
 	    (r = p11km_req_encode(req, o->der, &enc, &enc_len)) < 0)
 		goto out;
 	json_stdout = ctx->json && strcmp(out, "-") == 0;
-	if (json_stdout && o->der) {
-		r = p11km_fail(P11KM_ERR_USAGE, "--json with --der needs -o FILE for the request");
-		goto out;
-	}
 	if (!json_stdout && (r = p11km_write_file_atomic(out, enc, enc_len, 0644)) < 0)
 		goto out;
 	if (strcmp(out, "-") != 0)
@@ -419,7 +445,7 @@ cmd_req_new(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char *
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	int r;
 
-	if ((r = req_opts_parse(cmd, argc, argv, &o)) < 0)
+	if ((r = req_opts_parse(ctx, cmd, argc, argv, &o)) < 0)
 		goto out;
 	if (o.subject == NULL) {
 		r = p11km_fail(P11KM_ERR_USAGE, "req new needs --subject DN, like 'CN=www.example.com'");
@@ -605,7 +631,7 @@ cmd_req_renew(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	const X509_NAME *subject;
 	int r;
 
-	if ((r = req_opts_parse(cmd, argc, argv, &o)) < 0)
+	if ((r = req_opts_parse(ctx, cmd, argc, argv, &o)) < 0)
 		goto out;
 	if (o.key == NULL && strncmp(o.cert, "pkcs11:", 7) != 0) {
 		/* validate the file before asking for the token */

@@ -166,6 +166,9 @@ check "--rekey --force signs with the existing pending key" "$P11KM" --force --p
 	"$TOK;object=web;type=cert" --rekey -o "$T/k2.csr"
 check_eq "...the same pending key" "$(pub_of_req "$T/k2.csr")" "$k1pub"
 check_eq "...still one pending key" "$(pk -O --type privkey | grep -c 'label: *web.pending$')" 1
+check_fails "--rekey with an unwritable output: exit 1" 1 req renew "$T/real.pem" --key "$TOK" --rekey \
+	-o "$T/no/such/dir/x.csr"
+check_eq "...and no pending key was made" "$(pk -O --type privkey | grep -c '\.pending$')" 1
 check "--rekey --type rsa:2048" req renew "$T/real.pem" --key "$TOK" --rekey --type rsa:2048 -o "$T/k3.csr"
 check_grep "...an RSA request" 'rsaEncryption' <(openssl req -in "$T/k3.csr" -noout -text)
 check_grep "...from a key 'real.pending'" 'label: +real\.pending' <(pk -O --type privkey)

@@ -219,6 +219,7 @@ bad "an unknown key usage" 2 "$K" --subject 'CN=a' --key-usage signEverything
 bad "an unknown digest" 2 "$K" --subject 'CN=a' --digest md5
 bad "--rsa-pss with an EC key" 2 "$K" --subject 'CN=a' --rsa-pss
 bad "--subject missing" 2 "$K"
+check_fails "--json --der to stdout" 2 "$P11KM" --json --pin-source "file:$PIN" req new "$K" --subject CN=a --der
 bad "a key URI without object or id" 2 "$TOK" --subject 'CN=a'
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ck.pem" \
 	-subj '/CN=cert on token' -days 3 -outform DER -out "$T/c.der" 2>/dev/null
