@@ -350,49 +350,44 @@ out:
 	return r;
 }
 
-/* Sign, verify, write, report. */
-static int
-finish(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, const X509_NAME *subject,
-       STACK_OF(X509_EXTENSION) *exts, X509 *cert, const char *new_key_uri)
+static const char *
+sigalg_json(enum p11km_sigalg alg)
 {
-	struct p11km_signer *sg = NULL;
-	X509_REQ *req = NULL;
-	unsigned char *enc = NULL, *der = NULL, md[SHA256_DIGEST_LENGTH];
-	size_t enc_len = 0;
-	char *subj = NULL, *kuri = NULL, *sha = NULL, *pem_text = NULL;
-	const char *out = o->out ? o->out : "-";
-	int r, der_len, json_stdout;
-	GENERAL_NAMES *gens = NULL;
-
-	if ((r = p11km_token_signer_new(&k->s, &k->priv, k->pub, o->digest, o->pss, &sg)) < 0 ||
-	    (r = p11km_req_build(subject, exts, sg, &req)) < 0 ||
-	    (r = p11km_req_encode(req, o->der, &enc, &enc_len)) < 0)
-		goto out;
-	json_stdout = ctx->json && strcmp(out, "-") == 0;
-	if (!json_stdout && (r = p11km_write_file_atomic(out, enc, enc_len, 0644)) < 0)
-		goto out;
-	if (strcmp(out, "-") != 0)
-		p11km_verbose("wrote the request to '%s'", out);
-	if (!ctx->json) {
-		r = 0;
-		goto out;
+	switch (alg) {
+	case P11KM_SIG_RSA_PSS: return "rsa-pss";
+	case P11KM_SIG_RSA_PKCS1: return "rsa-pkcs1";
+	case P11KM_SIG_ECDSA: return "ecdsa";
+	case P11KM_SIG_EDDSA: return "eddsa";
 	}
-	if ((der_len = i2d_X509_REQ(req, &der)) <= 0) {
-		r = p11km_fail(P11KM_ERR_FAILED, "unable to encode the request");
+	return "?";
+}
+
+/* The --json summary of a written request.  pem: the request text when it
+ * goes into the JSON (-o -), else NULL and file is where it went. */
+static int
+print_summary(struct keyref *k, X509_REQ *req, const X509_NAME *subject, enum p11km_sigalg alg,
+              const char *file, const char *pem, X509 *cert, int rekey)
+{
+	STACK_OF(X509_EXTENSION) *rexts = X509_REQ_get_extensions(req);
+	int loc = rexts ? X509v3_get_ext_by_NID(rexts, NID_subject_alt_name, -1) : -1;
+	GENERAL_NAMES *gens = loc >= 0 ? X509V3_EXT_d2i(sk_X509_EXTENSION_value(rexts, loc)) : NULL;
+	unsigned char *der = NULL, md[SHA256_DIGEST_LENGTH];
+	int der_len = i2d_X509_REQ(req, &der);
+	char *subj = p11km_name_text(subject), *kuri = p11km_object_uri(k->tok, &k->priv);
+	char *sha = NULL;
+	struct p11km_cert_summary cs = { 0 };
+	struct p11km_json j;
+	int r = 0;
+
+	sk_X509_EXTENSION_pop_free(rexts, X509_EXTENSION_free);
+	if (der_len <= 0 || subj == NULL || kuri == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	SHA256(der, (size_t)der_len, md);
 	sha = p11km_hex(md, sizeof(md));
-	subj = p11km_name_text(subject);
-	kuri = p11km_object_uri(k->tok, &k->priv);
-	{
-		STACK_OF(X509_EXTENSION) *rexts = X509_REQ_get_extensions(req);
-		int loc = rexts ? X509v3_get_ext_by_NID(rexts, NID_subject_alt_name, -1) : -1;
-		if (loc >= 0)
-			gens = X509V3_EXT_d2i(sk_X509_EXTENSION_value(rexts, loc));
-		sk_X509_EXTENSION_pop_free(rexts, X509_EXTENSION_free);
-	}
-	struct p11km_json j;
+	if (cert != NULL && p11km_cert_summary_x509(cert, &cs) < 0)
+		p11km_error_clear();
 	p11km_json_init(&j, stdout);
 	p11km_json_object_begin(&j);
 	p11km_json_kv_string(&j, "subject", subj);
@@ -405,32 +400,57 @@ finish(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, const X509_N
 	}
 	p11km_json_array_end(&j);
 	p11km_json_kv_string(&j, "key_uri", kuri);
-	p11km_json_kv_bool(&j, "rekey", new_key_uri != NULL);
-	p11km_json_kv_string(&j, "signature", sg->alg == P11KM_SIG_RSA_PSS ? "rsa-pss" :
-	    sg->alg == P11KM_SIG_RSA_PKCS1 ? "rsa-pkcs1" : sg->alg == P11KM_SIG_ECDSA ? "ecdsa" : "eddsa");
+	p11km_json_kv_bool(&j, "rekey", rekey);
+	p11km_json_kv_string(&j, "signature", sigalg_json(alg));
 	p11km_json_kv_string(&j, "sha256", sha);
-	p11km_json_kv_string(&j, "file", json_stdout ? NULL : out);
-	if (json_stdout) {
-		pem_text = p11km_asprintf("%.*s", (int)enc_len, (const char *)enc);
-		p11km_json_kv_string(&j, "request", pem_text);
-	}
-	if (cert != NULL) {
-		struct p11km_cert_summary cs;
-		if (p11km_cert_summary_x509(cert, &cs) == 0) {
-			p11km_json_kv_string(&j, "renews", cs.sha256);
-			p11km_cert_summary_release(&cs);
-		}
-	}
+	p11km_json_kv_string(&j, "file", file);
+	if (pem != NULL)
+		p11km_json_kv_string(&j, "request", pem);
+	if (cert != NULL)
+		p11km_json_kv_string(&j, "renews", cs.sha256);
 	p11km_json_object_end(&j);
 	p11km_json_end(&j);
-	r = 0;
 out:
+	p11km_cert_summary_release(&cs);
 	GENERAL_NAMES_free(gens);
-	free(pem_text);
+	OPENSSL_free(der);
 	free(sha);
 	free(subj);
 	free(kuri);
-	OPENSSL_free(der);
+	return r;
+}
+
+/* Sign, verify, write, report. */
+static int
+finish(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, const X509_NAME *subject,
+       STACK_OF(X509_EXTENSION) *exts, X509 *cert, const char *new_key_uri)
+{
+	struct p11km_signer *sg = NULL;
+	X509_REQ *req = NULL;
+	unsigned char *enc = NULL;
+	size_t enc_len = 0;
+	char *pem = NULL;
+	const char *out = o->out ? o->out : "-";
+	int r, json_stdout = ctx->json && strcmp(out, "-") == 0;
+
+	if ((r = p11km_token_signer_new(&k->s, &k->priv, k->pub, o->digest, o->pss, &sg)) < 0 ||
+	    (r = p11km_req_build(subject, exts, sg, &req)) < 0 ||
+	    (r = p11km_req_encode(req, o->der, &enc, &enc_len)) < 0)
+		goto out;
+	if (!json_stdout && (r = p11km_write_file_atomic(out, enc, enc_len, 0644)) < 0)
+		goto out;
+	if (strcmp(out, "-") != 0)
+		p11km_verbose("wrote the request to '%s'", out);
+	if (ctx->json) {
+		if (json_stdout && (pem = p11km_asprintf("%.*s", (int)enc_len, (const char *)enc)) == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		r = print_summary(k, req, subject, sg->alg, json_stdout ? NULL : out, pem, cert,
+		                  new_key_uri != NULL);
+	}
+out:
+	free(pem);
 	free(enc);
 	X509_REQ_free(req);
 	p11km_signer_free(sg);

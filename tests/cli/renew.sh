@@ -6,7 +6,7 @@
 # --rekey signs with a new "<label>.pending" key and leaves the old key and
 # certificate alone.  Bad certificate files change nothing.
 . "$top_srcdir/tests/lib/common.sh"
-need pkcs11-tool openssl xxd
+need pkcs11-tool openssl xxd python3 sha256sum
 softhsm_setup
 
 new_token N 1234 12345678
@@ -104,6 +104,14 @@ for e in 'Subject Key Identifier' 'Authority Key Identifier' 'CRL Distribution P
 	check_nogrep "left out what the CA adds: $e" "$e" "$T/r1.txt"
 done
 check_eq "signed by the certificate's own key" "$(pub_of_req "$T/r1.csr")" "$(pub_of_cert "$T/web.pem")"
+
+check "--json" "$P11KM" --json --pin-source "file:$PIN" req renew "$T/web.pem" --key "$TOK" -o "$T/rj.csr"
+cp "$T/out" "$T/rj.json"
+check_eq "--json: renews = SHA-256 of the certificate" "$(json_get "$T/rj.json" 'd["renews"]')" \
+	"$(openssl x509 -in "$T/web.pem" -outform DER | sha256sum | cut -d' ' -f1)"
+check_eq "--json: the SAN set" "$(json_get "$T/rj.json" '",".join(d["san"])')" \
+	'DNS:www.example.com,DNS:example.com,DNS:*.api.example.com,IP:192.0.2.10,IP:2001:db8::10,email:admin@example.com,URI:https://www.example.com/status'
+check_eq "--json: no rekey" "$(json_get "$T/rj.json" 'd["rekey"]')" False
 
 # --- renewal from the certificate on the token ----------------------------------
 openssl x509 -in "$T/web.pem" -outform DER -out "$T/web.der"
