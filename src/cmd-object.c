@@ -217,7 +217,12 @@ list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_ur
 
 	memset(l, 0, sizeof(*l));
 	l->tok = tok;
-	if ((r = p11km_session_open_login(ctx, tok, uri, 0, 0, &s)) < 0)
+	/* A token that needs no login never gets the PIN (it is not its PIN). */
+	if (tok->info.flags & CKF_LOGIN_REQUIRED)
+		r = p11km_session_open_login(ctx, tok, uri, 0, 0, &s);
+	else
+		r = p11km_session_open(ctx, tok, 0, &s);
+	if (r < 0)
 		return r;
 	l->logged_in = s.logged_in != (CK_USER_TYPE)-1;
 	r = p11km_objects_find(&s, uri, (CK_OBJECT_CLASS)-1, &l->objs, &l->n);
@@ -269,6 +274,42 @@ warn_shared_uris(const struct listed *l)
 	free(uris);
 }
 
+/*
+ * A PIN belongs to one token: with a PIN source, the URI must select one
+ * token that needs a login, or the PIN of one token would be tried on
+ * the others (each wrong try brings a PIN closer to being locked).
+ */
+static int
+one_token_for_pin(struct p11km_ctx *ctx, const struct p11km_uri *uri,
+                  const struct p11km_token *toks, size_t n)
+{
+	char **uris;
+	char *list;
+	size_t k = 0;
+	int r;
+
+	if (ctx->pin_source_opt == NULL && p11km_uri_pin_source(uri) == NULL &&
+	    p11km_uri_pin_value(uri) == NULL)
+		return 0;
+	if ((uris = calloc(n + 1, sizeof(*uris))) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if ((toks[i].info.flags & CKF_TOKEN_INITIALIZED) &&
+		    (toks[i].info.flags & CKF_LOGIN_REQUIRED))
+			uris[k++] = toks[i].uri;
+	if (k <= 1) {
+		free(uris);
+		return 0;
+	}
+	list = p11km_join_uris(uris, k);
+	r = p11km_fail(P11KM_ERR_AMBIGUOUS,
+	    "a PIN is for one token, and %zu tokens that need a login match; name one in the "
+	    "URI (token= or serial=): %s", k, list ? list : "");
+	free(list);
+	free(uris);
+	return r;
+}
+
 static int
 cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -298,6 +339,8 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	if ((r = one_token_for_pin(ctx, uri, toks, n)) < 0)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (!(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
 			continue;

@@ -90,6 +90,19 @@ check_eq "PIN pad, no PIN source: zero C_Login" "$(count_of C_Login)" 0
 check_grep "PIN pad: the note mentions the pad" 'PIN pad' "$T/err"
 unset P11SHIM_TOKEN_FLAGS_SET
 
+# --- a PIN is for one token ------------------------------------------------------
+# With two tokens, a PIN source and a URI that selects both, p11km does not
+# try P1's PIN on P2 (that would count against P2's retry budget).
+new_token P2 97531 12345678
+check_fails "a PIN source with two tokens matching: exit 4" 4 shim_p11km --pin-source "file:$T/pin" object list
+check_eq "two tokens: zero C_Login" "$(count_of C_Login)" 0
+check_no_stdout "two tokens: nothing on stdout"
+check_one_line_error "two tokens: one line listing both" "a PIN is for one token.*token=P1.*token=P2|a PIN is for one token.*token=P2.*token=P1"
+check "naming the token works" shim_p11km --json --pin-source "file:$T/pin" object list 'pkcs11:token=P1'
+check_eq "one C_Login" "$(count_of C_Login)" 1
+check "without a PIN, both tokens are listed (public objects)" shim_p11km object list
+check_eq "without a PIN: zero C_Login" "$(count_of C_Login)" 0
+
 # --- bad sources: an error before any login -------------------------------------
 : > "$T/empty"; chmod 600 "$T/empty"
 check_fails "an empty PIN file: exit 2" 2 shim_p11km --pin-source "file:$T/empty" object list "$K"
