@@ -166,7 +166,10 @@ set_id(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
 
 	if ((rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, priv, &a, 1)) != CKR_OK ||
 	    (rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, pub, &a, 1)) != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_SetAttributeValue(CKA_ID)");
+		return p11km_fail(P11KM_ERR_TOKEN,
+		    "token '%s' did not let p11km set the key id (C_SetAttributeValue(CKA_ID): %s); "
+		    "the key pair was destroyed: give --id HEX to set the id at generation",
+		    s->tok->label, p11km_ckr_name(rv));
 	return 0;
 }
 

@@ -19,11 +19,14 @@ if ! tpm2_token_start "$T/tpm" tp 1234 12345678; then
 fi
 P11KM_MODULE=$TPM2_MODULE
 export P11KM_MODULE
-# tpm2-pkcs11 1.9.0 leaks inside C_SignInit (ssl_util_attrs_to_evp): suppress
-# leaks whose stack is inside the module only.
+# tpm2-pkcs11 1.9.0 leaks inside C_SignInit (ssl_util_attrs_to_evp).  Seeing
+# that the leak is the module's needs the slow unwinder (2 s per run under
+# ASan), so leak checks run on the representative commands (leakcheck ...):
+# suppressed only when the stack is inside the module.
 echo 'leak:libtpm2_pkcs11.so' > "$T/lsan.supp"
-export LSAN_OPTIONS=suppressions=$T/lsan.supp
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0
+asan=${ASAN_OPTIONS:-}
+export ASAN_OPTIONS=$asan:detect_leaks=0
+leakcheck() { ASAN_OPTIONS=$asan:detect_leaks=1:fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=$T/lsan.supp:print_suppressions=0 "$@"; }
 PIN=$(pin_file pin 1234)
 TOK='pkcs11:token=tp'
 km() { "$P11KM" --pin-source "file:$PIN" "$@"; }
@@ -62,12 +65,16 @@ done
 # --- keys by p11km --------------------------------------------------------------
 for t in ec:p256 ec:p384 rsa:2048 rsa:3072; do
 	l=k-${t/:/-}
-	check "key generate $t" km key generate "$TOK" --type $t --label $l
+	lc=
+	[ $t = ec:p256 ] && lc=leakcheck
+	check "key generate $t" $lc km key generate "$TOK" --type $t --label $l
 	check_grep "$t: URI printed" "object=$l;type=private" "$T/out"
 	check_grep "$t: pkcs11-tool: sensitive, never extractable" 'never extractable' \
 		<(pk -O --type privkey | grep -A4 "label: *$l\$")
 	check_grep "$t: pkcs11-tool: sign only" 'Usage: +sign$' <(pk -O --type privkey | grep -A4 "label: *$l\$")
-	check "$t: req new" km req new "$TOK;object=$l" --subject "CN=$l.example.com" -o "$T/$l.csr"
+	lc=
+	[ $t = rsa:2048 ] && lc=leakcheck
+	check "$t: req new" $lc km req new "$TOK;object=$l" --subject "CN=$l.example.com" -o "$T/$l.csr"
 	check "$t: openssl req -verify" openssl req -in "$T/$l.csr" -verify -noout
 	check "$t: the CA issues" issue "$T/$l.csr" "$T/$l.pem"
 	if [ "${t%%:*}" = ec ]; then
@@ -110,7 +117,7 @@ openssl x509 -in "$T/k-ec-p256.pem" -outform DER -out "$T/c256.der"
 check "pkcs11-tool writes the certificate beside its key" \
 	pkcs11-tool --module "$TPM2_MODULE" --token-label tp --login --pin 1234 --write-object "$T/c256.der" \
 	--type cert --id "$id256" --label k-ec-p256
-check "req renew from the token certificate" km req renew "$TOK;object=k-ec-p256;type=cert" -o "$T/rn1.csr"
+check "req renew from the token certificate" leakcheck km req renew "$TOK;object=k-ec-p256;type=cert" -o "$T/rn1.csr"
 check "...verifies" openssl req -in "$T/rn1.csr" -verify -noout
 check_eq "...with the certificate's key" "$(req_pub "$T/rn1.csr")" "$(cert_pub "$T/k-ec-p256.pem")"
 check_eq "...and its subject" "$(openssl req -in "$T/rn1.csr" -noout -subject)" "$(openssl x509 -in "$T/k-ec-p256.pem" -noout -subject)"
