@@ -93,7 +93,7 @@ if ! "$P11KM" object list "$CERT" >/dev/null 2>&1; then
 	printf '\nDemo stopped early; missing commands:%s\n' "$missing"
 	exit 1
 fi
-"$P11KM" object list "$CERT" | sed -n 's/^ *\(serial\|not after\|subject\):/   token cert \1:/p'
+"$P11KM" object list "$CERT" 2>/dev/null | sed -n 's/^ *\(serial\|not after\|subject\):/   token cert \1:/p'
 
 step "6. An nginx binding: key by URI through the pkcs11 engine, PIN file for the workers"
 PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))

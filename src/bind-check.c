@@ -280,7 +280,7 @@ worker(const struct p11km_engine_trial *t, uid_t uid, gid_t gid, EVP_PKEY *key,
 /* The server's process, freshly exec'ed with OPENSSL_CONF set: OpenSSL
  * loads the configuration at initialisation (as nginx, httpd and stunnel
  * do), then the key and certificate are loaded through the engine. */
-static int
+static void
 master(const struct p11km_engine_trial *t, int have_user, uid_t uid, gid_t gid, FILE *out)
 {
 	ENGINE *e = NULL;
@@ -342,33 +342,20 @@ out:
 	_exit(0);
 }
 
-/*
- * The probe program (p11km-engine-probe): argv is
- *   OPENSSL_CNF KEY CERT USER MODULE_PATH   ("" for none)
- * with OPENSSL_CONF already in the environment.  Problems go to stdout.
- */
-int
-p11km_engine_probe_main(int argc, char **argv)
+/* The probe's work (p11km-engine-probe reads its arguments): problems go to
+ * out, one line each.  Ends the process. */
+void
+p11km_engine_probe(const struct p11km_engine_trial *t, FILE *out)
 {
-	struct p11km_engine_trial t;
 	struct passwd *pw = NULL;
 
-	if (argc != 6) {
-		fprintf(stderr, "p11km-engine-probe: run by 'p11km bind check', not by hand\n");
-		return 2;
+	if (t->user != NULL && (pw = getpwnam(t->user)) == NULL) {
+		fprintf(out, "no user '%s' on this system\n", t->user);
+		fflush(out);
+		_exit(0);
 	}
-	memset(&t, 0, sizeof(t));
-	t.openssl_cnf = argv[1];
-	t.key = argv[2];
-	t.cert = argv[3][0] ? argv[3] : NULL;
-	t.user = argv[4][0] ? argv[4] : NULL;
-	t.module_path = argv[5][0] ? argv[5] : NULL;
-	if (t.user != NULL && (pw = getpwnam(t.user)) == NULL) {
-		printf("no user '%s' on this system\n", t.user);
-		return 0;
-	}
-	master(&t, t.user != NULL, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, stdout);
-	return 0;
+	master(t, t->user != NULL, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, out);
+	_exit(0); /* not reached: master() ends the process */
 }
 
 /* The probe: P11KM_ENGINE_PROBE, next to this program, or in

@@ -1,11 +1,29 @@
 /* p11km-engine-probe: loads a binding through the pkcs11 engine in a fresh
- * process, as a server does; run by 'p11km bind emit' and 'bind check'. */
+ * process, as a server does; started by 'p11km bind emit' and 'bind check'
+ * with OPENSSL_CONF set.  Arguments:
+ *   OPENSSL_CNF KEY-URI CERT USER MODULE_PATH   ("" for none)
+ * Problems go to stdout, one line each. */
 #include "config.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #include "p11km/bind.h"
 
 int
 main(int argc, char **argv)
 {
-	return p11km_engine_probe_main(argc, argv);
+	struct p11km_engine_trial t;
+
+	if (argc != 6) {
+		fprintf(stderr, "p11km-engine-probe: started by 'p11km bind check', not by hand\n");
+		return 2;
+	}
+	memset(&t, 0, sizeof(t));
+	t.openssl_cnf = argv[1];
+	t.key = argv[2];
+	t.cert = argv[3][0] ? argv[3] : NULL;
+	t.user = argv[4][0] ? argv[4] : NULL;
+	t.module_path = argv[5][0] ? argv[5] : NULL;
+	p11km_engine_probe(&t, stdout);
 }

@@ -4,6 +4,7 @@
 #define P11KM_BIND_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <openssl/x509.h>
@@ -132,8 +133,10 @@ struct p11km_engine_trial {
 };
 int p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr);
 
-/* main() of p11km-engine-probe, the fresh process p11km_engine_try() runs. */
-int p11km_engine_probe_main(int argc, char **argv);
+/* The work of p11km-engine-probe, the fresh process p11km_engine_try()
+ * starts: load and sign as a server, problems to out.  Ends the process. */
+void p11km_engine_probe(const struct p11km_engine_trial *t, FILE *out)
+	__attribute__((noreturn));
 
 /* PIN file for a server: owner, mode 0400/0600, no trailing newline,
  * at most 32 bytes. */
