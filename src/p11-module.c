@@ -100,6 +100,7 @@ init_module(struct p11km_module *m, int skip_on_failure)
 
 	if (rv == CKR_OK) {
 		m->initialized = 1;
+		p11km_verbose("module '%s' initialised", m->name);
 		return 0;
 	}
 	if (skip_on_failure) {

@@ -189,6 +189,8 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
 		free(key);
 		s->logged_in = user;
+		p11km_verbose("logged in to token '%s' as %s", s->tok->label,
+		              user == CKU_SO ? "security officer" : "user");
 		return 0;
 	}
 	remember_failure(s->ctx, key);

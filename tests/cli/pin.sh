@@ -120,6 +120,11 @@ check_nogrep "... and the PIN is not echoed" "$PINVAL" "$T/err"
 check "--trace" "$P11KM" --trace --pin-source "file:$T/pin" object list "$K"
 check_grep "--trace shows C_Login and its result" 'trace: C_Login -> CKR_OK' "$T/err"
 check_nogrep "--trace does not show the PIN" "$PINVAL" "$T/err"
+check "--verbose says which module and login" "$P11KM" --verbose --pin-source "file:$T/pin" object list "$K"
+check_grep "--verbose: the module" "^p11km: module '.*' initialised$" "$T/err"
+check_grep "--verbose: the login" "^p11km: logged in to token 'P1' as user$" "$T/err"
+check "--quiet: no note" "$P11KM" --quiet object list 'pkcs11:token=P1'
+check_eq "--quiet: nothing on stderr" "$(wc -c < "$T/err")" 0
 check "--trace --verbose with pin-value" "$P11KM" --trace --verbose object list "$K?pin-value=$PINVAL"
 check_nogrep "--trace with pin-value does not show the PIN" "$PINVAL" "$T/err"
 
