@@ -1,6 +1,8 @@
 /* bind-emit.c: server flavours and the files of a binding. */
 #include "config.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,6 +306,14 @@ render_stunnel(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	              "; OPENSSL_CONF=%s/openssl.cnf (see the systemd drop-in).\n"
 	              "engine = pkcs11\n"
 	              "engineCtrl = MODULE_PATH:%s\n", p->dir, p->module_path);
+	if (p->service_user != NULL) {
+		struct passwd *pw = getpwnam(p->service_user);
+		struct group *gr = pw ? getgrgid(pw->pw_gid) : NULL;
+		fprintf(t.fp, "; after loading the key, run as %s (it must be able to read the "
+		        "token store)\nsetuid = %s\n", p->service_user, p->service_user);
+		if (gr != NULL && p11km_config_safe(gr->gr_name))
+			fprintf(t.fp, "setgid = %s\n", gr->gr_name);
+	}
 	for (size_t i = 0; i < p->n_listen; i++) {
 		listen_fmt(&p->listen[i], addr, sizeof(addr));
 		fprintf(t.fp, "\n[%s-%d]\n", p->server_name ? p->server_name : "p11km",

@@ -24,8 +24,11 @@ cleanup_add "kill $backend"
 
 check "emit stunnel" "$P11KM" bind emit stunnel --key "$TOKEN;object=tun;type=private" \
 	--listen "127.0.0.1:$P" --connect "127.0.0.1:$B" --server-name tun.test --out-dir "$T/st" \
-	--pin-file "$T/st.pin" --pin-source "file:$PIN"
+	--pin-file "$T/st.pin" --pin-source "file:$PIN" --service-user nobody
 S=$T/st/stunnel.conf
+check_grep "stunnel drops to the service user" '^setuid = nobody$' "$S"
+check_fails "bind check: nobody cannot read the token store yet" 5 "$P11KM" bind check "$T/st"
+open_token_dir nobody
 check_grep "engine = pkcs11" '^engine = pkcs11$' "$S"
 check_grep "engineId in the service" '^engineId = pkcs11$' "$S"
 check_grep "key by URI" '^key = pkcs11:.*object=tun;type=private\?pin-source=' "$S"
@@ -33,10 +36,12 @@ check_grep "cert by URI" '^cert = pkcs11:.*object=tun;type=cert$' "$S"
 check "bind check passes" "$P11KM" bind check "$T/st"
 
 # the emitted file, with the process settings of this test in front
-{ echo "pid = $T/stunnel.pid"; echo "output = $T/stunnel.log"; cat "$S"; } > "$T/run.conf"
+# (stunnel writes its pid file after dropping to nobody)
+mkdir -p "$T/run"; chown nobody "$T/run"
+{ echo "pid = $T/run/stunnel.pid"; echo "output = $T/run/stunnel.log"; cat "$S"; } > "$T/run.conf"
 check "stunnel starts" env OPENSSL_CONF="$T/st/openssl.cnf" stunnel4 "$T/run.conf"
-for i in $(seq 30); do [ -s "$T/stunnel.pid" ] && break; sleep 0.1; done
-cleanup_add "kill \$(cat '$T/stunnel.pid') 2>/dev/null"
+for i in $(seq 30); do [ -s "$T/run/stunnel.pid" ] && break; sleep 0.1; done
+cleanup_add "kill \$(cat '$T/run/stunnel.pid') 2>/dev/null"
 wait_port "$P"
 wait_port "$B"
 
@@ -45,11 +50,12 @@ check "the served certificate is the token's" test "$(serial_served "$P" tun.tes
 check "curl --cacert through stunnel to the backend" curl -sSf --cacert "$T/ca.pem" \
 	--resolve "tun.test:$P:127.0.0.1" -o "$T/body" "https://tun.test:$P/"
 check_grep "the backend's page came through" 'behind stunnel' "$T/body"
+check "stunnel runs as nobody" test "$(ps -o user= -p "$(cat "$T/run/stunnel.pid")")" = nobody
 check "bind verify" "$P11KM" bind verify "127.0.0.1:$P" --server-name tun.test \
 	--cert "$TOKEN;object=tun;type=cert" --ca-file "$T/ca.pem"
 check_grep "bind verify: same certificate" 'same certificate' "$T/out"
 
-pid=$(cat "$T/stunnel.pid")
+pid=$(cat "$T/run/stunnel.pid")
 kill "$pid"
 for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 check "stunnel stopped" sh -c "! kill -0 $pid 2>/dev/null"
