@@ -387,6 +387,8 @@ normalise_token_fields(CK_TOKEN_INFO *t)
 		if (memchr(fields[f], '\0', lens[f]) == NULL)
 			continue;
 		if (f == 0) {
+			if (fields[f][0] == '\0')
+				continue; /* all zero: p11-kit's "not given" */
 			for (size_t i = 0; i < lens[f]; i++)
 				if (fields[f][i] == '\0')
 					fields[f][i] = ' ';

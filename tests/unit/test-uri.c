@@ -518,6 +518,8 @@ START_TEST(engine_safe)
 	/* serial alone names the token; a given pin source replaces the URI's */
 	s = engine("pkcs11:serial=abc;object=k?pin-source=/a", "/run/pin", 0, 0);
 	assert_engine_attrs(s);
+	ck_assert_ptr_null(strstr(s, "token="));   /* no label given, none added */
+	ck_assert_ptr_null(strstr(s, "model="));
 	{
 		struct p11km_uri *u = parse_ok(s);
 		ck_assert_str_eq(p11km_uri_pin_source(u), "/run/pin");
