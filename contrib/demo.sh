@@ -4,6 +4,8 @@
 # key on the token -> request -> a local test CA issues -> install the
 # certificate and the CA root -> nginx binding -> nginx on loopback ->
 # verify -> renew -> reload -> verify the new serial -> stop.
+# Run as root (nginx's workers run as nobody).  P11KM=/path/to/p11km skips
+# the install and build steps and uses that binary.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${P11KM:-}" ]; then
