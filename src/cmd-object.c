@@ -75,10 +75,9 @@ print_text(struct listed *l)
 		struct p11km_object *o = &l->objs[i];
 		char *uri = p11km_object_uri(l->tok, o);
 		char *id = o->id_len ? p11km_hex(o->id, o->id_len) : NULL;
+		char *euri = engine_uri(uri, o);
 		const char *curve;
 		int bits;
-
-		char *euri = engine_uri(uri, o);
 
 		printf("%s\n", uri ? uri : "?");
 		printf("    class:       %s\n", p11km_class_name(o->cls));
@@ -123,10 +122,9 @@ print_json(struct p11km_json *j, struct listed *l)
 		struct p11km_object *o = &l->objs[i];
 		char *uri = p11km_object_uri(l->tok, o);
 		char *id = o->id_len ? p11km_hex(o->id, o->id_len) : NULL;
+		char *euri = engine_uri(uri, o);
 		const char *curve;
 		int bits;
-
-		char *euri = engine_uri(uri, o);
 
 		p11km_json_object_begin(j);
 		p11km_json_kv_string(j, "uri", uri);
@@ -241,35 +239,39 @@ list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_ur
 	return 0;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /*
  * Objects that share a URI (same label, id and class, or none of them)
- * cannot be told apart by any URI: say so, once per URI.
+ * cannot be told apart by any URI: say so, once per URI.  Sorted, so a
+ * token with thousands of objects costs n log n, not n squared.
  */
 static void
 warn_shared_uris(const struct listed *l)
 {
 	char **uris = l->n > 0 ? calloc(l->n, sizeof(*uris)) : NULL;
+	size_t nu = 0;
 
 	if (uris == NULL)
 		return;
 	for (size_t i = 0; i < l->n; i++)
-		uris[i] = p11km_object_uri(l->tok, &l->objs[i]);
-	for (size_t i = 0; i < l->n; i++) {
-		size_t same = 0, first = 1;
-		if (uris[i] == NULL)
-			continue;
-		for (size_t k = 0; k < l->n; k++) {
-			if (uris[k] == NULL || strcmp(uris[i], uris[k]) != 0)
-				continue;
-			same++;
-			if (k < i)
-				first = 0;
-		}
-		if (same > 1 && first)
+		if ((uris[nu] = p11km_object_uri(l->tok, &l->objs[i])) != NULL)
+			nu++;
+	qsort(uris, nu, sizeof(*uris), cmp_str);
+	for (size_t i = 0; i < nu;) {
+		size_t k = i + 1;
+		while (k < nu && strcmp(uris[i], uris[k]) == 0)
+			k++;
+		if (k - i > 1)
 			p11km_warn("%zu objects share the URI %s: no URI can select one of them; give "
-			           "them distinct labels or ids", same, uris[i]);
+			           "them distinct labels or ids", k - i, uris[i]);
+		i = k;
 	}
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < nu; i++)
 		free(uris[i]);
 	free(uris);
 }
