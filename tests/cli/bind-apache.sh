@@ -62,6 +62,10 @@ cleanup_add "kill \$(cat '$A/httpd.pid') 2>/dev/null"
 wait_port "$P"
 for i in $(seq 30); do [ -s "$A/httpd.pid" ] && break; sleep 0.1; done
 main=$(cat "$A/httpd.pid")
+for i in $(seq 30); do
+	[ "$(ps -o user= --ppid "$main" 2>/dev/null | grep -c '^www-data')" -ge 2 ] && break
+	sleep 0.1
+done
 check "children run as www-data" test "$(ps -o user= --ppid "$main" | grep -c '^www-data')" -ge 2
 
 check "s_client verifies (chain + name)" s_client_ok "$P" site.test

@@ -66,6 +66,10 @@ cleanup_add "kill \$(cat '$N/nginx.pid') 2>/dev/null"
 wait_port "$P1"
 wait_port "$P2"
 master=$(cat "$N/nginx.pid" 2>/dev/null)
+for i in $(seq 30); do   # workers fork and switch user right after start
+	[ "$(ps -o user= --ppid "$master" 2>/dev/null | grep -c '^nobody')" = 2 ] && break
+	sleep 0.1
+done
 check "master process runs as root" test "$(ps -o user= -p "$master")" = root
 check "two workers, both running as nobody" \
 	test "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2
