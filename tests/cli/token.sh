@@ -156,7 +156,8 @@ if grep -qs softhsm /usr/share/p11-kit/modules/*.module; then
 	check_eq "the registry finds T1 and T2 through softhsm2" \
 		"$(json_get "$T/reg.json" 'sorted(t["label"] for t in d["tokens"] if t["module"] == "softhsm2" and t["label"].startswith("T"))')" \
 		"['T1', 'T2 with space']"
-	if grep -qs tpm2 /usr/share/p11-kit/modules/*.module; then
+	# (On a machine with a TPM, tpm2_pkcs11 starts and there is nothing to skip.)
+	if grep -qs tpm2 /usr/share/p11-kit/modules/*.module && [ ! -e /dev/tpmrm0 ] && [ ! -e /dev/tpm0 ]; then
 		check_grep "tpm2_pkcs11 is skipped with a one-line note naming it and the CKR_" \
 			"^p11km: note: skipping module 'tpm2_pkcs11': C_Initialize failed: CKR_[A-Z_]+$" "$T/reg.err"
 		check_eq "one note, not an error" "$(grep -c '^p11km: ' "$T/reg.err")" 1
