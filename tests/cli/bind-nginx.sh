@@ -139,6 +139,10 @@ check "after reload: bind verify passes" "$P11KM" bind verify "127.0.0.1:$P1" \
 check_grep "after reload: the new serial is served" 'serial: +03EA' "$T/out"
 check "after reload: s_client verifies" s_client_ok "$P1" web1.test
 check "after reload: web2 unchanged" test "$(serial_served "$P1" web2.test)" = 07D1
+for i in $(seq 50); do   # the old workers finish and exit
+	[ "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2 ] && break
+	sleep 0.1
+done
 check "after reload: two workers as nobody" \
 	test "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2
 
