@@ -30,7 +30,7 @@ const struct p11km_opt p11km_global_opts[] = {
 	  "PKCS#11 module: a p11-kit registered name or a path (also P11KM_MODULE)" },
 	{ "pin-source", 1, G_PIN_SOURCE, "SPEC", "user PIN from file:PATH, env:VAR, fd:N or prompt" },
 	{ "so-pin-source", 1, G_SO_PIN_SOURCE, "SPEC", "security officer PIN, same forms" },
-	{ "json", 0, G_JSON, NULL, "machine-readable output (schema in p11km(1))" },
+	{ "json", 0, G_JSON, NULL, "machine-readable output (schemas in the man pages)" },
 	{ "verbose", 0, G_VERBOSE, NULL, "say more about what is done (-v)" },
 	{ "quiet", 0, G_QUIET, NULL, "no notes or warnings, errors only (-q)" },
 	{ "trace", 0, G_TRACE, NULL, "log every PKCS#11 call and its result (never PINs)" },
