@@ -362,7 +362,7 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	char *dir = NULL, *pin_file = NULL, *pin_spec = NULL, *pin = NULL;
 	const char *base;
 	size_t pin_len = 0;
-	int argi, r, write_pin = 0;
+	int argi = 0, r, write_pin = 0;
 
 	memset(&p, 0, sizeof(p));
 	if ((r = emit_parse(cmd, argc, argv, &a, &argi)) < 0)
