@@ -102,8 +102,10 @@ p11km_store_system_load(struct p11km_store *st)
 	return r;
 }
 
+/* Run the distribution's tool.  After a removal Debian's needs --fresh:
+ * without it the links to a removed file stay (nothing "changed"). */
 static int
-update_tool(const struct p11km_store *st, int rhel)
+update_tool(const struct p11km_store *st, int rhel, int removed)
 {
 	int scratch = strcmp(st->system_root, "/") != 0;
 
@@ -116,8 +118,9 @@ update_tool(const struct p11km_store *st, int rhel)
 		}
 		return p11km_run(argv, NULL, NULL);
 	}
-	char *argv[] = { "update-ca-certificates", "--sysroot", st->system_root, NULL };
-	char *plain[] = { "update-ca-certificates", NULL };
+	char *argv[] = { "update-ca-certificates", "--sysroot", st->system_root,
+	                 removed ? "--fresh" : NULL, NULL };
+	char *plain[] = { "update-ca-certificates", removed ? "--fresh" : NULL, NULL };
 	return p11km_run(scratch ? argv : plain, NULL, NULL);
 }
 
@@ -168,7 +171,7 @@ p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_O
 	}
 	if ((r = p11km_ftxn_commit(t)) < 0)
 		goto out;
-	r = update_tool(st, rhel);
+	r = update_tool(st, rhel, n_rm > 0);
 out:
 	p11km_ftxn_free(t);
 	p11km_buf_release(&b);

@@ -1,0 +1,210 @@
+#!/bin/sh
+# roots install/remove/list: Debian's Mozilla roots into every store in one
+# process, judged by openssl rehash/verify, curl --capath, p11tool,
+# certutil and update-ca-certificates (in a scratch root).
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/certs.sh"
+for t in openssl p11tool certutil curl update-ca-certificates python3; do
+	command -v $t >/dev/null 2>&1 || skip_all "$t missing"
+done
+MOZ=/usr/share/ca-certificates/mozilla
+ls $MOZ/*.crt >/dev/null 2>&1 || skip_all "ca-certificates is not installed"
+[ -f "${P11SHIM:-}" ] || skip_all "the PKCS#11 shim is not built"
+softhsm_setup
+new_token trust
+M=$SOFTHSM2_MODULE
+SOPIN=$T/sopin-trust
+TOK="pkcs11:token=trust"
+ca_setup "$T/ca" || { echo "cannot make the test CA"; exit 99; }
+CA=$T/ca
+NMOZ=$(ls $MOZ/*.crt | wc -l)
+
+# --- all Mozilla roots into four stores, one process, one session, one login ----
+check "install $NMOZ Mozilla roots into a token, a PEM bundle and an openssl-dir" \
+	env P11KM_MODULE="$P11SHIM" P11SHIM_MODULE="$M" P11SHIM_COUNT_FILE="$T/counts" \
+	"$P11KM" roots install $MOZ/*.crt "$CA/root.pem" --to "token:$TOK" --to "pem-bundle:$T/bundle.pem" \
+	--to "openssl-dir:$T/dir" --so-pin-source "file:$SOPIN"
+cp "$T/out" "$T/install.out"
+N=$((NMOZ + 1))
+[ "$(awk '$1=="C_Login"{print $2}' "$T/counts")" = 1 ] && ok "one C_Login for $N certificates" ||
+	not_ok "C_Login count: $(grep C_Login "$T/counts")"
+[ "$(awk '$1=="C_OpenSession"{print $2}' "$T/counts")" = 1 ] && ok "one C_OpenSession" ||
+	not_ok "C_OpenSession count: $(grep C_OpenSession "$T/counts")"
+check_grep "each certificate is shown with its SHA-256 fingerprint and subject" \
+	"openssl-dir:$T/dir: added: $(fp "$CA/root.pem") CN=p11km Test Root" "$T/install.out"
+check_grep "the summary counts them" "openssl-dir:$T/dir: $N added, 0 already present" "$T/install.out"
+
+# openssl-dir: the links openssl rehash makes
+mkdir "$T/rehash-ours" "$T/rehash-moz"
+cp "$T/dir/"*.pem "$T/rehash-ours/"
+openssl rehash "$T/rehash-ours" 2>/dev/null
+links() { # DIR: "link sha256-of-target" for every hash link, sorted (python3 reads the PEM)
+	python3 - "$1" <<'EOF'
+import base64, hashlib, os, re, sys
+d = sys.argv[1]
+out = []
+for n in os.listdir(d):
+    p = os.path.join(d, n)
+    if not (os.path.islink(p) and re.fullmatch(r"[0-9a-f]{8}\.[0-9]+", n)):
+        continue
+    pem = open(p).read()
+    b64 = re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S).group(1)
+    out.append("%s %s" % (n, hashlib.sha256(base64.b64decode("".join(b64.split()))).hexdigest()))
+print("\n".join(sorted(out)))
+EOF
+}
+links "$T/dir" > "$T/links.ours"
+links "$T/rehash-ours" > "$T/links.rehash"
+[ "$(wc -l < "$T/links.ours")" = "$N" ] && ok "one hash link per certificate ($N)" ||
+	not_ok "$(wc -l < "$T/links.ours") links"
+cmp -s "$T/links.ours" "$T/links.rehash" && ok "the same links (names and targets) as openssl rehash" ||
+	{ not_ok "links differ from openssl rehash"; diff "$T/links.ours" "$T/links.rehash" | head -5 | sed 's/^/#   /'; }
+cp $MOZ/*.crt "$CA/root.pem" "$T/rehash-moz/"
+openssl rehash "$T/rehash-moz" 2>/dev/null
+links "$T/rehash-moz" | sed 's/\.[0-9]* / /' | sort > "$T/moz.pairs"
+sed 's/\.[0-9]* / /' "$T/links.ours" | sort > "$T/ours.pairs"
+cmp -s "$T/moz.pairs" "$T/ours.pairs" && ok "the same hash/certificate pairs as openssl rehash of the originals" ||
+	not_ok "hash pairs differ from a rehash of the originals"
+
+# verify and curl with a chain rooted in the test root
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/srv.key" \
+	-out "$T/srv.csr" -subj /CN=localhost 2>/dev/null
+openssl x509 -req -in "$T/srv.csr" -CA "$CA/inter.pem" -CAkey "$CA/inter.key" -set_serial 0x5001 \
+	-days 30 -extfile "$CA/ca.cnf" -extensions leaf -out "$T/srv.pem" 2>/dev/null
+check "openssl verify -CApath accepts a chain rooted in the openssl-dir" \
+	openssl verify -CApath "$T/dir" -untrusted "$CA/inter.pem" "$T/srv.pem"
+check "openssl verify -CAfile accepts it with the PEM bundle" \
+	openssl verify -CAfile "$T/bundle.pem" -untrusted "$CA/inter.pem" "$T/srv.pem"
+[ "$(grep -c 'BEGIN CERTIFICATE' "$T/bundle.pem")" = "$N" ] && ok "the bundle holds $N certificates" ||
+	not_ok "bundle count"
+PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 10000))
+openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" -cert_chain "$CA/inter.pem" -key "$T/srv.key" -www -quiet \
+	</dev/null >"$T/s_server.log" 2>&1 &
+SPID=$!
+cleanup_add "kill $SPID"
+for i in $(seq 50); do
+	curl -s -o /dev/null --capath "$T/dir" "https://localhost:$PORT/" \
+		--resolve "localhost:$PORT:127.0.0.1" 2>/dev/null && break
+	sleep 0.1
+done
+check "curl --capath accepts the server" curl -sS -o /dev/null --capath "$T/dir" \
+	--resolve "localhost:$PORT:127.0.0.1" "https://localhost:$PORT/"
+mkdir "$T/empty"
+check_fails "and refuses it with an empty capath" 60 curl -sS -o /dev/null --capath "$T/empty" \
+	--resolve "localhost:$PORT:127.0.0.1" "https://localhost:$PORT/"
+kill $SPID 2>/dev/null
+
+# token: p11tool lists them as trusted
+p11tool --provider "$M" --list-all-trusted "$TOK" > "$T/trusted" 2>/dev/null
+[ "$(grep -c 'type=cert' "$T/trusted")" = "$N" ] && ok "p11tool --list-all-trusted shows the $N roots" ||
+	not_ok "p11tool lists $(grep -c 'type=cert' "$T/trusted") trusted certificates"
+check_grep "including the test root" "object=p11km%20Test%20Root" "$T/trusted"
+p11tool --provider "$M" --list-all-certs "$TOK" > "$T/allcerts" 2>/dev/null
+check_grep "they are authority certificates" "CKA_CERTIFICATE_CATEGORY=CA" "$T/allcerts"
+
+# again: nothing changes, and it says so
+ls -l --time-style=full-iso "$T/dir" "$T/bundle.pem" > "$T/before"
+check "installing them again succeeds" "$P11KM" roots install $MOZ/*.crt "$CA/root.pem" \
+	--to "token:$TOK" --to "pem-bundle:$T/bundle.pem" --to "openssl-dir:$T/dir" --so-pin-source "file:$SOPIN"
+check_grep "and says they are already present" "0 added, $N already present" "$T/out"
+check_grep "per certificate" "already present, unchanged: $(fp "$CA/root.pem")" "$T/out"
+ls -l --time-style=full-iso "$T/dir" "$T/bundle.pem" > "$T/after"
+cmp -s "$T/before" "$T/after" && ok "no file was rewritten" || not_ok "files changed"
+p11tool --provider "$M" --list-all-trusted "$TOK" 2>/dev/null | grep -c 'type=cert' > "$T/n"
+[ "$(cat "$T/n")" = "$N" ] && ok "no duplicate on the token" || not_ok "$(cat "$T/n") trusted objects"
+
+# --- list, dry run, JSON --------------------------------------------------------------
+check "roots list openssl-dir" "$P11KM" roots list "openssl-dir:$T/dir"
+[ "$(wc -l < "$T/out")" = "$N" ] && ok "lists $N certificates" || not_ok "list: $(wc -l < "$T/out")"
+check "roots list token" "$P11KM" roots list "token:$TOK"
+check_grep "the token list shows the test root's fingerprint" "^$(fp "$CA/root.pem") " "$T/out"
+openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r2.key" \
+	-out "$T/root2.pem" -days 30 -subj "/CN=p11km Second Root" \
+	-addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+check "--dry-run" "$P11KM" roots install "$T/root2.pem" --to "openssl-dir:$T/dir" --to "pem-bundle:$T/bundle.pem" --dry-run
+check_grep "--dry-run shows what would change per store" "openssl-dir:$T/dir: would add: $(fp "$T/root2.pem")" "$T/out"
+check_grep "in each store" "pem-bundle:$T/bundle.pem: would add" "$T/out"
+ls -l --time-style=full-iso "$T/dir" "$T/bundle.pem" > "$T/after"
+cmp -s "$T/before" "$T/after" && ok "--dry-run changed nothing" || not_ok "--dry-run changed files"
+check "--json install" "$P11KM" --json roots install "$T/root2.pem" --to "pem-bundle:$T/bundle.pem"
+cp "$T/out" "$T/json"
+check "the JSON says what was added" python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d['stores'][0]['added'] == [sys.argv[2]], d
+assert d['certificates'][0]['subject'] == 'CN=p11km Second Root', d
+" "$T/json" "$(fp "$T/root2.pem")"
+
+# --- only CA certificates ------------------------------------------------------------------
+check_fails "a non-CA certificate is refused as a root" 2 "$P11KM" roots install "$T/srv.pem" --to "pem-bundle:$T/b2.pem"
+check_grep "saying why and what to do" "not a CA certificate.*--allow-non-ca" "$T/err"
+[ ! -e "$T/b2.pem" ] && ok "nothing was written" || not_ok "b2.pem written"
+check "--allow-non-ca accepts it" "$P11KM" roots install "$T/srv.pem" --to "pem-bundle:$T/b2.pem" --allow-non-ca
+# a CA certificate claiming to be self-issued whose signature does not verify
+openssl x509 -in "$CA/root.pem" -outform DER -out "$T/root.der"
+python3 - "$T/root.der" "$T/forged.der" <<'EOF'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+d[-5] ^= 0x01   # inside the signature value
+open(sys.argv[2], 'wb').write(d)
+EOF
+check_fails "a root with a broken self-signature is refused" 2 "$P11KM" roots install "$T/forged.der" --to "pem-bundle:$T/b3.pem"
+check_grep "saying so" "self-signature" "$T/err"
+
+# --- remove ------------------------------------------------------------------------------------
+FPR=$(fp "$T/root2.pem" | sed 's/../&:/g; s/:$//')
+check "remove by fingerprint (with colons)" "$P11KM" roots remove "$FPR" --from "pem-bundle:$T/bundle.pem"
+check "openssl: the bundle no longer verifies the second root" sh -c "! openssl verify -CAfile '$T/bundle.pem' '$T/root2.pem' >/dev/null 2>&1"
+check_fails "removing it again is an error" 4 "$P11KM" roots remove "$FPR" --from "pem-bundle:$T/bundle.pem"
+check "unless --force" "$P11KM" --force roots remove "$FPR" --from "pem-bundle:$T/bundle.pem"
+check "remove the test root by file from the token and the openssl-dir" "$P11KM" roots remove "$CA/root.pem" \
+	--from "token:$TOK" --from "openssl-dir:$T/dir" --so-pin-source "file:$SOPIN"
+check_fails "openssl verify -CApath no longer accepts the chain" 2 openssl verify -CApath "$T/dir" -untrusted "$CA/inter.pem" "$T/srv.pem"
+links "$T/dir" > "$T/links.ours"
+rm -rf "$T/rehash-ours"; mkdir "$T/rehash-ours"; cp "$T/dir/"*.pem "$T/rehash-ours/"
+openssl rehash "$T/rehash-ours" 2>/dev/null
+links "$T/rehash-ours" > "$T/links.rehash"
+cmp -s "$T/links.ours" "$T/links.rehash" && ok "after removal the links still match openssl rehash" ||
+	not_ok "links differ after removal"
+p11tool --provider "$M" --list-all-trusted "$TOK" > "$T/trusted" 2>/dev/null
+check_nogrep "p11tool no longer lists the test root" "p11km%20Test%20Root" "$T/trusted"
+
+# --- NSS ------------------------------------------------------------------------------------------
+check "install into a new NSS database" "$P11KM" roots install "$CA/root.pem" "$T/root2.pem" --to "nss:$T/nss"
+certutil -L -d "sql:$T/nss" > "$T/certutil" 2>&1
+check_grep "certutil lists the test root with trust C,," "p11km Test Root.*C,," "$T/certutil"
+check_grep "and the second root" "p11km Second Root.*C,," "$T/certutil"
+check "again: nothing changes" "$P11KM" roots install "$CA/root.pem" --to "nss:$T/nss"
+check_grep "it says so" "0 added, 1 already present" "$T/out"
+check "roots list nss" "$P11KM" roots list "nss:$T/nss"
+check_grep "lists it by fingerprint" "^$(fp "$CA/root.pem") " "$T/out"
+check "remove from NSS" "$P11KM" roots remove "$T/root2.pem" --from "nss:$T/nss"
+certutil -L -d "sql:$T/nss" > "$T/certutil" 2>&1
+check_nogrep "certutil no longer lists it" "Second Root" "$T/certutil"
+
+# --- system store in a scratch root ------------------------------------------------------------
+R=$T/sysroot
+mkdir -p "$R/etc/ssl/certs" "$R/usr/local/share/ca-certificates" "$R/usr/share/ca-certificates" \
+	"$R/etc/ca-certificates/update.d"
+: > "$R/etc/ca-certificates.conf"
+# someone else's local root: Debian's tool rebuilds the bundle only when it
+# holds at least one certificate
+cp "$T/root2.pem" "$R/usr/local/share/ca-certificates/other.crt"
+ls -la /usr/local/share/ca-certificates > "$T/real.before" 2>&1
+check "install into the system store under --system-root" "$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
+check "update-ca-certificates put it into the bundle" openssl verify -CAfile "$R/etc/ssl/certs/ca-certificates.crt" \
+	-untrusted "$CA/inter.pem" "$T/srv.pem"
+check "P11KM_SYSTEM_ROOT works the same (list)" env P11KM_SYSTEM_ROOT="$R" "$P11KM" roots list system
+check_grep "and lists the root" "^$(fp "$CA/root.pem") " "$T/out"
+check "remove from the system store" env P11KM_SYSTEM_ROOT="$R" "$P11KM" roots remove "$CA/root.pem" --from system
+check_fails "the bundle no longer has it" 2 openssl verify -CAfile "$R/etc/ssl/certs/ca-certificates.crt" \
+	-untrusted "$CA/inter.pem" "$T/srv.pem"
+ls -la /usr/local/share/ca-certificates > "$T/real.after" 2>&1
+cmp -s "$T/real.before" "$T/real.after" && ok "the real /usr/local/share/ca-certificates is untouched" ||
+	not_ok "the real system store changed"
+
+# --- bad store names -----------------------------------------------------------------------------
+check_fails "an unknown store kind is a usage error" 2 "$P11KM" roots list "ldap:x"
+check_fails "a store is required" 2 "$P11KM" roots install "$CA/root.pem"
+
+done_testing
