@@ -1,6 +1,6 @@
 /* bind-check.c: check a binding the way the server will load it: through the
- * libp11 engine, with the emitted openssl.cnf, as the service user after a
- * fork.  The ENGINE API is deprecated in OpenSSL 3 but it is what the
+ * libp11 engine, with the emitted openssl.cnf, in a fresh process (the
+ * engine probe), then as the service user after a fork.  The ENGINE API is deprecated in OpenSSL 3 but it is what the
  * servers on Debian 12 use, so this file (and only this one) uses it. */
 #define OPENSSL_API_COMPAT 10101
 #define OPENSSL_SUPPRESS_DEPRECATED 1

@@ -117,9 +117,10 @@ int p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_uri, const char *c
  * OPENSSL_CONF=openssl_cnf at init; ENGINE_load_private_key,
  * LOAD_CERT_CTRL or a PEM file), sign a test message and verify it with
  * the certificate's public key; then, when user is set, in a forked child
- * running as user (as a server worker), sign again.  The child also checks that it can read the PIN file
- * and the module's token store.  Problems go to pr; returns 0, or an
- * error for failures of the check itself (fork, pipe).
+ * running as user (as a server worker, where libp11 re-initialises the
+ * module), check that the module's token store is readable and sign again.
+ * env ("VAR=value", n_env of them) is set for the probe.  Problems go to
+ * pr; returns 0, or an error for failures of the check itself (fork, pipe).
  */
 struct p11km_engine_trial {
 	const char *openssl_cnf;
@@ -127,7 +128,6 @@ struct p11km_engine_trial {
 	const char *cert;    /* pkcs11: URI or a PEM/DER file */
 	const char *user;
 	const char *module_path;
-	const char *pin_file;
 	char *const *env;
 	size_t n_env;
 };
