@@ -204,9 +204,8 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 	for (int tries = 0; tries < 2; tries++) {
 		unsigned char *nb = realloc(buf, cap);
 		if (nb == NULL) {
+			/* the operation stays active until the session is closed */
 			free(buf);
-			/* end the operation */
-			P11KM_CALL(s->f, C_Sign, s->h, (CK_BYTE_PTR)data, len, NULL, &got);
 			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		}
 		buf = nb;
