@@ -526,7 +526,7 @@ p11km_san_parse(const char *spec, GENERAL_NAMES **gens)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	/* Split at commas that start a new "TYPE:" (a URI may hold commas). */
 	for (start = p = copy; r == 0; p++) {
-		if (*p == '\0' || (*p == ',' && san_prefix(p + 1) >= 0)) {
+		if (*p == '\0' || (*p == ',' && san_prefix(p + 1 + strspn(p + 1, " ")) >= 0)) {
 			int end = *p == '\0';
 			*p = '\0';
 			while (*start == ' ')

@@ -184,6 +184,8 @@ START_TEST(san_all_types)
 	ck_assert_int_eq(p11km_san_parse("IP:2001:db8::1,email:x@example.com,URI:https://e.example/a,b", &g), 0);
 	ck_assert_int_eq(p11km_san_parse("IP:[2001:db8::1]", &g), 0);
 	ck_assert_int_eq(sk_GENERAL_NAME_num(g), 7);
+	ck_assert_int_eq(p11km_san_parse("DNS:c.example, DNS:d.example", &g), 0);
+	ck_assert_int_eq(sk_GENERAL_NAME_num(g), 9);
 	for (int i = 0; i < 7; i++) {
 		int type;
 		ASN1_STRING *s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(g, i), &type);
