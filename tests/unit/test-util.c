@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "p11km/p11.h"
 #include "p11km/util.h"
 
 static char tmpdir[64];
@@ -149,6 +150,58 @@ START_TEST(error_messages)
 		p11km_fail(P11KM_ERR_IO, "%s", big);
 		ck_assert_int_lt(strlen(p11km_errmsg(P11KM_ERR_IO)), sizeof(big) - 1);
 	}
+}
+END_TEST
+
+/* CK_RV by name, and their mapping onto p11km's errors and exit codes. */
+START_TEST(ckr_names)
+{
+	static const struct { CK_RV rv; const char *name; int code; } want[] = {
+		{ CKR_OK, "CKR_OK", P11KM_ERR_TOKEN },
+		{ CKR_PIN_INCORRECT, "CKR_PIN_INCORRECT", P11KM_ERR_LOGIN },
+		{ CKR_PIN_LOCKED, "CKR_PIN_LOCKED", P11KM_ERR_LOGIN },
+		{ CKR_USER_NOT_LOGGED_IN, "CKR_USER_NOT_LOGGED_IN", P11KM_ERR_LOGIN },
+		{ CKR_DEVICE_REMOVED, "CKR_DEVICE_REMOVED", P11KM_ERR_TOKEN },
+		{ CKR_TOKEN_NOT_PRESENT, "CKR_TOKEN_NOT_PRESENT", P11KM_ERR_TOKEN },
+		{ CKR_GENERAL_ERROR, "CKR_GENERAL_ERROR", P11KM_ERR_TOKEN },
+		{ CKR_DEVICE_ERROR, "CKR_DEVICE_ERROR", P11KM_ERR_TOKEN },
+	};
+	char want_msg[128];
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		int r;
+		ck_assert_str_eq(p11km_ckr_name(want[i].rv), want[i].name);
+		r = p11km_fail_ckr(want[i].rv, "tok", "C_Login");
+		ck_assert_int_eq(r, want[i].code);
+		ck_assert_int_eq(p11km_exit_code(r), 3);
+		snprintf(want_msg, sizeof(want_msg), "tok: C_Login failed: %s", want[i].name);
+		ck_assert_msg(strncmp(p11km_errmsg(r), want_msg, strlen(want_msg)) == 0, "%s",
+		              p11km_errmsg(r));
+		ck_assert(strchr(p11km_errmsg(r), '\n') == NULL);
+	}
+	/* an unknown value is still printed as a CKR_ name, never a bare number */
+	ck_assert(strncmp(p11km_ckr_name(0x7ffffff1UL), "CKR_", 4) == 0);
+	ck_assert_ptr_nonnull(strstr(p11km_ckr_name(0x7ffffff1UL), "7ffffff1"));
+	/* classes and key types by name */
+	ck_assert_str_eq(p11km_class_name(CKO_PRIVATE_KEY), "private");
+	ck_assert_str_eq(p11km_class_name(CKO_CERTIFICATE), "cert");
+	ck_assert_str_eq(p11km_key_type_name(CKK_EC), "ec");
+	ck_assert_int_eq(p11km_keytype_parse("EC:P256"), P11KM_KEY_EC_P256);
+	ck_assert_int_eq(p11km_keytype_parse("rsa:1024"), -1);
+	ck_assert_str_eq(p11km_keytype_name(P11KM_KEY_RSA3072), "rsa:3072");
+}
+END_TEST
+
+START_TEST(join_uris)
+{
+	char *u[] = { "pkcs11:token=a", "pkcs11:token=b" };
+	char *s = p11km_join_uris(u, 2);
+
+	ck_assert_str_eq(s, "pkcs11:token=a pkcs11:token=b");
+	free(s);
+	s = p11km_join_uris(u, 0);
+	ck_assert_str_eq(s, "");
+	free(s);
 }
 END_TEST
 
@@ -391,6 +444,8 @@ util_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, error_codes);
 	tcase_add_test(tc, error_messages);
+	tcase_add_test(tc, ckr_names);
+	tcase_add_test(tc, join_uris);
 	tcase_add_test(tc, hex);
 	tcase_add_test(tc, strings);
 	tcase_add_test(tc, buffers);
