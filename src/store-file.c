@@ -416,6 +416,10 @@ bundle_load(struct p11km_store *st)
 	struct stat sb;
 	int r;
 
+	if (lstat(st->path, &sb) == 0 && S_ISLNK(sb.st_mode))
+		return p11km_fail(P11KM_ERR_IO,
+		    "refusing to use '%s': it is a symbolic link; remove it or choose another path",
+		    st->path);
 	if (stat(st->path, &sb) < 0 && errno == ENOENT)
 		return 0;
 	if (stat(st->path, &sb) == 0 && sb.st_size == 0)

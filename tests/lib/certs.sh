@@ -75,7 +75,7 @@ token_certs() {
 	pkcs11-tool --module "$1" --token-label "$2" ${3:+--login --pin "$(cat "$3")"} -O --type cert 2>/dev/null |
 	awk '/^Certificate Object/{if(n)print id"|"l"|"s; n=1; id="";l="";s=""}
 	     /^  label:/{sub(/^  label: +/,""); l=$0}
-	     /^  ID:/{id=$2} /^  serial:/{s=$2} END{if(n)print id"|"l"|"s}'
+	     /^  ID:/{id=$2} /^  serial:/{s=tolower($2)} END{if(n)print id"|"l"|"s}'
 }
 
 # token_keys MODULE TOKEN PINFILE: "class|id|label" of every key object.
