@@ -103,6 +103,49 @@ check_eq "one C_Login" "$(count_of C_Login)" 1
 check "without a PIN, both tokens are listed (public objects)" shim_p11km object list
 check_eq "without a PIN: zero C_Login" "$(count_of C_Login)" 0
 
+# --- prompt: on a terminal, without echo --------------------------------------------
+# A pseudo-terminal driven by python: wait for the prompt, type the PIN.
+cat > "$T/ptydrive.py" <<'EOF'
+import os, pty, sys, time
+pin = sys.argv[1].encode() + b"\n"
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+out, deadline = b"", time.time() + 60
+while b"PIN for token" not in out and time.time() < deadline:
+    try:
+        out += os.read(fd, 4096)
+    except OSError:
+        break
+os.write(fd, pin)
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.WEXITSTATUS(status))
+EOF
+check "prompt: the PIN typed on a terminal" python3 "$T/ptydrive.py" "$PINVAL" "$P11KM" --pin-source prompt --json object list "$K"
+check_private "prompt: logs in"
+check_grep "prompt: asks for the user PIN of the token" "User PIN for token 'P1': " "$T/out"
+check_nogrep "prompt: the PIN is not echoed" "$PINVAL" "$T/out"
+export P11SHIM_TOKEN_FLAGS_SET=0x20000  # CKF_USER_PIN_FINAL_TRY: a person may still try
+check "prompt on a final-try token: allowed (interactive)" python3 "$T/ptydrive.py" "$PINVAL" \
+	env P11SHIM_MODULE="$SOFTHSM2_MODULE" P11SHIM_COUNT_FILE="$T/counts" "$P11KM" --module "$P11SHIM" \
+	--pin-source prompt --json object list "$K"
+check_eq "prompt on a final-try token: one C_Login" "$(count_of C_Login)" 1
+unset P11SHIM_TOKEN_FLAGS_SET
+check_fails "prompt: a wrong PIN: exit 3" 3 python3 "$T/ptydrive.py" 11111111 \
+	env P11SHIM_MODULE="$SOFTHSM2_MODULE" P11SHIM_COUNT_FILE="$T/counts" "$P11KM" --module "$P11SHIM" \
+	--pin-source prompt object list "$K"
+check_eq "prompt: a wrong PIN: one C_Login, no second prompt" "$(count_of C_Login)" 1
+check_eq "prompt: asked once" "$(grep -c 'PIN for token' "$T/out")" 1
+
 # --- bad sources: an error before any login -------------------------------------
 : > "$T/empty"; chmod 600 "$T/empty"
 check_fails "an empty PIN file: exit 2" 2 shim_p11km --pin-source "file:$T/empty" object list "$K"
