@@ -432,8 +432,11 @@ finish(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, const X509_N
 	char *pem = NULL;
 	const char *out = o->out ? o->out : "-";
 	int r, json_stdout = ctx->json && strcmp(out, "-") == 0;
+	struct p11km_pinsrc pin = { 0 };
 
-	if ((r = p11km_token_signer_new(&k->s, &k->priv, k->pub, o->digest, o->pss, &sg)) < 0 ||
+	if ((r = p11km_pinsrc_for(ctx, k->uri, CKU_USER, &pin)) < 0 ||
+	    (r = p11km_token_signer_new(&k->s, &k->priv, k->pub, o->digest, o->pss,
+	                                pin.spec ? &pin : NULL, &sg)) < 0 ||
 	    (r = p11km_req_build(subject, exts, sg, &req)) < 0 ||
 	    (r = p11km_req_encode(req, o->der, &enc, &enc_len)) < 0)
 		goto out;
@@ -454,6 +457,7 @@ out:
 	free(enc);
 	X509_REQ_free(req);
 	p11km_signer_free(sg);
+	p11km_pinsrc_release(&pin);
 	return r;
 }
 

@@ -83,6 +83,7 @@ struct token_signer {
 	struct p11km_session *s;
 	CK_OBJECT_HANDLE key;
 	enum p11km_tri decrypt;   /* the key's CKA_DECRYPT */
+	const struct p11km_pinsrc *pin; /* for a context-specific login, or NULL */
 	char *label;
 };
 
@@ -187,6 +188,23 @@ mech_refused(CK_RV rv)
 	       rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_KEY_FUNCTION_NOT_PERMITTED;
 }
 
+/* C_SignInit again, then C_Login(CKU_CONTEXT_SPECIFIC) with the same PIN
+ * source (its PIN was just accepted for the user login). */
+static int
+context_login(struct token_signer *ts, CK_MECHANISM *mech)
+{
+	struct p11km_session *s = ts->s;
+	CK_RV rv = P11KM_CALL(s->f, C_SignInit, s->h, mech, ts->key);
+	int r;
+
+	if (rv != CKR_OK)
+		return p11km_fail_ckr(rv, ts->label, "C_SignInit");
+	p11km_verbose("%s needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE)", ts->label);
+	r = p11km_login(s, CKU_CONTEXT_SPECIFIC, ts->pin);
+	s->logged_in = CKU_USER; /* the session stays a user session */
+	return r;
+}
+
 /* C_SignInit + C_Sign into a buffer of cap bytes (one retry if too small). */
 static int
 token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char *data,
@@ -201,7 +219,7 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 	*init_rv = P11KM_CALL(s->f, C_SignInit, s->h, mech, ts->key);
 	if (*init_rv != CKR_OK)
 		return P11KM_ERR_TOKEN;
-	for (int tries = 0; tries < 2; tries++) {
+	for (int tries = 0, relogged = 0; tries < 2; tries++) {
 		unsigned char *nb = realloc(buf, cap);
 		if (nb == NULL) {
 			/* the operation stays active until the session is closed */
@@ -215,6 +233,18 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 			*out = buf;
 			*out_len = got;
 			return 0;
+		}
+		if (rv == CKR_USER_NOT_LOGGED_IN && !relogged && s->logged_in == CKU_USER) {
+			/* A key with CKA_ALWAYS_AUTHENTICATE (PIV signature keys): the
+			 * operation ended; start again with a context-specific login. */
+			int r = context_login(ts, mech);
+			if (r < 0) {
+				free(buf);
+				return r;
+			}
+			relogged = 1;
+			tries--;
+			continue;
 		}
 		if (rv != CKR_BUFFER_TOO_SMALL)
 			break;
@@ -356,7 +386,8 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 
 int
 p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, EVP_PKEY *pub,
-                       const char *digest, int pss, struct p11km_signer **out)
+                       const char *digest, int pss, const struct p11km_pinsrc *pin,
+                       struct p11km_signer **out)
 {
 	struct p11km_signer *sg;
 	struct token_signer *ts;
@@ -379,6 +410,7 @@ p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, 
 	ts->s = s;
 	ts->key = key->h;
 	ts->decrypt = key->decrypt;
+	ts->pin = pin;
 	ts->label = p11km_asprintf("key '%s' on token '%s'", key->label ? key->label : "",
 	                           s->tok->label);
 	if (ts->label == NULL) {

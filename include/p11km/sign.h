@@ -51,10 +51,13 @@ int p11km_sigalg_choose(EVP_PKEY *pub, const char *digest, int pss, enum p11km_s
  * pub is the key's public key (a reference is taken).  One C_SignInit and
  * one C_Sign per signature, with an output buffer sized from the public
  * key.  A mechanism the token refuses is an error naming what it can do.
+ * A key that needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE)
+ * gets a C_Login(CKU_CONTEXT_SPECIFIC) with pin (NULL: the PIN pad), which
+ * must stay valid while the signer is used.
  */
 int p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key,
                            EVP_PKEY *pub, const char *digest, int pss,
-                           struct p11km_signer **out);
+                           const struct p11km_pinsrc *pin, struct p11km_signer **out);
 
 /*
  * Read what signing needs from a key object in one C_GetAttributeValue with

@@ -175,6 +175,13 @@ if shim_available; then
 	for i in $(seq 15); do pk R --keypairgen --key-type EC:prime256v1 --label "other$i" --id "a$i" >/dev/null; done
 	shim_p11km --pin-source "file:$PIN" req new "$TOK;object=p-ec-p256;type=private" --subject 'CN=count.example' -o "$T/c.csr"
 	check_eq "the same count with 15 more key pairs on the token" "$(count_of total)" "$c1"
+	# A key that needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE,
+	# as PIV signature keys): a context-specific login after C_SignInit.
+	pk R --keypairgen --key-type EC:prime256v1 --label always --id aa --always-auth >/dev/null
+	check "a CKA_ALWAYS_AUTHENTICATE key signs" shim_p11km --pin-source "file:$PIN" req new "$TOK;object=always" \
+		--subject 'CN=always.example' -o "$T/always.csr"
+	check "...the request verifies" openssl req -in "$T/always.csr" -verify -noout
+	check_eq "...two C_Login: the user, then the context-specific one" "$(count_of C_Login)" 2
 	# A mechanism the token refuses: a clear error naming what it can do
 	P11SHIM_FAIL_FUNC=C_SignInit P11SHIM_FAIL_AT=1 P11SHIM_FAIL_RV=CKR_MECHANISM_INVALID \
 		check_fails "a signing mechanism the token lacks: exit 1" 1 shim_p11km --pin-source "file:$PIN" \
