@@ -319,7 +319,7 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 	struct p11km_uri *uri = NULL;
 	struct p11km_token *toks = NULL;
 	struct listed *l = NULL;
-	size_t n = 0, total = 0;
+	size_t n = 0, total = 0, public_only = 0;
 	int r;
 
 	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1)
@@ -349,18 +349,26 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 		if ((r = list_token(ctx, &toks[i], uri, &l[i])) < 0)
 			goto out;
 		total += l[i].n;
+		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
+			public_only++;
+	}
+	if (total == 0 && uri != NULL && uri->has_object) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND, "no object matches the URI%s",
+		    public_only ? " among the public objects (private keys need a login: give "
+		                  "--pin-source)"
+		                : "; run 'p11km object list' to see them");
+		goto out;
+	}
+	/* Notes only once the listing is certain: an error is one line. */
+	for (size_t i = 0; i < n; i++) {
+		if (!(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
+			continue;
 		warn_shared_uris(&l[i]);
 		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
 			p11km_note("token '%s': public objects only; give --pin-source to see private keys%s",
 			           toks[i].label,
 			           (toks[i].info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
 			               ? " (--pin-source prompt: on its PIN pad)" : "");
-	}
-	if (total == 0 && uri != NULL && uri->has_object) {
-		r = p11km_fail(P11KM_ERR_NOTFOUND,
-		    "no object matches the URI; run 'p11km object list' (with --pin-source for "
-		    "private keys) to see them");
-		goto out;
 	}
 	if (ctx->json) {
 		struct p11km_json j;

@@ -32,6 +32,8 @@ bad 3 "a registered name that does not exist" "no PKCS#11 module named 'nosuch'"
 bad 4 "a URI matching no token" "no token matches" token list 'pkcs11:token=nosuch'
 bad 4 "object list: a URI matching no token" "no token matches" object list 'pkcs11:token=nosuch'
 bad 4 "a URI matching no object" "no object matches" --pin-source "file:$PIN" object list 'pkcs11:token=T1;object=nosuch'
+bad 4 "a private key without a PIN: says a login is needed" "no object matches the URI among the public objects \\(private keys need a login: give --pin-source\\)" \
+	object list 'pkcs11:token=T1;type=private'
 bad 4 "--json: a URI matching no token" "no token matches" --json token list 'pkcs11:token=nosuch'
 bad 4 "--json: a URI matching no object" "no object matches" --json --pin-source "file:$PIN" object list 'pkcs11:token=T1;object=nosuch'
 # Both tokens (and the free slot) have model "SoftHSM v2": where one token is
