@@ -126,6 +126,32 @@ check_grep "with a warning" "not valid yet" "$T/err"
 check "--force installs an expired certificate" "$P11KM" --force cert install "$T/expired.pem" "$TOK" --ca-file "$CA/root.pem" --pin-source "file:$PIN"
 check_grep "the expired one replaced the other" "^33\|imported\|0500$" "$(certs; echo "$T/certs")"
 
+# --- where the trusted roots come from: --ca-path, the token's trusted certificates ---
+"$P11KM" roots install "$CA/root.pem" --to "openssl-dir:$T/capath" >/dev/null 2>&1
+issue "$CA" "$T/stdin.pub" "$T/capath.pem" "stdin.example.test" 0x0650
+check "--ca-path with an openssl-dir of roots verifies the chain" install "$T/capath.pem" "$TOK" --ca-path "$T/capath"
+issue "$CA" "$T/stdin.pub" "$T/tokroot.pem" "stdin.example.test" 0x0651
+check_fails "without a root the same kind of reply does not verify" 5 install "$T/tokroot.pem" "$TOK"
+check "put the root on the token as trusted (SO PIN)" "$P11KM" roots install "$CA/root.pem" --to "token:$TOK" \
+	--so-pin-source "file:$T/sopin-inst"
+check "the token's trusted root now verifies the chain" install "$T/tokroot.pem" "$TOK"
+certs
+check_grep "  ... and the leaf is on the token" "^16\|k-stdin\|0651$" "$T/certs"
+
+# --- --no-chain: a new intermediate stays off the token ---------------------------------
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$CA/inter2.key" \
+	-out "$CA/inter2.csr" -subj "/CN=p11km Other Intermediate" 2>/dev/null
+openssl x509 -req -in "$CA/inter2.csr" -CA "$CA/root.pem" -CAkey "$CA/root.key" -set_serial 0x2002 \
+	-days 300 -extfile "$CA/ca.cnf" -extensions ca -out "$CA/inter2.pem" 2>/dev/null
+openssl x509 -req -in "$CA/throwaway.csr" -force_pubkey "$T/stdin.pub" -CA "$CA/inter2.pem" \
+	-CAkey "$CA/inter2.key" -set_serial 0x0652 -days 30 -subj "/CN=stdin.example.test" \
+	-extfile "$CA/ca.cnf" -extensions leaf -out "$T/other.pem" 2>/dev/null
+cat "$T/other.pem" "$CA/inter2.pem" > "$T/other.reply"
+check "--no-chain installs the leaf" install "$T/other.reply" "$TOK" --no-chain
+certs
+check_grep "  ... the leaf is there" "^16\|k-stdin\|0652$" "$T/certs"
+check_nogrep "  ... the new intermediate is not" "Other Intermediate" "$T/certs"
+
 # --- dry run and --json ---------------------------------------------------------
 issue "$CA" "$T/p7b-pem.pub" "$T/dry.pem" "p7b-pem.example.test" 0x0600
 certs; cp "$T/certs" "$T/certs.before"
