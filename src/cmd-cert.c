@@ -166,10 +166,18 @@ find_leaf(struct install *in)
 			p11km_error_clear();
 		}
 		if (!found) {
-			char *subj = p11km_cert_subject(c);
-			if (tried.len > 0)
-				p11km_buf_append(&tried, "; ", 2);
-			p11km_buf_append(&tried, subj ? subj : "?", subj ? strlen(subj) : 1);
+			char *subj = p11km_cert_subject(c), *line;
+			unsigned char kid[20];
+			char *hex = X509_get0_pubkey(c) != NULL &&
+			            p11km_pubkey_keyid(X509_get0_pubkey(c), kid) == 0
+			                ? p11km_hex(kid, sizeof(kid)) : NULL;
+			p11km_error_clear();
+			line = p11km_asprintf("%s'%s' (key id %s)", tried.len ? "; " : "",
+			                      subj ? subj : "?", hex ? hex : "?");
+			if (line != NULL)
+				p11km_buf_append(&tried, line, strlen(line));
+			free(line);
+			free(hex);
 			free(subj);
 			continue;
 		}
