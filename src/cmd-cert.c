@@ -658,9 +658,12 @@ report(struct install *in)
 		printf("%sleaf: %s (sha256 %s)\n", in->o.dry_run ? "dry run: " : "", subj ? subj : "?",
 		       in->leaf_fp);
 		printf("key: %s%s\n", key_uri ? key_uri : "?", in->rekey ? " (rekey)" : "");
-		for (size_t i = 0; i < in->n_acts; i++)
-			printf("%s: %s '%s': %s\n", cats[in->acts[i].cat], in->acts[i].what,
-			       in->acts[i].name, in->acts[i].detail);
+		/* token changes first, then the files (staged earlier, replaced last) */
+		for (int files = 0; files < 2; files++)
+			for (size_t i = 0; i < in->n_acts; i++)
+				if ((strcmp(in->acts[i].what, "file") == 0) == files)
+					printf("%s: %s '%s': %s\n", cats[in->acts[i].cat], in->acts[i].what,
+					       in->acts[i].name, in->acts[i].detail);
 	}
 	free(key_uri);
 	free(subj);
