@@ -219,33 +219,6 @@ find_leaf(struct install *in)
 
 /* --- checks -------------------------------------------------------------------- */
 
-static int
-trusted_on_token(struct install *in, STACK_OF(X509) **out)
-{
-	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	CK_BBOOL yes = CK_TRUE;
-	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TRUSTED, &yes, sizeof(yes) } };
-	CK_OBJECT_HANDLE *h = NULL;
-	size_t n = 0;
-	int r;
-
-	if ((*out = sk_X509_new_null()) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if ((r = p11km_find(&in->s, t, 2, 512, &h, &n)) < 0)
-		return r;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		struct p11km_object o;
-		X509 *x;
-		if ((r = p11km_object_read(&in->s, h[i], &o)) < 0)
-			break;
-		if ((x = p11km_cert_x509_der(o.value, o.value_len)) != NULL && !sk_X509_push(*out, x))
-			X509_free(x);
-		p11km_object_release(&o);
-	}
-	free(h);
-	return r;
-}
-
 /* Intermediates the reply left out but the token holds (targeted by
  * CKA_SUBJECT = the issuer's name). */
 static int
@@ -253,37 +226,15 @@ chain_from_token(struct install *in)
 {
 	X509 *top = sk_X509_num(in->inter) > 0 ? sk_X509_value(in->inter, sk_X509_num(in->inter) - 1)
 	                                       : in->leaf;
-	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	int r = 0;
 
 	if ((in->from_token = sk_X509_new_null()) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	while (in->root == NULL && !p11km_cert_self_signed(top) &&
 	       sk_X509_num(in->inter) < P11KM_CHAIN_MAX_DEPTH) {
-		unsigned char *iss = NULL;
-		size_t ilen = 0;
-		CK_OBJECT_HANDLE *h = NULL;
-		size_t n = 0;
 		X509 *next = NULL;
-		if ((r = p11km_cert_name_der(top, 1, &iss, &ilen)) < 0)
+		if ((r = p11km_tok_cert_issuer(&in->s, top, &next)) < 0)
 			break;
-		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_SUBJECT, iss, ilen } };
-		r = p11km_find(&in->s, t, 2, 8, &h, &n);
-		free(iss);
-		for (size_t i = 0; r == 0 && i < n && next == NULL; i++) {
-			struct p11km_object o;
-			X509 *x;
-			if ((r = p11km_object_read(&in->s, h[i], &o)) < 0)
-				break;
-			x = p11km_cert_x509_der(o.value, o.value_len);
-			p11km_object_release(&o);
-			if (x != NULL && X509_check_issued(x, top) == X509_V_OK)
-				next = x;
-			else
-				X509_free(x);
-		}
-		free(h);
-		ERR_clear_error();
 		if (r < 0 || next == NULL)
 			break;
 		if (p11km_cert_self_signed(next)) {
@@ -327,7 +278,7 @@ check_leaf(struct install *in)
 				sk_X509_push(untrusted, sk_X509_value(in->reply, i));
 		for (int i = 0; i < sk_X509_num(in->from_token); i++)
 			sk_X509_push(untrusted, sk_X509_value(in->from_token, i));
-		if ((r = trusted_on_token(in, &anchors)) == 0) {
+		if ((r = p11km_tok_trusted_certs(&in->s, &anchors)) == 0) {
 			tr.anchors = anchors;
 			tr.ca_file = in->o.ca_file;
 			tr.ca_path = in->o.ca_path;

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
 #include "p11km/cert.h"
 #include "p11km/store.h"
 #include "p11km/util.h"
@@ -288,6 +291,65 @@ p11km_label_is_pending(const char *label)
 	size_t n = label ? strlen(label) : 0;
 
 	return n > 8 && strcmp(label + n - 8, ".pending") == 0;
+}
+
+int
+p11km_tok_trusted_certs(struct p11km_session *s, STACK_OF(X509) **out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TRUSTED, &yes, sizeof(yes) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r;
+
+	if ((*out = sk_X509_new_null()) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = p11km_find(s, t, 2, 512, &h, &n)) < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct p11km_object o;
+		X509 *x;
+		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+			break;
+		if ((x = p11km_cert_x509_der(o.value, o.value_len)) != NULL && !sk_X509_push(*out, x))
+			X509_free(x);
+		p11km_object_release(&o);
+	}
+	free(h);
+	return r;
+}
+
+int
+p11km_tok_cert_issuer(struct p11km_session *s, X509 *cert, X509 **out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	unsigned char *iss = NULL;
+	size_t ilen = 0, n = 0;
+	CK_OBJECT_HANDLE *h = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = p11km_cert_name_der(cert, 1, &iss, &ilen)) < 0)
+		return r;
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_SUBJECT, iss, ilen } };
+	r = p11km_find(s, t, 2, 8, &h, &n);
+	free(iss);
+	for (size_t i = 0; r == 0 && i < n && *out == NULL; i++) {
+		struct p11km_object o;
+		X509 *x;
+		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+			break;
+		x = p11km_cert_x509_der(o.value, o.value_len);
+		p11km_object_release(&o);
+		if (x != NULL && X509_check_issued(x, cert) == X509_V_OK)
+			*out = x;
+		else
+			X509_free(x);
+	}
+	free(h);
+	ERR_clear_error();
+	return r;
 }
 
 /* --- the token as a trust store -------------------------------------------- */

@@ -44,6 +44,12 @@ int p11km_tok_destroy(struct p11km_session *s, CK_OBJECT_HANDLE h);
  * cls carries it.  *out is malloc'ed. */
 int p11km_tok_retired_label(struct p11km_session *s, const char *base, CK_OBJECT_CLASS cls,
                             char **out);
+/* The token's trusted certificates (CKA_TRUSTED TRUE), as a new stack. */
+int p11km_tok_trusted_certs(struct p11km_session *s, STACK_OF(X509) **out);
+/* A certificate on the token that issued cert (searched by CKA_SUBJECT =
+ * cert's issuer name, then checked by name and key identifiers); *out is a
+ * new reference, or NULL when there is none. */
+int p11km_tok_cert_issuer(struct p11km_session *s, X509 *cert, X509 **out);
 /* Does this label end in ".retired-YYYYMMDD[-N]" or ".pending"? */
 int p11km_label_is_retired(const char *label);
 int p11km_label_is_pending(const char *label);
