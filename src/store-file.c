@@ -266,9 +266,19 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 		free(op->backup);
 		op->backup = NULL;
 	}
-	for (i = 0; r == 0 && i < t->n; i++)
-		if (i == 0 || strcmp(t->ops[i].path, t->ops[i - 1].path) != 0)
+	/* one fsync per directory (ops are usually all in one) */
+	for (i = 0; r == 0 && i < t->n; i++) {
+		const char *si = strrchr(t->ops[i].path, '/');
+		size_t li = si ? (size_t)(si - t->ops[i].path) : 0;
+		int seen = 0;
+		for (size_t k = 0; k < i && !seen; k++) {
+			const char *sk = strrchr(t->ops[k].path, '/');
+			size_t lk = sk ? (size_t)(sk - t->ops[k].path) : 0;
+			seen = lk == li && strncmp(t->ops[k].path, t->ops[i].path, li) == 0;
+		}
+		if (!seen)
 			sync_dir_of(t->ops[i].path);
+	}
 	return r;
 }
 

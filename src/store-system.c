@@ -48,12 +48,13 @@ system_dir(const struct p11km_store *st, int *rhel, char **dir)
 	*dir = NULL;
 	if (deb == NULL || rh == NULL || etc_deb == NULL) {
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	} else if (is_dir(rh)) {
+		/* first: RHEL also has /etc/ssl/certs (a link into /etc/pki) */
+		*rhel = 1;
+		*dir = strdup(rh);
 	} else if (is_dir(etc_deb) || is_dir(deb)) {
 		*rhel = 0;
 		*dir = p11km_asprintf("%s/p11km", deb);
-	} else if (is_dir(rh)) {
-		*rhel = 1;
-		*dir = strdup(rh);
 	} else {
 		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
 		    "no system trust store under '%s' (neither Debian's %s nor RHEL's %s)",
