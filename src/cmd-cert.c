@@ -152,9 +152,17 @@ find_leaf(struct install *in)
 			return r;
 		have_named = 1;
 	}
-	for (int i = 0; i < sk_X509_num(in->reply) && r == 0; i++) {
+	/* Certificates that are not CAs first; CA certificates only when none
+	 * of those matched (a token may hold a CA's key too).  Fewer searches:
+	 * the chain in a reply is rarely the token's. */
+	for (int step = 0; step < 2 * sk_X509_num(in->reply) && r == 0; step++) {
+		int pass = step / sk_X509_num(in->reply), i = step % sk_X509_num(in->reply);
 		X509 *c = sk_X509_value(in->reply, i);
 		int found;
+		if (pass == 1 && nmatch > 0)
+			break;
+		if ((X509_get_extension_flags(c) & EXFLAG_CA) ? pass == 0 : pass == 1)
+			continue;
 		if (have_named) {
 			found = key_matches(in, &named, c);
 		} else {
