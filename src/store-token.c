@@ -414,30 +414,46 @@ int
 p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
                          const size_t *rm, size_t n_rm)
 {
-	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0;
+	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0, n_made = 0;
+	CK_OBJECT_HANDLE *made = calloc((size_t)sk_X509_num(add) + 1, sizeof(*made));
 	int r = 0;
 
 	(void)ctx;
-	for (size_t i = 0; i < n_rm && r == 0; i++) {
-		r = p11km_tok_destroy(&st->s, st->handles[rm[i]]);
-		p11km_progress("updating token", ++done, total);
-	}
+	if (made == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (int i = 0; i < sk_X509_num(add) && r == 0; i++) {
 		X509 *x = sk_X509_value(add, i);
 		unsigned char *id = NULL;
 		size_t id_len = 0;
 		char *label = p11km_cert_short_name(x, 64);
-		CK_OBJECT_HANDLE h;
 		if (label == NULL) {
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 			break;
 		}
-		if ((r = p11km_cert_keyid(x, &id, &id_len)) == 0)
-			r = p11km_tok_cert_create(&st->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
-			                          &h);
+		if ((r = p11km_cert_keyid(x, &id, &id_len)) == 0 &&
+		    (r = p11km_tok_cert_create(&st->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
+		                               &made[n_made])) == 0)
+			n_made++;
 		free(id);
 		free(label);
 		p11km_progress("updating token", ++done, total);
 	}
+	if (r < 0 && n_made > 0) {
+		/* Take back what this run added: the store is changed in one go or
+		 * not at all (best effort: the token may be gone). */
+		int saved = r;
+		char *msg = strdup(p11km_errmsg(r));
+		for (size_t i = n_made; i-- > 0;)
+			if (P11KM_CALL(st->s.f, C_DestroyObject, st->s.h, made[i]) != CKR_OK)
+				break;
+		r = p11km_fail(saved, "%s", msg ? msg : p11km_strerror(saved));
+		free(msg);
+	}
+	/* Removals last: nothing is removed when an addition failed. */
+	for (size_t i = 0; i < n_rm && r == 0; i++) {
+		r = p11km_tok_destroy(&st->s, st->handles[rm[i]]);
+		p11km_progress("updating token", ++done, total);
+	}
+	free(made);
 	return r;
 }

@@ -118,6 +118,16 @@ cmp -s "$T/before" "$T/after" && ok "no file was rewritten" || not_ok "files cha
 p11tool --provider "$M" --list-all-trusted "$TOK" 2>/dev/null | grep -c 'type=cert' > "$T/n"
 [ "$(cat "$T/n")" = "$N" ] && ok "no duplicate on the token" || not_ok "$(cat "$T/n") trusted objects"
 
+# a token store changes in one go: a failure half-way takes back what the run added
+new_token trust2
+FIVE=$(ls $MOZ/*.crt | head -5)
+check_fails "the 4th C_CreateObject fails (shim): the install fails" 3 env P11KM_MODULE="$P11SHIM" \
+	P11SHIM_MODULE="$M" P11SHIM_FAIL_FUNC=C_CreateObject P11SHIM_FAIL_AT=4 P11SHIM_FAIL_RV=CKR_DEVICE_MEMORY \
+	"$P11KM" roots install $FIVE --to "token:pkcs11:token=trust2" --so-pin-source "file:$T/sopin-trust2"
+p11tool --provider "$M" --list-all-trusted "pkcs11:token=trust2" > "$T/trusted2" 2>/dev/null
+[ "$(grep -c 'type=cert' "$T/trusted2")" = 0 ] && ok "p11tool: the three added before the failure were taken back" ||
+	not_ok "$(grep -c 'type=cert' "$T/trusted2") trusted certificates left"
+
 # --- list, dry run, JSON --------------------------------------------------------------
 check "roots list openssl-dir" "$P11KM" roots list "openssl-dir:$T/dir"
 [ "$(wc -l < "$T/out")" = "$N" ] && ok "lists $N certificates" || not_ok "list: $(wc -l < "$T/out")"
