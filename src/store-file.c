@@ -596,7 +596,7 @@ entry_cmp(const void *a, const void *b)
 }
 
 struct link {
-	char name[16];
+	char name[32]; /* "%08lx.%d" */
 	const char *target;
 };
 
@@ -624,7 +624,7 @@ plan_links(struct entry *e, size_t n, struct link **out, size_t *n_out)
 		}
 		if (dup)
 			continue;
-		snprintf(l[k].name, sizeof(l[k].name), "%08lx.%d", h, idx);
+		snprintf(l[k].name, sizeof(l[k].name), "%08lx.%d", h & 0xffffffffUL, idx);
 		l[k++].target = e[i].name;
 	}
 	*out = l;
