@@ -103,7 +103,7 @@ run "$P11KM" bind emit nginx --key "$TOKEN;object=www;type=private" --listen "12
 	--server-name www.demo.test --out-dir "$D/bind" --pin-file "$D/nginx.pin" \
 	--pin-source "$PINSRC" --service-user nobody
 say "the workers run as nobody: 'bind check' loads the key as nobody after a fork, like nginx"
-run "$P11KM" bind check "$D/bind" | grep '^problem' | cut -c1-150 || true
+run "$P11KM" bind check "$D/bind" | grep '^problem' || true
 say "fixing what it said: let nobody read the token store"
 chmod o+x "$D"; chgrp -R nogroup "$D/tokens"; chmod -R g+rX "$D/tokens"; chmod o+r "$D/softhsm2.conf"
 run "$P11KM" bind check "$D/bind" | tail -1
@@ -127,7 +127,7 @@ http {
 }
 EOF
 OPENSSL_CONF="$D/bind/openssl.cnf" nginx -p "$D/nginx" -c "$D/nginx/nginx.conf"
-for i in $(seq 50); do [ -s "$D/nginx/nginx.pid" ] && break; sleep 0.1; done
+for i in $(seq 300); do [ -s "$D/nginx/nginx.pid" ] && break; sleep 0.1; done
 NGINX_PID=$(cat "$D/nginx/nginx.pid")
 sleep 0.3
 say "nginx master pid $NGINX_PID; workers: $(ps -o user=,pid= --ppid "$NGINX_PID" | tr -s ' \n' ' ')"
@@ -153,7 +153,7 @@ if have "req renew" && have "cert install"; then
 
 	step "10. Reload nginx and verify the new serial is served"
 	OPENSSL_CONF="$D/bind/openssl.cnf" nginx -p "$D/nginx" -c "$D/nginx/nginx.conf" -s reload 2>/dev/null
-	for i in $(seq 50); do
+	for i in $(seq 300); do
 		"$P11KM" bind verify "127.0.0.1:$PORT" --server-name www.demo.test --cert "$CERT" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
@@ -165,7 +165,7 @@ fi
 
 step "11. Stop nginx and clean up"
 kill "$NGINX_PID"
-for i in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+for i in $(seq 300); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
 NGINX_PID=
 say "nginx stopped; $D (token, keys, configs) is removed on exit"
 

@@ -60,9 +60,9 @@ check "apache2 starts" apache2 -f "$A/httpd.conf" -k start
 unset OPENSSL_CONF
 cleanup_add "kill \$(cat '$A/httpd.pid') 2>/dev/null"
 wait_port "$P"
-for i in $(seq 30); do [ -s "$A/httpd.pid" ] && break; sleep 0.1; done
+for i in $(seq 300); do [ -s "$A/httpd.pid" ] && break; sleep 0.1; done
 main=$(cat "$A/httpd.pid")
-for i in $(seq 30); do
+for i in $(seq 300); do
 	[ "$(ps -o user= --ppid "$main" 2>/dev/null | grep -c '^www-data')" -ge 2 ] && break
 	sleep 0.1
 done
@@ -85,12 +85,12 @@ put_cert site 0a "$T/site-3002.der"
 check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind verify "127.0.0.1:$P" \
 	--server-name site.test --cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
 OPENSSL_CONF=$T/ap/openssl.cnf apache2 -f "$A/httpd.conf" -k graceful
-for i in $(seq 50); do [ "$(serial_served "$P" site.test)" = 0BBA ] && break; sleep 0.1; done
+for i in $(seq 300); do [ "$(serial_served "$P" site.test)" = 0BBA ] && break; sleep 0.1; done
 check "after reload: bind verify passes" "$P11KM" bind verify "127.0.0.1:$P" --server-name site.test \
 	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
 check_grep "after reload: the new serial" 'serial: +0BBA' "$T/out"
 
 kill "$main"
-for i in $(seq 50); do kill -0 "$main" 2>/dev/null || break; sleep 0.1; done
+for i in $(seq 300); do kill -0 "$main" 2>/dev/null || break; sleep 0.1; done
 check "apache stopped" sh -c "! kill -0 $main 2>/dev/null"
 done_testing

@@ -59,9 +59,9 @@ free_port() {
 	done
 }
 
-# wait_port PORT: until something accepts on 127.0.0.1:PORT (5 s).
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (30 s).
 wait_port() {
-	for _i in $(seq 50); do
+	for _i in $(seq 300); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		sleep 0.1
 	done

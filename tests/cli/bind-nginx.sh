@@ -66,7 +66,7 @@ cleanup_add "kill \$(cat '$N/nginx.pid') 2>/dev/null"
 wait_port "$P1"
 wait_port "$P2"
 master=$(cat "$N/nginx.pid" 2>/dev/null)
-for i in $(seq 30); do   # workers fork and switch user right after start
+for i in $(seq 300); do   # workers fork and switch user right after start
 	[ "$(ps -o user= --ppid "$master" 2>/dev/null | grep -c '^nobody')" = 2 ] && break
 	sleep 0.1
 done
@@ -133,13 +133,13 @@ check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind ve
 	"127.0.0.1:$P1" --server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
 check_grep "the mismatch message says to reload" 'serves serial 03E9.*reload' "$T/err"
 OPENSSL_CONF=$T/b1/openssl.cnf nginx -p "$N" -c "$N/nginx.conf" -s reload 2>/dev/null
-for i in $(seq 50); do [ "$(serial_served "$P1" web1.test)" = 03EA ] && break; sleep 0.1; done
+for i in $(seq 300); do [ "$(serial_served "$P1" web1.test)" = 03EA ] && break; sleep 0.1; done
 check "after reload: bind verify passes" "$P11KM" bind verify "127.0.0.1:$P1" \
 	--server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
 check_grep "after reload: the new serial is served" 'serial: +03EA' "$T/out"
 check "after reload: s_client verifies" s_client_ok "$P1" web1.test
 check "after reload: web2 unchanged" test "$(serial_served "$P1" web2.test)" = 07D1
-for i in $(seq 50); do   # the old workers finish and exit
+for i in $(seq 300); do   # the old workers finish and exit
 	[ "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2 ] && break
 	sleep 0.1
 done
@@ -147,6 +147,6 @@ check "after reload: two workers as nobody" \
 	test "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2
 
 kill "$master"
-for i in $(seq 50); do kill -0 "$master" 2>/dev/null || break; sleep 0.1; done
+for i in $(seq 300); do kill -0 "$master" 2>/dev/null || break; sleep 0.1; done
 check "nginx stopped" sh -c "! kill -0 $master 2>/dev/null"
 done_testing

@@ -40,7 +40,7 @@ check "bind check passes" "$P11KM" bind check "$T/st"
 mkdir -p "$T/run"; chown nobody "$T/run"
 { echo "pid = $T/run/stunnel.pid"; echo "output = $T/run/stunnel.log"; cat "$S"; } > "$T/run.conf"
 check "stunnel starts" env OPENSSL_CONF="$T/st/openssl.cnf" stunnel4 "$T/run.conf"
-for i in $(seq 30); do [ -s "$T/run/stunnel.pid" ] && break; sleep 0.1; done
+for i in $(seq 300); do [ -s "$T/run/stunnel.pid" ] && break; sleep 0.1; done
 cleanup_add "kill \$(cat '$T/run/stunnel.pid') 2>/dev/null"
 wait_port "$P"
 wait_port "$B"
@@ -57,6 +57,6 @@ check_grep "bind verify: same certificate" 'same certificate' "$T/out"
 
 pid=$(cat "$T/run/stunnel.pid")
 kill "$pid"
-for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 check "stunnel stopped" sh -c "! kill -0 $pid 2>/dev/null"
 done_testing
