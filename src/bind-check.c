@@ -175,19 +175,6 @@ store_check(FILE *out, const char *what, const char *dir, const char *config, co
 
 /* --- the engine trial ----------------------------------------------------- */
 
-static const char *
-ossl_err(void)
-{
-	static char buf[256];
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		return "no OpenSSL error recorded";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
-}
-
 static X509 *
 load_cert(ENGINE *e, const char *cert, FILE *out)
 {
@@ -197,7 +184,7 @@ load_cert(ENGINE *e, const char *cert, FILE *out)
 		struct { const char *id; X509 *cert; } parms = { cert, NULL };
 		if (!ENGINE_ctrl_cmd(e, "LOAD_CERT_CTRL", 0, &parms, NULL, 1) || parms.cert == NULL)
 			fprintf(out, "the engine cannot load the certificate '%s' (%s): check that it is "
-			        "on the token with this label\n", cert, ossl_err());
+			        "on the token with this label\n", cert, p11km_openssl_error());
 		return parms.cert;
 	}
 	{
@@ -228,7 +215,7 @@ sign_verify(EVP_PKEY *key, X509 *cert, const char *who, FILE *out)
 	if (EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) != 1 ||
 	    EVP_DigestSign(m, sig, &siglen, msg, sizeof(msg)) != 1) {
 		fprintf(out, "the token key cannot sign %s (%s): a server would fail every "
-		        "handshake; check the PIN file and that the token is readable\n", who, ossl_err());
+		        "handshake; check the PIN file and that the token is readable\n", who, p11km_openssl_error());
 		goto out;
 	}
 	EVP_MD_CTX_reset(m);
@@ -292,17 +279,17 @@ master(const struct p11km_engine_trial *t, int have_user, uid_t uid, gid_t gid, 
 	alarm(TRIAL_TIMEOUT);
 	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
 		fprintf(out, "OpenSSL cannot load '%s' (%s): fix the file or emit it again with "
-		        "'p11km bind emit'\n", t->openssl_cnf, ossl_err());
+		        "'p11km bind emit'\n", t->openssl_cnf, p11km_openssl_error());
 		goto out;
 	}
 	if ((e = ENGINE_by_id("pkcs11")) == NULL) {
 		fprintf(out, "'%s' does not load the pkcs11 engine (%s): it needs an engines "
-		        "section with dynamic_path and MODULE_PATH\n", t->openssl_cnf, ossl_err());
+		        "section with dynamic_path and MODULE_PATH\n", t->openssl_cnf, p11km_openssl_error());
 		goto out;
 	}
 	key = ENGINE_load_private_key(e, t->key, (UI_METHOD *)UI_null(), NULL);
 	if (key == NULL) {
-		const char *err = ossl_err();
+		const char *err = p11km_openssl_error();
 		if (strstr(err, "not initialised") != NULL)
 			fprintf(out, "the pkcs11 engine is not initialised when the key is loaded: add "
 			        "'init = 1' to the engine section of '%s' (nginx never calls "

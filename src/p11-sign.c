@@ -11,20 +11,6 @@
 #include "p11km/sign.h"
 #include "p11km/util.h"
 
-/* The last OpenSSL error (this layer sits below x509-key.c). */
-static const char *
-ossl_err(void)
-{
-	static char buf[200];
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		return "unknown OpenSSL error";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
-}
-
 void
 p11km_signer_free(struct p11km_signer *sg)
 {
@@ -281,7 +267,7 @@ ecdsa_der(const unsigned char *rs, size_t len, unsigned char **out, size_t *out_
 	ECDSA_SIG_free(sig);
 	if (n <= 0)
 		return p11km_fail(P11KM_ERR_FAILED, "unable to encode the ECDSA signature: %s",
-		                  ossl_err());
+		                  p11km_openssl_error());
 	*out = p11km_memdup(der, (size_t)n);
 	OPENSSL_free(der);
 	if (*out == NULL)
@@ -315,7 +301,7 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 		}
 		if (EVP_Digest(tbs, tbs_len, digest + off, &dlen, sg->md, NULL) != 1)
 			return p11km_fail(P11KM_ERR_FAILED, "unable to hash the request: %s",
-			                  ossl_err());
+			                  p11km_openssl_error());
 		data = digest;
 		data_len = off + dlen;
 	} else {

@@ -98,22 +98,6 @@ check_target(const char *path, int symlink_ok)
 	return 0;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
 
 int
 p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, size_t len,
@@ -133,7 +117,7 @@ p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, size_
 		free(d);
 		return r;
 	}
-	if (write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+	if (p11km_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
 		r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", path, strerror(errno));
 		close(fd);
 		return r;

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "p11km/util.h"
 
 static char errbuf[1024];
@@ -371,8 +373,8 @@ out:
 	return r;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
+int
+p11km_write_all(int fd, const void *data, size_t len)
 {
 	const unsigned char *p = data;
 
@@ -397,7 +399,7 @@ p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t m
 	int fd = -1, dfd = -1, r;
 
 	if (strcmp(path, "-") == 0) {
-		if (write_all(STDOUT_FILENO, data, len) < 0)
+		if (p11km_write_all(STDOUT_FILENO, data, len) < 0)
 			return p11km_fail(P11KM_ERR_IO, "unable to write to standard output: %s",
 			                  strerror(errno));
 		return 0;
@@ -419,7 +421,7 @@ p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t m
 		               strerror(errno));
 		goto out;
 	}
-	if (write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+	if (p11km_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
 		r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", path, strerror(errno));
 		goto out_unlink;
 	}
@@ -462,4 +464,17 @@ p11km_config_safe(const char *s)
 			return 0;
 	}
 	return 1;
+}
+
+const char *
+p11km_openssl_error(void)
+{
+	static char buf[256];
+	unsigned long e = ERR_peek_last_error();
+
+	if (e == 0)
+		return "unknown OpenSSL error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
 }

@@ -18,19 +18,6 @@
 #include "p11km/x509.h"
 
 const char *
-p11km_openssl_error(void)
-{
-	static char buf[256];
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		return "unknown OpenSSL error";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
-}
-
-const char *
 p11km_ec_params_curve(const unsigned char *der, size_t len, int *bits)
 {
 	const unsigned char *p = der;
@@ -198,24 +185,6 @@ p11km_pubkey_keyid(EVP_PKEY *pkey, unsigned char out[20])
 }
 
 static char *
-name_text(const X509_NAME *name)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *s = NULL, *p;
-	long len;
-
-	if (b == NULL)
-		return NULL;
-	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
-	    (len = BIO_get_mem_data(b, &p)) >= 0 && (s = malloc((size_t)len + 1)) != NULL) {
-		memcpy(s, p, (size_t)len);
-		s[len] = '\0';
-	}
-	BIO_free(b);
-	return s;
-}
-
-static char *
 time_text(const ASN1_TIME *t)
 {
 	struct tm tm;
@@ -238,8 +207,8 @@ p11km_cert_summary_x509(X509 *cert, struct p11km_cert_summary *out)
 	int pday = 0, psec = 0;
 
 	memset(out, 0, sizeof(*out));
-	out->subject = name_text(X509_get_subject_name(cert));
-	out->issuer = name_text(X509_get_issuer_name(cert));
+	out->subject = p11km_name_text(X509_get_subject_name(cert));
+	out->issuer = p11km_name_text(X509_get_issuer_name(cert));
 	out->serial = hex ? strdup(hex) : NULL;
 	out->not_before = time_text(X509_get0_notBefore(cert));
 	out->not_after = time_text(X509_get0_notAfter(cert));

@@ -21,7 +21,6 @@
 int p11km_name_parse(const char *s, X509_NAME **out);
 
 /* The name in RFC 2253 form (malloc'ed), for messages and --json. */
-char *p11km_name_text(const X509_NAME *name);
 
 /*
  * Add the names of a --san value ("DNS:a.example,IP:192.0.2.1,email:x@y,

@@ -84,6 +84,9 @@ struct p11km_buf {
 int p11km_buf_append(struct p11km_buf *b, const void *p, size_t len);
 void p11km_buf_release(struct p11km_buf *b); /* wipes */
 
+/* write(2) all of data, retrying on EINTR and short writes; -1 with errno set. */
+int p11km_write_all(int fd, const void *data, size_t len);
+
 /* Read a whole file ("-" = stdin) into memory; limit in bytes. */
 int p11km_read_file(const char *path, size_t limit, unsigned char **out, size_t *out_len);
 
@@ -94,6 +97,10 @@ int p11km_read_file(const char *path, size_t limit, unsigned char **out, size_t 
  * is left.  path "-" writes to stdout.
  */
 int p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* The last OpenSSL error as text, for messages (static buffer); clears the
+ * error queue. */
+const char *p11km_openssl_error(void);
 
 /* Is the string safe to place in a config file (no quotes, ;, {}, newlines...)? */
 int p11km_config_safe(const char *s);

@@ -22,6 +22,9 @@ int p11km_object_pubkey(const struct p11km_object *o, EVP_PKEY **out);
  * "Ed448", or NULL.  *bits gets its size when known. */
 const char *p11km_ec_params_curve(const unsigned char *der, size_t len, int *bits);
 
+/* RFC 2253 text of a name (malloc'ed), NULL on allocation failure. */
+char *p11km_name_text(const X509_NAME *name);
+
 /* RFC 5280 key identifier (method 1): SHA-1 of the subjectPublicKey bits. */
 int p11km_pubkey_keyid(EVP_PKEY *pkey, unsigned char out[20]);
 
@@ -41,7 +44,5 @@ int p11km_cert_summary(const unsigned char *der, size_t len, struct p11km_cert_s
 int p11km_cert_summary_x509(X509 *cert, struct p11km_cert_summary *out);
 void p11km_cert_summary_release(struct p11km_cert_summary *s);
 
-/* "name: reason" of the last OpenSSL error, for messages (static buffer). */
-const char *p11km_openssl_error(void);
 
 #endif
