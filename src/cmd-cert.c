@@ -633,25 +633,7 @@ report(struct install *in)
 static int
 open_token(struct install *in)
 {
-	struct p11km_token *toks = NULL;
-	size_t n = 0, k = 0;
-	int r;
-
-	if (in->uri != NULL)
-		return p11km_token_find_one(in->ctx, in->uri, &in->tok);
-	if ((r = p11km_tokens_find(in->ctx, NULL, &toks, &n)) < 0)
-		return r;
-	for (size_t i = 0; i < n; i++)
-		if (toks[i].info.flags & CKF_TOKEN_INITIALIZED)
-			k++;
-	if (k != 1) {
-		p11km_tokens_free(toks, n);
-		return p11km_fail(k ? P11KM_ERR_AMBIGUOUS : P11KM_ERR_NOTFOUND,
-		    "%s initialised tokens: name the token or key with a pkcs11: URI", k ? "several" : "no");
-	}
-	p11km_tokens_free(toks, n);
-	/* Find it again as a single owned copy. */
-	return p11km_token_find_one(in->ctx, NULL, &in->tok);
+	return p11km_token_find_initialised(in->ctx, in->uri, &in->tok);
 }
 
 static int

@@ -644,6 +644,23 @@ out:
 	return r;
 }
 
+/* A certificate file and no --key: the key is on the one initialised token. */
+static int
+keyref_sole_token(struct p11km_ctx *ctx, int rekey, struct keyref *k)
+{
+	struct p11km_token *tok = NULL;
+	int r;
+
+	if ((r = p11km_token_find_initialised(ctx, NULL, &tok)) < 0) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", p11km_errmsg(r)); /* p11km_fail reuses its buffer */
+		return p11km_fail(r, "%s (or give --key with the token or key URI)", msg);
+	}
+	r = keyref_open(ctx, tok->uri, rekey, k);
+	p11km_token_free(tok);
+	return r;
+}
+
 static int
 cmd_req_renew(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -657,18 +674,11 @@ cmd_req_renew(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 
 	if ((r = req_opts_parse(ctx, cmd, argc, argv, &o)) < 0)
 		goto out;
-	if (o.key == NULL && strncmp(o.cert, "pkcs11:", 7) != 0) {
-		/* validate the file before asking for the token */
-		if ((r = p11km_cert_load(o.cert, &cert)) < 0)
-			goto out;
-		r = p11km_fail(P11KM_ERR_USAGE,
-		    "the certificate is a file: give --key with the token (or key) URI that holds "
-		    "its key, like --key 'pkcs11:token=LABEL'");
-		goto out;
-	}
-	if (o.key != NULL && strncmp(o.cert, "pkcs11:", 7) != 0 && (r = p11km_cert_load(o.cert, &cert)) < 0)
+	if (strncmp(o.cert, "pkcs11:", 7) != 0 && (r = p11km_cert_load(o.cert, &cert)) < 0)
 		goto out;
 	if (o.key != NULL && (r = keyref_open(ctx, o.key, o.rekey, &k)) < 0)
+		goto out;
+	if (o.key == NULL && cert != NULL && (r = keyref_sole_token(ctx, o.rekey, &k)) < 0)
 		goto out;
 	if (cert == NULL && (r = renew_cert(ctx, &o, &k, &cert)) < 0)
 		goto out;

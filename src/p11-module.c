@@ -441,6 +441,48 @@ p11km_token_find_one(struct p11km_ctx *ctx, const struct p11km_uri *uri,
 }
 
 int
+p11km_token_find_initialised(struct p11km_ctx *ctx, const struct p11km_uri *uri,
+                             struct p11km_token **tok)
+{
+	struct p11km_token *toks = NULL, *t;
+	char **uris = NULL, *list = NULL;
+	size_t n = 0, k = 0, pick = 0;
+	int r;
+
+	if ((r = p11km_tokens_find(ctx, uri, &toks, &n)) < 0)
+		return r;
+	if (n > 0 && (uris = calloc(n, sizeof(*uris))) == NULL) {
+		p11km_tokens_free(toks, n);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((toks[i].info.flags & CKF_TOKEN_INITIALIZED) &&
+		    !(toks[i].info.flags & CKF_WRITE_PROTECTED))
+			uris[k++] = toks[i].uri, pick = i;
+	if (k == 1 && (t = malloc(sizeof(*t))) != NULL) {
+		*t = toks[pick];
+		toks[pick].uri = NULL;
+		*tok = t;
+		r = 0;
+	} else if (k == 1) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	} else if (k == 0) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND,
+		    "no initialised token%s; run 'p11km token list' to see the tokens",
+		    uri ? " matches the URI" : " found");
+	} else {
+		list = p11km_join_uris(uris, k);
+		r = p11km_fail(P11KM_ERR_AMBIGUOUS,
+		    "%zu initialised tokens%s; name one with a pkcs11: URI (token= or serial=): %s", k,
+		    uri ? " match" : "", list ? list : "");
+		free(list);
+	}
+	free(uris);
+	p11km_tokens_free(toks, n);
+	return r;
+}
+
+int
 p11km_token_refresh(struct p11km_token *tok)
 {
 	CK_RV rv = P11KM_CALL(tok->f, C_GetTokenInfo, tok->slot, &tok->info);

@@ -81,6 +81,12 @@ void p11km_tokens_free(struct p11km_token *toks, size_t n);
 int p11km_token_find_one(struct p11km_ctx *ctx, const struct p11km_uri *uri,
                          struct p11km_token **tok);
 void p11km_token_free(struct p11km_token *tok);
+/* Exactly one initialised token matching uri (NULL: any): what a command
+ * that works on keys needs when no token is named.  Uninitialised slots
+ * (SoftHSM's free slot) and write-protected tokens (p11-kit's System Trust)
+ * are not candidates.  Errors as above. */
+int p11km_token_find_initialised(struct p11km_ctx *ctx, const struct p11km_uri *uri,
+                                 struct p11km_token **tok);
 /* Refresh tok->info (one C_GetTokenInfo). */
 int p11km_token_refresh(struct p11km_token *tok);
 

@@ -216,29 +216,36 @@ check_nogrep "--destroy-old: the old key pair is gone" "\|61\|" "$T/keys"
 check_nogrep "--destroy-old: the old certificate is gone" "^61\|" "$T/certs"
 check_grep "--destroy-old: the new pair is labelled db" "^Private\|6262\|db$" "$T/keys"
 
-# --- the whole lifecycle with p11km's own key and request commands (when present) ---
-if "$P11KM" help --list-commands | grep -q '^req renew'; then
-	L="pkcs11:token=inst;object=life"
-	check "key generate" "$P11KM" key generate "$TOK" --type ec:p256 --label life --pin-source "file:$PIN"
-	check "req new" "$P11KM" req new "$L;type=private" --subject "CN=life.example.test" -o "$T/life.csr" \
-		--pin-source "file:$PIN"
-	openssl x509 -req -in "$T/life.csr" -CA "$CA/inter.pem" -CAkey "$CA/inter.key" -set_serial 0x1101 \
-		-days 30 -extfile "$CA/ca.cnf" -extensions leaf -out "$T/life1.pem" 2>/dev/null
-	check "install the CA's reply to p11km's request" install "$T/life1.pem" "$TOK" --ca-file "$CA/root.pem"
-	check "req renew --rekey (makes 'life.pending')" "$P11KM" req renew "$L;type=cert" --rekey \
-		-o "$T/life2.csr" --pin-source "file:$PIN"
-	openssl x509 -req -in "$T/life2.csr" -CA "$CA/inter.pem" -CAkey "$CA/inter.key" -set_serial 0x1102 \
-		-days 30 -extfile "$CA/ca.cnf" -extensions leaf -out "$T/life2.pem" 2>/dev/null
-	check "install the renewal completes the rekey" install "$T/life2.pem" "$TOK" --ca-file "$CA/root.pem"
-	openssl x509 -in "$T/life2.pem" -noout -pubkey > "$T/life2.pub"
-	NEWID=$(pub_keyid "$T/life2.pub")
-	token_keys "$M" inst "$PIN" > "$T/keys"
-	certs
-	check_grep "the new key (id = its key identifier) is labelled life" "^Private\|$NEWID\|life$" "$T/keys"
-	check_grep "the new certificate is labelled life with that id" "^$NEWID\|life\|1102$" "$T/certs"
-	check_grep "the first certificate is retired" "\|life\.retired-[0-9]{8}\|1101$" "$T/certs"
-else
-	echo "# req renew is not in this tree: lifecycle checks left out"
-fi
+# --- the whole lifecycle with p11km's own key and request commands ---
+L="pkcs11:token=inst;object=life"
+check "key generate" "$P11KM" key generate "$TOK" --type ec:p256 --label life --pin-source "file:$PIN"
+check "req new" "$P11KM" req new "$L;type=private" --subject "CN=life.example.test" -o "$T/life.csr" \
+	--pin-source "file:$PIN"
+openssl x509 -req -in "$T/life.csr" -CA "$CA/inter.pem" -CAkey "$CA/inter.key" -set_serial 0x1101 \
+	-days 30 -extfile "$CA/ca.cnf" -extensions leaf -out "$T/life1.pem" 2>/dev/null
+check "install the CA's reply to p11km's request" install "$T/life1.pem" "$TOK" --ca-file "$CA/root.pem"
+check "req renew --rekey (makes 'life.pending')" "$P11KM" req renew "$L;type=cert" --rekey \
+	-o "$T/life2.csr" --pin-source "file:$PIN"
+openssl x509 -req -in "$T/life2.csr" -CA "$CA/inter.pem" -CAkey "$CA/inter.key" -set_serial 0x1102 \
+	-days 30 -extfile "$CA/ca.cnf" -extensions leaf -out "$T/life2.pem" 2>/dev/null
+check "install the renewal completes the rekey" install "$T/life2.pem" "$TOK" --ca-file "$CA/root.pem"
+openssl x509 -in "$T/life2.pem" -noout -pubkey > "$T/life2.pub"
+NEWID=$(pub_keyid "$T/life2.pub")
+token_keys "$M" inst "$PIN" > "$T/keys"
+certs
+check_grep "the new key (id = its key identifier) is labelled life" "^Private\|$NEWID\|life$" "$T/keys"
+check_grep "the new certificate is labelled life with that id" "^$NEWID\|life\|1102$" "$T/certs"
+check_grep "the first certificate is retired" "\|life\.retired-[0-9]{8}\|1101$" "$T/certs"
+
+# --- no token URI: the one initialised token (SoftHSM's free slot is no candidate) ---
+token_keypair "$M" inst "$PIN" solo 71 "$T/solo.pub"
+issue "$CA" "$T/solo.pub" "$T/solo.pem" "solo.example.test" 0x0a00
+check "no URI: installs on the only initialised token" install "$T/solo.pem" --ca-file "$CA/root.pem"
+certs
+check_grep "...next to its key (id 71)" "^71\|" "$T/certs"
+new_token other
+issue "$CA" "$T/solo.pub" "$T/solo2.pem" "solo.example.test" 0x0a01
+check_fails "no URI and two initialised tokens: exit 4" 4 install "$T/solo2.pem" --ca-file "$CA/root.pem"
+check_grep "...naming both tokens" "token=inst.*token=other|token=other.*token=inst" "$T/err"
 
 done_testing

@@ -215,12 +215,20 @@ badcert "a CSR given as the certificate" "$T/r1.csr" 'certificate request'
 openssl req -in "$T/r1.csr" -outform DER -out "$T/r1.der"
 badcert "a DER CSR given as the certificate" "$T/r1.der" 'certificate request'
 badcert "a private key file" "$T/soft.key" 'not a certificate'
-check_fails "a certificate file without --key" 2 req renew "$T/web.pem" -o "$T/keep.csr"
-check_grep "...says to give --key" '\-\-key' "$T/err"
 check_fails "a missing file: exit 1" 1 req renew "$T/nonesuch.pem" --key "$TOK" -o "$T/keep.csr"
 check_fails "--type without --rekey" 2 req renew "$T/web.pem" --key "$TOK" --type rsa:2048 -o "$T/keep.csr"
 check_fails "a bad --san" 2 req renew "$T/web.pem" --key "$TOK" --san IP:999.1.1.1 -o "$T/keep.csr"
 check_fails "wrong PIN: exit 3" 3 "$P11KM" --pin-source "file:$(pin_file bad 1111)" req renew "$T/web.pem" --key "$TOK" -o "$T/keep.csr"
+# A certificate file and no --key: the key is on the one initialised token
+# (SoftHSM's free slot is not a candidate); with two, the user must choose.
+check "a certificate file without --key: the only initialised token" \
+	req renew "$T/web.pem" -o "$T/nokey.csr"
+check "...the request verifies" openssl req -in "$T/nokey.csr" -verify -noout
+check_eq "...and carries the certificate's key" "$(pub_of_req "$T/nokey.csr")" "$(pub_of_cert "$T/web.pem")"
+new_token N2 1234 12345678
+check_fails "two initialised tokens and no --key: exit 4" 4 req renew "$T/web.pem" -o "$T/keep.csr"
+check_grep "...naming both tokens" 'token=N[^2].*token=N2|token=N2.*token=N([^2]|$)' "$T/err"
+check_grep "...and saying to give --key" '\-\-key' "$T/err"
 check_eq "keep.csr was never touched" "$(cat "$T/keep.csr")" old
 
 done_testing
