@@ -324,9 +324,12 @@ parse_targets(int argc, char **argv, struct target **out, size_t *n_out)
 		free(raw);
 		p11km_error_clear();
 		if ((r = p11km_certs_read(a, P11KM_ROOTS_MAX_CERTS, &sk)) < 0) {
+			/* p11km_fail() writes the buffer p11km_errmsg() returns: copy first */
+			char *why = strdup(p11km_errmsg(r));
 			r = p11km_fail(P11KM_ERR_USAGE,
 			    "'%s' is neither a SHA-256 fingerprint (64 hex digits) nor a certificate "
-			    "file: %s", a, p11km_errmsg(r));
+			    "file: %s", a, why ? why : p11km_strerror(r));
+			free(why);
 			break;
 		}
 		for (int k = 0; k < sk_X509_num(sk) && r == 0; k++) {

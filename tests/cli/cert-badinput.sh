@@ -125,6 +125,11 @@ cat "$T/leaf2.pem" "$CA/inter.pem" > "$T/good2.pem"
 bad "a symlink planted at --out-dir/cert.pem" 1 "symbolic link" "$T/good2.pem"
 [ "$(cat "$T/precious")" = precious ] && ok "  ... and its target is untouched" || not_ok "target changed"
 check_fails "roots remove with something that is neither fingerprint nor file" 2 "$P11KM" roots remove "abcd" --from "pem-bundle:$T/b.pem"
+check_one_line_error "  ... in one line saying why the file was not read" "nor a certificate file: unable to open 'abcd'"
+echo "not a certificate" > "$T/notcert.pem"
+check_fails "roots remove with a file that holds no certificate" 2 "$P11KM" roots remove "$T/notcert.pem" --from "pem-bundle:$T/b.pem"
+check_nogrep "  ... says why once, not its own first half twice" "certificate file: .*SHA-256 fingerprint" "$T/err"
+check_grep "  ... and why: the file holds no certificate" "certificate file: .*neither PEM nor DER" "$T/err"
 
 # nothing of this touched the token
 token_certs "$M" bad > "$T/certs.now"
