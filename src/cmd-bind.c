@@ -12,6 +12,7 @@
 
 #include "p11km/bind.h"
 #include "p11km/cmd.h"
+#include "p11km/store.h"
 #include "p11km/util.h"
 
 enum {
@@ -291,24 +292,34 @@ emit_report(struct p11km_ctx *ctx, const struct p11km_bind_params *p,
 	free(next2);
 }
 
-/* Write every file of a binding into dir, atomically. */
+/* Write every file of a binding into dir, all or none: a binding whose
+ * files come from two different runs is broken (the server config names a
+ * cert.pem or openssl.cnf of the other run).  Every file is staged first,
+ * then all are put in place together (p11km_ftxn: on a failure the ones
+ * already replaced get their old content back). */
 static int
 files_write(const char *dir, const struct p11km_bind_files *fs)
 {
-	int r;
+	struct p11km_ftxn *t;
+	int r = 0;
 
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
-	for (size_t i = 0; i < fs->n; i++) {
+	if ((t = p11km_ftxn_new()) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < fs->n && r == 0; i++) {
 		char *path = p11km_asprintf("%s/%s", dir, fs->f[i].name);
-		if (path == NULL)
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		r = p11km_write_file_atomic(path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
+		if (path == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			break;
+		}
+		r = p11km_ftxn_write(t, path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
 		free(path);
-		if (r < 0)
-			return r;
 	}
-	return 0;
+	if (r == 0)
+		r = p11km_ftxn_commit(t);
+	p11km_ftxn_free(t);
+	return r;
 }
 
 /*
@@ -428,9 +439,10 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 		goto out;
 	if ((r = p11km_bind_render(&p, &fs)) < 0)
 		goto out;
-	if (a.out_dir != NULL && (r = files_write(dir, &fs)) < 0)
-		goto out;
+	/* The PIN file first: configs that name a PIN file not written are broken. */
 	if (write_pin && (r = pin_file_write(pin_file, pin, pin_len, a.user)) < 0)
+		goto out;
+	if (a.out_dir != NULL && (r = files_write(dir, &fs)) < 0)
 		goto out;
 	emit_report(ctx, &p, &fs, a.out_dir == NULL, write_pin ? pin_file : NULL);
 	r = 0;

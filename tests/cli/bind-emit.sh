@@ -119,6 +119,33 @@ check "emit with --cert as a token URI" "$P11KM" bind emit apache \
 	--listen 127.0.0.1:8443 --pin-file "$T/srv.pin"
 check_grep "--cert URI: certificate by URI" 'SSLCertificateFile "pkcs11:.*object=web3;type=cert"' "$T/out"
 
+# --- a binding is written all or none ------------------------------------------------
+# The last rename of a second emit (the last file of the set going in place)
+# fails: every file keeps the first run's content (a server config next to a
+# cert.pem or openssl.cnf of another run is broken), no temporary or backup
+# file is left.  The renames are counted in a clean run under strace first.
+if command -v strace >/dev/null 2>&1; then
+	EMIT2="bind emit nginx --key $KEY1 --listen 127.0.0.1:8444 --server-name other.test
+		--out-dir $T/ng --pin-file $T/srv.pin --pin-source file:$PIN"
+	cp -a "$T/ng" "$T/ng.orig"
+	# shellcheck disable=SC2086
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o "$T/renames" -e trace=rename "$P11KM" $EMIT2 >/dev/null 2>&1
+	NREN=$(grep -c 'rename(' "$T/renames")
+	rm -rf "$T/ng"; cp -a "$T/ng.orig" "$T/ng"
+	(cd "$T/ng" && ls -A && cat ./*) > "$T/ng.before"
+	# shellcheck disable=SC2086
+	ASAN_OPTIONS=detect_leaks=0 strace -f -o /dev/null -e trace=rename \
+		-e inject=rename:error=EIO:when="$NREN" "$P11KM" $EMIT2 >/dev/null 2>"$T/err"
+	check_eq "rename $NREN (the last) fails: emit fails" "$?" 1
+	check_grep "rename $NREN fails: the error says what could not be replaced" 'unable to replace' "$T/err"
+	(cd "$T/ng" && ls -A && cat ./*) > "$T/ng.after"
+	check "rename $NREN fails: every file of the binding keeps its old content" \
+		cmp "$T/ng.before" "$T/ng.after"
+	check_eq "and no temporary file is left" "$(find "$T/ng" -name '*.p11km-*' | wc -l)" 0
+else
+	not_ok "strace is missing (CI installs it)"
+fi
+
 # --- refusals: exit status, one-line reason, nothing written --------------------------
 refuse() { # refuse DESC STATUS PATTERN args...
 	_d=$1 _s=$2 _p=$3; shift 3
