@@ -175,6 +175,21 @@ store_check(FILE *out, const char *what, const char *dir, const char *config, co
 
 /* --- the engine trial ----------------------------------------------------- */
 
+/* uri for messages: the value of a pin-value attribute replaced (malloc'ed;
+ * NULL on allocation failure). */
+static char *
+uri_hide_pin(const char *uri)
+{
+	const char *q = strchr(uri, '?'), *p = q ? strstr(q, "pin-value=") : NULL;
+	const char *end;
+
+	if (p == NULL)
+		return strdup(uri);
+	p += strlen("pin-value=");
+	end = p + strcspn(p, "&");
+	return p11km_asprintf("%.*s(hidden)%s", (int)(p - uri), uri, end);
+}
+
 static X509 *
 load_cert(ENGINE *e, const char *cert, FILE *out)
 {
@@ -294,10 +309,13 @@ master(const struct p11km_engine_trial *t, int have_user, uid_t uid, gid_t gid, 
 			fprintf(out, "the pkcs11 engine is not initialised when the key is loaded: add "
 			        "'init = 1' to the engine section of '%s' (nginx never calls "
 			        "ENGINE_init)\n", t->openssl_cnf);
-		else
+		else {
+			char *shown = uri_hide_pin(t->key);
 			fprintf(out, "the pkcs11 engine cannot load the key '%s' (%s): use the "
 			        "engine-safe URI that 'p11km bind emit' writes, and check the PIN file\n",
-			        t->key, err);
+			        shown ? shown : "(the key URI)", err);
+			free(shown);
+		}
 		goto out;
 	}
 	if (t->cert != NULL)
@@ -375,7 +393,7 @@ probe_path(void)
 int
 p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 {
-	int fds[2], st;
+	int fds[2], kfd[2], st, r;
 	pid_t pid;
 	FILE *in;
 	char line[2048], *probe;
@@ -387,26 +405,43 @@ p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 	if ((probe = probe_path()) == NULL)
 		return p11km_fail(P11KM_ERR_FAILED, "p11km-engine-probe is not installed next to "
 		                  "p11km (or in ../libexec/p11km); set P11KM_ENGINE_PROBE to its path");
-	if (pipe(fds) != 0) {
+	if (strlen(t->key) >= P11KM_PROBE_KEY_MAX) {
+		free(probe);
+		return p11km_fail(P11KM_ERR_USAGE, "the key URI is longer than %d bytes; shorten it",
+		                  P11KM_PROBE_KEY_MAX - 1);
+	}
+	/* The key URI goes through a pipe, not argv: it may carry pin-value, and
+	 * any user can read a process's arguments.  Written before the fork, it
+	 * fits in the pipe and no SIGPIPE can hit this process. */
+	if (pipe(kfd) != 0) {
 		free(probe);
 		return p11km_fail(P11KM_ERR_IO, "pipe: %s", strerror(errno));
+	}
+	if (p11km_write_all(kfd[1], t->key, strlen(t->key)) < 0 || close(kfd[1]) != 0 ||
+	    pipe(fds) != 0) {
+		r = p11km_fail(P11KM_ERR_IO, "pipe: %s", strerror(errno));
+		close(kfd[0]);
+		free(probe);
+		return r;
 	}
 	fflush(stdout);
 	fflush(stderr);
 	if ((pid = fork()) < 0) {
 		close(fds[0]);
 		close(fds[1]);
+		close(kfd[0]);
 		free(probe);
 		return p11km_fail(P11KM_ERR_IO, "fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
 		/* a fresh process, as a server starts: OpenSSL reads OPENSSL_CONF at init */
-		char *args[] = { probe, (char *)t->openssl_cnf, (char *)t->key,
+		char *args[] = { probe, (char *)t->openssl_cnf, "-",
 		                 (char *)(t->cert ? t->cert : ""), (char *)(t->user ? t->user : ""),
 		                 (char *)(t->module_path ? t->module_path : ""), NULL };
 		close(fds[0]);
-		if (dup2(fds[1], 1) < 0)
+		if (dup2(fds[1], 1) < 0 || dup2(kfd[0], 0) < 0)
 			_exit(127);
+		close(kfd[0]);
 		for (size_t i = 0; i < t->n_env; i++)
 			env_set(t->env[i]);
 		setenv("OPENSSL_CONF", t->openssl_cnf, 1);
@@ -416,6 +451,7 @@ p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 		_exit(127);
 	}
 	close(fds[1]);
+	close(kfd[0]);
 	free(probe);
 	if ((in = fdopen(fds[0], "r")) == NULL) {
 		close(fds[0]);
@@ -706,7 +742,7 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 	if (cert == NULL && m.cert && (cert = strdup(m.cert)) == NULL)
 		goto nomem;
 	rep->server = strdup(m.server);
-	rep->key = strdup(key);
+	rep->key = uri_hide_pin(key); /* printed: never the PIN */
 	rep->cert = cert ? strdup(cert) : NULL;
 	rep->user = user ? strdup(user) : NULL;
 	rep->openssl_cnf = strdup(m.openssl_conf);

@@ -122,6 +122,8 @@ int p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_uri, const char *c
  * env ("VAR=value", n_env of them) is set for the probe.  Problems go to
  * pr; returns 0, or an error for failures of the check itself (fork, pipe).
  */
+/* Longest key URI handed to the probe (through its standard input). */
+#define P11KM_PROBE_KEY_MAX 16384
 struct p11km_engine_trial {
 	const char *openssl_cnf;
 	const char *key;     /* engine key id (a pkcs11: URI) */

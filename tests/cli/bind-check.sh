@@ -135,5 +135,32 @@ p11tool_sm --token-label bind --login --pin "$USERPIN" --delete-object --type pr
 p11tool_sm --token-label bind --login --pin "$USERPIN" --delete-object --type pubkey --label ed >/dev/null 2>&1
 check "ed25519 key gone: passes again" "$P11KM" bind check "$T/good"
 
+# 10. a key URI carrying the PIN itself (pin-value): flagged, and the PIN
+# reaches neither a command line (the engine probe's argv, readable by every
+# user in /proc) nor the report
+cat > "$T/probe-spy" <<EOF
+#!/bin/sh
+printf '%s\n' "\$*" >> "$T/probe-argv"
+exec "$(dirname "$P11KM")/p11km-engine-probe" "\$@"
+EOF
+chmod +x "$T/probe-spy"
+export P11KM_ENGINE_PROBE="$T/probe-spy"
+variant pinvalue
+sed -i "s|?pin-source=[^\";]*|?pin-value=$USERPIN|" "$T/pinvalue/nginx-server.conf" "$T/pinvalue/p11km-binding.conf"
+check_grep "pinvalue: the config carries the PIN" "pin-value=$USERPIN" "$T/pinvalue/nginx-server.conf"
+trap_caught pinvalue "problem: the key URI carries the PIN \(pin-value\)"
+check_nogrep "pinvalue: the engine still loads the key (it got the URI)" "cannot load the key" "$T/out"
+check_grep "pinvalue: the engine probe ran" "openssl.cnf" "$T/probe-argv"
+check_nogrep "pinvalue: the PIN is not on the probe's command line" "pin-value" "$T/probe-argv"
+check_nogrep "pinvalue: the report does not print the PIN" "pin-value=$USERPIN" "$T/out"
+check_fails "pinvalue: --json exits 5" 5 "$P11KM" --json bind check "$T/pinvalue"
+check_nogrep "pinvalue: nor does --json" "pin-value=$USERPIN" "$T/out"
+variant pinvalue2
+sed -i -e "s|?pin-source=[^\";]*|?pin-value=$USERPIN|" -e 's|object=web;|object=nosuch;|' \
+	"$T/pinvalue2/nginx-server.conf" "$T/pinvalue2/p11km-binding.conf"
+trap_caught pinvalue2 "problem: the pkcs11 engine cannot load the key '.*object=nosuch"
+check_nogrep "pinvalue2: the engine's error does not print the PIN" "pin-value=$USERPIN" "$T/out"
+unset P11KM_ENGINE_PROBE
+
 check_fails "not a binding directory" 1 "$P11KM" bind check "$T/tokens"
 done_testing
