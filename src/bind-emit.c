@@ -108,7 +108,7 @@ p11km_bind_files_release(struct p11km_bind_files *fs)
 {
 	for (size_t i = 0; i < fs->n; i++) {
 		free(fs->f[i].name);
-		free(fs->f[i].data);
+		p11km_freezero(fs->f[i].data, fs->f[i].len); /* may hold a pin-value */
 	}
 	free(fs->f);
 	fs->f = NULL;
@@ -463,6 +463,11 @@ p11km_bind_render(const struct p11km_bind_params *p, struct p11km_bind_files *ou
 		goto fail;
 	if ((r = render_common(p, out)) < 0)
 		goto fail;
+	/* --allow-pin-value: the files that name the key carry the PIN, so only
+	 * their owner (root, who starts the server) may read them */
+	for (size_t i = 0; i < out->n; i++)
+		if (memmem(out->f[i].data, out->f[i].len, "pin-value=", 10) != NULL)
+			out->f[i].mode = 0600;
 	return 0;
 fail:
 	p11km_bind_files_release(out);

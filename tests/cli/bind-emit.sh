@@ -176,6 +176,20 @@ check "--allow-pin-value insists" "$P11KM" bind emit nginx --key "$KEY1?pin-valu
 	--listen 127.0.0.1:1 --allow-pin-value
 check_grep "--allow-pin-value: the PIN is in the config" 'pin-value=1234' "$T/out"
 check_grep "--allow-pin-value: with a warning" 'warning|PIN will be written' "$T/err"
+# the files that carry the PIN are for their owner only; the engine trial
+# gets the URI without putting the PIN on a command line (a spy records argv)
+printf '#!/bin/sh\nprintf "%%s\\n" "$*" >> "%s"\nexec "%s" "$@"\n' "$T/probe-argv" \
+	"$(dirname "$P11KM")/p11km-engine-probe" > "$T/probe-spy"
+chmod +x "$T/probe-spy"
+check "--allow-pin-value to a directory" env P11KM_ENGINE_PROBE="$T/probe-spy" "$P11KM" bind emit \
+	nginx --key "$KEY1?pin-value=1234" --listen 127.0.0.1:1 --allow-pin-value --out-dir "$T/pv"
+for f in nginx-server.conf p11km-binding.conf; do
+	check_grep "--allow-pin-value: $f carries the PIN" 'pin-value=1234' "$T/pv/$f"
+	check_eq "  ... so it is mode 0600" "$(stat -c %a "$T/pv/$f")" 600
+done
+check_eq "--allow-pin-value: openssl.cnf (no PIN) stays 0644" "$(stat -c %a "$T/pv/openssl.cnf")" 644
+check_grep "--allow-pin-value: the engine trial ran" 'openssl.cnf' "$T/probe-argv"
+check_nogrep "--allow-pin-value: the PIN is not on its command line" 'pin-value' "$T/probe-argv"
 
 make_key 'bad"label' 0c rsa:2048
 refuse "a label that could inject" 2 'label' nginx --key "$TOKEN;object=bad%22label;type=private" \
