@@ -198,7 +198,7 @@ cmd_roots_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 		goto out;
 	}
 	for (size_t s = 0; s < stores.n; s++) {
-		if ((r = p11km_store_load(ctx, stores.st[s], !dry_run)) < 0)
+		if ((r = p11km_store_load_for(ctx, stores.st[s], !dry_run, certs)) < 0)
 			goto out;
 		if ((adds[s] = sk_X509_new_null()) == NULL) {
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");

@@ -747,6 +747,19 @@ p11km_store_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
 }
 
 int
+p11km_store_load_for(struct p11km_ctx *ctx, struct p11km_store *st, int for_write,
+                     STACK_OF(X509) *wanted)
+{
+	int r;
+
+	if (st->loaded || st->kind != P11KM_STORE_TOKEN)
+		return p11km_store_load(ctx, st, for_write);
+	if ((r = p11km_store_token_load_for(ctx, st, for_write, wanted)) == 0)
+		st->loaded = 1;
+	return r;
+}
+
+int
 p11km_store_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
                    const size_t *rm, size_t n_rm)
 {

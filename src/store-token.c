@@ -66,23 +66,31 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 		r = p11km_fail_ckr(rv, s->tok->label, "C_CreateObject");
 		goto out;
 	}
-	/* Read it back: the token must hold exactly these bytes. */
+	/* Read it back: the token must hold exactly these bytes.  One call into
+	 * a buffer of the written size (no length query first): a token that
+	 * holds more bytes answers CKR_BUFFER_TOO_SMALL, which differs too. */
 	{
-		CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
-		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1);
-		if (rv == CKR_OK && a.ulValueLen == dlen && (back = malloc(dlen)) != NULL) {
-			a.pValue = back;
-			rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1);
+		CK_ATTRIBUTE a = { CKA_VALUE, NULL, dlen };
+		if ((back = malloc(dlen ? dlen : 1)) == NULL) {
+			P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
 		}
-		if (rv != CKR_OK || back == NULL || a.ulValueLen != dlen ||
-		    memcmp(back, der, dlen) != 0) {
-			r = rv != CKR_OK ? p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue")
-			                 : p11km_fail(P11KM_ERR_TOKEN,
+		a.pValue = back;
+		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1);
+		if (rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && (a.ulValueLen != dlen ||
+		                                                   memcmp(back, der, dlen) != 0))) {
+			r = p11km_fail(P11KM_ERR_TOKEN,
 			    "token '%s' does not hold the certificate as written (read-back differs)",
 			    s->tok->label);
 			/* Best effort: do not leave a damaged object behind. */
-			if (rv == CKR_OK)
-				P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+			P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+			goto out;
+		}
+		if (rv != CKR_OK) {
+			r = p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			/* unverified: take it back too (best effort, the token may be gone) */
+			P11KM_CALL(s->f, C_DestroyObject, s->h, h);
 			goto out;
 		}
 	}
@@ -354,8 +362,59 @@ p11km_tok_cert_issuer(struct p11km_session *s, X509 *cert, X509 **out)
 
 /* --- the token as a trust store -------------------------------------------- */
 
+/* Is the trusted certificate x on the token?  One targeted search by its
+ * DER value (3 calls), no attribute read. */
+static int
+trusted_find(struct p11km_session *s, X509 *x, CK_OBJECT_HANDLE *h)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_BBOOL yes = CK_TRUE;
+	unsigned char *der = NULL;
+	size_t dlen = 0, nh = 0;
+	CK_OBJECT_HANDLE *hs = NULL;
+	int r;
+
+	if ((r = p11km_cert_der(x, &der, &dlen)) < 0)
+		return r;
+	CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TRUSTED, &yes, sizeof(yes) },
+	                      { CKA_VALUE, der, dlen } };
+	if ((r = p11km_find(s, t, 3, 1, &hs, &nh)) == 0) {
+		r = nh > 0;
+		if (nh > 0)
+			*h = hs[0];
+	}
+	free(hs);
+	free(der);
+	return r;
+}
+
+static int token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write,
+                      STACK_OF(X509) *wanted);
+
 int
 p11km_store_token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
+{
+	return token_load(ctx, st, for_write, NULL);
+}
+
+int
+p11km_store_token_load_for(struct p11km_ctx *ctx, struct p11km_store *st, int for_write,
+                           STACK_OF(X509) *wanted)
+{
+	return token_load(ctx, st, for_write, wanted);
+}
+
+/*
+ * Load the token's trusted certificates.  With wanted (roots install: only
+ * which of these certificates are there matters), and when the token holds
+ * more trusted certificates than a search per wanted one costs (2 calls to
+ * read each held one against 3 to search for each wanted one), only the
+ * wanted certificates found on the token are loaded: installing one root
+ * into a token holding hundreds costs a few calls, not hundreds.  Loaded
+ * this way the store answers p11km_store_index() for wanted only.
+ */
+static int
+token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_OF(X509) *wanted)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_BBOOL yes = CK_TRUE;
@@ -364,7 +423,7 @@ p11km_store_token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_wr
 		{ CKA_TRUSTED, &yes, sizeof(yes) },
 	};
 	CK_OBJECT_HANDLE *h = NULL;
-	size_t nh = 0;
+	size_t nh = 0, max;
 	int r;
 
 	if ((r = p11km_uri_parse(st->path, &st->uri)) < 0)
@@ -386,8 +445,21 @@ p11km_store_token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_wr
 	                                         &st->s)) < 0) {
 		return r;
 	}
-	if ((r = p11km_find(&st->s, t, 2, 0, &h, &nh)) < 0)
+	/* With wanted: count the held ones only up to the break-even point, so
+	 * that the count of calls does not grow with the token either. */
+	max = wanted != NULL ? (3 * (size_t)sk_X509_num(wanted)) / 2 + 1 : 0;
+	if ((r = p11km_find(&st->s, t, 2, max, &h, &nh)) < 0)
 		return r;
+	if (wanted != NULL && nh >= max) {
+		free(h);
+		for (int i = 0; r == 0 && i < sk_X509_num(wanted); i++) {
+			X509 *x = sk_X509_value(wanted, i);
+			CK_OBJECT_HANDLE hx;
+			if ((r = trusted_find(&st->s, x, &hx)) == 1)
+				r = p11km_store_push(st, x, NULL, hx);
+		}
+		return r < 0 ? r : 0;
+	}
 	for (size_t i = 0; i < nh; i++) {
 		struct p11km_object o;
 		X509 *x;

@@ -96,6 +96,10 @@ const char *p11km_store_kind_name(enum p11km_store_kind k);
  * that does not exist yet (file, directory, NSS database) is empty.
  */
 int p11km_store_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write);
+/* The same, for a caller that only asks which of wanted the store holds
+ * (p11km_store_index): a token store may then load just those. */
+int p11km_store_load_for(struct p11km_ctx *ctx, struct p11km_store *st, int for_write,
+                         STACK_OF(X509) *wanted);
 /* Index of cert in the store (same DER), or -1. */
 int p11km_store_index(const struct p11km_store *st, X509 *cert);
 /*
@@ -109,6 +113,8 @@ int p11km_store_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X
 /* Used by the store back ends. */
 int p11km_store_push(struct p11km_store *st, X509 *cert, const char *name, CK_OBJECT_HANDLE h);
 int p11km_store_token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write);
+int p11km_store_token_load_for(struct p11km_ctx *ctx, struct p11km_store *st, int for_write,
+                               STACK_OF(X509) *wanted);
 int p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st,
                              STACK_OF(X509) *add, const size_t *rm, size_t n_rm);
 int p11km_store_system_load(struct p11km_store *st);

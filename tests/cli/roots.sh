@@ -141,6 +141,26 @@ check_grep "--dry-run shows what would change per store" "openssl-dir:$T/dir: wo
 check_grep "in each store" "pem-bundle:$T/bundle.pem: would add" "$T/out"
 ls -l --time-style=full-iso "$T/dir" "$T/bundle.pem" > "$T/after"
 cmp -s "$T/before" "$T/after" && ok "--dry-run changed nothing" || not_ok "--dry-run changed files"
+# one root into a token: the calls do not grow with the roots the token holds
+# (trust2 holds 5 roots, $TOK holds all $N Mozilla roots and the test root)
+shim_roots() { # shim_roots TOKEN SOPIN CERT: install, counts in $T/counts
+	env P11KM_MODULE="$P11SHIM" P11SHIM_MODULE="$M" P11SHIM_COUNT_FILE="$T/counts" \
+		"$P11KM" roots install "$3" --to "token:pkcs11:token=$1" --so-pin-source "file:$2" >/dev/null 2>&1
+}
+"$P11KM" roots install $FIVE --to "token:pkcs11:token=trust2" --so-pin-source "file:$T/sopin-trust2" >/dev/null
+shim_roots trust2 "$T/sopin-trust2" "$T/root2.pem"; c_empty=$(count_of total)
+shim_roots trust "$SOPIN" "$T/root2.pem"; c_full=$(count_of total); g_full=$(count_of C_GetAttributeValue)
+check_eq "installing one root into a token holding $N roots: as many calls as into one holding 5 ($c_empty)" \
+	"$c_full" "$c_empty"
+check_eq "one C_GetAttributeValue (the read-back of the new object)" "$g_full" 1
+p11tool --provider "$M" --list-all-trusted "$TOK" 2>/dev/null | grep -c 'type=cert' > "$T/n"
+check_eq "p11tool: the token holds the new root too" "$(cat "$T/n")" "$((N + 1))"
+shim_roots trust "$SOPIN" "$T/root2.pem"; c_again=$(count_of total)
+check_eq "installing it again finds it with a targeted search, adds nothing" \
+	"$(count_of C_CreateObject)|$(count_of C_GetAttributeValue)" "0|0"
+p11tool --provider "$M" --list-all-trusted "$TOK" 2>/dev/null | grep -c 'type=cert' > "$T/n"
+check_eq "p11tool: no duplicate" "$(cat "$T/n")" "$((N + 1))"
+echo "# one root into a token: $c_empty calls (5 roots), $c_full ($N roots), $c_again (already there)"
 check "--json install" "$P11KM" --json roots install "$T/root2.pem" --to "pem-bundle:$T/bundle.pem"
 cp "$T/out" "$T/json"
 check "the JSON says what was added" python3 -c "
