@@ -343,7 +343,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	if ((r = init_target(ctx, uri, &t)) < 0)
 		goto out;
 	/* Read both PINs before touching the token. */
-	if ((r = p11km_pin_get(ctx, &so, "New SO PIN: ", &so_pin, &so_len)) < 0 ||
+	if ((r = p11km_pin_get_for(ctx, &so, CKU_SO, NULL, "New SO PIN: ", &so_pin, &so_len)) < 0 ||
 	    (r = p11km_pin_get(ctx, &user, "New user PIN: ", &user_pin, &user_len)) < 0)
 		goto out;
 	if ((r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0 ||

@@ -11,6 +11,10 @@ struct p11km_pin_cache {
 	char *spec;
 	char *pin;
 	size_t len;
+	/* prompt sources only: whose PIN was typed (CKU_SO or CKU_USER) and for
+	 * which token (NULL: not known yet, e.g. a new SO PIN for token init) */
+	CK_USER_TYPE user;
+	char *tok;
 	struct p11km_pin_cache *next;
 };
 
@@ -27,6 +31,7 @@ p11km_pin_cache_clear(struct p11km_ctx *ctx)
 		ctx->pins = c->next;
 		p11km_pin_free(c->pin, c->len);
 		free(c->spec);
+		free(c->tok);
 		free(c);
 	}
 	while (ctx->failures != NULL) {
@@ -37,26 +42,46 @@ p11km_pin_cache_clear(struct p11km_ctx *ctx)
 	}
 }
 
+/* A PIN typed at a prompt answers that prompt only: the SO PIN is not the
+ * user PIN, and one token's PIN is not another's. */
+static int
+cache_match(const struct p11km_pin_cache *c, const struct p11km_pinsrc *src, CK_USER_TYPE user,
+            const char *tok)
+{
+	if (strcmp(c->spec, src->spec) != 0 || src->kind == P11KM_PIN_VALUE)
+		return 0;
+	if (src->kind != P11KM_PIN_PROMPT)
+		return 1;
+	return c->user == user && (tok == NULL || c->tok == NULL || strcmp(c->tok, tok) == 0);
+}
+
 int
-p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,
-           const char **pin, size_t *len)
+p11km_pin_get_for(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, CK_USER_TYPE user,
+                  const char *tok, const char *prompt, const char **pin, size_t *len)
 {
 	struct p11km_pin_cache *c;
 	int r;
 
+	if (user != CKU_SO)
+		user = CKU_USER; /* a context-specific login uses the user PIN */
 	for (c = ctx->pins; c != NULL; c = c->next) {
-		if (strcmp(c->spec, src->spec) == 0 && src->kind != P11KM_PIN_VALUE) {
+		if (cache_match(c, src, user, tok)) {
 			*pin = c->pin;
 			*len = c->len;
 			return 0;
 		}
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL || (c->spec = strdup(src->spec)) == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->spec = strdup(src->spec)) == NULL ||
+	    (tok != NULL && (c->tok = strdup(tok)) == NULL)) {
+		if (c != NULL)
+			free(c->spec);
 		free(c);
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	}
+	c->user = user;
 	if ((r = p11km_pin_read(src, prompt, &c->pin, &c->len)) < 0) {
 		free(c->spec);
+		free(c->tok);
 		free(c);
 		return r;
 	}
@@ -65,6 +90,13 @@ p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char 
 	*pin = c->pin;
 	*len = c->len;
 	return 0;
+}
+
+int
+p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,
+              const char **pin, size_t *len)
+{
+	return p11km_pin_get_for(ctx, src, CKU_USER, NULL, prompt, pin, len);
 }
 
 static char *
@@ -178,7 +210,7 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 	if (src != NULL) {
 		snprintf(prompt, sizeof(prompt), "%s PIN for token '%s': ",
 		         user == CKU_SO ? "SO" : "User", s->tok->label);
-		if ((r = p11km_pin_get(s->ctx, src, prompt, &pin, &len)) < 0) {
+		if ((r = p11km_pin_get_for(s->ctx, src, user, s->tok->uri, prompt, &pin, &len)) < 0) {
 			free(key);
 			return r;
 		}

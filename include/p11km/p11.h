@@ -116,6 +116,12 @@ int p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_p
  * p11km_ctx_release()).  *pin is borrowed. */
 int p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,
                   const char **pin, size_t *len);
+/* The same for the PIN of user (CKU_SO or CKU_USER) of token tok (a token
+ * URI; NULL: any).  A "prompt" source asks again for another user or token:
+ * what was typed for one prompt never answers another (p11km_pin_get() is
+ * the user PIN of any token). */
+int p11km_pin_get_for(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, CK_USER_TYPE user,
+                      const char *tok, const char *prompt, const char **pin, size_t *len);
 /*
  * The PIN source to use for a token URI: --pin-source (or, for CKU_SO,
  * --so-pin-source), else the URI's pin-source, else its pin-value (with a

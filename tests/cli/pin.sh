@@ -146,6 +146,50 @@ check_fails "prompt: a wrong PIN: exit 3" 3 python3 "$T/ptydrive.py" 11111111 \
 check_eq "prompt: a wrong PIN: one C_Login, no second prompt" "$(count_of C_Login)" 1
 check_eq "prompt: asked once" "$(grep -c 'PIN for token' "$T/out")" 1
 
+# Several prompts in one run: each answer goes to its own prompt only (the
+# SO PIN is not the user PIN; one token's PIN is never sent to another).
+cat > "$T/ptymulti.py" <<'EOF'
+import os, pty, re, sys, time
+pins = [p.encode() + b"\n" for p in sys.argv[1].split(",")]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+out, sent, deadline = b"", 0, time.time() + 60
+while time.time() < deadline:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+    while sent < len(pins) and len(re.findall(rb"PIN[^\r\n]*: ", out)) > sent:
+        os.write(fd, pins[sent])
+        sent += 1
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.WEXITSTATUS(status))
+EOF
+check "token init with both PINs typed at prompts" python3 "$T/ptymulti.py" 87654321,24680135 \
+	"$P11KM" token init --label P3 --so-pin-source prompt --pin-source prompt
+check_eq "token init: asked for the SO PIN, then the user PIN (and no more)" \
+	"$(grep -o 'New [a-zA-Z]* PIN: \|PIN for token' "$T/out" | tr '\n' ,)" "New SO PIN: ,New user PIN: ,"
+check "token init: the user PIN is the one typed for it (pkcs11-tool)" pkcs11-tool \
+	--module "$SOFTHSM2_MODULE" --token-label P3 --login --pin 24680135 --list-objects
+check "token init: the SO PIN is the one typed for it (pkcs11-tool --init-pin needs it)" pkcs11-tool \
+	--module "$SOFTHSM2_MODULE" --token-label P3 --login --login-type so --so-pin 87654321 \
+	--init-pin --new-pin 24680135
+new_token P4 13572468 87651234
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
+	-subj "/CN=pin test CA" -days 2 -addext basicConstraints=critical,CA:TRUE -out "$T/ca.pem" 2>/dev/null
+check "roots install to two tokens, each SO PIN typed at its prompt" python3 "$T/ptymulti.py" \
+	"12345678,87651234" "$P11KM" roots install "$T/ca.pem" --to "token:pkcs11:token=P1" \
+	--to "token:pkcs11:token=P4" --so-pin-source prompt
+check_eq "  ... one prompt per token" "$(grep -o "SO PIN for token '[^']*'" "$T/out" | tr '\n' ,)" \
+	"SO PIN for token 'P1',SO PIN for token 'P4',"
+check "  ... the CA is on P4 (pkcs11-tool)" sh -c "pkcs11-tool --module '$SOFTHSM2_MODULE' \
+	--token-label P4 --list-objects --type cert | grep -q 'pin test CA'"
+
 # --- bad sources: an error before any login -------------------------------------
 : > "$T/empty"; chmod 600 "$T/empty"
 check_fails "an empty PIN file: exit 2" 2 shim_p11km --pin-source "file:$T/empty" object list "$K"
