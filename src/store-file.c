@@ -176,7 +176,58 @@ sync_dir_of(const char *path)
 	free(d);
 }
 
-/* Keep the current target under a backup name (a hard link). */
+/* A copy of the current target under op->backup, for file systems without
+ * hard links (vfat, some FUSE and network file systems). */
+static int
+backup_copy(struct fop *op, const struct stat *st)
+{
+	char buf[65536], lt[4096];
+	ssize_t n;
+	int in = -1, out = -1, ok = 0, e;
+
+	if (S_ISLNK(st->st_mode)) {
+		if ((n = readlink(op->path, lt, sizeof(lt) - 1)) < 0)
+			return -1;
+		lt[n] = '\0';
+		for (int i = 0; i < 10; i++) {
+			free(op->backup);
+			if ((op->backup = temp_name(op->path, NULL)) == NULL)
+				return -1;
+			if (symlink(lt, op->backup) == 0)
+				return 0;
+			if (errno != EEXIST)
+				break;
+		}
+		e = errno;
+		free(op->backup);
+		op->backup = NULL;
+		errno = e;
+		return -1;
+	}
+	if ((in = open(op->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	free(op->backup);
+	if ((op->backup = temp_name(op->path, &out)) != NULL) {
+		ok = 1;
+		while (ok && (n = read(in, buf, sizeof(buf))) != 0)
+			ok = n > 0 ? p11km_write_all(out, buf, (size_t)n) == 0 : errno == EINTR;
+		ok = ok && fchmod(out, st->st_mode & 07777) == 0 && fsync(out) == 0;
+	}
+	e = errno;
+	if (out >= 0 && close(out) < 0)
+		ok = 0;
+	close(in);
+	if (!ok && op->backup != NULL) {
+		unlink(op->backup);
+		free(op->backup);
+		op->backup = NULL;
+	}
+	errno = e;
+	return ok ? 0 : -1;
+}
+
+/* Keep the current target under a backup name: a hard link, or a copy
+ * where the file system has no hard links. */
 static int
 backup(struct fop *op)
 {
@@ -195,6 +246,8 @@ backup(struct fop *op)
 	}
 	free(op->backup);
 	op->backup = NULL;
+	if (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS)
+		return backup_copy(op, &st);
 	return -1;
 }
 

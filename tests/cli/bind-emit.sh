@@ -142,6 +142,26 @@ if command -v strace >/dev/null 2>&1; then
 	check "rename $NREN fails: every file of the binding keeps its old content" \
 		cmp "$T/ng.before" "$T/ng.after"
 	check_eq "and no temporary file is left" "$(find "$T/ng" -name '*.p11km-*' | wc -l)" 0
+	# a file system without hard links (link() fails with EPERM, as on vfat):
+	# the old content is kept as a copy instead; the same rollback holds
+	# shellcheck disable=SC2086
+	ASAN_OPTIONS=detect_leaks=0 strace -f -o /dev/null -e trace=rename,link \
+		-e inject=link:error=EPERM -e inject=rename:error=EIO:when="$NREN" \
+		"$P11KM" $EMIT2 >/dev/null 2>"$T/err"
+	check_eq "no hard links, rename $NREN fails: emit fails" "$?" 1
+	(cd "$T/ng" && ls -A && cat ./*) > "$T/ng.after"
+	check "no hard links, rename $NREN fails: every file keeps its old content" \
+		cmp "$T/ng.before" "$T/ng.after"
+	check_eq "no hard links: no temporary file is left" "$(find "$T/ng" -name '*.p11km-*' | wc -l)" 0
+	# shellcheck disable=SC2086
+	(umask 077; ASAN_OPTIONS=detect_leaks=0 strace -f -o /dev/null -e trace=link \
+		-e inject=link:error=EPERM "$P11KM" $EMIT2 >/dev/null 2>"$T/err")
+	check_eq "no hard links: emit succeeds" "$?" 0
+	check_grep "no hard links: the new binding is in place" 'server_name other\.test;' "$T/ng/nginx-server.conf"
+	check_eq "replaced files keep mode 0644 (umask 077)" \
+		"$(stat -c %a "$T/ng/nginx-server.conf" "$T/ng/cert.pem" | sort -u)" 644
+	check_eq "no hard links: no temporary file is left" "$(find "$T/ng" -name '*.p11km-*' | wc -l)" 0
+	rm -rf "$T/ng"; cp -a "$T/ng.orig" "$T/ng"
 else
 	not_ok "strace is missing (CI installs it)"
 fi
