@@ -61,8 +61,26 @@ size_ok(const CK_MECHANISM_INFO *info, CK_MECHANISM_TYPE gen, CK_ULONG bits)
 	return bits >= min && bits <= max;
 }
 
+static int caps_of(struct p11km_token *tok, int only, struct p11km_caps *caps);
+
 int
 p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps)
+{
+	return caps_of(tok, -1, caps);
+}
+
+/* The same, but asking C_GetMechanismInfo only about the generator of key
+ * type t (one call, not three): caps tells about t alone. */
+int
+p11km_token_caps_for(struct p11km_token *tok, enum p11km_keytype t, struct p11km_caps *caps)
+{
+	if ((unsigned)t >= P11KM_KEY_N)
+		return p11km_fail(P11KM_ERR_USAGE, "unknown key type");
+	return caps_of(tok, (int)t, caps);
+}
+
+static int
+caps_of(struct p11km_token *tok, int only, struct p11km_caps *caps)
 {
 	CK_MECHANISM_TYPE *m = NULL;
 	size_t n = 0;
@@ -84,7 +102,7 @@ p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps)
 	if (has(m, n, CKM_EDDSA))
 		caps->sign |= P11KM_SIGN_EDDSA;
 	for (int g = 0; g < 3; g++) {
-		if (!has(m, n, gens[g]))
+		if (!has(m, n, gens[g]) || (only >= 0 && keytypes[only].gen != gens[g]))
 			continue;
 		r = p11km_mechanism_info(tok, gens[g], &info[g]);
 		if (r == P11KM_ERR_UNSUPPORTED)
@@ -94,6 +112,8 @@ p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps)
 		have[g] = (info[g].flags & CKF_GENERATE_KEY_PAIR) != 0;
 	}
 	for (int t = 0; t < P11KM_KEY_N; t++) {
+		if (only >= 0 && t != only)
+			continue;
 		int g = keytypes[t].gen == CKM_RSA_PKCS_KEY_PAIR_GEN ? 0 :
 		        keytypes[t].gen == CKM_EC_KEY_PAIR_GEN ? 1 : 2;
 		if (have[g] && size_ok(&info[g], keytypes[t].gen, keytypes[t].bits))

@@ -92,6 +92,21 @@ check "--force allows a taken label" "$P11KM" --force --pin-source "file:$PIN" k
 check_eq "--force: two private keys labelled key-ec-p256" \
 	"$(pk K -O --type privkey | grep -c 'label: *key-ec-p256$')" 2
 
+# calls: one C_GetMechanismInfo (the generator of the type asked for, not all
+# three), and no more calls with 30 more key pairs on the token
+if shim_available; then
+	check "key generate through the shim" shim_p11km --pin-source "file:$PIN" key generate "$TOK" --label counted1
+	c1=$(count_of total)
+	check_eq "key generate: one C_GetMechanismInfo" "$(count_of C_GetMechanismInfo)" 1
+	for i in $(seq 1 30); do
+		pk K --keypairgen --key-type EC:prime256v1 --label "bulk$i" --id "$(printf 'b0%02x' "$i")" >/dev/null
+	done
+	check "key generate with 30 more key pairs on the token" shim_p11km --pin-source "file:$PIN" key generate "$TOK" --label counted2
+	check_eq "key generate: as many calls as before ($c1)" "$(count_of total)" "$c1"
+else
+	not_ok "the PKCS#11 shim is not built"
+fi
+
 # --- Ed25519 ------------------------------------------------------------------
 n0=$(nobj)
 check_fails "ed25519 next to RSA/EC keys is refused" 2 "$P11KM" --pin-source "file:$PIN" key generate "$TOK" --type ed25519 --label ed
