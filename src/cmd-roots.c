@@ -3,8 +3,10 @@
  * one go (one rewrite, one session and login, one update-ca-certificates). */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "p11km/cert.h"
 #include "p11km/cmd.h"
@@ -480,6 +482,31 @@ out:
 
 /* --- list ------------------------------------------------------------------------------ */
 
+/* A file store to list must exist: installing creates one, but listing a
+ * mistyped path would print an empty store and succeed. */
+static int
+list_store_exists(const struct p11km_store *st)
+{
+	struct stat sb;
+	int want_dir = st->kind != P11KM_STORE_PEM_BUNDLE;
+
+	if (st->kind != P11KM_STORE_PEM_BUNDLE && st->kind != P11KM_STORE_OPENSSL_DIR &&
+	    st->kind != P11KM_STORE_NSS)
+		return 0;
+	if (stat(st->path, &sb) != 0)
+		return p11km_fail(P11KM_ERR_NOTFOUND, "store '%s': '%s': %s; check the path "
+		                  "('roots install' creates a store)", st->spec, st->path,
+		                  strerror(errno));
+	if (want_dir && !S_ISDIR(sb.st_mode))
+		return p11km_fail(P11KM_ERR_USAGE, "store '%s': '%s' is not a directory; %s names "
+		                  "a directory", st->spec, st->path,
+		                  st->kind == P11KM_STORE_NSS ? "nss:" : "openssl-dir:");
+	if (!want_dir && S_ISDIR(sb.st_mode))
+		return p11km_fail(P11KM_ERR_USAGE, "store '%s': '%s' is a directory; pem-bundle: "
+		                  "names a file (openssl-dir: is for directories)", st->spec, st->path);
+	return 0;
+}
+
 static int
 cmd_roots_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -499,7 +526,8 @@ cmd_roots_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		return r;
 	if ((r = p11km_store_parse(argv[g.argi], sysroot, &st)) < 0)
 		return r;
-	if ((r = p11km_store_load(ctx, st, 0)) < 0 || (r = infos_of(st->certs, &ci)) < 0)
+	if ((r = list_store_exists(st)) < 0 || (r = p11km_store_load(ctx, st, 0)) < 0 ||
+	    (r = infos_of(st->certs, &ci)) < 0)
 		goto out;
 	n = sk_X509_num(st->certs);
 	if (ctx->json) {

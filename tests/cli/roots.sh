@@ -249,5 +249,14 @@ check_fails "no system store at all is an error" 1 "$P11KM" roots list system --
 # --- bad store names -----------------------------------------------------------------------------
 check_fails "an unknown store kind is a usage error" 2 "$P11KM" roots list "ldap:x"
 check_fails "a store is required" 2 "$P11KM" roots install "$CA/root.pem"
+# listing a store that is not there (a mistyped path) fails instead of
+# printing an empty store
+for st in "pem-bundle:$T/no-such.pem" "openssl-dir:$T/no-such-dir" "nss:$T/no-such-db"; do
+	check_fails "roots list of a missing store: $st" 4 "$P11KM" roots list "$st"
+	check_one_line_error "  ... one line saying so" "No such file or directory; check the path"
+	check_no_stdout "  ... and nothing on stdout"
+done
+check_fails "roots list pem-bundle: of a directory" 2 "$P11KM" roots list "pem-bundle:$T"
+check_one_line_error "  ... one line pointing to openssl-dir:" "is a directory; pem-bundle: names a file"
 
 done_testing
