@@ -113,13 +113,17 @@ p11km_keygen_check(struct p11km_session *s, const struct p11km_keygen *kg)
 	return 0;
 }
 
-static void
+/* Take back a half-made key pair; CKR_OK or the first failure. */
+static CK_RV
 destroy_pair(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
 {
+	CK_RV rv = CKR_OK, rv2 = CKR_OK;
+
 	if (priv != CK_INVALID_HANDLE)
-		P11KM_CALL(s->f, C_DestroyObject, s->h, priv);
+		rv = P11KM_CALL(s->f, C_DestroyObject, s->h, priv);
 	if (pub != CK_INVALID_HANDLE)
-		P11KM_CALL(s->f, C_DestroyObject, s->h, pub);
+		rv2 = P11KM_CALL(s->f, C_DestroyObject, s->h, pub);
+	return rv != CKR_OK ? rv : rv2;
 }
 
 /* What the token did not honour, or NULL.  Fatal: the key could leave the
@@ -170,8 +174,8 @@ set_id(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
 	if ((rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, priv, &a, 1)) != CKR_OK ||
 	    (rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, pub, &a, 1)) != CKR_OK)
 		return p11km_fail(P11KM_ERR_TOKEN,
-		    "token '%s' did not let p11km set the key id (C_SetAttributeValue(CKA_ID): %s); "
-		    "the key pair was destroyed: give --id HEX to set the id at generation",
+		    "token '%s' did not let p11km set the key id (C_SetAttributeValue(CKA_ID): %s): "
+		    "give --id HEX to set the id at generation",
 		    s->tok->label, p11km_ckr_name(rv));
 	return 0;
 }
@@ -277,14 +281,16 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		if ((r = p11km_pubkey_keyid(pk, keyid)) < 0 ||
 		    (r = set_id(s, hpriv, hpub, keyid, sizeof(keyid))) < 0)
 			goto fail;
+		id = keyid;
+		id_len = sizeof(keyid);
 	}
 	if ((r = p11km_object_read(s, hpriv, &po)) < 0)
 		goto fail;
 	if ((bad = not_honoured(&po)) != NULL) {
 		p11km_object_release(&po);
 		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
-		    "token '%s' did not honour %s on the new private key: the key pair was destroyed; "
-		    "this token cannot hold keys the way p11km requires", s->tok->label, bad);
+		    "token '%s' did not honour %s on the new private key: this token cannot hold keys "
+		    "the way p11km requires", s->tok->label, bad);
 		goto fail;
 	}
 	if (po.decrypt == P11KM_TRUE || po.unwrap == P11KM_TRUE || po.derive == P11KM_TRUE)
@@ -300,6 +306,21 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 	return 0;
 fail:
 	EVP_PKEY_free(pk);
-	destroy_pair(s, hpriv, hpub);
+	/* Say what became of the half-made pair: destroyed, or still there
+	 * (token gone) with the label and id to find and delete it by. */
+	{
+		char *msg = strdup(p11km_errmsg(r)), *hid = p11km_hex(id, id_len);
+		CK_RV drv = destroy_pair(s, hpriv, hpub);
+		if (drv == CKR_OK)
+			p11km_fail(r, "%s; the new key pair was destroyed", msg ? msg : "");
+		else
+			p11km_fail(r, "%s; the new key pair could not be destroyed (C_DestroyObject: %s): "
+			           "it is still on token '%s' as label '%s', id %s: delete it with "
+			           "pkcs11-tool --delete-object --type privkey --id %s (and --type pubkey)",
+			           msg ? msg : "", p11km_ckr_name(drv), s->tok->label, kg->label,
+			           hid ? hid : "?", hid ? hid : "?");
+		free(msg);
+		free(hid);
+	}
 	return r;
 }

@@ -103,6 +103,25 @@ if shim_available; then
 	done
 	check "key generate with 30 more key pairs on the token" shim_p11km --pin-source "file:$PIN" key generate "$TOK" --label counted2
 	check_eq "key generate: as many calls as before ($c1)" "$(count_of total)" "$c1"
+	# a failure after C_GenerateKeyPair: the half-made pair is destroyed, and
+	# when it cannot be (the token is gone) the error says where it is
+	keygen_fault() { # keygen_fault LABEL VAR=VALUE...: key generate through the shim
+		_l=$1; shift
+		(export "$@"; shim_p11km --pin-source "file:$PIN" key generate "$TOK" --label "$_l")
+	}
+	n0=$(nobj)
+	check_fails "C_SetAttributeValue(CKA_ID) fails: exit 3" 3 keygen_fault half1 \
+		P11SHIM_FAIL_FUNC=C_SetAttributeValue P11SHIM_FAIL_AT=1 P11SHIM_FAIL_RV=CKR_DEVICE_ERROR
+	check_one_line_error "one line saying the new pair was destroyed" 'CKR_DEVICE_ERROR.*the new key pair was destroyed'
+	check_eq "pkcs11-tool: no object left" "$(nobj)" "$n0"
+	check_fails "the token goes away after C_GenerateKeyPair: exit 3" 3 keygen_fault half2 \
+		P11SHIM_FAIL_FUNC=C_SetAttributeValue P11SHIM_FAIL_AT=1 P11SHIM_FAIL_STICKY=1 \
+		P11SHIM_FAIL_RV=CKR_DEVICE_REMOVED
+	check_one_line_error "one line saying the pair could not be destroyed, with its label and id" \
+		"could not be destroyed.*label 'half2', id [0-9a-f]{40}: delete it with pkcs11-tool --delete-object"
+	hid=$(sed -E 's/.*, id ([0-9a-f]{40}):.*/\1/' "$T/err")
+	check_eq "pkcs11-tool: the half-made pair is there under that id" \
+		"$(pk K -O --id "$hid" | grep -c 'label: *half2$')" 2
 else
 	not_ok "the PKCS#11 shim is not built"
 fi
