@@ -61,29 +61,12 @@ size_ok(const CK_MECHANISM_INFO *info, CK_MECHANISM_TYPE gen, CK_ULONG bits)
 	return bits >= min && bits <= max;
 }
 
-static int caps_of(struct p11km_token *tok, int only, struct p11km_caps *caps);
-
-int
-p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps)
-{
-	return caps_of(tok, -1, caps);
-}
-
-/* The same, but asking C_GetMechanismInfo only about the generator of key
- * type t (one call, not three): caps tells about t alone. */
-int
-p11km_token_caps_for(struct p11km_token *tok, enum p11km_keytype t, struct p11km_caps *caps)
-{
-	if ((unsigned)t >= P11KM_KEY_N)
-		return p11km_fail(P11KM_ERR_USAGE, "unknown key type");
-	return caps_of(tok, (int)t, caps);
-}
-
+/* caps from the mechanism list m; C_GetMechanismInfo only for the
+ * generator of key type only (all three when only < 0). */
 static int
-caps_of(struct p11km_token *tok, int only, struct p11km_caps *caps)
+caps_of(struct p11km_token *tok, const CK_MECHANISM_TYPE *m, size_t n, int only,
+        struct p11km_caps *caps)
 {
-	CK_MECHANISM_TYPE *m = NULL;
-	size_t n = 0;
 	CK_MECHANISM_INFO info[3];
 	static const CK_MECHANISM_TYPE gens[3] = { CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN,
 	                                           CKM_EC_EDWARDS_KEY_PAIR_GEN };
@@ -91,8 +74,6 @@ caps_of(struct p11km_token *tok, int only, struct p11km_caps *caps)
 	int r;
 
 	memset(caps, 0, sizeof(*caps));
-	if ((r = p11km_mechanisms(tok, &m, &n)) < 0)
-		return r;
 	if (has(m, n, CKM_RSA_PKCS))
 		caps->sign |= P11KM_SIGN_RSA_PKCS1;
 	if (has(m, n, CKM_RSA_PKCS_PSS))
@@ -108,7 +89,7 @@ caps_of(struct p11km_token *tok, int only, struct p11km_caps *caps)
 		if (r == P11KM_ERR_UNSUPPORTED)
 			continue;
 		if (r < 0)
-			goto out;
+			return r;
 		have[g] = (info[g].flags & CKF_GENERATE_KEY_PAIR) != 0;
 	}
 	for (int t = 0; t < P11KM_KEY_N; t++) {
@@ -119,8 +100,41 @@ caps_of(struct p11km_token *tok, int only, struct p11km_caps *caps)
 		if (have[g] && size_ok(&info[g], keytypes[t].gen, keytypes[t].bits))
 			caps->keygen |= 1u << t;
 	}
-	r = 0;
-out:
+	return 0;
+}
+
+int
+p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps)
+{
+	CK_MECHANISM_TYPE *m = NULL;
+	size_t n = 0;
+	int r;
+
+	memset(caps, 0, sizeof(*caps));
+	if ((r = p11km_mechanisms(tok, &m, &n)) < 0)
+		return r;
+	r = caps_of(tok, m, n, -1, caps);
+	free(m);
+	return r;
+}
+
+/* The same, asking C_GetMechanismInfo only about the generator of key type
+ * t (one call, not three); when t is not usable, about all of them (same
+ * mechanism list), so that caps can name what the token can make. */
+int
+p11km_token_caps_for(struct p11km_token *tok, enum p11km_keytype t, struct p11km_caps *caps)
+{
+	CK_MECHANISM_TYPE *m = NULL;
+	size_t n = 0;
+	int r;
+
+	memset(caps, 0, sizeof(*caps));
+	if ((unsigned)t >= P11KM_KEY_N)
+		return p11km_fail(P11KM_ERR_USAGE, "unknown key type");
+	if ((r = p11km_mechanisms(tok, &m, &n)) < 0)
+		return r;
+	if ((r = caps_of(tok, m, n, (int)t, caps)) == 0 && !p11km_caps_usable(caps, t))
+		r = caps_of(tok, m, n, -1, caps);
 	free(m);
 	return r;
 }

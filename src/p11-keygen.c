@@ -64,9 +64,6 @@ p11km_keygen_check(struct p11km_session *s, const struct p11km_keygen *kg)
 	if ((r = p11km_token_caps_for(s->tok, kg->type, &caps)) < 0)
 		return r;
 	if (!p11km_caps_usable(&caps, kg->type)) {
-		/* only now all of them, for the message */
-		if ((r = p11km_token_caps(s->tok, &caps)) < 0)
-			return r;
 		list = p11km_caps_usable_list(&caps);
 		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
 		    "token '%s' cannot generate and sign with %s keys (from its mechanism list); "

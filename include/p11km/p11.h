@@ -219,7 +219,8 @@ struct p11km_caps {
 	unsigned sign;    /* enum p11km_signcap bits */
 };
 int p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps);
-/* The same for key type t only: one C_GetMechanismInfo instead of three. */
+/* The same for key type t only: one C_GetMechanismInfo instead of three
+ * (about all types, from the same mechanism list, when t is not usable). */
 int p11km_token_caps_for(struct p11km_token *tok, enum p11km_keytype t, struct p11km_caps *caps);
 /* "rsa:2048", "ec:p256", "ed25519" ... */
 const char *p11km_keytype_name(enum p11km_keytype t);
