@@ -175,20 +175,6 @@ store_check(FILE *out, const char *what, const char *dir, const char *config, co
 
 /* --- the engine trial ----------------------------------------------------- */
 
-/* uri for messages: the value of a pin-value attribute replaced (malloc'ed;
- * NULL on allocation failure). */
-static char *
-uri_hide_pin(const char *uri)
-{
-	const char *q = strchr(uri, '?'), *p = q ? strstr(q, "pin-value=") : NULL;
-	const char *end;
-
-	if (p == NULL)
-		return strdup(uri);
-	p += strlen("pin-value=");
-	end = p + strcspn(p, "&");
-	return p11km_asprintf("%.*s(hidden)%s", (int)(p - uri), uri, end);
-}
 
 static X509 *
 load_cert(ENGINE *e, const char *cert, FILE *out)
@@ -310,7 +296,7 @@ master(const struct p11km_engine_trial *t, int have_user, uid_t uid, gid_t gid, 
 			        "'init = 1' to the engine section of '%s' (nginx never calls "
 			        "ENGINE_init)\n", t->openssl_cnf);
 		else {
-			char *shown = uri_hide_pin(t->key);
+			char *shown = p11km_uri_hide_pin(t->key);
 			fprintf(out, "the pkcs11 engine cannot load the key '%s' (%s): use the "
 			        "engine-safe URI that 'p11km bind emit' writes, and check the PIN file\n",
 			        shown ? shown : "(the key URI)", err);
@@ -742,7 +728,7 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 	if (cert == NULL && m.cert && (cert = strdup(m.cert)) == NULL)
 		goto nomem;
 	rep->server = strdup(m.server);
-	rep->key = uri_hide_pin(key); /* printed: never the PIN */
+	rep->key = p11km_uri_hide_pin(key); /* printed: never the PIN */
 	rep->cert = cert ? strdup(cert) : NULL;
 	rep->user = user ? strdup(user) : NULL;
 	rep->openssl_cnf = strdup(m.openssl_conf);

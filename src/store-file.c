@@ -376,16 +376,19 @@ p11km_store_parse(const char *spec, const char *system_root, struct p11km_store 
 		}
 	}
 	if (arg == NULL || (st->kind != P11KM_STORE_SYSTEM && *arg == '\0')) {
-		free(st);
-		return p11km_fail(P11KM_ERR_USAGE,
+		char *shown = p11km_uri_hide_pin(spec);
+		int r = p11km_fail(P11KM_ERR_USAGE,
 		    "unknown store '%s': use token:URI, pem-bundle:FILE, openssl-dir:DIR, system or "
-		    "nss:DIR", spec);
+		    "nss:DIR", shown ? shown : "");
+		free(shown);
+		free(st);
+		return r;
 	}
 	if (system_root == NULL || *system_root == '\0')
 		system_root = getenv("P11KM_SYSTEM_ROOT");
 	if (system_root == NULL || *system_root == '\0')
 		system_root = "/";
-	st->spec = strdup(spec);
+	st->spec = p11km_uri_hide_pin(spec); /* printed: never a pin-value */
 	st->path = strdup(arg);
 	st->system_root = strdup(system_root);
 	st->certs = sk_X509_new_null();

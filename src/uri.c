@@ -343,6 +343,29 @@ p11km_uri_message(int code)
 	return p11_kit_uri_message(code);
 }
 
+char *
+p11km_uri_hide_pin(const char *text)
+{
+	const char *q = strchr(text, '?'), *p, *end;
+	char *out = strdup(text), *n;
+	size_t from;
+
+	if (q == NULL || out == NULL)
+		return out;
+	/* every "pin-value=" of the query (a text that did not parse may hold several) */
+	from = (size_t)(q - text);
+	while ((p = strstr(out + from, "pin-value=")) != NULL) {
+		p += 10;
+		end = p + strcspn(p, "&");
+		n = p11km_asprintf("%.*s(hidden)%s", (int)(p - out), out, end);
+		from = (size_t)(p - out) + 8;
+		free(out);
+		if ((out = n) == NULL)
+			return NULL;
+	}
+	return out;
+}
+
 static char *
 format(P11KitUri *u, P11KitUriType type)
 {

@@ -75,4 +75,9 @@ int p11km_uri_engine_safe(const struct p11km_uri *uri, const char *pin_source,
 /* Text of a p11-kit URI result code. */
 const char *p11km_uri_message(int code);
 
+/* text (a URI, or a string holding one, parsed or not) with the value of
+ * every query pin-value replaced by "(hidden)": what messages and output
+ * print.  Malloc'ed; NULL on allocation failure. */
+char *p11km_uri_hide_pin(const char *text);
+
 #endif

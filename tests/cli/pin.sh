@@ -190,6 +190,18 @@ check_eq "  ... one prompt per token" "$(grep -o "SO PIN for token '[^']*'" "$T/
 check "  ... the CA is on P4 (pkcs11-tool)" sh -c "pkcs11-tool --module '$SOFTHSM2_MODULE' \
 	--token-label P4 --list-objects --type cert | grep -q 'pin test CA'"
 
+# A store named by a URI with pin-value: the store is printed, its PIN never
+check "roots with a pin-value store URI" "$P11KM" roots remove "$T/ca.pem" \
+	--from "token:pkcs11:token=P1?pin-value=$PINVAL" --dry-run
+check_grep "  ... names the store" "token:pkcs11:token=P1.*would remove" "$T/out"
+check_nogrep "  ... without its PIN" "$PINVAL" "$T/out"
+check "roots list --json of that store" "$P11KM" --json roots list "token:pkcs11:token=P1?pin-value=$PINVAL"
+check_grep "  ... lists the CA" "pin test CA" "$T/out"
+check_nogrep "  ... without the PIN" "$PINVAL" "$T/out"
+check_fails "a mistyped store kind with pin-value" 2 "$P11KM" roots list "tokn:pkcs11:token=P1?pin-value=$PINVAL"
+check_one_line_error "  ... one line" "unknown store"
+check_nogrep "  ... that does not echo the PIN" "$PINVAL" "$T/err"
+
 # --- bad sources: an error before any login -------------------------------------
 : > "$T/empty"; chmod 600 "$T/empty"
 check_fails "an empty PIN file: exit 2" 2 shim_p11km --pin-source "file:$T/empty" object list "$K"

@@ -584,6 +584,28 @@ START_TEST(format_roundtrip)
 }
 END_TEST
 
+START_TEST(hide_pin)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "pkcs11:token=A?pin-value=1234", "pkcs11:token=A?pin-value=(hidden)" },
+		{ "pkcs11:token=A?pin-value=12&module-name=x", "pkcs11:token=A?pin-value=(hidden)&module-name=x" },
+		{ "pkcs11:token=A?module-name=x&pin-value=12", "pkcs11:token=A?module-name=x&pin-value=(hidden)" },
+		{ "token:pkcs11:token=A?pin-value=1&pin-value=22", "token:pkcs11:token=A?pin-value=(hidden)&pin-value=(hidden)" },
+		{ "pkcs11:token=A?pin-value=", "pkcs11:token=A?pin-value=(hidden)" },
+		{ "pkcs11:object=pin-value=x;token=A", "pkcs11:object=pin-value=x;token=A" }, /* a path, not the query */
+		{ "pkcs11:token=A?pin-source=/p", "pkcs11:token=A?pin-source=/p" },
+		{ "/tmp/file.pem", "/tmp/file.pem" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *s = p11km_uri_hide_pin(cases[i].in);
+		ck_assert_ptr_nonnull(s);
+		ck_assert_str_eq(s, cases[i].out);
+		free(s);
+	}
+}
+END_TEST
+
 static Suite *
 uri_suite(void)
 {
@@ -601,6 +623,7 @@ uri_suite(void)
 	tcase_add_test(tc, object_uris);
 	tcase_add_test(tc, engine_safe);
 	tcase_add_test(tc, format_roundtrip);
+	tcase_add_test(tc, hide_pin);
 	suite_add_tcase(s, tc);
 	return s;
 }
