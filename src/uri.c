@@ -112,6 +112,9 @@ check_part(const char *part, size_t len, int query, unsigned *seen, struct p11km
 
 	if (len == 0)
 		return 0; /* "pkcs11:" alone, or a trailing ';' */
+	if (eq == NULL && query) /* not echoed: it may be a mistyped pin-value */
+		return p11km_fail(P11KM_ERR_USAGE,
+		    "invalid pkcs11: URI: a query attribute (after '?') has no '=': write name=value");
 	if (eq == NULL)
 		return p11km_fail(P11KM_ERR_USAGE,
 		    "invalid pkcs11: URI: attribute '%.*s' has no '=': write name=value",
@@ -191,9 +194,13 @@ check_syntax(const char *s, struct p11km_uri *uri)
 	if (len > P11KM_URI_MAX)
 		return p11km_fail(P11KM_ERR_USAGE, "invalid pkcs11: URI: longer than %d characters",
 		                  P11KM_URI_MAX);
-	if (strncasecmp(s, "pkcs11:", 7) != 0)
-		return p11km_fail(P11KM_ERR_USAGE,
-		    "invalid URI '%.40s': it must start with 'pkcs11:' (RFC 7512)", s);
+	if (strncasecmp(s, "pkcs11:", 7) != 0) {
+		char *shown = p11km_uri_hide_pin(s); /* what was typed may carry the PIN */
+		r = p11km_fail(P11KM_ERR_USAGE,
+		    "invalid URI '%.40s': it must start with 'pkcs11:' (RFC 7512)", shown ? shown : "");
+		free(shown);
+		return r;
+	}
 	p = s + 7;
 	q = strchr(p, '?');
 	for (int query = 0; query < 2; query++) {

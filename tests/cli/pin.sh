@@ -201,6 +201,12 @@ check_nogrep "  ... without the PIN" "$PINVAL" "$T/out"
 check_fails "a mistyped store kind with pin-value" 2 "$P11KM" roots list "tokn:pkcs11:token=P1?pin-value=$PINVAL"
 check_one_line_error "  ... one line" "unknown store"
 check_nogrep "  ... that does not echo the PIN" "$PINVAL" "$T/err"
+check_fails "a URI with a mistyped scheme and pin-value" 2 "$P11KM" object list "pkcs1:token=P1?pin-value=$PINVAL"
+check_one_line_error "  ... one line" "must start with 'pkcs11:'"
+check_nogrep "  ... that does not echo the PIN" "$PINVAL" "$T/err"
+check_fails "a URI with a mistyped pin-value attribute" 2 "$P11KM" object list "pkcs11:token=P1?pin-value:$PINVAL"
+check_one_line_error "  ... one line" "has no '='"
+check_nogrep "  ... that does not echo the PIN" "$PINVAL" "$T/err"
 
 # --- bad sources: an error before any login -------------------------------------
 : > "$T/empty"; chmod 600 "$T/empty"
