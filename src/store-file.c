@@ -8,7 +8,9 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "p11km/cert.h"
@@ -28,6 +30,10 @@ struct fop {
 struct p11km_ftxn {
 	struct fop *ops;
 	size_t n, cap;
+	/* directories locked (flock) from the first staged file to the end */
+	char **dirs;
+	int *dfds;
+	size_t n_dirs;
 };
 
 struct p11km_ftxn *
@@ -81,6 +87,97 @@ temp_name(const char *path, int *fd)
 	return tmp;
 }
 
+/* "<base>.p11km-XXXXXX" (mkstemp's six characters)? */
+static int
+is_leftover_of(const char *name, const char *base)
+{
+	size_t bl = strlen(base);
+
+	if (strncmp(name, base, bl) != 0 || strncmp(name + bl, ".p11km-", 7) != 0)
+		return 0;
+	name += bl + 7;
+	for (int i = 0; i < 6; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9')))
+			return 0;
+	return name[6] == '\0';
+}
+
+/*
+ * Lock path's directory for this transaction (flock, held until
+ * p11km_ftxn_free: two p11km runs on one directory take turns), then remove
+ * what an interrupted run (crash, SIGKILL, power loss) left next to path:
+ * its temporary files and backups ("<path>.p11km-XXXXXX").  Each target
+ * itself always holds a complete old or new content (rename is atomic);
+ * the leftovers are only copies, and the warning says that a run was
+ * interrupted there.  Without the lock (a file system without flock)
+ * nothing is removed.
+ */
+static void
+lock_and_sweep(struct p11km_ftxn *t, const char *path)
+{
+	char *d = strdup(path), *b = strdup(path), *dir, *base;
+	int dfd = -1, locked = 0;
+	size_t i;
+	DIR *dh;
+	struct dirent *de;
+
+	if (d == NULL || b == NULL)
+		goto out;
+	dir = dirname(d);
+	base = basename(b);
+	for (i = 0; i < t->n_dirs; i++)
+		if (strcmp(t->dirs[i], dir) == 0)
+			break;
+	if (i < t->n_dirs) {
+		locked = t->dfds[i] >= 0;
+	} else {
+		char **nd = realloc(t->dirs, (t->n_dirs + 1) * sizeof(*nd));
+		int *nf;
+		if (nd == NULL)
+			goto out;
+		t->dirs = nd;
+		if ((nf = realloc(t->dfds, (t->n_dirs + 1) * sizeof(*nf))) == NULL)
+			goto out;
+		t->dfds = nf;
+		if ((t->dirs[t->n_dirs] = strdup(dir)) == NULL)
+			goto out;
+		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			/* wait up to 30 s for another run; never forever (no deadlock) */
+			int tries = 0;
+			while (flock(dfd, LOCK_EX | LOCK_NB) < 0) {
+				if (errno != EWOULDBLOCK || ++tries > 300) {
+					close(dfd);
+					dfd = -1;
+					break;
+				}
+				if (tries == 1)
+					p11km_note("waiting for another p11km run writing in '%s'", dir);
+				nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+			}
+		}
+		t->dfds[t->n_dirs++] = dfd;
+		locked = dfd >= 0;
+	}
+	if (!locked || (dh = opendir(dir)) == NULL)
+		goto out;
+	while ((de = readdir(dh)) != NULL) {
+		char *full;
+		if (!is_leftover_of(de->d_name, base))
+			continue;
+		if ((full = p11km_asprintf("%s/%s", dir, de->d_name)) == NULL)
+			continue;
+		if (unlink(full) == 0)
+			p11km_warn("removed '%s', left next to '%s' by an interrupted p11km run", full,
+			           path);
+		free(full);
+	}
+	closedir(dh);
+out:
+	free(d);
+	free(b);
+}
+
 static int
 check_target(const char *path, int symlink_ok)
 {
@@ -108,6 +205,7 @@ p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, size_
 
 	if ((r = check_target(path, 0)) < 0)
 		return r;
+	lock_and_sweep(t, path);
 	if ((op = fop_add(t, FOP_WRITE, path)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	if ((op->tmp = temp_name(path, &fd)) == NULL) {
@@ -135,6 +233,7 @@ p11km_ftxn_symlink(struct p11km_ftxn *t, const char *path, const char *target)
 
 	if ((r = check_target(path, 1)) < 0)
 		return r;
+	lock_and_sweep(t, path);
 	if ((op = fop_add(t, FOP_SYMLINK, path)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (int i = 0; i < 10; i++) {
@@ -156,6 +255,7 @@ p11km_ftxn_symlink(struct p11km_ftxn *t, const char *path, const char *target)
 int
 p11km_ftxn_unlink(struct p11km_ftxn *t, const char *path)
 {
+	lock_and_sweep(t, path);
 	if (fop_add(t, FOP_UNLINK, path) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	return 0;
@@ -332,6 +432,13 @@ p11km_ftxn_free(struct p11km_ftxn *t)
 		free(t->ops[i].path);
 	}
 	free(t->ops);
+	for (size_t i = 0; i < t->n_dirs; i++) {
+		if (t->dfds[i] >= 0)
+			close(t->dfds[i]); /* releases the lock */
+		free(t->dirs[i]);
+	}
+	free(t->dirs);
+	free(t->dfds);
 	free(t);
 }
 

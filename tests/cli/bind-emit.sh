@@ -162,6 +162,29 @@ if command -v strace >/dev/null 2>&1; then
 		"$(stat -c %a "$T/ng/nginx-server.conf" "$T/ng/cert.pem" | sort -u)" 644
 	check_eq "no hard links: no temporary file is left" "$(find "$T/ng" -name '*.p11km-*' | wc -l)" 0
 	rm -rf "$T/ng"; cp -a "$T/ng.orig" "$T/ng"
+	# a crash (SIGKILL) in the middle of the commit: each file holds its old or
+	# its new content, never a part; the next run removes the leftover copies,
+	# says so, and completes the binding
+	# shellcheck disable=SC2086
+	ASAN_OPTIONS=detect_leaks=0 strace -f -o /dev/null -e trace=rename \
+		-e inject=rename:signal=KILL:when=$((NREN - 3)) "$P11KM" $EMIT2 >/dev/null 2>&1
+	nleft=$(find "$T/ng" -name '*.p11km-*' | wc -l)
+	[ "$nleft" -gt 0 ] && ok "killed half way: $nleft temporary/backup files left" ||
+		not_ok "killed half way: no leftovers (the kill did not hit the commit)"
+	cp -a "$T/ng" "$T/ng.crashed"
+	# shellcheck disable=SC2086
+	check "the next run succeeds" "$P11KM" $EMIT2
+	check_grep "and says it removed what the interrupted run left" \
+		"removed '$T/ng/[^']*\.p11km-[A-Za-z0-9]{6}', left next to .* by an interrupted p11km run" "$T/err"
+	check_eq "no temporary or backup file is left" "$(find "$T/ng" -name '*.p11km-*' | wc -l)" 0
+	mixed=0; bad=""
+	for f in $(cd "$T/ng.orig" && ls); do
+		if cmp -s "$T/ng.crashed/$f" "$T/ng.orig/$f"; then :
+		elif cmp -s "$T/ng.crashed/$f" "$T/ng/$f"; then mixed=$((mixed + 1))
+		else bad="$bad $f"; fi
+	done
+	check_eq "after the crash every file was whole: old or new ($mixed new)" "$bad" ""
+	rm -rf "$T/ng" "$T/ng.crashed"; cp -a "$T/ng.orig" "$T/ng"
 else
 	not_ok "strace is missing (CI installs it)"
 fi
