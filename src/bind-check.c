@@ -424,10 +424,14 @@ p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 		char *args[] = { probe, (char *)t->openssl_cnf, "-",
 		                 (char *)(t->cert ? t->cert : ""), (char *)(t->user ? t->user : ""),
 		                 (char *)(t->module_path ? t->module_path : ""), NULL };
+		/* libp11 prints its own lines to stderr (with the key URI, which may
+		 * carry pin-value): the problems the probe finds come through the pipe */
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		close(fds[0]);
-		if (dup2(fds[1], 1) < 0 || dup2(kfd[0], 0) < 0)
+		if (dup2(fds[1], 1) < 0 || dup2(kfd[0], 0) < 0 || null < 0 || dup2(null, 2) < 0)
 			_exit(127);
 		close(kfd[0]);
+		close(null);
 		for (size_t i = 0; i < t->n_env; i++)
 			env_set(t->env[i]);
 		setenv("OPENSSL_CONF", t->openssl_cnf, 1);

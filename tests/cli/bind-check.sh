@@ -160,6 +160,9 @@ sed -i -e "s|?pin-source=[^\";]*|?pin-value=$USERPIN|" -e 's|object=web;|object=
 	"$T/pinvalue2/nginx-server.conf" "$T/pinvalue2/p11km-binding.conf"
 trap_caught pinvalue2 "problem: the pkcs11 engine cannot load the key '.*object=nosuch"
 check_nogrep "pinvalue2: the engine's error does not print the PIN" "pin-value=$USERPIN" "$T/out"
+check_nogrep "  ... not even on stderr" "pin-value=$USERPIN" "$T/err"
+check_eq "  ... where every line is p11km's own (libp11's messages are not passed on)" \
+	"$(grep -vc '^p11km: ' "$T/err")" 0
 unset P11KM_ENGINE_PROBE
 
 check_fails "not a binding directory" 1 "$P11KM" bind check "$T/tokens"
