@@ -257,18 +257,20 @@ p11km_tok_retired_label(struct p11km_session *s, const char *base, CK_OBJECT_CLA
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y%m%d", &tm);
 	for (int i = 1; i < 100; i++) {
-		struct p11km_object *objs = NULL;
 		size_t n = 0;
 		char *cand = i == 1 ? p11km_asprintf("%s.retired-%s", base, date)
 		                    : p11km_asprintf("%s.retired-%s-%d", base, date, i);
 		int r;
 		if (cand == NULL)
 			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		if ((r = p11km_tok_by_label(s, cand, cls, &objs, &n)) < 0) {
+		/* taken or not: a search, no attribute read */
+		CK_ATTRIBUTE t[2] = { { CKA_LABEL, cand, strlen(cand) }, { CKA_CLASS, &cls, sizeof(cls) } };
+		CK_OBJECT_HANDLE *h = NULL;
+		if ((r = p11km_find(s, t, cls != (CK_OBJECT_CLASS)-1 ? 2 : 1, 1, &h, &n)) < 0) {
 			free(cand);
 			return r;
 		}
-		p11km_objects_free(objs, n);
+		free(h);
 		if (n == 0) {
 			*out = cand;
 			return 0;
