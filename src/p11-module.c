@@ -33,9 +33,18 @@ p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
 		code = P11KM_ERR_LOGIN;
 		hint = ": the PIN is locked; unblock it with the SO PIN";
 		break;
-	case CKR_PIN_INVALID: case CKR_PIN_LEN_RANGE: case CKR_PIN_EXPIRED:
+	case CKR_PIN_INVALID: case CKR_PIN_LEN_RANGE:
+		code = P11KM_ERR_LOGIN;
+		hint = ": this token does not accept a PIN of that length or those characters; "
+		       "check the PIN source";
+		break;
+	case CKR_PIN_EXPIRED:
+		code = P11KM_ERR_LOGIN;
+		hint = ": the PIN has expired; change it with the token's own tool first";
+		break;
 	case CKR_USER_PIN_NOT_INITIALIZED:
 		code = P11KM_ERR_LOGIN;
+		hint = ": the token has no user PIN yet; set one ('p11km token init')";
 		break;
 	case CKR_USER_NOT_LOGGED_IN:
 		code = P11KM_ERR_LOGIN;
@@ -51,6 +60,10 @@ p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
 		hint = ": out of memory (on the host or the token)";
 		break;
 	default:
+		/* CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED, ...:
+		 * nothing p11km can name, but the user can look and try again */
+		hint = ": the token or its module failed; check the token ('p11km token list') "
+		       "and try again";
 		break;
 	}
 	return p11km_fail(code, "%s: %s failed: %s%s", what, fn, p11km_ckr_name(rv), hint);
@@ -108,7 +121,8 @@ init_module(struct p11km_module *m, int skip_on_failure)
 		           p11km_ckr_name(rv));
 		return 1;
 	}
-	return p11km_fail(P11KM_ERR_MODULE, "module '%s' failed to initialise: C_Initialize: %s",
+	return p11km_fail(P11KM_ERR_MODULE, "module '%s' failed to initialise: C_Initialize: %s; "
+	                  "check the module's configuration (and its tokens' directory or device)",
 	                  m->name, p11km_ckr_name(rv));
 }
 

@@ -22,6 +22,7 @@ check_fails "C_Initialize fails: exit 3" 3 shim_p11km token list
 check_no_stdout "C_Initialize fails: nothing on stdout"
 check_one_line_error "C_Initialize fails: one line naming the module and CKR_DEVICE_ERROR" \
 	"module '.*p11shim.so' failed to initialise: C_Initialize: CKR_DEVICE_ERROR"
+check_grep "C_Initialize fails: the line says what to check" "CKR_DEVICE_ERROR; check the module's configuration" "$T/err"
 unset P11SHIM_FAIL_FUNC P11SHIM_FAIL_AT P11SHIM_FAIL_RV
 
 # --- the token goes away in the middle of a listing -------------------------
@@ -38,6 +39,10 @@ export P11SHIM_FAIL_FUNC=C_GetMechanismInfo P11SHIM_FAIL_AT=3
 check_fails "CKR_DEVICE_REMOVED during token list: exit 3" 3 shim_p11km token list
 check_no_stdout "token list: no partial output"
 check_one_line_error "token list: one line" "CKR_DEVICE_REMOVED"
+export P11SHIM_FAIL_RV=CKR_DEVICE_ERROR P11SHIM_FAIL_STICKY=0
+check_fails "CKR_DEVICE_ERROR during token list: exit 3" 3 shim_p11km token list
+check_one_line_error "CKR_DEVICE_ERROR: one line that says what to do" \
+	"C_GetMechanismInfo failed: CKR_DEVICE_ERROR: the token or its module failed; check the token .* and try again"
 unset P11SHIM_FAIL_FUNC P11SHIM_FAIL_AT P11SHIM_FAIL_STICKY P11SHIM_FAIL_RV
 
 # --- a URI that matches no token ---------------------------------------------
