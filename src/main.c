@@ -129,16 +129,19 @@ p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char
 		const char *bad = optopt > 0 && optopt < 128 && isalnum(optopt) ? shortopt
 		                                                                  : argv[optind - 1];
 		const char *noun = noun_of(cmd);
+		/* the name only, never "=VALUE": '--pin=1234' must not echo a PIN */
+		int bl = (int)strcspn(bad, "=");
 		free(lo);
 		if (c == ':')
 			return p11km_fail(P11KM_ERR_USAGE,
-			    "option '%s' needs a value; see 'p11km %s %s --help'", bad, noun, cmd->verb);
+			    "option '%.*s' needs a value; see 'p11km %s %s --help'", bl, bad, noun,
+			    cmd->verb);
 		if (ambiguous(cmd, bad))
 			return p11km_fail(P11KM_ERR_USAGE,
-			    "option '%s' is ambiguous (it starts several options); see 'p11km %s %s --help'",
-			    bad, noun, cmd->verb);
-		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%s'; see 'p11km %s %s --help'",
-		                  bad, noun, cmd->verb);
+			    "option '%.*s' is ambiguous (it starts several options); see 'p11km %s %s "
+			    "--help'", bl, bad, noun, cmd->verb);
+		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%.*s'; see 'p11km %s %s --help'",
+		                  bl, bad, noun, cmd->verb);
 	}
 	free(lo);
 	return c;
@@ -397,7 +400,7 @@ main(int argc, char **argv)
 		return p11km_report(&ctx, help(argc - 1, argv + 1));
 	if (argv[1][0] == '-')
 		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
-		    "unknown option '%s'; see 'p11km --help'", argv[1]));
+		    "unknown option '%.*s'; see 'p11km --help'", (int)strcspn(argv[1], "="), argv[1]));
 	if ((n = find_noun(argv[1])) == NULL)
 		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
 		    "unknown command '%s'; see 'p11km --help'", argv[1]));

@@ -220,6 +220,13 @@ check_fails "a PIN given as the source is refused: exit 2" 2 "$P11KM" --pin-sour
 check_nogrep "... and not echoed" "$PINVAL" "$T/err"
 check_fails "no --pin option exists: exit 2" 2 "$P11KM" object list --pin "$PINVAL" "$K"
 check_nogrep "... and the PIN is not echoed" "$PINVAL" "$T/err"
+for args in "object list --pin=$PINVAL" "--pin=$PINVAL object list" "key generate --so-pin=$PINVAL" \
+	"--so-pin=$PINVAL token init" "object list --pi=$PINVAL"; do
+	# shellcheck disable=SC2086
+	check_fails "'${args%%=*}=PIN' is refused: exit 2" 2 "$P11KM" $args
+	check_one_line_error "  ... in one line naming the option" "option '--[a-z-]*'"
+	check_nogrep "  ... without echoing the PIN" "$PINVAL" "$T/err"
+done
 
 # --- --trace shows calls, never the PIN --------------------------------------------
 check "--trace" "$P11KM" --trace --pin-source "file:$T/pin" object list "$K"
