@@ -192,7 +192,8 @@ p11km_store_nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X
                        const size_t *rm, size_t n_rm)
 {
 	char *db = nss_db(st), tmpl[] = "/tmp/p11km-nss-XXXXXX";
-	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0;
+	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0, n_added = 0;
+	char **added = NULL;
 	int r = 0, fd = -1;
 
 	(void)ctx;
@@ -215,6 +216,10 @@ p11km_store_nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X
 	}
 	if (r == 0 && sk_X509_num(add) > 0 && (fd = mkstemp(tmpl)) < 0) {
 		r = p11km_fail(P11KM_ERR_IO, "unable to create a temporary file: %s", strerror(errno));
+		goto out;
+	}
+	if (sk_X509_num(add) > 0 && (added = calloc((size_t)sk_X509_num(add), sizeof(*added))) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	for (int i = 0; i < sk_X509_num(add) && r == 0; i++) {
@@ -240,10 +245,30 @@ p11km_store_nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X
 			r = p11km_run(argv, NULL, NULL);
 		}
 		free(der);
-		free(nick);
+		if (r == 0)
+			added[n_added++] = nick;
+		else
+			free(nick);
 		p11km_progress("updating NSS database", ++done, total);
 	}
+	if (r < 0 && n_added > 0) {
+		/* Take back what this run added: the database changes in one go or
+		 * not at all (as the token and file stores do). */
+		char *msg = strdup(p11km_errmsg(r));
+		int saved = r;
+		for (size_t i = n_added; i-- > 0;) {
+			char *argv[] = { "certutil", "-D", "-d", db, "-n", added[i], NULL };
+			if (p11km_run(argv, NULL, NULL) < 0)
+				p11km_warn("could not take '%s' back out of '%s'", added[i], st->path);
+		}
+		r = p11km_fail(saved, "%s; the %zu certificate%s added before were taken back out",
+		               msg ? msg : p11km_strerror(saved), n_added, n_added == 1 ? "" : "s");
+		free(msg);
+	}
 out:
+	for (size_t i = 0; i < n_added; i++)
+		free(added[i]);
+	free(added);
 	if (fd >= 0) {
 		close(fd);
 		unlink(tmpl);

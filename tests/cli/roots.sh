@@ -216,6 +216,26 @@ check_grep "lists it by fingerprint" "^$(fp "$CA/root.pem") " "$T/out"
 check "remove from NSS" "$P11KM" roots remove "$T/root2.pem" --from "nss:$T/nss"
 certutil -L -d "sql:$T/nss" > "$T/certutil" 2>&1
 check_nogrep "certutil no longer lists it" "Second Root" "$T/certutil"
+# an NSS database changes in one go: the 2nd certutil -A fails (a certutil
+# wrapper first in PATH), the first one added is taken back out
+mkdir -p "$T/fakebin"
+REAL_CERTUTIL=$(command -v certutil)
+cat > "$T/fakebin/certutil" <<EOF
+#!/bin/sh
+case " \$* " in *" -A "*)
+	n=\$(cat "$T/fakebin/n" 2>/dev/null || echo 0); n=\$((n + 1)); echo \$n > "$T/fakebin/n"
+	[ \$n = 2 ] && { echo "certutil: injected failure" >&2; exit 1; };;
+esac
+exec "$REAL_CERTUTIL" "\$@"
+EOF
+chmod +x "$T/fakebin/certutil"
+THREE=$(ls $MOZ/*.crt | head -3)
+check_fails "the 2nd certutil -A fails: the install fails" 1 env PATH="$T/fakebin:$PATH" \
+	"$P11KM" roots install $THREE --to "nss:$T/nss"
+check_grep "and says the first was taken back" "taken back" "$T/err"
+certutil -L -d "sql:$T/nss" > "$T/certutil" 2>&1
+check_eq "certutil: the database holds what it held before (the test root alone)" \
+	"$(tail -n +5 "$T/certutil" | grep -c .)" 1
 
 # --- system store in a scratch root ------------------------------------------------------------
 R=$T/sysroot
