@@ -768,8 +768,10 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 			env_set(m.env[i]);
 		if (ctx->module_opt == NULL)
 			ctx->module_opt = m.module;
-		if (p11km_modules_load(ctx, uri) == 0 && p11km_token_find_one(ctx, uri, &tok) == 0 &&
-		    p11km_session_open_login(ctx, tok, uri, 0, 0, &s) == 0) {
+		int lr;
+		if ((lr = p11km_modules_load(ctx, uri)) == 0 &&
+		    (lr = p11km_token_find_one(ctx, uri, &tok)) == 0 &&
+		    (lr = p11km_session_open_login(ctx, tok, uri, 0, 0, &s)) == 0) {
 			if (p11km_token_has_eddsa(&s, &found) == 0 && found)
 				p11km_problem_add(pr, "token '%s' holds an EdDSA (Ed25519) key: libp11 0.4.12 "
 				                  "then cannot enumerate any key on it; move or delete that key",
@@ -777,7 +779,7 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 			p11km_session_close(&s);
 		} else {
 			p11km_problem_add(pr, "p11km cannot open the key's token to look for EdDSA keys "
-			                  "(%s)", p11km_errmsg(P11KM_ERR_FAILED));
+			                  "(%s)", p11km_errmsg(lr)); /* the failure's own message */
 		}
 		p11km_error_clear();
 		if (ctx->module_opt == m.module) {

@@ -165,5 +165,10 @@ check_eq "  ... where every line is p11km's own (libp11's messages are not passe
 	"$(grep -vc '^p11km: ' "$T/err")" 0
 unset P11KM_ENGINE_PROBE
 
+# 11. a key URI naming a token that is not there: each problem says why
+variant notoken
+sed -i 's|token=bind;|token=gone;|' "$T/notoken/nginx-server.conf" "$T/notoken/p11km-binding.conf"
+trap_caught notoken "problem: p11km cannot open the key's token to look for EdDSA keys \(no token matches"
+
 check_fails "not a binding directory" 1 "$P11KM" bind check "$T/tokens"
 done_testing
