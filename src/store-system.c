@@ -172,7 +172,42 @@ p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_O
 	}
 	if ((r = p11km_ftxn_commit(t)) < 0)
 		goto out;
-	r = update_tool(st, rhel, n_rm > 0);
+	if ((r = update_tool(st, rhel, n_rm > 0)) < 0) {
+		/* The anchors are in place but the system's bundle was not rebuilt,
+		 * and a second run would find them present and not rebuild it
+		 * either: take the anchors back to the state the bundle matches. */
+		char *msg = strdup(p11km_errmsg(r));
+		int saved = r, ur = 0;
+		struct p11km_ftxn *u = p11km_ftxn_new();
+		if (u == NULL)
+			ur = P11KM_ERR_NOMEM;
+		for (int i = 0; ur == 0 && i < sk_X509_num(add); i++) {
+			char *fp = p11km_cert_fingerprint(sk_X509_value(add, i));
+			char *full = fp ? p11km_asprintf("%s/p11km-%.16s.crt", dir, fp) : NULL;
+			free(fp);
+			ur = full ? p11km_ftxn_unlink(u, full) : P11KM_ERR_NOMEM;
+			free(full);
+		}
+		for (size_t i = 0; ur == 0 && i < n_rm; i++) {
+			char *full = p11km_asprintf("%s/%s", dir, st->names[rm[i]]);
+			b.len = 0;
+			if (full == NULL || (ur = p11km_cert_pem_append(sk_X509_value(st->certs,
+			                                                 (int)rm[i]), &b)) < 0)
+				ur = ur < 0 ? ur : P11KM_ERR_NOMEM;
+			else
+				ur = p11km_ftxn_write(u, full, b.data, b.len, 0644);
+			free(full);
+		}
+		if (ur == 0)
+			ur = p11km_ftxn_commit(u);
+		p11km_ftxn_free(u);
+		if (ur == 0)
+			r = p11km_fail(saved, "%s; the anchor files were put back as they were", msg ? msg : "");
+		else
+			r = p11km_fail(saved, "%s; the anchor files are changed: run '%s' to finish",
+			               msg ? msg : "", rhel ? "update-ca-trust" : "update-ca-certificates");
+		free(msg);
+	}
 out:
 	p11km_ftxn_free(t);
 	p11km_buf_release(&b);

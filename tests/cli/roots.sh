@@ -254,6 +254,21 @@ check_grep "and lists the root" "^$(fp "$CA/root.pem") " "$T/out"
 check "remove from the system store" env P11KM_SYSTEM_ROOT="$R" "$P11KM" roots remove "$CA/root.pem" --from system
 check_fails "the bundle no longer has it" 2 openssl verify -CAfile "$R/etc/ssl/certs/ca-certificates.crt" \
 	-untrusted "$CA/inter.pem" "$T/srv.pem"
+# update-ca-certificates fails: the anchor files are put back, so that the
+# next run (which then succeeds) does the whole install again
+mkdir -p "$T/fakebin2"
+printf '#!/bin/sh\necho "update-ca-certificates: injected failure" >&2\nexit 1\n' > "$T/fakebin2/update-ca-certificates"
+chmod +x "$T/fakebin2/update-ca-certificates"
+ls -R "$R/usr/local/share/ca-certificates" > "$T/anchors.before"
+check_fails "update-ca-certificates fails: the install fails" 1 env PATH="$T/fakebin2:$PATH" \
+	"$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
+check_grep "and says the anchor files were put back" "put back as they were" "$T/err"
+ls -R "$R/usr/local/share/ca-certificates" > "$T/anchors.after"
+check "the anchor files are as before" cmp "$T/anchors.before" "$T/anchors.after"
+check "the next run installs it" "$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
+check "and the bundle has it" openssl verify -CAfile "$R/etc/ssl/certs/ca-certificates.crt" \
+	-untrusted "$CA/inter.pem" "$T/srv.pem"
+check "remove it again" env P11KM_SYSTEM_ROOT="$R" "$P11KM" roots remove "$CA/root.pem" --from system
 ls -la /usr/local/share/ca-certificates > "$T/real.after" 2>&1
 cmp -s "$T/real.before" "$T/real.after" && ok "the real /usr/local/share/ca-certificates is untouched" ||
 	not_ok "the real system store changed"
