@@ -65,8 +65,15 @@ enum { A_CLASS, A_KEY_TYPE, A_CERT_TYPE, A_CERT_CATEGORY, A_MODULUS_BITS,
        A_DERIVE, A_TRUSTED, A_MODIFIABLE,
        A_FIXED_END,
        A_LABEL = A_FIXED_END, A_ID, A_MODULUS, A_PUB_EXP, A_EC_PARAMS, A_EC_POINT,
-       A_PUBKEY_INFO, A_VALUE, A_SUBJECT, A_ISSUER, A_SERIAL,
+       A_PUBKEY_INFO, A_SUBJECT, A_ISSUER, A_SERIAL,
+       A_VALUE, /* last: not in the first call, which does not know the class yet */
        A_END };
+
+/* CKA_VALUE of a certificate is read in the second call into a buffer of
+ * this size (certificates are smaller); a larger one costs two more calls.
+ * Not even its length is asked of a key: a private key's CKA_VALUE is its
+ * secret. */
+#define CERT_VALUE_GUESS 16384
 
 static const CK_ATTRIBUTE_TYPE attr_types[A_END] = {
 	CKA_CLASS, CKA_KEY_TYPE, CKA_CERTIFICATE_TYPE, CKA_CERTIFICATE_CATEGORY, CKA_MODULUS_BITS,
@@ -74,7 +81,7 @@ static const CK_ATTRIBUTE_TYPE attr_types[A_END] = {
 	CKA_NEVER_EXTRACTABLE, CKA_SIGN, CKA_VERIFY, CKA_DECRYPT, CKA_ENCRYPT, CKA_UNWRAP, CKA_WRAP,
 	CKA_DERIVE, CKA_TRUSTED, CKA_MODIFIABLE,
 	CKA_LABEL, CKA_ID, CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS, CKA_EC_POINT,
-	CKA_PUBLIC_KEY_INFO, CKA_VALUE, CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER,
+	CKA_PUBLIC_KEY_INFO, CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_VALUE,
 };
 
 static int
@@ -127,6 +134,29 @@ read_one_by_one(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, si
 	}
 }
 
+/* A certificate larger than CERT_VALUE_GUESS: its length, then its value. */
+static CK_RV
+cert_value_big(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char **buf, CK_ATTRIBUTE *a)
+{
+	CK_ATTRIBUTE q = { CKA_VALUE, NULL, 0 };
+	unsigned char *nb;
+	CK_RV rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (q.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		return CKR_ATTRIBUTE_SENSITIVE;
+	if ((nb = realloc(*buf, q.ulValueLen + 1)) == NULL)
+		return CKR_HOST_MEMORY;
+	*buf = nb;
+	q.pValue = nb;
+	if ((rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1)) != CKR_OK)
+		return rv;
+	a->pValue = nb;
+	a->ulValueLen = q.ulValueLen;
+	return CKR_OK;
+}
+
 int
 p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o)
 {
@@ -151,12 +181,14 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 			a[i].ulValueLen = 0;
 		}
 	}
-	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, A_END);
+	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, A_VALUE);
 	if (!rv_partial_ok(rv))
 		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
 	if (a[A_CLASS].ulValueLen != sizeof(CK_ULONG) && rv != CKR_OK)
-		read_one_by_one(s, h, a, A_END);
+		read_one_by_one(s, h, a, A_VALUE);
 	cls = ulong_or(&a[A_CLASS], (CK_ULONG)-1);
+	if (cls == CKO_CERTIFICATE)
+		a[A_VALUE].ulValueLen = CERT_VALUE_GUESS;
 	for (int i = A_FIXED_END; i < A_END; i++) {
 		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0 ||
 		    !wanted(i, cls))
@@ -176,6 +208,14 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 				free(bufs[k]);
 			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
 		}
+		if (rv == CKR_BUFFER_TOO_SMALL && idx[nv - 1] == A_VALUE &&
+		    (var[nv - 1].ulValueLen == CK_UNAVAILABLE_INFORMATION ||
+		     var[nv - 1].ulValueLen > CERT_VALUE_GUESS) &&
+		    (rv = cert_value_big(s, h, &bufs[A_VALUE], &var[nv - 1])) != CKR_OK) {
+			for (int k = 0; k < A_END; k++)
+				free(bufs[k]);
+			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		}
 	}
 	for (int k = 0; k < nv; k++) {
 		int i = idx[k];
@@ -187,6 +227,11 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 		}
 		a[i].ulValueLen = var[k].ulValueLen;
 		bufs[i][var[k].ulValueLen] = '\0';
+		if (i == A_VALUE && var[k].ulValueLen < CERT_VALUE_GUESS) {
+			unsigned char *nb = realloc(bufs[i], var[k].ulValueLen + 1); /* give back the rest */
+			if (nb != NULL)
+				bufs[i] = nb;
+		}
 	}
 	o->cls = cls;
 	o->key_type = ulong_or(&a[A_KEY_TYPE], (CK_ULONG)-1);

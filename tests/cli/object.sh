@@ -248,6 +248,61 @@ check_eq "each engine-safe key URI signs through the libp11 engine; openssl veri
 
 # --- a TPM 2.0 token --------------------------------------------------------
 . "$top_srcdir/tests/lib/tpm2.sh"
+# --- a private key's CKA_VALUE is never asked for, not even its length -------
+# The judge is OpenSC's pkcs11-spy, which logs every C_GetAttributeValue
+# template with the object handle; an object's class comes from the log too.
+SPY=/usr/lib/x86_64-linux-gnu/pkcs11-spy.so
+[ -f "$SPY" ] || SPY=$(find /usr/lib -name pkcs11-spy.so 2>/dev/null | head -1)
+if [ -n "$SPY" ]; then
+	# a certificate larger than the first read's buffer (16 KiB): 900 DNS names
+	printf 'subjectAltName=' > "$T/big.ext"
+	for i in $(seq 1 900); do printf 'DNS:host-%04d.big.example.test,' "$i"; done >> "$T/big.ext"
+	sed -i 's/,$//' "$T/big.ext"
+	openssl req -x509 -key "$T/ck.pem" -subj "/CN=big" -days 30 -outform DER -out "$T/big.der" \
+		-addext "$(cat "$T/big.ext")" 2>/dev/null
+	check "a certificate over 16 KiB" test "$(stat -c %s "$T/big.der")" -gt 16384
+	openssl x509 -inform DER -in "$T/big.der" -out "$T/big.pem"
+	# (pkcs11-tool cannot parse a certificate this large; p11tool writes it)
+	GNUTLS_PIN=1234 p11tool --provider "$M" --login --write --label big --id 0b \
+		--load-certificate "$T/big.pem" 'pkcs11:token=T1' >/dev/null 2>&1
+	rm -f "$T/spy.log"
+	check "object list through pkcs11-spy" env ASAN_OPTIONS=detect_leaks=0 PKCS11SPY="$M" \
+		PKCS11SPY_OUTPUT="$T/spy.log" "$P11KM" --module "$SPY" --pin-source "file:$PIN" --json \
+		object list 'pkcs11:token=T1'
+	cp "$T/out" "$T/spy-list.json"
+	check "the large certificate is read whole (its SHA-256 is openssl's)" python3 -c '
+import json, sys, hashlib
+d = json.load(open(sys.argv[1]))
+want = hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest()
+got = [o for o in d["objects"] if o.get("label") == "big"]
+assert got and got[0]["certificate"]["sha256"].replace(":", "").lower() == want, got
+' "$T/spy-list.json" "$T/big.der"
+	check "no C_GetAttributeValue asks a private key for CKA_VALUE (pkcs11-spy log)" python3 -c '
+import re, sys
+log = open(sys.argv[1]).read()
+calls = re.split(r"\n\d+: ", log)
+cls, asked = {}, []
+for c in calls:
+    if not c.startswith("C_GetAttributeValue"):
+        continue
+    h = re.search(r"\[in\] hObject = (0x[0-9a-f]+)", c).group(1)
+    parts = c.split("[out]")
+    names = re.findall(r"^\s+(CKA_[A-Z_]+)", parts[0], re.M)
+    m = re.search(r"CKA_CLASS\s+(CKO_[A-Z_]+)", c)
+    if m:
+        cls[h] = m.group(1)
+    asked.append((h, names))
+keys = [h for h, k in cls.items() if k in ("CKO_PRIVATE_KEY", "CKO_SECRET_KEY")]
+assert len(keys) >= 4, cls
+bad = [(h, n) for h, names in asked if h in keys
+       for n in names if n in ("CKA_VALUE", "CKA_PRIVATE_EXPONENT", "CKA_PRIME_1", "CKA_PRIME_2")]
+assert not bad, bad
+' "$T/spy.log"
+	p11tool_sm --token-label T1 --login --pin 1234 --delete-object --type cert --label big >/dev/null 2>&1
+else
+	not_ok "pkcs11-spy.so (opensc) is missing: CI installs it"
+fi
+
 if tpm2_available; then
 	mkdir -p "$T/tpm"
 	if tpm2_token_start "$T/tpm" tpmtok 123456 12345678; then
