@@ -178,7 +178,11 @@ p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_O
 		 * either: take the anchors back to the state the bundle matches. */
 		char *msg = strdup(p11km_errmsg(r));
 		int saved = r, ur = 0;
-		struct p11km_ftxn *u = p11km_ftxn_new();
+		struct p11km_ftxn *u;
+		/* t holds the directory's lock: release it before u takes it */
+		p11km_ftxn_free(t);
+		t = NULL;
+		u = p11km_ftxn_new();
 		if (u == NULL)
 			ur = P11KM_ERR_NOMEM;
 		for (int i = 0; ur == 0 && i < sk_X509_num(add); i++) {

@@ -263,6 +263,7 @@ ls -R "$R/usr/local/share/ca-certificates" > "$T/anchors.before"
 check_fails "update-ca-certificates fails: the install fails" 1 env PATH="$T/fakebin2:$PATH" \
 	"$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
 check_grep "and says the anchor files were put back" "put back as they were" "$T/err"
+check_nogrep "without waiting on its own directory lock" "waiting for another p11km run" "$T/err"
 ls -R "$R/usr/local/share/ca-certificates" > "$T/anchors.after"
 check "the anchor files are as before" cmp "$T/anchors.before" "$T/anchors.after"
 check "the next run installs it" "$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
