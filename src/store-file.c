@@ -113,6 +113,26 @@ is_leftover_of(const char *name, const char *base)
  * interrupted there.  Without the lock (a file system without flock)
  * nothing is removed.
  */
+/* Directories locked by this process's live transactions: a second
+ * transaction on one of them would wait for the lock its own process holds
+ * (flock locks are per open file description), and must not sweep the
+ * first one's staged files either. */
+static struct { dev_t dev; ino_t ino; } held[32];
+static size_t n_held;
+
+static int
+held_index(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -2;
+	for (size_t i = 0; i < n_held; i++)
+		if (held[i].dev == st.st_dev && held[i].ino == st.st_ino)
+			return (int)i;
+	return -1;
+}
+
 static void
 lock_and_sweep(struct p11km_ftxn *t, const char *path)
 {
@@ -142,8 +162,13 @@ lock_and_sweep(struct p11km_ftxn *t, const char *path)
 		t->dfds = nf;
 		if ((t->dirs[t->n_dirs] = strdup(dir)) == NULL)
 			goto out;
-		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-			/* wait up to 30 s for another run; never forever (no deadlock) */
+		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+		    (held_index(dfd) != -1 || n_held == sizeof(held) / sizeof(held[0]))) {
+			close(dfd); /* locked by this process already (or cannot tell) */
+			dfd = -1;
+		}
+		if (dfd >= 0) {
+			/* wait up to 30 s for another run; never forever */
 			int tries = 0;
 			while (flock(dfd, LOCK_EX | LOCK_NB) < 0) {
 				if (errno != EWOULDBLOCK || ++tries > 300) {
@@ -154,6 +179,13 @@ lock_and_sweep(struct p11km_ftxn *t, const char *path)
 				if (tries == 1)
 					p11km_note("waiting for another p11km run writing in '%s'", dir);
 				nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+			}
+		}
+		if (dfd >= 0) {
+			struct stat st;
+			if (fstat(dfd, &st) == 0) {
+				held[n_held].dev = st.st_dev;
+				held[n_held++].ino = st.st_ino;
 			}
 		}
 		t->dfds[t->n_dirs++] = dfd;
@@ -433,8 +465,12 @@ p11km_ftxn_free(struct p11km_ftxn *t)
 	}
 	free(t->ops);
 	for (size_t i = 0; i < t->n_dirs; i++) {
-		if (t->dfds[i] >= 0)
+		if (t->dfds[i] >= 0) {
+			int k = held_index(t->dfds[i]);
+			if (k >= 0)
+				held[k] = held[--n_held];
 			close(t->dfds[i]); /* releases the lock */
+		}
 		free(t->dirs[i]);
 	}
 	free(t->dirs);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/ec.h>
@@ -280,6 +281,48 @@ START_TEST(file_transactions)
 }
 END_TEST
 
+/* Leftovers of an interrupted run next to a target are removed when the
+ * target is staged (others are not); two live transactions of one process
+ * on one directory neither wait for each other's lock nor sweep each
+ * other's staged files. */
+START_TEST(file_transactions_leftovers)
+{
+	char dir[] = "/tmp/p11km-unit-ftxn2.XXXXXX", a[128], left[160], other[160], *s;
+	struct p11km_ftxn *t1, *t2;
+	time_t t0;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(left, sizeof(left), "%s/a.p11km-AbC123", dir);
+	snprintf(other, sizeof(other), "%s/c.p11km-AbC123", dir);
+	ck_assert_int_eq(p11km_write_file_atomic(a, "old a", 5, 0644), 0);
+	ck_assert_int_eq(p11km_write_file_atomic(left, "stale", 5, 0644), 0);
+	ck_assert_int_eq(p11km_write_file_atomic(other, "keep", 4, 0644), 0);
+	t0 = time(NULL);
+	t1 = p11km_ftxn_new();
+	ck_assert_int_eq(p11km_ftxn_write(t1, a, "t1", 2, 0644), 0);
+	ck_assert_int_eq(access(left, F_OK), -1);   /* swept */
+	ck_assert_int_eq(access(other, F_OK), 0);   /* not next to a target */
+	t2 = p11km_ftxn_new();
+	ck_assert_int_eq(p11km_ftxn_write(t2, a, "t2", 2, 0644), 0);
+	ck_assert_int_eq(p11km_ftxn_commit(t1), 0); /* its staged file is still there */
+	s = slurp(a);
+	ck_assert_str_eq(s, "t1");
+	free(s);
+	ck_assert_int_eq(p11km_ftxn_commit(t2), 0);
+	s = slurp(a);
+	ck_assert_str_eq(s, "t2");
+	free(s);
+	p11km_ftxn_free(t2);
+	p11km_ftxn_free(t1);
+	ck_assert_int_lt(time(NULL) - t0, 3);       /* no wait for its own lock */
+	unlink(other);
+	ck_assert_int_eq(count_temps(dir), 0);
+	unlink(a);
+	rmdir(dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -292,6 +335,7 @@ main(void)
 	tcase_add_test(tc, parse_refusals);
 	tcase_add_test(tc, chains_and_anchors);
 	tcase_add_test(tc, file_transactions);
+	tcase_add_test(tc, file_transactions_leftovers);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
