@@ -578,7 +578,11 @@ renew_old_key(struct keyref *k, X509 *cert, int key_named)
 		return r;
 	}
 	k->have_priv = 1;
-	return p11km_key_pubkey(&k->s, &k->priv, &k->pub);
+	/* key_for_cert matched the key against the certificate's public key:
+	 * that is the public key (no second search for the public key object) */
+	if ((k->pub = X509_get_pubkey(cert)) == NULL)
+		return p11km_fail(P11KM_ERR_INPUT, "the certificate's public key cannot be read");
+	return 0;
 }
 
 /* --rekey: a new key pair "<old label>.pending" on the same token. */

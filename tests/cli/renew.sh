@@ -123,6 +123,23 @@ txt_req "$T/r2.csr" > "$T/r2.txt"
 check_eq "...the same extensions as from the file" "$(grep -A30 'Requested Extensions' "$T/r2.txt")" \
 	"$(grep -A30 'Requested Extensions' "$T/r1.txt")"
 check_eq "...the same key" "$(pub_of_req "$T/r2.csr")" "$(pub_of_cert "$T/web.pem")"
+# PKCS#11 calls: the certificate, its key (matched by public key) and the
+# signature; no second search for the public key, none that grows with the token
+if shim_available; then
+	check "req renew TOKEN-CERT-URI through the shim" shim_p11km --pin-source "file:$PIN" \
+		req renew "$TOK;object=web;type=cert" -o "$T/r2s.csr"
+	c1=$(count_of total)
+	check_eq "...3 searches (certificate, private key, its public key)" "$(count_of C_FindObjectsInit)" 3
+	for i in $(seq 1 20); do
+		pk --keypairgen --key-type EC:prime256v1 --label "bulk$i" --id "$(printf 'b0%02x' "$i")" >/dev/null
+	done
+	check "...with 20 more key pairs" shim_p11km --pin-source "file:$PIN" \
+		req renew "$TOK;object=web;type=cert" -o "$T/r2s.csr"
+	check_eq "...as many calls as before ($c1)" "$(count_of total)" "$c1"
+	check "...verifies" openssl req -in "$T/r2s.csr" -verify -noout
+else
+	not_ok "the PKCS#11 shim is not built"
+fi
 
 # --- the key is found by its public key, never by label ---------------------------
 # A pkcs11-tool key "real" (id 01) gets a certificate stored with label "decoy"
