@@ -524,9 +524,39 @@ p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF
 		free(msg);
 	}
 	/* Removals last: nothing is removed when an addition failed. */
+	size_t n_gone = 0;
 	for (size_t i = 0; i < n_rm && r == 0; i++) {
-		r = p11km_tok_destroy(&st->s, st->handles[rm[i]]);
+		if ((r = p11km_tok_destroy(&st->s, st->handles[rm[i]])) == 0)
+			n_gone++;
 		p11km_progress("updating token", ++done, total);
+	}
+	if (r < 0 && n_gone > 0) {
+		/* Put back the ones this run destroyed (same certificate, label and
+		 * id): the store changes in one go or not at all. */
+		int saved = r, back = 0;
+		char *msg = strdup(p11km_errmsg(r));
+		for (size_t i = 0; i < n_gone; i++) {
+			X509 *x = sk_X509_value(st->certs, (int)rm[i]);
+			unsigned char *id = NULL;
+			size_t id_len = 0;
+			CK_OBJECT_HANDLE h;
+			const char *label = st->names[rm[i]] ? st->names[rm[i]] : "";
+			if (p11km_cert_keyid(x, &id, &id_len) == 0 &&
+			    p11km_tok_cert_create(&st->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
+			                          &h) == 0) {
+				st->handles[rm[i]] = h;
+				back++;
+			}
+			free(id);
+		}
+		if ((size_t)back == n_gone)
+			r = p11km_fail(saved, "%s; the %zu certificate%s removed before were put back",
+			               msg ? msg : p11km_strerror(saved), n_gone, n_gone == 1 ? "" : "s");
+		else
+			r = p11km_fail(saved, "%s; %zu of the %zu certificates removed before could not "
+			               "be put back: run the same command again", msg ? msg :
+			               p11km_strerror(saved), n_gone - (size_t)back, n_gone);
+		free(msg);
 	}
 	free(made);
 	return r;

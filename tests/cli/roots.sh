@@ -128,6 +128,20 @@ p11tool --provider "$M" --list-all-trusted "pkcs11:token=trust2" > "$T/trusted2"
 [ "$(grep -c 'type=cert' "$T/trusted2")" = 0 ] && ok "p11tool: the three added before the failure were taken back" ||
 	not_ok "$(grep -c 'type=cert' "$T/trusted2") trusted certificates left"
 
+# removals too: the 3rd C_DestroyObject fails, the two destroyed before are put back
+FOUR=$(ls $MOZ/*.crt | head -4)
+"$P11KM" roots install $FOUR --to "token:pkcs11:token=trust2" --so-pin-source "file:$T/sopin-trust2" >/dev/null
+check_fails "the 3rd C_DestroyObject fails (shim): the removal fails" 3 env P11KM_MODULE="$P11SHIM" \
+	P11SHIM_MODULE="$M" P11SHIM_FAIL_FUNC=C_DestroyObject P11SHIM_FAIL_AT=3 P11SHIM_FAIL_RV=CKR_DEVICE_MEMORY \
+	"$P11KM" roots remove $FOUR --from "token:pkcs11:token=trust2" --so-pin-source "file:$T/sopin-trust2"
+check_grep "and says the two removed before were put back" "2 certificates removed before were put back" "$T/err"
+p11tool --provider "$M" --list-all-trusted "pkcs11:token=trust2" > "$T/trusted2" 2>/dev/null
+check_eq "p11tool: the token still trusts all four" "$(grep -c 'type=cert' "$T/trusted2")" 4
+check "a clean removal afterwards" "$P11KM" roots remove $FOUR --from "token:pkcs11:token=trust2" \
+	--so-pin-source "file:$T/sopin-trust2"
+p11tool --provider "$M" --list-all-trusted "pkcs11:token=trust2" > "$T/trusted2" 2>/dev/null
+check_eq "p11tool: none left" "$(grep -c 'type=cert' "$T/trusted2")" 0
+
 # --- list, dry run, JSON --------------------------------------------------------------
 check "roots list openssl-dir" "$P11KM" roots list "openssl-dir:$T/dir"
 [ "$(wc -l < "$T/out")" = "$N" ] && ok "lists $N certificates" || not_ok "list: $(wc -l < "$T/out")"
