@@ -142,12 +142,14 @@ p11km_bind_verify(const char *addr, const char *server_name, X509 *expected,
 			SSL_set1_host(ssl, server_name);
 	}
 	if (SSL_connect(ssl) != 1) {
-		r = p11km_fail(P11KM_ERR_VERIFY, "TLS handshake with %s failed: %s", addr,
-		               p11km_openssl_error());
+		r = p11km_fail(P11KM_ERR_VERIFY, "TLS handshake with %s failed: %s; is it a TLS port, "
+		               "and does the server load its key ('p11km bind check' on its binding)?",
+		               addr, p11km_openssl_error());
 		goto out;
 	}
 	if ((peer = SSL_get1_peer_certificate(ssl)) == NULL) {
-		r = p11km_fail(P11KM_ERR_VERIFY, "%s sent no certificate", addr);
+		r = p11km_fail(P11KM_ERR_VERIFY, "%s sent no certificate; configure the server with "
+		               "one ('p11km bind emit')", addr);
 		goto out;
 	}
 	if ((r = p11km_cert_summary_x509(peer, &sum)) < 0)

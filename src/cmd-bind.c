@@ -587,7 +587,8 @@ cmd_bind_verify(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 		r = p11km_fail(P11KM_ERR_VERIFY, "the certificate chain served by %s does not verify: "
 		               "%s", argv[g.argi], res.chain_error ? res.chain_error : "?");
 	else if (res.days_left < 0)
-		r = p11km_fail(P11KM_ERR_VERIFY, "the certificate served by %s has expired",
+		r = p11km_fail(P11KM_ERR_VERIFY, "the certificate served by %s has expired; renew it "
+		               "('p11km req renew', then 'p11km cert install') and reload the server",
 		               argv[g.argi]);
 	p11km_verify_result_release(&res);
 out:

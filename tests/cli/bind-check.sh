@@ -170,5 +170,28 @@ variant notoken
 sed -i 's|token=bind;|token=gone;|' "$T/notoken/nginx-server.conf" "$T/notoken/p11km-binding.conf"
 trap_caught notoken "problem: p11km cannot open the key's token to look for EdDSA keys \(no token matches"
 
+# 12. bind verify: a failure says what to do
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/exp.key" \
+	-subj /CN=expired.test -out "$T/exp.csr" 2>/dev/null
+openssl x509 -req -in "$T/exp.csr" -signkey "$T/exp.key" -days -1 -out "$T/exp.pem" 2>/dev/null
+check "openssl made an expired certificate (the judge)" not openssl x509 -in "$T/exp.pem" -noout -checkend 0
+XPORT=$(free_port)
+openssl s_server -accept "127.0.0.1:$XPORT" -cert "$T/exp.pem" -key "$T/exp.key" -www -quiet \
+	</dev/null >/dev/null 2>&1 &
+XPID=$!
+cleanup_add "kill $XPID"
+wait_port "$XPORT"
+check_fails "bind verify of a server with an expired certificate" 5 "$P11KM" bind verify "127.0.0.1:$XPORT"
+check_one_line_error "  ... one line saying how to renew" "has expired; renew it .*reload the server"
+kill "$XPID" 2>/dev/null
+PPORT=$(free_port)
+python3 -m http.server --bind 127.0.0.1 "$PPORT" >/dev/null 2>&1 &
+PPID2=$!
+cleanup_add "kill $PPID2"
+wait_port "$PPORT"
+check_fails "bind verify of a port that does not speak TLS" 5 "$P11KM" bind verify "127.0.0.1:$PPORT"
+check_one_line_error "  ... one line saying what to check" "TLS handshake with .* failed: .*is it a TLS port"
+kill "$PPID2" 2>/dev/null
+
 check_fails "not a binding directory" 1 "$P11KM" bind check "$T/tokens"
 done_testing
