@@ -681,8 +681,14 @@ install_run(struct install *in)
 		             in->key_label)) < 0)
 			goto out;
 	}
-	if (in->files != NULL)
-		r = p11km_ftxn_commit(in->files);
+	if (in->files != NULL && (r = p11km_ftxn_commit(in->files)) < 0 && !in->o.dry_run) {
+		/* The token has changed already: say so, and how to finish. */
+		char *msg = strdup(p11km_errmsg(r));
+		r = p11km_fail(r, "%s; token '%s' already holds the new certificate: run the same "
+		               "command again to write the files", msg ? msg : p11km_strerror(r),
+		               in->tok->label);
+		free(msg);
+	}
 out:
 	free(leaf_label);
 	return r;
