@@ -101,6 +101,49 @@ stores_release(struct stores *s)
 	free(s->st);
 }
 
+/*
+ * The options install and remove share: the stores named by --to or --from
+ * (store_key, repeatable; each opened here), --dry-run, --allow-non-ca,
+ * --system-root.  *argi is the index of the first positional argument.
+ */
+static int
+stores_from_opts(const struct p11km_cmd *cmd, int argc, char **argv, int store_key,
+                 struct stores *stores, int *dry_run, int *allow_non_ca, int *argi)
+{
+	struct p11km_getopt g = { 0 };
+	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
+	const char *sysroot = NULL;
+	int r, nspecs = 0;
+
+	if (specs == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
+		if (r < 0)
+			goto out;
+		if (r == store_key)
+			specs[nspecs++] = g.optarg;
+		else if (r == O_ALLOW_NON_CA)
+			*allow_non_ca = 1;
+		else if (r == O_DRY_RUN)
+			*dry_run = 1;
+		else if (r == O_SYSTEM_ROOT)
+			sysroot = g.optarg;
+	}
+	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+		goto out;
+	if (nspecs == 0) {
+		r = p11km_fail(P11KM_ERR_USAGE, "name at least one store with --%s STORE",
+		               store_key == O_TO ? "to" : "from");
+		goto out;
+	}
+	for (int i = 0; i < nspecs && r == 0; i++)
+		r = stores_add(stores, specs[i], sysroot);
+	*argi = g.argi;
+out:
+	free(specs);
+	return r;
+}
+
 /* Read every CERT argument into one stack (duplicates dropped). */
 static int
 read_certs(int argc, char **argv, STACK_OF(X509) **out)
@@ -151,36 +194,16 @@ print_cert_line(const char *prefix, const struct cert_info *ci)
 static int
 cmd_roots_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
-	struct p11km_getopt g = { 0 };
 	struct stores stores = { 0 };
-	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
-	const char *sysroot = NULL;
 	STACK_OF(X509) *certs = NULL, **adds = NULL;
 	struct cert_info *ci = NULL;
-	int allow_non_ca = 0, dry_run = 0, r, nspecs = 0, n = 0;
+	int allow_non_ca = 0, dry_run = 0, r, n = 0, argi = 0;
 
-	if (specs == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
-		switch (r) {
-		case O_TO: specs[nspecs++] = g.optarg; break;
-		case O_ALLOW_NON_CA: allow_non_ca = 1; break;
-		case O_DRY_RUN: dry_run = 1; break;
-		case O_SYSTEM_ROOT: sysroot = g.optarg; break;
-		default: goto out;
-		}
-	}
-	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+	if ((r = stores_from_opts(cmd, argc, argv, O_TO, &stores, &dry_run, &allow_non_ca,
+	                          &argi)) < 0)
 		goto out;
-	if (nspecs == 0) {
-		r = p11km_fail(P11KM_ERR_USAGE, "name at least one store with --to STORE");
-		goto out;
-	}
-	for (int i = 0; i < nspecs; i++)
-		if ((r = stores_add(&stores, specs[i], sysroot)) < 0)
-			goto out;
 	/* 1. read and check every certificate */
-	if ((r = read_certs(argc - g.argi, argv + g.argi, &certs)) < 0)
+	if ((r = read_certs(argc - argi, argv + argi, &certs)) < 0)
 		goto out;
 	n = sk_X509_num(certs);
 	if ((r = infos_of(certs, &ci)) < 0)
@@ -282,7 +305,6 @@ out:
 	infos_free(ci, (size_t)n);
 	sk_X509_pop_free(certs, X509_free);
 	stores_release(&stores);
-	free(specs);
 	return r;
 }
 
@@ -358,35 +380,16 @@ parse_targets(int argc, char **argv, struct target **out, size_t *n_out)
 static int
 cmd_roots_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
-	struct p11km_getopt g = { 0 };
 	struct stores stores = { 0 };
-	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
-	const char *sysroot = NULL;
 	struct target *tg = NULL;
 	size_t ntg = 0, **rms = NULL, *nrms = NULL;
 	struct p11km_json j;
-	int dry_run = 0, r, nspecs = 0;
+	int dry_run = 0, unused = 0, r, argi = 0;
 
-	if (specs == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
-		switch (r) {
-		case O_FROM: specs[nspecs++] = g.optarg; break;
-		case O_DRY_RUN: dry_run = 1; break;
-		case O_SYSTEM_ROOT: sysroot = g.optarg; break;
-		default: goto out;
-		}
-	}
-	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+	if ((r = stores_from_opts(cmd, argc, argv, O_FROM, &stores, &dry_run, &unused,
+	                          &argi)) < 0)
 		goto out;
-	if (nspecs == 0) {
-		r = p11km_fail(P11KM_ERR_USAGE, "name at least one store with --from STORE");
-		goto out;
-	}
-	for (int i = 0; i < nspecs; i++)
-		if ((r = stores_add(&stores, specs[i], sysroot)) < 0)
-			goto out;
-	if ((r = parse_targets(argc - g.argi, argv + g.argi, &tg, &ntg)) < 0)
+	if ((r = parse_targets(argc - argi, argv + argi, &tg, &ntg)) < 0)
 		goto out;
 	rms = calloc(stores.n, sizeof(*rms));
 	nrms = calloc(stores.n, sizeof(*nrms));
@@ -476,7 +479,6 @@ out:
 	free(nrms);
 	free(tg);
 	stores_release(&stores);
-	free(specs);
 	return r;
 }
 
