@@ -650,6 +650,31 @@ pem_entry(X509 *x, struct p11km_buf *b)
 	return r < 0 ? r : p11km_cert_pem_append(x, b);
 }
 
+int
+p11km_ftxn_write_cert(struct p11km_ftxn *t, const char *dir, X509 *x, const char *ext,
+                      int header, char **name)
+{
+	struct p11km_buf b = { 0 };
+	char *fp = p11km_cert_fingerprint(x);
+	char *base = fp ? p11km_asprintf("p11km-%.16s.%s", fp, ext) : NULL;
+	char *full = base ? p11km_asprintf("%s/%s", dir, base) : NULL;
+	int r;
+
+	free(fp);
+	if (full == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	else if ((r = header ? pem_entry(x, &b) : p11km_cert_pem_append(x, &b)) == 0)
+		r = p11km_ftxn_write(t, full, b.data, b.len, 0644);
+	p11km_buf_release(&b);
+	free(full);
+	if (r == 0 && name != NULL) {
+		*name = base;
+		base = NULL;
+	}
+	free(base);
+	return r;
+}
+
 static int
 bundle_commit(struct p11km_store *st, STACK_OF(X509) *add, const size_t *rm, size_t n_rm)
 {
@@ -822,7 +847,6 @@ dir_commit(struct p11km_store *st, STACK_OF(X509) *add, const size_t *rm, size_t
 	struct entry *e = calloc(nall + 1, sizeof(*e));
 	char **newnames = calloc((size_t)sk_X509_num(add) + 1, sizeof(char *));
 	struct p11km_ftxn *t = p11km_ftxn_new();
-	struct p11km_buf b = { 0 };
 	struct link *links = NULL;
 	size_t n_links = 0;
 	DIR *d = NULL;
@@ -853,19 +877,7 @@ dir_commit(struct p11km_store *st, STACK_OF(X509) *add, const size_t *rm, size_t
 	}
 	for (int i = 0; i < sk_X509_num(add); i++) {
 		X509 *x = sk_X509_value(add, i);
-		char *fp = p11km_cert_fingerprint(x), *full;
-		if (fp == NULL || (newnames[i] = p11km_asprintf("p11km-%.16s.pem", fp)) == NULL ||
-		    (full = p11km_asprintf("%s/%s", st->path, newnames[i])) == NULL) {
-			free(fp);
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		free(fp);
-		b.len = 0;
-		if ((r = pem_entry(x, &b)) == 0)
-			r = p11km_ftxn_write(t, full, b.data, b.len, 0644);
-		free(full);
-		if (r < 0)
+		if ((r = p11km_ftxn_write_cert(t, st->path, x, "pem", 1, &newnames[i])) < 0)
 			goto out;
 		e[n++] = (struct entry){ newnames[i], x };
 	}
@@ -915,7 +927,6 @@ out:
 	if (d != NULL)
 		closedir(d);
 	p11km_ftxn_free(t);
-	p11km_buf_release(&b);
 	for (int i = 0; newnames != NULL && i < sk_X509_num(add); i++)
 		free(newnames[i]);
 	free(newnames);

@@ -154,22 +154,9 @@ p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_O
 		if (r < 0)
 			goto out;
 	}
-	for (int i = 0; i < sk_X509_num(add); i++) {
-		X509 *x = sk_X509_value(add, i);
-		char *fp = p11km_cert_fingerprint(x);
-		char *full = fp ? p11km_asprintf("%s/p11km-%.16s.crt", dir, fp) : NULL;
-		free(fp);
-		if (full == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < sk_X509_num(add); i++)
+		if ((r = p11km_ftxn_write_cert(t, dir, sk_X509_value(add, i), "crt", 0, NULL)) < 0)
 			goto out;
-		}
-		b.len = 0;
-		if ((r = p11km_cert_pem_append(x, &b)) == 0)
-			r = p11km_ftxn_write(t, full, b.data, b.len, 0644);
-		free(full);
-		if (r < 0)
-			goto out;
-	}
 	if ((r = p11km_ftxn_commit(t)) < 0)
 		goto out;
 	if ((r = update_tool(st, rhel, n_rm > 0)) < 0) {

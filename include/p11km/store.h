@@ -148,6 +148,11 @@ int p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, s
                      mode_t mode);
 int p11km_ftxn_symlink(struct p11km_ftxn *t, const char *path, const char *target);
 int p11km_ftxn_unlink(struct p11km_ftxn *t, const char *path);
+/* Stage dir/p11km-<first 16 hex digits of the SHA-256>.<ext> holding x as
+ * PEM, mode 0644, with a subject and fingerprint comment when header.  The
+ * file name (not the path) goes to *name when name is not NULL. */
+int p11km_ftxn_write_cert(struct p11km_ftxn *t, const char *dir, X509 *x, const char *ext,
+                          int header, char **name);
 int p11km_ftxn_commit(struct p11km_ftxn *t);
 /* Removes what is left of an uncommitted transaction (NULL-safe). */
 void p11km_ftxn_free(struct p11km_ftxn *t);
