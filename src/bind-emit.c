@@ -606,40 +606,81 @@ prune_generations(const char *dir, char *const *keep, size_t n_keep)
 		closedir(d);
 }
 
-int
-p11km_bind_write(const char *dir, const struct p11km_bind_files *fs)
-{
+struct p11km_bind_txn {
+	char *dir;
 	struct p11km_ftxn *t;
-	char *keep[16] = { NULL };
-	size_t n_keep = 0;
+	char *keep[16];     /* texts that may name generations to keep */
+	size_t n_keep;
+};
+
+void
+p11km_bind_txn_free(struct p11km_bind_txn *bt)
+{
+	if (bt == NULL)
+		return;
+	p11km_ftxn_free(bt->t);
+	for (size_t i = 0; i < bt->n_keep; i++)
+		free(bt->keep[i]);
+	free(bt->dir);
+	free(bt);
+}
+
+int
+p11km_bind_stage(const char *dir, const struct p11km_bind_files *fs, struct p11km_bind_txn **out)
+{
+	struct p11km_bind_txn *bt;
 	int r = 0;
 
+	*out = NULL;
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
-	if ((t = p11km_ftxn_new()) == NULL)
+	if ((bt = calloc(1, sizeof(*bt))) == NULL || (bt->dir = strdup(dir)) == NULL ||
+	    (bt->t = p11km_ftxn_new()) == NULL) {
+		p11km_bind_txn_free(bt);
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < fs->n && r == 0; i++) {
 		char *path = p11km_asprintf("%s/%s", dir, fs->f[i].name);
+		size_t nl = strlen(fs->f[i].name);
 		if (path == NULL) {
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 			break;
 		}
-		/* what the files being replaced name stays: the previous generation */
-		size_t nl = strlen(fs->f[i].name);
+		/* what the replaced snippet and manifest name stays: the previous generation */
 		if (nl > 5 && strcmp(fs->f[i].name + nl - 5, ".conf") == 0 &&
-		    n_keep + 2 <= sizeof(keep) / sizeof(keep[0])) {
-			keep[n_keep++] = text_of(dir, fs->f[i].name);
-			keep[n_keep++] = strndup(fs->f[i].data, fs->f[i].len);
+		    bt->n_keep + 2 <= sizeof(bt->keep) / sizeof(bt->keep[0])) {
+			bt->keep[bt->n_keep++] = text_of(dir, fs->f[i].name);
+			bt->keep[bt->n_keep++] = strndup(fs->f[i].data, fs->f[i].len);
 		}
-		r = p11km_ftxn_write(t, path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
+		r = p11km_ftxn_write(bt->t, path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
 		free(path);
 	}
+	if (r < 0) {
+		p11km_bind_txn_free(bt);
+		return r;
+	}
+	*out = bt;
+	return 0;
+}
+
+int
+p11km_bind_commit(struct p11km_bind_txn *bt)
+{
+	int r = p11km_ftxn_commit(bt->t);
+
 	if (r == 0)
-		r = p11km_ftxn_commit(t);
-	p11km_ftxn_free(t);
-	if (r == 0)
-		prune_generations(dir, keep, n_keep);
-	for (size_t i = 0; i < n_keep; i++)
-		free(keep[i]);
+		prune_generations(bt->dir, bt->keep, bt->n_keep);
+	return r;
+}
+
+int
+p11km_bind_write(const char *dir, const struct p11km_bind_files *fs)
+{
+	struct p11km_bind_txn *bt = NULL;
+	int r;
+
+	if ((r = p11km_bind_stage(dir, fs, &bt)) == 0)
+		r = p11km_bind_commit(bt);
+	p11km_bind_txn_free(bt);
 	return r;
 }

@@ -97,8 +97,47 @@ void p11km_bind_files_release(struct p11km_bind_files *fs);
 int p11km_bind_render(struct p11km_bind_params *p, struct p11km_bind_files *out);
 /* Put the files into dir in that order, all or none (p11km_ftxn), then
  * remove the certificate files of generations that neither the new nor the
- * replaced snippet and manifest name. */
+ * replaced snippet and manifest name.  In two steps: stage (every file
+ * written and synced beside its target, nothing replaced) and commit. */
 int p11km_bind_write(const char *dir, const struct p11km_bind_files *fs);
+struct p11km_bind_txn;
+int p11km_bind_stage(const char *dir, const struct p11km_bind_files *fs,
+                     struct p11km_bind_txn **out);
+int p11km_bind_commit(struct p11km_bind_txn *bt);
+void p11km_bind_txn_free(struct p11km_bind_txn *bt);  /* uncommitted: nothing changes */
+
+/* --- the manifest, and rewriting a binding (bind-manifest.c) ------------- */
+
+#define P11KM_MANIFEST_MAX 16
+struct p11km_bind_manifest {
+	char *server, *snippet, *openssl_conf, *key, *cert, *module, *user;
+	char *server_name, *connect;
+	char *env[P11KM_MANIFEST_MAX];
+	size_t n_env;
+	char *listen[P11KM_MANIFEST_MAX];
+	size_t n_listen;
+};
+/* path: the binding directory or its p11km-binding.conf. */
+int p11km_bind_manifest_read(const char *path, struct p11km_bind_manifest *m);
+void p11km_bind_manifest_release(struct p11km_bind_manifest *m);
+/* A config value without blanks, '=', a trailing ';' and quotes (in place). */
+char *p11km_bind_value_trim(char *v);
+
+/*
+ * cert install --bind DIR: the binding in DIR, rewritten for key with leaf
+ * and chain, keeping everything else the manifest says (the caller checks
+ * that the binding is one of this key or of the key it replaces).  prepare renders
+ * and stages every file (before the token changes: a full disk or an
+ * unwritable directory stops the install there); commit puts them in place,
+ * the snippet, the switch, last; free without commit changes nothing.
+ */
+struct p11km_rebind;
+int p11km_bind_rebind_prepare(const char *dir, const struct p11km_token *tok,
+                              const struct p11km_object *key, X509 *leaf,
+                              STACK_OF(X509) *chain, struct p11km_rebind **out);
+int p11km_bind_rebind_commit(struct p11km_rebind *rb);
+const char *p11km_rebind_dir(const struct p11km_rebind *rb);
+void p11km_rebind_free(struct p11km_rebind *rb);
 /* The openssl.cnf that loads the pkcs11 engine (malloc'ed). */
 char *p11km_bind_openssl_cnf(const char *engine_path, const char *module_path);
 /* The libp11 engine: ENGINESDIR/pkcs11.so or libpkcs11.so. */
