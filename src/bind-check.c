@@ -520,7 +520,7 @@ p11km_engine_uri_check(const char *what, const char *uri, struct p11km_problems 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (strstr(uri, bad[i]) != NULL) {
 			p11km_problem_add(pr, "the %s URI carries '%s...' attributes, which make libp11 "
-			                  "0.4.12 reject the whole URI: use only token, object and type "
+			                  "0.4.12 reject the whole URI: use only token, id, object and type "
 			                  "(as 'p11km bind emit' writes)", what, bad[i]);
 			return;
 		}
@@ -606,6 +606,18 @@ env_set(const char *kv)
 	free(c);
 }
 
+static int
+uri_has_id(const struct p11km_uri *u)
+{
+	CK_ULONG n = 0;
+	CK_ATTRIBUTE *a = p11km_uri_object_template(u, &n);
+
+	for (CK_ULONG i = 0; i < n; i++)
+		if (a[i].type == CKA_ID)
+			return 1;
+	return 0;
+}
+
 int
 p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_override,
                  struct p11km_bind_report *rep, struct p11km_problems *pr)
@@ -656,6 +668,10 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 		p11km_error_clear();
 		uri = NULL;
 	}
+	if (uri && !uri_has_id(uri))
+		p11km_warn("the binding names the key by label: a rekey moves the label, so a "
+		           "server started during the switch may find no key, or the new key with "
+		           "the old certificate; run 'p11km bind emit' again to name it by id");
 	if (uri && p11km_uri_pin_source(uri))
 		p11km_pin_file_check(p11km_uri_pin_source(uri), user, pr);
 	else if (uri)
