@@ -38,7 +38,7 @@ token_keypair "$M" sw "$PIN" web.pending 02 "$T/pending.pub" || { echo "keygen f
 issue "$CA" "$T/pending.pub" "$T/rekey.pem" web.example.test 0x0b01
 # replies as CAs send them: the leaf and the intermediate
 # another key, with a certificate: its binding is not this key's
-token_keypair "$M" sw other 03 "$T/other.pub" || { echo "keygen failed"; exit 99; }
+token_keypair "$M" sw "$PIN" other 03 "$T/other.pub" || { echo "keygen failed"; exit 99; }
 issue "$CA" "$T/other.pub" "$T/other.pem" other.example.test 0x0c01
 for f in old renew rekey other; do cat "$CA/inter.pem" >> "$T/$f.pem"; done
 "$P11KM" cert install "$T/old.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" \
