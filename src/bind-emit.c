@@ -655,6 +655,8 @@ p11km_bind_stage(const char *dir, const struct p11km_bind_files *fs, struct p11k
 		r = p11km_ftxn_write(bt->t, path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
 		free(path);
 	}
+	if (r == 0)
+		r = p11km_ftxn_reserve(bt->t);
 	if (r < 0) {
 		p11km_bind_txn_free(bt);
 		return r;

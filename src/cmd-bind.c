@@ -342,7 +342,7 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	char *dir = NULL, *pin_file = NULL, *pin_spec = NULL, *pin = NULL;
 	const char *base;
 	size_t pin_len = 0;
-	int argi = 0, r, write_pin = 0;
+	int argi = 0, r, write_pin = 0, pin_created = 0;
 
 	memset(&p, 0, sizeof(p));
 	if ((r = emit_parse(cmd, argc, argv, &a, &argi)) < 0)
@@ -408,7 +408,9 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 		goto out;
 	if ((r = p11km_bind_render(&p, &fs)) < 0)
 		goto out;
-	/* The PIN file first: configs that name a PIN file not written are broken. */
+	/* The PIN file first: configs that name a PIN file not written are broken;
+	 * one this run created goes again when the binding cannot be written. */
+	pin_created = write_pin && access(pin_file, F_OK) != 0;
 	if (write_pin && (r = pin_file_write(pin_file, pin, pin_len, a.user)) < 0)
 		goto out;
 	if (a.out_dir != NULL && (r = p11km_bind_write(dir, &fs)) < 0)
@@ -416,6 +418,8 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	emit_report(ctx, &p, &fs, a.out_dir == NULL, write_pin ? pin_file : NULL);
 	r = 0;
 out:
+	if (r < 0 && pin_created)
+		(void)unlink(pin_file);
 	p11km_bind_files_release(&fs);
 	p11km_bind_params_release(&p);
 	if (pin_spec != NULL && ctx->pin_source_opt == pin_spec)

@@ -66,6 +66,9 @@ cert_stage_files(struct install *in)
 			                                                             : "written (mode 0644)");
 		free(path);
 	}
+	/* the backups too: a full disk stops the run here, before the token changes */
+	if (r == 0 && t != NULL)
+		r = p11km_ftxn_reserve(t);
 	if (r == 0) {
 		in->files = t;
 		t = NULL;

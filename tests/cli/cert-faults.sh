@@ -187,6 +187,18 @@ state > "$T/st"
 check "the next run finishes it" "$P11KM" $INSTALL
 check_grep "and says so" "already on token .* next to 1 older one .*finishing it" "$T/err"
 
+# a C_CreateObject that made the leaf but reported failure: the leaf is
+# found and destroyed again, and the error says so; the old one stays
+restore snap
+shim env P11SHIM_FAIL_FUNC=C_CreateObject P11SHIM_FAIL_AT=2 P11SHIM_FAIL_AFTER=1 \
+	P11SHIM_FAIL_RV=CKR_DEVICE_ERROR "$P11KM" $INSTALL >/dev/null 2>"$T/err"
+check_grep "C_CreateObject took effect, then failed: the error says it was destroyed again" \
+	'C_CreateObject.*made the object all the same: destroyed again' "$T/err"
+state > "$T/st"
+[ "$(grep -cE '^cert\|Certificate\|01\|' "$T/st")" = 1 ] && grep -qE '^cert\|Certificate\|01\|web\|0a01$' "$T/st" &&
+	ok "  ... it was: the token holds the old leaf alone (pkcs11-tool)" ||
+	{ not_ok "expected the old leaf alone"; sed 's/^/#   /' "$T/st"; }
+
 wait $RKPID
 while IFS='|' read -r _k _m; do $_k "$_m"; done < "$R"
 grep -q . "$R" || not_ok "the rekey part reported nothing (see rekey.log)"
