@@ -17,6 +17,7 @@ if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
 fi
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/certs.sh"
+. "$top_srcdir/tests/lib/faults.sh"
 need openssl pkcs11-tool
 [ -f "${P11SHIM:-}" ] || skip_all "the PKCS#11 shim is not built"
 [ -n "$(find /usr/lib -name pkcs11.so -path '*engines-3*' 2>/dev/null | head -1)" ] ||
@@ -97,13 +98,6 @@ sweep() {
 		# other with no call between: at a fault point both are old or both
 		# new, so the sweep checks them in turn (the kills check both)
 		loads "$_i:${_env%% *}" "$([ $((runs % 2)) = 0 ] && echo ng || echo ap)"
-	done
-}
-calls() { i=1; while [ $i -le "$1" ]; do echo "$i $2"; i=$((i + 1)); done; }
-effectful() {
-	for f in C_CreateObject C_DestroyObject C_SetAttributeValue; do
-		c=$(awk -v f=$f '$1==f{print $2}' "$1")
-		[ -n "$c" ] && calls "$c" "P11SHIM_FAIL_FUNC=$f P11SHIM_FAIL_AFTER=1 P11SHIM_FAIL_RV=CKR_DEVICE_ERROR"
 	done
 }
 
