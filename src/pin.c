@@ -47,9 +47,11 @@ p11km_pinsrc_parse(const char *spec, int bare_path_ok, struct p11km_pinsrc *out)
 		char *end;
 		errno = 0;
 		long fd = strtol(spec + 3, &end, 10);
-		if (spec[3] == '\0' || *end != '\0' || errno != 0 || fd < 0 || fd > INT_MAX)
+		/* Not echoed: what follows fd: may be the PIN itself.  Digits only:
+		 * strtol alone also takes " 3", "\f3" and "+3". */
+		if (spec[3] < '0' || spec[3] > '9' || *end != '\0' || errno != 0 || fd > INT_MAX)
 			return p11km_fail(P11KM_ERR_USAGE,
-			    "PIN source '%s': fd: takes a file descriptor number, for example fd:3", spec);
+			    "PIN source fd: takes a file descriptor number, for example fd:3");
 		return set(out, P11KM_PIN_FD, spec + 3, spec);
 	}
 	if (strcmp(spec, "prompt") == 0)

@@ -105,6 +105,12 @@ START_TEST(parsing)
 	parse_bad("fd:-1", 0);
 	parse_bad("fd:3x", 0);
 	parse_bad("fd:99999999999999999999", 0);
+	/* digits only (found by tests/fuzz/fuzz-pin: strtol skips blanks, takes a sign) */
+	parse_bad("fd: 3", 0);
+	parse_bad("fd:\f11", 0);
+	parse_bad("fd:\n3", 0);
+	parse_bad("fd:+3", 0);
+	parse_bad("fd:-0", 0);
 	parse_bad("1234", 0);     /* a PIN given as a source: refused */
 	parse_bad("1234", 1);
 	parse_bad("pass:1234", 0);
