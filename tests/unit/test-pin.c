@@ -209,6 +209,18 @@ START_TEST(files)
 		read_fails(spec, P11KM_ERR_USAGE, "longer than");
 		write_pin(big, sizeof(big), 0600);
 		read_fails(spec, P11KM_ERR_USAGE, "longer than");
+		/* the maximum, "\r\n", then more: refused, not cut to the first
+		 * line (found by tests/fuzz/fuzz-pin; the login would have used a
+		 * PIN the file does not hold) */
+		memcpy(big + P11KM_PIN_MAX, "\r\n", 2);
+		write_pin(big, P11KM_PIN_MAX + 2, 0600);
+		read_expect(spec, want);
+		write_pin(big, P11KM_PIN_MAX + 3, 0600);
+		read_fails(spec, P11KM_ERR_USAGE, "longer than");
+		big[P11KM_PIN_MAX + 3] = '\0';
+		setenv("P11KM_TEST_PIN", big, 1);
+		read_fails("env:P11KM_TEST_PIN", P11KM_ERR_USAGE, "longer than");
+		unsetenv("P11KM_TEST_PIN");
 	}
 	unlink(pin_path());
 	read_fails(spec, P11KM_ERR_IO, "unable to open PIN file");
