@@ -255,6 +255,18 @@ START_TEST(malformed)
 	/* an unknown type */
 	parse_bad("pkcs11:type=banana", "unknown type");
 	parse_bad("pkcs11:type=", "unknown type");
+	/* p11-kit drops white space before it parses: each of these passed the
+	 * checks above and reached p11-kit as what they refuse (found by
+	 * tests/fuzz/fuzz-uri) */
+	parse_bad("pkcs11:tok en=a;token=b", "space or control character at position 11");
+	parse_bad("pkcs11:obj\tect=a%00b", "space or control");
+	parse_bad("pkcs11:ty pe=banana", "space or control");
+	parse_bad("pkcs11:token=My Token", "%20");
+	parse_bad("pkcs11:token=a?pin-va\vlue=x&pin-value=y", "space or control");
+	parse_bad("pkcs11:token=a\n", "space or control");
+	parse_bad("pkcs11:token=a\x7f", "space or control");
+	parse_bad("pkcs11:token=a?pin-value=secret pin", "position 32");
+	ck_assert_ptr_null(strstr(p11km_errmsg(P11KM_ERR_USAGE), "secret"));
 }
 END_TEST
 
