@@ -25,7 +25,10 @@ cp "$tmp/root.pem" "$c/certs/seed-root.pem"
 cp "$tmp/leaf.pem" "$c/certs/seed-leaf.pem"
 cp "$tmp/nosig.pem" "$c/certs/seed-leaf-keyencipherment.pem"
 cp "$tmp/direct.pem" "$c/certs/seed-leaf-by-root.pem"
-openssl x509 -in "$tmp/leaf.pem" -outform DER -out "$c/certs/seed-leaf.der"
+# DER too: libFuzzer's mutations reach far more of a certificate in DER than in base64
+for f in leaf root inter nosig direct; do
+	openssl x509 -in "$tmp/$f.pem" -outform DER -out "$c/certs/seed-$f.der"
+done
 cat "$tmp/leaf.pem" "$tmp/inter.pem" "$tmp/root.pem" > "$c/certs/seed-bundle.pem"
 openssl crl2pkcs7 -nocrl -certfile "$c/certs/seed-bundle.pem" -outform DER \
 	-out "$c/certs/seed-chain.p7b"
