@@ -57,8 +57,9 @@ fuzz_memfile(const uint8_t *data, size_t size, int *fd)
 	return path;
 }
 
-void
-fuzz_quiet(void)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	p11km_log_set(P11KM_LOG_QUIET, 0);
+	p11km_log_set(P11KM_LOG_QUIET, 0); /* warnings would flood the run */
+	return 0;
 }

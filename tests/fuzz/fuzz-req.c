@@ -20,6 +20,22 @@
 
 static struct p11km_signer *signer;
 
+/* The software key requests are signed with, made once. */
+static struct p11km_signer *
+get_signer(void)
+{
+	EVP_PKEY *k;
+
+	if (signer != NULL)
+		return signer;
+	if ((k = EVP_EC_gen("P-256")) == NULL || p11km_soft_signer_new(k, NULL, 0, &signer) != 0) {
+		fprintf(stderr, "fuzz-req: unable to make a software key\n");
+		abort();
+	}
+	EVP_PKEY_free(k);
+	return signer;
+}
+
 /* The next line of the input as a string (NULL when empty or absent). */
 static char *
 next_line(const uint8_t **data, size_t *size)
@@ -80,26 +96,12 @@ build(X509_NAME *subject, GENERAL_NAMES *gens, X509_EXTENSION *ku, X509_EXTENSIO
 	if (eku != NULL)
 		FUZZ_ASSERT(p11km_exts_set(&exts, X509_EXTENSION_dup(eku)) == 0);
 	/* p11km checks every request it signs; with a good key it must verify */
-	FUZZ_ASSERT(p11km_req_build(subject, exts, signer, &req) == 0);
+	FUZZ_ASSERT(p11km_req_build(subject, exts, get_signer(), &req) == 0);
 	for (int der = 0; der < 2; der++)
 		if (p11km_req_encode(req, der, &out, &len) == 0)
 			free(out);
 	X509_REQ_free(req);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-}
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-
-	fuzz_quiet();
-	if (k == NULL || p11km_soft_signer_new(k, NULL, 0, &signer) != 0) {
-		fprintf(stderr, "fuzz-req: unable to make a software key\n");
-		abort();
-	}
-	EVP_PKEY_free(k);
-	return 0;
 }
 
 int

@@ -1,5 +1,6 @@
 /* fuzz.h: what every target of tests/fuzz shares.  A target is a
- * LLVMFuzzerTestOneInput() plus LLVMFuzzerInitialize(); it links either
+ * LLVMFuzzerTestOneInput(); fuzz-lib.c has the LLVMFuzzerInitialize() of
+ * all (quiet logging).  A target links either
  * with libFuzzer (make fuzz, contrib/fuzz.sh) or with replay.c, which runs
  * the committed corpus once in 'make check'.  A broken invariant calls
  * FUZZ_ASSERT, which aborts: libFuzzer reports it as a crash. */
@@ -31,7 +32,5 @@ size_t fuzz_split(const uint8_t *data, size_t size, int sep, const uint8_t **res
 /* A path that reads back data: a memfd seen as /proc/self/fd/N (a regular
  * file).  *fd is to be closed by the caller; NULL on failure. */
 char *fuzz_memfile(const uint8_t *data, size_t size, int *fd);
-/* Quiet logging, once. */
-void fuzz_quiet(void);
 
 #endif
