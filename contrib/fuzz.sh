@@ -10,14 +10,14 @@
 # and keeps what it learns in _build-fuzz/corpus/TARGET for the next run.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n 's/^#   //p; s/^#     /  /p' "$0" >&2; exit 2; }
+usage() { sed -n 's/^#   //p' "$0"; exit "$1"; }
 ci=0
 secs=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--ci) ci=1 ;;
-	-h|--help) usage ;;
-	''|*[!0-9]*) echo "p11km: fuzz.sh: unknown argument '$1'" >&2; usage ;;
+	-h|--help) usage 0 ;;
+	''|*[!0-9]*) echo "p11km: fuzz.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
 	*) secs=$1 ;;
 	esac
 	shift
