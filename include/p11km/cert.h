@@ -17,7 +17,9 @@
 /*
  * Parse certificates from data: one DER certificate, DER PKCS#7
  * (certs-only), or PEM text holding CERTIFICATE, TRUSTED CERTIFICATE and
- * PKCS7 blocks (any other block, e.g. a private key, is refused).  what
+ * PKCS7 blocks (any other block, e.g. a private key, is refused; a
+ * CERTIFICATE block holding PKCS#7 is read as PKCS#7); also base64 DER
+ * with no armor, and any of these as UTF-16 text with a BOM.  what
  * names the input in messages.  More than max certificates, none at all,
  * trailing garbage after DER, or a certificate with a negative, zero-length
  * or over-20-byte serial number are errors (P11KM_ERR_INPUT).  Exact
