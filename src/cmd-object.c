@@ -1,4 +1,4 @@
-/* cmd-object.c: 'object list'. */
+/* cmd-object.c: 'object list' (export, delete, relabel: cmd-object-edit.c). */
 #include "config.h"
 
 #include <stddef.h>
@@ -398,5 +398,11 @@ out:
 const struct p11km_cmd p11km_cmds_object[] = {
 	{ "list", "[URI]", "list keys and certificates with their URIs and attributes",
 	  cmd_object_list, NULL, 0, 1 },
+	{ "export", "URI", "write a certificate (--chain: and its issuers) or public key",
+	  p11km_object_export_run, p11km_object_export_opts, 1, 1 },
+	{ "delete", "URI", "destroy one object (--all: every one the URI selects)",
+	  p11km_object_delete_run, p11km_object_delete_opts, 1, 1 },
+	{ "relabel", "URI", "give a key pair and its certificate a new label (and id)",
+	  p11km_object_relabel_run, p11km_object_relabel_opts, 1, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
 };

@@ -12,8 +12,8 @@
 #include "p11km/util.h"
 
 const struct p11km_noun p11km_nouns[] = {
-	{ "token", "list and initialise tokens", p11km_cmds_token },
-	{ "object", "list keys and certificates on tokens", p11km_cmds_object },
+	{ "token", "list and initialise tokens, change PINs", p11km_cmds_token },
+	{ "object", "list, export, delete and relabel keys and certificates", p11km_cmds_object },
 	{ "key", "generate keys on a token", p11km_cmds_key },
 	{ "req", "certificate requests signed on the token (new, renewal)", p11km_cmds_req },
 	{ "cert", "install issued certificates onto tokens and files", p11km_cmds_cert },
