@@ -56,6 +56,8 @@ int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, 
                             char **argv);
 int p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                              char **argv);
+int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+int p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 extern const struct p11km_opt p11km_object_export_opts[], p11km_object_delete_opts[],
                               p11km_object_relabel_opts[];
 
