@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "p11km/bind.h"
@@ -114,32 +113,6 @@ several_match(const struct target *t, const char *hint)
 }
 
 /* --- object export ---------------------------------------------------------- */
-
-static int
-append_pubkey(EVP_PKEY *pk, int der, struct p11km_buf *b)
-{
-	unsigned char *d = NULL;
-	BIO *bio;
-	char *p;
-	long n;
-	int len, r;
-
-	if (der) {
-		if ((len = i2d_PUBKEY(pk, &d)) <= 0)
-			return p11km_fail(P11KM_ERR_FAILED, "unable to encode the public key");
-		r = p11km_buf_append(b, d, (size_t)len);
-		OPENSSL_free(d);
-		return r;
-	}
-	if ((bio = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_PUBKEY(bio, pk) != 1) {
-		BIO_free(bio);
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	n = BIO_get_mem_data(bio, &p);
-	r = p11km_buf_append(b, p, (size_t)n);
-	BIO_free(bio);
-	return r;
-}
 
 /* The certificate, and with chain its issuers found on the token, up to
  * and including a self-signed root. */
@@ -283,7 +256,7 @@ p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int 
 		r = p11km_fail(P11KM_ERR_USAGE, "--chain is for certificates; the URI selects a "
 		               "public key");
 	} else if ((r = p11km_object_pubkey(o, &pk)) == 0) {
-		r = append_pubkey(pk, der, &b);
+		r = p11km_pubkey_append(pk, der, &b);
 	}
 	if (r < 0)
 		goto out;
@@ -674,19 +647,6 @@ relabel_print(struct p11km_ctx *ctx, const struct target *t, const struct relabe
 	}
 }
 
-static int
-label_text_ok(const char *label)
-{
-	size_t n = strlen(label);
-
-	if (n == 0 || n > 255)
-		return p11km_fail(P11KM_ERR_USAGE, "--label must be 1 to 255 bytes long");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
-			return p11km_fail(P11KM_ERR_USAGE, "--label contains a control character");
-	return 0;
-}
-
 int
 p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv)
@@ -719,7 +679,7 @@ p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int
 		r = p11km_fail(P11KM_ERR_USAGE, "'object relabel' needs --label LABEL");
 		goto out;
 	}
-	if ((r = label_text_ok(rl.label)) < 0 ||
+	if ((r = p11km_label_check(rl.label, 128)) < 0 ||
 	    (r = target_open(ctx, "relabel", argv[g.argi], !rl.dry_run, &t)) < 0)
 		goto out;
 	if (t.n == 0) {

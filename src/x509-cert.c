@@ -277,21 +277,43 @@ p11km_cert_x509_der(const unsigned char *der, size_t len)
 	return x;
 }
 
-int
-p11km_cert_pem_append(X509 *cert, struct p11km_buf *b)
+/* PEM of cert (or, cert NULL, of pk) appended to b. */
+static int
+pem_append(X509 *cert, EVP_PKEY *pk, struct p11km_buf *b)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *p;
 	long n;
 	int r;
 
-	if (bio == NULL || PEM_write_bio_X509(bio, cert) != 1) {
+	if (bio == NULL || (cert ? PEM_write_bio_X509(bio, cert) : PEM_write_bio_PUBKEY(bio, pk)) != 1) {
 		BIO_free(bio);
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	}
 	n = BIO_get_mem_data(bio, &p);
 	r = p11km_buf_append(b, p, (size_t)n);
 	BIO_free(bio);
+	return r;
+}
+
+int
+p11km_cert_pem_append(X509 *cert, struct p11km_buf *b)
+{
+	return pem_append(cert, NULL, b);
+}
+
+int
+p11km_pubkey_append(EVP_PKEY *pk, int der, struct p11km_buf *b)
+{
+	unsigned char *d = NULL;
+	int len, r;
+
+	if (!der)
+		return pem_append(NULL, pk, b);
+	if ((len = i2d_PUBKEY(pk, &d)) <= 0)
+		return p11km_fail(P11KM_ERR_FAILED, "unable to encode the public key");
+	r = p11km_buf_append(b, d, (size_t)len);
+	OPENSSL_free(d);
 	return r;
 }
 

@@ -77,6 +77,8 @@ int p11km_cert_der(X509 *cert, unsigned char **der, size_t *len);
 /* PEM of certs, appended to b. */
 struct p11km_buf;
 int p11km_cert_pem_append(X509 *cert, struct p11km_buf *b);
+/* A public key (SubjectPublicKeyInfo) as PEM, or DER when der, appended to b. */
+int p11km_pubkey_append(EVP_PKEY *pk, int der, struct p11km_buf *b);
 /* SHA-256 fingerprint of the DER: raw (32 bytes) and hex text (malloc'ed, or NULL). */
 int p11km_cert_sha256(X509 *cert, unsigned char out[32]);
 char *p11km_cert_fingerprint(X509 *cert);
