@@ -185,13 +185,12 @@ refuse_key_export(const char *text)
 }
 
 static void
-export_json(struct p11km_ctx *ctx, const struct target *t, const struct p11km_object *o,
-            const char *file, int der, int count, const struct p11km_buf *b)
+export_json(const struct target *t, const struct p11km_object *o, const char *file, int der,
+            int count, const struct p11km_buf *b)
 {
 	char *uri = p11km_object_uri(t->tok, o);
 	struct p11km_json j;
 
-	(void)ctx;
 	p11km_json_init(&j, stdout);
 	p11km_json_object_begin(&j);
 	p11km_json_kv_string(&j, "uri", uri);
@@ -261,10 +260,10 @@ p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int 
 	if (r < 0)
 		goto out;
 	if (ctx->json && out == NULL)
-		export_json(ctx, &t, o, NULL, der, count, &b);
+		export_json(&t, o, NULL, der, count, &b);
 	else if ((r = p11km_write_file_atomic(out ? out : "-", b.data, b.len, 0644)) == 0 &&
 	         ctx->json)
-		export_json(ctx, &t, o, out, der, count, &b);
+		export_json(&t, o, out, der, count, &b);
 out:
 	EVP_PKEY_free(pk);
 	p11km_buf_release(&b);
@@ -492,6 +491,7 @@ struct relabel {
 
 /* The pair the selected objects belong to: key, public key and
  * certificate with the same label and id. */
+#define PAIR_MAX 16
 static int
 pair_of(struct target *t, struct p11km_object **objs, size_t *n)
 {
@@ -516,8 +516,14 @@ pair_of(struct target *t, struct p11km_object **objs, size_t *n)
 	if (o->label != NULL)
 		tm[k++] = (CK_ATTRIBUTE){ CKA_LABEL, o->label, strlen(o->label) };
 	tm[k++] = (CK_ATTRIBUTE){ CKA_ID, o->id, o->id_len };
-	if ((r = p11km_find(&t->s, tm, k, 16, &h, &nh)) < 0)
+	if ((r = p11km_find(&t->s, tm, k, PAIR_MAX + 1, &h, &nh)) < 0)
 		return r;
+	if (nh > PAIR_MAX) {
+		free(h);
+		return p11km_fail(P11KM_ERR_AMBIGUOUS, "more than %d objects on token '%s' share the "
+		                  "label and id: that is no key pair; relabel them one by one "
+		                  "(type=)", PAIR_MAX, t->tok->label);
+	}
 	if ((*objs = calloc(nh ? nh : 1, sizeof(**objs))) == NULL) {
 		free(h);
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
@@ -557,7 +563,8 @@ relabel_conflicts(struct target *t, const struct relabel *rl, struct p11km_objec
 		                       { CKA_ID, (void *)id, id_len } };
 		CK_OBJECT_HANDLE *h = NULL;
 		size_t nh = 0;
-		if ((r = p11km_find(&t->s, tm, 3, 4, &h, &nh)) < 0)
+		/* n of ours at most, so n + 1 handles hold another one if there is one */
+		if ((r = p11km_find(&t->s, tm, 3, n + 1, &h, &nh)) < 0)
 			break;
 		for (size_t k = 0; k < nh && r == 0; k++) {
 			int ours = 0;
