@@ -74,7 +74,7 @@ p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
 int
 p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
 {
-	char detail[256];
+	char detail[512];
 	va_list ap;
 
 	va_start(ap, fmt);

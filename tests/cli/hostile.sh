@@ -17,7 +17,7 @@ softhsm_setup
 
 MODES="grow grow-v240 ok-overlong toosmall-loop huge unavailable garbage garbage-sizes
 	find-dup find-extra find-forever slots-change slots-grow slots-overcount slots-dup
-	tokinfo mechs-overcount mechs-grow sign-overlong sign-loop"
+	tokinfo mechs-overcount mechs-grow sign-overlong sign-loop keygen-same"
 # modes in which every verb must work as through the real module
 TOLERATED=" grow grow-v240 find-dup slots-change slots-dup "
 VERBS="token-list object-list roots-list req-new req-renew bind-verify bind-check bind-emit

@@ -37,6 +37,7 @@ enum mode {
 	M_MECHS_GROW,      /* C_GetMechanismList: BUFFER_TOO_SMALL, count doubled, forever */
 	M_SIGN_OVERLONG,   /* C_Sign: CKR_OK with a length 64 past the buffer */
 	M_SIGN_LOOP,       /* C_Sign: BUFFER_TOO_SMALL, buffer + 1, forever */
+	M_KEYGEN_SAME,     /* C_GenerateKeyPair: the private key's handle for both keys */
 	M_COUNT
 };
 
@@ -44,7 +45,7 @@ static const char *const mode_names[M_COUNT] = {
 	"none", "grow", "grow-v240", "ok-overlong", "toosmall-loop", "huge", "unavailable",
 	"garbage", "garbage-sizes", "find-dup", "find-extra", "find-forever", "slots-change",
 	"slots-grow", "slots-overcount", "slots-dup", "tokinfo", "mechs-overcount",
-	"mechs-grow", "sign-overlong", "sign-loop",
+	"mechs-grow", "sign-overlong", "sign-loop", "keygen-same",
 };
 
 static CK_FUNCTION_LIST g_list;  /* ours: the real one with hooks */
@@ -457,6 +458,18 @@ h_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_
 	return rv;
 }
 
+static CK_RV
+h_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pubt, CK_ULONG npub,
+                  CK_ATTRIBUTE_PTR privt, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR pub,
+                  CK_OBJECT_HANDLE_PTR priv)
+{
+	CK_RV rv = g_real->C_GenerateKeyPair(s, m, pubt, npub, privt, npriv, pub, priv);
+
+	if (rv == CKR_OK && pub != NULL && priv != NULL && g_mode == M_KEYGEN_SAME)
+		*pub = *priv;
+	return rv;
+}
+
 /* --- loading ------------------------------------------------------------------------ */
 
 static CK_RV
@@ -495,6 +508,7 @@ load(void)
 	g_list.C_GetInfo = h_GetInfo;
 	g_list.C_GetMechanismList = h_GetMechanismList;
 	g_list.C_Sign = h_Sign;
+	g_list.C_GenerateKeyPair = h_GenerateKeyPair;
 	g_list.C_GetFunctionList = C_GetFunctionList;
 	g_loaded = 1;
 	return CKR_OK;
