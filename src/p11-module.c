@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
 
@@ -122,10 +123,64 @@ add_module(struct p11km_ctx *ctx, CK_FUNCTION_LIST *f, const char *name, int fro
 	return 0;
 }
 
+/*
+ * What registered modules print on stderr while p11km walks the registry
+ * (tpm2-pkcs11 prints a dozen ERROR:tcti lines when no TPM runs) goes to a
+ * temporary file and is shown only with --verbose: p11km's own one-line
+ * note says what matters.
+ */
+struct muffle {
+	int saved;
+	FILE *tmp;
+};
+
+static void
+muffle_begin(struct muffle *mf)
+{
+	mf->saved = -1;
+	fflush(stderr);
+	if ((mf->tmp = tmpfile()) == NULL)
+		return;
+	if ((mf->saved = dup(STDERR_FILENO)) < 0 || dup2(fileno(mf->tmp), STDERR_FILENO) < 0) {
+		if (mf->saved >= 0)
+			close(mf->saved);
+		mf->saved = -1;
+		fclose(mf->tmp);
+		mf->tmp = NULL;
+	}
+}
+
+static void
+muffle_end(struct muffle *mf, const char *who)
+{
+	char line[512];
+
+	if (mf->tmp == NULL)
+		return;
+	fflush(stderr);
+	dup2(mf->saved, STDERR_FILENO);
+	close(mf->saved);
+	rewind(mf->tmp);
+	while (fgets(line, sizeof(line), mf->tmp) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] != '\0')
+			p11km_verbose("module '%s' printed: %s", who, line);
+	}
+	fclose(mf->tmp);
+	mf->tmp = NULL;
+}
+
 static int
 init_module(struct p11km_module *m, int skip_on_failure)
 {
-	CK_RV rv = p11km_traced("C_Initialize", p11_kit_module_initialize(m->f));
+	struct muffle mf = { -1, NULL };
+	CK_RV rv;
+
+	if (skip_on_failure)
+		muffle_begin(&mf);
+	rv = p11km_traced("C_Initialize", p11_kit_module_initialize(m->f));
+	if (skip_on_failure)
+		muffle_end(&mf, m->name);
 
 	if (rv == CKR_OK) {
 		m->initialized = 1;
@@ -145,8 +200,17 @@ init_module(struct p11km_module *m, int skip_on_failure)
 static int
 load_path(struct p11km_ctx *ctx, const char *path)
 {
-	CK_FUNCTION_LIST *f = p11_kit_module_load(path, 0);
+	CK_FUNCTION_LIST *f;
 	const char *msg;
+	char cwd[4096], *abs = NULL;
+
+	/* p11-kit looks a relative path up in its module directory; a path
+	 * with a slash is the user's, relative to the working directory */
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL &&
+	    (abs = p11km_asprintf("%s/%s", cwd, path)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	f = p11_kit_module_load(abs ? abs : path, 0);
+	free(abs);
 
 	if (f == NULL) {
 		msg = p11_kit_message();
@@ -165,9 +229,13 @@ load_path(struct p11km_ctx *ctx, const char *path)
 static int
 load_registry(struct p11km_ctx *ctx)
 {
+	struct muffle mf = { -1, NULL };
+
 	if (ctx->registry != NULL)
 		return 0;
+	muffle_begin(&mf);
 	ctx->registry = p11_kit_modules_load(NULL, 0);
+	muffle_end(&mf, "p11-kit");
 	if (ctx->registry == NULL) {
 		const char *msg = p11_kit_message();
 		return p11km_fail(P11KM_ERR_MODULE, "unable to load the p11-kit module registry: %s",

@@ -504,6 +504,19 @@ p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri, CK_OBJE
 	return 0;
 }
 
+int
+p11km_label_check(const char *label, size_t max)
+{
+	size_t n = strlen(label);
+
+	if (n == 0 || n > max)
+		return p11km_fail(P11KM_ERR_USAGE, "--label must be 1 to %zu bytes long", max);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
+			return p11km_fail(P11KM_ERR_USAGE, "--label contains a control character");
+	return 0;
+}
+
 char *
 p11km_object_uri(const struct p11km_token *tok, const struct p11km_object *o)
 {

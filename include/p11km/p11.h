@@ -190,6 +190,10 @@ int p11km_object_find_one(struct p11km_session *s, const struct p11km_uri *uri,
                           CK_OBJECT_CLASS cls, struct p11km_object *out);
 void p11km_objects_free(struct p11km_object *objs, size_t n);
 
+/* An object label given by the user: 1 to max bytes, no control
+ * characters; P11KM_ERR_USAGE naming --label otherwise. */
+int p11km_label_check(const char *label, size_t max);
+
 /* URI of an object on the token (malloc'ed). */
 char *p11km_object_uri(const struct p11km_token *tok, const struct p11km_object *o);
 

@@ -454,25 +454,70 @@ START_TEST(renewal_extensions)
 		"keyUsage", "critical,keyCertSign,cRLSign",
 		"subjectKeyIdentifier", "hash",
 	};
+	static const char *const odd[] = {
+		"keyUsage", "critical,digitalSignature,keyEncipherment,keyAgreement",
+		"nsComment", "OpenSSL Generated Certificate",
+		"1.3.6.1.4.1.311.21.7", "DER:30:0a:06:08:2b:06:01:04:01:82:37:15",
+		"1.3.6.1.4.1.311.21.10", "DER:30:0c:30:0a:06:08:2b:06:01:05:05:07:03:01",
+	};
 	EVP_PKEY *k = keygen("EC", "P-256");
 	X509 *c = cert_with(leaf, sizeof(leaf) / sizeof(leaf[0]), k);
 	STACK_OF(X509_EXTENSION) *exts = NULL;
+	struct p11km_names dr = { 0 }, dku = { 0 };
+	ASN1_BIT_STRING *ku;
 
-	ck_assert_int_eq(p11km_req_exts_from_cert(c, &exts), 0);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_EC, &exts, &dr, &dku), 0);
 	ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 4);
 	ck_assert(has_nid(exts, NID_subject_alt_name));
 	ck_assert(has_nid(exts, NID_key_usage));
 	ck_assert(has_nid(exts, NID_ext_key_usage));
 	ck_assert(has_nid(exts, NID_tlsfeature));
+	ck_assert_int_eq(dr.n, 5); /* basicConstraints CA:FALSE, SKI, AKI, CRLDP, AIA */
+	ck_assert_int_eq(dku.n, 0);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
 	X509_free(c);
 
 	c = cert_with(ca, sizeof(ca) / sizeof(ca[0]), k);
-	ck_assert_int_eq(p11km_req_exts_from_cert(c, &exts), 0);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_EC, &exts, &dr, &dku), 0);
 	ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 2);
 	ck_assert(has_nid(exts, NID_basic_constraints));
 	ck_assert(!has_nid(exts, NID_subject_key_identifier));
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	X509_free(c);
+
+	/* what the CA added and OpenSSL may not know is named; an EC key loses
+	 * keyEncipherment, an RSA key keyAgreement */
+	c = cert_with(odd, sizeof(odd) / sizeof(odd[0]), k);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_EC, &exts, &dr, &dku), 0);
+	ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 1);
+	ck_assert_int_eq(dr.n, 3);
+	ck_assert_str_eq(dr.v[0], "Netscape Comment");
+	ck_assert_str_eq(dr.v[1], "Microsoft certificate template (1.3.6.1.4.1.311.21.7)");
+	ck_assert_str_eq(dr.v[2], "Microsoft application policies (1.3.6.1.4.1.311.21.10)");
+	ck_assert_int_eq(dku.n, 1);
+	ck_assert_str_eq(dku.v[0], "keyEncipherment");
+	ku = X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, 0));
+	ck_assert(ku != NULL);
+	ck_assert(ASN1_BIT_STRING_get_bit(ku, 0) && ASN1_BIT_STRING_get_bit(ku, 4));
+	ck_assert(!ASN1_BIT_STRING_get_bit(ku, 2));
+	ck_assert(X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts, 0)));
+	ASN1_BIT_STRING_free(ku);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	p11km_names_release(&dku);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_RSA, &exts, &dr, &dku), 0);
+	ck_assert_int_eq(dku.n, 1);
+	ck_assert_str_eq(dku.v[0], "keyAgreement");
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	p11km_names_release(&dku);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_ED25519, &exts, &dr, &dku), 0);
+	ck_assert_int_eq(dku.n, 2);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	p11km_names_release(&dku);
 	X509_free(c);
 	EVP_PKEY_free(k);
 }
