@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,20 @@ p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
 		break;
 	}
 	return p11km_fail(code, "%s: %s failed: %s%s", what, fn, p11km_ckr_name(rv), hint);
+}
+
+int
+p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return p11km_fail(P11KM_ERR_TOKEN, "%s: %s misbehaved: %s; the PKCS#11 module is faulty "
+	                  "(p11km does not use what it answered): report it to its vendor",
+	                  what, fn, detail);
 }
 
 void
@@ -352,7 +367,12 @@ push_token(struct p11km_token **toks, size_t *n, struct p11km_module *m, CK_SLOT
 	return 0;
 }
 
-/* Slots with a token, in one C_GetSlotList call when there are <= 32. */
+/* More slots or mechanisms than this is a module's error, not a list. */
+#define LIST_MAX 4096
+
+/* Slots with a token, in one C_GetSlotList call when there are <= 32.  A
+ * count that keeps growing, or one past the buffer, is the module's error;
+ * a slot listed twice is listed once. */
 static int
 slot_list(struct p11km_module *m, CK_SLOT_ID **out, CK_ULONG *n)
 {
@@ -369,15 +389,38 @@ slot_list(struct p11km_module *m, CK_SLOT_ID **out, CK_ULONG *n)
 		slots = s;
 		*n = cap;
 		rv = P11KM_CALL(m->f, C_GetSlotList, CK_TRUE, slots, n);
+		if (rv == CKR_OK && *n > cap) {
+			free(slots);
+			return p11km_fail_module(m->name, "C_GetSlotList", "it answered CKR_OK with "
+			                         "%lu slots for a list of %lu", *n, cap);
+		}
 		if (rv == CKR_OK) {
+			CK_ULONG k = 0;
+			for (CK_ULONG i = 0; i < *n; i++) {
+				CK_ULONG j = 0;
+				while (j < k && slots[j] != slots[i])
+					j++;
+				if (j == k)
+					slots[k++] = slots[i];
+			}
+			*n = k;
 			*out = slots;
 			return 0;
 		}
 		if (rv != CKR_BUFFER_TOO_SMALL)
 			break;
+		if (*n <= cap || *n > LIST_MAX) {
+			free(slots);
+			return p11km_fail_module(m->name, "C_GetSlotList", "it answered "
+			                         "CKR_BUFFER_TOO_SMALL asking for %lu slots, with room "
+			                         "for %lu", *n, cap);
+		}
 		cap = *n + 8;
 	}
 	free(slots);
+	if (rv == CKR_BUFFER_TOO_SMALL)
+		return p11km_fail_module(m->name, "C_GetSlotList", "its slot count changed at "
+		                         "each of 4 calls");
 	return p11km_fail_ckr(rv, m->name, "C_GetSlotList");
 }
 
@@ -592,6 +635,11 @@ p11km_mechanisms(struct p11km_token *tok, CK_MECHANISM_TYPE **out, size_t *n)
 		m = t;
 		got = cap;
 		rv = P11KM_CALL(tok->f, C_GetMechanismList, tok->slot, m, &got);
+		if (rv == CKR_OK && got > cap) {
+			free(m);
+			return p11km_fail_module(tok->label, "C_GetMechanismList", "it answered CKR_OK "
+			                         "with %lu mechanisms for a list of %lu", got, cap);
+		}
 		if (rv == CKR_OK) {
 			*out = m;
 			*n = got;
@@ -599,9 +647,18 @@ p11km_mechanisms(struct p11km_token *tok, CK_MECHANISM_TYPE **out, size_t *n)
 		}
 		if (rv != CKR_BUFFER_TOO_SMALL)
 			break;
+		if (got <= cap || got > LIST_MAX) {
+			free(m);
+			return p11km_fail_module(tok->label, "C_GetMechanismList", "it answered "
+			                         "CKR_BUFFER_TOO_SMALL asking for %lu mechanisms, with "
+			                         "room for %lu", got, cap);
+		}
 		cap = got + 16;
 	}
 	free(m);
+	if (rv == CKR_BUFFER_TOO_SMALL)
+		return p11km_fail_module(tok->label, "C_GetMechanismList", "its mechanism count "
+		                         "changed at each of 3 calls");
 	return p11km_fail_ckr(rv, tok->label, "C_GetMechanismList");
 }
 

@@ -17,6 +17,11 @@ CK_RV p11km_traced(const char *fn, CK_RV rv);
 const char *p11km_ckr_name(CK_RV rv);
 /* Map a CK_RV to an error code and record "fn: what failed: CKR_NAME". */
 int p11km_fail_ckr(CK_RV rv, const char *what, const char *fn);
+/* A module answered what no module may (a length past the buffer, more
+ * handles than asked for, a count that keeps changing): record "what: fn
+ * misbehaved: <detail>; ..." and return P11KM_ERR_TOKEN (exit 3). */
+int p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 struct p11km_module {
 	CK_FUNCTION_LIST *f;

@@ -14,6 +14,7 @@
 #include "p11km/req.h"
 #include "p11km/sign.h"
 #include "p11km/util.h"
+#include "p11km/x509.h"
 
 /* Value of entry i as a C string (static buffer), and its NID. */
 static const char *
@@ -40,6 +41,27 @@ expect_entry(X509_NAME *n, int i, int want_nid, const char *want)
 	ck_assert_int_eq(nid, want_nid);
 	ck_assert_str_eq(v, want);
 }
+
+/* An empty subject or issuer (a certificate may have one) prints as "":
+ * the printer's buffer is then empty and its data pointer NULL. */
+START_TEST(name_text_empty)
+{
+	X509_NAME *n = X509_NAME_new();
+	char *s;
+
+	ck_assert_ptr_nonnull(n);
+	s = p11km_name_text(n);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "");
+	free(s);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	                                            (const unsigned char *)"web", -1, -1, 0), 1);
+	s = p11km_name_text(n);
+	ck_assert_str_eq(s, "CN=web");
+	free(s);
+	X509_NAME_free(n);
+}
+END_TEST
 
 START_TEST(rfc4514)
 {
@@ -538,6 +560,7 @@ name_suite(void)
 	TCase *ts = tcase_create("san");
 	TCase *tr = tcase_create("request");
 
+	tcase_add_test(tn, name_text_empty);
 	tcase_add_test(tn, rfc4514);
 	tcase_add_test(tn, slash_form_same_name);
 	tcase_add_test(tn, multi_valued);
