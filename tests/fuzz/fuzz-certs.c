@@ -18,6 +18,9 @@
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
+/* The key types a renewal may be for (req renew --rekey --type). */
+static const int key_types[] = { EVP_PKEY_RSA, EVP_PKEY_EC, EVP_PKEY_ED25519 };
+
 static void
 one_cert(X509 *x, STACK_OF(X509) *all)
 {
@@ -58,8 +61,14 @@ one_cert(X509 *x, STACK_OF(X509) *all)
 	(void)p11km_cert_check_validity(x, 1);
 	if (p11km_cert_pem_append(x, &b) == 0)
 		p11km_buf_release(&b);
-	if (p11km_req_exts_from_cert(x, &exts) == 0)
-		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	for (size_t k = 0; k < sizeof(key_types) / sizeof(key_types[0]); k++) {
+		struct p11km_names dropped = { 0 }, dropped_ku = { 0 };
+		if (p11km_req_exts_from_cert(x, key_types[k], &exts, &dropped, &dropped_ku) == 0)
+			sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+		exts = NULL;
+		p11km_names_release(&dropped);
+		p11km_names_release(&dropped_ku);
+	}
 	/* what p11km writes to a token reads back as the same certificate */
 	if (p11km_cert_der(x, &der, &len) == 0) {
 		FUZZ_ASSERT(p11km_cert_from_der(der, len, "the DER", &back) == 0);

@@ -35,6 +35,11 @@ openssl crl2pkcs7 -nocrl -certfile "$c/certs/seed-bundle.pem" -outform DER \
 openssl crl2pkcs7 -nocrl -certfile "$tmp/leaf.pem" -certfile "$tmp/inter.pem" \
 	-out "$c/certs/seed-chain.p7.pem"
 openssl x509 -in "$tmp/root.pem" -trustout -addtrust serverAuth -out "$c/certs/seed-root-trusted.pem"
+# as Windows CAs hand them out: UTF-16 with a BOM, a UTF-8 BOM, base64 without armor
+iconv -f UTF-8 -t UTF-16 "$tmp/leaf.pem" > "$c/certs/seed-leaf-utf16le.pem"
+{ printf '\376\377'; iconv -f UTF-8 -t UTF-16BE "$tmp/inter.pem"; } > "$c/certs/seed-inter-utf16be.pem"
+{ printf '\357\273\277'; cat "$tmp/leaf.pem"; } > "$c/certs/seed-leaf-utf8bom.pem"
+openssl base64 -in "$c/certs/seed-leaf.der" | sed 's/$/\r/' > "$c/certs/seed-leaf.b64"
 
 # --- URIs: RFC 7512 section 7, then as p11km prints and takes them
 i=0
