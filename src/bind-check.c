@@ -29,9 +29,8 @@
 #include <openssl/x509.h>
 
 #include "p11km/bind.h"
+#include "p11km/run.h"
 #include "p11km/util.h"
-
-static void env_set(const char *kv);
 
 /* Seconds a check may take before it counts as hung (the fork trap can hang). */
 #define TRIAL_TIMEOUT 20
@@ -376,14 +375,82 @@ probe_path(void)
 	return NULL;
 }
 
+/* The PIN libp11 0.4.12 sends for a key URI: its pin-value, or what
+ * BIO_gets() reads from its pin-source file (the first line with its line
+ * end, at most 32 bytes).  Returns 0 when the engine has no PIN to send. */
+static int
+engine_pin(const char *key, char buf[33], size_t *len, int *from_file)
+{
+	struct p11km_uri *u = NULL;
+	const char *v;
+	struct stat st;
+	ssize_t n = 0;
+	int fd, have = 0;
+
+	*len = 0;
+	*from_file = 0;
+	if (strncmp(key, "pkcs11:", 7) != 0 || p11km_uri_parse(key, &u) < 0) {
+		p11km_error_clear();
+		return 0;
+	}
+	if ((v = p11km_uri_pin_value(u)) != NULL) {
+		*len = strlen(v) > 32 ? 32 : strlen(v);
+		memcpy(buf, v, *len);
+		have = 1;
+	} else if ((v = p11km_uri_pin_source(u)) != NULL) {
+		v += strncmp(v, "file:", 5) == 0 ? 5 : 0;
+		if ((fd = open(v, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+			if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (n = read(fd, buf, 32)) > 0) {
+				char *nl = memchr(buf, '\n', (size_t)n);
+				*len = nl ? (size_t)(nl - buf) + 1 : (size_t)n;
+				have = 1;
+			}
+			close(fd);
+		}
+		*from_file = 1;
+	}
+	p11km_uri_free(u);
+	return have;
+}
+
+/* One login per PIN per run: the probe logs in through the engine, a
+ * second C_Login.  It may do so only with the PIN p11km's own login proved
+ * right, byte for byte; else it is not started (1, a problem says why). */
+static int
+engine_pin_gate(const struct p11km_engine_trial *t, struct p11km_problems *pr)
+{
+	char buf[33];
+	size_t len;
+	int same, newline, file;
+
+	if (!engine_pin(t->key, buf, &len, &file))
+		return 0; /* the engine will not log in */
+	same = t->pin != NULL && len == t->pin_len && memcmp(buf, t->pin, len) == 0;
+	newline = file && t->pin != NULL && len == t->pin_len + 1 && buf[len - 1] == '\n' &&
+	          memcmp(buf, t->pin, t->pin_len) == 0;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (same)
+		return 0;
+	if (t->pin == NULL)
+		p11km_problem_add(pr, "the engine check was not run: p11km's own login with this "
+		                  "PIN did not succeed, and the engine's would be a second try of a "
+		                  "PIN not known to be right; fix the PIN first");
+	else
+		p11km_problem_add(pr, "the engine check was not run: the server's engine would log in "
+		                  "with another PIN than the one p11km logged in with%s, and spend one "
+		                  "of the token's PIN tries", newline ? " (the PIN file ends with a "
+		                  "newline, which libp11 0.4.12 sends as part of the PIN)" : "");
+	return 1;
+}
+
 int
 p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 {
-	int fds[2], kfd[2], st, r;
-	pid_t pid;
-	FILE *in;
-	char line[2048], *probe;
-	size_t n0 = pr->n;
+	struct p11km_run_opts o = { 0 };
+	struct p11km_run_result res;
+	char *env[10], *probe, *line, *save = NULL;
+	size_t n0 = pr->n, ne = 0;
+	int r;
 
 	if (t->user != NULL && getpwnam(t->user) == NULL)
 		return p11km_fail(P11KM_ERR_USAGE, "no user '%s' on this system; give the user "
@@ -396,73 +463,52 @@ p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
 		return p11km_fail(P11KM_ERR_USAGE, "the key URI is longer than %d bytes; shorten it",
 		                  P11KM_PROBE_KEY_MAX - 1);
 	}
-	/* The key URI goes through a pipe, not argv: it may carry pin-value, and
-	 * any user can read a process's arguments.  Written before the fork, it
-	 * fits in the pipe and no SIGPIPE can hit this process. */
-	if (pipe(kfd) != 0) {
+	if (engine_pin_gate(t, pr)) {
 		free(probe);
-		return p11km_fail(P11KM_ERR_IO, "pipe: %s", strerror(errno));
+		return 0;
 	}
-	if (p11km_write_all(kfd[1], t->key, strlen(t->key)) < 0 || close(kfd[1]) != 0 ||
-	    pipe(fds) != 0) {
-		r = p11km_fail(P11KM_ERR_IO, "pipe: %s", strerror(errno));
-		close(kfd[0]);
+	/* a fresh process, as a server starts: OpenSSL reads OPENSSL_CONF at init */
+	char *args[] = { probe, (char *)t->openssl_cnf, "-",
+	                 (char *)(t->cert ? t->cert : ""), (char *)(t->user ? t->user : ""),
+	                 (char *)(t->module_path ? t->module_path : ""), NULL };
+	for (size_t i = 0; i < t->n_env && ne < 8; i++)
+		env[ne++] = t->env[i];
+	if ((env[ne++] = p11km_asprintf("OPENSSL_CONF=%s", t->openssl_cnf)) == NULL) {
 		free(probe);
-		return r;
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	}
-	fflush(stdout);
-	fflush(stderr);
-	if ((pid = fork()) < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		close(kfd[0]);
-		free(probe);
-		return p11km_fail(P11KM_ERR_IO, "fork: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		/* a fresh process, as a server starts: OpenSSL reads OPENSSL_CONF at init */
-		char *args[] = { probe, (char *)t->openssl_cnf, "-",
-		                 (char *)(t->cert ? t->cert : ""), (char *)(t->user ? t->user : ""),
-		                 (char *)(t->module_path ? t->module_path : ""), NULL };
-		/* libp11 prints its own lines to stderr (with the key URI, which may
-		 * carry pin-value): the problems the probe finds come through the pipe */
-		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		close(fds[0]);
-		if (dup2(fds[1], 1) < 0 || dup2(kfd[0], 0) < 0 || null < 0 || dup2(null, 2) < 0)
-			_exit(127);
-		close(kfd[0]);
-		close(null);
-		for (size_t i = 0; i < t->n_env; i++)
-			env_set(t->env[i]);
-		setenv("OPENSSL_CONF", t->openssl_cnf, 1);
-		execv(probe, args);
-		printf("cannot run '%s': %s\n", probe, strerror(errno));
-		fflush(stdout);
-		_exit(127);
-	}
-	close(fds[1]);
-	close(kfd[0]);
+	/* The key URI goes through stdin, not argv: it may carry pin-value, and
+	 * any user can read a process's arguments.  libp11 prints its own lines
+	 * to stderr (with the key URI): the problems come on stdout. */
+	o.flags = P11KM_RUN_CAPTURE_STDOUT | P11KM_RUN_STDERR_DISCARD | P11KM_RUN_ANY_EXIT;
+	o.input = t->key;
+	o.input_len = strlen(t->key);
+	o.env = env;
+	o.n_env = ne;
+	o.timeout = 3 * TRIAL_TIMEOUT; /* the probe's own alarm comes first */
+	r = p11km_run_ex(args, &o, &res);
+	free(env[ne - 1]);
 	free(probe);
-	if ((in = fdopen(fds[0], "r")) == NULL) {
-		close(fds[0]);
-		return p11km_fail(P11KM_ERR_IO, "fdopen: %s", strerror(errno));
+	if (r < 0 && r != P11KM_ERR_FAILED) {
+		p11km_run_result_release(&res);
+		return r; /* it could not be started */
 	}
-	while (fgets(line, sizeof(line), in) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (line[0] != '\0')
-			p11km_problem_add(pr, "%s", line);
-	}
-	fclose(in);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (WIFSIGNALED(st))
+	p11km_error_clear();
+	for (line = res.out ? strtok_r(res.out, "\n", &save) : NULL; line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		p11km_problem_add(pr, "%s", line);
+	if (res.timed_out)
+		p11km_problem_add(pr, "loading the key through the pkcs11 engine hung (stopped after "
+		                  "%d s): check the module and the token", 3 * TRIAL_TIMEOUT);
+	else if (WIFSIGNALED(res.status))
 		p11km_problem_add(pr, "loading the key through the pkcs11 engine %s (signal %d): "
-		                  "check the module and the token", WTERMSIG(st) == SIGALRM ?
-		                  "hung" : "crashed", WTERMSIG(st));
-	else if (WEXITSTATUS(st) != 0 && pr->n == n0)
+		                  "check the module and the token", WTERMSIG(res.status) == SIGALRM ?
+		                  "hung" : "crashed", WTERMSIG(res.status));
+	else if (WEXITSTATUS(res.status) != 0 && pr->n == n0)
 		p11km_problem_add(pr, "loading the key through the pkcs11 engine failed (the check "
 		                  "exited with status %d): this module cannot be driven by the "
-		                  "engine", WEXITSTATUS(st));
+		                  "engine", WEXITSTATUS(res.status));
+	p11km_run_result_release(&res);
 	return 0;
 }
 
@@ -704,7 +750,8 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 	struct p11km_uri *uri = NULL;
 	struct p11km_token *tok = NULL;
 	struct p11km_session s;
-	char *key = NULL, *cert = NULL;
+	char *key = NULL, *cert = NULL, *proved = NULL;
+	size_t proved_len = 0;
 	const char *user;
 	int r, found = 0;
 
@@ -750,20 +797,11 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 		p11km_problem_add(pr, "the key URI has no pin-source: the server cannot log in; "
 		                  "emit the binding with --pin-file");
 
-	/* the engine first: the child must not inherit a loaded module */
-	memset(&t, 0, sizeof(t));
-	t.openssl_cnf = m.openssl_conf;
-	t.key = key;
-	t.cert = cert;
-	t.user = user;
-	t.module_path = m.module;
-	t.env = m.env;
-	t.n_env = m.n_env;
-	if ((r = p11km_engine_try(&t, pr)) < 0)
-		goto out;
-
-	/* an EdDSA key on the token breaks libp11 for every key */
+	/* p11km's own login first (one try of the PIN, with the token's flags
+	 * checked), and an EdDSA key on the token breaks libp11 for every key */
 	if (uri != NULL) {
+		const char *pin = NULL;
+		size_t pin_len = 0;
 		for (size_t i = 0; i < m.n_env; i++)
 			env_set(m.env[i]);
 		if (ctx->module_opt == NULL)
@@ -777,16 +815,34 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 				                  "then cannot enumerate any key on it; move or delete that key",
 				                  tok->label);
 			p11km_session_close(&s);
+			if (p11km_pin_proved(ctx, tok->uri, &pin, &pin_len) == 0 &&
+			    (proved = p11km_memdup(pin, pin_len)) == NULL)
+				goto nomem;
+			proved_len = pin_len;
 		} else {
 			p11km_problem_add(pr, "p11km cannot open the key's token to look for EdDSA keys "
 			                  "(%s)", p11km_errmsg(lr)); /* the failure's own message */
 		}
 		p11km_error_clear();
-		if (ctx->module_opt == m.module) {
-			p11km_ctx_release(ctx);
+		/* the probe starts as a server does: no module of this process
+		 * holds sessions or TPM contexts meanwhile */
+		p11km_ctx_release(ctx);
+		if (ctx->module_opt == m.module)
 			ctx->module_opt = NULL;
-		}
 	}
+
+	memset(&t, 0, sizeof(t));
+	t.openssl_cnf = m.openssl_conf;
+	t.key = key;
+	t.cert = cert;
+	t.user = user;
+	t.module_path = m.module;
+	t.env = m.env;
+	t.n_env = m.n_env;
+	t.pin = proved;
+	t.pin_len = proved_len;
+	if ((r = p11km_engine_try(&t, pr)) < 0)
+		goto out;
 	r = 0;
 	goto out;
 nomem:
@@ -794,6 +850,7 @@ nomem:
 out:
 	p11km_token_free(tok);
 	p11km_uri_free(uri);
+	p11km_freezero(proved, proved_len);
 	free(key);
 	free(cert);
 	if (r < 0)

@@ -15,6 +15,7 @@ struct p11km_pin_cache {
 	 * which token (NULL: not known yet, e.g. a new SO PIN for token init) */
 	CK_USER_TYPE user;
 	char *tok;
+	char *proved;  /* the token a C_Login with this PIN succeeded on, or NULL */
 	struct p11km_pin_cache *next;
 };
 
@@ -32,6 +33,7 @@ p11km_pin_cache_clear(struct p11km_ctx *ctx)
 		p11km_pin_free(c->pin, c->len);
 		free(c->spec);
 		free(c->tok);
+		free(c->proved);
 		free(c);
 	}
 	while (ctx->failures != NULL) {
@@ -178,6 +180,30 @@ check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_p
 	return 0;
 }
 
+/* Remember that the cached PIN pin logged in to token tok_uri. */
+static void
+proved(struct p11km_ctx *ctx, const char *pin, const char *tok_uri)
+{
+	for (struct p11km_pin_cache *c = ctx->pins; pin != NULL && c != NULL; c = c->next)
+		if (c->pin == pin && c->proved == NULL)
+			c->proved = strdup(tok_uri);
+}
+
+int
+p11km_pin_proved(struct p11km_ctx *ctx, const char *tok_uri, const char **pin, size_t *len)
+{
+	for (struct p11km_pin_cache *c = ctx->pins; c != NULL; c = c->next) {
+		if (c->proved != NULL && (tok_uri == NULL || strcmp(c->proved, tok_uri) == 0)) {
+			*pin = c->pin;
+			*len = c->len;
+			return 0;
+		}
+	}
+	*pin = NULL;
+	*len = 0;
+	return P11KM_ERR_NOTFOUND;
+}
+
 int
 p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
 {
@@ -221,6 +247,8 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
 		free(key);
 		s->logged_in = user;
+		if (user == CKU_USER)
+			proved(s->ctx, pin, s->tok->uri);
 		p11km_verbose("logged in to token '%s' as %s", s->tok->label,
 		              user == CKU_SO ? "security officer" : "user");
 		return 0;

@@ -122,6 +122,11 @@ int p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const c
  * the user PIN of any token). */
 int p11km_pin_get_for(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, CK_USER_TYPE user,
                       const char *tok, const char *prompt, const char **pin, size_t *len);
+/* The user PIN that a C_Login to token tok_uri (NULL: any token) accepted
+ * earlier in this run: *pin is borrowed (wiped at p11km_ctx_release()).
+ * P11KM_ERR_NOTFOUND (no message) when none did.  A process p11km starts
+ * that logs in itself (the engine probe) may use only this PIN. */
+int p11km_pin_proved(struct p11km_ctx *ctx, const char *tok_uri, const char **pin, size_t *len);
 /*
  * The PIN source to use for a token URI: --pin-source (or, for CKU_SO,
  * --so-pin-source), else the URI's pin-source, else its pin-value (with a

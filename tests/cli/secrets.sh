@@ -1,0 +1,139 @@
+#!/bin/bash
+# Secrets and output (issue 8, section 5): a PIN from env:VAR reaches no
+# child process; PIN source text that may be a PIN is never echoed; a PIN
+# file that is a FIFO is refused at once; the engine probe never spends a
+# PIN try on a PIN p11km has not proved; token init's SO PIN guards hold
+# under --force; control characters are escaped in messages and listings.
+# Judges: the children's own /proc/PID/environ, the shim's C_Login counts.
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/cli/bind-lib.sh"
+need certutil openssl pkcs11-tool timeout
+shim_available || skip_all "the p11shim module is not built"
+USERPIN=c4n4ry95173  # the canary: the token's real PIN, unlike anything else here
+bind_setup
+make_key web 01 EC:prime256v1
+issue web 01 web.test 1001
+put_cert web 01 "$T/web-1001.der"
+KEY="$TOKEN;object=web;type=private"
+PROBE=$(dirname "$P11KM")/p11km-engine-probe
+
+# --- 1. a PIN in env:VAR reaches no child ---------------------------------------
+# Each child dumps its own /proc/PID/environ (what any root process or the
+# same user can read); a harmless marker proves the dump holds the environment.
+export P11KM_CANARY_PIN=$USERPIN P11KM_VISIBLE=visible-marker-8d1f
+mkdir "$T/bin"
+cat > "$T/bin/certutil" <<EOF
+#!/bin/sh
+tr '\0' '\n' < /proc/\$\$/environ >> "$T/env-certutil"
+exec "$(command -v certutil)" "\$@"
+EOF
+cat > "$T/bin/update-ca-certificates" <<EOF
+#!/bin/sh
+tr '\0' '\n' < /proc/\$\$/environ >> "$T/env-update"
+case "\$*" in *--help*) echo "  --sysroot DIR  the root"; exit 0;; esac
+exit 0
+EOF
+cat > "$T/probe-dump" <<EOF
+#!/bin/sh
+tr '\0' '\n' < /proc/\$\$/environ >> "$T/env-probe"
+exec "$PROBE" "\$@"
+EOF
+chmod +x "$T/bin/certutil" "$T/bin/update-ca-certificates" "$T/probe-dump"
+# child_env_clean NAME FILE: the child ran, got the environment, not the PIN
+child_env_clean() {
+	check_grep "$1: the child ran and its environment was read" "^P11KM_VISIBLE=visible-marker-8d1f$" "$2"
+	check_nogrep "$1: the PIN is not in the child's environment" "$USERPIN" "$2"
+	check_nogrep "$1: nor the variable that held it" "^P11KM_CANARY_PIN=" "$2"
+}
+mkdir -p "$T/sysroot/etc/ssl/certs" "$T/sysroot/usr/local/share/ca-certificates"
+PATH="$T/bin:$PATH" "$P11KM" --pin-source env:P11KM_CANARY_PIN roots install "$T/ca.pem" \
+	--to "nss:$T/nss" >"$T/out" 2>"$T/err"
+child_env_clean "certutil (roots install --to nss:)" "$T/env-certutil"
+PATH="$T/bin:$PATH" "$P11KM" --so-pin-source env:P11KM_CANARY_PIN roots install "$T/ca.pem" \
+	--to system --system-root "$T/sysroot" >"$T/out" 2>"$T/err"
+child_env_clean "update-ca-certificates (roots install --to system)" "$T/env-update"
+check "bind emit with the PIN from env:" env P11KM_ENGINE_PROBE="$T/probe-dump" "$P11KM" \
+	--pin-source env:P11KM_CANARY_PIN bind emit nginx --key "$KEY" --listen 127.0.0.1:8443 \
+	--out-dir "$T/b" --pin-file "$T/srv.pin"
+child_env_clean "the engine probe (bind emit)" "$T/env-probe"
+rm -f "$T/env-probe"
+check "bind check with the PIN from env:" env P11KM_ENGINE_PROBE="$T/probe-dump" "$P11KM" \
+	--pin-source env:P11KM_CANARY_PIN bind check "$T/b"
+child_env_clean "the engine probe (bind check)" "$T/env-probe"
+unset P11KM_CANARY_PIN
+
+# --- 2. PIN source text that may be the PIN is not echoed ---------------------------
+SECRET=86420357
+# SPEC EXIT: a number that is no open fd (1), text that is no number or no
+# variable name (2), a file name without '/' that does not exist (1)
+for case in "fd:$SECRET 1" "fd:${SECRET}x 2" "env:$SECRET 2" "env:$SECRET-x 2" "file:$SECRET 1"; do
+	spec=${case% *}
+	check_fails "--pin-source ${spec%%:*}:SECRET is an error" "${case#* }" \
+		"$P11KM" --pin-source "$spec" object list "$KEY"
+	check_one_line_error "  ... in one line" "PIN"
+	check_nogrep "  ... that does not echo the secret" "$SECRET" "$T/err"
+done
+check_fails "a URI pin-source=fd:SECRET" 1 "$P11KM" object list "$KEY?pin-source=fd:$SECRET"
+check_nogrep "  ... is not echoed either" "$SECRET" "$T/err"
+
+# --- 5. a PIN file that is a FIFO --------------------------------------------------
+mkfifo "$T/pin.fifo"
+ln -s "$T/pin.fifo" "$T/pin.link"
+for src in "file:$T/pin.fifo" "file:$T/pin.link"; do
+	check_fails "a FIFO as PIN file ($src) is refused, not waited on (timeout: 124)" 1 \
+		timeout 20 "$P11KM" --pin-source "$src" object list "$KEY"
+	check_one_line_error "  ... in one line saying what it is" "is not a regular file \\(it is a FIFO"
+done
+check_fails "a FIFO as the URI's pin-source" 1 timeout 20 "$P11KM" object list "$KEY?pin-source=$T/pin.fifo"
+check_one_line_error "  ... one line" "FIFO"
+check_fails "a character device as PIN file" 1 timeout 20 "$P11KM" --pin-source file:/dev/zero object list "$KEY"
+check_one_line_error "  ... one line" "is not a regular file \\(it is a character device"
+
+# --- 3. the engine probe's login counts against the budget --------------------------
+# p11km and the probe both load the shim; the probe writes its own counts.
+cat > "$T/probe-count" <<EOF
+#!/bin/sh
+P11SHIM_COUNT_FILE=$T/counts-probe P11SHIM_COUNT_EVERY=1 exec "$PROBE" "\$@"
+EOF
+chmod +x "$T/probe-count"
+export P11KM_ENGINE_PROBE="$T/probe-count"
+probe_logins() { awk '$1 == "C_Login" { n = $2 } END { print n + 0 }' "$T/counts-probe" 2>/dev/null || echo 0; }
+printf '%s' "$USERPIN" > "$T/good.pin"; chmod 600 "$T/good.pin"
+rm -f "$T/counts-probe"
+check "bind emit through the shim" shim_p11km --pin-source "file:$T/good.pin" bind emit nginx \
+	--key "$KEY" --listen 127.0.0.1:8443 --out-dir "$T/s" --pin-file "$T/s.pin"
+check_eq "  ... p11km logs in once" "$(count_of C_Login)" 1
+check_eq "  ... the probe once, with the PIN p11km proved" "$(probe_logins)" 1
+# A PIN file with a newline: p11km strips it, libp11 0.4.12 sends it (a wrong PIN)
+printf '%s\n' "$USERPIN" > "$T/nl.pin"; chmod 600 "$T/nl.pin"
+rm -f "$T/counts-probe"
+check_fails "bind emit with an existing PIN file that ends with a newline" 1 shim_p11km \
+	bind emit nginx --key "$KEY" --listen 127.0.0.1:8443 --out-dir "$T/nl" --pin-file "$T/nl.pin"
+check_one_line_error "  ... one line naming the newline" "ends with a newline"
+check_eq "  ... p11km logged in once" "$(count_of C_Login)" 1
+check_eq "  ... the probe did not try the wrong PIN" "$(probe_logins)" 0
+check "  ... and nothing was written" test ! -e "$T/nl"
+rm -f "$T/counts-probe"
+check "bind check of the good binding" shim_p11km bind check "$T/s"
+check_eq "  ... p11km logs in once" "$(count_of C_Login)" 1
+check_eq "  ... the probe once, with the proved PIN" "$(probe_logins)" 1
+# the same binding once its PIN file holds a wrong PIN: one try in all
+# (before: the probe tried it, then p11km did)
+chmod 600 "$T/s.pin"; printf 'wrong-pin' > "$T/s.pin"
+rm -f "$T/counts-probe"
+check_fails "bind check with a wrong PIN in the PIN file: problems (exit 5)" 5 shim_p11km \
+	bind check "$T/s"
+check_eq "  ... p11km tried the PIN once" "$(count_of C_Login)" 1
+check_eq "  ... the probe did not try it again" "$(probe_logins)" 0
+check_grep "  ... and says why the engine check did not run" "engine check was not run" "$T/out"
+check_grep "  ... and that the PIN is wrong" "CKR_PIN_INCORRECT" "$T/out"
+# a PIN file with a newline: p11km strips it and logs in, libp11 would not
+printf '%s\n' "$USERPIN" > "$T/s.pin"
+rm -f "$T/counts-probe"
+check_fails "bind check with a newline in the PIN file: problems (exit 5)" 5 shim_p11km \
+	bind check "$T/s"
+check_grep "  ... the newline is named" "ends with a newline" "$T/out"
+check_eq "  ... the probe did not try the PIN with its newline" "$(probe_logins)" 0
+unset P11KM_ENGINE_PROBE
+
+done_testing
