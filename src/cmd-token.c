@@ -342,6 +342,13 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		goto out;
 	if ((r = init_target(ctx, uri, &t)) < 0)
 		goto out;
+	/* C_InitToken of an initialised token tries its SO PIN: a locked or
+	 * final-try SO PIN is never tried, --force or not (it means "destroy
+	 * the token", not "risk it").  A token not initialised has no SO PIN
+	 * yet (SoftHSM reports it "locked"). */
+	if ((t->info.flags & CKF_TOKEN_INITIALIZED) &&
+	    (r = p11km_pin_flags_check(ctx, t, CKU_SO, &so, 0)) < 0)
+		goto out;
 	/* Read both PINs before touching the token. */
 	if ((r = p11km_pin_get_for(ctx, &so, CKU_SO, NULL, "New SO PIN: ", &so_pin, &so_len)) < 0 ||
 	    (r = p11km_pin_get(ctx, &user, "New user PIN: ", &user_pin, &user_len)) < 0)

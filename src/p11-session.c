@@ -160,10 +160,11 @@ p11km_session_close(struct p11km_session *s)
 	s->open = 0;
 }
 
-static int
-check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
+int
+p11km_pin_flags_check(struct p11km_ctx *ctx, const struct p11km_token *tok, CK_USER_TYPE user,
+                      const struct p11km_pinsrc *src, int force_ok)
 {
-	CK_FLAGS flags = s->tok->info.flags;
+	CK_FLAGS flags = tok->info.flags;
 	CK_FLAGS locked = user == CKU_SO ? CKF_SO_PIN_LOCKED : CKF_USER_PIN_LOCKED;
 	CK_FLAGS final = user == CKU_SO ? CKF_SO_PIN_FINAL_TRY : CKF_USER_PIN_FINAL_TRY;
 	const char *who = user == CKU_SO ? "SO" : "user";
@@ -171,13 +172,22 @@ check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_p
 	if (flags & locked)
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "the %s PIN of token '%s' is locked; unblock it (for a user PIN: with the SO PIN) "
-		    "before using this token", who, s->tok->label);
-	if ((flags & final) && !s->ctx->force && src != NULL && src->kind != P11KM_PIN_PROMPT)
+		    "before using this token%s", who, tok->label,
+		    force_ok ? "" : " (--force does not override this)");
+	if ((flags & final) && !(force_ok && ctx->force) && src != NULL &&
+	    src->kind != P11KM_PIN_PROMPT)
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "token '%s' reports that one more wrong %s PIN locks it; p11km will not try a "
-		    "PIN non-interactively: check it, then use --pin-source prompt or --force",
-		    s->tok->label, who);
+		    "PIN non-interactively: check it, then use --%spin-source prompt%s",
+		    tok->label, who, user == CKU_SO ? "so-" : "",
+		    force_ok ? " or --force" : " (--force does not override this)");
 	return 0;
+}
+
+static int
+check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
+{
+	return p11km_pin_flags_check(s->ctx, s->tok, user, src, 1);
 }
 
 /* Remember that the cached PIN pin logged in to token tok_uri. */

@@ -112,6 +112,12 @@ void p11km_session_close(struct p11km_session *s);
  * again.  CKR_USER_ALREADY_LOGGED_IN counts as success.
  */
 int p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src);
+/* The token flags that forbid trying a PIN of user from src, read before
+ * any C_Login or C_InitToken: a locked PIN always; a final-try PIN unless
+ * src is a prompt (or force_ok and --force).  P11KM_ERR_LOGIN with the
+ * reason, or 0. */
+int p11km_pin_flags_check(struct p11km_ctx *ctx, const struct p11km_token *tok, CK_USER_TYPE user,
+                          const struct p11km_pinsrc *src, int force_ok);
 /* The PIN of a source, read at most once per run (cached, wiped at
  * p11km_ctx_release()).  *pin is borrowed. */
 int p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,

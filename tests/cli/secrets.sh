@@ -136,4 +136,22 @@ check_grep "  ... the newline is named" "ends with a newline" "$T/out"
 check_eq "  ... the probe did not try the PIN with its newline" "$(probe_logins)" 0
 unset P11KM_ENGINE_PROBE
 
+# --- 4. token init --force never tries a locked or final-try SO PIN -------------------
+new_token old 1234 12345678
+SO=$(pin_file sopin-old 12345678); UP=$(pin_file pin-old 1234)
+for fl in CKF_SO_PIN_LOCKED CKF_SO_PIN_FINAL_TRY; do
+	export P11SHIM_TOKEN_FLAGS_SET=$fl
+	check_fails "token init --force of an initialised token with $fl: refused" 3 \
+		shim_p11km --force token init 'pkcs11:token=old' --label old --so-pin-source "file:$SO" \
+		--pin-source "file:$UP"
+	check_one_line_error "  ... one line saying --force does not override it" "SO PIN.*--force does not override"
+	check_eq "  ... C_InitToken never called" "$(count_of C_InitToken)" 0
+	check_no_stdout "  ... nothing on stdout"
+	unset P11SHIM_TOKEN_FLAGS_SET
+done
+check "the token is as it was: its user PIN still logs in (pkcs11-tool)" \
+	p11tool_sm --token-label old --login --pin 1234 --list-objects
+check "without the flags, token init --force works" "$P11KM" --force token init 'pkcs11:token=old' \
+	--label old --so-pin-source "file:$SO" --pin-source "file:$UP"
+
 done_testing
