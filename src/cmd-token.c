@@ -50,11 +50,12 @@ print_token_text(struct p11km_token *t, const struct p11km_caps *caps, int have_
 	printf("%s\n", t->uri);
 	if (!(t->info.flags & CKF_TOKEN_INITIALIZED))
 		printf("    state:         not initialised ('p11km token init' sets it up)\n");
-	printf("    label:         %s\n", t->label);
-	printf("    manufacturer:  %s\n", t->manufacturer);
-	printf("    model:         %s\n", t->model);
-	printf("    serial:        %s\n", t->serial);
-	printf("    module:        %s (slot %lu)\n", t->mod->name, (unsigned long)t->slot);
+	/* what the module reports may hold control characters: escaped */
+	printf("    label:         %s\n", p11km_esc(t->label));
+	printf("    manufacturer:  %s\n", p11km_esc(t->manufacturer));
+	printf("    model:         %s\n", p11km_esc(t->model));
+	printf("    serial:        %s\n", p11km_esc(t->serial));
+	printf("    module:        %s (slot %lu)\n", p11km_esc(t->mod->name), (unsigned long)t->slot);
 	printf("    flags:        ");
 	for (size_t i = 0; i < sizeof(token_flags) / sizeof(token_flags[0]); i++)
 		if (t->info.flags & token_flags[i].flag)

@@ -7,7 +7,7 @@
 # Judges: the children's own /proc/PID/environ, the shim's C_Login counts.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/cli/bind-lib.sh"
-need certutil openssl pkcs11-tool timeout
+need certutil openssl pkcs11-tool softhsm2-util timeout
 shim_available || skip_all "the p11shim module is not built"
 USERPIN=c4n4ry95173  # the canary: the token's real PIN, unlike anything else here
 bind_setup
@@ -153,5 +153,68 @@ check "the token is as it was: its user PIN still logs in (pkcs11-tool)" \
 	p11tool_sm --token-label old --login --pin 1234 --list-objects
 check "without the flags, token init --force works" "$P11KM" --force token init 'pkcs11:token=old' \
 	--label old --so-pin-source "file:$SO" --pin-source "file:$UP"
+
+# --- 6. control characters are escaped; addresses are validated -----------------------
+ESC=$(printf '\033')
+# check_no_raw "description" FILE: no ESC, BEL or CR byte in FILE (the
+# newlines there are the lines themselves)
+check_no_raw() {
+	if LC_ALL=C grep -q "[$ESC$(printf '\007\r')]" "$2"; then not_ok "$1"; else ok "$1"; fi
+}
+check_fails "an unknown command with a newline and a terminal escape" 2 "$P11KM" \
+	"$(printf 'frob\nnicate\033]0;owned\007')" list
+check_one_line_error "  ... one line, escaped" "unknown command 'frob\\\\nnicate\\\\x1b\]0;owned\\\\x07'"
+check_no_raw "  ... no raw control character on stderr" "$T/err"
+check_fails "a module path with a terminal escape" 3 "$P11KM" --module "$(printf '/no\033[2Jpe.so')" token list
+check_one_line_error "  ... one line, escaped" "module '/no\\\\x1b\\[2Jpe.so'"
+check_no_raw "  ... no raw control character on stderr" "$T/err"
+# a token whose label the module reports with control characters (SoftHSM
+# keeps what pkcs11-tool sets)
+softhsm2-util --init-token --free --label "$(printf 'ev\033[31mil\tlabel')" --so-pin 12345678 \
+	--pin 1234 >/dev/null 2>&1
+check "token list (text) with a label holding control characters" "$P11KM" token list
+cp "$T/out" "$T/tokens.txt"
+check_grep "  ... the label is escaped" '^    label: +ev\\x1b\[31mil\\tlabel$' "$T/out"
+check_no_raw "  ... no raw control character on stdout" "$T/out"
+check "token list --json keeps the label exact (JSON escapes it)" "$P11KM" --json token list
+check_eq "  ... python reads the same label" \
+	"$(json_get "$T/out" "[t['label'] for t in d['tokens'] if t['label'].startswith('ev')][0] == 'ev\x1b[31mil\tlabel'")" True
+check_fails "an error naming that token" 1 "$P11KM" token init "$(grep '^pkcs11:.*token=ev%1B' "$T/tokens.txt" | head -1)" \
+	--label x --so-pin-source "file:$SO" --pin-source "file:$UP"
+check_one_line_error "  ... one line, the label escaped" "token 'ev\\\\x1b\[31mil\\\\tlabel' is already initialised"
+check_no_raw "  ... no raw control character on stderr" "$T/err"
+# an object label with a newline
+p11tool_sm --token-label bind --login --pin "$USERPIN" --write-object "$T/web-1001.der" --type cert \
+	--label "$(printf 'two\nlines')" --id 77 >/dev/null 2>&1
+check "object list (text) with a label holding a newline" "$P11KM" object list "$TOKEN;id=%77"
+check_grep "  ... the label is one escaped line" '^    label: +two\\nlines$' "$T/out"
+check_nogrep "  ... no line starts with the label's second half" '^lines' "$T/out"
+# a NUL in a certificate's CN: the label p11km gives it is not cut at the NUL
+python3 - "$T/nul.pem" <<'PY'
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+k = ec.generate_private_key(ec.SECP256R1())
+n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "good.example\x00.evil")])
+now = datetime.datetime.utcnow()
+c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
+     .serial_number(77).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=2))
+     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+     .sign(k, hashes.SHA256()))
+open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
+PY
+check "roots install of a CA whose CN holds a NUL" "$P11KM" --so-pin-source "file:$T/sopin-bind" \
+	roots install "$T/nul.pem" --to "token:$TOKEN"
+check "  ... pkcs11-tool sees its label, the NUL escaped and nothing cut" sh -c \
+	"pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label bind --list-objects --type cert | grep -q 'label: *good.example_.evil$'"
+# --listen: real addresses only
+for bad in 300.1.1.1:443 1.2.3:443 '[::g]:443' '[1.2.3.4]:443' 127.0.0.1:0 '*:65536'; do
+	check_fails "bind emit --listen $bad is refused" 2 "$P11KM" bind emit nginx --key "$KEY" \
+		--listen "$bad" --pin-file "$T/s.pin"
+	check_one_line_error "  ... one line" "invalid --listen '.*': use IP:PORT"
+	check_no_stdout "  ... nothing on stdout"
+done
 
 done_testing
