@@ -507,7 +507,7 @@ cmd_bind_check(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		printf("certificate:  %s\n", rep.cert ? rep.cert : "(none)");
 		printf("service user: %s\n", rep.user ? rep.user : "(the caller)");
 		for (size_t i = 0; i < pr.n; i++)
-			printf("problem: %s\n", pr.lines[i]);
+			printf("problem: %s\n", p11km_esc(pr.lines[i]));
 		if (pr.n == 0)
 			printf("ok: the key signs through the engine%s and the certificate matches it\n",
 			       rep.user ? " as the service user after fork" : "");
