@@ -209,6 +209,11 @@ check "roots install of a CA whose CN holds a NUL" "$P11KM" --so-pin-source "fil
 	roots install "$T/nul.pem" --to "token:$TOKEN"
 check "  ... pkcs11-tool sees its label, the NUL escaped and nothing cut" sh -c \
 	"pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label bind --list-objects --type cert | grep -q 'label: *good.example_.evil$'"
+# a store named on the command line with a terminal escape: the report escapes it
+check "roots install into a bundle whose name holds ESC" "$P11KM" roots install "$T/ca.pem" \
+	--to "pem-bundle:$T/b$(printf '\033')[2Jx.pem"
+check_grep "  ... the report names it escaped" '^pem-bundle:.*/b\\x1b\[2Jx\.pem: 1 added' "$T/out"
+check_no_raw "  ... no raw control character on stdout" "$T/out"
 # --listen: real addresses only
 for bad in 300.1.1.1:443 1.2.3:443 '[::g]:443' '[1.2.3.4]:443' 127.0.0.1:0 '*:65536'; do
 	check_fails "bind emit --listen $bad is refused" 2 "$P11KM" bind emit nginx --key "$KEY" \
