@@ -217,6 +217,11 @@ sign_verify(EVP_PKEY *key, X509 *cert, const char *who, FILE *out)
 		        "handshake; check the PIN file and that the token is readable\n", who, p11km_openssl_error());
 		goto out;
 	}
+	if (siglen > sizeof(sig)) { /* the length the module gave, passed on by the engine */
+		fprintf(out, "the token key's signature came back %zu bytes long for a buffer of "
+		        "%zu: the PKCS#11 module is faulty\n", siglen, sizeof(sig));
+		goto out;
+	}
 	EVP_MD_CTX_reset(m);
 	if (cert != NULL &&
 	    (EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) != 1 ||

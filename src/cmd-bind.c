@@ -586,8 +586,11 @@ cmd_bind_verify(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 	r = 0;
 	if (res.compared && !res.matches)
 		r = p11km_fail(P11KM_ERR_VERIFY, "%s serves serial %s, not the expected certificate "
-		               "(serial %s): if it was just installed, reload the server",
-		               argv[g.argi], res.serial, res.expected_serial ? res.expected_serial : "?");
+		               "(serial %s): if it was just installed, a server that reads "
+		               "certificate files (nginx) needs 'p11km bind emit' again to rewrite "
+		               "them; then reload the server (with the binding's environment: see "
+		               "doc/bindings.md)", argv[g.argi], res.serial,
+		               res.expected_serial ? res.expected_serial : "?");
 	else if (res.chain_checked && !res.chain_ok)
 		r = p11km_fail(P11KM_ERR_VERIFY, "the certificate chain served by %s does not verify: "
 		               "%s", argv[g.argi], res.chain_error ? res.chain_error : "?");

@@ -758,5 +758,7 @@ const struct p11km_cmd p11km_cmds_cert[] = {
 	{ "install", "REPLY [TOKEN-or-KEY-URI]",
 	  "install an issued certificate (PEM, DER, bundle or PKCS#7) next to its key",
 	  cmd_cert_install, install_opts, 1, 2 },
+	{ "list", "[URI]", "list the certificates (object list --type cert)", p11km_cert_list_run,
+	  NULL, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
 };

@@ -1,4 +1,4 @@
-/* cmd-token.c: 'token list' and 'token init'. */
+/* cmd-token.c: 'token list' and 'token init' ('token pin': cmd-pin.c). */
 #include "config.h"
 
 #include <stdlib.h>
@@ -409,5 +409,7 @@ const struct p11km_cmd p11km_cmds_token[] = {
 	  NULL, 0, 1 },
 	{ "init", "[URI]", "initialise a token with a label, SO PIN and user PIN", cmd_token_init,
 	  init_opts, 0, 1 },
+	{ "pin", "change|init [URI]", "change the user or SO PIN; init: the SO sets the user PIN",
+	  p11km_token_pin_run, p11km_token_pin_opts, 1, 2 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
 };

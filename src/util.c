@@ -503,6 +503,17 @@ p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t m
 		return p11km_fail(P11KM_ERR_IO,
 		    "refusing to write '%s': it is a symbolic link; remove it or choose another path",
 		    path);
+	if (lstat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
+		/* /dev/null, /dev/stdout, a tty: written in place, nothing to replace */
+		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 || p11km_write_all(fd, data, len) < 0) {
+			r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+		close(fd);
+		return 0;
+	}
 	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
 		return p11km_fail(P11KM_ERR_IO, "refusing to write '%s': not a regular file", path);
 	if ((dircopy = strdup(path)) == NULL ||

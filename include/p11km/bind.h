@@ -186,4 +186,20 @@ void p11km_verify_result_release(struct p11km_verify_result *res);
  * search) or a PEM/DER file. */
 int p11km_bind_load_cert(struct p11km_ctx *ctx, const char *spec, X509 **out);
 
+/* --- what bindings reference (bind-refs.c) ------------------------------- */
+
+/* One emitted binding: its manifest, the key URI and the certificate (a
+ * file or a pkcs11: URI) it names. */
+struct p11km_bind_ref {
+	char *manifest, *key, *cert;
+};
+struct p11km_bind_refs {
+	struct p11km_bind_ref *v;
+	size_t n;
+};
+/* The manifests DIR/p11km-binding.conf and DIR/x/p11km-binding.conf (what
+ * 'bind emit --out-dir' writes, one directory per binding). */
+int p11km_bind_refs_read(const char *dir, struct p11km_bind_refs *refs);
+void p11km_bind_refs_release(struct p11km_bind_refs *refs);
+
 #endif

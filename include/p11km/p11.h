@@ -17,6 +17,11 @@ CK_RV p11km_traced(const char *fn, CK_RV rv);
 const char *p11km_ckr_name(CK_RV rv);
 /* Map a CK_RV to an error code and record "fn: what failed: CKR_NAME". */
 int p11km_fail_ckr(CK_RV rv, const char *what, const char *fn);
+/* A module answered what no module may (a length past the buffer, more
+ * handles than asked for, a count that keeps changing): record "what: fn
+ * misbehaved: <detail>; ..." and return P11KM_ERR_TOKEN (exit 3). */
+int p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 struct p11km_module {
 	CK_FUNCTION_LIST *f;
@@ -195,6 +200,10 @@ int p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri,
 int p11km_object_find_one(struct p11km_session *s, const struct p11km_uri *uri,
                           CK_OBJECT_CLASS cls, struct p11km_object *out);
 void p11km_objects_free(struct p11km_object *objs, size_t n);
+
+/* An object label given by the user: 1 to max bytes, no control
+ * characters; P11KM_ERR_USAGE naming --label otherwise. */
+int p11km_label_check(const char *label, size_t max);
 
 /* URI of an object on the token (malloc'ed). */
 char *p11km_object_uri(const struct p11km_token *tok, const struct p11km_object *o);
