@@ -82,16 +82,14 @@ check "openssl verify -CAfile accepts it with the PEM bundle" \
 	openssl verify -CAfile "$T/bundle.pem" -untrusted "$CA/inter.pem" "$T/srv.pem"
 [ "$(grep -c 'BEGIN CERTIFICATE' "$T/bundle.pem")" = "$N" ] && ok "the bundle holds $N certificates" ||
 	not_ok "bundle count"
-PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 10000))
-openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" -cert_chain "$CA/inter.pem" -key "$T/srv.key" -www -quiet \
-	</dev/null >"$T/s_server.log" 2>&1 &
-SPID=$!
+s_server() { # PORT
+	openssl s_server -accept "127.0.0.1:$1" -cert "$T/srv.pem" -cert_chain "$CA/inter.pem" -key "$T/srv.key" \
+		-www -quiet </dev/null &
+	SERVER_PID=$!
+}
+check "openssl s_server starts" start_server "$T/s_server.log" 1 s_server
+SPID=$SERVER_PID
 cleanup_add "kill $SPID"
-for i in $(seq 50); do
-	curl -s -o /dev/null --capath "$T/dir" "https://localhost:$PORT/" \
-		--resolve "localhost:$PORT:127.0.0.1" 2>/dev/null && break
-	sleep 0.1
-done
 check "curl --capath accepts the server" curl -sS -o /dev/null --capath "$T/dir" \
 	--resolve "localhost:$PORT:127.0.0.1" "https://localhost:$PORT/"
 mkdir "$T/empty"
