@@ -259,7 +259,7 @@ mkdir -p "$R/etc/ssl/certs" "$R/usr/local/share/ca-certificates" "$R/usr/share/c
 cp "$T/root2.pem" "$R/usr/local/share/ca-certificates/other.crt"
 ls -la /usr/local/share/ca-certificates > "$T/real.before" 2>&1
 anchors() { find "$R/usr/local/share/ca-certificates" -type f -exec sha256sum {} + | sort; }
-bundle_sum() { sha256sum < "$R/etc/ssl/certs/ca-certificates.crt" 2>/dev/null || echo none; }
+bundle_sum() { { sha256sum < "$R/etc/ssl/certs/ca-certificates.crt"; } 2>/dev/null || echo none; }
 # ca-certificates before 20250419 (a fresh Debian 12 image has 20230311) has
 # no --sysroot: given one, its tool prints its usage, exits 0 and changes
 # nothing.  A stub that does just that stands for it whatever this machine has.
