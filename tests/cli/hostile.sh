@@ -77,12 +77,13 @@ for m in none $MODES; do # per mode: a new certificate for W's key (each install
 done
 printf 4321 > "$T/newpin"; chmod 600 "$T/newpin"
 
-PORT=$(free_port)
-openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" -key "$T/srv.key" -quiet \
-	</dev/null >"$T/s_server.log" 2>&1 &
-SERVER=$!
+s_server() { # PORT
+	openssl s_server -accept "127.0.0.1:$1" -cert "$T/srv.pem" -key "$T/srv.key" -quiet </dev/null &
+	SERVER_PID=$!
+}
+start_server "$T/s_server.log" 1 s_server || { echo "# the test TLS server did not start"; exit 99; }
+SERVER=$SERVER_PID
 cleanup_add "kill $SERVER"
-wait_port "$PORT" || { cat "$T/s_server.log"; echo "# the test TLS server did not start"; exit 99; }
 
 # the binding bind check loads, emitted through the module (its path in openssl.cnf)
 P11HOSTILE_MODULE=$SOFTHSM2_MODULE P11HOSTILE_MODE=none "$P11KM" --module "$P11HOSTILE" \

@@ -88,5 +88,12 @@ check_fails "token pin init with a wrong SO PIN: exit 3" 3 pin init "$TOK" --so-
 check "  ... the user PIN is unchanged" user_pin_works 2468
 check_fails "init --so is refused" 2 pin init "$TOK" --so --so-pin-source "file:$SO2" \
 	--new-pin-source "file:$NEW"
+if shim_available; then
+	check "--force: the final try is used, with one C_Login" flags_p11km CKF_USER_PIN_FINAL_TRY \
+		--force token pin change "$TOK" --pin-source "file:$RESET" --new-pin-source "file:$NEW"
+	check_eq "  ... one C_Login" "$(count_of C_Login)" 1
+	check_eq "  ... one C_SetPIN" "$(count_of C_SetPIN)" 1
+	check "  ... pkcs11-tool logs in with the new PIN" user_pin_works 5678
+fi
 
 done_testing
