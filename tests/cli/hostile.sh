@@ -6,9 +6,11 @@
 # control characters in token info, slot and mechanism counts that change or
 # run past the list, signatures longer than their buffer.  Each run ends in
 # the correct output or in one clean 'p11km:' line with exit 1-5, never in a
-# sanitizer report, a crash or a hang.  The modes a careful caller survives
-# (a length that changed once, duplicates) must give the same output as the
-# real module, judged by the module itself and by openssl.
+# sanitizer report, a crash or a hang, and never prints a raw control
+# character (the tokinfo mode fills the token info with terminal escapes).
+# The modes a careful caller survives (a length that changed once,
+# duplicates) must give the same output as the real module, judged by the
+# module itself and by openssl.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/cli/bind-lib.sh"
 need openssl pkcs11-tool timeout
@@ -168,6 +170,8 @@ for m in $MODES; do
 			verdict="a sanitizer report"; cat "$T"/san/* >> "$T/e" 2>/dev/null
 		elif [ $rc = 124 ]; then
 			verdict="a hang (killed after 30 s)"
+		elif LC_ALL=C grep -q '[[:cntrl:]]' "$T/o" "$T/e"; then
+			verdict="raw control characters in what p11km printed"
 		elif [ $rc = 0 ] && [ "$errs" = 0 ]; then
 			verdict=ok
 		elif [ $rc -ge 1 ] && [ $rc -le 5 ] && [ "$errs" = 1 ] && grep -q '^p11km: ' "$T/e" &&
