@@ -20,7 +20,9 @@ MODES="grow grow-v240 ok-overlong toosmall-loop huge unavailable garbage garbage
 	tokinfo mechs-overcount mechs-grow sign-overlong sign-loop keygen-same"
 # modes in which every verb must work as through the real module
 TOLERATED=" grow grow-v240 find-dup slots-change slots-dup "
+# (token-init last: it switches the run to a token directory of its own)
 VERBS="token-list object-list roots-list req-new req-renew bind-verify bind-check bind-emit
+	key-list cert-list object-export object-delete object-relabel token-pin
 	key-generate cert-install roots-install roots-remove token-init"
 
 # --- two tokens: R is read by the read-only verbs, W is changed ---------------
@@ -105,6 +107,15 @@ verb_run() {
 		--to "token:$W" ;;
 	roots-remove) set -- "$1" --so-pin-source "file:$SOPIN_W" roots remove "$T/ca.pem" \
 		--from "token:$W" ;;
+	key-list) set -- "$1" --pin-source "file:$PIN" key list "$R" ;;
+	cert-list) set -- "$1" cert list "$R" ;;
+	object-export) set -- "$1" object export "$R;object=web;type=cert" --chain ;;
+	object-delete) set -- "$1" --force --pin-source "file:$PIN" object delete "$R;object=web" \
+		--all --dry-run ;;
+	object-relabel) set -- "$1" --pin-source "file:$PIN" object relabel "$R;object=web" \
+		--label web2 --dry-run ;;
+	token-pin) set -- "$1" --pin-source "file:$PIN" token pin change "$R" \
+		--new-pin-source "file:$T/new.pin" --dry-run ;;
 	token-init) # a token directory of its own per mode: only a free slot in it
 		mkdir -p "$T/init-$1"
 		sed "s|@TOKENDIR@|$T/init-$1|" "$top_srcdir/tokens/softhsm2/softhsm2.conf.in" \
