@@ -3,12 +3,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "p11km/cmd.h"
 #include "p11km/keygen.h"
 #include "p11km/util.h"
 
-enum { O_TYPE = 1000, O_LABEL, O_ID, O_ALLOW_ENGINE_BREAKING };
+enum { O_TYPE = 1000, O_LABEL, O_ID, O_SLOT, O_ALLOW_ENGINE_BREAKING };
 
 static int
 label_ok(const char *label)
@@ -21,6 +22,57 @@ label_ok(const char *label)
 		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
 			return p11km_fail(P11KM_ERR_USAGE, "--label contains a control character");
 	return 0;
+}
+
+/* PIV key slots and the one-byte CKA_ID ykcs11 and OpenSC give them. */
+static const struct { const char *slot; unsigned char id; const char *name; } piv_slots[] = {
+	{ "9a", 0x01, "PIV Authentication" }, { "9c", 0x02, "Digital Signature" },
+	{ "9d", 0x03, "Key Management" }, { "9e", 0x04, "Card Authentication" },
+};
+
+static int
+piv_slot(const char *arg, unsigned char *id, const char **name)
+{
+	for (size_t i = 0; i < sizeof(piv_slots) / sizeof(piv_slots[0]); i++)
+		if (strcasecmp(arg, piv_slots[i].slot) == 0) {
+			*id = piv_slots[i].id;
+			*name = piv_slots[i].name;
+			return 0;
+		}
+	return p11km_fail(P11KM_ERR_USAGE, "unknown PIV slot '%s': use 9a, 9c, 9d or 9e", arg);
+}
+
+/* ykcs11 (a YubiKey's PIV applet) takes one-byte ids, the slot number: a
+ * longer one is cut to its first byte and overwrites that slot's key. */
+static int
+id_fits_token(const struct p11km_token *tok, size_t id_len)
+{
+	if (id_len > 1 && strncmp((const char *)tok->info.manufacturerID, "Yubico", 6) == 0)
+		return p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' is a PIV card: its key ids are one byte (the slot); use --slot "
+		    "9a|9c|9d|9e or --id 01..04", tok->label);
+	return 0;
+}
+
+/* Log in as the SO when an SO PIN source is given (ykcs11 generates keys
+ * only for the SO, whose PIN is the PIV management key), else as the user. */
+static int
+open_keygen_session(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_uri *uri,
+                    struct p11km_session *s)
+{
+	struct p11km_pinsrc so;
+	int r;
+
+	if ((r = p11km_pinsrc_for(ctx, uri, CKU_SO, &so)) < 0)
+		return r;
+	if (so.spec == NULL) {
+		p11km_pinsrc_release(&so);
+		return p11km_session_open_login(ctx, tok, uri, 1, 1, s);
+	}
+	if ((r = p11km_session_open(ctx, tok, 1, s)) == 0 && (r = p11km_login(s, CKU_SO, &so)) < 0)
+		p11km_session_close(s);
+	p11km_pinsrc_release(&so);
+	return r;
 }
 
 static void
@@ -57,8 +109,9 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	struct p11km_token *tok = NULL;
 	struct p11km_session s = { 0 };
 	struct p11km_object priv = { 0 };
-	unsigned char *id = NULL;
+	unsigned char *id = NULL, slot_id = 0;
 	size_t id_len = 0;
+	const char *slot_name = NULL;
 	char *kuri = NULL;
 	int r, t;
 
@@ -82,6 +135,10 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 				goto out;
 			}
 			break;
+		case O_SLOT:
+			if ((r = piv_slot(g.optarg, &slot_id, &slot_name)) < 0)
+				goto out;
+			break;
 		case O_ALLOW_ENGINE_BREAKING: kg.allow_engine_breaking = 1; break;
 		default:
 			if (r < 0)
@@ -90,8 +147,22 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	}
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		goto out;
+	if (slot_id != 0) {
+		if (id != NULL) {
+			r = p11km_fail(P11KM_ERR_USAGE, "give --slot or --id, not both");
+			goto out;
+		}
+		if ((id = malloc(1)) == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		id[0] = slot_id;
+		id_len = 1;
+		if (kg.label == NULL)
+			kg.label = slot_name; /* PIV modules name keys by slot anyway */
+	}
 	if (kg.label == NULL) {
-		r = p11km_fail(P11KM_ERR_USAGE, "key generate needs --label LABEL");
+		r = p11km_fail(P11KM_ERR_USAGE, "key generate needs --label LABEL (or --slot)");
 		goto out;
 	}
 	if ((r = label_ok(kg.label)) < 0 || (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
@@ -104,8 +175,8 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	kg.id = id;
 	kg.id_len = id_len;
 	kg.force = ctx->force;
-	if ((r = p11km_token_find_one(ctx, uri, &tok)) < 0 ||
-	    (r = p11km_session_open_login(ctx, tok, uri, 1, 1, &s)) < 0 ||
+	if ((r = p11km_token_find_one(ctx, uri, &tok)) < 0 || (r = id_fits_token(tok, id_len)) < 0 ||
+	    (r = open_keygen_session(ctx, tok, uri, &s)) < 0 ||
 	    (r = p11km_keygen_check(&s, &kg)) < 0 || (r = p11km_keygen_run(&s, &kg, &priv, NULL)) < 0)
 		goto out;
 	if ((kuri = p11km_object_uri(tok, &priv)) == NULL) {
@@ -129,6 +200,7 @@ static const struct p11km_opt generate_opts[] = {
 	  "rsa:2048, rsa:3072, rsa:4096, ec:p256 (default), ec:p384, ec:p521 or ed25519" },
 	{ "label", 1, O_LABEL, "LABEL", "label (CKA_LABEL) of the new key pair (required)" },
 	{ "id", 1, O_ID, "HEX", "CKA_ID (default: SHA-1 key identifier of the public key)" },
+	{ "slot", 1, O_SLOT, "SLOT", "PIV key slot 9a, 9c, 9d or 9e (one-byte id 01..04)" },
 	{ "allow-engine-breaking", 0, O_ALLOW_ENGINE_BREAKING, NULL,
 	  "allow Ed25519 on a token with other keys (breaks libp11 0.4.12 there)" },
 	{ NULL, 0, 0, NULL, NULL },

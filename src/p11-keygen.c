@@ -147,7 +147,10 @@ template_refused(CK_RV rv)
 }
 
 /* Remove the usage restrictions (false decrypt, unwrap, derive, encrypt,
- * wrap) from a template; returns the new count. */
+ * wrap) and CKA_EXTRACTABLE from a template; returns the new count.
+ * ykcs11 fails a private key template that names CKA_EXTRACTABLE at all
+ * (CKR_ATTRIBUTE_TYPE_INVALID); the key read back must still be
+ * non-extractable (not_honoured()). */
 static CK_ULONG
 drop_usage(CK_ATTRIBUTE *t, CK_ULONG n)
 {
@@ -155,7 +158,7 @@ drop_usage(CK_ATTRIBUTE *t, CK_ULONG n)
 
 	for (CK_ULONG i = 0; i < n; i++)
 		if (t[i].type != CKA_DECRYPT && t[i].type != CKA_UNWRAP && t[i].type != CKA_DERIVE &&
-		    t[i].type != CKA_ENCRYPT && t[i].type != CKA_WRAP)
+		    t[i].type != CKA_ENCRYPT && t[i].type != CKA_WRAP && t[i].type != CKA_EXTRACTABLE)
 			t[k++] = t[i];
 	return k;
 }
