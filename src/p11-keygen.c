@@ -267,6 +267,11 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 			p11km_warn("token '%s' refused a sign-only template; the key was made without "
 			           "the decrypt/unwrap/derive restrictions", s->tok->label);
 	}
+	if ((rv == CKR_USER_TYPE_INVALID || rv == CKR_USER_NOT_LOGGED_IN) && s->logged_in == CKU_USER)
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' generates keys only after a security officer login "
+		    "(C_GenerateKeyPair: %s): give --so-pin-source (on a PIV card its PIN is the "
+		    "management key, 48 hex digits)", s->tok->label, p11km_ckr_name(rv));
 	if (rv != CKR_OK)
 		return p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
 		    "token '%s' did not generate the %s key pair: C_GenerateKeyPair: %s",
