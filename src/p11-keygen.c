@@ -147,10 +147,7 @@ template_refused(CK_RV rv)
 }
 
 /* Remove the usage restrictions (false decrypt, unwrap, derive, encrypt,
- * wrap) and CKA_EXTRACTABLE from a template; returns the new count.
- * ykcs11 fails a private key template that names CKA_EXTRACTABLE at all
- * (CKR_ATTRIBUTE_TYPE_INVALID); the key read back must still be
- * non-extractable (not_honoured()). */
+ * wrap) from a template; returns the new count. */
 static CK_ULONG
 drop_usage(CK_ATTRIBUTE *t, CK_ULONG n)
 {
@@ -158,7 +155,21 @@ drop_usage(CK_ATTRIBUTE *t, CK_ULONG n)
 
 	for (CK_ULONG i = 0; i < n; i++)
 		if (t[i].type != CKA_DECRYPT && t[i].type != CKA_UNWRAP && t[i].type != CKA_DERIVE &&
-		    t[i].type != CKA_ENCRYPT && t[i].type != CKA_WRAP && t[i].type != CKA_EXTRACTABLE)
+		    t[i].type != CKA_ENCRYPT && t[i].type != CKA_WRAP)
+			t[k++] = t[i];
+	return k;
+}
+
+/* Remove CKA_EXTRACTABLE: ykcs11 fails a private key template that names
+ * it at all (CKR_ATTRIBUTE_TYPE_INVALID).  The key read back must still be
+ * non-extractable (not_honoured()). */
+static CK_ULONG
+drop_extractable(CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ULONG k = 0;
+
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].type != CKA_EXTRACTABLE)
 			t[k++] = t[i];
 	return k;
 }
@@ -263,6 +274,11 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		nprivt = drop_usage(privt, nprivt);
 		rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt, nprivt,
 		                &hpub, &hpriv);
+		if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+			nprivt = drop_extractable(privt, nprivt);
+			rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt,
+			                nprivt, &hpub, &hpriv);
+		}
 		if (rv == CKR_OK)
 			p11km_warn("token '%s' refused a sign-only template; the key was made without "
 			           "the decrypt/unwrap/derive restrictions", s->tok->label);
