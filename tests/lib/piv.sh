@@ -6,7 +6,8 @@
 #   piv_available
 #       0 if python3 with python3-cryptography, pcscd, the vpcd reader
 #       driver, unshare, opensc-tool, ss, ykcs11 and opensc-pkcs11 are
-#       installed; 1 otherwise.
+#       installed and this process may make a mount namespace (root);
+#       1 otherwise.
 #
 #   piv_card_start DIR
 #       Starts a private pcscd (in its own mount namespace, so that its
@@ -54,8 +55,9 @@ PIV_READER_NAME="Yubico YubiKey p11km emulator"
 PIV_PYTHON=${PIV_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 _piv_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# the port and process helpers live beside the TPM rig's
+# the port helper lives beside the TPM rig's
 declare -F _tpm2_ports_busy >/dev/null || . "$_piv_here/tpm2.sh"
+declare -F daemon_spawn >/dev/null || . "$_piv_here/daemon.sh"
 
 piv_available()
 {
@@ -66,33 +68,9 @@ piv_available()
 	done
 	[ -r "$PIV_VPCD_DRIVER" ] && [ -r "${PIV_YKCS11:-$PIV_YKCS11_DEFAULT}" ] &&
 		[ -r "${PIV_OPENSC:-$PIV_OPENSC_DEFAULT}" ] || return 1
+	# the private pcscd needs a mount namespace (root or CAP_SYS_ADMIN)
+	unshare -m --propagation private true 2>/dev/null || return 1
 	"$PIV_PYTHON" -c 'import cryptography.x509' 2>/dev/null
-}
-
-# _piv_is PID COMM: PID is alive and runs COMM
-_piv_is()
-{
-	_tpm2_pid_alive "$1" && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
-}
-
-# _piv_kill PIDFILE COMM: stop that process and wait (a zombie has exited)
-_piv_kill()
-{
-	local pid i
-
-	[ -f "$1" ] || return 0
-	pid=$(cat "$1" 2>/dev/null)
-	case $pid in '' | *[!0-9]*) rm -f "$1"; return 0 ;; esac
-	if _piv_is "$pid" "$2"; then
-		kill -TERM "$pid" 2>/dev/null
-		for i in $(seq 100); do
-			_tpm2_pid_alive "$pid" || break
-			[ "$i" = 50 ] && kill -KILL "$pid" 2>/dev/null
-			sleep 0.02
-		done
-	fi
-	rm -f "$1"
-	! _tpm2_pid_alive "$pid"
 }
 
 # _piv_reader_has_card DIR yes|no: pcscd reports the card present/absent
@@ -114,22 +92,6 @@ _piv_wait_card()
 	return 1
 }
 
-# _piv_daemon LOG CMD...: start CMD in the background, detached from the
-# harness's pipes; prints its pid.
-_piv_daemon()
-{
-	local log=$1
-	shift
-	(
-		for fd in /proc/self/fd/*; do
-			fd=${fd##*/}
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
-		done
-		exec "$@"
-	) </dev/null >>"$log" 2>&1 &
-	echo $!
-}
-
 # _piv_spawn_pcscd DIR: pcscd with vpcd on a free port pair; sets _piv_port
 _piv_spawn_pcscd()
 {
@@ -145,7 +107,7 @@ _piv_spawn_pcscd()
 			CHANNELID    $port
 		EOF
 		: >"$dir/pcscd.log"
-		pid=$(_piv_daemon "$dir/pcscd.log" unshare -m --propagation private \
+		pid=$(daemon_spawn "$dir/pcscd.log" unshare -m --propagation private \
 			sh -c 'mount --bind "$1/run" /run && exec pcscd -f -c "$1/reader.conf"' \
 			sh "$dir")
 		echo "$pid" >"$dir/pcscd.pid"
@@ -160,7 +122,7 @@ _piv_spawn_pcscd()
 			sleep 0.01
 		done
 		# vpcd could not listen (somebody took the port): another one
-		_piv_kill "$dir/pcscd.pid" pcscd
+		daemon_stop "$dir/pcscd.pid" pcscd
 	done
 	return 1
 }
@@ -175,7 +137,7 @@ _piv_fail()
 _piv_spawn_card()
 {
 	local dir=$1 pid
-	pid=$(_piv_daemon "$dir/card.log" "$PIV_PYTHON" "$_piv_here/../piv/piv-card.py" \
+	pid=$(daemon_spawn "$dir/card.log" "$PIV_PYTHON" "$_piv_here/../piv/piv-card.py" \
 		--dir "$dir/card" --port-file "$dir/port")
 	echo "$pid" >"$dir/card.pid"
 }
@@ -192,7 +154,7 @@ piv_card_start()
 	command -v pcscd >/dev/null && [ -r "$PIV_VPCD_DRIVER" ] ||
 		{ echo "piv_card_start: pcscd or vpcd missing" >&2; return 1; }
 	dir=$(cd "$1" 2>/dev/null && pwd) || { echo "piv_card_start: no directory '$1'" >&2; return 1; }
-	if [ -f "$dir/pcscd.pid" ] && _piv_is "$(cat "$dir/pcscd.pid")" pcscd; then
+	if [ -f "$dir/pcscd.pid" ] && daemon_is "$(cat "$dir/pcscd.pid")" pcscd; then
 		echo "piv_card_start: a pcscd already runs for '$dir'" >&2
 		return 1
 	fi
@@ -221,7 +183,7 @@ piv_card_start()
 _piv_signal()
 {
 	local pid
-	pid=$(cat "$1/card.pid" 2>/dev/null) && _piv_is "$pid" python3 || return 1
+	pid=$(cat "$1/card.pid" 2>/dev/null) && daemon_is "$pid" python3 || return 1
 	kill "-$2" "$pid" && _piv_wait_card "$1" "$3"
 }
 
@@ -231,14 +193,14 @@ piv_card_insert() { _piv_signal "${1:?usage: piv_card_insert DIR}" USR2 yes; }
 piv_card_restart()
 {
 	local dir=${1:?usage: piv_card_restart DIR}
-	_piv_kill "$dir/card.pid" python3 && _piv_wait_card "$dir" no &&
+	daemon_stop "$dir/card.pid" python3 && _piv_wait_card "$dir" no &&
 		_piv_spawn_card "$dir" && _piv_wait_card "$dir" yes
 }
 
 piv_card_stop()
 {
 	local dir=${1:?usage: piv_card_stop DIR} rc=0
-	_piv_kill "$dir/card.pid" python3 || rc=1
-	_piv_kill "$dir/pcscd.pid" pcscd || rc=1
+	daemon_stop "$dir/card.pid" python3 || rc=1
+	daemon_stop "$dir/pcscd.pid" pcscd || rc=1
 	return $rc
 }

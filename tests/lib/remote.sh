@@ -41,8 +41,7 @@ remote_available()
 }
 
 _remote_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# the process helpers live beside the TPM rig's
-declare -F _tpm2_pid_alive >/dev/null || . "$_remote_here/tpm2.sh"
+declare -F daemon_spawn >/dev/null || . "$_remote_here/daemon.sh"
 
 remote_token_start()
 {
@@ -55,14 +54,9 @@ remote_token_start()
 	dir=$(cd "$1" 2>/dev/null && pwd) || { echo "remote_token_start: no directory '$1'" >&2; return 1; }
 	sock=$dir/p11-kit.sock
 	rm -f "$sock"
-	(
-		for fd in /proc/self/fd/*; do
-			fd=${fd##*/}
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
-		done
-		exec p11-kit server -f --provider "$module" -n "$sock" "pkcs11:token=$label"
-	) </dev/null >"$dir/p11-kit-server.log" 2>&1 &
-	pid=$!
+	: >"$dir/p11-kit-server.log"
+	pid=$(daemon_spawn "$dir/p11-kit-server.log" p11-kit server -f --provider "$module" \
+		-n "$sock" "pkcs11:token=$label")
 	echo "$pid" >"$dir/p11-kit-server.pid"
 	for i in $(seq 250); do
 		[ -S "$sock" ] && break
@@ -79,19 +73,8 @@ remote_token_start()
 
 remote_token_stop()
 {
-	local dir=${1:?usage: remote_token_stop DIR} pid i
-
-	[ -f "$dir/p11-kit-server.pid" ] || return 0
-	pid=$(cat "$dir/p11-kit-server.pid")
-	case $pid in '' | *[!0-9]*) rm -f "$dir/p11-kit-server.pid"; return 0 ;; esac
-	if _tpm2_pid_alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = p11-kit-server ]; then
-		kill -TERM "$pid" 2>/dev/null
-		for i in $(seq 150); do
-			_tpm2_pid_alive "$pid" || break
-			[ "$i" = 100 ] && kill -KILL "$pid" 2>/dev/null
-			sleep 0.02
-		done
-	fi
-	rm -f "$dir/p11-kit-server.pid" "$dir/p11-kit.sock"
-	! _tpm2_pid_alive "$pid"
+	local dir=${1:?usage: remote_token_stop DIR} r=0
+	daemon_stop "$dir/p11-kit-server.pid" p11-kit-server || r=1
+	rm -f "$dir/p11-kit.sock"
+	return $r
 }
