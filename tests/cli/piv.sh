@@ -104,4 +104,24 @@ check "OpenSC: req new with the 9a key" "$P11KM" req new "$OTOK;id=%01;type=priv
 	--subject CN=opensc.example.test -o "$T/o.csr" --pin-source "file:$PIN"
 check "openssl: it verifies" openssl req -in "$T/o.csr" -verify -noout
 check_eq "...for the 9a key" "$(openssl req -in "$T/o.csr" -noout -pubkey)" "$(cat "$T/9a.new")"
+
+# --- OpenSC labels the card with the 9a certificate's CN: URIs go by serial ---------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
+	-out "$T/ca.pem" -subj /CN=piv-test-ca -days 2 2>/dev/null
+for cn in alice bob; do
+	openssl x509 -new -force_pubkey "$T/9a.new" -subj "/CN=$cn piv" -CA "$T/ca.pem" \
+		-CAkey "$T/ca.key" -days 2 -out "$T/$cn.pem" 2>/dev/null
+done
+check "yubico-piv-tool: a certificate for alice into 9a" ypt -a import-certificate -s 9a -i "$T/alice.pem"
+check "OpenSC: object list" "$P11KM" --json object list "$OTOK" --pin-source "file:$PIN"
+KURI=$(json_get "$T/out" "[o['uri'] for o in d['objects'] if o['class'] == 'private' and o['id'] == '01'][0]")
+echo "$KURI" > "$T/kuri"
+check_grep "the 9a key's URI" "^pkcs11:.*serial=.*id=%01;.*type=private" "$T/kuri"
+check_nogrep "...does not name the label (now 'alice piv')" "token=" "$T/kuri"
+check "yubico-piv-tool: bob's certificate replaces it" ypt -a import-certificate -s 9a -i "$T/bob.pem"
+check "OpenSC: the token label follows (bob piv)" "$P11KM" token list
+check_grep "...as OpenSC does" "label: +bob piv" "$T/out"
+check "the URI printed before still selects the key: req new" "$P11KM" req new "$KURI" \
+	--subject CN=again.example.test -o "$T/again.csr" --pin-source "file:$PIN"
+check "openssl: it verifies" openssl req -in "$T/again.csr" -verify -noout
 done_testing
