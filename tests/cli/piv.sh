@@ -57,6 +57,23 @@ pub9 01 "$T/9a.new"
 [ -s "$T/9a.new" ] && [ "$(cat "$T/9a.new")" != "$(cat "$T/9a.pub")" ] && ok "...a new key is in 9a" ||
 	not_ok "9a key not replaced"
 
+# --- key attest: the card's evidence that it generated the key ------------------------------------
+check "key attest the 9a key, verified to the card's attestation root" "$P11KM" key attest \
+	"$TOK;id=%01;type=private" -o "$T/attest.pem" --ca-file "$PIV_ATTEST_ROOT" --pin-source "file:$PIN"
+check_grep "...it says so" "^ok: the card attests that it generated .*id=%01.*verified to the vendor root" "$T/err"
+awk '/BEGIN/{n++} {print > ("'"$T"'/attest-" n ".pem")}' "$T/attest.pem"
+check "openssl: the exported pair verifies to the root" openssl verify -CAfile "$PIV_ATTEST_ROOT" \
+	-untrusted "$T/attest-2.pem" "$T/attest-1.pem"
+check_eq "...and attests the key now in 9a" "$(openssl x509 -in "$T/attest-1.pem" -noout -pubkey)" \
+	"$(cat "$T/9a.new")"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other.key" \
+	-out "$T/other.pem" -subj /CN=not-the-vendor -days 2 2>/dev/null
+check_fails "key attest against another root: exit 5" 5 "$P11KM" key attest "$TOK;id=%01;type=private" \
+	-o "$T/attest2.pem" --ca-file "$T/other.pem" --pin-source "file:$PIN"
+[ -e "$T/attest2.pem" ] && not_ok "...but it wrote the file" || ok "...and writes nothing"
+check_fails "key attest of an empty slot: exit 4" 4 "$P11KM" key attest "$TOK;id=%03;type=private" \
+	-o "$T/attest3.pem" --pin-source "file:$PIN"
+
 # --- requests ----------------------------------------------------------------------------------
 check "req new with the 9a key" "$P11KM" --trace req new "$TOK;id=%01;type=private" \
 	--subject CN=piv.example.test -o "$T/9a.csr" --pin-source "file:$PIN"
@@ -100,6 +117,9 @@ OTOK=$(head -1 "$T/out")
 check_fails "OpenSC: key generate is refused (exit 1)" 1 "$P11KM" key generate "$OTOK" --slot 9d \
 	--pin-source "file:$PIN"
 check_one_line_error "...naming what the token cannot do" "cannot generate"
+check_fails "OpenSC: key attest is refused (exit 1)" 1 "$P11KM" key attest "$OTOK;id=%01;type=private" \
+	-o "$T/o-attest.pem" --pin-source "file:$PIN"
+check_one_line_error "...it does not support attestation" "does not support attestation"
 check "OpenSC: req new with the 9a key" "$P11KM" req new "$OTOK;id=%01;type=private" \
 	--subject CN=opensc.example.test -o "$T/o.csr" --pin-source "file:$PIN"
 check "openssl: it verifies" openssl req -in "$T/o.csr" -verify -noout
