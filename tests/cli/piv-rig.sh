@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/piv.sh"
 need openssl pkcs11-tool pkcs15-tool yubico-piv-tool p11tool
-piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or not root (unshare -m)"
+piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or no mount namespace (unshare)"
 mkdir -p "$T/piv"
 export PIV_CARD_TRACE=1
 piv_card_start "$T/piv" || { echo "# cannot start the PIV card"; exit 99; }

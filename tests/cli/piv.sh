@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/piv.sh"
 need openssl pkcs11-tool yubico-piv-tool
-piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or not root (unshare -m)"
+piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or no mount namespace (unshare)"
 mkdir -p "$T/piv"
 piv_card_start "$T/piv" || { echo "# cannot start the PIV card"; exit 99; }
 cleanup_add "piv_card_stop '$T/piv'"

@@ -6,8 +6,8 @@
 #   piv_available
 #       0 if python3 with python3-cryptography, pcscd, the vpcd reader
 #       driver, unshare, opensc-tool, ss, ykcs11 and opensc-pkcs11 are
-#       installed and this process may make a mount namespace (root);
-#       1 otherwise.
+#       installed and this process may make a mount namespace (as root,
+#       or as a user through a user namespace); 1 otherwise.
 #
 #   piv_card_start DIR
 #       Starts a private pcscd (in its own mount namespace, so that its
@@ -68,10 +68,19 @@ piv_available()
 	done
 	[ -r "$PIV_VPCD_DRIVER" ] && [ -r "${PIV_YKCS11:-$PIV_YKCS11_DEFAULT}" ] &&
 		[ -r "${PIV_OPENSC:-$PIV_OPENSC_DEFAULT}" ] || return 1
-	# the private pcscd needs a mount namespace (root or CAP_SYS_ADMIN)
-	unshare -m --propagation private true 2>/dev/null || return 1
+	# the private pcscd needs a mount namespace
+	_piv_unshare true 2>/dev/null || return 1
 	"$PIV_PYTHON" -c 'import cryptography.x509' 2>/dev/null
 }
+
+# _piv_unshare CMD...: CMD in a mount namespace of its own; without root,
+# inside a user namespace where this user is root (Debian allows that)
+if [ "$(id -u)" = 0 ]; then
+	_piv_unshare=(unshare -m --propagation private)
+else
+	_piv_unshare=(unshare -U -r -m --propagation private)
+fi
+_piv_unshare() { "${_piv_unshare[@]}" "$@"; }
 
 # _piv_reader_has_card DIR yes|no: pcscd reports the card present/absent
 _piv_reader_has_card()
@@ -107,7 +116,7 @@ _piv_spawn_pcscd()
 			CHANNELID    $port
 		EOF
 		: >"$dir/pcscd.log"
-		pid=$(daemon_spawn "$dir/pcscd.log" unshare -m --propagation private \
+		pid=$(daemon_spawn "$dir/pcscd.log" "${_piv_unshare[@]}" \
 			sh -c 'mount --bind "$1/run" /run && exec pcscd -f -c "$1/reader.conf"' \
 			sh "$dir")
 		echo "$pid" >"$dir/pcscd.pid"
