@@ -16,19 +16,6 @@
 
 enum { O_OUT = 'o', O_TYPE = 1000, O_LABEL, O_ID, O_SLOT, O_ALLOW_ENGINE_BREAKING, O_CA_FILE };
 
-static int
-label_ok(const char *label)
-{
-	size_t n = strlen(label);
-
-	if (n == 0 || n > 128)
-		return p11km_fail(P11KM_ERR_USAGE, "--label must be 1 to 128 bytes long");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
-			return p11km_fail(P11KM_ERR_USAGE, "--label contains a control character");
-	return 0;
-}
-
 /* PIV key slots and the one-byte CKA_ID ykcs11 and OpenSC give them. */
 static const struct { const char *slot; unsigned char id; const char *name; } piv_slots[] = {
 	{ "9a", 0x01, "PIV Authentication" }, { "9c", 0x02, "Digital Signature" },
@@ -170,7 +157,7 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 		r = p11km_fail(P11KM_ERR_USAGE, "key generate needs --label LABEL (or --slot)");
 		goto out;
 	}
-	if ((r = label_ok(kg.label)) < 0 || (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
+	if ((r = p11km_label_check(kg.label, 128)) < 0 || (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
 		goto out;
 	if (uri->has_object) {
 		r = p11km_fail(P11KM_ERR_USAGE,
@@ -381,5 +368,6 @@ const struct p11km_cmd p11km_cmds_key[] = {
 	  cmd_key_generate, generate_opts, 1, 1 },
 	{ "attest", "KEY-URI", "export and verify the card's attestation that it generated a key",
 	  cmd_key_attest, attest_opts, 1, 1 },
+	{ "list", "[URI]", "list the keys (object list --type key)", p11km_key_list_run, NULL, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
 };
