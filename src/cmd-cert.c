@@ -622,7 +622,7 @@ report(struct install *in)
 			for (size_t i = 0; i < in->n_acts; i++)
 				if ((strcmp(in->acts[i].what, "file") == 0) == files)
 					printf("%s: %s '%s': %s\n", cats[in->acts[i].cat], in->acts[i].what,
-					       in->acts[i].name, in->acts[i].detail);
+					       p11km_esc(in->acts[i].name), p11km_esc(in->acts[i].detail));
 	}
 	free(key_uri);
 	free(subj);

@@ -81,7 +81,7 @@ print_text(struct listed *l)
 
 		printf("%s\n", uri ? uri : "?");
 		printf("    class:       %s\n", p11km_class_name(o->cls));
-		printf("    label:       %s\n", o->label ? o->label : "(none)");
+		printf("    label:       %s\n", o->label ? p11km_esc(o->label) : "(none)");
 		printf("    id:          %s\n", id ? id : "(none)");
 		if (euri != NULL && o->cls != CKO_CERTIFICATE) /* keys only: the rest is noise */
 			printf("    engine uri:  %s\n", euri);

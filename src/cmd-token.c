@@ -50,11 +50,12 @@ print_token_text(struct p11km_token *t, const struct p11km_caps *caps, int have_
 	printf("%s\n", t->uri);
 	if (!(t->info.flags & CKF_TOKEN_INITIALIZED))
 		printf("    state:         not initialised ('p11km token init' sets it up)\n");
-	printf("    label:         %s\n", t->label);
-	printf("    manufacturer:  %s\n", t->manufacturer);
-	printf("    model:         %s\n", t->model);
-	printf("    serial:        %s\n", t->serial);
-	printf("    module:        %s (slot %lu)\n", t->mod->name, (unsigned long)t->slot);
+	/* what the module reports may hold control characters: escaped */
+	printf("    label:         %s\n", p11km_esc(t->label));
+	printf("    manufacturer:  %s\n", p11km_esc(t->manufacturer));
+	printf("    model:         %s\n", p11km_esc(t->model));
+	printf("    serial:        %s\n", p11km_esc(t->serial));
+	printf("    module:        %s (slot %lu)\n", p11km_esc(t->mod->name), (unsigned long)t->slot);
 	printf("    flags:        ");
 	for (size_t i = 0; i < sizeof(token_flags) / sizeof(token_flags[0]); i++)
 		if (t->info.flags & token_flags[i].flag)
@@ -341,6 +342,13 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	    (r = p11km_pinsrc_parse(ctx->pin_source_opt, 0, &user)) < 0)
 		goto out;
 	if ((r = init_target(ctx, uri, &t)) < 0)
+		goto out;
+	/* C_InitToken of an initialised token tries its SO PIN: a locked or
+	 * final-try SO PIN is never tried, --force or not (it means "destroy
+	 * the token", not "risk it").  A token not initialised has no SO PIN
+	 * yet (SoftHSM reports it "locked"). */
+	if ((t->info.flags & CKF_TOKEN_INITIALIZED) &&
+	    (r = p11km_pin_flags_check(ctx, t, CKU_SO, &so, 0)) < 0)
 		goto out;
 	/* Read both PINs before touching the token. */
 	if ((r = p11km_pin_get_for(ctx, &so, CKU_SO, NULL, "New SO PIN: ", &so_pin, &so_len)) < 0 ||

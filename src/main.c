@@ -10,6 +10,7 @@
 
 #include "p11km/cmd.h"
 #include "p11km/json.h"
+#include "p11km/pin.h"
 #include "p11km/util.h"
 
 const struct p11km_noun p11km_nouns[] = {
@@ -510,6 +511,9 @@ main(int argc, char **argv)
 	p11km_ctx_init(&ctx);
 	if ((r = take_globals(&ctx, &g, &argc, argv)) < 0)
 		return p11km_report(&ctx, r);
+	/* a PIN in an env:VAR source reaches no child process */
+	p11km_pin_env_hide(ctx.pin_source_opt);
+	p11km_pin_env_hide(ctx.so_pin_source_opt);
 	p11km_log_set(g.quiet ? P11KM_LOG_QUIET : g.verbose ? P11KM_LOG_VERBOSE : P11KM_LOG_NORMAL,
 	              g.trace);
 	ctx.verbose = g.verbose;

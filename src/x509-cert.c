@@ -355,23 +355,31 @@ char *
 p11km_cert_short_name(X509 *cert, size_t max)
 {
 	X509_NAME *nm = X509_get_subject_name(cert);
-	int i = X509_NAME_get_index_by_NID(nm, NID_commonName, -1);
+	int i = X509_NAME_get_index_by_NID(nm, NID_commonName, -1), n = 0;
 	unsigned char *u = NULL;
 	char *s = NULL;
+	size_t len;
 
-	if (i >= 0 && ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(
-	                  X509_NAME_get_entry(nm, i))) > 0)
-		s = strdup((char *)u);
+	/* the CN's full length: a NUL inside it must not cut the label short
+	 * (a CA-signed "good.example\0.evil" would be labelled "good.example") */
+	if (i >= 0 && (n = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(
+	                  X509_NAME_get_entry(nm, i)))) > 0)
+		s = p11km_memdup(u, (size_t)n + 1);
 	else
 		s = p11km_cert_subject(cert);
 	OPENSSL_free(u);
 	if (s == NULL)
 		return NULL;
-	for (char *p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '_';
-	if (strlen(s) > max)
+	len = n > 0 ? (size_t)n : strlen(s);
+	s[len] = '\0';
+	for (size_t k = 0; k < len; k++)
+		if ((unsigned char)s[k] < 0x20 || s[k] == 0x7f)
+			s[k] = '_';
+	if (len > max) {
+		while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+			max--; /* not inside a UTF-8 character */
 		s[max] = '\0';
+	}
 	return s;
 }
 

@@ -132,6 +132,12 @@ struct p11km_engine_trial {
 	const char *module_path;
 	char *const *env;
 	size_t n_env;
+	/* The PIN p11km's own C_Login accepted in this run (NULL: none).  The
+	 * probe's engine logs in too: it is started only when the PIN it will
+	 * send (pin-value, or the pin-source file as libp11 reads it) is this
+	 * one, so a run never spends a PIN try on a PIN not proved right. */
+	const char *pin;
+	size_t pin_len;
 };
 int p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr);
 
