@@ -428,12 +428,29 @@ copy_token_fields(CK_TOKEN_INFO *dst, const CK_TOKEN_INFO *src)
  * padded in practice; an uninitialised token's all-blank label stays
  * ("token=").  The remaining fields still name the token.
  */
+/* Tokens whose label is not theirs to keep: OpenSC's PIV emulation
+ * (manufacturer "piv_II") labels the card with the CN of the certificate
+ * in slot 9a, so the label changes when that certificate does.  Their URIs
+ * leave the label out: manufacturer, model and serial still name them. */
+static int
+label_follows_certificate(const CK_TOKEN_INFO *t)
+{
+	static const char piv[] = "piv_II";
+
+	return memcmp(t->manufacturerID, piv, sizeof(piv) - 1) == 0 &&
+	       (sizeof(t->manufacturerID) == sizeof(piv) - 1 ||
+	        t->manufacturerID[sizeof(piv) - 1] == ' ' || t->manufacturerID[sizeof(piv) - 1] == '\0');
+}
+
 static void
 normalise_token_fields(CK_TOKEN_INFO *t)
 {
 	unsigned char *fields[] = { t->label, t->manufacturerID, t->model, t->serialNumber };
 	size_t lens[] = { sizeof(t->label), sizeof(t->manufacturerID), sizeof(t->model),
 	                  sizeof(t->serialNumber) };
+
+	if (label_follows_certificate(t))
+		memset(t->label, 0, sizeof(t->label)); /* all zero: left out */
 
 	for (size_t f = 0; f < 4; f++) {
 		if (memchr(fields[f], '\0', lens[f]) == NULL)

@@ -437,6 +437,18 @@ START_TEST(token_matching)
 	ck_assert(!p11km_uri_match_token(u, NULL, NULL, &sh));
 	p11km_uri_free(u);
 	free(s);
+	/* OpenSC's PIV token is labelled by its 9a certificate's CN: its URI
+	 * leaves the label out, so it still selects the card after a new one */
+	token_info(&tpm, "alice", "piv_II", "PKCS#15 emulated", "c1707574e15aa256", 0);
+	s = p11km_uri_token(&tpm);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "pkcs11:model=PKCS%2315%20emulated;manufacturer=piv_II;"
+	                    "serial=c1707574e15aa256");
+	token_info(&tpm, "bob", "piv_II", "PKCS#15 emulated", "c1707574e15aa256", 0);
+	u = parse_ok(s);
+	ck_assert(p11km_uri_match_token(u, NULL, NULL, &tpm));
+	p11km_uri_free(u);
+	free(s);
 }
 END_TEST
 
