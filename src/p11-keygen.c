@@ -160,6 +160,20 @@ drop_usage(CK_ATTRIBUTE *t, CK_ULONG n)
 	return k;
 }
 
+/* Remove CKA_EXTRACTABLE: ykcs11 fails a private key template that names
+ * it at all (CKR_ATTRIBUTE_TYPE_INVALID).  The key read back must still be
+ * non-extractable (not_honoured()). */
+static CK_ULONG
+drop_extractable(CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ULONG k = 0;
+
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].type != CKA_EXTRACTABLE)
+			t[k++] = t[i];
+	return k;
+}
+
 /* Set CKA_ID on both halves. */
 static int
 set_id(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
@@ -286,10 +300,20 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		nprivt = drop_usage(privt, nprivt);
 		rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt, nprivt,
 		                &hpub, &hpriv);
+		if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+			nprivt = drop_extractable(privt, nprivt);
+			rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt,
+			                nprivt, &hpub, &hpriv);
+		}
 		if (rv == CKR_OK)
 			p11km_warn("token '%s' refused a sign-only template; the key was made without "
 			           "the decrypt/unwrap/derive restrictions", s->tok->label);
 	}
+	if ((rv == CKR_USER_TYPE_INVALID || rv == CKR_USER_NOT_LOGGED_IN) && s->logged_in == CKU_USER)
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' generates keys only after a security officer login "
+		    "(C_GenerateKeyPair: %s): give --so-pin-source (on a PIV card its PIN is the "
+		    "management key, 48 hex digits)", s->tok->label, p11km_ckr_name(rv));
 	if (rv != CKR_OK) {
 		/* a token may make the pair and still report a failure: look (by the
 		 * template's label and id) and destroy what it made */
@@ -300,6 +324,16 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		if (!made)
 			return r;
 		goto fail;
+	}
+	if (hpub == hpriv || hpub == CK_INVALID_HANDLE || hpriv == CK_INVALID_HANDLE) {
+		/* handles that cannot be the pair's: nothing to read or destroy by */
+		char *hid = p11km_hex(id, id_len);
+		r = p11km_fail_module(s->tok->label, "C_GenerateKeyPair", "it answered the handles "
+		    "%lu and %lu for the two keys (a pair may be on the token as label '%s', id %s: "
+		    "delete it with pkcs11-tool --delete-object --type privkey --id %s, and --type "
+		    "pubkey)", hpub, hpriv, kg->label, hid ? hid : "?", hid ? hid : "?");
+		free(hid);
+		return r;
 	}
 	memset(&po, 0, sizeof(po));
 	if ((r = p11km_object_read(s, hpub, &po)) < 0 || (r = p11km_object_pubkey(&po, &pk)) < 0) {

@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "p11km/p11.h"
+#include "p11km/run.h"
 
 /* --- certificate objects on a token (store-token.c) ----------------------- */
 
@@ -124,13 +125,7 @@ int p11km_store_nss_load(struct p11km_store *st);
 int p11km_store_nss_commit(struct p11km_ctx *ctx, struct p11km_store *st,
                            STACK_OF(X509) *add, const size_t *rm, size_t n_rm);
 
-/*
- * Run a program (argv[0] looked up in PATH) without a shell; stdin from
- * /dev/null, stdout captured into *out (NULL: discarded), stderr kept for
- * messages.  Returns 0 when it exits 0, P11KM_ERR_FAILED with the program's
- * last stderr line otherwise.
- */
-int p11km_run(char *const argv[], char **out, size_t *out_len);
+/* p11km_run(): the subprocess runner, include/p11km/run.h (util layer). */
 
 /* --- files (store-file.c) --------------------------------------------------- */
 
