@@ -12,7 +12,9 @@
 #include <p11-kit/p11-kit.h>
 
 #include "p11km/bind.h"
+#include "p11km/cert.h"
 #include "p11km/keys.h"
+#include "p11km/store.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
@@ -93,82 +95,37 @@ out:
 	return r;
 }
 
-/* The issuer of cur among the token's certificates (one targeted search by
- * CKA_SUBJECT); NULL when there is none. */
-static X509 *
-issuer_on_token(struct p11km_session *s, X509 *cur)
-{
-	CK_OBJECT_CLASS cc = CKO_CERTIFICATE;
-	const unsigned char *der = NULL;
-	size_t der_len = 0;
-	CK_OBJECT_HANDLE *h = NULL;
-	size_t n = 0;
-	X509 *found = NULL;
-
-	if (!X509_NAME_get0_der(X509_get_issuer_name(cur), &der, &der_len))
-		return NULL;
-	{
-		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cc, sizeof(cc) },
-		                      { CKA_SUBJECT, (void *)der, der_len } };
-		if (p11km_find(s, t, 2, 4, &h, &n) < 0)
-			n = 0;
-	}
-	for (size_t i = 0; i < n && found == NULL; i++) {
-		struct p11km_object o;
-		const unsigned char *p;
-		X509 *c;
-		if (p11km_object_read(s, h[i], &o) < 0)
-			continue;
-		p = o.value;
-		if (o.value_len > 0 && (c = d2i_X509(NULL, &p, (long)o.value_len)) != NULL) {
-			if (X509_check_issued(c, cur) == X509_V_OK)
-				found = c;
-			else
-				X509_free(c);
-		}
-		p11km_object_release(&o);
-	}
-	free(h);
-	p11km_error_clear();
-	ERR_clear_error();
-	return found;
-}
-
-/* The intermediate certificates of leaf found on the token, as PEM (roots,
- * which the client must already trust, are left out). */
+/* The intermediate certificates of leaf found on the token, as PEM: the
+ * shortest path that verifies against the token's trusted issuers and the
+ * system store (p11km_tok_chain_complete); roots, which the client must
+ * already trust, are left out. */
 static int
 chain_from_token(struct p11km_session *s, X509 *leaf, unsigned char **out, size_t *len)
 {
-	BIO *b = BIO_new(BIO_s_mem());
-	X509 *cur = leaf, *next;
-	char *d;
-	long n;
+	struct p11km_trust tr = { NULL, NULL, NULL, 1 };
+	STACK_OF(X509) *chain = sk_X509_new_null(), *added = sk_X509_new_null();
+	STACK_OF(X509) *anchors = sk_X509_new_null();
+	struct p11km_buf b = { 0 };
+	int r = 0;
 
 	*out = NULL;
 	*len = 0;
-	if (b == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (int depth = 0; depth < 8; depth++) {
-		if (X509_check_issued(cur, cur) == X509_V_OK)
-			break;
-		if ((next = issuer_on_token(s, cur)) == NULL)
-			break;
-		if (X509_check_issued(next, next) == X509_V_OK) {
-			X509_free(next);
-			break;
-		}
-		PEM_write_bio_X509(b, next);
-		if (cur != leaf)
-			X509_free(cur);
-		cur = next;
+	if (chain == NULL || added == NULL || anchors == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (r == 0 && (r = p11km_tok_chain_complete(s, leaf, chain, &tr, 1, added, anchors)) > 0)
+		r = 0;
+	for (int i = 0; r == 0 && i < sk_X509_num(chain); i++)
+		r = p11km_cert_pem_append(sk_X509_value(chain, i), &b);
+	if (r == 0) {
+		*out = b.data;
+		*len = b.len;
+	} else {
+		p11km_buf_release(&b);
 	}
-	if (cur != leaf)
-		X509_free(cur);
-	n = BIO_get_mem_data(b, &d);
-	if (n > 0 && (*out = p11km_memdup(d, (size_t)n)) != NULL)
-		*len = (size_t)n;
-	BIO_free(b);
-	return n > 0 && *out == NULL ? p11km_fail(P11KM_ERR_NOMEM, "out of memory") : 0;
+	sk_X509_free(chain);
+	sk_X509_pop_free(added, X509_free);
+	sk_X509_pop_free(anchors, X509_free);
+	return r;
 }
 
 /* How many objects of a class carry this label (0, 1 or 2 = several). */

@@ -193,77 +193,41 @@ find_leaf(struct install *in)
 
 /* --- checks -------------------------------------------------------------------- */
 
-/* Intermediates the reply left out but the token holds (targeted by
- * CKA_SUBJECT = the issuer's name). */
-static int
-chain_from_token(struct install *in)
-{
-	X509 *top = sk_X509_num(in->inter) > 0 ? sk_X509_value(in->inter, sk_X509_num(in->inter) - 1)
-	                                       : in->leaf;
-	int r = 0;
-
-	if ((in->from_token = sk_X509_new_null()) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	while (in->root == NULL && !p11km_cert_self_signed(top) &&
-	       sk_X509_num(in->inter) < P11KM_CHAIN_MAX_DEPTH) {
-		X509 *next = NULL;
-		if ((r = p11km_tok_cert_issuer(&in->s, top, &next)) < 0)
-			break;
-		if (r < 0 || next == NULL)
-			break;
-		if (p11km_cert_self_signed(next)) {
-			X509_free(next);
-			break;
-		}
-		for (int i = 0; i < sk_X509_num(in->inter); i++)
-			if (X509_cmp(sk_X509_value(in->inter, i), next) == 0) {
-				X509_free(next);
-				return p11km_fail(P11KM_ERR_INPUT, "the certificates on the token form a cycle");
-			}
-		if (!sk_X509_push(in->from_token, next)) {
-			X509_free(next);
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		}
-		if (!sk_X509_push(in->inter, next))
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		top = next;
-	}
-	return r;
-}
-
+/* The chain files carry what the reply carried, in order (minus a
+ * self-signed root).  Only when that does not verify are issuers taken from
+ * the token (targeted by CKA_SUBJECT), and only as many as make it verify:
+ * a cross-signed root that an earlier reply put on the token is not sent
+ * with a later reply that left it out. */
 static int
 check_leaf(struct install *in)
 {
-	int r, v;
+	struct p11km_trust tr = { NULL, in->o.ca_file, in->o.ca_path, 1 };
+	STACK_OF(X509) *anchors = NULL;
+	int r, v, ok;
 
 	if ((r = p11km_chain_order(in->leaf, in->reply, &in->inter, &in->root)) < 0)
 		return r;
-	if ((r = chain_from_token(in)) < 0)
-		return r;
-	if (in->o.no_verify) {
+	if ((in->from_token = sk_X509_new_null()) == NULL || (anchors = sk_X509_new_null()) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	/* with a root the reply is complete: no walk on the token */
+	ok = p11km_tok_chain_complete(&in->s, in->leaf, in->inter, &tr, in->root == NULL,
+	                              in->from_token, anchors);
+	if (ok >= 0 && in->o.no_verify) {
 		p11km_warn("--no-verify: the certificate chain is not verified");
-	} else {
-		STACK_OF(X509) *anchors = NULL, *untrusted = sk_X509_new_null();
-		struct p11km_trust tr = { 0 };
-		if (untrusted == NULL)
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		for (int i = 0; i < sk_X509_num(in->reply); i++)
-			if (sk_X509_value(in->reply, i) != in->leaf)
-				sk_X509_push(untrusted, sk_X509_value(in->reply, i));
-		for (int i = 0; i < sk_X509_num(in->from_token); i++)
-			sk_X509_push(untrusted, sk_X509_value(in->from_token, i));
-		if ((r = p11km_tok_trusted_certs(&in->s, &anchors)) == 0) {
+	} else if (ok == 0) {
+		/* again, for the reason (the reply's own root is one of the untrusted) */
+		STACK_OF(X509) *untrusted = sk_X509_dup(in->inter);
+		if (untrusted == NULL || (in->root != NULL && !sk_X509_push(untrusted, in->root))) {
+			ok = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		} else {
 			tr.anchors = anchors;
-			tr.ca_file = in->o.ca_file;
-			tr.ca_path = in->o.ca_path;
-			tr.use_system = 1;
-			r = p11km_chain_verify(in->leaf, untrusted, &tr);
+			ok = p11km_chain_verify(in->leaf, untrusted, &tr);
 		}
-		sk_X509_pop_free(anchors, X509_free);
 		sk_X509_free(untrusted);
-		if (r < 0)
-			return r;
 	}
+	sk_X509_pop_free(anchors, X509_free);
+	if (ok < 0)
+		return ok;
 	if ((v = p11km_cert_check_validity(in->leaf, in->ctx->force)) < 0)
 		return v;
 	if (v == 1)

@@ -51,6 +51,22 @@ int p11km_tok_trusted_certs(struct p11km_session *s, STACK_OF(X509) **out);
  * cert's issuer name, then checked by name and key identifiers); *out is a
  * new reference, or NULL when there is none. */
 int p11km_tok_cert_issuer(struct p11km_session *s, X509 *cert, X509 **out);
+/* Append to out the trusted certificates on the token that issued cert
+ * (one targeted search: CKA_TRUSTED and CKA_SUBJECT = cert's issuer). */
+int p11km_tok_trusted_issuers(struct p11km_session *s, X509 *cert, STACK_OF(X509) *out);
+/* Complete chain (the intermediates above leaf, nearest first) from the
+ * token, one issuer at a time (p11km_tok_cert_issuer), stopping at the
+ * shortest chain that verifies against trust plus the token's trusted
+ * issuers, which are searched for (targeted, p11km_tok_trusted_issuers)
+ * only while it does not verify and appended to anchors (owned by the
+ * caller).  trust NULL: no verification, walk up to a self-signed
+ * certificate or until no issuer is found; extend 0: only verify.  What is
+ * added is pushed to chain and, owned, to added.  1 when the chain
+ * verifies, 0 when not (or trust is NULL), < 0 on error (store-chain.c). */
+struct p11km_trust;
+int p11km_tok_chain_complete(struct p11km_session *s, X509 *leaf, STACK_OF(X509) *chain,
+                             const struct p11km_trust *trust, int extend, STACK_OF(X509) *added,
+                             STACK_OF(X509) *anchors);
 /* Does this label end in ".retired-YYYYMMDD[-N]" or ".pending"? */
 int p11km_label_is_retired(const char *label);
 int p11km_label_is_pending(const char *label);

@@ -1,0 +1,120 @@
+/* store-chain.c: completing a certificate chain from the token: the
+ * shortest path that verifies, never more than the server needs to send. */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "p11km/cert.h"
+#include "p11km/store.h"
+#include "p11km/util.h"
+
+int
+p11km_tok_trusted_issuers(struct p11km_session *s, X509 *cert, STACK_OF(X509) *out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_BBOOL yes = CK_TRUE;
+	unsigned char *iss = NULL;
+	size_t ilen = 0, n = 0;
+	CK_OBJECT_HANDLE *h = NULL;
+	int r;
+
+	if ((r = p11km_cert_name_der(cert, 1, &iss, &ilen)) < 0)
+		return r;
+	CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TRUSTED, &yes, sizeof(yes) },
+	                      { CKA_SUBJECT, iss, ilen } };
+	r = p11km_find(s, t, 3, 16, &h, &n);
+	free(iss);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct p11km_object o;
+		X509 *x;
+		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+			break;
+		x = p11km_cert_x509_der(o.value, o.value_len);
+		p11km_object_release(&o);
+		if (x != NULL && (X509_check_issued(x, cert) != X509_V_OK || !sk_X509_push(out, x)))
+			X509_free(x);
+	}
+	free(h);
+	ERR_clear_error();
+	return r;
+}
+
+/* Does leaf verify with chain as the untrusted certificates, against
+ * trust plus anchors?  Before each no, one more certificate of the chain
+ * (top first, then down to the leaf) gets its trusted issuers on the token
+ * searched and added to anchors; done[i] marks those searched (i: 0 leaf,
+ * 1 the first intermediate...).  1 yes, 0 no, < 0 error of the token. */
+static int
+verifies(struct p11km_session *s, X509 *leaf, STACK_OF(X509) *chain,
+         const struct p11km_trust *trust, STACK_OF(X509) *anchors, char *done)
+{
+	struct p11km_trust tr = *trust;
+	int r, k = sk_X509_num(chain);
+
+	tr.anchors = anchors;
+	for (;;) {
+		int before = sk_X509_num(anchors);
+		if (p11km_chain_verify(leaf, chain, &tr) == 0)
+			return 1;
+		p11km_error_clear();
+		do {
+			while (k >= 0 && done[k])
+				k--;
+			if (k < 0)
+				return 0;
+			done[k] = 1;
+			r = p11km_tok_trusted_issuers(s, k == 0 ? leaf : sk_X509_value(chain, k - 1),
+			                              anchors);
+			if (r < 0)
+				return r;
+		} while (sk_X509_num(anchors) == before);
+	}
+}
+
+int
+p11km_tok_chain_complete(struct p11km_session *s, X509 *leaf, STACK_OF(X509) *chain,
+                         const struct p11km_trust *trust, int extend, STACK_OF(X509) *added,
+                         STACK_OF(X509) *anchors)
+{
+	char done[P11KM_CHAIN_MAX_DEPTH + 2] = { 0 };
+	int r = 0;
+
+	if (sk_X509_num(chain) > P11KM_CHAIN_MAX_DEPTH)
+		return p11km_fail(P11KM_ERR_INPUT, "the chain is longer than %d certificates",
+		                  P11KM_CHAIN_MAX_DEPTH);
+	for (;;) {
+		X509 *top = sk_X509_num(chain) > 0 ? sk_X509_value(chain, sk_X509_num(chain) - 1)
+		                                   : leaf;
+		X509 *next = NULL;
+		int seen;
+		if (trust != NULL && (r = verifies(s, leaf, chain, trust, anchors, done)) != 0)
+			return r;
+		if (!extend || p11km_cert_self_signed(top) ||
+		    sk_X509_num(chain) >= P11KM_CHAIN_MAX_DEPTH)
+			return 0;
+		if ((r = p11km_tok_cert_issuer(s, top, &next)) < 0)
+			return r;
+		if (next == NULL)
+			return 0;
+		if (p11km_cert_self_signed(next)) {
+			X509_free(next);
+			return 0;
+		}
+		seen = X509_cmp(next, leaf) == 0;
+		for (int i = 0; i < sk_X509_num(chain) && !seen; i++)
+			seen = X509_cmp(sk_X509_value(chain, i), next) == 0;
+		if (seen) {
+			X509_free(next);
+			return p11km_fail(P11KM_ERR_INPUT, "the certificates on the token form a cycle");
+		}
+		if (!sk_X509_push(added, next)) {
+			X509_free(next);
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		}
+		if (!sk_X509_push(chain, next))
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+}
