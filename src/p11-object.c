@@ -439,6 +439,50 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 	return 0;
 }
 
+int
+p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char **out,
+                      size_t *len)
+{
+	CK_OBJECT_CLASS cls = (CK_OBJECT_CLASS)-1;
+	unsigned char *buf = malloc(CERT_VALUE_GUESS + 1);
+	CK_ATTRIBUTE q[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_VALUE, buf, CERT_VALUE_GUESS } };
+	CK_ULONG l;
+	CK_RV rv;
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if (buf == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, q, 2);
+	if (!rv_partial_ok(rv)) {
+		free(buf);
+		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+	}
+	if (q[0].ulValueLen != sizeof(cls) || cls != CKO_CERTIFICATE) {
+		/* not a certificate after all: whatever it said is not kept */
+		p11km_freezero(buf, CERT_VALUE_GUESS + 1);
+		return 0;
+	}
+	l = q[1].ulValueLen;
+	if ((r = check_len(s, A_VALUE, l, CERT_VALUE_GUESS, rv)) < 0) {
+		free(buf);
+		return r;
+	}
+	if (r == 1 && (r = read_again(s, h, A_VALUE, &buf, &l)) < 0) {
+		free(buf);
+		return r;
+	}
+	if (buf == NULL || l == CK_UNAVAILABLE_INFORMATION || l == 0 ||
+	    (r == 0 && rv != CKR_OK)) {
+		free(buf);
+		return 0;
+	}
+	*out = buf;
+	*len = l;
+	return 0;
+}
+
 void
 p11km_object_release(struct p11km_object *o)
 {

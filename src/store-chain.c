@@ -28,12 +28,13 @@ p11km_tok_trusted_issuers(struct p11km_session *s, X509 *cert, STACK_OF(X509) *o
 	r = p11km_find(s, t, 3, 16, &h, &n);
 	free(iss);
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		struct p11km_object o;
+		unsigned char *der = NULL;
+		size_t dl = 0;
 		X509 *x;
-		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+		if ((r = p11km_cert_value_read(s, h[i], &der, &dl)) < 0)
 			break;
-		x = p11km_cert_x509_der(o.value, o.value_len);
-		p11km_object_release(&o);
+		x = der != NULL ? p11km_cert_x509_der(der, dl) : NULL;
+		free(der);
 		if (x != NULL && (X509_check_issued(x, cert) != X509_V_OK || !sk_X509_push(out, x)))
 			X509_free(x);
 	}

@@ -216,7 +216,7 @@ p11km_tok_cert_find(struct p11km_session *s, X509 *cert, CK_OBJECT_HANDLE *h)
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL;
 	size_t dlen = 0, slen = 0, ilen = 0, serlen = 0, n = 0;
-	struct p11km_object *objs = NULL;
+	CK_OBJECT_HANDLE *hs = NULL;
 	CK_ATTRIBUTE t[4];
 	int r, found = 0;
 
@@ -229,17 +229,22 @@ p11km_tok_cert_find(struct p11km_session *s, X509 *cert, CK_OBJECT_HANDLE *h)
 	t[1] = (CK_ATTRIBUTE){ CKA_SUBJECT, subj, slen };
 	t[2] = (CK_ATTRIBUTE){ CKA_ISSUER, iss, ilen };
 	t[3] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, ser, serlen };
-	if ((r = find_read(s, t, 4, 16, &objs, &n)) < 0)
+	if ((r = p11km_find(s, t, 4, 16, &hs, &n)) < 0)
 		goto out;
-	for (size_t i = 0; i < n && !found; i++) {
-		if (objs[i].value_len == dlen && memcmp(objs[i].value, der, dlen) == 0) {
-			*h = objs[i].h;
+	for (size_t i = 0; i < n && !found && r == 0; i++) {
+		unsigned char *v = NULL;
+		size_t vl = 0;
+		if ((r = p11km_cert_value_read(s, hs[i], &v, &vl)) == 0 && v != NULL && vl == dlen &&
+		    memcmp(v, der, dlen) == 0) {
+			*h = hs[i];
 			found = 1;
 		}
+		free(v);
 	}
-	r = found;
+	if (r == 0)
+		r = found;
 out:
-	p11km_objects_free(objs, n);
+	free(hs);
 	free(der);
 	free(subj);
 	free(iss);
@@ -381,12 +386,13 @@ p11km_tok_cert_issuer(struct p11km_session *s, X509 *cert, X509 **out)
 	r = p11km_find(s, t, 2, 8, &h, &n);
 	free(iss);
 	for (size_t i = 0; r == 0 && i < n && *out == NULL; i++) {
-		struct p11km_object o;
+		unsigned char *der = NULL;
+		size_t dl = 0;
 		X509 *x;
-		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+		if ((r = p11km_cert_value_read(s, h[i], &der, &dl)) < 0)
 			break;
-		x = p11km_cert_x509_der(o.value, o.value_len);
-		p11km_object_release(&o);
+		x = der != NULL ? p11km_cert_x509_der(der, dl) : NULL;
+		free(der);
 		if (x != NULL && X509_check_issued(x, cert) == X509_V_OK)
 			*out = x;
 		else

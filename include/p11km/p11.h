@@ -183,6 +183,12 @@ struct p11km_object {
 /* Read the attributes p11km uses.  Never reads CKA_VALUE of a key. */
 int p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o);
 void p11km_object_release(struct p11km_object *o);
+/* CKA_VALUE of a certificate object, in one C_GetAttributeValue (with
+ * CKA_CLASS) into a buffer sized for any certificate; more calls only on
+ * CKR_BUFFER_TOO_SMALL.  *out NULL (and 0) when the object is not a
+ * certificate or has no value.  *out is malloc'ed. */
+int p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char **out,
+                          size_t *len);
 
 /*
  * Find objects with a template: C_FindObjectsInit, C_FindObjects (batches of

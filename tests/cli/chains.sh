@@ -163,4 +163,55 @@ check_eq "after reload nginx sends the cross-sign the CA sent" \
 check "s_client verifies to Old Root" sh -c "openssl s_client -connect 127.0.0.1:$P \
 	-servername web.test -CAfile '$T/old.pem' -verify_return_error </dev/null 2>&1 |
 	grep -q 'Verify return code: 0 (ok)'"
+# a retired certificate (--keep-old) neither is picked nor makes bind emit ambiguous
+leaf 6
+check "cert install --keep-old" install "$T/leaf6.pem" "$T/o6" "$T/new.pem" --keep-old
+p11tool_sm --token-label bind -O > "$T/objs" 2>&1
+check_grep "pkcs11-tool: the old certificate is kept, retired" 'label: +web\.retired-[0-9]{8}' "$T/objs"
+check "bind emit after --keep-old" emit "$P"
+G=$(openssl x509 -in "$T/leaf6.pem" | sha256sum | cut -c1-16)
+check "the binding names the new certificate, not the retired one" \
+	cmp "$T/b/cert-$G.pem" "$T/leaf6.pem"
+
+# 6. the issuer is found by a targeted search, not by reading every trusted
+# certificate: the same count next to 1 and 149 roots (test shim).  A first
+# install (the intermediate is created) with the root trusted on the token,
+# then one (the intermediate already there) with the root from --ca-file.
+if shim_available; then
+	MOZ=/usr/share/ca-certificates/mozilla
+	n=60
+	for tk in few many; do
+		new_token "$tk" "$USERPIN"
+		for k in 1 2; do
+			n=$((n + 1))
+			p11tool_sm --token-label "$tk" --login --pin "$USERPIN" --keypairgen \
+				--key-type EC:prime256v1 --label "web$k" --id "0$k" >/dev/null 2>&1
+			p11tool_sm --token-label "$tk" --read-object --type pubkey --label "web$k" \
+				-o "$T/$tk.pub.der" >/dev/null 2>&1
+			openssl pkey -pubin -inform DER -in "$T/$tk.pub.der" -out "$T/web.pub.pem"
+			leaf $n && cat "$T/leaf$n.pem" "$T/int.pem" > "$T/reply-$tk$k.pem"
+		done
+	done
+	check "roots install New Root into token 'few'" "$P11KM" roots install "$T/new.pem" \
+		--to "token:pkcs11:token=few" --so-pin-source "file:$T/sopin-few"
+	NR=$(($(ls $MOZ/*.crt | wc -l) + 1))
+	check "roots install New Root and the Mozilla roots into token 'many' ($NR)" \
+		"$P11KM" roots install "$T/new.pem" $MOZ/*.crt --to "token:pkcs11:token=many" \
+		--so-pin-source "file:$T/sopin-many"
+	for tk in few many; do
+		check "cert install on token '$tk' (root trusted on the token)" shim_p11km cert install \
+			"$T/reply-${tk}1.pem" "pkcs11:token=$tk" --pin-source "file:$T/pin-$tk"
+		eval "tok_$tk=\$(count_of total)"
+		check "cert install on token '$tk' (root from --ca-file)" shim_p11km cert install \
+			"$T/reply-${tk}2.pem" "pkcs11:token=$tk" --pin-source "file:$T/pin-$tk" \
+			--ca-file "$T/new.pem"
+		eval "file_$tk=\$(count_of total)"
+	done
+	echo "# cert install, root on the token: $tok_few calls next to 1 root, $tok_many next to $NR"
+	echo "# cert install, root from --ca-file: $file_few calls next to 1 root, $file_many next to $NR"
+	check_eq "root on the token: as many calls next to $NR roots as next to 1" "$tok_many" "$tok_few"
+	check_eq "--ca-file: as many calls next to $NR roots as next to 1" "$file_many" "$file_few"
+	check "root on the token: at most 41 calls ($tok_few)" test "$tok_few" -gt 0 -a "$tok_few" -le 41
+	check "--ca-file: at most 40 calls ($file_few)" test "$file_few" -gt 0 -a "$file_few" -le 40
+fi
 done_testing
