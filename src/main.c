@@ -21,6 +21,7 @@ const struct p11km_noun p11km_nouns[] = {
 	{ "cert", "install issued certificates onto tokens and files", p11km_cmds_cert },
 	{ "roots", "trusted root certificates in token and file stores", p11km_cmds_roots },
 	{ "bind", "server configurations that use token keys, and their checks", p11km_cmds_bind },
+	{ "ca", "online certificate authorities (ACME): profiles for 'req submit'", p11km_cmds_ca },
 	{ NULL, NULL, NULL },
 };
 

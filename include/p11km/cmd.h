@@ -46,6 +46,7 @@ extern const struct p11km_cmd p11km_cmds_req[];
 extern const struct p11km_cmd p11km_cmds_cert[];
 extern const struct p11km_cmd p11km_cmds_roots[];
 extern const struct p11km_cmd p11km_cmds_bind[];
+extern const struct p11km_cmd p11km_cmds_ca[];
 
 /* Verbs that live in their own files, named in their noun's table. */
 int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
@@ -57,6 +58,9 @@ int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, 
 int p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                              char **argv);
 int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+int p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                         char **argv);
+extern const struct p11km_opt p11km_req_submit_opts[];
 int p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 extern const struct p11km_opt p11km_object_export_opts[], p11km_object_delete_opts[],
                               p11km_object_relabel_opts[];
