@@ -84,14 +84,12 @@ problem(struct acme *a, const char *what, const struct p11km_http_resp *r, json_
 		line = p11km_asprintf("; try again after %s", r->retry_after);
 	else if (strcmp(t, "userActionRequired") == 0 && instance != NULL)
 		line = p11km_asprintf("; visit %s", instance);
+	char status[32] = "";
+	if (r != NULL)
+		snprintf(status, sizeof(status), " (HTTP %ld)", r->status);
 	r_ = p11km_fail(P11KM_ERR_FAILED, "the CA refused %s: %s: %s%s%s%s", what, t,
 	                detail ? detail : "(no detail)", b.data ? (char *)b.data : "",
-	                line ? line : "", r != NULL ? "" : "");
-	if (r != NULL) {
-		char *msg = strdup(p11km_errmsg(r_));
-		r_ = p11km_fail(P11KM_ERR_FAILED, "%s (HTTP %ld)", msg ? msg : "", r->status);
-		free(msg);
-	}
+	                line ? line : "", status);
 	free(line);
 	p11km_buf_release(&b);
 	return r_;

@@ -148,6 +148,8 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	if (!ctx->json) {
 		if (out == NULL)
 			fputs(chain, stdout);
+		else if (!ctx->quiet)
+			printf("wrote the chain from CA '%s' to '%s'\n", p->name, p11km_esc(out));
 		return;
 	}
 	o = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:O}", "ca", p->name, "kind", p->kind->name,

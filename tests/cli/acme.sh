@@ -108,6 +108,7 @@ openssl req -in "$T/web.csr" -noout -pubkey > "$T/csr.pub"
 openssl x509 -in "$T/web-chain.pem" -noout -pubkey > "$T/leaf.pub"
 check "the certificate is for the token key of the request" cmp "$T/csr.pub" "$T/leaf.pub"
 sig=$(json_get "$T/submit1.json" 'd["signatures"]')
+echo "# one order, one name, file account key: $sig JWS signatures, $(json_get "$T/submit1.json" 'd["requests"]') HTTP requests"
 check_eq "--json: every step reported" "$(json_get "$T/submit1.json" '" ".join(s["step"] for s in d["steps"])')" \
 	"directory account order authorizations validated finalized certificate"
 check_grep "--verbose: the number of JWS signatures" "$sig JWS signatures" "$T/submit1.err"
@@ -153,6 +154,7 @@ check "req submit --standalone --install (validated for real)" "$P11KM" --verbos
 	--install --verify-ca-file "$T/root2.pem" -o "$T/ip-chain.pem" --pin-source "file:$PIN" \
 	--config-dir "$CFG"
 cp "$T/err" "$T/submit2.err"
+sed -n 's/^p11km: \([0-9]* JWS signatures.*\)/# token account key, real validation: \1/p' "$T/submit2.err"
 check_grep "pebble fetched the challenge from the responder" "validated: 127.0.0.1" "$T/submit2.err"
 check "openssl verifies the installed chain" openssl verify -CAfile "$T/root2.pem" \
 	-untrusted "$T/ip-chain.pem" "$T/ip-chain.pem"
@@ -164,6 +166,18 @@ check "the token holds the issued certificate next to its key (pkcs11-tool)" cmp
 check_fails "the standalone responder is gone afterwards (curl: connection refused)" 7 curl -s -o /dev/null \
 	"http://127.0.0.1:$HTTPPORT/.well-known/acme-challenge/x"
 [ "$(stat -c %a "$T/ip-chain.pem")" = 644 ] && ok "chain written 0644" || not_ok "chain mode"
+
+# one C_Sign per JWS, no more (the shim counts the calls)
+if shim_available; then
+	check "req submit through the call-counting shim" shim_p11km --json req submit "$T/ip.csr" \
+		--ca p2 --standalone "127.0.0.1:$HTTPPORT" -o "$T/ip-chain3.pem" --pin-source "file:$PIN" \
+		--config-dir "$CFG"
+	check_eq "C_Sign calls = the JWS signatures reported" "$(count_of C_Sign)" \
+		"$(json_get "$T/out" 'd["signatures"]')"
+	echo "# C_Sign per order (token account key): $(count_of C_Sign); PKCS#11 calls in all: $(count_of total)"
+else
+	not_ok "the shim module is not built"
+fi
 
 # --- a CA that misbehaves: one line each, nothing written ---------------
 fake_start() { python3 "$top_srcdir/tests/tools/fake-ca.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" \
