@@ -180,11 +180,14 @@ else
 fi
 
 # --- a CA that misbehaves: one line each, nothing written ---------------
+# a certificate for another key than web.csr's (the TLS server's, say)
+cat "$T/tls/cert.pem" "$T/tls/root.pem" > "$T/otherkey-chain.pem"
 fake_start() { python3 "$top_srcdir/tests/tools/fake-ca.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" \
+	"$T/otherkey-chain.pem" \
 	> "$T/fake.log" 2>&1 & SERVER_PID=$!; cleanup_add "kill $SERVER_PID"; }
 check "the fake CA starts" start_server "$T/fake.srv" 1 fake_start
 F=$PORT
-for mode in bad-json wrong-ctype hang redirect other-origin big problem; do
+for mode in bad-json wrong-ctype hang redirect other-origin big problem ratelimited wrongkey truncated; do
 	"$P11KM" ca add "f-$mode" --kind acme --directory "https://127.0.0.1:$F/$mode/dir" \
 		--ca-file "$T/tls/root.pem" --agree-tos --timeout 2 --config-dir "$CFG" >/dev/null
 done
@@ -204,6 +207,12 @@ check_one_line_error "... one line" "larger than"
 check_fails "a problem document: exit 1" 1 fake problem
 check_one_line_error "... type, detail and subproblems in one line" \
 	"rejectedIdentifier: policy forbids this account; subproblems: bad.example: invalidContact: no such mailbox \(HTTP 403\)"
+check_fails "rateLimited: exit 1" 1 fake ratelimited
+check_one_line_error "... one line with its Retry-After" "rateLimited: too many new accounts; try again after 3600 \(HTTP 429\)"
+check_fails "a certificate for another key than the request's: exit 5" 5 fake wrongkey
+check_one_line_error "... one line" "for another key"
+check_fails "a truncated certificate chain: exit 2" 2 fake truncated
+check_one_line_error "... one line"
 [ ! -e "$T/fake.pem" ] && ok "no faulty CA got a chain written" || not_ok "$T/fake.pem written"
 for mode in bad-json wrong-ctype hang redirect other-origin big; do
 	[ -e "$CFG/f-$mode.key" ] && { not_ok "f-$mode made an account key"; continue; }

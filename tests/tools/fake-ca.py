@@ -9,11 +9,16 @@ request).  HTTPS on 127.0.0.1 only.  The first path segment picks the fault:
   /big/dir            a 2 MiB answer
   /problem/dir        a working directory and nonce; newAccount answers a
                       problem document with subproblems
-Usage: fake-ca.py PORT CERT KEY
+  /ratelimited/dir    newAccount answers rateLimited with a Retry-After
+  /wrongkey/dir       a whole order (nothing checked) whose certificate is
+                      the file LEAF: one for another key than the request's
+  /truncated/dir      the same, with the chain cut after 300 bytes
+Usage: fake-ca.py PORT CERT KEY [LEAF]
 """
 import http.server, json, ssl, sys, time
 
 PORT, CERT, KEY = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+LEAF = open(sys.argv[4], "rb").read() if len(sys.argv) > 4 else b""
 BASE = "https://127.0.0.1:%d" % PORT
 
 
@@ -56,8 +61,32 @@ class H(http.server.BaseHTTPRequestHandler):
             return self.send(200, "application/json", self.directory(mode))
         if what == "newNonce":
             return self.send(200, None, b"", {"Replay-Nonce": "bm9uY2U", "Cache-Control": "no-store"})
-        if what == "newAccount":
+        if self.command == "POST":
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        nonce = {"Replay-Nonce": "bm9uY2U%d" % time.monotonic_ns()}
+        u = lambda x: "%s/%s/%s" % (BASE, mode, x)
+        if mode in ("wrongkey", "truncated"):
+            if what == "newAccount":
+                return self.send(201, "application/json", b'{"status": "valid"}',
+                                 dict(nonce, Location=u("acct")))
+            if what == "newOrder":
+                return self.send(201, "application/json", json.dumps(
+                    {"status": "pending", "authorizations": [u("authz")],
+                     "finalize": u("finalize")}).encode(), dict(nonce, Location=u("order")))
+            if what == "authz":
+                return self.send(200, "application/json", b'{"status": "valid"}', nonce)
+            if what in ("finalize", "order"):
+                return self.send(200, "application/json", json.dumps(
+                    {"status": "valid", "certificate": u("cert")}).encode(), nonce)
+            if what == "cert":
+                body = LEAF if mode == "wrongkey" else LEAF[:300]
+                return self.send(200, "application/pem-certificate-chain", body, nonce)
+        if what == "newAccount" and mode == "ratelimited":
+            doc = {"type": "urn:ietf:params:acme:error:rateLimited",
+                   "detail": "too many new accounts"}
+            return self.send(429, "application/problem+json", json.dumps(doc).encode(),
+                             dict(nonce, **{"Retry-After": "3600"}))
+        if what == "newAccount":
             doc = {"type": "urn:ietf:params:acme:error:rejectedIdentifier",
                    "detail": "policy forbids this account",
                    "subproblems": [{"type": "urn:ietf:params:acme:error:invalidContact",
