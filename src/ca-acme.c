@@ -554,9 +554,10 @@ finalize(struct acme *a, json_t **order, const unsigned char *csr, size_t csr_le
 	}
 	if ((rv = post_json(a, fin, pl, "the finalize request", &o, NULL)) < 0)
 		goto out;
-	json_decref(o);
-	o = NULL;
-	if ((rv = poll_until(a, a->sub->order_url, "the order", "processing", "ready", &o)) < 0)
+	st = json_string_value(json_object_get(o, "status"));
+	/* an order that is valid at once needs no poll (one signature less) */
+	if ((st == NULL || strcmp(st, "valid") != 0) &&
+	    (rv = poll_until(a, a->sub->order_url, "the order", "processing", "ready", &o)) < 0)
 		goto out;
 	st = json_string_value(json_object_get(o, "status"));
 	if (st == NULL || strcmp(st, "valid") != 0) {

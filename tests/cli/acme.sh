@@ -71,6 +71,8 @@ check "ca add p1 (file account key, made on first use)" "$P11KM" ca add p1 --kin
 check_eq "the profile is mode 0600" "$(stat -c %a "$CFG/p1.json")" "600"
 check "ca list" "$P11KM" ca list --config-dir "$CFG"
 check_grep "ca list names p1" "^p1 +acme +https://127.0.0.1:$P1/dir" "$T/out"
+check "ca list through P11KM_CONFIG_DIR" env P11KM_CONFIG_DIR="$CFG" "$P11KM" ca list
+check_grep "... names p1" "^p1 +acme" "$T/out"
 check "ca show --json" "$P11KM" --json ca show p1 --config-dir "$CFG"
 check_eq "ca show: the account key is a reference to a file" \
 	"$(json_get "$T/out" 'd["account_key"]')" "$(cd "$CFG" && pwd)/p1.key"
