@@ -129,8 +129,9 @@ check_fails "no account for a new key without --agree-tos: exit 4" 4 "$P11KM" -q
 check_one_line_error "... one line that says what to do" "agree-tos"
 check "ca add p1bad trusting another root" "$P11KM" ca add p1bad --kind acme \
 	--directory "https://127.0.0.1:$P1/dir" --ca-file "$T/tls/other.pem" --config-dir "$CFG"
-check_fails "a CA whose TLS certificate does not verify: exit 5" 5 "$P11KM" req submit "$T/web.csr" \
-	--ca p1bad --webroot "$T/www" --config-dir "$CFG" -o "$T/none.pem"
+# the environment trusting the CA changes nothing: only the profile's CA file counts
+check_fails "a CA whose TLS certificate does not verify: exit 5" 5 env CURL_CA_BUNDLE="$T/tls/root.pem" \
+	SSL_CERT_FILE="$T/tls/root.pem" SSL_CERT_DIR="$T/tls" "$P11KM" req submit "$T/web.csr" --ca p1bad --webroot "$T/www" --config-dir "$CFG" -o "$T/none.pem"
 check_one_line_error "... one line" "does not verify"
 [ ! -e "$T/none.pem" ] && ok "no refused run wrote a chain" || not_ok "a refused run wrote $T/none.pem"
 
