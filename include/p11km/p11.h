@@ -145,6 +145,15 @@ int p11km_pin_proved(struct p11km_ctx *ctx, const char *tok_uri, const char **pi
  */
 int p11km_pinsrc_for(struct p11km_ctx *ctx, const struct p11km_uri *uri, CK_USER_TYPE user,
                      struct p11km_pinsrc *src);
+/* The PIN cache's bookkeeping for p11km_login() (p11-pin.c): the key of a
+ * login (token, user, source; malloc'ed), whether it failed before in this
+ * run, remembering that it failed (takes key), and that the cached PIN pin
+ * logged in to token tok_uri. */
+char *p11km_login_failure_key(const struct p11km_token *tok, CK_USER_TYPE user,
+                              const struct p11km_pinsrc *src);
+int p11km_login_failed_before(struct p11km_ctx *ctx, const char *key);
+void p11km_login_failure_remember(struct p11km_ctx *ctx, char *key);
+void p11km_pin_mark_proved(struct p11km_ctx *ctx, const char *pin, const char *tok_uri);
 /* Open a session (rw or not) and log in when a PIN source exists (or
  * require_login).  The usual prologue of a command. */
 int p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
