@@ -36,7 +36,12 @@ struct p11km_noun {
 
 /* The command table (main.c). */
 extern const struct p11km_noun p11km_nouns[];
+/* The global options (cmd-opts.c), keys G_*. */
+enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
+       G_FORCE, G_HELP, G_VERSION };
 extern const struct p11km_opt p11km_global_opts[];
+/* Tell the option parser the command table, for the noun in its messages. */
+void p11km_cmd_table_use(const struct p11km_noun *nouns);
 
 /* Per-noun verb tables (cmd-<noun>.c). */
 extern const struct p11km_cmd p11km_cmds_token[];
@@ -76,6 +81,21 @@ struct p11km_getopt {
 int p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char **argv);
 /* Check positional count against cmd->min_args/max_args (usage error). */
 int p11km_check_args(const struct p11km_cmd *cmd, int nargs);
+
+/* Options in a {NULL}-terminated table; can key be a short option (-k)? */
+size_t p11km_opts_count(const struct p11km_opt *opts);
+int p11km_opt_has_short(int key);
+/* "Did you mean": try candidates against word, then the text
+ * " (did you mean 'PREFIXbest'?)" when one is close (at most 2 edits, and
+ * fewer than the word's length), else "". */
+struct p11km_guess {
+	const char *word;   /* what was typed */
+	const char *best;
+	size_t dist;
+};
+void p11km_guess_try(struct p11km_guess *g, const char *cand);
+const char *p11km_guess_text(const struct p11km_guess *g, const char *prefix, char *buf,
+                             size_t len);
 
 /* Output helpers for commands. */
 /* Print "p11km: <message>" for code; returns the exit status. */
