@@ -656,9 +656,7 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 		if (ctx->module_opt == NULL)
 			ctx->module_opt = m.module;
 		int lr;
-		if ((lr = p11km_modules_load(ctx, uri)) == 0 &&
-		    (lr = p11km_token_find_one(ctx, uri, &tok)) == 0 &&
-		    (lr = p11km_session_open_login(ctx, tok, uri, 0, 0, &s)) == 0) {
+		if ((lr = p11km_token_open(ctx, uri, 0, &tok, &s)) == 0) {
 			if (p11km_token_has_eddsa(&s, &found) == 0 && found)
 				p11km_problem_add(pr, "token '%s' holds an EdDSA (Ed25519) key: libp11 0.4.12 "
 				                  "then cannot enumerate any key on it; move or delete that key",

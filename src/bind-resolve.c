@@ -245,9 +245,7 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		return r;
 	if (allow_pin_value)
 		pin_value = p11km_uri_pin_value(uri);
-	if ((r = p11km_modules_load(ctx, uri)) < 0 || (r = p11km_token_find_one(ctx, uri, &tok)) < 0)
-		goto out;
-	if ((r = p11km_session_open_login(ctx, tok, uri, 0, 1, &s)) < 0)
+	if ((r = p11km_token_open(ctx, uri, P11KM_OPEN_LOGIN, &tok, &s)) < 0)
 		goto out;
 	sopen = 1;
 	if ((r = p11km_object_find_one(&s, uri, CKO_PRIVATE_KEY, &key)) < 0)

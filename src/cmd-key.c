@@ -273,8 +273,7 @@ cmd_key_attest(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		goto out;
 	}
 	if ((r = p11km_uri_parse(argv[g.argi], &uri)) < 0 ||
-	    (r = p11km_token_find_one(ctx, uri, &tok)) < 0 ||
-	    (r = p11km_session_open_login(ctx, tok, uri, 0, 1, &s)) < 0 ||
+	    (r = p11km_token_open(ctx, uri, P11KM_OPEN_LOGIN, &tok, &s)) < 0 ||
 	    (r = p11km_object_find_one(&s, uri, CKO_PRIVATE_KEY, &priv)) < 0 ||
 	    (r = p11km_key_pubkey(&s, &priv, &pub)) < 0)
 		goto out;

@@ -218,10 +218,10 @@ keyref_open(struct p11km_ctx *ctx, const char *uri_s, int rw, struct keyref *k)
 {
 	int r;
 
-	if ((r = p11km_uri_parse(uri_s, &k->uri)) < 0 ||
-	    (r = p11km_token_find_one(ctx, k->uri, &k->tok)) < 0)
+	if ((r = p11km_uri_parse(uri_s, &k->uri)) < 0)
 		return r;
-	return p11km_session_open_login(ctx, k->tok, k->uri, rw, 1, &k->s);
+	return p11km_token_open(ctx, k->uri, (rw ? P11KM_OPEN_RW : 0) | P11KM_OPEN_LOGIN, &k->tok,
+	                        &k->s);
 }
 
 /*

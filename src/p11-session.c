@@ -172,3 +172,23 @@ out:
 	p11km_pinsrc_release(&src);
 	return r;
 }
+
+int
+p11km_token_open(struct p11km_ctx *ctx, const struct p11km_uri *uri, unsigned flags,
+                 struct p11km_token **tok, struct p11km_session *s)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	*tok = NULL;
+	r = flags & P11KM_OPEN_INITIALISED ? p11km_token_find_initialised(ctx, uri, tok)
+	                                   : p11km_token_find_one(ctx, uri, tok);
+	if (r < 0)
+		return r;
+	if ((r = p11km_session_open_login(ctx, *tok, uri, !!(flags & P11KM_OPEN_RW),
+	                                  !!(flags & P11KM_OPEN_LOGIN), s)) < 0) {
+		p11km_token_free(*tok);
+		*tok = NULL;
+	}
+	return r;
+}

@@ -159,6 +159,18 @@ void p11km_pin_mark_proved(struct p11km_ctx *ctx, const char *pin, const char *t
 int p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
                              const struct p11km_uri *uri, int rw, int require_login,
                              struct p11km_session *out);
+/*
+ * Open this URI's token and log in, the prologue of most commands: the
+ * URI's one token (modules loaded as needed; P11KM_OPEN_INITIALISED: its
+ * one initialised token, as p11km_token_find_initialised()), a session
+ * (P11KM_OPEN_RW: read-write) logged in when a PIN source exists
+ * (P11KM_OPEN_LOGIN: always).  On success *tok (p11km_token_free() after
+ * p11km_session_close(s)) and s are the caller's; on failure nothing is
+ * left open and *tok is NULL.
+ */
+enum { P11KM_OPEN_RW = 1 << 0, P11KM_OPEN_LOGIN = 1 << 1, P11KM_OPEN_INITIALISED = 1 << 2 };
+int p11km_token_open(struct p11km_ctx *ctx, const struct p11km_uri *uri, unsigned flags,
+                     struct p11km_token **tok, struct p11km_session *s);
 
 /* Tri-state boolean attribute: absent on tokens that omit unset attributes. */
 enum p11km_tri { P11KM_ABSENT = -1, P11KM_FALSE = 0, P11KM_TRUE = 1 };
