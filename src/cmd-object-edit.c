@@ -14,6 +14,7 @@
 #include "p11km/bind.h"
 #include "p11km/cert.h"
 #include "p11km/cmd.h"
+#include "p11km/keys.h"
 #include "p11km/store.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
