@@ -148,6 +148,10 @@ int p11km_ftxn_unlink(struct p11km_ftxn *t, const char *path);
  * file name (not the path) goes to *name when name is not NULL. */
 int p11km_ftxn_write_cert(struct p11km_ftxn *t, const char *dir, X509 *x, const char *ext,
                           int header, char **name);
+/* Take the backups (hard links, or copies where there are none) now, so
+ * that a full disk fails here, before anything else changes; commit then
+ * needs no more space.  Optional. */
+int p11km_ftxn_reserve(struct p11km_ftxn *t);
 int p11km_ftxn_commit(struct p11km_ftxn *t);
 /* Removes what is left of an uncommitted transaction (NULL-safe). */
 void p11km_ftxn_free(struct p11km_ftxn *t);
