@@ -435,20 +435,6 @@ p11km_engine_uri_check(const char *what, const char *uri, struct p11km_problems 
 	p11km_uri_free(u);
 }
 
-int
-p11km_token_has_eddsa(struct p11km_session *s, int *found)
-{
-	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
-	CK_ATTRIBUTE t[1] = { { CKA_KEY_TYPE, &kt, sizeof(kt) } };
-	CK_OBJECT_HANDLE *h = NULL;
-	size_t n = 0;
-	int r = p11km_find(s, t, 1, 1, &h, &n);
-
-	free(h);
-	*found = n > 0;
-	return r;
-}
-
 /* --- bind check DIR|FILE ------------------------------------------------------ */
 
 void

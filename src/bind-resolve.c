@@ -434,3 +434,18 @@ out:
 	p11km_uri_free(curi);
 	return r;
 }
+
+/* Here, not in bind-check.c, which calls down to this file for it too. */
+int
+p11km_token_has_eddsa(struct p11km_session *s, int *found)
+{
+	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
+	CK_ATTRIBUTE t[1] = { { CKA_KEY_TYPE, &kt, sizeof(kt) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r = p11km_find(s, t, 1, 1, &h, &n);
+
+	free(h);
+	*found = n > 0;
+	return r;
+}
