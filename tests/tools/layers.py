@@ -9,10 +9,10 @@ the declared order
     util <- uri <- p11 <- x509 <- key <- store/bind/ca/track <- op <- cmd
 
 (LAYERS below maps file-name prefixes to layers; a file whose name matches
-no row is an error, so a new kind of file needs a row).  The few upward
-calls not removed yet are in ALLOWED, each with why and the issue that
-removes it; circles are found on the graph without them, so any NEW circle
-or upward call fails.
+no row is an error, so a new kind of file needs a row).  The few calls not
+removed yet (upward, or closing a circle) are in ALLOWED, each with why and
+the issue that removes it; circles are found on the graph without them, so
+any NEW circle or upward call fails.
 
     layers.py BUILD_DIR [SRC_DIR]   check the build (objects of SRC_DIR/src/*.c only);
                                     print the figures
@@ -41,10 +41,17 @@ LAYERS = [
     (r'^(main|cmd-.*|p11km-engine-probe)$', 'cmd'),
 ]
 
-# Upward calls kept for now: (caller file, called file): why; which issue
-# removes it.  An entry whose call is gone is reported, to be deleted.
+# Calls kept for now, upward or closing a circle: (caller file, called
+# file): why, and which issue removes it.  Circles are looked for without
+# these calls; an entry whose call is gone is reported, to be deleted.
+# (p11-keygen -> x509-key, upward, went with key-gen.c into the key layer.)
+_STORE_BACK = ('the store kinds call p11km_store_push (and store-system.c the file '
+               'transactions) in store-file.c, the dispatcher that calls them: issue 9 '
+               'step 1 (engineer locks: store.c, store-common.c, util-txn.c) removes it')
 ALLOWED = {
-    # none today: p11-keygen -> x509-key went with key-gen.c into the key layer
+    ('store-token', 'store-file'): _STORE_BACK,
+    ('store-nss', 'store-file'): _STORE_BACK,
+    ('store-system', 'store-file'): _STORE_BACK,
 }
 
 # The figures at the start of issue 9 (main, 2026-12-01 morning), printed
@@ -74,7 +81,8 @@ def graph_from_build(build, src=None):
     if src is not None:  # an object left from a renamed or deleted source is no file
         objs = [o for o in objs if os.path.exists(os.path.join(src, 'src', file_name(o) + '.c'))]
     if not objs:
-        sys.exit('layers.py: no objects under %s/src: build first' % build)
+        print('layers.py: no objects under %s/src: build first' % build, file=sys.stderr)
+        sys.exit(2)
     defs, uses = {}, defaultdict(set)
     for o in objs:
         f = file_name(o)
@@ -139,11 +147,11 @@ def check(edges, allowed=ALLOWED):
     for f in sorted(edges):
         for g in sorted(edges[f]):
             lf, lg = layer_of(f), layer_of(g)
-            if lf is None or lg is None or ORDER.index(lg) <= ORDER.index(lf):
-                rest[f].add(g)
-                continue
             if (f, g) in allowed:
                 kept.append((f, g))
+                continue
+            if lf is None or lg is None or ORDER.index(lg) <= ORDER.index(lf):
+                rest[f].add(g)
                 continue
             problems.append('upward call: %s (%s) -> %s (%s)' % (f, lf, g, lg))
             rest[f].add(g)
@@ -219,15 +227,17 @@ def main(argv):
     for p in problems:
         print('layers: ' + p)
     for f, g in kept:
-        print('allowed upward call: %s -> %s: %s' % (f, g, ALLOWED[(f, g)]))
+        print('allowed call: %s -> %s: %s' % (f, g, ALLOWED[(f, g)]))
     for f, g in stale:
         print('note: allowlist entry %s -> %s: the call is gone; delete the entry' % (f, g))
     print('files: %d, calls between files: %d' % (len(edges), sum(len(v) for v in edges.values())))
     ncirc = len(circles(edges))
-    print('circles: before %d, now %d' % (BEFORE['circles'], ncirc))
-    print('upward calls: before %d, now %d (allowed %d)' % (
-        BEFORE['upward calls'], len(kept) + sum(p.startswith('upward') for p in problems),
-        len(kept)))
+    print('circles: before %d, now %d (counting the allowed calls)' % (BEFORE['circles'], ncirc))
+    up = [e for e in kept if ORDER.index(layer_of(e[1])) > ORDER.index(layer_of(e[0]))]
+    print('upward calls: before %d, now %d (%d of them allowed)' % (
+        BEFORE['upward calls'], len(up) + sum(p.startswith('upward') for p in problems),
+        len(up)))
+    print('calls allowed in a circle: %d' % (len(kept) - len(up)))
     if len(argv) == 3:
         figures(argv[2])
     return 1 if problems else 0
