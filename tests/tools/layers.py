@@ -31,12 +31,12 @@ ORDER = ['util', 'uri', 'p11', 'x509', 'key', 'service', 'op', 'cmd']
 # (file-name pattern, layer): the first match wins.  "service" is the
 # store/bind/ca/track layer: stores, server bindings, CA clients, tracking.
 LAYERS = [
-    (r'^(util|util-.*|pin|json)$', 'util'),
+    (r'^(util|util-.*|pin|json|http|http-.*)$', 'util'),
     (r'^uri$', 'uri'),
     (r'^p11-.*$', 'p11'),
     (r'^x509-.*$', 'x509'),
     (r'^(keys|key-.*)$', 'key'),
-    (r'^(store|store-.*|bind|bind-.*|ca|ca-.*|http|http-.*|track|track-.*)$', 'service'),
+    (r'^(store|store-.*|bind|bind-.*|ca|ca-.*|track|track-.*)$', 'service'),
     (r'^(op|op-.*)$', 'op'),
     (r'^(main|cmd-.*|p11km-engine-probe)$', 'cmd'),
 ]
