@@ -225,44 +225,6 @@ keyref_open(struct p11km_ctx *ctx, const char *uri_s, int rw, struct keyref *k)
 }
 
 /*
- * A token with only the private key and its certificate (PIV cards): the
- * public key of the certificate with the key's CKA_ID.
- */
-static int
-cert_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out)
-{
-	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) },
-	                      { CKA_ID, priv->id, priv->id_len } };
-	CK_OBJECT_HANDLE *h = NULL;
-	struct p11km_object co;
-	X509 *cert = NULL;
-	size_t n = 0;
-	int r;
-
-	if (priv->id_len == 0 || p11km_find(s, t, 2, 1, &h, &n) < 0 || n == 0) {
-		free(h);
-		return P11KM_ERR_NOTFOUND;
-	}
-	r = p11km_object_read(s, h[0], &co);
-	free(h);
-	if (r < 0)
-		return r;
-	r = p11km_cert_from_der(co.value, co.value_len, "the key's certificate", &cert);
-	p11km_object_release(&co);
-	if (r < 0)
-		return r;
-	if ((*out = X509_get_pubkey(cert)) == NULL)
-		r = p11km_fail(P11KM_ERR_INPUT, "the key's certificate has no usable public key");
-	else
-		p11km_note("key '%s' has no public key on the token: using its certificate's",
-		           priv->label ? priv->label : "");
-	X509_free(cert);
-	p11km_error_clear();
-	return r == 0 ? 0 : P11KM_ERR_NOTFOUND;
-}
-
-/*
  * The private key a URI names, and its public key.  One search by the URI's
  * label and id without its class finds the key pair (and a certificate
  * beside it) at once; each is read with one C_GetAttributeValue.  Constant
@@ -336,7 +298,7 @@ keyref_find_key(struct keyref *k)
 	p11km_error_clear();
 	if (r < 0 && (r = p11km_key_pubkey(&k->s, &k->priv, &k->pub)) == P11KM_ERR_NOTFOUND) {
 		char *why = strdup(p11km_errmsg(r));
-		if (cert_pubkey(&k->s, &k->priv, &k->pub) == 0)
+		if (p11km_key_cert_pubkey(&k->s, &k->priv, &k->pub) == 0)
 			r = 0;
 		else
 			r = p11km_fail(P11KM_ERR_NOTFOUND, "%s, nor a certificate with its id",

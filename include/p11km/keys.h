@@ -41,5 +41,10 @@ int p11km_key_for_cert(struct p11km_session *s, X509 *cert, struct p11km_object 
  * public key object with the same CKA_ID (one more search).
  */
 int p11km_key_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out);
+/* A token with only the private key and its certificate (PIV cards): the
+ * public key of the certificate with priv's CKA_ID (a note says so), or
+ * P11KM_ERR_NOTFOUND.  No search when priv has no CKA_ID. */
+int p11km_key_cert_pubkey(struct p11km_session *s, const struct p11km_object *priv,
+                          EVP_PKEY **out);
 
 #endif
