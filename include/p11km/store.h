@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "p11km/p11.h"
+#include "p11km/txn.h"
 
 /* --- certificate objects on a token (store-token.c) ----------------------- */
 
@@ -134,28 +135,11 @@ int p11km_run(char *const argv[], char **out, size_t *out_len);
 
 /* --- files (store-file.c) --------------------------------------------------- */
 
-/*
- * A set of file changes made all at once: every new content is written to
- * a temporary file in the target's directory and synced first; then the
- * targets are replaced in order, and a failure at any step puts back every
- * target already replaced (from hard-linked backups) and removes every
- * temporary file.  Targets that are symbolic links (or not regular files)
- * are refused before anything is written.
- */
-struct p11km_ftxn;
-struct p11km_ftxn *p11km_ftxn_new(void);
-int p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, size_t len,
-                     mode_t mode);
-int p11km_ftxn_symlink(struct p11km_ftxn *t, const char *path, const char *target);
-int p11km_ftxn_unlink(struct p11km_ftxn *t, const char *path);
 /* Stage dir/p11km-<first 16 hex digits of the SHA-256>.<ext> holding x as
  * PEM, mode 0644, with a subject and fingerprint comment when header.  The
  * file name (not the path) goes to *name when name is not NULL. */
 int p11km_ftxn_write_cert(struct p11km_ftxn *t, const char *dir, X509 *x, const char *ext,
                           int header, char **name);
-int p11km_ftxn_commit(struct p11km_ftxn *t);
-/* Removes what is left of an uncommitted transaction (NULL-safe). */
-void p11km_ftxn_free(struct p11km_ftxn *t);
 
 /* Subject-name hash as 'openssl rehash' uses it ("%08lx"). */
 unsigned long p11km_cert_subject_hash(X509 *cert);
