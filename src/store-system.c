@@ -68,13 +68,32 @@ system_dir(const struct p11km_store *st, int *rhel, char **dir)
 	return r;
 }
 
-int
-p11km_store_system_load(struct p11km_store *st)
+/* The anchors directory's lock (the one its changes take); made first for
+ * a change. */
+static int
+system_lock(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
+{
+	char *dir = NULL;
+	int rhel = 0, r;
+
+	(void)ctx;
+	if ((r = system_dir(st, &rhel, &dir)) < 0)
+		return r;
+	r = p11km_store_lock_dir(st, dir, for_write, 0755);
+	free(dir);
+	return r;
+}
+
+static int
+system_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_OF(X509) *wanted)
 {
 	char *dir = NULL;
 	DIR *d;
 	int rhel = 0, r;
 
+	(void)ctx;
+	(void)for_write;
+	(void)wanted;
 	if ((r = system_dir(st, &rhel, &dir)) < 0)
 		return r;
 	free(st->path);
@@ -125,9 +144,9 @@ update_tool(const struct p11km_store *st, int rhel, int removed)
 	return p11km_run(scratch ? argv : plain, NULL, NULL);
 }
 
-int
-p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
-                          const size_t *rm, size_t n_rm)
+static int
+system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
+              const size_t *rm, size_t n_rm)
 {
 	struct p11km_ftxn *t = p11km_ftxn_new();
 	struct p11km_buf b = { 0 };
@@ -205,3 +224,9 @@ out:
 	free(dir);
 	return r;
 }
+
+const struct p11km_store_ops p11km_store_system_ops = {
+	.lock = system_lock,
+	.load = system_load,
+	.commit = system_commit,
+};
