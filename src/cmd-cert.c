@@ -757,6 +757,6 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 const struct p11km_cmd p11km_cmds_cert[] = {
 	{ "install", "REPLY [TOKEN-or-KEY-URI]",
 	  "install an issued certificate (PEM, DER, bundle or PKCS#7) next to its key",
-	  cmd_cert_install, install_opts, 1, 2 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  cmd_cert_install, install_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -136,6 +136,6 @@ static const struct p11km_opt generate_opts[] = {
 
 const struct p11km_cmd p11km_cmds_key[] = {
 	{ "generate", "TOKEN-URI", "generate a sign-only, non-extractable key pair on a token",
-	  cmd_key_generate, generate_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  cmd_key_generate, generate_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -397,6 +397,6 @@ out:
 
 const struct p11km_cmd p11km_cmds_object[] = {
 	{ "list", "[URI]", "list keys and certificates with their URIs and attributes",
-	  cmd_object_list, NULL, 0, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  cmd_object_list, NULL, 0, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -537,10 +537,10 @@ out:
 
 const struct p11km_cmd p11km_cmds_roots[] = {
 	{ "install", "CERT...", "install trusted root certificates into one or more stores",
-	  cmd_roots_install, install_opts, 1, -1 },
+	  cmd_roots_install, install_opts, 1, -1, P11KM_CMD_CHANGES_TOKEN },
 	{ "remove", "FINGERPRINT|CERT...", "remove trusted root certificates from stores",
-	  cmd_roots_remove, remove_opts, 1, -1 },
+	  cmd_roots_remove, remove_opts, 1, -1, P11KM_CMD_CHANGES_TOKEN },
 	{ "list", "STORE", "list the trusted certificates of a store", cmd_roots_list, list_opts,
-	  1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  1, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -239,6 +239,7 @@ p11km_ctx_release(struct p11km_ctx *ctx)
 	if (ctx->registry != NULL)
 		p11_kit_modules_release(ctx->registry);
 	p11km_pin_cache_clear(ctx);
+	p11km_token_locks_release(ctx);
 	ctx->modules = NULL;
 	ctx->n_modules = 0;
 	ctx->registry = NULL;

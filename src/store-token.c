@@ -411,7 +411,8 @@ token_release(struct p11km_store *st)
 	st->priv = NULL;
 }
 
-/* Find the token (its lock comes with the token locks). */
+/* The token's lock (p11km_token_lock: the one every command that changes
+ * the token takes), before any object is read. */
 static int
 token_lock(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
 {
@@ -425,8 +426,7 @@ token_lock(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
 	if ((r = p11km_uri_parse(st->path, &ts->uri)) < 0 ||
 	    (r = p11km_token_find_one(ctx, ts->uri, &ts->tok)) < 0)
 		return r;
-	(void)for_write;
-	return 0;
+	return for_write ? p11km_token_lock(ctx, ts->tok) : 0;
 }
 
 /*
