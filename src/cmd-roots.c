@@ -144,6 +144,39 @@ out:
 	return r;
 }
 
+/*
+ * The commit of store failed (r) after the stores before it were changed:
+ * say which, with what changed in each (counts[k] certificates added or
+ * removed), and how to finish.  Returns r.
+ */
+static int
+changed_before(int r, const struct stores *stores, size_t failed, const size_t *counts,
+               const char *verb, const char *finish)
+{
+	struct p11km_buf b = { 0 };
+	char *msg = strdup(p11km_errmsg(r));
+	size_t n = 0;
+
+	for (size_t k = 0; k < failed; k++) {
+		char *one;
+		if (counts[k] == 0)
+			continue;
+		one = p11km_asprintf("%s%s (%zu %s)", n++ ? ", " : "", stores->st[k]->spec, counts[k],
+		                     verb);
+		if (one == NULL || p11km_buf_append(&b, one, strlen(one) + 1) < 0)
+			n = 0;
+		else
+			b.len--; /* keep the string terminated */
+		free(one);
+	}
+	if (n > 0 && msg != NULL)
+		r = p11km_fail(r, "%s; these stores were already changed: %s; %s", msg,
+		               (char *)b.data, finish);
+	free(msg);
+	p11km_buf_release(&b);
+	return r;
+}
+
 /* Read every CERT argument into one stack (duplicates dropped). */
 static int
 read_certs(int argc, char **argv, STACK_OF(X509) **out)
@@ -239,8 +272,16 @@ cmd_roots_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 	for (size_t s = 0; s < stores.n && !dry_run; s++) {
 		if (sk_X509_num(adds[s]) > 0)
 			p11km_verbose("%s: adding %d certificates", stores.st[s]->spec, sk_X509_num(adds[s]));
-		if ((r = p11km_store_commit(ctx, stores.st[s], adds[s], NULL, 0)) < 0)
+		if ((r = p11km_store_commit(ctx, stores.st[s], adds[s], NULL, 0)) < 0) {
+			size_t *counts = calloc(stores.n, sizeof(*counts));
+			for (size_t k = 0; counts != NULL && k < s; k++)
+				counts[k] = (size_t)sk_X509_num(adds[k]);
+			if (counts != NULL)
+				r = changed_before(r, &stores, s, counts, "added",
+				    "run the same command again to finish (what is there stays)");
+			free(counts);
 			goto out;
+		}
 	}
 	/* 4. report */
 	if (ctx->json) {
@@ -432,9 +473,13 @@ cmd_roots_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 				           st->spec, tg[t].arg);
 		}
 	}
-	for (size_t s = 0; s < stores.n && !dry_run; s++)
-		if ((r = p11km_store_commit(ctx, stores.st[s], NULL, rms[s], nrms[s])) < 0)
+	for (size_t s = 0; s < stores.n && !dry_run; s++) {
+		if ((r = p11km_store_commit(ctx, stores.st[s], NULL, rms[s], nrms[s])) < 0) {
+			r = changed_before(r, &stores, s, nrms, "removed",
+			                   "run the same command again with --force to finish");
 			goto out;
+		}
+	}
 	if (ctx->json) {
 		p11km_json_init(&j, stdout);
 		p11km_json_object_begin(&j);
