@@ -138,7 +138,7 @@ int p11km_store_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X
 /* roots list: the store must exist (a mistyped path is not an empty store). */
 int p11km_store_check_exists(const struct p11km_store *st);
 
-/* --- for the store kinds ---------------------------------------------------- */
+/* --- for the store kinds (store-common.c) ----------------------------------- */
 
 int p11km_store_push(struct p11km_store *st, X509 *cert, const char *name, CK_OBJECT_HANDLE h);
 /* Is index i in rm? */
