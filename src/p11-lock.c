@@ -89,13 +89,3 @@ out:
 	free(msg);
 	return r;
 }
-
-void
-p11km_token_locks_release(struct p11km_ctx *ctx)
-{
-	for (size_t i = ctx->n_locks; i-- > 0;)
-		p11km_lock_release(ctx->locks[i]);
-	free(ctx->locks);
-	ctx->locks = NULL;
-	ctx->n_locks = 0;
-}

@@ -7,6 +7,7 @@
 
 #include <p11-kit/p11-kit.h>
 
+#include "p11km/lock.h"
 #include "p11km/p11.h"
 #include "p11km/util.h"
 
@@ -239,7 +240,12 @@ p11km_ctx_release(struct p11km_ctx *ctx)
 	if (ctx->registry != NULL)
 		p11_kit_modules_release(ctx->registry);
 	p11km_pin_cache_clear(ctx);
-	p11km_token_locks_release(ctx);
+	/* the token locks (p11-lock.c): util locks, released here */
+	for (size_t i = ctx->n_locks; i-- > 0;)
+		p11km_lock_release(ctx->locks[i]);
+	free(ctx->locks);
+	ctx->locks = NULL;
+	ctx->n_locks = 0;
 	ctx->modules = NULL;
 	ctx->n_modules = 0;
 	ctx->registry = NULL;

@@ -103,7 +103,6 @@ int p11km_token_refresh(struct p11km_token *tok);
  * it for read-write sessions when ctx->lock_tokens is set.
  */
 int p11km_token_lock(struct p11km_ctx *ctx, struct p11km_token *tok);
-void p11km_token_locks_release(struct p11km_ctx *ctx);
 
 struct p11km_session {
 	struct p11km_ctx *ctx;
