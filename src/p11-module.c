@@ -4,6 +4,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <p11-kit/p11-kit.h>
 
@@ -353,6 +354,13 @@ module_tokens(struct p11km_module *m, const struct p11km_uri *uri,
 				continue;
 		}
 		rv = P11KM_CALL(m->f, C_GetTokenInfo, slots[i], &tinfo);
+		/* SoftHSM answers CKR_GENERAL_ERROR while another process rewrites
+		 * the token's files (a p11km run that holds the token's lock):
+		 * ask again, a few times */
+		for (int k = 0; rv == CKR_GENERAL_ERROR && k < 5; k++) {
+			nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
+			rv = P11KM_CALL(m->f, C_GetTokenInfo, slots[i], &tinfo);
+		}
 		if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
 			continue;
 		if (rv != CKR_OK) {
