@@ -31,8 +31,6 @@
 #include "p11km/bind.h"
 #include "p11km/util.h"
 
-static void env_set(const char *kv);
-
 /* Seconds a check may take before it counts as hung (the fork trap can hang). */
 #define TRIAL_TIMEOUT 20
 
@@ -219,6 +217,11 @@ sign_verify(EVP_PKEY *key, X509 *cert, const char *who, FILE *out)
 		        "handshake; check the PIN file and that the token is readable\n", who, p11km_openssl_error());
 		goto out;
 	}
+	if (siglen > sizeof(sig)) { /* the length the module gave, passed on by the engine */
+		fprintf(out, "the token key's signature came back %zu bytes long for a buffer of "
+		        "%zu: the PKCS#11 module is faulty\n", siglen, sizeof(sig));
+		goto out;
+	}
 	EVP_MD_CTX_reset(m);
 	if (cert != NULL &&
 	    (EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) != 1 ||
@@ -347,123 +350,6 @@ p11km_engine_probe(const struct p11km_engine_trial *t, FILE *out)
 	}
 	master(t, t->user != NULL, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, out);
 	_exit(0); /* not reached: master() ends the process */
-}
-
-/* The probe: P11KM_ENGINE_PROBE, next to this program, or in
- * ../libexec/p11km/ from it (malloc'ed). */
-static char *
-probe_path(void)
-{
-	char self[4096], *slash, *p;
-	const char *env = getenv("P11KM_ENGINE_PROBE");
-	ssize_t n;
-
-	if (env != NULL && *env != '\0')
-		return strdup(env);
-	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0)
-		return NULL;
-	self[n] = '\0';
-	if ((slash = strrchr(self, '/')) == NULL)
-		return NULL;
-	*slash = '\0';
-	if ((p = p11km_asprintf("%s/p11km-engine-probe", self)) != NULL && access(p, X_OK) == 0)
-		return p;
-	free(p);
-	if ((p = p11km_asprintf("%s/../libexec/p11km/p11km-engine-probe", self)) != NULL &&
-	    access(p, X_OK) == 0)
-		return p;
-	free(p);
-	return NULL;
-}
-
-int
-p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr)
-{
-	int fds[2], kfd[2], st, r;
-	pid_t pid;
-	FILE *in;
-	char line[2048], *probe;
-	size_t n0 = pr->n;
-
-	if (t->user != NULL && getpwnam(t->user) == NULL)
-		return p11km_fail(P11KM_ERR_USAGE, "no user '%s' on this system; give the user "
-		                  "the server's workers run as", t->user);
-	if ((probe = probe_path()) == NULL)
-		return p11km_fail(P11KM_ERR_FAILED, "p11km-engine-probe is not installed next to "
-		                  "p11km (or in ../libexec/p11km); set P11KM_ENGINE_PROBE to its path");
-	if (strlen(t->key) >= P11KM_PROBE_KEY_MAX) {
-		free(probe);
-		return p11km_fail(P11KM_ERR_USAGE, "the key URI is longer than %d bytes; shorten it",
-		                  P11KM_PROBE_KEY_MAX - 1);
-	}
-	/* The key URI goes through a pipe, not argv: it may carry pin-value, and
-	 * any user can read a process's arguments.  Written before the fork, it
-	 * fits in the pipe and no SIGPIPE can hit this process. */
-	if (pipe(kfd) != 0) {
-		free(probe);
-		return p11km_fail(P11KM_ERR_IO, "pipe: %s", strerror(errno));
-	}
-	if (p11km_write_all(kfd[1], t->key, strlen(t->key)) < 0 || close(kfd[1]) != 0 ||
-	    pipe(fds) != 0) {
-		r = p11km_fail(P11KM_ERR_IO, "pipe: %s", strerror(errno));
-		close(kfd[0]);
-		free(probe);
-		return r;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	if ((pid = fork()) < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		close(kfd[0]);
-		free(probe);
-		return p11km_fail(P11KM_ERR_IO, "fork: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		/* a fresh process, as a server starts: OpenSSL reads OPENSSL_CONF at init */
-		char *args[] = { probe, (char *)t->openssl_cnf, "-",
-		                 (char *)(t->cert ? t->cert : ""), (char *)(t->user ? t->user : ""),
-		                 (char *)(t->module_path ? t->module_path : ""), NULL };
-		/* libp11 prints its own lines to stderr (with the key URI, which may
-		 * carry pin-value): the problems the probe finds come through the pipe */
-		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		close(fds[0]);
-		if (dup2(fds[1], 1) < 0 || dup2(kfd[0], 0) < 0 || null < 0 || dup2(null, 2) < 0)
-			_exit(127);
-		close(kfd[0]);
-		close(null);
-		for (size_t i = 0; i < t->n_env; i++)
-			env_set(t->env[i]);
-		setenv("OPENSSL_CONF", t->openssl_cnf, 1);
-		execv(probe, args);
-		printf("cannot run '%s': %s\n", probe, strerror(errno));
-		fflush(stdout);
-		_exit(127);
-	}
-	close(fds[1]);
-	close(kfd[0]);
-	free(probe);
-	if ((in = fdopen(fds[0], "r")) == NULL) {
-		close(fds[0]);
-		return p11km_fail(P11KM_ERR_IO, "fdopen: %s", strerror(errno));
-	}
-	while (fgets(line, sizeof(line), in) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (line[0] != '\0')
-			p11km_problem_add(pr, "%s", line);
-	}
-	fclose(in);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (WIFSIGNALED(st))
-		p11km_problem_add(pr, "loading the key through the pkcs11 engine %s (signal %d): "
-		                  "check the module and the token", WTERMSIG(st) == SIGALRM ?
-		                  "hung" : "crashed", WTERMSIG(st));
-	else if (WEXITSTATUS(st) != 0 && pr->n == n0)
-		p11km_problem_add(pr, "loading the key through the pkcs11 engine failed (the check "
-		                  "exited with status %d): this module cannot be driven by the "
-		                  "engine", WEXITSTATUS(st));
-	return 0;
 }
 
 /* --- PIN files and URIs --------------------------------------------------- */
@@ -704,7 +590,8 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 	struct p11km_uri *uri = NULL;
 	struct p11km_token *tok = NULL;
 	struct p11km_session s;
-	char *key = NULL, *cert = NULL;
+	char *key = NULL, *cert = NULL, *proved = NULL;
+	size_t proved_len = 0;
 	const char *user;
 	int r, found = 0;
 
@@ -750,20 +637,11 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 		p11km_problem_add(pr, "the key URI has no pin-source: the server cannot log in; "
 		                  "emit the binding with --pin-file");
 
-	/* the engine first: the child must not inherit a loaded module */
-	memset(&t, 0, sizeof(t));
-	t.openssl_cnf = m.openssl_conf;
-	t.key = key;
-	t.cert = cert;
-	t.user = user;
-	t.module_path = m.module;
-	t.env = m.env;
-	t.n_env = m.n_env;
-	if ((r = p11km_engine_try(&t, pr)) < 0)
-		goto out;
-
-	/* an EdDSA key on the token breaks libp11 for every key */
+	/* p11km's own login first (one try of the PIN, with the token's flags
+	 * checked), and an EdDSA key on the token breaks libp11 for every key */
 	if (uri != NULL) {
+		const char *pin = NULL;
+		size_t pin_len = 0;
 		for (size_t i = 0; i < m.n_env; i++)
 			env_set(m.env[i]);
 		if (ctx->module_opt == NULL)
@@ -777,16 +655,34 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 				                  "then cannot enumerate any key on it; move or delete that key",
 				                  tok->label);
 			p11km_session_close(&s);
+			if (p11km_pin_proved(ctx, tok->uri, &pin, &pin_len) == 0 &&
+			    (proved = p11km_memdup(pin, pin_len)) == NULL)
+				goto nomem;
+			proved_len = pin_len;
 		} else {
 			p11km_problem_add(pr, "p11km cannot open the key's token to look for EdDSA keys "
 			                  "(%s)", p11km_errmsg(lr)); /* the failure's own message */
 		}
 		p11km_error_clear();
-		if (ctx->module_opt == m.module) {
-			p11km_ctx_release(ctx);
+		/* the probe starts as a server does: no module of this process
+		 * holds sessions or TPM contexts meanwhile */
+		p11km_ctx_release(ctx);
+		if (ctx->module_opt == m.module)
 			ctx->module_opt = NULL;
-		}
 	}
+
+	memset(&t, 0, sizeof(t));
+	t.openssl_cnf = m.openssl_conf;
+	t.key = key;
+	t.cert = cert;
+	t.user = user;
+	t.module_path = m.module;
+	t.env = m.env;
+	t.n_env = m.n_env;
+	t.pin = proved;
+	t.pin_len = proved_len;
+	if ((r = p11km_engine_try(&t, pr)) < 0)
+		goto out;
 	r = 0;
 	goto out;
 nomem:
@@ -794,6 +690,7 @@ nomem:
 out:
 	p11km_token_free(tok);
 	p11km_uri_free(uri);
+	p11km_freezero(proved, proved_len);
 	free(key);
 	free(cert);
 	if (r < 0)

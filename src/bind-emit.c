@@ -1,6 +1,8 @@
 /* bind-emit.c: server flavours and the files of a binding. */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -60,6 +62,8 @@ p11km_listen_parse(const char *s, struct p11km_listen *out)
 	char *end;
 	long port;
 	size_t hl;
+	struct in_addr a4;
+	struct in6_addr a6;
 
 	memset(out, 0, sizeof(*out));
 	if (s[0] == '[') {
@@ -70,6 +74,8 @@ p11km_listen_parse(const char *s, struct p11km_listen *out)
 		if (hl == 0 || hl >= sizeof(out->host) || strspn(s + 1, "0123456789abcdefABCDEF:.") < hl)
 			goto bad;
 		memcpy(out->host, s + 1, hl);
+		if (inet_pton(AF_INET6, out->host, &a6) != 1)
+			goto bad;
 		out->v6 = 1;
 		colon = rb + 1;
 	} else {
@@ -79,11 +85,14 @@ p11km_listen_parse(const char *s, struct p11km_listen *out)
 		if (hl >= sizeof(out->host))
 			goto bad;
 		memcpy(out->host, s, hl);
-		if (strcmp(out->host, "*") != 0 && strspn(out->host, "0123456789.") != hl)
-			goto bad;
+		if (strcmp(out->host, "*") != 0 && (strspn(out->host, "0123456789.") != hl ||
+		                                     inet_pton(AF_INET, out->host, &a4) != 1))
+			goto bad; /* 300.1.1.1, 1.2.3, 01.2.3.4 */
 	}
+	errno = 0;
 	port = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || port < 1 ||
+	    port > 65535)
 		goto bad;
 	out->port = (int)port;
 	return 0;

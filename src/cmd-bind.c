@@ -107,21 +107,19 @@ abs_path(const char *path)
 	return p11km_asprintf("%s/%s", cwd, path);
 }
 
-/* The PIN of --pin-source, copied (it must outlive the module release). */
+/* The PIN p11km logged in with, copied (it must outlive the module
+ * release): the PIN file is written from it, and the engine probe may log
+ * in only with it.  *out NULL: no PIN was proved (a PIN pad). */
 static int
 pin_copy(struct p11km_ctx *ctx, char **out, size_t *out_len)
 {
-	struct p11km_pinsrc src;
 	const char *pin;
 	size_t len;
-	int r;
 
-	if ((r = p11km_pinsrc_parse(ctx->pin_source_opt, 0, &src)) < 0)
-		return r;
-	r = p11km_pin_get(ctx, &src, "User PIN: ", &pin, &len);
-	p11km_pinsrc_release(&src);
-	if (r < 0)
-		return r;
+	*out = NULL;
+	*out_len = 0;
+	if (p11km_pin_proved(ctx, NULL, &pin, &len) < 0)
+		return 0;
 	if (len > 32)
 		return p11km_fail(P11KM_ERR_UNSUPPORTED, "the PIN is longer than 32 bytes: libp11 "
 		                  "0.4.12 cannot use it; change the token's PIN to a shorter one");
@@ -151,7 +149,7 @@ pin_file_write(const char *path, const char *pin, size_t len, const char *user)
 /* Decide by trying: load the key through the engine as a server would. */
 static int
 emit_trial(const struct p11km_bind_params *p, const char *pin, size_t pin_len,
-           int allow_pin_value)
+           int write_pin, int allow_pin_value)
 {
 	char tmpl[] = "/tmp/p11km-bind.XXXXXX";
 	char *dir = NULL, *cnf = NULL, *pinf = NULL, *certf = NULL, *cnf_text = NULL;
@@ -174,16 +172,18 @@ emit_trial(const struct p11km_bind_params *p, const char *pin, size_t pin_len,
 	if ((r = p11km_write_file_atomic(cnf, cnf_text, strlen(cnf_text), 0600)) < 0 ||
 	    (r = p11km_write_file_atomic(certf, p->cert_pem, p->cert_pem_len, 0600)) < 0)
 		goto out;
-	if (pin != NULL && (r = p11km_write_file_atomic(pinf, pin, pin_len, 0600)) < 0)
+	if (write_pin && (r = p11km_write_file_atomic(pinf, pin, pin_len, 0600)) < 0)
 		goto out;
 	if ((r = p11km_uri_parse(p->key_uri, &u)) < 0 ||
-	    (r = p11km_uri_engine_safe(u, pin ? pinf : NULL, allow_pin_value, &trial_uri)) < 0)
+	    (r = p11km_uri_engine_safe(u, write_pin ? pinf : NULL, allow_pin_value, &trial_uri)) < 0)
 		goto out;
 	memset(&t, 0, sizeof(t));
 	t.openssl_cnf = cnf;
 	t.key = trial_uri;
 	t.cert = p->cert_uri ? p->cert_uri : certf;
 	t.module_path = p->module_path;
+	t.pin = pin;
+	t.pin_len = pin_len;
 	if ((r = p11km_engine_try(&t, &pr)) < 0)
 		goto out;
 	if (pr.n > 0)
@@ -431,11 +431,16 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 			goto out;
 		}
 	}
-	if (write_pin && (r = pin_copy(ctx, &pin, &pin_len)) < 0)
+	if ((r = pin_copy(ctx, &pin, &pin_len)) < 0)
 		goto out;
+	if (write_pin && pin == NULL) {
+		r = p11km_fail(P11KM_ERR_LOGIN, "no PIN logged in to the token, so none can be "
+		               "written to '%s'", pin_file);
+		goto out;
+	}
 	/* the engine must not inherit the module p11km loaded: a server starts fresh */
 	p11km_ctx_release(ctx);
-	if ((r = emit_trial(&p, pin, pin_len, a.allow_pin_value)) < 0)
+	if ((r = emit_trial(&p, pin, pin_len, write_pin, a.allow_pin_value)) < 0)
 		goto out;
 	if ((r = p11km_bind_render(&p, &fs)) < 0)
 		goto out;
@@ -502,7 +507,7 @@ cmd_bind_check(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		printf("certificate:  %s\n", rep.cert ? rep.cert : "(none)");
 		printf("service user: %s\n", rep.user ? rep.user : "(the caller)");
 		for (size_t i = 0; i < pr.n; i++)
-			printf("problem: %s\n", pr.lines[i]);
+			printf("problem: %s\n", p11km_esc(pr.lines[i]));
 		if (pr.n == 0)
 			printf("ok: the key signs through the engine%s and the certificate matches it\n",
 			       rep.user ? " as the service user after fork" : "");
@@ -581,8 +586,11 @@ cmd_bind_verify(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 	r = 0;
 	if (res.compared && !res.matches)
 		r = p11km_fail(P11KM_ERR_VERIFY, "%s serves serial %s, not the expected certificate "
-		               "(serial %s): if it was just installed, reload the server",
-		               argv[g.argi], res.serial, res.expected_serial ? res.expected_serial : "?");
+		               "(serial %s): if it was just installed, a server that reads "
+		               "certificate files (nginx) needs 'p11km bind emit' again to rewrite "
+		               "them; then reload the server (with the binding's environment: see "
+		               "doc/bindings.md)", argv[g.argi], res.serial,
+		               res.expected_serial ? res.expected_serial : "?");
 	else if (res.chain_checked && !res.chain_ok)
 		r = p11km_fail(P11KM_ERR_VERIFY, "the certificate chain served by %s does not verify: "
 		               "%s", argv[g.argi], res.chain_error ? res.chain_error : "?");

@@ -622,7 +622,7 @@ report(struct install *in)
 			for (size_t i = 0; i < in->n_acts; i++)
 				if ((strcmp(in->acts[i].what, "file") == 0) == files)
 					printf("%s: %s '%s': %s\n", cats[in->acts[i].cat], in->acts[i].what,
-					       in->acts[i].name, in->acts[i].detail);
+					       p11km_esc(in->acts[i].name), p11km_esc(in->acts[i].detail));
 	}
 	free(key_uri);
 	free(subj);
@@ -758,5 +758,7 @@ const struct p11km_cmd p11km_cmds_cert[] = {
 	{ "install", "REPLY [TOKEN-or-KEY-URI]",
 	  "install an issued certificate (PEM, DER, bundle or PKCS#7) next to its key",
 	  cmd_cert_install, install_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
+	{ "list", "[URI]", "list the certificates (object list --type cert)", p11km_cert_list_run,
+	  NULL, 0, 1, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -10,19 +10,6 @@
 
 enum { O_TYPE = 1000, O_LABEL, O_ID, O_ALLOW_ENGINE_BREAKING };
 
-static int
-label_ok(const char *label)
-{
-	size_t n = strlen(label);
-
-	if (n == 0 || n > 128)
-		return p11km_fail(P11KM_ERR_USAGE, "--label must be 1 to 128 bytes long");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
-			return p11km_fail(P11KM_ERR_USAGE, "--label contains a control character");
-	return 0;
-}
-
 static void
 print_key(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_object *o,
           enum p11km_keytype type, const char *uri)
@@ -94,7 +81,7 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 		r = p11km_fail(P11KM_ERR_USAGE, "key generate needs --label LABEL");
 		goto out;
 	}
-	if ((r = label_ok(kg.label)) < 0 || (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
+	if ((r = p11km_label_check(kg.label, 128)) < 0 || (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
 		goto out;
 	if (uri->has_object) {
 		r = p11km_fail(P11KM_ERR_USAGE,
@@ -137,5 +124,6 @@ static const struct p11km_opt generate_opts[] = {
 const struct p11km_cmd p11km_cmds_key[] = {
 	{ "generate", "TOKEN-URI", "generate a sign-only, non-extractable key pair on a token",
 	  cmd_key_generate, generate_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ "list", "[URI]", "list the keys (object list --type key)", p11km_key_list_run, NULL, 0, 1, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -1,4 +1,4 @@
-/* cmd-object.c: 'object list'. */
+/* cmd-object.c: 'object list' (export, delete, relabel: cmd-object-edit.c). */
 #include "config.h"
 
 #include <stddef.h>
@@ -81,9 +81,9 @@ print_text(struct listed *l)
 
 		printf("%s\n", uri ? uri : "?");
 		printf("    class:       %s\n", p11km_class_name(o->cls));
-		printf("    label:       %s\n", o->label ? o->label : "(none)");
+		printf("    label:       %s\n", o->label ? p11km_esc(o->label) : "(none)");
 		printf("    id:          %s\n", id ? id : "(none)");
-		if (euri != NULL)
+		if (euri != NULL && o->cls != CKO_CERTIFICATE) /* keys only: the rest is noise */
 			printf("    engine uri:  %s\n", euri);
 		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
 			key_desc(o, &curve, &bits);
@@ -185,20 +185,44 @@ listed_release(struct listed *l)
 	p11km_objects_free(l->objs, l->n);
 }
 
+/* --type: a class to search for, and what to keep of it. */
+struct type_filter {
+	const char *name;
+	CK_OBJECT_CLASS cls;   /* searched for; (CK_OBJECT_CLASS)-1: any */
+	int keys_only, trusted_only;
+};
+
+static const struct type_filter type_filters[] = {
+	{ "cert", CKO_CERTIFICATE, 0, 0 },
+	{ "private", CKO_PRIVATE_KEY, 0, 0 },
+	{ "public", CKO_PUBLIC_KEY, 0, 0 },
+	{ "key", (CK_OBJECT_CLASS)-1, 1, 0 },
+	{ "trusted", CKO_CERTIFICATE, 0, 1 },
+	{ "all", (CK_OBJECT_CLASS)-1, 0, 0 },
+};
+
+static int
+type_keep(const struct type_filter *tf, const struct p11km_object *o)
+{
+	if (tf->keys_only)
+		return o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY;
+	return !tf->trusted_only || o->trusted == P11KM_TRUE;
+}
+
 /*
  * Keep the objects a URI can name by type (keys, certificates, data):
  * vendor classes such as p11-kit's trust assertions share the label and
  * id of their certificate and no URI can tell them apart.
  */
 static void
-keep_nameable(struct listed *l)
+keep_nameable(struct listed *l, const struct type_filter *tf)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
 		CK_OBJECT_CLASS c = l->objs[i].cls;
-		if (c == CKO_PRIVATE_KEY || c == CKO_PUBLIC_KEY || c == CKO_CERTIFICATE ||
-		    c == CKO_SECRET_KEY || c == CKO_DATA)
+		if ((c == CKO_PRIVATE_KEY || c == CKO_PUBLIC_KEY || c == CKO_CERTIFICATE ||
+		     c == CKO_SECRET_KEY || c == CKO_DATA) && type_keep(tf, &l->objs[i]))
 			l->objs[k++] = l->objs[i];
 		else
 			p11km_object_release(&l->objs[i]);
@@ -208,7 +232,7 @@ keep_nameable(struct listed *l)
 
 static int
 list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_uri *uri,
-           struct listed *l)
+           const struct type_filter *tf, struct listed *l)
 {
 	struct p11km_session s;
 	int r;
@@ -223,11 +247,11 @@ list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_ur
 	if (r < 0)
 		return r;
 	l->logged_in = s.logged_in != (CK_USER_TYPE)-1;
-	r = p11km_objects_find(&s, uri, (CK_OBJECT_CLASS)-1, &l->objs, &l->n);
+	r = p11km_objects_find(&s, uri, tf->cls, &l->objs, &l->n);
 	p11km_session_close(&s);
 	if (r < 0)
 		return r;
-	keep_nameable(l);
+	keep_nameable(l, tf);
 	if (l->n > 0 && (l->certs = calloc(l->n, sizeof(*l->certs))) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < l->n; i++)
@@ -312,19 +336,32 @@ one_token_for_pin(struct p11km_ctx *ctx, const struct p11km_uri *uri,
 	return r;
 }
 
+enum { O_TYPE = 1 };
+
 static int
-cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+list_objects(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv,
+             const char *type)
 {
 	struct p11km_getopt g = { 0 };
 	struct p11km_uri *uri = NULL;
 	struct p11km_token *toks = NULL;
 	struct listed *l = NULL;
+	const struct type_filter *tf = NULL;
 	size_t n = 0, total = 0, public_only = 0;
 	int r;
 
-	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1)
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
 		if (r < 0)
 			return r;
+		if (r == O_TYPE)
+			type = g.optarg;
+	}
+	for (size_t i = 0; i < sizeof(type_filters) / sizeof(type_filters[0]); i++)
+		if (strcmp(type, type_filters[i].name) == 0)
+			tf = &type_filters[i];
+	if (tf == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "--type '%s': give cert, private, public, key, "
+		                  "trusted or all", type);
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		return r;
 	if (g.argi < argc && (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
@@ -346,7 +383,7 @@ cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 	for (size_t i = 0; i < n; i++) {
 		if (!(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
 			continue;
-		if ((r = list_token(ctx, &toks[i], uri, &l[i])) < 0)
+		if ((r = list_token(ctx, &toks[i], uri, tf, &l[i])) < 0)
 			goto out;
 		total += l[i].n;
 		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
@@ -395,8 +432,38 @@ out:
 	return r;
 }
 
+static int
+cmd_object_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	return list_objects(ctx, cmd, argc, argv, "all");
+}
+
+/* 'key list' and 'cert list': what p11tool users type first. */
+int
+p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	return list_objects(ctx, cmd, argc, argv, "key");
+}
+
+int
+p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	return list_objects(ctx, cmd, argc, argv, "cert");
+}
+
+static const struct p11km_opt list_opts[] = {
+	{ "type", 1, O_TYPE, "TYPE", "only cert, private, public, key (both kinds) or trusted" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
 const struct p11km_cmd p11km_cmds_object[] = {
 	{ "list", "[URI]", "list keys and certificates with their URIs and attributes",
-	  cmd_object_list, NULL, 0, 1, 0 },
+	  cmd_object_list, list_opts, 0, 1, 0 },
+	{ "export", "URI", "write a certificate (--chain: and its issuers) or public key",
+	  p11km_object_export_run, p11km_object_export_opts, 1, 1, 0 },
+	{ "delete", "URI", "destroy one object (--all: every one the URI selects)",
+	  p11km_object_delete_run, p11km_object_delete_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ "relabel", "URI", "give a key pair and its certificate a new label (and id)",
+	  p11km_object_relabel_run, p11km_object_relabel_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -366,7 +366,8 @@ sigalg_json(enum p11km_sigalg alg)
  * goes into the JSON (-o -), else NULL and file is where it went. */
 static int
 print_summary(struct keyref *k, X509_REQ *req, const X509_NAME *subject, enum p11km_sigalg alg,
-              const char *file, const char *pem, X509 *cert, int rekey)
+              const char *file, const char *pem, X509 *cert, int rekey,
+              const struct p11km_names *const *drops)
 {
 	STACK_OF(X509_EXTENSION) *rexts = X509_REQ_get_extensions(req);
 	int loc = rexts ? X509v3_get_ext_by_NID(rexts, NID_subject_alt_name, -1) : -1;
@@ -408,6 +409,13 @@ print_summary(struct keyref *k, X509_REQ *req, const X509_NAME *subject, enum p1
 		p11km_json_kv_string(&j, "request", pem);
 	if (cert != NULL)
 		p11km_json_kv_string(&j, "renews", cs.sha256);
+	for (int d = 0; drops != NULL && d < 2; d++) {
+		p11km_json_key(&j, d == 0 ? "dropped_extensions" : "dropped_key_usages");
+		p11km_json_array_begin(&j);
+		for (size_t i = 0; i < drops[d]->n; i++)
+			p11km_json_string(&j, drops[d]->v[i]);
+		p11km_json_array_end(&j);
+	}
 	p11km_json_object_end(&j);
 	p11km_json_end(&j);
 out:
@@ -423,7 +431,8 @@ out:
 /* Sign, verify, write, report. */
 static int
 finish(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, const X509_NAME *subject,
-       STACK_OF(X509_EXTENSION) *exts, X509 *cert, const char *new_key_uri)
+       STACK_OF(X509_EXTENSION) *exts, X509 *cert, const char *new_key_uri,
+       const struct p11km_names *const *drops)
 {
 	struct p11km_signer *sg = NULL;
 	X509_REQ *req = NULL;
@@ -450,7 +459,7 @@ finish(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, const X509_N
 			goto out;
 		}
 		r = print_summary(k, req, subject, sg->alg, json_stdout ? NULL : out, pem, cert,
-		                  new_key_uri != NULL);
+		                  new_key_uri != NULL, drops);
 	}
 out:
 	free(pem);
@@ -484,7 +493,7 @@ cmd_req_new(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char *
 	}
 	if ((r = keyref_find_key(&k)) < 0 || (r = tls_defaults(&o, k.pub, &exts)) < 0)
 		goto out;
-	r = finish(ctx, &o, &k, o.subject, exts, NULL, NULL);
+	r = finish(ctx, &o, &k, o.subject, exts, NULL, NULL, NULL);
 out:
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	keyref_release(&k);
@@ -648,6 +657,50 @@ out:
 	return r;
 }
 
+static char *
+join(const struct p11km_names *l)
+{
+	struct p11km_buf b = { 0 };
+	char *s;
+
+	for (size_t i = 0; i < l->n; i++)
+		if ((i > 0 && p11km_buf_append(&b, ", ", 2) < 0) ||
+		    p11km_buf_append(&b, l->v[i], strlen(l->v[i])) < 0) {
+			p11km_buf_release(&b);
+			return NULL;
+		}
+	s = b.data ? strdup((char *)b.data) : strdup("");
+	p11km_buf_release(&b);
+	return s;
+}
+
+/* The extensions a renewal asks for again, notes on what it leaves out, and
+ * the --san/--key-usage/--ext-key-usage overrides. */
+static int
+renew_exts(struct req_opts *o, X509 *cert, STACK_OF(X509_EXTENSION) **exts,
+           struct p11km_names *dropped, struct p11km_names *dropped_ku)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(cert);
+	int type = pub != NULL ? EVP_PKEY_get_base_id(pub) : EVP_PKEY_NONE, r;
+	char *list;
+
+	if (o->rekey && o->type >= 0)
+		type = o->type == P11KM_KEY_ED25519 ? EVP_PKEY_ED25519 :
+		       o->type >= P11KM_KEY_EC_P256 ? EVP_PKEY_EC : EVP_PKEY_RSA;
+	if ((r = p11km_req_exts_from_cert(cert, type, exts, dropped, dropped_ku)) < 0)
+		return r;
+	if (dropped->n > 0 && (list = join(dropped)) != NULL) {
+		p11km_note("not asked for again (the CA's own extensions): %s", list);
+		free(list);
+	}
+	if (dropped_ku->n > 0 && (list = join(dropped_ku)) != NULL) {
+		p11km_note("key usage %s left out: an %s key cannot do it", list,
+		           type == EVP_PKEY_RSA ? "RSA" : type == EVP_PKEY_EC ? "EC" : "EdDSA");
+		free(list);
+	}
+	return apply_overrides(o, exts);
+}
+
 /* A certificate file and no --key: the key is on the one initialised token. */
 static int
 keyref_sole_token(struct p11km_ctx *ctx, int rekey, struct keyref *k)
@@ -671,6 +724,8 @@ cmd_req_renew(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	struct req_opts o;
 	struct keyref k = { 0 };
 	STACK_OF(X509_EXTENSION) *exts = NULL;
+	struct p11km_names dropped = { 0 }, dropped_ku = { 0 };
+	const struct p11km_names *drops[2] = { &dropped, &dropped_ku };
 	X509 *cert = NULL;
 	char *new_uri = NULL;
 	const X509_NAME *subject;
@@ -689,12 +744,12 @@ cmd_req_renew(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	cert_warnings(cert);
 	if ((r = renew_old_key(&k, cert, o.key != NULL && k.uri->has_object)) < 0)
 		goto out;
-	if ((r = p11km_req_exts_from_cert(cert, &exts)) < 0 || (r = apply_overrides(&o, &exts)) < 0)
+	if ((r = renew_exts(&o, cert, &exts, &dropped, &dropped_ku)) < 0)
 		goto out;
 	if (o.rekey && (r = renew_rekey(ctx, &o, &k, &new_uri)) < 0)
 		goto out;
 	subject = o.subject ? o.subject : X509_get_subject_name(cert);
-	if ((r = finish(ctx, &o, &k, subject, exts, cert, new_uri)) < 0)
+	if ((r = finish(ctx, &o, &k, subject, exts, cert, new_uri, drops)) < 0)
 		goto out;
 	if (new_uri != NULL && !ctx->json)
 		p11km_note("new key (pending until its certificate is installed): %s", new_uri);
@@ -702,6 +757,8 @@ out:
 	free(new_uri);
 	X509_free(cert);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dropped);
+	p11km_names_release(&dropped_ku);
 	keyref_release(&k);
 	req_opts_release(&o);
 	return r;

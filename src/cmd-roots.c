@@ -219,7 +219,7 @@ read_certs(int argc, char **argv, STACK_OF(X509) **out)
 static void
 print_cert_line(const char *prefix, const struct cert_info *ci)
 {
-	printf("%s%s %s\n", prefix, ci->fp, ci->subject);
+	printf("%s%s %s\n", p11km_esc(prefix), ci->fp, p11km_esc(ci->subject));
 }
 
 /* --- install ----------------------------------------------------------------------- */
@@ -334,7 +334,7 @@ cmd_roots_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 					print_cert_line(pfx, &ci[i]);
 				free(pfx);
 			}
-			printf("%s: %d %s, %d already present\n", stores.st[s]->spec, na,
+			printf("%s: %d %s, %d already present\n", p11km_esc(stores.st[s]->spec), na,
 			       dry_run ? "would be added" : "added", n - na);
 		}
 	}
@@ -501,7 +501,7 @@ cmd_roots_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 			if (ctx->json)
 				p11km_json_string(&j, fp);
 			else
-				printf("%s: %s: %s %s\n", st->spec, dry_run ? "would remove" : "removed",
+				printf("%s: %s: %s %s\n", p11km_esc(st->spec), dry_run ? "would remove" : "removed",
 				       fp ? fp : "?", subj ? subj : "?");
 			free(fp);
 			free(subj);

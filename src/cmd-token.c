@@ -1,4 +1,4 @@
-/* cmd-token.c: 'token list' and 'token init'. */
+/* cmd-token.c: 'token list' and 'token init' ('token pin': cmd-pin.c). */
 #include "config.h"
 
 #include <stdlib.h>
@@ -50,11 +50,12 @@ print_token_text(struct p11km_token *t, const struct p11km_caps *caps, int have_
 	printf("%s\n", t->uri);
 	if (!(t->info.flags & CKF_TOKEN_INITIALIZED))
 		printf("    state:         not initialised ('p11km token init' sets it up)\n");
-	printf("    label:         %s\n", t->label);
-	printf("    manufacturer:  %s\n", t->manufacturer);
-	printf("    model:         %s\n", t->model);
-	printf("    serial:        %s\n", t->serial);
-	printf("    module:        %s (slot %lu)\n", t->mod->name, (unsigned long)t->slot);
+	/* what the module reports may hold control characters: escaped */
+	printf("    label:         %s\n", p11km_esc(t->label));
+	printf("    manufacturer:  %s\n", p11km_esc(t->manufacturer));
+	printf("    model:         %s\n", p11km_esc(t->model));
+	printf("    serial:        %s\n", p11km_esc(t->serial));
+	printf("    module:        %s (slot %lu)\n", p11km_esc(t->mod->name), (unsigned long)t->slot);
 	printf("    flags:        ");
 	for (size_t i = 0; i < sizeof(token_flags) / sizeof(token_flags[0]); i++)
 		if (t->info.flags & token_flags[i].flag)
@@ -342,6 +343,13 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		goto out;
 	if ((r = init_target(ctx, uri, &t)) < 0)
 		goto out;
+	/* C_InitToken of an initialised token tries its SO PIN: a locked or
+	 * final-try SO PIN is never tried, --force or not (it means "destroy
+	 * the token", not "risk it").  A token not initialised has no SO PIN
+	 * yet (SoftHSM reports it "locked"). */
+	if ((t->info.flags & CKF_TOKEN_INITIALIZED) &&
+	    (r = p11km_pin_flags_check(ctx, t, CKU_SO, &so, 0)) < 0)
+		goto out;
 	/* Read both PINs before touching the token. */
 	if ((r = p11km_pin_get_for(ctx, &so, CKU_SO, NULL, "New SO PIN: ", &so_pin, &so_len)) < 0 ||
 	    (r = p11km_pin_get(ctx, &user, "New user PIN: ", &user_pin, &user_len)) < 0)
@@ -402,5 +410,7 @@ const struct p11km_cmd p11km_cmds_token[] = {
 	  NULL, 0, 1, 0 },
 	{ "init", "[URI]", "initialise a token with a label, SO PIN and user PIN", cmd_token_init,
 	  init_opts, 0, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ "pin", "change|init [URI]", "change the user or SO PIN; init: the SO sets the user PIN",
+	  p11km_token_pin_run, p11km_token_pin_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -6,6 +6,9 @@
 
 #include "p11km/json.h"
 
+/* Has a top-level value gone to stdout in this run? */
+static int stdout_done;
+
 void
 p11km_json_init(struct p11km_json *j, FILE *fp)
 {
@@ -190,4 +193,12 @@ p11km_json_end(struct p11km_json *j)
 {
 	fputc('\n', j->fp);
 	fflush(j->fp);
+	if (j->fp == stdout)
+		stdout_done = 1;
+}
+
+int
+p11km_json_stdout_done(void)
+{
+	return stdout_done;
 }

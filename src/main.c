@@ -9,11 +9,13 @@
 #include <openssl/err.h>
 
 #include "p11km/cmd.h"
+#include "p11km/json.h"
+#include "p11km/pin.h"
 #include "p11km/util.h"
 
 const struct p11km_noun p11km_nouns[] = {
-	{ "token", "list and initialise tokens", p11km_cmds_token },
-	{ "object", "list keys and certificates on tokens", p11km_cmds_object },
+	{ "token", "list and initialise tokens, change PINs", p11km_cmds_token },
+	{ "object", "list, export, delete and relabel keys and certificates", p11km_cmds_object },
 	{ "key", "generate keys on a token", p11km_cmds_key },
 	{ "req", "certificate requests signed on the token (new, renewal)", p11km_cmds_req },
 	{ "cert", "install issued certificates onto tokens and files", p11km_cmds_cert },
@@ -38,7 +40,7 @@ const struct p11km_opt p11km_global_opts[] = {
 	{ "lock-dir", 1, G_LOCK_DIR, "DIR",
 	  "directory for token locks (also P11KM_LOCK_DIR; default /run/p11km)" },
 	{ "help", 0, G_HELP, NULL, "show help (-h)" },
-	{ "version", 0, G_VERSION, NULL, "show the version" },
+	{ "version", 0, G_VERSION, NULL, "show the version (-V; also 'p11km version')" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -52,6 +54,65 @@ count_opts(const struct p11km_opt *opts)
 	while (opts != NULL && opts[n].name != NULL)
 		n++;
 	return n;
+}
+
+/* --- "did you mean" ------------------------------------------------------- */
+
+/* Edit distance with adjacent transpositions ("lsit" -> "list" is 1);
+ * words longer than 32 bytes are not compared. */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), d[34][34];
+
+	if (la > 32 || lb > 32)
+		return 99;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t k = 0; k <= lb; k++)
+		d[0][k] = k;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t k = 1; k <= lb; k++) {
+			size_t c = d[i - 1][k - 1] + (a[i - 1] != b[k - 1]);
+			if (d[i - 1][k] + 1 < c)
+				c = d[i - 1][k] + 1;
+			if (d[i][k - 1] + 1 < c)
+				c = d[i][k - 1] + 1;
+			if (i > 1 && k > 1 && a[i - 1] == b[k - 2] && a[i - 2] == b[k - 1] &&
+			    d[i - 2][k - 2] + 1 < c)
+				c = d[i - 2][k - 2] + 1;
+			d[i][k] = c;
+		}
+	}
+	return d[la][lb];
+}
+
+struct guess {
+	const char *word;   /* what was typed */
+	const char *best;
+	size_t dist;
+};
+
+static void
+guess_try(struct guess *g, const char *cand)
+{
+	size_t d = distance(g->word, cand);
+
+	if (d < g->dist) {
+		g->dist = d;
+		g->best = cand;
+	}
+}
+
+/* " (did you mean 'X'?)" when one candidate is close (at most 2 edits, and
+ * fewer than the word's length), else "". */
+static const char *
+guess_text(const struct guess *g, const char *prefix, char *buf, size_t len)
+{
+	if (g->best == NULL || g->dist > 2 || g->dist >= strlen(g->word))
+		return "";
+	snprintf(buf, len, " (did you mean '%s%s'?)", prefix, g->best);
+	return buf;
 }
 
 /* The noun whose table holds cmd, for messages. */
@@ -142,8 +203,16 @@ p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char
 			return p11km_fail(P11KM_ERR_USAGE,
 			    "option '%.*s' is ambiguous (it starts several options); see 'p11km %s %s "
 			    "--help'", bl, bad, noun, cmd->verb);
-		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%.*s'; see 'p11km %s %s --help'",
-		                  bl, bad, noun, cmd->verb);
+		char name[40] = "", hint[96];
+		struct guess gs = { name, NULL, 99 };
+		if (strncmp(bad, "--", 2) == 0 && bl - 2 < (int)sizeof(name))
+			snprintf(name, sizeof(name), "%.*s", bl - 2, bad + 2);
+		for (size_t i = 0; name[0] && i < n; i++)
+			guess_try(&gs, cmd->opts[i].name);
+		for (const struct p11km_opt *o = p11km_global_opts; name[0] && o->name; o++)
+			guess_try(&gs, o->name);
+		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%.*s'%s; see 'p11km %s %s --help'",
+		                  bl, bad, guess_text(&gs, "--", hint, sizeof(hint)), noun, cmd->verb);
 	}
 	free(lo);
 	return c;
@@ -168,6 +237,20 @@ p11km_report(struct p11km_ctx *ctx, int code)
 	if (code >= 0)
 		return P11KM_EXIT_OK;
 	fprintf(stderr, "p11km: %s\n", p11km_errmsg(code));
+	if (ctx->json && !p11km_json_stdout_done()) {
+		/* what a script reads: one object on stdout, the line on stderr */
+		struct p11km_json j;
+		p11km_json_init(&j, stdout);
+		p11km_json_object_begin(&j);
+		p11km_json_key(&j, "error");
+		p11km_json_object_begin(&j);
+		p11km_json_kv_int(&j, "exit", p11km_exit_code(code));
+		p11km_json_kv_string(&j, "code", p11km_errname(code));
+		p11km_json_kv_string(&j, "message", p11km_errmsg(code));
+		p11km_json_object_end(&j);
+		p11km_json_object_end(&j);
+		p11km_json_end(&j);
+	}
 	return p11km_exit_code(code);
 }
 
@@ -279,6 +362,36 @@ find_verb(const struct p11km_noun *n, const char *verb)
 }
 
 static int
+unknown_noun(const char *word)
+{
+	struct guess g = { word, NULL, 99 };
+	char hint[96];
+
+	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++)
+		if (noun_has_verbs(n))
+			guess_try(&g, n->name);
+	guess_try(&g, "help");
+	guess_try(&g, "version");
+	return p11km_fail(P11KM_ERR_USAGE, "unknown command '%s'%s; see 'p11km --help'", word,
+	                  guess_text(&g, "", hint, sizeof(hint)));
+}
+
+static int
+unknown_verb(const struct p11km_noun *n, const char *word)
+{
+	struct guess g = { word, NULL, 99 };
+	char hint[96], full[80];
+
+	for (const struct p11km_cmd *c = n->cmds; c->verb != NULL; c++)
+		guess_try(&g, c->verb);
+	if (g.best != NULL)
+		snprintf(full, sizeof(full), "%s %s", n->name, g.best);
+	g.best = g.best ? full : NULL;
+	return p11km_fail(P11KM_ERR_USAGE, "unknown verb '%s %s'%s; see 'p11km help %s'", n->name,
+	                  word, guess_text(&g, "", hint, sizeof(hint)), n->name);
+}
+
+static int
 help(int argc, char **argv)
 {
 	const struct p11km_noun *n;
@@ -293,14 +406,13 @@ help(int argc, char **argv)
 		return 0;
 	}
 	if ((n = find_noun(argv[1])) == NULL)
-		return p11km_fail(P11KM_ERR_USAGE, "unknown command '%s'; see 'p11km --help'", argv[1]);
+		return unknown_noun(argv[1]);
 	if (argc < 3) {
 		usage_noun(stdout, n);
 		return 0;
 	}
 	if ((c = find_verb(n, argv[2])) == NULL)
-		return p11km_fail(P11KM_ERR_USAGE, "unknown verb '%s %s'; see 'p11km help %s'",
-		                  argv[1], argv[2], argv[1]);
+		return unknown_verb(n, argv[2]);
 	usage_cmd(stdout, n, c);
 	return 0;
 }
@@ -310,6 +422,21 @@ help(int argc, char **argv)
 struct globals {
 	int help, version, verbose, quiet, trace;
 };
+
+/* "--pin 1234", "--so-pin=...", "-p 1234" (pkcs11-tool's forms): never
+ * taken, and never echoed with their value. */
+static int
+pin_on_command_line(const char *a)
+{
+	static const char *const forms[] = { "--pin", "--so-pin", "--user-pin", "--pin-value",
+	                                     "-p" };
+	size_t l = strcspn(a, "=");
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		if (strlen(forms[i]) == l && strncmp(a, forms[i], l) == 0)
+			return 1;
+	return 0;
+}
 
 /* Take the global options out of argv, wherever they are (up to "--"). */
 static int
@@ -326,7 +453,13 @@ take_globals(struct p11km_ctx *ctx, struct globals *g, int *argc, char **argv)
 			break;
 		if (strcmp(a, "-h") == 0) a = "--help";
 		else if (strcmp(a, "-v") == 0) a = "--verbose";
+		else if (strcmp(a, "-V") == 0) a = "--version";
 		else if (strcmp(a, "-q") == 0) a = "--quiet";
+		if (pin_on_command_line(a))
+			return p11km_fail(P11KM_ERR_USAGE,
+			    "option '%.*s': a PIN never comes from the command line (other users see it in ps "
+			    "and shell history); give --%spin-source file:PATH, env:VAR, fd:N or prompt",
+			    (int)strcspn(a, "="), a, strncmp(a, "--so", 4) == 0 ? "so-" : "");
 		if (strncmp(a, "--", 2) == 0) {
 			for (const struct p11km_opt *p = p11km_global_opts; p->name != NULL; p++) {
 				size_t l = strlen(p->name);
@@ -381,6 +514,9 @@ main(int argc, char **argv)
 	p11km_ctx_init(&ctx);
 	if ((r = take_globals(&ctx, &g, &argc, argv)) < 0)
 		return p11km_report(&ctx, r);
+	/* a PIN in an env:VAR source reaches no child process */
+	p11km_pin_env_hide(ctx.pin_source_opt);
+	p11km_pin_env_hide(ctx.so_pin_source_opt);
 	p11km_log_set(g.quiet ? P11KM_LOG_QUIET : g.verbose ? P11KM_LOG_VERBOSE : P11KM_LOG_NORMAL,
 	              g.trace);
 	ctx.verbose = g.verbose;
@@ -401,19 +537,33 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "help") == 0)
 		return p11km_report(&ctx, help(argc - 1, argv + 1));
-	if (argv[1][0] == '-')
+	if (argv[1][0] == '-') {
+		char name[40] = "", hint[96];
+		struct guess gs = { name, NULL, 99 };
+		int bl = (int)strcspn(argv[1], "=");
+		if (strncmp(argv[1], "--", 2) == 0 && bl - 2 < (int)sizeof(name))
+			snprintf(name, sizeof(name), "%.*s", bl - 2, argv[1] + 2);
+		for (const struct p11km_opt *o = p11km_global_opts; name[0] && o->name; o++)
+			guess_try(&gs, o->name);
 		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
-		    "unknown option '%.*s'; see 'p11km --help'", (int)strcspn(argv[1], "="), argv[1]));
+		    "unknown option '%.*s'%s; see 'p11km --help'", bl, argv[1],
+		    guess_text(&gs, "--", hint, sizeof(hint))));
+	}
+	if (strcmp(argv[1], "version") == 0 && argc == 2) {
+		printf("p11km %s\n", PACKAGE_VERSION);
+		return 0;
+	}
 	if ((n = find_noun(argv[1])) == NULL)
-		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
-		    "unknown command '%s'; see 'p11km --help'", argv[1]));
+		return p11km_report(&ctx, unknown_noun(argv[1]));
 	if (argc < 3 || argv[2][0] == '-') {
+		if (!g.help && ctx.json)
+			return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE, "'%s' needs a verb; see "
+			                    "'p11km help %s'", n->name, n->name));
 		usage_noun(g.help ? stdout : stderr, n);
 		return g.help ? 0 : P11KM_EXIT_USAGE;
 	}
 	if ((c = find_verb(n, argv[2])) == NULL)
-		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
-		    "unknown verb '%s %s'; see 'p11km help %s'", argv[1], argv[2], argv[1]));
+		return p11km_report(&ctx, unknown_verb(n, argv[2]));
 	if (g.help) {
 		usage_cmd(stdout, n, c);
 		return 0;

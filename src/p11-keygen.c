@@ -268,6 +268,16 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		return p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
 		    "token '%s' did not generate the %s key pair: C_GenerateKeyPair: %s",
 		    s->tok->label, p11km_keytype_name(kg->type), p11km_ckr_name(rv));
+	if (hpub == hpriv || hpub == CK_INVALID_HANDLE || hpriv == CK_INVALID_HANDLE) {
+		/* handles that cannot be the pair's: nothing to read or destroy by */
+		char *hid = p11km_hex(id, id_len);
+		r = p11km_fail_module(s->tok->label, "C_GenerateKeyPair", "it answered the handles "
+		    "%lu and %lu for the two keys (a pair may be on the token as label '%s', id %s: "
+		    "delete it with pkcs11-tool --delete-object --type privkey --id %s, and --type "
+		    "pubkey)", hpub, hpriv, kg->label, hid ? hid : "?", hid ? hid : "?");
+		free(hid);
+		return r;
+	}
 	memset(&po, 0, sizeof(po));
 	if ((r = p11km_object_read(s, hpub, &po)) < 0 || (r = p11km_object_pubkey(&po, &pk)) < 0) {
 		p11km_object_release(&po);

@@ -2,9 +2,12 @@
 #include "config.h"
 
 #include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
 
@@ -71,6 +74,20 @@ p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
 	return p11km_fail(code, "%s: %s failed: %s%s", what, fn, p11km_ckr_name(rv), hint);
 }
 
+int
+p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return p11km_fail(P11KM_ERR_TOKEN, "%s: %s misbehaved: %s; the PKCS#11 module is faulty "
+	                  "(p11km does not use what it answered): report it to its vendor",
+	                  what, fn, detail);
+}
+
 void
 p11km_ctx_init(struct p11km_ctx *ctx)
 {
@@ -108,10 +125,64 @@ add_module(struct p11km_ctx *ctx, CK_FUNCTION_LIST *f, const char *name, int fro
 	return 0;
 }
 
+/*
+ * What registered modules print on stderr while p11km walks the registry
+ * (tpm2-pkcs11 prints a dozen ERROR:tcti lines when no TPM runs) goes to a
+ * temporary file and is shown only with --verbose: p11km's own one-line
+ * note says what matters.
+ */
+struct muffle {
+	int saved;
+	FILE *tmp;
+};
+
+static void
+muffle_begin(struct muffle *mf)
+{
+	mf->saved = -1;
+	fflush(stderr);
+	if ((mf->tmp = tmpfile()) == NULL)
+		return;
+	if ((mf->saved = dup(STDERR_FILENO)) < 0 || dup2(fileno(mf->tmp), STDERR_FILENO) < 0) {
+		if (mf->saved >= 0)
+			close(mf->saved);
+		mf->saved = -1;
+		fclose(mf->tmp);
+		mf->tmp = NULL;
+	}
+}
+
+static void
+muffle_end(struct muffle *mf, const char *who)
+{
+	char line[512];
+
+	if (mf->tmp == NULL)
+		return;
+	fflush(stderr);
+	dup2(mf->saved, STDERR_FILENO);
+	close(mf->saved);
+	rewind(mf->tmp);
+	while (fgets(line, sizeof(line), mf->tmp) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] != '\0')
+			p11km_verbose("module '%s' printed: %s", who, line);
+	}
+	fclose(mf->tmp);
+	mf->tmp = NULL;
+}
+
 static int
 init_module(struct p11km_module *m, int skip_on_failure)
 {
-	CK_RV rv = p11km_traced("C_Initialize", p11_kit_module_initialize(m->f));
+	struct muffle mf = { -1, NULL };
+	CK_RV rv;
+
+	if (skip_on_failure)
+		muffle_begin(&mf);
+	rv = p11km_traced("C_Initialize", p11_kit_module_initialize(m->f));
+	if (skip_on_failure)
+		muffle_end(&mf, m->name);
 
 	if (rv == CKR_OK) {
 		m->initialized = 1;
@@ -131,8 +202,17 @@ init_module(struct p11km_module *m, int skip_on_failure)
 static int
 load_path(struct p11km_ctx *ctx, const char *path)
 {
-	CK_FUNCTION_LIST *f = p11_kit_module_load(path, 0);
+	CK_FUNCTION_LIST *f;
 	const char *msg;
+	char cwd[4096], *abs = NULL;
+
+	/* p11-kit looks a relative path up in its module directory; a path
+	 * with a slash is the user's, relative to the working directory */
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL &&
+	    (abs = p11km_asprintf("%s/%s", cwd, path)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	f = p11_kit_module_load(abs ? abs : path, 0);
+	free(abs);
 
 	if (f == NULL) {
 		msg = p11_kit_message();
@@ -151,9 +231,13 @@ load_path(struct p11km_ctx *ctx, const char *path)
 static int
 load_registry(struct p11km_ctx *ctx)
 {
+	struct muffle mf = { -1, NULL };
+
 	if (ctx->registry != NULL)
 		return 0;
+	muffle_begin(&mf);
 	ctx->registry = p11_kit_modules_load(NULL, 0);
+	muffle_end(&mf, "p11-kit");
 	if (ctx->registry == NULL) {
 		const char *msg = p11_kit_message();
 		return p11km_fail(P11KM_ERR_MODULE, "unable to load the p11-kit module registry: %s",
@@ -291,7 +375,12 @@ push_token(struct p11km_token **toks, size_t *n, struct p11km_module *m, CK_SLOT
 	return 0;
 }
 
-/* Slots with a token, in one C_GetSlotList call when there are <= 32. */
+/* More slots or mechanisms than this is a module's error, not a list. */
+#define LIST_MAX 4096
+
+/* Slots with a token, in one C_GetSlotList call when there are <= 32.  A
+ * count that keeps growing, or one past the buffer, is the module's error;
+ * a slot listed twice is listed once. */
 static int
 slot_list(struct p11km_module *m, CK_SLOT_ID **out, CK_ULONG *n)
 {
@@ -308,15 +397,38 @@ slot_list(struct p11km_module *m, CK_SLOT_ID **out, CK_ULONG *n)
 		slots = s;
 		*n = cap;
 		rv = P11KM_CALL(m->f, C_GetSlotList, CK_TRUE, slots, n);
+		if (rv == CKR_OK && *n > cap) {
+			free(slots);
+			return p11km_fail_module(m->name, "C_GetSlotList", "it answered CKR_OK with "
+			                         "%lu slots for a list of %lu", *n, cap);
+		}
 		if (rv == CKR_OK) {
+			CK_ULONG k = 0;
+			for (CK_ULONG i = 0; i < *n; i++) {
+				CK_ULONG j = 0;
+				while (j < k && slots[j] != slots[i])
+					j++;
+				if (j == k)
+					slots[k++] = slots[i];
+			}
+			*n = k;
 			*out = slots;
 			return 0;
 		}
 		if (rv != CKR_BUFFER_TOO_SMALL)
 			break;
+		if (*n <= cap || *n > LIST_MAX) {
+			free(slots);
+			return p11km_fail_module(m->name, "C_GetSlotList", "it answered "
+			                         "CKR_BUFFER_TOO_SMALL asking for %lu slots, with room "
+			                         "for %lu", *n, cap);
+		}
 		cap = *n + 8;
 	}
 	free(slots);
+	if (rv == CKR_BUFFER_TOO_SMALL)
+		return p11km_fail_module(m->name, "C_GetSlotList", "its slot count changed at "
+		                         "each of 4 calls");
 	return p11km_fail_ckr(rv, m->name, "C_GetSlotList");
 }
 
@@ -538,6 +650,11 @@ p11km_mechanisms(struct p11km_token *tok, CK_MECHANISM_TYPE **out, size_t *n)
 		m = t;
 		got = cap;
 		rv = P11KM_CALL(tok->f, C_GetMechanismList, tok->slot, m, &got);
+		if (rv == CKR_OK && got > cap) {
+			free(m);
+			return p11km_fail_module(tok->label, "C_GetMechanismList", "it answered CKR_OK "
+			                         "with %lu mechanisms for a list of %lu", got, cap);
+		}
 		if (rv == CKR_OK) {
 			*out = m;
 			*n = got;
@@ -545,9 +662,18 @@ p11km_mechanisms(struct p11km_token *tok, CK_MECHANISM_TYPE **out, size_t *n)
 		}
 		if (rv != CKR_BUFFER_TOO_SMALL)
 			break;
+		if (got <= cap || got > LIST_MAX) {
+			free(m);
+			return p11km_fail_module(tok->label, "C_GetMechanismList", "it answered "
+			                         "CKR_BUFFER_TOO_SMALL asking for %lu mechanisms, with "
+			                         "room for %lu", got, cap);
+		}
 		cap = got + 16;
 	}
 	free(m);
+	if (rv == CKR_BUFFER_TOO_SMALL)
+		return p11km_fail_module(tok->label, "C_GetMechanismList", "its mechanism count "
+		                         "changed at each of 3 calls");
 	return p11km_fail_ckr(rv, tok->label, "C_GetMechanismList");
 }
 

@@ -7,6 +7,69 @@
 #include "p11km/p11.h"
 #include "p11km/util.h"
 
+/* More objects than this from one search is a module that never ends. */
+#define FIND_MAX 65536
+
+/* The handles seen by a search: an open-addressing set (handles are never 0). */
+struct handle_set {
+	CK_OBJECT_HANDLE *slot;
+	size_t cap, n;
+};
+
+/* Add h: 1 if new, 0 if seen before, <0 on error. */
+static int
+handle_set_add(struct handle_set *hs, CK_OBJECT_HANDLE h)
+{
+	size_t i;
+
+	if (2 * (hs->n + 1) > hs->cap) {
+		struct handle_set bigger = { calloc(hs->cap ? 2 * hs->cap : 128, sizeof(h)), 0, 0 };
+		if (bigger.slot == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		bigger.cap = hs->cap ? 2 * hs->cap : 128;
+		for (size_t k = 0; k < hs->cap; k++)
+			if (hs->slot[k] != CK_INVALID_HANDLE)
+				handle_set_add(&bigger, hs->slot[k]);
+		free(hs->slot);
+		*hs = bigger;
+	}
+	for (i = (size_t)(h * 2654435761u) & (hs->cap - 1); hs->slot[i] != CK_INVALID_HANDLE;
+	     i = (i + 1) & (hs->cap - 1))
+		if (hs->slot[i] == h)
+			return 0;
+	hs->slot[i] = h;
+	hs->n++;
+	return 1;
+}
+
+/* C_FindObjects into h[*nh..]: at most want handles, each checked: never more
+ * than asked for, never CK_INVALID_HANDLE; one seen before is dropped. */
+static int
+find_batch(struct p11km_session *s, struct handle_set *seen, CK_OBJECT_HANDLE *h, size_t *nh,
+           CK_ULONG want, CK_ULONG *got)
+{
+	CK_RV rv = P11KM_CALL(s->f, C_FindObjects, s->h, h + *nh, want, got);
+	size_t k = *nh;
+	int r;
+
+	if (rv != CKR_OK)
+		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjects");
+	if (*got > want)
+		return p11km_fail_module(s->tok->label, "C_FindObjects", "it returned %lu handles "
+		                         "where at most %lu were asked for", *got, want);
+	for (CK_ULONG i = 0; i < *got; i++) {
+		if (h[*nh + i] == CK_INVALID_HANDLE)
+			return p11km_fail_module(s->tok->label, "C_FindObjects", "it returned the "
+			                         "invalid handle 0");
+		if ((r = handle_set_add(seen, h[*nh + i])) < 0)
+			return r;
+		if (r == 1)
+			h[k++] = h[*nh + i];
+	}
+	*nh = k;
+	return 0;
+}
+
 int
 p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t max,
            CK_OBJECT_HANDLE **out, size_t *n_out)
@@ -14,6 +77,7 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	CK_BBOOL yes = CK_TRUE;
 	CK_ATTRIBUTE *t = calloc(n + 1, sizeof(*t));
 	CK_OBJECT_HANDLE *h = NULL;
+	struct handle_set seen = { 0 };
 	size_t nh = 0;
 	CK_RV rv;
 	int r = 0;
@@ -31,21 +95,23 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 		CK_ULONG got = 0, want = 64;
 		if (max > 0 && max - nh < want)
 			want = max - nh;
+		if (nh >= FIND_MAX) {
+			r = p11km_fail_module(s->tok->label, "C_FindObjects", "it returned more than "
+			                      "%d objects for one search and did not end", FIND_MAX);
+			break;
+		}
 		CK_OBJECT_HANDLE *nhp = realloc(h, (nh + want) * sizeof(*h));
 		if (nhp == NULL) {
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 			break;
 		}
 		h = nhp;
-		rv = P11KM_CALL(s->f, C_FindObjects, s->h, h + nh, want, &got);
-		if (rv != CKR_OK) {
-			r = p11km_fail_ckr(rv, s->tok->label, "C_FindObjects");
+		if ((r = find_batch(s, &seen, h, &nh, want, &got)) < 0)
 			break;
-		}
-		nh += got;
 		if (got < want || (max > 0 && nh >= max))
 			break;
 	}
+	free(seen.slot);
 	rv = P11KM_CALL(s->f, C_FindObjectsFinal, s->h);
 	if (r == 0 && rv != CKR_OK)
 		r = p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsFinal");
@@ -84,6 +150,23 @@ static const CK_ATTRIBUTE_TYPE attr_types[A_END] = {
 	CKA_PUBLIC_KEY_INFO, CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_VALUE,
 };
 
+static const char *const attr_names[A_END] = {
+	"CKA_CLASS", "CKA_KEY_TYPE", "CKA_CERTIFICATE_TYPE", "CKA_CERTIFICATE_CATEGORY",
+	"CKA_MODULUS_BITS", "CKA_TOKEN", "CKA_PRIVATE", "CKA_SENSITIVE", "CKA_EXTRACTABLE",
+	"CKA_ALWAYS_SENSITIVE", "CKA_NEVER_EXTRACTABLE", "CKA_SIGN", "CKA_VERIFY", "CKA_DECRYPT",
+	"CKA_ENCRYPT", "CKA_UNWRAP", "CKA_WRAP", "CKA_DERIVE", "CKA_TRUSTED", "CKA_MODIFIABLE",
+	"CKA_LABEL", "CKA_ID", "CKA_MODULUS", "CKA_PUBLIC_EXPONENT", "CKA_EC_PARAMS",
+	"CKA_EC_POINT", "CKA_PUBLIC_KEY_INFO", "CKA_SUBJECT", "CKA_ISSUER", "CKA_SERIAL_NUMBER",
+	"CKA_VALUE",
+};
+
+/* The longest attribute accepted from a module (certificates are far
+ * smaller): a longer length is the module's error, not a value. */
+#define ATTR_MAX (1UL << 20)
+/* How often a length that changed between the size and the value calls is
+ * asked again before the module is called faulty. */
+#define ATTR_TRIES 3
+
 static int
 rv_partial_ok(CK_RV rv)
 {
@@ -105,6 +188,12 @@ ulong_or(const CK_ATTRIBUTE *a, CK_ULONG dflt)
 	return a->ulValueLen == sizeof(CK_ULONG) ? *(CK_ULONG *)a->pValue : dflt;
 }
 
+static CK_ULONG
+fixed_size(int i)
+{
+	return i < A_TOKEN ? sizeof(CK_ULONG) : sizeof(CK_BBOOL);
+}
+
 /* Is variable attribute i wanted for an object of class cls? */
 static int
 wanted(int i, CK_OBJECT_CLASS cls)
@@ -121,40 +210,141 @@ wanted(int i, CK_OBJECT_CLASS cls)
 	}
 }
 
-/* Slow path for modules that stop at the first bad attribute: one at a time. */
+/* Slow path for modules that stop at the first bad attribute: one at a time,
+ * each with the buffer it had before the first call changed its length. */
 static void
 read_one_by_one(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		CK_ULONG cap = a[i].ulValueLen;
+		a[i].ulValueLen = i < A_FIXED_END ? fixed_size((int)i) : 0;
 		CK_RV rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a[i], 1);
 		if (rv != CKR_OK)
 			a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
-		(void)cap;
 	}
 }
 
-/* A certificate larger than CERT_VALUE_GUESS: its length, then its value. */
-static CK_RV
-cert_value_big(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char **buf, CK_ATTRIBUTE *a)
+/* Check a length a module answered for attribute i into a buffer of cap
+ * bytes (0: a size query) with call result rv: 1 when it must be asked
+ * again (too small a buffer), 0 when usable, <0 (recorded) when the module
+ * answered what no module may. */
+static int
+check_len(struct p11km_session *s, int i, CK_ULONG len, CK_ULONG cap, CK_RV rv)
 {
-	CK_ATTRIBUTE q = { CKA_VALUE, NULL, 0 };
-	unsigned char *nb;
-	CK_RV rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1);
+	const char *who = s->tok->label;
 
-	if (rv != CKR_OK)
-		return rv;
-	if (q.ulValueLen == CK_UNAVAILABLE_INFORMATION)
-		return CKR_ATTRIBUTE_SENSITIVE;
-	if ((nb = realloc(*buf, q.ulValueLen + 1)) == NULL)
-		return CKR_HOST_MEMORY;
-	*buf = nb;
-	q.pValue = nb;
-	if ((rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1)) != CKR_OK)
-		return rv;
-	a->pValue = nb;
-	a->ulValueLen = q.ulValueLen;
-	return CKR_OK;
+	if (len == CK_UNAVAILABLE_INFORMATION)
+		return cap > 0 && rv == CKR_BUFFER_TOO_SMALL; /* 2.40: too small, or absent */
+	if (cap == 0 && len > ATTR_MAX)
+		return p11km_fail_module(who, "C_GetAttributeValue", "it reported a length of %lu "
+		                         "bytes for %s", len, attr_names[i]);
+	if (cap > 0 && len > cap && rv == CKR_BUFFER_TOO_SMALL)
+		return 1; /* 2.20 style: the length it needs now */
+	if (cap > 0 && len > cap)
+		return p11km_fail_module(who, "C_GetAttributeValue", "it answered %s with %lu bytes "
+		                         "for a buffer of %lu", attr_names[i], len, cap);
+	return 0;
+}
+
+/* Attribute i again, alone: its length, then its value, while the length
+ * keeps changing (ATTR_TRIES times).  *buf is reallocated (NULL when the
+ * attribute turns out absent); *len is its length. */
+static int
+read_again(struct p11km_session *s, CK_OBJECT_HANDLE h, int i, unsigned char **buf,
+           CK_ULONG *len)
+{
+	for (int tries = 0; tries < ATTR_TRIES; tries++) {
+		CK_ATTRIBUTE q = { attr_types[i], NULL, 0 };
+		CK_RV rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1);
+		unsigned char *nb;
+		CK_ULONG cap;
+		int r;
+
+		if (!rv_partial_ok(rv))
+			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		if (rv == CKR_OK && (r = check_len(s, i, q.ulValueLen, 0, rv)) < 0)
+			return r;
+		if (rv != CKR_OK || q.ulValueLen == CK_UNAVAILABLE_INFORMATION || q.ulValueLen == 0)
+			goto absent; /* as the first call would have said */
+		if ((nb = realloc(*buf, q.ulValueLen + 1)) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		*buf = nb;
+		q.pValue = nb;
+		cap = q.ulValueLen;
+		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1);
+		if (!rv_partial_ok(rv))
+			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		if ((r = check_len(s, i, q.ulValueLen, cap, rv)) < 0)
+			return r;
+		if (r == 1)
+			continue; /* it changed again */
+		if (rv != CKR_OK || q.ulValueLen == CK_UNAVAILABLE_INFORMATION || q.ulValueLen == 0)
+			goto absent;
+		*len = q.ulValueLen;
+		return 0;
+	}
+	return p11km_fail_module(s->tok->label, "C_GetAttributeValue", "the length of %s "
+	                         "changed at each of %d reads", attr_names[i], ATTR_TRIES);
+absent:
+	free(*buf);
+	*buf = NULL;
+	*len = 0;
+	return 0;
+}
+
+/* The second call: the variable attributes wanted, into buffers of the
+ * lengths the first call gave (a guess for a certificate's CKA_VALUE);
+ * those that did not fit are read again alone.  On success bufs[i] holds
+ * a[i].ulValueLen bytes and a NUL, or is NULL. */
+static int
+read_values(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_OBJECT_CLASS cls,
+            unsigned char **bufs)
+{
+	CK_ATTRIBUTE var[A_END];
+	CK_ULONG cap[A_END];
+	int idx[A_END], nv = 0, r;
+	CK_RV rv;
+
+	for (int i = A_FIXED_END; i < A_END; i++) {
+		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0 ||
+		    !wanted(i, cls))
+			continue;
+		if (i != A_VALUE && (r = check_len(s, i, a[i].ulValueLen, 0, CKR_OK)) < 0)
+			return r;
+		if ((bufs[i] = malloc(a[i].ulValueLen + 1)) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		cap[nv] = a[i].ulValueLen;
+		var[nv] = (CK_ATTRIBUTE){ a[i].type, bufs[i], a[i].ulValueLen };
+		idx[nv++] = i;
+	}
+	if (nv == 0)
+		return 0;
+	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, var, (CK_ULONG)nv);
+	if (!rv_partial_ok(rv))
+		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+	for (int k = 0; k < nv; k++) {
+		int i = idx[k];
+		CK_ULONG len = var[k].ulValueLen;
+		if ((r = check_len(s, i, len, cap[k], rv)) < 0)
+			return r;
+		if (r == 1) {
+			if ((r = read_again(s, h, i, &bufs[i], &len)) < 0)
+				return r;
+		} else if (len == CK_UNAVAILABLE_INFORMATION || len == 0) {
+			free(bufs[i]);
+			bufs[i] = NULL;
+			len = 0;
+		}
+		a[i].ulValueLen = len;
+		if (bufs[i] == NULL)
+			continue;
+		bufs[i][len] = '\0';
+		if (i == A_VALUE && len < cap[k]) {
+			unsigned char *nb = realloc(bufs[i], len + 1); /* give back the rest */
+			if (nb != NULL)
+				bufs[i] = nb;
+		}
+	}
+	return 0;
 }
 
 int
@@ -163,10 +353,9 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 	union { CK_ULONG ul; CK_BBOOL b; } fixed[A_FIXED_END];
 	CK_ATTRIBUTE a[A_END];
 	unsigned char *bufs[A_END] = { 0 };
-	CK_ATTRIBUTE var[A_END];
-	int idx[A_END], nv = 0;
 	CK_OBJECT_CLASS cls;
 	CK_RV rv;
+	int r;
 
 	memset(o, 0, sizeof(*o));
 	memset(fixed, 0, sizeof(fixed));
@@ -175,7 +364,7 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 		a[i].type = attr_types[i];
 		if (i < A_FIXED_END) {
 			a[i].pValue = &fixed[i];
-			a[i].ulValueLen = i < A_TOKEN ? sizeof(CK_ULONG) : sizeof(CK_BBOOL);
+			a[i].ulValueLen = fixed_size(i);
 		} else {
 			a[i].pValue = NULL;
 			a[i].ulValueLen = 0;
@@ -186,52 +375,18 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
 	if (a[A_CLASS].ulValueLen != sizeof(CK_ULONG) && rv != CKR_OK)
 		read_one_by_one(s, h, a, A_VALUE);
+	for (int i = 0; i < A_FIXED_END; i++)
+		if ((r = check_len(s, i, a[i].ulValueLen, fixed_size(i), rv)) != 0) {
+			if (r < 0)
+				return r;
+			a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION; /* not a CK_ULONG/CK_BBOOL */
+		}
 	cls = ulong_or(&a[A_CLASS], (CK_ULONG)-1);
-	if (cls == CKO_CERTIFICATE)
-		a[A_VALUE].ulValueLen = CERT_VALUE_GUESS;
-	for (int i = A_FIXED_END; i < A_END; i++) {
-		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0 ||
-		    !wanted(i, cls))
-			continue;
-		if ((bufs[i] = malloc(a[i].ulValueLen + 1)) == NULL) {
-			for (int k = 0; k < A_END; k++)
-				free(bufs[k]);
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		}
-		var[nv] = (CK_ATTRIBUTE){ a[i].type, bufs[i], a[i].ulValueLen };
-		idx[nv++] = i;
-	}
-	if (nv > 0) {
-		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, var, (CK_ULONG)nv);
-		if (!rv_partial_ok(rv)) {
-			for (int k = 0; k < A_END; k++)
-				free(bufs[k]);
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
-		}
-		if (rv == CKR_BUFFER_TOO_SMALL && idx[nv - 1] == A_VALUE &&
-		    (var[nv - 1].ulValueLen == CK_UNAVAILABLE_INFORMATION ||
-		     var[nv - 1].ulValueLen > CERT_VALUE_GUESS) &&
-		    (rv = cert_value_big(s, h, &bufs[A_VALUE], &var[nv - 1])) != CKR_OK) {
-			for (int k = 0; k < A_END; k++)
-				free(bufs[k]);
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
-		}
-	}
-	for (int k = 0; k < nv; k++) {
-		int i = idx[k];
-		if (var[k].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
-			free(bufs[i]);
-			bufs[i] = NULL;
-			a[i].ulValueLen = 0;
-			continue;
-		}
-		a[i].ulValueLen = var[k].ulValueLen;
-		bufs[i][var[k].ulValueLen] = '\0';
-		if (i == A_VALUE && var[k].ulValueLen < CERT_VALUE_GUESS) {
-			unsigned char *nb = realloc(bufs[i], var[k].ulValueLen + 1); /* give back the rest */
-			if (nb != NULL)
-				bufs[i] = nb;
-		}
+	a[A_VALUE].ulValueLen = cls == CKO_CERTIFICATE ? CERT_VALUE_GUESS : 0;
+	if ((r = read_values(s, h, a, cls, bufs)) < 0) {
+		for (int k = 0; k < A_END; k++)
+			free(bufs[k]);
+		return r;
 	}
 	o->cls = cls;
 	o->key_type = ulong_or(&a[A_KEY_TYPE], (CK_ULONG)-1);
@@ -346,6 +501,19 @@ p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri, CK_OBJE
 	free(h);
 	*objs = o;
 	*n = nh;
+	return 0;
+}
+
+int
+p11km_label_check(const char *label, size_t max)
+{
+	size_t n = strlen(label);
+
+	if (n == 0 || n > max)
+		return p11km_fail(P11KM_ERR_USAGE, "--label must be 1 to %zu bytes long", max);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
+			return p11km_fail(P11KM_ERR_USAGE, "--label contains a control character");
 	return 0;
 }
 

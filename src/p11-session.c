@@ -15,6 +15,7 @@ struct p11km_pin_cache {
 	 * which token (NULL: not known yet, e.g. a new SO PIN for token init) */
 	CK_USER_TYPE user;
 	char *tok;
+	char *proved;  /* the token a C_Login with this PIN succeeded on, or NULL */
 	struct p11km_pin_cache *next;
 };
 
@@ -32,6 +33,7 @@ p11km_pin_cache_clear(struct p11km_ctx *ctx)
 		p11km_pin_free(c->pin, c->len);
 		free(c->spec);
 		free(c->tok);
+		free(c->proved);
 		free(c);
 	}
 	while (ctx->failures != NULL) {
@@ -164,10 +166,11 @@ p11km_session_close(struct p11km_session *s)
 	s->open = 0;
 }
 
-static int
-check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
+int
+p11km_pin_flags_check(struct p11km_ctx *ctx, const struct p11km_token *tok, CK_USER_TYPE user,
+                      const struct p11km_pinsrc *src, int force_ok)
 {
-	CK_FLAGS flags = s->tok->info.flags;
+	CK_FLAGS flags = tok->info.flags;
 	CK_FLAGS locked = user == CKU_SO ? CKF_SO_PIN_LOCKED : CKF_USER_PIN_LOCKED;
 	CK_FLAGS final = user == CKU_SO ? CKF_SO_PIN_FINAL_TRY : CKF_USER_PIN_FINAL_TRY;
 	const char *who = user == CKU_SO ? "SO" : "user";
@@ -175,13 +178,46 @@ check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_p
 	if (flags & locked)
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "the %s PIN of token '%s' is locked; unblock it (for a user PIN: with the SO PIN) "
-		    "before using this token", who, s->tok->label);
-	if ((flags & final) && !s->ctx->force && src != NULL && src->kind != P11KM_PIN_PROMPT)
+		    "before using this token%s", who, tok->label,
+		    force_ok ? "" : " (--force does not override this)");
+	if ((flags & final) && !(force_ok && ctx->force) && src != NULL &&
+	    src->kind != P11KM_PIN_PROMPT)
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "token '%s' reports that one more wrong %s PIN locks it; p11km will not try a "
-		    "PIN non-interactively: check it, then use --pin-source prompt or --force",
-		    s->tok->label, who);
+		    "PIN non-interactively: check it, then use --%spin-source prompt%s",
+		    tok->label, who, user == CKU_SO ? "so-" : "",
+		    force_ok ? " or --force" : " (--force does not override this)");
 	return 0;
+}
+
+static int
+check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
+{
+	return p11km_pin_flags_check(s->ctx, s->tok, user, src, 1);
+}
+
+/* Remember that the cached PIN pin logged in to token tok_uri. */
+static void
+proved(struct p11km_ctx *ctx, const char *pin, const char *tok_uri)
+{
+	for (struct p11km_pin_cache *c = ctx->pins; pin != NULL && c != NULL; c = c->next)
+		if (c->pin == pin && c->proved == NULL)
+			c->proved = strdup(tok_uri);
+}
+
+int
+p11km_pin_proved(struct p11km_ctx *ctx, const char *tok_uri, const char **pin, size_t *len)
+{
+	for (struct p11km_pin_cache *c = ctx->pins; c != NULL; c = c->next) {
+		if (c->proved != NULL && (tok_uri == NULL || strcmp(c->proved, tok_uri) == 0)) {
+			*pin = c->pin;
+			*len = c->len;
+			return 0;
+		}
+	}
+	*pin = NULL;
+	*len = 0;
+	return P11KM_ERR_NOTFOUND;
 }
 
 int
@@ -227,6 +263,8 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
 		free(key);
 		s->logged_in = user;
+		if (user == CKU_USER)
+			proved(s->ctx, pin, s->tok->uri);
 		p11km_verbose("logged in to token '%s' as %s", s->tok->label,
 		              user == CKU_SO ? "security officer" : "user");
 		return 0;

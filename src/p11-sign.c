@@ -191,6 +191,9 @@ context_login(struct token_signer *ts, CK_MECHANISM *mech)
 	return r;
 }
 
+/* No signature is longer (RSA-16384 is 2 KiB): a module asking for more is faulty. */
+#define SIG_MAX 65536
+
 /* C_SignInit + C_Sign into a buffer of cap bytes (one retry if too small). */
 static int
 token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char *data,
@@ -215,6 +218,13 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 		buf = nb;
 		got = cap;
 		rv = P11KM_CALL(s->f, C_Sign, s->h, (CK_BYTE_PTR)data, len, buf, &got);
+		if ((rv == CKR_OK && got > cap) ||
+		    (rv == CKR_BUFFER_TOO_SMALL && (got <= cap || got > SIG_MAX))) {
+			free(buf);
+			return p11km_fail_module(ts->label, "C_Sign", "it answered %s with a "
+			                         "%lu-byte signature for a buffer of %lu",
+			                         p11km_ckr_name(rv), got, cap);
+		}
 		if (rv == CKR_OK) {
 			*out = buf;
 			*out_len = got;
@@ -237,6 +247,8 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 		cap = got;
 	}
 	free(buf);
+	if (rv == CKR_BUFFER_TOO_SMALL)
+		return p11km_fail_module(ts->label, "C_Sign", "it asked for a larger buffer twice");
 	return p11km_fail_ckr(rv, ts->label, "C_Sign");
 }
 
@@ -472,9 +484,17 @@ p11km_key_read_fast(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_ob
 	dst[F_PARAMS] = &o->ec_params; dlen[F_PARAMS] = &o->ec_params_len;
 	dst[F_POINT] = &o->ec_point; dlen[F_POINT] = &o->ec_point_len;
 	dst[F_INFO] = &o->pubkey_info; dlen[F_INFO] = &o->pubkey_info_len;
+	for (int i = 0; i < F_N; i++) {
+		CK_ULONG cap = i < F_LABEL ? (i < F_SIGN ? sizeof(CK_ULONG) : sizeof(CK_BBOOL)) : sizes[i];
+		if (a[i].ulValueLen != CK_UNAVAILABLE_INFORMATION && a[i].ulValueLen > cap) {
+			r = p11km_fail_module(s->tok->label, "C_GetAttributeValue", "it answered %s "
+			                      "with %lu bytes for a buffer of %lu", p11km_ckr_name(rv),
+			                      a[i].ulValueLen, cap);
+			goto out;
+		}
+	}
 	for (int i = F_LABEL; i < F_N; i++) {
-		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0 ||
-		    a[i].ulValueLen > sizes[i])
+		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0)
 			continue;
 		bufs[i][a[i].ulValueLen] = '\0';
 		if (i == F_LABEL) {

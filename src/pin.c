@@ -1,6 +1,7 @@
 /* pin.c: PIN sources: file:, env:, fd:, prompt, and a URI's pin-value. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "p11km/pin.h"
+#include "p11km/run.h"
 #include "p11km/util.h"
 
 static int
@@ -26,9 +28,23 @@ set(struct p11km_pinsrc *out, enum p11km_pin_kind kind, const char *arg, const c
 	return 0;
 }
 
+/* A shell variable name: [A-Za-z_][A-Za-z0-9_]*. */
+static int
+env_name_ok(const char *s)
+{
+	if (!isalpha((unsigned char)*s) && *s != '_')
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return 0;
+	return 1;
+}
+
 int
 p11km_pinsrc_parse(const char *spec, int bare_path_ok, struct p11km_pinsrc *out)
 {
+	int r;
+
 	memset(out, 0, sizeof(*out));
 	if (spec == NULL || *spec == '\0')
 		return p11km_fail(P11KM_ERR_USAGE,
@@ -41,15 +57,24 @@ p11km_pinsrc_parse(const char *spec, int bare_path_ok, struct p11km_pinsrc *out)
 	if (strncmp(spec, "env:", 4) == 0) {
 		if (spec[4] == '\0')
 			return p11km_fail(P11KM_ERR_USAGE, "PIN source 'env:' names no variable");
+		/* Not echoed: what follows env: may be the PIN itself. */
+		if (!env_name_ok(spec + 4))
+			return p11km_fail(P11KM_ERR_USAGE,
+			    "PIN source env: takes a variable name (letters, digits, '_'), for example "
+			    "env:P11KM_PIN");
+		/* the variable holds a PIN: no child of this process gets it */
+		if ((r = p11km_run_env_hide(spec + 4)) < 0)
+			return r;
 		return set(out, P11KM_PIN_ENV, spec + 4, spec);
 	}
 	if (strncmp(spec, "fd:", 3) == 0) {
 		char *end;
 		errno = 0;
 		long fd = strtol(spec + 3, &end, 10);
+		/* Not echoed: what follows fd: may be the PIN itself. */
 		if (spec[3] == '\0' || *end != '\0' || errno != 0 || fd < 0 || fd > INT_MAX)
 			return p11km_fail(P11KM_ERR_USAGE,
-			    "PIN source '%s': fd: takes a file descriptor number, for example fd:3", spec);
+			    "PIN source fd: takes a file descriptor number, for example fd:3");
 		return set(out, P11KM_PIN_FD, spec + 3, spec);
 	}
 	if (strcmp(spec, "prompt") == 0)
@@ -79,6 +104,13 @@ p11km_pinsrc_release(struct p11km_pinsrc *src)
 }
 
 void
+p11km_pin_env_hide(const char *spec)
+{
+	if (spec != NULL && strncmp(spec, "env:", 4) == 0 && env_name_ok(spec + 4))
+		(void)p11km_run_env_hide(spec + 4);
+}
+
+void
 p11km_pin_free(char *pin, size_t len)
 {
 	p11km_freezero(pin, len + 1);
@@ -105,18 +137,46 @@ read_fd(int fd, const char *what, char *buf, size_t *len)
 	return 0;
 }
 
+/* What a file that is not a regular file is, for messages. */
+static const char *
+file_kind(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISDIR(m) ? "a directory" :
+	       S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" :
+	       S_ISSOCK(m) ? "a socket" : "of an unknown type";
+}
+
+/* The file type is checked before the file is opened (a FIFO would block
+ * open() until a writer comes) and again on the open file (O_NONBLOCK: a
+ * FIFO swapped in between cannot block either). */
 static int
 read_file(const char *path, char *buf, size_t *len)
 {
 	struct stat st;
 	int fd, r;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return p11km_fail(P11KM_ERR_IO, "PIN file '%s' is not a regular file (it is %s): "
+		                  "give a file that holds the PIN", path, file_kind(st.st_mode));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		/* a name without '/' that does not exist may be the PIN typed by mistake */
+		if (errno == ENOENT && strchr(path, '/') == NULL)
+			return p11km_fail(P11KM_ERR_IO, "unable to open the PIN file named by the "
+			                  "file: PIN source: %s (give its path)", strerror(errno));
 		return p11km_fail(P11KM_ERR_IO, "unable to open PIN file '%s': %s", path,
 		                  strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	}
+	if (fstat(fd, &st) < 0)
+		st.st_mode = 0;
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return p11km_fail(P11KM_ERR_IO, "PIN file '%s' is not a regular file", path);
+		return p11km_fail(P11KM_ERR_IO, "PIN file '%s' is not a regular file (it is %s): "
+		                  "give a file that holds the PIN", path, file_kind(st.st_mode));
+	}
+	if (fcntl(fd, F_SETFL, 0) < 0) {
+		r = p11km_fail(P11KM_ERR_IO, "unable to read PIN file '%s': %s", path, strerror(errno));
+		close(fd);
+		return r;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH))
 		p11km_warn("PIN file '%s' is readable by other users: chmod 600 '%s'", path, path);
@@ -192,12 +252,10 @@ p11km_pin_read(const struct p11km_pinsrc *src, const char *prompt, char **pin, s
 		memcpy(buf, v, n);
 		break;
 	}
-	case P11KM_PIN_FD: {
-		char what[32];
-		snprintf(what, sizeof(what), "fd %s", src->arg);
-		r = read_fd(atoi(src->arg), what, buf, &n);
+	case P11KM_PIN_FD:
+		/* the number is not named: a PIN typed as fd:1234 is not a file descriptor */
+		r = read_fd(atoi(src->arg), "the file descriptor of the fd: PIN source", buf, &n);
 		break;
-	}
 	case P11KM_PIN_PROMPT:
 		r = read_prompt(prompt ? prompt : "PIN: ", buf, &n);
 		break;

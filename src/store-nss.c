@@ -1,114 +1,17 @@
-/* store-nss.c: NSS databases through certutil (libnss3-tools), and running
- * helper programs without a shell. */
+/* store-nss.c: NSS databases through certutil (libnss3-tools). */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "p11km/cert.h"
+#include "p11km/run.h"
 #include "p11km/store.h"
 #include "p11km/util.h"
-
-extern char **environ;
-
-int
-p11km_run(char *const argv[], char **out, size_t *out_len)
-{
-	posix_spawn_file_actions_t fa;
-	struct p11km_buf ob = { 0 }, eb = { 0 };
-	int op[2] = { -1, -1 }, ep[2] = { -1, -1 }, status = 0, r = 0;
-	pid_t pid;
-
-	if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
-		r = p11km_fail(P11KM_ERR_IO, "unable to run '%s': %s", argv[0], strerror(errno));
-		goto out;
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, op[1], STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, ep[1], STDERR_FILENO);
-	errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(op[1]);
-	close(ep[1]);
-	op[1] = ep[1] = -1;
-	if (errno != 0) {
-		r = p11km_fail(P11KM_ERR_UNSUPPORTED, "unable to run '%s': %s (is it installed?)",
-		               argv[0], strerror(errno));
-		goto out;
-	}
-	for (int open_fds = 2; open_fds > 0;) {
-		struct pollfd pf[2] = { { op[0], POLLIN, 0 }, { ep[0], POLLIN, 0 } };
-		char chunk[4096];
-		if (poll(pf, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			ssize_t n = read(pf[i].fd, chunk, sizeof(chunk));
-			if (n <= 0) {
-				close(i == 0 ? op[0] : ep[0]);
-				if (i == 0)
-					op[0] = -1;
-				else
-					ep[0] = -1;
-				open_fds--;
-				continue;
-			}
-			if (p11km_buf_append(i == 0 ? &ob : &eb, chunk, (size_t)n) < 0)
-				r = P11KM_ERR_NOMEM;
-		}
-		if (op[0] < 0 && ep[0] < 0)
-			break;
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (r < 0)
-		goto out;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char *last = NULL;
-		if (eb.data != NULL) {
-			while (eb.len > 0 && (eb.data[eb.len - 1] == '\n' || eb.data[eb.len - 1] == '\r'))
-				eb.data[--eb.len] = '\0';
-			last = strrchr((char *)eb.data, '\n');
-			last = last ? last + 1 : (char *)eb.data;
-		}
-		r = p11km_fail(P11KM_ERR_FAILED, "'%s' failed (%s %d)%s%s", argv[0],
-		               WIFEXITED(status) ? "exit" : "signal",
-		               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-		               last && *last ? ": " : "", last ? last : "");
-		goto out;
-	}
-	if (out != NULL) {
-		if (ob.data == NULL && p11km_buf_append(&ob, "", 0) < 0) {
-			r = P11KM_ERR_NOMEM;
-			goto out;
-		}
-		*out = (char *)ob.data;
-		*out_len = ob.len;
-		ob.data = NULL;
-	}
-out:
-	for (int i = 0; i < 2; i++) {
-		if (op[i] >= 0)
-			close(op[i]);
-		if (ep[i] >= 0)
-			close(ep[i]);
-	}
-	p11km_buf_release(&ob);
-	p11km_buf_release(&eb);
-	return r;
-}
 
 static char *
 nss_db(const struct p11km_store *st)

@@ -468,12 +468,25 @@ int
 p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	struct p11km_ftxn *t;
+	struct stat st;
 	int r;
 
 	if (strcmp(path, "-") == 0) {
 		if (p11km_write_all(STDOUT_FILENO, data, len) < 0)
 			return p11km_fail(P11KM_ERR_IO, "unable to write to standard output: %s",
 			                  strerror(errno));
+		return 0;
+	}
+	if (lstat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
+		/* /dev/null, /dev/stdout, a tty: written in place, nothing to replace */
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || p11km_write_all(fd, data, len) < 0) {
+			r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+		close(fd);
 		return 0;
 	}
 	if ((t = p11km_ftxn_new()) == NULL)

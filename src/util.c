@@ -16,14 +16,106 @@
 static char errbuf[1024];
 static int errcode;
 
+/* --- escaping ------------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at p that is not a C1 control
+ * (U+0080..U+009F, which terminals also obey), or 0. */
+static size_t
+utf8_ok(const unsigned char *p)
+{
+	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+
+	if (n == 0 || p[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+		return 0; /* C1 control */
+	if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 4 && p[0] == 0xf0 && p[1] < 0x90) ||
+	    (n == 4 && p[0] == 0xf4 && p[1] >= 0x90) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0))
+		return 0; /* overlong, past U+10FFFF, surrogate */
+	return n;
+}
+
+/* Escape into out (NULL: only count); returns the length. */
+static size_t
+escape_to(const unsigned char *s, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0, k;
+
+	while (*s) {
+		if (*s >= 0x20 && *s < 0x7f) {
+			if (out)
+				out[n] = (char)*s;
+			n++, s++;
+		} else if (*s >= 0x80 && (k = utf8_ok(s)) > 0) {
+			if (out)
+				memcpy(out + n, s, k);
+			n += k, s += k;
+		} else {
+			const char *e = *s == '\n' ? "\\n" : *s == '\r' ? "\\r" : *s == '\t' ? "\\t" : NULL;
+			if (out && e)
+				memcpy(out + n, e, 2);
+			else if (out) {
+				out[n] = '\\', out[n + 1] = 'x';
+				out[n + 2] = hex[*s >> 4], out[n + 3] = hex[*s & 15];
+			}
+			n += e ? 2 : 4;
+			s++;
+		}
+	}
+	if (out)
+		out[n] = '\0';
+	return n;
+}
+
+char *
+p11km_escape(const char *s)
+{
+	char *r = malloc(escape_to((const unsigned char *)s, NULL) + 1);
+
+	if (r != NULL)
+		escape_to((const unsigned char *)s, r);
+	return r;
+}
+
+const char *
+p11km_esc(const char *s)
+{
+	static char *ring[16];
+	static unsigned next;
+	char *e;
+
+	if (s == NULL)
+		return NULL;
+	if (escape_to((const unsigned char *)s, NULL) == strlen(s))
+		return s; /* nothing to escape: the string is its own escape */
+	if ((e = p11km_escape(s)) == NULL)
+		return "(unprintable)";
+	free(ring[next]);
+	ring[next] = e;
+	next = (next + 1) % (sizeof(ring) / sizeof(ring[0]));
+	return e;
+}
+
+/* --- errors --------------------------------------------------------------- */
+
 int
 p11km_fail(int code, const char *fmt, ...)
 {
+	char raw[sizeof(errbuf)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* one line, no terminal escapes, whatever argv or a module gave */
+	char *e = p11km_escape(raw);
+	snprintf(errbuf, sizeof(errbuf), "%s", e ? e : raw);
+	free(e);
+	explicit_bzero(raw, sizeof(raw));
 	errcode = code;
 	return code;
 }
@@ -111,9 +203,12 @@ int p11km_trace_on(void) { return tracing; }
 static void
 vlog(const char *prefix, const char *fmt, va_list ap)
 {
-	fprintf(stderr, "p11km: %s", prefix);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	char *msg = NULL;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	fprintf(stderr, "p11km: %s%s\n", prefix, msg ? p11km_esc(msg) : fmt);
+	free(msg);
 }
 
 void

@@ -1,4 +1,4 @@
-/* x509-cert.c: reading CA replies and root files, chains and their checks. */
+/* x509-cert.c: checks of one certificate, chains, encodings (reading replies: x509-reply.c). */
 #include "config.h"
 
 #include <stdlib.h>
@@ -6,7 +6,6 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/pkcs7.h>
 #include <openssl/x509v3.h>
 
 #include "p11km/cert.h"
@@ -69,206 +68,6 @@ p11km_cert_check_anchor(X509 *cert)
 		r = p11km_fail(P11KM_ERR_INPUT,
 		    "root '%s' has no valid self-signature; it is damaged or forged", subj ? subj : "?");
 	free(subj);
-	return r;
-}
-
-/* --- parsing -------------------------------------------------------------- */
-
-static int
-push_unique(STACK_OF(X509) *sk, X509 *x, size_t max, const char *what)
-{
-	for (int i = 0; i < sk_X509_num(sk); i++) {
-		if (X509_cmp(sk_X509_value(sk, i), x) == 0) {
-			X509_free(x);
-			return 0;
-		}
-	}
-	if ((size_t)sk_X509_num(sk) >= max) {
-		X509_free(x);
-		return p11km_fail(P11KM_ERR_INPUT,
-		    "%s holds more than %zu certificates; split it or check that it is the right file",
-		    what, max);
-	}
-	if (!sk_X509_push(sk, x)) {
-		X509_free(x);
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	return 0;
-}
-
-static int
-add_pkcs7(STACK_OF(X509) *sk, const unsigned char *der, long len, size_t max, const char *what)
-{
-	const unsigned char *p = der;
-	PKCS7 *p7 = d2i_PKCS7(NULL, &p, len);
-	STACK_OF(X509) *certs = NULL;
-	int r = 0, n;
-
-	if (p7 == NULL || p != der + len) {
-		PKCS7_free(p7);
-		ERR_clear_error();
-		return p11km_fail(P11KM_ERR_INPUT, "%s: the PKCS#7 structure does not parse", what);
-	}
-	if (PKCS7_type_is_signed(p7) && p7->d.sign != NULL)
-		certs = p7->d.sign->cert;
-	else if (PKCS7_type_is_signedAndEnveloped(p7) && p7->d.signed_and_enveloped != NULL)
-		certs = p7->d.signed_and_enveloped->cert;
-	n = certs ? sk_X509_num(certs) : 0;
-	if (n == 0)
-		r = p11km_fail(P11KM_ERR_INPUT,
-		    "%s: the PKCS#7 file holds no certificates; ask the CA for the issued certificate",
-		    what);
-	for (int i = 0; r == 0 && i < n; i++) {
-		X509 *x = sk_X509_value(certs, i);
-		if (!X509_up_ref(x)) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			break;
-		}
-		r = push_unique(sk, x, max, what);
-	}
-	PKCS7_free(p7);
-	return r;
-}
-
-static int
-add_der_cert(STACK_OF(X509) *sk, const unsigned char *der, long len, int aux, size_t max,
-             const char *what)
-{
-	const unsigned char *p = der;
-	X509 *x = aux ? d2i_X509_AUX(NULL, &p, len) : d2i_X509(NULL, &p, len);
-
-	if (x == NULL || p != der + len) {
-		X509_free(x);
-		ERR_clear_error();
-		return p11km_fail(P11KM_ERR_INPUT,
-		    "%s: a certificate does not parse (truncated or damaged DER)", what);
-	}
-	return push_unique(sk, x, max, what);
-}
-
-static int
-has_pem(const unsigned char *data, size_t len)
-{
-	static const char tag[] = "-----BEGIN ";
-	for (size_t i = 0; i + sizeof(tag) - 1 <= len; i++)
-		if (memcmp(data + i, tag, sizeof(tag) - 1) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-parse_pem(STACK_OF(X509) *sk, const unsigned char *data, size_t len, size_t max, const char *what)
-{
-	BIO *b = BIO_new_mem_buf(data, (int)len);
-	int r = 0;
-
-	if (b == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (;;) {
-		char *name = NULL, *header = NULL;
-		unsigned char *der = NULL;
-		long dlen = 0;
-		if (PEM_read_bio(b, &name, &header, &der, &dlen) != 1) {
-			unsigned long e = ERR_peek_last_error();
-			ERR_clear_error();
-			if (ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
-				r = p11km_fail(P11KM_ERR_INPUT,
-				    "%s: a PEM block is damaged (bad base64 or missing END line)", what);
-			break;
-		}
-		if (strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0)
-			r = add_der_cert(sk, der, dlen, 0, max, what);
-		else if (strcmp(name, PEM_STRING_X509_TRUSTED) == 0)
-			r = add_der_cert(sk, der, dlen, 1, max, what);
-		else if (strcmp(name, PEM_STRING_PKCS7) == 0 || strcmp(name, "CERTIFICATE CHAIN") == 0)
-			r = add_pkcs7(sk, der, dlen, max, what);
-		else
-			r = p11km_fail(P11KM_ERR_INPUT,
-			    "%s holds a '%s' block; only certificates and PKCS#7 are accepted%s", what,
-			    name, strstr(name, "PRIVATE") ? " (never send a private key around)" : "");
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_free(der);
-		if (r < 0)
-			break;
-	}
-	BIO_free(b);
-	return r;
-}
-
-int
-p11km_certs_parse(const unsigned char *data, size_t len, const char *what, size_t max,
-                  STACK_OF(X509) **out)
-{
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	int r;
-
-	*out = NULL;
-	if (sk == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if (len == 0) {
-		r = p11km_fail(P11KM_ERR_INPUT, "%s is empty; expected a certificate (PEM, DER or "
-		               "PKCS#7)", what);
-	} else if (len > P11KM_CERT_FILE_MAX) {
-		r = p11km_fail(P11KM_ERR_INPUT, "%s is larger than %u bytes", what,
-		               P11KM_CERT_FILE_MAX);
-	} else if (has_pem(data, len)) {
-		r = parse_pem(sk, data, len, max, what);
-	} else if (data[0] != 0x30) {
-		r = p11km_fail(P11KM_ERR_INPUT,
-		    "%s is neither PEM nor DER; expected a certificate, a PEM bundle or PKCS#7", what);
-	} else {
-		/* DER: a certificate, else PKCS#7; either must use every byte. */
-		const unsigned char *p = data;
-		X509 *x = d2i_X509(NULL, &p, (long)len);
-		if (x != NULL && p == data + len) {
-			r = push_unique(sk, x, max, what);
-		} else {
-			X509_free(x);
-			ERR_clear_error();
-			p = data;
-			PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
-			int is_p7 = p7 != NULL && p == data + len;
-			PKCS7_free(p7);
-			ERR_clear_error();
-			if (is_p7)
-				r = add_pkcs7(sk, data, (long)len, max, what);
-			else
-				r = p11km_fail(P11KM_ERR_INPUT,
-				    "%s: DER data does not parse as a certificate or PKCS#7 (truncated, "
-				    "damaged, or with trailing bytes)", what);
-		}
-	}
-	if (r == 0 && sk_X509_num(sk) == 0)
-		r = p11km_fail(P11KM_ERR_INPUT, "%s holds no certificate", what);
-	for (int i = 0; r == 0 && i < sk_X509_num(sk); i++)
-		r = p11km_cert_check_serial(sk_X509_value(sk, i));
-	if (r < 0) {
-		sk_X509_pop_free(sk, X509_free);
-		return r;
-	}
-	*out = sk;
-	return 0;
-}
-
-int
-p11km_certs_read(const char *path, size_t max, STACK_OF(X509) **out)
-{
-	unsigned char *data = NULL;
-	size_t len = 0;
-	char *what;
-	int r;
-
-	*out = NULL;
-	if ((r = p11km_read_file(path, P11KM_CERT_FILE_MAX, &data, &len)) < 0)
-		return r;
-	what = strcmp(path, "-") == 0 ? strdup("standard input") : p11km_asprintf("'%s'", path);
-	if (what == NULL)
-		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	else
-		r = p11km_certs_parse(data, len, what, max, out);
-	free(what);
-	free(data);
 	return r;
 }
 
@@ -339,12 +138,47 @@ verify_cb(int ok, X509_STORE_CTX *ctx)
 	return ok;
 }
 
+/* Why a chain does not verify.  A missing issuer is named by its subject:
+ * above the leaf it is the CA's intermediate the reply left out; higher up
+ * it may be a root not yet trusted. */
+static int
+verify_failure(X509_STORE_CTX *vctx)
+{
+	X509 *bad = X509_STORE_CTX_get_current_cert(vctx);
+	int err = X509_STORE_CTX_get_error(vctx), r;
+	char *subj = bad ? p11km_cert_subject(bad) : NULL;
+	char *iss = bad ? p11km_name_text(X509_get_issuer_name(bad)) : NULL;
+
+	if ((err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+	     err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT) && iss != NULL &&
+	    X509_STORE_CTX_get_error_depth(vctx) == 0)
+		r = p11km_fail(P11KM_ERR_VERIFY,
+		    "the certificate chain does not verify: the issuer '%s' of '%s' is missing "
+		    "(not in the reply, not on the token, not a trusted root); append the CA's "
+		    "intermediate certificate to the reply (or give it with --ca-file if it is a "
+		    "root)", iss, subj ? subj : "?");
+	else if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+	         err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
+		r = p11km_fail(P11KM_ERR_VERIFY,
+		    "the certificate chain does not verify: the issuer '%s' of '%s' is not trusted "
+		    "or not found; give that root with --ca-file/--ca-path, install it with "
+		    "'p11km roots install', or use --no-verify", iss ? iss : "?", subj ? subj : "?");
+	else
+		r = p11km_fail(P11KM_ERR_VERIFY,
+		    "the certificate chain does not verify: %s (at '%s'); give the issuing root "
+		    "with --ca-file/--ca-path, install it with 'p11km roots install', or use "
+		    "--no-verify", X509_verify_cert_error_string(err), subj ? subj : "?");
+	free(subj);
+	free(iss);
+	return r;
+}
+
 int
 p11km_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted, const struct p11km_trust *trust)
 {
 	X509_STORE *st = X509_STORE_new();
 	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
-	int r = 0, err;
+	int r = 0;
 
 	if (st == NULL || vctx == NULL) {
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
@@ -368,16 +202,8 @@ p11km_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted, const struct p11km_tru
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if (X509_verify_cert(vctx) != 1) {
-		X509 *bad = X509_STORE_CTX_get_current_cert(vctx);
-		char *subj = bad ? p11km_cert_subject(bad) : NULL;
-		err = X509_STORE_CTX_get_error(vctx);
-		r = p11km_fail(P11KM_ERR_VERIFY,
-		    "the certificate chain does not verify: %s (at '%s'); give the issuing root "
-		    "with --ca-file/--ca-path, install it with 'p11km roots install', or use "
-		    "--no-verify", X509_verify_cert_error_string(err), subj ? subj : "?");
-		free(subj);
-	}
+	if (X509_verify_cert(vctx) != 1)
+		r = verify_failure(vctx);
 out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(vctx);
@@ -451,21 +277,43 @@ p11km_cert_x509_der(const unsigned char *der, size_t len)
 	return x;
 }
 
-int
-p11km_cert_pem_append(X509 *cert, struct p11km_buf *b)
+/* PEM of cert (or, cert NULL, of pk) appended to b. */
+static int
+pem_append(X509 *cert, EVP_PKEY *pk, struct p11km_buf *b)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *p;
 	long n;
 	int r;
 
-	if (bio == NULL || PEM_write_bio_X509(bio, cert) != 1) {
+	if (bio == NULL || (cert ? PEM_write_bio_X509(bio, cert) : PEM_write_bio_PUBKEY(bio, pk)) != 1) {
 		BIO_free(bio);
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	}
 	n = BIO_get_mem_data(bio, &p);
 	r = p11km_buf_append(b, p, (size_t)n);
 	BIO_free(bio);
+	return r;
+}
+
+int
+p11km_cert_pem_append(X509 *cert, struct p11km_buf *b)
+{
+	return pem_append(cert, NULL, b);
+}
+
+int
+p11km_pubkey_append(EVP_PKEY *pk, int der, struct p11km_buf *b)
+{
+	unsigned char *d = NULL;
+	int len, r;
+
+	if (!der)
+		return pem_append(NULL, pk, b);
+	if ((len = i2d_PUBKEY(pk, &d)) <= 0)
+		return p11km_fail(P11KM_ERR_FAILED, "unable to encode the public key");
+	r = p11km_buf_append(b, d, (size_t)len);
+	OPENSSL_free(d);
 	return r;
 }
 
@@ -507,23 +355,31 @@ char *
 p11km_cert_short_name(X509 *cert, size_t max)
 {
 	X509_NAME *nm = X509_get_subject_name(cert);
-	int i = X509_NAME_get_index_by_NID(nm, NID_commonName, -1);
+	int i = X509_NAME_get_index_by_NID(nm, NID_commonName, -1), n = 0;
 	unsigned char *u = NULL;
 	char *s = NULL;
+	size_t len;
 
-	if (i >= 0 && ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(
-	                  X509_NAME_get_entry(nm, i))) > 0)
-		s = strdup((char *)u);
+	/* the CN's full length: a NUL inside it must not cut the label short
+	 * (a CA-signed "good.example\0.evil" would be labelled "good.example") */
+	if (i >= 0 && (n = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(
+	                  X509_NAME_get_entry(nm, i)))) > 0)
+		s = p11km_memdup(u, (size_t)n + 1);
 	else
 		s = p11km_cert_subject(cert);
 	OPENSSL_free(u);
 	if (s == NULL)
 		return NULL;
-	for (char *p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '_';
-	if (strlen(s) > max)
+	len = n > 0 ? (size_t)n : strlen(s);
+	s[len] = '\0';
+	for (size_t k = 0; k < len; k++)
+		if ((unsigned char)s[k] < 0x20 || s[k] == 0x7f)
+			s[k] = '_';
+	if (len > max) {
+		while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+			max--; /* not inside a UTF-8 character */
 		s[max] = '\0';
+	}
 	return s;
 }
 

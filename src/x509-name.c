@@ -315,7 +315,8 @@ p11km_name_text(const X509_NAME *name)
 		return NULL;
 	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
 	    (len = BIO_get_mem_data(b, &p)) >= 0 && (s = malloc((size_t)len + 1)) != NULL) {
-		memcpy(s, p, (size_t)len);
+		if (len > 0) /* an empty name: no data, and p may be NULL */
+			memcpy(s, p, (size_t)len);
 		s[len] = '\0';
 	}
 	BIO_free(b);

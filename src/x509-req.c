@@ -231,41 +231,158 @@ p11km_req_encode(X509_REQ *req, int der, unsigned char **out, size_t *len)
 
 /* --- renewal --------------------------------------------------------------- */
 
-/* Extensions the CA adds, not the requester. */
+/* What a requester legitimately asks for; everything else in a certificate
+ * is the CA's (key identifiers, CRL and OCSP pointers, policies, SCTs,
+ * nsComment, Microsoft's template and application policies ...). */
 static int
-ca_added(int nid)
+requester_ext(int nid, int is_ca)
 {
 	switch (nid) {
-	case NID_subject_key_identifier: case NID_authority_key_identifier:
-	case NID_crl_distribution_points: case NID_freshest_crl:
-	case NID_info_access: case NID_sinfo_access:
-	case NID_ct_precert_scts: case NID_ct_precert_poison: case NID_ct_cert_scts:
-	case NID_certificate_policies: case NID_policy_constraints: case NID_policy_mappings:
-	case NID_name_constraints: case NID_inhibit_any_policy: case NID_issuer_alt_name:
+	case NID_subject_alt_name: case NID_key_usage: case NID_ext_key_usage:
+	case NID_tlsfeature: case NID_SMIMECapabilities:
 		return 1;
+	case NID_basic_constraints:
+		return is_ca;
 	default:
 		return 0;
 	}
 }
 
+/* Names of extensions OpenSSL does not know. */
+static const struct { const char *oid, *name; } ext_names[] = {
+	{ "1.3.6.1.4.1.311.20.2", "Microsoft certificate template name" },
+	{ "1.3.6.1.4.1.311.21.7", "Microsoft certificate template" },
+	{ "1.3.6.1.4.1.311.21.10", "Microsoft application policies" },
+};
+
+static char *
+ext_name(const X509_EXTENSION *e)
+{
+	const ASN1_OBJECT *obj = X509_EXTENSION_get_object((X509_EXTENSION *)e);
+	char oid[128];
+
+	if (OBJ_obj2nid(obj) != NID_undef)
+		return strdup(OBJ_nid2ln(OBJ_obj2nid(obj)));
+	if (OBJ_obj2txt(oid, sizeof(oid), obj, 1) <= 0)
+		return strdup("?");
+	for (size_t i = 0; i < sizeof(ext_names) / sizeof(ext_names[0]); i++)
+		if (strcmp(oid, ext_names[i].oid) == 0)
+			return p11km_asprintf("%s (%s)", ext_names[i].name, oid);
+	return strdup(oid);
+}
+
+static int
+names_push(struct p11km_names *l, char *s)
+{
+	char **v;
+
+	if (s == NULL || (v = realloc(l->v, (l->n + 1) * sizeof(*v))) == NULL) {
+		free(s);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	l->v = v;
+	l->v[l->n++] = s;
+	return 0;
+}
+
+void
+p11km_names_release(struct p11km_names *l)
+{
+	for (size_t i = 0; l != NULL && i < l->n; i++)
+		free(l->v[i]);
+	if (l != NULL) {
+		free(l->v);
+		l->v = NULL;
+		l->n = 0;
+	}
+}
+
+/* keyUsage bits, RFC 5280 order, and the key types that can do them. */
+static const char *const ku_bits[] = {
+	"digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment",
+	"keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly",
+};
+
+static int
+ku_possible(int bit, int key_type)
+{
+	switch (key_type) {
+	case EVP_PKEY_RSA: case EVP_PKEY_RSA_PSS:   /* no key agreement */
+		return bit != 4 && bit != 7 && bit != 8;
+	case EVP_PKEY_EC:                           /* no key transport, no encryption */
+		return bit != 2 && bit != 3;
+	case EVP_PKEY_ED25519: case EVP_PKEY_ED448: /* signatures only */
+		return bit == 0 || bit == 1 || bit == 5 || bit == 6;
+	default:
+		return 1;
+	}
+}
+
+/* The keyUsage e minus what key_type cannot do: *out the new extension (NULL
+ * when nothing is left), the dropped bits' names added to dropped_ku. */
+static int
+ku_filter(X509_EXTENSION *e, int key_type, X509_EXTENSION **out, struct p11km_names *dropped_ku)
+{
+	ASN1_BIT_STRING *bs = X509V3_EXT_d2i(e);
+	int r = 0, left = 0, changed = 0;
+
+	*out = NULL;
+	if (bs == NULL) {
+		ERR_clear_error();
+		return p11km_fail(P11KM_ERR_INPUT, "the certificate's keyUsage does not parse");
+	}
+	for (int bit = 0; bit < 9 && r == 0; bit++) {
+		if (!ASN1_BIT_STRING_get_bit(bs, bit))
+			continue;
+		if (ku_possible(bit, key_type)) {
+			left = 1;
+			continue;
+		}
+		changed = 1;
+		if (!ASN1_BIT_STRING_set_bit(bs, bit, 0))
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		else
+			r = names_push(dropped_ku, strdup(ku_bits[bit]));
+	}
+	if (r == 0 && left)
+		*out = changed ? X509V3_EXT_i2d(NID_key_usage, X509_EXTENSION_get_critical(e), bs)
+		               : X509_EXTENSION_dup(e);
+	if (r == 0 && left && *out == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	ASN1_BIT_STRING_free(bs);
+	return r;
+}
+
 int
-p11km_req_exts_from_cert(X509 *cert, STACK_OF(X509_EXTENSION) **out)
+p11km_req_exts_from_cert(X509 *cert, int key_type, STACK_OF(X509_EXTENSION) **out,
+                         struct p11km_names *dropped, struct p11km_names *dropped_ku)
 {
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-	int is_ca = X509_check_ca(cert) > 0;
+	int is_ca = X509_check_ca(cert) > 0, r = 0;
 
+	*out = NULL;
 	if (exts == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (int i = 0; i < X509_get_ext_count(cert); i++) {
-		X509_EXTENSION *e = X509_get_ext(cert, i), *d;
+	for (int i = 0; i < X509_get_ext_count(cert) && r == 0; i++) {
+		X509_EXTENSION *e = X509_get_ext(cert, i), *d = NULL;
 		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(e));
-		if (ca_added(nid) || (nid == NID_basic_constraints && !is_ca))
+		if (!requester_ext(nid, is_ca)) {
+			r = names_push(dropped, ext_name(e));
 			continue;
-		if ((d = X509_EXTENSION_dup(e)) == NULL || sk_X509_EXTENSION_push(exts, d) <= 0) {
-			X509_EXTENSION_free(d);
-			sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		}
+		if (nid == NID_key_usage)
+			r = ku_filter(e, key_type, &d, dropped_ku);
+		else if ((d = X509_EXTENSION_dup(e)) == NULL)
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		if (r == 0 && d != NULL && sk_X509_EXTENSION_push(exts, d) <= 0) {
+			X509_EXTENSION_free(d);
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		}
+	}
+	ERR_clear_error();
+	if (r < 0) {
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+		return r;
 	}
 	*out = exts;
 	return 0;

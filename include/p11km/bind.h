@@ -132,6 +132,12 @@ struct p11km_engine_trial {
 	const char *module_path;
 	char *const *env;
 	size_t n_env;
+	/* The PIN p11km's own C_Login accepted in this run (NULL: none).  The
+	 * probe's engine logs in too: it is started only when the PIN it will
+	 * send (pin-value, or the pin-source file as libp11 reads it) is this
+	 * one, so a run never spends a PIN try on a PIN not proved right. */
+	const char *pin;
+	size_t pin_len;
 };
 int p11km_engine_try(const struct p11km_engine_trial *t, struct p11km_problems *pr);
 
@@ -179,5 +185,21 @@ void p11km_verify_result_release(struct p11km_verify_result *res);
 /* The certificate named by --cert: a token URI (read with a targeted
  * search) or a PEM/DER file. */
 int p11km_bind_load_cert(struct p11km_ctx *ctx, const char *spec, X509 **out);
+
+/* --- what bindings reference (bind-refs.c) ------------------------------- */
+
+/* One emitted binding: its manifest, the key URI and the certificate (a
+ * file or a pkcs11: URI) it names. */
+struct p11km_bind_ref {
+	char *manifest, *key, *cert;
+};
+struct p11km_bind_refs {
+	struct p11km_bind_ref *v;
+	size_t n;
+};
+/* The manifests DIR/p11km-binding.conf and DIR/x/p11km-binding.conf (what
+ * 'bind emit --out-dir' writes, one directory per binding). */
+int p11km_bind_refs_read(const char *dir, struct p11km_bind_refs *refs);
+void p11km_bind_refs_release(struct p11km_bind_refs *refs);
 
 #endif

@@ -17,7 +17,9 @@
 /*
  * Parse certificates from data: one DER certificate, DER PKCS#7
  * (certs-only), or PEM text holding CERTIFICATE, TRUSTED CERTIFICATE and
- * PKCS7 blocks (any other block, e.g. a private key, is refused).  what
+ * PKCS7 blocks (any other block, e.g. a private key, is refused; a
+ * CERTIFICATE block holding PKCS#7 is read as PKCS#7); also base64 DER
+ * with no armor, and any of these as UTF-16 text with a BOM.  what
  * names the input in messages.  More than max certificates, none at all,
  * trailing garbage after DER, or a certificate with a negative, zero-length
  * or over-20-byte serial number are errors (P11KM_ERR_INPUT).  Exact
@@ -75,6 +77,8 @@ int p11km_cert_der(X509 *cert, unsigned char **der, size_t *len);
 /* PEM of certs, appended to b. */
 struct p11km_buf;
 int p11km_cert_pem_append(X509 *cert, struct p11km_buf *b);
+/* A public key (SubjectPublicKeyInfo) as PEM, or DER when der, appended to b. */
+int p11km_pubkey_append(EVP_PKEY *pk, int der, struct p11km_buf *b);
 /* SHA-256 fingerprint of the DER: raw (32 bytes) and hex text (malloc'ed, or NULL). */
 int p11km_cert_sha256(X509 *cert, unsigned char out[32]);
 char *p11km_cert_fingerprint(X509 *cert);

@@ -52,6 +52,20 @@ extern const struct p11km_cmd p11km_cmds_cert[];
 extern const struct p11km_cmd p11km_cmds_roots[];
 extern const struct p11km_cmd p11km_cmds_bind[];
 
+/* Verbs that live in their own files, named in their noun's table. */
+int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+extern const struct p11km_opt p11km_token_pin_opts[];
+int p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                            char **argv);
+int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                            char **argv);
+int p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                             char **argv);
+int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+int p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+extern const struct p11km_opt p11km_object_export_opts[], p11km_object_delete_opts[],
+                              p11km_object_relabel_opts[];
+
 /*
  * Command option parsing.  argv[0] is the verb; call until it returns -1.
  * Returns the option's key, or P11KM_ERR_USAGE (message recorded) for an

@@ -30,5 +30,8 @@ void p11km_json_kv_int(struct p11km_json *j, const char *key, int64_t v);
 void p11km_json_kv_bool(struct p11km_json *j, const char *key, int v);
 /* Finish: newline after the top-level value. */
 void p11km_json_end(struct p11km_json *j);
+/* 1 when a top-level value was printed on stdout in this run (an error
+ * after a command's own JSON is then not printed as a second object). */
+int p11km_json_stdout_done(void);
 
 #endif

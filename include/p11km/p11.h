@@ -17,6 +17,11 @@ CK_RV p11km_traced(const char *fn, CK_RV rv);
 const char *p11km_ckr_name(CK_RV rv);
 /* Map a CK_RV to an error code and record "fn: what failed: CKR_NAME". */
 int p11km_fail_ckr(CK_RV rv, const char *what, const char *fn);
+/* A module answered what no module may (a length past the buffer, more
+ * handles than asked for, a count that keeps changing): record "what: fn
+ * misbehaved: <detail>; ..." and return P11KM_ERR_TOKEN (exit 3). */
+int p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 struct p11km_module {
 	CK_FUNCTION_LIST *f;
@@ -126,6 +131,12 @@ void p11km_session_close(struct p11km_session *s);
  * again.  CKR_USER_ALREADY_LOGGED_IN counts as success.
  */
 int p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src);
+/* The token flags that forbid trying a PIN of user from src, read before
+ * any C_Login or C_InitToken: a locked PIN always; a final-try PIN unless
+ * src is a prompt (or force_ok and --force).  P11KM_ERR_LOGIN with the
+ * reason, or 0. */
+int p11km_pin_flags_check(struct p11km_ctx *ctx, const struct p11km_token *tok, CK_USER_TYPE user,
+                          const struct p11km_pinsrc *src, int force_ok);
 /* The PIN of a source, read at most once per run (cached, wiped at
  * p11km_ctx_release()).  *pin is borrowed. */
 int p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,
@@ -136,6 +147,11 @@ int p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const c
  * the user PIN of any token). */
 int p11km_pin_get_for(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, CK_USER_TYPE user,
                       const char *tok, const char *prompt, const char **pin, size_t *len);
+/* The user PIN that a C_Login to token tok_uri (NULL: any token) accepted
+ * earlier in this run: *pin is borrowed (wiped at p11km_ctx_release()).
+ * P11KM_ERR_NOTFOUND (no message) when none did.  A process p11km starts
+ * that logs in itself (the engine probe) may use only this PIN. */
+int p11km_pin_proved(struct p11km_ctx *ctx, const char *tok_uri, const char **pin, size_t *len);
 /*
  * The PIN source to use for a token URI: --pin-source (or, for CKU_SO,
  * --so-pin-source), else the URI's pin-source, else its pin-value (with a
@@ -198,6 +214,10 @@ int p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri,
 int p11km_object_find_one(struct p11km_session *s, const struct p11km_uri *uri,
                           CK_OBJECT_CLASS cls, struct p11km_object *out);
 void p11km_objects_free(struct p11km_object *objs, size_t n);
+
+/* An object label given by the user: 1 to max bytes, no control
+ * characters; P11KM_ERR_USAGE naming --label otherwise. */
+int p11km_label_check(const char *label, size_t max);
 
 /* URI of an object on the token (malloc'ed). */
 char *p11km_object_uri(const struct p11km_token *tok, const struct p11km_object *o);

@@ -27,6 +27,9 @@ int p11km_pinsrc_parse(const char *spec, int bare_path_ok, struct p11km_pinsrc *
 /* A source holding a literal value (URI pin-value). */
 int p11km_pinsrc_value(const char *value, struct p11km_pinsrc *out);
 void p11km_pinsrc_release(struct p11km_pinsrc *src);
+/* An "env:VAR" spec: keep VAR out of every child's environment (before the
+ * source is parsed or used: a command may start children first). */
+void p11km_pin_env_hide(const char *spec);
 
 /*
  * Read the PIN.  A trailing "\n" or "\r\n" is stripped, an empty PIN is

@@ -51,14 +51,27 @@ int p11km_eku_parse(const char *list, X509_EXTENSION **out);
 int p11km_req_build(const X509_NAME *subject, const STACK_OF(X509_EXTENSION) *exts,
                     struct p11km_signer *sg, X509_REQ **out);
 
+/* A list of names (malloc'ed strings). */
+struct p11km_names {
+	char **v;
+	size_t n;
+};
+void p11km_names_release(struct p11km_names *l);
+
 /*
  * The extensions of a certificate that a renewal request asks for again:
- * everything but what the CA adds (subject/authority key identifiers, CRL
- * distribution points, authority/subject information access, SCTs,
- * certificate policies, policy and name constraints) and basicConstraints
- * unless the certificate is a CA.  *out is a new stack.
+ * only what a requester asks for (subjectAltName, keyUsage,
+ * extendedKeyUsage, TLS feature, S/MIME capabilities, and basicConstraints
+ * when the certificate is a CA).  Every other extension (what the CA adds:
+ * key identifiers, CRL and OCSP pointers, policies, SCTs, nsComment,
+ * Microsoft's template and application policies...) is left out and its
+ * name added to dropped.  Key usages a key of key_type (EVP_PKEY_RSA,
+ * EVP_PKEY_EC, EVP_PKEY_ED25519...) cannot do are removed and named in
+ * dropped_ku (the whole keyUsage goes when nothing is left).  *out is a
+ * new stack; the lists are the caller's to release, also on failure.
  */
-int p11km_req_exts_from_cert(X509 *cert, STACK_OF(X509_EXTENSION) **out);
+int p11km_req_exts_from_cert(X509 *cert, int key_type, STACK_OF(X509_EXTENSION) **out,
+                             struct p11km_names *dropped, struct p11km_names *dropped_ku);
 
 /* Replace (or add) the extension with the NID of ext in *exts (ext is
  * owned by the stack afterwards). */

@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "p11km/p11.h"
+#include "p11km/run.h"
 #include "p11km/txn.h"
 #include "p11km/util.h"
 
@@ -160,13 +161,7 @@ int p11km_store_pem_entry(X509 *x, struct p11km_buf *b);
 int p11km_ftxn_write_cert(struct p11km_ftxn *t, const char *dir, X509 *x, const char *ext,
                           int header, char **name);
 
-/*
- * Run a program (argv[0] looked up in PATH) without a shell; stdin from
- * /dev/null, stdout captured into *out (NULL: discarded), stderr kept for
- * messages.  Returns 0 when it exits 0, P11KM_ERR_FAILED with the program's
- * last stderr line otherwise.
- */
-int p11km_run(char *const argv[], char **out, size_t *out_len);
+/* p11km_run(): the subprocess runner, include/p11km/run.h (util layer). */
 
 /* Subject-name hash as 'openssl rehash' uses it ("%08lx"; store-dir.c). */
 unsigned long p11km_cert_subject_hash(X509 *cert);

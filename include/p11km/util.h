@@ -39,7 +39,19 @@ enum p11km_exit {
 	P11KM_EXIT_VERIFY = 5,
 };
 
-/* Record the message for the current error and return code. */
+/*
+ * Escaping for every message and text output: control characters (also
+ * C1 controls and bytes that are not UTF-8) become \n, \r, \t or \xHH, so
+ * what argv or a module gave never breaks a line or reaches the terminal
+ * as an escape sequence.  Printable ASCII and valid UTF-8 are kept.
+ * p11km_escape() returns a copy (caller frees, NULL: no memory);
+ * p11km_esc() is for printf arguments: s itself when nothing needs
+ * escaping, else an escaped copy that stays valid for the next 15 calls.
+ */
+char *p11km_escape(const char *s);
+const char *p11km_esc(const char *s);
+
+/* Record the message for the current error and return code (escaped). */
 int p11km_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The message of the last p11km_fail(), or the generic text of the code. */
 const char *p11km_errmsg(int code);

@@ -34,8 +34,17 @@ bad 4 "object list: a URI matching no token" "no token matches" object list 'pkc
 bad 4 "a URI matching no object" "no object matches" --pin-source "file:$PIN" object list 'pkcs11:token=T1;object=nosuch'
 bad 4 "a private key without a PIN: says a login is needed" "no object matches the URI among the public objects \\(private keys need a login: give --pin-source\\)" \
 	object list 'pkcs11:token=T1;type=private'
-bad 4 "--json: a URI matching no token" "no token matches" --json token list 'pkcs11:token=nosuch'
-bad 4 "--json: a URI matching no object" "no object matches" --json --pin-source "file:$PIN" object list 'pkcs11:token=T1;object=nosuch'
+# with --json, stdout holds one JSON object: the error, nothing else
+json_bad() { # STATUS "description" PATTERN ARGS...
+	_st=$1 _d=$2 _p=$3; shift 3
+	check_fails "$_d" "$_st" "$P11KM" "$@"
+	check_one_line_error "$_d: one line" "$_p"
+	check_eq "$_d: stdout is the error as one JSON object" \
+		"$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(list(d), d["error"]["exit"], "p11km: " + d["error"]["message"] == open(sys.argv[2]).read().rstrip("\n"))' "$T/out" "$T/err")" \
+		"['error'] $_st True"
+}
+json_bad 4 "--json: a URI matching no token" "no token matches" --json token list 'pkcs11:token=nosuch'
+json_bad 4 "--json: a URI matching no object" "no object matches" --json --pin-source "file:$PIN" object list 'pkcs11:token=T1;object=nosuch'
 # Both tokens (and the free slot) have model "SoftHSM v2": where one token is
 # needed, that is ambiguous and every candidate is listed.
 bad 4 "an ambiguous token URI (token init)" "tokens match; name one with token= or serial=" \

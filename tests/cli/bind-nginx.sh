@@ -132,6 +132,8 @@ check "cert.pem is the renewed certificate" cmp "$T/b1/cert.pem" "$T/web1-1002.p
 check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind verify \
 	"127.0.0.1:$P1" --server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
 check_grep "the mismatch message says to reload" 'serves serial 03E9.*reload' "$T/err"
+check_grep "  ... after rerunning bind emit, for servers that read certificate files" \
+	"needs 'p11km bind emit' again.*then reload" "$T/err"
 OPENSSL_CONF=$T/b1/openssl.cnf nginx -p "$N" -c "$N/nginx.conf" -s reload 2>/dev/null
 for i in $(seq 300); do [ "$(serial_served "$P1" web1.test)" = 03EA ] && break; sleep 0.1; done
 check "after reload: bind verify passes" "$P11KM" bind verify "127.0.0.1:$P1" \

@@ -155,13 +155,21 @@ else
 	want=$( (echo help; awk '$1 != "global" { print $1 }' "$T/table") | sort -u | tr '\n' ' ')
 	check_eq "completion of the noun lists every noun and help" "$got" "$want"
 	check_eq "completion of 'to' is token" "$(complete_words "$bin" to)" "token "
-	check_eq "completion of 'token ' lists its verbs" "$(complete_words "$bin" token "")" "init list "
+	check_eq "completion of 'token ' lists its verbs" "$(complete_words "$bin" token "")" "init list pin "
 	check_eq "completion of 'token init --la' is --label" "$(complete_words "$bin" token init --la)" "--label "
 	check_eq "completion of '--js' (a global option) is --json" "$(complete_words "$bin" --js)" "--json "
 	check_eq "completion after a global option with a value" \
-		"$(complete_words "$bin" --module softhsm2 token "")" "init list "
+		"$(complete_words "$bin" --module softhsm2 token "")" "init list pin "
 	check_eq "completion of 'help ob' is object" "$(complete_words "$bin" help ob)" "object "
-	check_eq "completion of 'help token ' lists its verbs" "$(complete_words "$bin" help token "")" "init list "
+	check_eq "completion of 'token pin ' is change and init" "$(complete_words "$bin" token pin "")" "change init "
+	check_eq "completion of 'roots install --to ' offers the store kinds" \
+		"$(complete_words "$bin" roots install r.pem --to "")" "nss: openssl-dir: pem-bundle: system token: "
+	check_eq "completion of 'roots remove --from pem' is pem-bundle:" \
+		"$(complete_words "$bin" roots remove r.pem --from pem)" "pem-bundle: "
+	mkdir -p "$T/cdir/bundles"
+	check_eq "completion of '--to pem-bundle:DIR/b' completes the path" \
+		"$(complete_words "$bin" roots install r.pem --to "pem-bundle:$T/cdir/b")" "pem-bundle:$T/cdir/bundles "
+	check_eq "completion of 'help token ' lists its verbs" "$(complete_words "$bin" help token "")" "init list pin "
 fi
 
 done_testing

@@ -59,6 +59,15 @@ certificatePolicies = 2.23.140.1.2.2
 keyUsage = critical, digitalSignature
 extendedKeyUsage = emailProtection
 subjectAltName = email:someone@example.com
+[ca_added]
+# what openssl ca, AD CS and pebble put into certificates, not asked for
+subjectAltName = DNS:odd.example.com
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+nsComment = OpenSSL Generated Certificate
+1.3.6.1.4.1.311.21.7 = DER:30:0e:06:09:2b:06:01:04:01:82:37:15:08:02:01:64:02:01:00
+1.3.6.1.4.1.311.21.10 = DER:30:0c:30:0a:06:08:2b:06:01:05:05:07:03:01
+subjectKeyIdentifier = hash
 [subca]
 basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
@@ -197,6 +206,41 @@ check_eq "...and no pending key was made" "$(pk -O --type privkey | grep -c '\.p
 check "--rekey --type rsa:2048" req renew "$T/real.pem" --key "$TOK" --rekey --type rsa:2048 -o "$T/k3.csr"
 check_grep "...an RSA request" 'rsaEncryption' <(openssl req -in "$T/k3.csr" -noout -text)
 check_grep "...from a key 'real.pending'" 'label: +real\.pending' <(pk -O --type privkey)
+
+# --- only what a requester asks for: an allowlist, every drop named ------------------
+"$P11KM" --pin-source "file:$PIN" key generate "$TOK" --type ec:p256 --label odd >/dev/null
+check "openssl ca issues a certificate with nsComment, an AD CS template and a keyEncipherment" \
+	cert_for odd 'CN=odd.example.com,O=Example Corp,C=DE' ca_added "$T/odd.pem"
+txt_x509 "$T/odd.pem" > "$T/odd.txt"
+for e in 'Netscape Comment' '1.3.6.1.4.1.311.21.7' '1.3.6.1.4.1.311.21.10' 'Key Encipherment'; do
+	check_grep "...the certificate has $e (openssl)" "$e" "$T/odd.txt"
+done
+check "req renew of it" "$P11KM" --json --pin-source "file:$PIN" req renew "$T/odd.pem" --key "$TOK" -o "$T/odd.csr"
+cp "$T/out" "$T/odd.json"; cp "$T/err" "$T/odd.err"
+txt_req "$T/odd.csr" > "$T/odd-req.txt"
+for e in 'Netscape Comment' '1.3.6.1.4.1.311.21.7' '1.3.6.1.4.1.311.21.10' 'Subject Key Identifier'; do
+	check_nogrep "...the request does not ask for $e (openssl)" "$e" "$T/odd-req.txt"
+done
+check_eq "...keyUsage without keyEncipherment, still critical (openssl)" \
+	"$(ext_of "$T/odd-req.txt" 'Key Usage')" 'critical Digital Signature'
+for e in 'Subject Alternative Name' 'Extended Key Usage'; do
+	check_eq "...the same $e" "$(ext_of "$T/odd-req.txt" "$e")" "$(ext_of "$T/odd.txt" "$e")"
+done
+check_eq "...one note line names every dropped extension" \
+	"$(grep -c 'note: not asked for again.*Netscape Comment.*Microsoft certificate template (1.3.6.1.4.1.311.21.7).*Microsoft application policies (1.3.6.1.4.1.311.21.10).*X509v3 Subject Key Identifier' "$T/odd.err")" 1
+check_grep "...and a note on the key usage an EC key cannot do" \
+	'note: key usage keyEncipherment left out: an EC key cannot do it' "$T/odd.err"
+check_eq "...--json: dropped_extensions" "$(json_get "$T/odd.json" '"|".join(d["dropped_extensions"])')" \
+	'Netscape Comment|Microsoft certificate template (1.3.6.1.4.1.311.21.7)|Microsoft application policies (1.3.6.1.4.1.311.21.10)|X509v3 Subject Key Identifier|X509v3 Authority Key Identifier'
+check_eq "...--json: dropped_key_usages" "$(json_get "$T/odd.json" '"|".join(d["dropped_key_usages"])')" \
+	'keyEncipherment'
+subj_der() { python3 -c 'import sys
+from cryptography import x509
+d = open(sys.argv[2], "rb").read()
+o = x509.load_pem_x509_certificate(d) if sys.argv[1] == "cert" else x509.load_pem_x509_csr(d)
+print(o.subject.public_bytes().hex())' "$1" "$2"; }
+check_eq "...the subject byte for byte (python3-cryptography)" "$(subj_der req "$T/odd.csr")" \
+	"$(subj_der cert "$T/odd.pem")"
 
 # --- certificates out of the ordinary: warnings, CA ----------------------------------
 "$P11KM" --pin-source "file:$PIN" key generate "$TOK" --label old >/dev/null

@@ -212,6 +212,7 @@ static struct {
   int fail_func;           /* -1 = count all calls (except GetFunctionList) */
   CK_RV fail_rv;
   int fail_after, fail_sticky;
+  int count_every; /* write the count file after every call */
   unsigned long latency_us;
   CK_FLAGS flags_set, flags_clear;
 } g_cfg;
@@ -291,6 +292,8 @@ static void load_config(void) {
   g_cfg.fail_after = s && *s && strcmp(s, "0") != 0;
   s = getenv("P11SHIM_FAIL_STICKY");
   g_cfg.fail_sticky = s && *s && strcmp(s, "0") != 0;
+  s = getenv("P11SHIM_COUNT_EVERY");
+  g_cfg.count_every = s && *s && strcmp(s, "0") != 0;
 
   if ((s = getenv("P11SHIM_FAIL_RV")) && *s) {
     size_t i, n = sizeof g_rvs / sizeof g_rvs[0];
@@ -469,6 +472,8 @@ static CK_FUNCTION_LIST_PTR shim_enter(int idx, int *act, CK_RV *frv) {
     if (g_cfg.fail_sticky && idx == IDX_C_Finalize)
       *act = ACT_FORWARD;
   }
+  if (g_cfg.count_every)
+    write_counts_locked(); /* a process that ends with _exit() is counted too */
   real = g_real;
   pthread_mutex_unlock(&g_mu);
   return real;

@@ -24,6 +24,8 @@ START_TEST(listen_forms)
 	ck_assert_str_eq(l.host, "*");
 	ck_assert_int_eq(p11km_listen_parse("[2001:db8::5]:65535", &l), 0);
 	ck_assert_int_eq(l.port, 65535);
+	ck_assert_int_eq(p11km_listen_parse("[::ffff:192.0.2.1]:443", &l), 0);
+	ck_assert_int_eq(p11km_listen_parse("0.0.0.0:443", &l), 0);
 }
 END_TEST
 
@@ -33,6 +35,10 @@ START_TEST(listen_bad)
 		"127.0.0.1", "127.0.0.1:", ":443", "127.0.0.1:0", "127.0.0.1:65536",
 		"127.0.0.1:44x", "[::1]443", "[::1:443", "[]:443", "host.example:443",
 		"1.2.3.4;listen:1", "1.2.3.4:443;", "[::1;]:443", "**:443", "",
+		/* addresses that look like addresses and are not */
+		"300.1.1.1:443", "1.2.3:443", "1.2.3.4.5:443", "1..2.3:443", "[1:2:3:4:5:6:7:8:9]:443",
+		"[::g]:443", "[:::1]:443", "[1.2.3.4]:443", "127.0.0.1:+443", "127.0.0.1:-1",
+		"127.0.0.1: 443", "[::1]:99999999999999999999",
 	};
 	struct p11km_listen l;
 

@@ -158,6 +158,91 @@ START_TEST(parse_refusals)
 }
 END_TEST
 
+/* text as Windows saves it: UTF-16 with a BOM, little or big endian */
+static struct p11km_buf
+utf16_of(const char *prefix, size_t plen, const unsigned char *ascii, size_t len, int be)
+{
+	struct p11km_buf b = { 0 };
+	unsigned char bom[2] = { be ? 0xfe : 0xff, be ? 0xff : 0xfe };
+
+	p11km_buf_append(&b, bom, 2);
+	if (plen > 0) /* raw code units */
+		p11km_buf_append(&b, prefix, plen);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char u[2] = { be ? 0 : ascii[i], be ? ascii[i] : 0 };
+		p11km_buf_append(&b, u, 2);
+	}
+	return b;
+}
+
+START_TEST(parse_text_encodings)
+{
+	EVP_PKEY *k = new_key();
+	X509 *x = make_cert("Text", k, "Text", k, 9, 0);
+	struct p11km_buf pem = pem_of(&x, 1), t = { 0 };
+	STACK_OF(X509) *sk = NULL;
+	/* U+1F600 as a UTF-16LE surrogate pair, then a newline: a friendly name */
+	static const char emoji_le[] = "\x3d\xd8\x00\xde\x0a\x00";
+	static const char lone_le[] = "\x3d\xd8\x41\x00";
+	size_t dlen;
+	unsigned char *der = der_of(x, &dlen);
+	char *b64 = malloc(dlen * 2 + 8);
+
+	for (int be = 0; be < 2; be++) {
+		t = utf16_of(NULL, 0, pem.data, pem.len, be);
+		ck_assert_int_eq(p11km_certs_parse(t.data, t.len, "t", 32, &sk), 0);
+		ck_assert_int_eq(X509_cmp(sk_X509_value(sk, 0), x), 0);
+		sk_X509_pop_free(sk, X509_free);
+		p11km_buf_release(&t);
+	}
+	t = utf16_of(emoji_le, sizeof(emoji_le) - 1, pem.data, pem.len, 0);
+	ck_assert_int_eq(p11km_certs_parse(t.data, t.len, "t", 32, &sk), 0);
+	sk_X509_pop_free(sk, X509_free);
+	p11km_buf_release(&t);
+	t = utf16_of(lone_le, sizeof(lone_le) - 1, pem.data, pem.len, 0);
+	ck_assert_int_eq(p11km_certs_parse(t.data, t.len, "t", 32, &sk), P11KM_ERR_INPUT);
+	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_INPUT), "lone surrogate"));
+	ck_assert_int_eq(p11km_certs_parse(t.data, t.len - 1, "t", 32, &sk), P11KM_ERR_INPUT);
+	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_INPUT), "odd number of bytes"));
+	ck_assert_int_eq(p11km_certs_parse(t.data, 2, "t", 32, &sk), P11KM_ERR_INPUT);
+	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_INPUT), "is empty"));
+	p11km_buf_release(&t);
+	/* a UTF-8 BOM before PEM */
+	p11km_buf_append(&t, "\xef\xbb\xbf", 3);
+	p11km_buf_append(&t, pem.data, pem.len);
+	ck_assert_int_eq(p11km_certs_parse(t.data, t.len, "t", 32, &sk), 0);
+	sk_X509_pop_free(sk, X509_free);
+	p11km_buf_release(&t);
+	/* bare base64: one line, and with CRLF every 76 characters */
+	ck_assert_int_gt(EVP_EncodeBlock((unsigned char *)b64, der, (int)dlen), 0);
+	ck_assert_int_eq(p11km_certs_parse((unsigned char *)b64, strlen(b64), "t", 32, &sk), 0);
+	sk_X509_pop_free(sk, X509_free);
+	for (size_t i = 0; i < strlen(b64); i += 76) {
+		size_t n = strlen(b64) - i < 76 ? strlen(b64) - i : 76;
+		p11km_buf_append(&t, b64 + i, n);
+		p11km_buf_append(&t, "\r\n", 2);
+	}
+	ck_assert_int_eq(p11km_certs_parse(t.data, t.len, "t", 32, &sk), 0);
+	sk_X509_pop_free(sk, X509_free);
+	p11km_buf_release(&t);
+	/* padding inside, a stray character, cut short: refused */
+	ck_assert_int_eq(p11km_certs_parse((const unsigned char *)"MIIB==MIIB", 10, "t", 32, &sk),
+	                 P11KM_ERR_INPUT);
+	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_INPUT), "neither PEM nor DER nor base64"));
+	b64[100] = '!';
+	ck_assert_int_eq(p11km_certs_parse((unsigned char *)b64, strlen(b64), "t", 32, &sk),
+	                 P11KM_ERR_INPUT);
+	ck_assert_int_eq(p11km_certs_parse((unsigned char *)b64, 99, "t", 32, &sk), P11KM_ERR_INPUT);
+	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_INPUT), "cut short"));
+	ck_assert_ptr_null(sk);
+	free(b64);
+	free(der);
+	p11km_buf_release(&pem);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 START_TEST(chains_and_anchors)
 {
 	EVP_PKEY *rk = new_key(), *ik = new_key(), *lk = new_key(), *ak = new_key(), *bk = new_key();
@@ -333,6 +418,7 @@ main(void)
 
 	tcase_add_test(tc, parse_formats);
 	tcase_add_test(tc, parse_refusals);
+	tcase_add_test(tc, parse_text_encodings);
 	tcase_add_test(tc, chains_and_anchors);
 	tcase_add_test(tc, file_transactions);
 	tcase_add_test(tc, file_transactions_leftovers);

@@ -14,6 +14,7 @@
 #include "p11km/req.h"
 #include "p11km/sign.h"
 #include "p11km/util.h"
+#include "p11km/x509.h"
 
 /* Value of entry i as a C string (static buffer), and its NID. */
 static const char *
@@ -40,6 +41,27 @@ expect_entry(X509_NAME *n, int i, int want_nid, const char *want)
 	ck_assert_int_eq(nid, want_nid);
 	ck_assert_str_eq(v, want);
 }
+
+/* An empty subject or issuer (a certificate may have one) prints as "":
+ * the printer's buffer is then empty and its data pointer NULL. */
+START_TEST(name_text_empty)
+{
+	X509_NAME *n = X509_NAME_new();
+	char *s;
+
+	ck_assert_ptr_nonnull(n);
+	s = p11km_name_text(n);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "");
+	free(s);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	                                            (const unsigned char *)"web", -1, -1, 0), 1);
+	s = p11km_name_text(n);
+	ck_assert_str_eq(s, "CN=web");
+	free(s);
+	X509_NAME_free(n);
+}
+END_TEST
 
 START_TEST(rfc4514)
 {
@@ -432,25 +454,70 @@ START_TEST(renewal_extensions)
 		"keyUsage", "critical,keyCertSign,cRLSign",
 		"subjectKeyIdentifier", "hash",
 	};
+	static const char *const odd[] = {
+		"keyUsage", "critical,digitalSignature,keyEncipherment,keyAgreement",
+		"nsComment", "OpenSSL Generated Certificate",
+		"1.3.6.1.4.1.311.21.7", "DER:30:0a:06:08:2b:06:01:04:01:82:37:15",
+		"1.3.6.1.4.1.311.21.10", "DER:30:0c:30:0a:06:08:2b:06:01:05:05:07:03:01",
+	};
 	EVP_PKEY *k = keygen("EC", "P-256");
 	X509 *c = cert_with(leaf, sizeof(leaf) / sizeof(leaf[0]), k);
 	STACK_OF(X509_EXTENSION) *exts = NULL;
+	struct p11km_names dr = { 0 }, dku = { 0 };
+	ASN1_BIT_STRING *ku;
 
-	ck_assert_int_eq(p11km_req_exts_from_cert(c, &exts), 0);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_EC, &exts, &dr, &dku), 0);
 	ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 4);
 	ck_assert(has_nid(exts, NID_subject_alt_name));
 	ck_assert(has_nid(exts, NID_key_usage));
 	ck_assert(has_nid(exts, NID_ext_key_usage));
 	ck_assert(has_nid(exts, NID_tlsfeature));
+	ck_assert_int_eq(dr.n, 5); /* basicConstraints CA:FALSE, SKI, AKI, CRLDP, AIA */
+	ck_assert_int_eq(dku.n, 0);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
 	X509_free(c);
 
 	c = cert_with(ca, sizeof(ca) / sizeof(ca[0]), k);
-	ck_assert_int_eq(p11km_req_exts_from_cert(c, &exts), 0);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_EC, &exts, &dr, &dku), 0);
 	ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 2);
 	ck_assert(has_nid(exts, NID_basic_constraints));
 	ck_assert(!has_nid(exts, NID_subject_key_identifier));
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	X509_free(c);
+
+	/* what the CA added and OpenSSL may not know is named; an EC key loses
+	 * keyEncipherment, an RSA key keyAgreement */
+	c = cert_with(odd, sizeof(odd) / sizeof(odd[0]), k);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_EC, &exts, &dr, &dku), 0);
+	ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 1);
+	ck_assert_int_eq(dr.n, 3);
+	ck_assert_str_eq(dr.v[0], "Netscape Comment");
+	ck_assert_str_eq(dr.v[1], "Microsoft certificate template (1.3.6.1.4.1.311.21.7)");
+	ck_assert_str_eq(dr.v[2], "Microsoft application policies (1.3.6.1.4.1.311.21.10)");
+	ck_assert_int_eq(dku.n, 1);
+	ck_assert_str_eq(dku.v[0], "keyEncipherment");
+	ku = X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, 0));
+	ck_assert(ku != NULL);
+	ck_assert(ASN1_BIT_STRING_get_bit(ku, 0) && ASN1_BIT_STRING_get_bit(ku, 4));
+	ck_assert(!ASN1_BIT_STRING_get_bit(ku, 2));
+	ck_assert(X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts, 0)));
+	ASN1_BIT_STRING_free(ku);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	p11km_names_release(&dku);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_RSA, &exts, &dr, &dku), 0);
+	ck_assert_int_eq(dku.n, 1);
+	ck_assert_str_eq(dku.v[0], "keyAgreement");
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	p11km_names_release(&dku);
+	ck_assert_int_eq(p11km_req_exts_from_cert(c, EVP_PKEY_ED25519, &exts, &dr, &dku), 0);
+	ck_assert_int_eq(dku.n, 2);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	p11km_names_release(&dr);
+	p11km_names_release(&dku);
 	X509_free(c);
 	EVP_PKEY_free(k);
 }
@@ -493,6 +560,7 @@ name_suite(void)
 	TCase *ts = tcase_create("san");
 	TCase *tr = tcase_create("request");
 
+	tcase_add_test(tn, name_text_empty);
 	tcase_add_test(tn, rfc4514);
 	tcase_add_test(tn, slash_form_same_name);
 	tcase_add_test(tn, multi_valued);
