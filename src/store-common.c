@@ -149,3 +149,16 @@ p11km_ftxn_write_cert(struct p11km_ftxn *t, const char *dir, X509 *x, const char
 	free(base);
 	return r;
 }
+
+int
+p11km_ftxn_unlink_in(struct p11km_ftxn *t, const char *dir, const char *name)
+{
+	char *full = name != NULL ? p11km_asprintf("%s/%s", dir, name) : NULL;
+	int r;
+
+	if (full == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	r = p11km_ftxn_unlink(t, full);
+	free(full);
+	return r;
+}

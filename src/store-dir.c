@@ -189,18 +189,11 @@ dir_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 		goto out;
 	}
 	for (int i = 0; i < sk_X509_num(st->certs); i++) {
-		char *full;
 		if (!p11km_store_removing((size_t)i, rm, n_rm)) {
 			e[n++] = (struct entry){ st->names[i], sk_X509_value(st->certs, i) };
 			continue;
 		}
-		if ((full = p11km_asprintf("%s/%s", st->path, st->names[i])) == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		r = p11km_ftxn_unlink(t, full);
-		free(full);
-		if (r < 0)
+		if ((r = p11km_ftxn_unlink_in(t, st->path, st->names[i])) < 0)
 			goto out;
 	}
 	for (int i = 0; i < sk_X509_num(add); i++) {
@@ -218,20 +211,13 @@ dir_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 	}
 	for (struct dirent *de; (de = readdir(d)) != NULL;) {
 		int wanted = 0;
-		char *full;
 		if (!hash_link_name(de->d_name))
 			continue;
 		for (size_t i = 0; i < n_links && !wanted; i++)
 			wanted = strcmp(links[i].name, de->d_name) == 0;
 		if (wanted)
 			continue;
-		if ((full = p11km_asprintf("%s/%s", st->path, de->d_name)) == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		r = p11km_ftxn_unlink(t, full);
-		free(full);
-		if (r < 0)
+		if ((r = p11km_ftxn_unlink_in(t, st->path, de->d_name)) < 0)
 			goto out;
 	}
 	for (size_t i = 0; i < n_links; i++) {

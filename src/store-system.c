@@ -162,17 +162,9 @@ system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add
 		r = p11km_fail(P11KM_ERR_IO, "unable to create '%s': %s", dir, strerror(errno));
 		goto out;
 	}
-	for (size_t i = 0; i < n_rm; i++) {
-		char *full = st->names[rm[i]] ? p11km_asprintf("%s/%s", dir, st->names[rm[i]]) : NULL;
-		if (full == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n_rm; i++)
+		if ((r = p11km_ftxn_unlink_in(t, dir, st->names[rm[i]])) < 0)
 			goto out;
-		}
-		r = p11km_ftxn_unlink(t, full);
-		free(full);
-		if (r < 0)
-			goto out;
-	}
 	for (int i = 0; i < sk_X509_num(add); i++)
 		if ((r = p11km_ftxn_write_cert(t, dir, sk_X509_value(add, i), "crt", 0, NULL)) < 0)
 			goto out;

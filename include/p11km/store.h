@@ -155,6 +155,8 @@ int p11km_store_lock_dir(struct p11km_store *st, const char *dir, int for_write,
 int p11km_store_path_exists(const struct p11km_store *st, int want_dir);
 /* "# <subject>\n# SHA256 <fingerprint>\n" and the PEM of x. */
 int p11km_store_pem_entry(X509 *x, struct p11km_buf *b);
+/* Stage the removal of dir/name (name NULL: out of memory). */
+int p11km_ftxn_unlink_in(struct p11km_ftxn *t, const char *dir, const char *name);
 /* Stage dir/p11km-<first 16 hex digits of the SHA-256>.<ext> holding x as
  * PEM, mode 0644, with a subject and fingerprint comment when header.  The
  * file name (not the path) goes to *name when name is not NULL. */
