@@ -10,8 +10,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${P11KM:-}" ]; then
 	"$top/contrib/deps.sh"
-	"$top/contrib/build.sh"
-	P11KM="$top/_build/p11km"
+	P11KM="$("$top/contrib/build.sh")/p11km"
 fi
 
 D=$(mktemp -d "${TMPDIR:-/tmp}/p11km-demo.XXXXXX")

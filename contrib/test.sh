@@ -4,8 +4,8 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/contrib/deps.sh"
-"$top/contrib/build.sh" "$@"
-cd "$top/_build"
+b=$("$top/contrib/build.sh" "$@")
+cd "$b"
 if make -j"$(nproc)" check; then
 	status=0
 else

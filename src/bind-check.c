@@ -363,11 +363,20 @@ p11km_pin_file_check(const char *path, const char *user, struct p11km_problems *
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) < 0 || fstat(fd, &st) != 0) {
+	/* O_NONBLOCK: a FIFO there must not hang the check */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0 ||
+	    fstat(fd, &st) != 0) {
 		p11km_problem_add(pr, "cannot read the PIN file '%s' (%s): create it with "
 		                  "'p11km bind emit --pin-file'", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		p11km_problem_add(pr, "the PIN file '%s' is not a regular file: the server's engine "
+		                  "cannot read a PIN from it; create it with 'p11km bind emit "
+		                  "--pin-file'", path);
+		close(fd);
 		return;
 	}
 	if (pw != NULL && st.st_uid != pw->pw_uid)

@@ -80,6 +80,8 @@ engine_pin(const char *key, char buf[33], size_t *len, int *from_file)
 				char *nl = memchr(buf, '\n', (size_t)n);
 				*len = nl ? (size_t)(nl - buf) + 1 : (size_t)n;
 				have = 1;
+			} else if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+				have = 1; /* libp11 would block on a FIFO: never the proved PIN */
 			}
 			close(fd);
 		}

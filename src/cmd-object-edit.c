@@ -506,7 +506,7 @@ pair_of(struct target *t, struct p11km_object **objs, size_t *n)
 		const struct p11km_object *x = &t->objs[i];
 		if ((o->label == NULL) != (x->label == NULL) ||
 		    (o->label != NULL && strcmp(o->label, x->label) != 0) || o->id_len != x->id_len ||
-		    memcmp(o->id, x->id, o->id_len) != 0)
+		    (o->id_len > 0 && memcmp(o->id, x->id, o->id_len) != 0))
 			return several_match(t, "they are not one key pair (label and id differ); "
 			                        "select one pair or object");
 	}

@@ -160,6 +160,20 @@ drop_usage(CK_ATTRIBUTE *t, CK_ULONG n)
 	return k;
 }
 
+/* Remove CKA_EXTRACTABLE: ykcs11 fails a private key template that names
+ * it at all (CKR_ATTRIBUTE_TYPE_INVALID).  The key read back must still be
+ * non-extractable (not_honoured()). */
+static CK_ULONG
+drop_extractable(CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ULONG k = 0;
+
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].type != CKA_EXTRACTABLE)
+			t[k++] = t[i];
+	return k;
+}
+
 /* Set CKA_ID on both halves. */
 static int
 set_id(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
@@ -260,10 +274,20 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		nprivt = drop_usage(privt, nprivt);
 		rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt, nprivt,
 		                &hpub, &hpriv);
+		if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+			nprivt = drop_extractable(privt, nprivt);
+			rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt,
+			                nprivt, &hpub, &hpriv);
+		}
 		if (rv == CKR_OK)
 			p11km_warn("token '%s' refused a sign-only template; the key was made without "
 			           "the decrypt/unwrap/derive restrictions", s->tok->label);
 	}
+	if ((rv == CKR_USER_TYPE_INVALID || rv == CKR_USER_NOT_LOGGED_IN) && s->logged_in == CKU_USER)
+		return p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' generates keys only after a security officer login "
+		    "(C_GenerateKeyPair: %s): give --so-pin-source (on a PIV card its PIN is the "
+		    "management key, 48 hex digits)", s->tok->label, p11km_ckr_name(rv));
 	if (rv != CKR_OK)
 		return p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
 		    "token '%s' did not generate the %s key pair: C_GenerateKeyPair: %s",

@@ -58,8 +58,19 @@ p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
 	case CKR_DEVICE_REMOVED: case CKR_TOKEN_NOT_PRESENT:
 		hint = ": is the token still connected?";
 		break;
-	case CKR_TOKEN_WRITE_PROTECTED:
-		hint = ": the token is read-only";
+	case CKR_TOKEN_WRITE_PROTECTED: case CKR_FUNCTION_NOT_SUPPORTED:
+		/* not a failure that goes away: what this token (through this
+		 * module) cannot do, e.g. OpenSC's read-only view of a PIV card */
+		code = P11KM_ERR_UNSUPPORTED;
+		hint = rv == CKR_TOKEN_WRITE_PROTECTED ?
+		    ": this token is read-only through this module; write to it with its "
+		    "vendor's module or tool (for a PIV card: ykcs11, yubico-piv-tool or piv-tool)" :
+		    ": this token's module does not support that; use its vendor's module or "
+		    "tool (for a PIV card read through OpenSC: ykcs11, yubico-piv-tool or piv-tool)";
+		break;
+	case CKR_ATTRIBUTE_TYPE_INVALID:
+		code = P11KM_ERR_UNSUPPORTED;
+		hint = ": this token does not support an attribute p11km needs for that";
 		break;
 	case CKR_HOST_MEMORY: case CKR_DEVICE_MEMORY:
 		hint = ": out of memory (on the host or the token)";

@@ -43,7 +43,10 @@ handle_set_add(struct handle_set *hs, CK_OBJECT_HANDLE h)
 }
 
 /* C_FindObjects into h[*nh..]: at most want handles, each checked: never more
- * than asked for, never CK_INVALID_HANDLE; one seen before is dropped. */
+ * than asked for; CK_INVALID_HANDLE and one seen before are dropped, never
+ * used.  (ykcs11 2.2.0 gives handle 0 to a real object, the data object
+ * holding the 9a certificate: failing the search would make p11km useless
+ * on every YubiKey.) */
 static int
 find_batch(struct p11km_session *s, struct handle_set *seen, CK_OBJECT_HANDLE *h, size_t *nh,
            CK_ULONG want, CK_ULONG *got)
@@ -58,9 +61,11 @@ find_batch(struct p11km_session *s, struct handle_set *seen, CK_OBJECT_HANDLE *h
 		return p11km_fail_module(s->tok->label, "C_FindObjects", "it returned %lu handles "
 		                         "where at most %lu were asked for", *got, want);
 	for (CK_ULONG i = 0; i < *got; i++) {
-		if (h[*nh + i] == CK_INVALID_HANDLE)
-			return p11km_fail_module(s->tok->label, "C_FindObjects", "it returned the "
-			                         "invalid handle 0");
+		if (h[*nh + i] == CK_INVALID_HANDLE) {
+			p11km_verbose("token '%s': C_FindObjects returned the invalid handle 0; "
+			              "that object is left out", s->tok->label);
+			continue;
+		}
 		if ((r = handle_set_add(seen, h[*nh + i])) < 0)
 			return r;
 		if (r == 1)

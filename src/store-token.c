@@ -376,6 +376,7 @@ trusted_find(struct p11km_session *s, X509 *x, CK_OBJECT_HANDLE *h)
 	CK_OBJECT_HANDLE *hs = NULL;
 	int r;
 
+	*h = CK_INVALID_HANDLE;
 	if ((r = p11km_cert_der(x, &der, &dlen)) < 0)
 		return r;
 	CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TRUSTED, &yes, sizeof(yes) },
@@ -475,7 +476,7 @@ token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_O
 		free(h);
 		for (int i = 0; r == 0 && i < sk_X509_num(wanted); i++) {
 			X509 *x = sk_X509_value(wanted, i);
-			CK_OBJECT_HANDLE hx;
+			CK_OBJECT_HANDLE hx = CK_INVALID_HANDLE;
 			if ((r = trusted_find(&ts->s, x, &hx)) == 1)
 				r = p11km_store_push(st, x, NULL, hx);
 		}

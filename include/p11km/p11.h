@@ -214,6 +214,11 @@ int p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri,
 int p11km_object_find_one(struct p11km_session *s, const struct p11km_uri *uri,
                           CK_OBJECT_CLASS cls, struct p11km_object *out);
 void p11km_objects_free(struct p11km_object *objs, size_t n);
+/* The certificate objects with CKA_ID id (at most 16), token and session
+ * objects alike (ykcs11's attestation certificates are session objects),
+ * read.  *objs is NULL when there are none; free with p11km_objects_free(). */
+int p11km_cert_objects_by_id(struct p11km_session *s, const unsigned char *id, size_t id_len,
+                             struct p11km_object **objs, size_t *n);
 
 /* An object label given by the user: 1 to max bytes, no control
  * characters; P11KM_ERR_USAGE naming --label otherwise. */

@@ -14,9 +14,12 @@ make_key site 0a EC:prime256v1
 issue site 0a site.test 3001
 put_cert site 0a "$T/site-3001.der"
 P=$(free_port)
-check "emit apache" "$P11KM" bind emit apache --key "$TOKEN;object=site;type=private" \
-	--listen "127.0.0.1:$P" --server-name site.test --out-dir "$T/ap" \
-	--pin-file "$T/ap.pin" --pin-source "file:$PIN" --service-user www-data
+emit_site() {
+	"$P11KM" bind emit apache --key "$TOKEN;object=site;type=private" \
+		--listen "127.0.0.1:$P" --server-name site.test --out-dir "$T/ap" \
+		--pin-file "$T/ap.pin" --pin-source "file:$PIN" --service-user www-data
+}
+check "emit apache" emit_site
 V=$T/ap/apache-vhost.conf
 check_grep "SSLCryptoDevice pkcs11" '^SSLCryptoDevice pkcs11$' "$V"
 check_grep "certificate by URI" '^    SSLCertificateFile "pkcs11:.*object=site;type=cert"$' "$V"
@@ -56,10 +59,13 @@ Include $V
 EOF
 export OPENSSL_CONF=$T/ap/openssl.cnf
 check "apache2 -t accepts the emitted config" apache2 -f "$A/httpd.conf" -t
-check "apache2 starts" apache2 -f "$A/httpd.conf" -k start
+start_apache() { # PORT
+	if [ "$1" != "$P" ]; then P=$1; emit_site || return 1; fi  # the port was taken meanwhile
+	apache2 -f "$A/httpd.conf" -k start
+}
+check "apache2 starts, listening" start_server "$A/error.log" 1 start_apache "$P"
 unset OPENSSL_CONF
 cleanup_add "kill \$(cat '$A/httpd.pid') 2>/dev/null"
-wait_port "$P"
 for i in $(seq 300); do [ -s "$A/httpd.pid" ] && break; sleep 0.1; done
 main=$(cat "$A/httpd.pid")
 for i in $(seq 300); do

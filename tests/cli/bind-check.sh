@@ -86,12 +86,16 @@ check "wrongcert: openssl agrees the public keys differ (the judge)" \
 	not cmp -s <(openssl x509 -in "$T/other-2001.pem" -noout -pubkey) "$T/web.pub.pem"
 # nginx -t accepts this (it cannot compare an engine key with the certificate):
 # the judge is a real handshake, which the client must reject
-PORT=$(sed -n 's/^listen = 127\.0\.0\.1://p' "$T/wrongcert/p11km-binding.conf")
+WPORT=$(sed -n 's/^listen = 127\.0\.0\.1://p' "$T/wrongcert/p11km-binding.conf")
 nginx_t wrongcert
-check "wrongcert: nginx starts" env OPENSSL_CONF="$T/wrongcert/openssl.cnf" \
-	nginx -p "$T/ngx-wrongcert" -c "$T/ngx-wrongcert/nginx.conf"
+start_wrongcert() { # PORT: the variant's copy of the binding, on PORT
+	sed -i "s/127\.0\.0\.1:$WPORT\b/127.0.0.1:$1/" "$T/wrongcert/nginx-server.conf" \
+		"$T/wrongcert/p11km-binding.conf"
+	WPORT=$1
+	OPENSSL_CONF="$T/wrongcert/openssl.cnf" nginx -p "$T/ngx-wrongcert" -c "$T/ngx-wrongcert/nginx.conf"
+}
+check "wrongcert: nginx starts" start_server "$T/ngx-wrongcert/error.log" 1 start_wrongcert "$WPORT"
 cleanup_add "kill \$(cat '$T/ngx-wrongcert/nginx.pid') 2>/dev/null"
-wait_port "$PORT"
 check "wrongcert: the TLS handshake fails (openssl s_client, the judge)" not s_client_ok "$PORT" other.test
 check_grep "wrongcert: the server cannot complete a handshake" "handshake failure|bad signature|decrypt error" "$T/sc.out"
 kill "$(cat "$T/ngx-wrongcert/nginx.pid")"
@@ -175,20 +179,20 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/
 	-subj /CN=expired.test -out "$T/exp.csr" 2>/dev/null
 openssl x509 -req -in "$T/exp.csr" -signkey "$T/exp.key" -days -1 -out "$T/exp.pem" 2>/dev/null
 check "openssl made an expired certificate (the judge)" not openssl x509 -in "$T/exp.pem" -noout -checkend 0
-XPORT=$(free_port)
-openssl s_server -accept "127.0.0.1:$XPORT" -cert "$T/exp.pem" -key "$T/exp.key" -www -quiet \
-	</dev/null >/dev/null 2>&1 &
-XPID=$!
+s_server_expired() { # PORT
+	openssl s_server -accept "127.0.0.1:$1" -cert "$T/exp.pem" -key "$T/exp.key" -www -quiet </dev/null &
+	SERVER_PID=$!
+}
+check "openssl s_server starts with it" start_server "$T/s_server.log" 1 s_server_expired
+XPORT=$PORT XPID=$SERVER_PID
 cleanup_add "kill $XPID"
-wait_port "$XPORT"
 check_fails "bind verify of a server with an expired certificate" 5 "$P11KM" bind verify "127.0.0.1:$XPORT"
 check_one_line_error "  ... one line saying how to renew" "has expired; renew it .*reload the server"
 kill "$XPID" 2>/dev/null
-PPORT=$(free_port)
-python3 -m http.server --bind 127.0.0.1 "$PPORT" >/dev/null 2>&1 &
-PPID2=$!
+http_server() { python3 -m http.server --bind 127.0.0.1 "$1" & SERVER_PID=$!; }
+check "a plain HTTP server starts" start_server "$T/http.log" 1 http_server
+PPORT=$PORT PPID2=$SERVER_PID
 cleanup_add "kill $PPID2"
-wait_port "$PPORT"
 check_fails "bind verify of a port that does not speak TLS" 5 "$P11KM" bind verify "127.0.0.1:$PPORT"
 check_one_line_error "  ... one line saying what to check" "TLS handshake with .* failed: .*is it a TLS port"
 kill "$PPID2" 2>/dev/null

@@ -50,24 +50,6 @@ put_cert() {
 		--type cert --label "$1" --id "$2" >/dev/null 2>&1
 }
 
-# free_port: a TCP port nobody listens on (random, 20000-31999: below the
-# ephemeral range, so no client connection of a parallel test holds it).
-free_port() {
-	while :; do
-		_p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000 ))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$_p") 2>/dev/null; then echo "$_p"; return; fi
-	done
-}
-
-# wait_port PORT: until something accepts on 127.0.0.1:PORT (30 s).
-wait_port() {
-	for _i in $(seq 300); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # serial_served PORT [NAME]: the serial of the leaf served (openssl s_client).
 serial_served() {
 	openssl s_client -connect "127.0.0.1:$1" ${2:+-servername "$2"} </dev/null 2>/dev/null |

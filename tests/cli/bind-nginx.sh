@@ -15,18 +15,23 @@ put_cert web1 01 "$T/web1-1001.der"
 make_key web2 02 EC:prime256v1
 issue web2 02 web2.test 2001
 put_cert web2 02 "$T/web2-2001.der"
-P1=$(free_port)
-P2=$(free_port)
-while [ "$P2" = "$P1" ]; do P2=$(free_port); done
+P12=$(free_port 2)
+P1=${P12% *} P2=${P12#* }
 CERT1="$TOKEN;object=web1;type=cert"
 
-check "emit web1 on 127.0.0.1 and *:PORT" "$P11KM" bind emit nginx \
-	--key "$TOKEN;object=web1;type=private" --listen "127.0.0.1:$P1" --listen "*:$P2" \
-	--server-name web1.test --out-dir "$T/b1" --pin-file "$T/web.pin" --pin-source "file:$PIN" \
-	--service-user nobody
-check "emit web2 (EC key) on 127.0.0.1" "$P11KM" bind emit nginx \
-	--key "$TOKEN;object=web2;type=private" --listen "127.0.0.1:$P1" --server-name web2.test \
-	--out-dir "$T/b2" --pin-file "$T/web.pin" --service-user nobody
+emit_web1() {
+	"$P11KM" bind emit nginx \
+		--key "$TOKEN;object=web1;type=private" --listen "127.0.0.1:$P1" --listen "*:$P2" \
+		--server-name web1.test --out-dir "$T/b1" --pin-file "$T/web.pin" --pin-source "file:$PIN" \
+		--service-user nobody
+}
+emit_web2() {
+	"$P11KM" bind emit nginx \
+		--key "$TOKEN;object=web2;type=private" --listen "127.0.0.1:$P1" --server-name web2.test \
+		--out-dir "$T/b2" --pin-file "$T/web.pin" --service-user nobody
+}
+check "emit web1 on 127.0.0.1 and *:PORT" emit_web1
+check "emit web2 (EC key) on 127.0.0.1" emit_web2
 
 # the fork trap: the token was made by root, mode 0700; the workers run as nobody
 check_fails "bind check: the worker user cannot read the token store" 5 "$P11KM" bind check "$T/b1"
@@ -58,13 +63,16 @@ http {
     include $T/b2/nginx-server.conf;
 }
 EOF
-export OPENSSL_CONF=$T/b1/openssl.cnf
-check "nginx -t accepts the emitted config" nginx -t -p "$N" -c "$N/nginx.conf"
-check "nginx starts" nginx -p "$N" -c "$N/nginx.conf"
-unset OPENSSL_CONF
+start_nginx() { # P1 P2
+	if [ "$1 $2" != "$P1 $P2" ]; then  # a port was taken meanwhile: emit for the new ones
+		P1=$1 P2=$2
+		emit_web1 && emit_web2 || return 1
+	fi
+	OPENSSL_CONF=$T/b1/openssl.cnf nginx -p "$N" -c "$N/nginx.conf"
+}
+check "nginx starts, listening on both ports" start_server "$N/error.log" 2 start_nginx "$P1" "$P2"
 cleanup_add "kill \$(cat '$N/nginx.pid') 2>/dev/null"
-wait_port "$P1"
-wait_port "$P2"
+check "nginx -t accepts the emitted config" env OPENSSL_CONF="$T/b1/openssl.cnf" nginx -t -p "$N" -c "$N/nginx.conf"
 master=$(cat "$N/nginx.pid" 2>/dev/null)
 for i in $(seq 300); do   # workers fork and switch user right after start
 	[ "$(ps -o user= --ppid "$master" 2>/dev/null | grep -c '^nobody')" = 2 ] && break

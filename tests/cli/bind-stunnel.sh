@@ -11,20 +11,24 @@ bind_setup
 make_key tun 0b rsa:2048
 issue tun 0b tun.test 4001
 put_cert tun 0b "$T/tun-4001.der"
-P=$(free_port)
-B=$(free_port)
-while [ "$B" = "$P" ]; do B=$(free_port); done
-
 # the backend: plain HTTP on loopback
 mkdir -p "$T/www"
 echo "behind stunnel" > "$T/www/index.html"
-(cd "$T/www" && exec python3 -m http.server --bind 127.0.0.1 "$B" >/dev/null 2>&1) &
-backend=$!
+backend() { # PORT
+	(cd "$T/www" && exec python3 -m http.server --bind 127.0.0.1 "$1") &
+	SERVER_PID=$!
+}
+check "the HTTP backend starts" start_server "$T/backend.log" 1 backend
+B=$PORT backend=$SERVER_PID
 cleanup_add "kill $backend"
+P=$(free_port)
 
-check "emit stunnel" "$P11KM" bind emit stunnel --key "$TOKEN;object=tun;type=private" \
-	--listen "127.0.0.1:$P" --connect "127.0.0.1:$B" --server-name tun.test --out-dir "$T/st" \
-	--pin-file "$T/st.pin" --pin-source "file:$PIN" --service-user nobody
+emit_tun() {
+	"$P11KM" bind emit stunnel --key "$TOKEN;object=tun;type=private" \
+		--listen "127.0.0.1:$P" --connect "127.0.0.1:$B" --server-name tun.test --out-dir "$T/st" \
+		--pin-file "$T/st.pin" --pin-source "file:$PIN" --service-user nobody
+}
+check "emit stunnel" emit_tun
 S=$T/st/stunnel.conf
 check_grep "stunnel drops to the service user" '^setuid = nobody$' "$S"
 check_fails "bind check: nobody cannot read the token store yet" 5 "$P11KM" bind check "$T/st"
@@ -38,12 +42,14 @@ check "bind check passes" "$P11KM" bind check "$T/st"
 # the emitted file, with the process settings of this test in front
 # (stunnel writes its pid file after dropping to nobody)
 mkdir -p "$T/run"; chown nobody "$T/run"
-{ echo "pid = $T/run/stunnel.pid"; echo "output = $T/run/stunnel.log"; cat "$S"; } > "$T/run.conf"
-check "stunnel starts" env OPENSSL_CONF="$T/st/openssl.cnf" stunnel4 "$T/run.conf"
+start_stunnel() { # PORT
+	if [ "$1" != "$P" ]; then P=$1; emit_tun || return 1; fi  # the port was taken meanwhile
+	{ echo "pid = $T/run/stunnel.pid"; echo "output = $T/run/stunnel.log"; cat "$S"; } > "$T/run.conf"
+	OPENSSL_CONF="$T/st/openssl.cnf" stunnel4 "$T/run.conf"
+}
+check "stunnel starts, listening" start_server "$T/run/stunnel.log" 1 start_stunnel "$P"
 for i in $(seq 300); do [ -s "$T/run/stunnel.pid" ] && break; sleep 0.1; done
 cleanup_add "kill \$(cat '$T/run/stunnel.pid') 2>/dev/null"
-wait_port "$P"
-wait_port "$B"
 
 check "s_client verifies (chain + name)" s_client_ok "$P" tun.test
 check "the served certificate is the token's" test "$(serial_served "$P" tun.test)" = 0FA1

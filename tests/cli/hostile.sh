@@ -1,14 +1,16 @@
 #!/bin/bash
-# Every command verb against a hostile PKCS#11 module (tests/hostile/README.md)
+# Every command verb (19) against a hostile PKCS#11 module (tests/hostile/README.md)
 # in every mode: lengths that grow between the size and the value call, that
 # run past the buffer, that never fit, huge and "negative" lengths, handles
 # repeated or more than asked for, garbage attribute values and sizes,
 # control characters in token info, slot and mechanism counts that change or
 # run past the list, signatures longer than their buffer.  Each run ends in
 # the correct output or in one clean 'p11km:' line with exit 1-5, never in a
-# sanitizer report, a crash or a hang.  The modes a careful caller survives
-# (a length that changed once, duplicates) must give the same output as the
-# real module, judged by the module itself and by openssl.
+# sanitizer report, a crash or a hang, and never prints a raw control
+# character (the tokinfo mode fills the token info with terminal escapes).
+# The modes a careful caller survives (a length that changed once,
+# duplicates) must give the same output as the real module, judged by the
+# module itself and by openssl.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/cli/bind-lib.sh"
 need openssl pkcs11-tool timeout
@@ -20,8 +22,9 @@ MODES="grow grow-v240 ok-overlong toosmall-loop huge unavailable garbage garbage
 	tokinfo mechs-overcount mechs-grow sign-overlong sign-loop keygen-same"
 # modes in which every verb must work as through the real module
 TOLERATED=" grow grow-v240 find-dup slots-change slots-dup "
-VERBS="token-list object-list roots-list req-new req-renew bind-verify bind-check bind-emit
-	key-generate cert-install roots-install roots-remove token-init"
+VERBS="token-list object-list key-list cert-list roots-list object-export req-new req-renew
+	bind-verify bind-check bind-emit key-generate cert-install object-relabel object-delete
+	roots-install roots-remove token-init token-pin"
 
 # --- two tokens: R is read by the read-only verbs, W is changed ---------------
 new_token R "$USERPIN"
@@ -66,17 +69,23 @@ p11tool_sm --token-label R --login --pin "$USERPIN" --write-object "$T/ca.pem" -
 	--label ca >/dev/null 2>&1 || true
 key_on W k 0a
 n=0
-for m in none $MODES; do # one new certificate for W's key per mode: each install replaces
-	n=$((n + 1))
+for m in none $MODES; do # per mode: a new certificate for W's key (each install
+	n=$((n + 1))      # replaces), a key pair to relabel, a certificate to delete
 	ca_issue "$T/k.pub.pem" k.test $((3000 + n)) "$T/k-$m.pem"
+	p11tool_sm --token-label W --login --pin "$USERPIN" --keypairgen --key-type EC:prime256v1 \
+		--label "r-$m" --id "$(printf '%04x' $((0x100 + n)))" >/dev/null 2>&1
+	p11tool_sm --token-label W --login --pin "$USERPIN" --write-object "$T/srv.der" --type cert \
+		--label "d-$m" --id "$(printf '%04x' $((0x200 + n)))" >/dev/null 2>&1
 done
+printf 4321 > "$T/newpin"; chmod 600 "$T/newpin"
 
-PORT=$(free_port)
-openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" -key "$T/srv.key" -quiet \
-	</dev/null >"$T/s_server.log" 2>&1 &
-SERVER=$!
+s_server() { # PORT
+	openssl s_server -accept "127.0.0.1:$1" -cert "$T/srv.pem" -key "$T/srv.key" -quiet </dev/null &
+	SERVER_PID=$!
+}
+start_server "$T/s_server.log" 1 s_server || { echo "# the test TLS server did not start"; exit 99; }
+SERVER=$SERVER_PID
 cleanup_add "kill $SERVER"
-wait_port "$PORT" || { cat "$T/s_server.log"; echo "# the test TLS server did not start"; exit 99; }
 
 # the binding bind check loads, emitted through the module (its path in openssl.cnf)
 P11HOSTILE_MODULE=$SOFTHSM2_MODULE P11HOSTILE_MODE=none "$P11KM" --module "$P11HOSTILE" \
@@ -86,10 +95,17 @@ P11HOSTILE_MODULE=$SOFTHSM2_MODULE P11HOSTILE_MODE=none "$P11KM" --module "$P11H
 
 # verb_run MODE VERB: one p11km run through the hostile module in MODE
 verb_run() {
+	conf=$SOFTHSM2_CONF
 	case $2 in
 	token-list) set -- "$1" token list ;;
 	object-list) set -- "$1" --pin-source "file:$PIN" object list "$R" ;;
+	key-list) set -- "$1" --pin-source "file:$PIN" key list "$R" ;;
+	cert-list) set -- "$1" cert list "$R" ;;
 	roots-list) set -- "$1" roots list "token:$R" ;;
+	object-export) set -- "$1" object export "$R;object=web;type=cert" -o "$T/export-$1.pem" ;;
+	object-relabel) set -- "$1" --pin-source "file:$PIN" object relabel \
+		"$W;object=r-$1;type=private" --label "s-$1" ;;
+	object-delete) set -- "$1" --pin-source "file:$PIN" object delete "$W;object=d-$1;type=cert" ;;
 	req-new) set -- "$1" --pin-source "file:$PIN" req new "$R;object=web;type=private" \
 		--subject CN=web.test -o "$T/new-$1.csr" ;;
 	req-renew) set -- "$1" --pin-source "file:$PIN" req renew "$R;object=web;type=cert" \
@@ -109,14 +125,18 @@ verb_run() {
 		mkdir -p "$T/init-$1"
 		sed "s|@TOKENDIR@|$T/init-$1|" "$top_srcdir/tokens/softhsm2/softhsm2.conf.in" \
 			> "$T/init-$1.conf"
+		conf=$T/init-$1.conf
 		set -- "$1" --so-pin-source "file:$SOPIN_W" --pin-source "file:$PIN" token init \
 			--label "i-$1" ;;
+	token-pin) # the user PIN of the token token-init made
+		conf=$T/init-$1.conf
+		set -- "$1" --pin-source "file:$PIN" token pin change "pkcs11:token=i-$1" \
+			--new-pin-source "file:$T/newpin" ;;
 	esac
 	_m=$1; shift
 	rm -rf "$T/san"; mkdir "$T/san"
 	ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$T/san/asan" UBSAN_OPTIONS="log_path=$T/san/ubsan" \
-	SOFTHSM2_CONF=$([ -f "$T/init-$_m.conf" ] && echo "$T/init-$_m.conf" || echo "$SOFTHSM2_CONF") \
-	P11HOSTILE_MODULE=$SOFTHSM2_MODULE P11HOSTILE_MODE=$_m \
+	SOFTHSM2_CONF=$conf P11HOSTILE_MODULE=$SOFTHSM2_MODULE P11HOSTILE_MODE=$_m \
 		timeout 30 "$P11KM" --module "$P11HOSTILE" "$@" >"$T/o" 2>"$T/e"
 }
 
@@ -150,6 +170,8 @@ for m in $MODES; do
 			verdict="a sanitizer report"; cat "$T"/san/* >> "$T/e" 2>/dev/null
 		elif [ $rc = 124 ]; then
 			verdict="a hang (killed after 30 s)"
+		elif LC_ALL=C grep -q '[[:cntrl:]]' "$T/o" "$T/e"; then
+			verdict="raw control characters in what p11km printed"
 		elif [ $rc = 0 ] && [ "$errs" = 0 ]; then
 			verdict=ok
 		elif [ $rc -ge 1 ] && [ $rc -le 5 ] && [ "$errs" = 1 ] && grep -q '^p11km: ' "$T/e" &&
@@ -179,7 +201,9 @@ for m in $MODES; do
 		check "$m: req new wrote a request openssl verifies" \
 			openssl req -in "$T/new-$m.csr" -noout -verify
 		check "$m: req renew wrote a request for the certificate's subject" sh -c \
-			"openssl req -in '$T/renew-$m.csr' -noout -verify -subject | grep -q 'CN = web.test'" ;;
+			"openssl req -in '$T/renew-$m.csr' -noout -verify -subject | grep -q 'CN = web.test'"
+		check "$m: object export wrote the token's certificate" sh -c \
+			"openssl x509 -in '$T/export-$m.pem' -outform DER | cmp -s - '$T/web.der'" ;;
 	esac
 done
 nmodes=$(echo $MODES | wc -w); nverbs=$(echo $VERBS | wc -w)

@@ -82,16 +82,14 @@ check "openssl verify -CAfile accepts it with the PEM bundle" \
 	openssl verify -CAfile "$T/bundle.pem" -untrusted "$CA/inter.pem" "$T/srv.pem"
 [ "$(grep -c 'BEGIN CERTIFICATE' "$T/bundle.pem")" = "$N" ] && ok "the bundle holds $N certificates" ||
 	not_ok "bundle count"
-PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 10000))
-openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" -cert_chain "$CA/inter.pem" -key "$T/srv.key" -www -quiet \
-	</dev/null >"$T/s_server.log" 2>&1 &
-SPID=$!
+s_server() { # PORT
+	openssl s_server -accept "127.0.0.1:$1" -cert "$T/srv.pem" -cert_chain "$CA/inter.pem" -key "$T/srv.key" \
+		-www -quiet </dev/null &
+	SERVER_PID=$!
+}
+check "openssl s_server starts" start_server "$T/s_server.log" 1 s_server
+SPID=$SERVER_PID
 cleanup_add "kill $SPID"
-for i in $(seq 50); do
-	curl -s -o /dev/null --capath "$T/dir" "https://localhost:$PORT/" \
-		--resolve "localhost:$PORT:127.0.0.1" 2>/dev/null && break
-	sleep 0.1
-done
 check "curl --capath accepts the server" curl -sS -o /dev/null --capath "$T/dir" \
 	--resolve "localhost:$PORT:127.0.0.1" "https://localhost:$PORT/"
 mkdir "$T/empty"
@@ -260,6 +258,36 @@ mkdir -p "$R/etc/ssl/certs" "$R/usr/local/share/ca-certificates" "$R/usr/share/c
 # holds at least one certificate
 cp "$T/root2.pem" "$R/usr/local/share/ca-certificates/other.crt"
 ls -la /usr/local/share/ca-certificates > "$T/real.before" 2>&1
+anchors() { find "$R/usr/local/share/ca-certificates" -type f -exec sha256sum {} + | sort; }
+bundle_sum() { { sha256sum < "$R/etc/ssl/certs/ca-certificates.crt"; } 2>/dev/null || echo none; }
+# ca-certificates before 20250419 (a fresh Debian 12 image has 20230311) has
+# no --sysroot: given one, its tool prints its usage, exits 0 and changes
+# nothing.  A stub that does just that stands for it whatever this machine has.
+mkdir -p "$T/oldbin"
+printf '#!/bin/sh\necho "$0: [--verbose] [--fresh]"\nexit 0\n' > "$T/oldbin/update-ca-certificates"
+chmod +x "$T/oldbin/update-ca-certificates"
+anchors > "$T/anchors.before"; bundle_sum > "$T/bundle.before"
+check_fails "an update-ca-certificates without --sysroot: the install under --system-root is refused" 1 \
+	env PATH="$T/oldbin:$PATH" "$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
+check_one_line_error "  ... in one line naming the tool and its version" \
+	"update-ca-certificates \(ca-certificates [^)]+\) has no --sysroot.*nothing was changed"
+anchors > "$T/anchors.after"; bundle_sum > "$T/bundle.after"
+check "  ... before any anchor file changed" cmp "$T/anchors.before" "$T/anchors.after"
+check "  ... or the bundle" cmp "$T/bundle.before" "$T/bundle.after"
+check "  ... and roots list shows no such root" env P11KM_SYSTEM_ROOT="$R" "$P11KM" roots list system
+check_nogrep "  ... (roots list)" "^$(fp "$CA/root.pem") " "$T/out"
+
+UCC=$(command -v update-ca-certificates)
+if ! grep -q -- '--sysroot)' "$UCC"; then
+	# this machine's tool is the old one: p11km refuses it the same way
+	check_fails "this machine's $UCC has no --sysroot: refused too" 1 \
+		"$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
+	if [ "${CI:-}" = true ]; then
+		not_ok "update-ca-certificates has no --sysroot: contrib/deps.sh must upgrade ca-certificates"
+	else
+		echo "# $(dpkg-query -W ca-certificates 2>/dev/null): no --sysroot; the tests with the real tool need ca-certificates >= 20250419 (contrib/deps.sh)"
+	fi
+else
 check "install into the system store under --system-root" "$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
 check "update-ca-certificates put it into the bundle" openssl verify -CAfile "$R/etc/ssl/certs/ca-certificates.crt" \
 	-untrusted "$CA/inter.pem" "$T/srv.pem"
@@ -271,7 +299,9 @@ check_fails "the bundle no longer has it" 2 openssl verify -CAfile "$R/etc/ssl/c
 # update-ca-certificates fails: the anchor files are put back, so that the
 # next run (which then succeeds) does the whole install again
 mkdir -p "$T/fakebin2"
-printf '#!/bin/sh\necho "update-ca-certificates: injected failure" >&2\nexit 1\n' > "$T/fakebin2/update-ca-certificates"
+# (it fails for the store's root only, not for p11km's --sysroot check)
+printf '#!/bin/sh\n[ "$2" = "%s" ] || exec "%s" "$@"\necho "update-ca-certificates: injected failure" >&2\nexit 1\n' \
+	"$R" "$UCC" > "$T/fakebin2/update-ca-certificates"
 chmod +x "$T/fakebin2/update-ca-certificates"
 ls -R "$R/usr/local/share/ca-certificates" > "$T/anchors.before"
 check_fails "update-ca-certificates fails: the install fails" 1 env PATH="$T/fakebin2:$PATH" \
@@ -280,10 +310,32 @@ check_grep "and says the anchor files were put back" "put back as they were" "$T
 check_nogrep "without waiting on its own directory lock" "waiting for another p11km run" "$T/err"
 ls -R "$R/usr/local/share/ca-certificates" > "$T/anchors.after"
 check "the anchor files are as before" cmp "$T/anchors.before" "$T/anchors.after"
+# update-ca-certificates exits 0 and changes nothing (for the store's root;
+# the real tool answers p11km's --sysroot check): p11km reads the bundle
+# back, fails and puts the anchor files back
+mkdir -p "$T/fakebin3"
+printf '#!/bin/sh\n[ "$2" = "%s" ] || exec "%s" "$@"\nexit 0\n' "$R" "$UCC" > "$T/fakebin3/update-ca-certificates"
+chmod +x "$T/fakebin3/update-ca-certificates"
+anchors > "$T/anchors.before"; bundle_sum > "$T/bundle.before"
+check_fails "update-ca-certificates exits 0, the bundle is unchanged: the install fails" 1 \
+	env PATH="$T/fakebin3:$PATH" "$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
+check_one_line_error "  ... in one line naming the tool, its version and the missing root" \
+	"update-ca-certificates \(ca-certificates [^)]+\) exited 0 but '$R/etc/ssl/certs/ca-certificates.crt' does not hold the added root $(fp "$CA/root.pem"); the anchor files were put back as they were"
+anchors > "$T/anchors.after"; bundle_sum > "$T/bundle.after"
+check "  ... the anchor files are as before" cmp "$T/anchors.before" "$T/anchors.after"
+check "  ... and the bundle" cmp "$T/bundle.before" "$T/bundle.after"
 check "the next run installs it" "$P11KM" roots install "$CA/root.pem" --to system --system-root "$R"
 check "and the bundle has it" openssl verify -CAfile "$R/etc/ssl/certs/ca-certificates.crt" \
 	-untrusted "$CA/inter.pem" "$T/srv.pem"
+anchors > "$T/anchors.before"
+check_fails "a removal whose bundle still holds the root fails" 1 env PATH="$T/fakebin3:$PATH" \
+	"$P11KM" roots remove "$CA/root.pem" --from system --system-root "$R"
+check_one_line_error "  ... saying so" "exited 0 but '.*' still holds the removed root $(fp "$CA/root.pem"); the anchor files were put back"
+check "  ... and puts its anchor file back" sh -c "ls '$R/usr/local/share/ca-certificates/p11km/' | grep -q '^p11km-.*\.crt$'"
 check "remove it again" env P11KM_SYSTEM_ROOT="$R" "$P11KM" roots remove "$CA/root.pem" --from system
+check_fails "and the bundle no longer has it" 2 openssl verify -CAfile "$R/etc/ssl/certs/ca-certificates.crt" \
+	-untrusted "$CA/inter.pem" "$T/srv.pem"
+fi
 ls -la /usr/local/share/ca-certificates > "$T/real.after" 2>&1
 cmp -s "$T/real.before" "$T/real.after" && ok "the real /usr/local/share/ca-certificates is untouched" ||
 	not_ok "the real system store changed"

@@ -134,6 +134,12 @@ check_fails "bind check with a newline in the PIN file: problems (exit 5)" 5 shi
 	bind check "$T/s"
 check_grep "  ... the newline is named" "ends with a newline" "$T/out"
 check_eq "  ... the probe did not try the PIN with its newline" "$(probe_logins)" 0
+# a FIFO in place of the PIN file: reported, not waited on
+chmod 600 "$T/s.pin"; rm -f "$T/s.pin"; mkfifo "$T/s.pin"
+check_fails "bind check with a FIFO as the PIN file: problems, no hang (timeout: 124)" 5 \
+	timeout 60 "$P11KM" bind check "$T/s"
+check_grep "  ... says it is not a regular file" "PIN file '$T/s.pin' is not a regular file" "$T/out"
+rm -f "$T/s.pin"; printf '%s' "$USERPIN" > "$T/s.pin"; chmod 400 "$T/s.pin"
 unset P11KM_ENGINE_PROBE
 
 # --- 4. token init --force never tries a locked or final-try SO PIN -------------------

@@ -100,5 +100,91 @@ count_of() { awk -v f="$1" '$1 == f { n = $2 } END { print n + 0 }' "$T/counts" 
 # need TOOL...: skip the whole file when a tool is missing (CI installs all).
 need() { for _t in "$@"; do command -v "$_t" >/dev/null 2>&1 || skip_all "$_t not installed"; done; }
 
+# --- servers on 127.0.0.1 ------------------------------------------------
+# Other tests, and other people's servers, run on this machine at the same
+# time: a port is free only when it can be bound, a port may be taken between
+# the choice and the server's bind, and a server is up only when it answers.
+
+# free_port [N]: N (default 1) TCP ports that can be bound on 127.0.0.1 now
+# (random, 20000-31999: below the ephemeral range, so no client connection of
+# a parallel test holds one), none given out before in this test.
+# bindable PORT...: each of them can be bound now.
+free_port() { _ports pick "${1:-1}"; }
+bindable() { _ports check "$@"; }
+_ports() {
+	python3 - "$T/ports.used" "$@" <<'EOF'
+import os, random, socket, sys
+used_file, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+def bindable(p):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+    try:
+        s.bind(("127.0.0.1", int(p)))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+if mode == "check":
+    sys.exit(0 if all(bindable(p) for p in args) else 1)
+used = set(open(used_file).read().split()) if os.path.exists(used_file) else set()
+out = []
+while len(out) < int(args[0]):
+    p = str(random.randint(20000, 31999))
+    if p not in used and p not in out and bindable(p):
+        out.append(p)
+open(used_file, "a").write("\n".join(out) + "\n")
+print(" ".join(out))
+EOF
+}
+
+# wait_port PORT [PID]: until something accepts on 127.0.0.1:PORT (30 s);
+# with PID: until PID itself listens there (ss), failing at once when PID is
+# gone (another program may hold the port).
+wait_port() {
+	for _i in $(seq 300); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			[ -z "${2:-}" ] && return 0
+			ss -ltnpH "sport = :$1" 2>/dev/null | grep -q "pid=$2," && return 0
+		fi
+		[ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_server LOG N FUNC [PORT...]: start a server on N free ports (the
+# first try on PORT... when they are still free: ports already written into
+# a binding).  "FUNC PORT..." writes the server's configuration for those
+# ports and starts it; the server logs to LOG (which it creates: some open it
+# after dropping privileges), FUNC's own output goes to LOG.start, and a
+# server run in the background of this shell sets SERVER_PID.  When a port
+# was taken meanwhile ("in use" in the logs) it starts again on other ports
+# (5 tries).  Up when every port accepts a connection (from SERVER_PID when
+# set).  Sets PORTS (PORT: the first).  On failure the logs go to stderr
+# (which check shows) and it returns 1.  Use: check "..." start_server ...
+start_server() {
+	_log=$1 _n=$2 _fn=$3
+	shift 3
+	_first=$*
+	for _try in 1 2 3 4 5; do
+		if [ -n "$_first" ] && bindable $_first; then PORTS=$_first; else PORTS=$(free_port "$_n"); fi
+		_first= PORT=${PORTS%% *} SERVER_PID=
+		[ ! -f "$_log" ] || : > "$_log"
+		if "$_fn" $PORTS >"$_log.start" 2>&1; then
+			_up=1
+			for _p in $PORTS; do wait_port "$_p" "$SERVER_PID" || { _up=0; break; }; done
+			[ $_up = 1 ] && ! cat "$_log" "$_log.start" 2>/dev/null | grep -qi 'in use' && return 0
+		fi
+		[ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null
+		cat "$_log" "$_log.start" 2>/dev/null | grep -qi 'in use' || break
+		echo "# port ${PORTS} taken meanwhile (try $_try), again with others" >&2
+	done
+	echo "server not up on 127.0.0.1 port(s) $PORTS; its log ($_log) and output:" >&2
+	tail -n 12 "$_log" >&2 2>/dev/null
+	tail -n 6 "$_log.start" >&2
+	return 1
+}
+
 # json_get FILE PYTHON-EXPR: evaluate an expression over the parsed JSON (d).
 json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }

@@ -541,6 +541,18 @@ static CK_RV shim_C_Initialize(CK_VOID_PTR a) {
   if (act == ACT_FAIL)
     return frv;
   shim_latency();
+  /* P11SHIM_INIT_RESERVED: the module's init string (as p11-kit's
+   * x-init-reserved), e.g. "paths=DIR" for p11-kit-trust.so. */
+  const char *reserved = getenv("P11SHIM_INIT_RESERVED");
+  CK_C_INITIALIZE_ARGS args = { 0 };
+  if (reserved && *reserved) {
+    if (a)
+      args = *(CK_C_INITIALIZE_ARGS *)a;
+    else
+      args.flags = CKF_OS_LOCKING_OK;
+    args.pReserved = (CK_VOID_PTR)reserved;
+    a = &args;
+  }
   rv = f->C_Initialize(a);
   if (rv == CKR_OK) {
     pthread_mutex_lock(&g_mu);

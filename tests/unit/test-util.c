@@ -180,6 +180,17 @@ START_TEST(ckr_names)
 		              p11km_errmsg(r));
 		ck_assert(strchr(p11km_errmsg(r), '\n') == NULL);
 	}
+	/* what a token cannot do is said so (exit 1), never "try again" */
+	static const CK_RV cannot[] = { CKR_FUNCTION_NOT_SUPPORTED, CKR_TOKEN_WRITE_PROTECTED,
+	                                CKR_ATTRIBUTE_TYPE_INVALID };
+	for (size_t i = 0; i < sizeof(cannot) / sizeof(cannot[0]); i++) {
+		int r = p11km_fail_ckr(cannot[i], "tok", "C_CreateObject");
+		ck_assert_int_eq(r, P11KM_ERR_UNSUPPORTED);
+		ck_assert_int_eq(p11km_exit_code(r), 1);
+		ck_assert_msg(strstr(p11km_errmsg(r), "does not support") != NULL ||
+		              strstr(p11km_errmsg(r), "read-only") != NULL, "%s", p11km_errmsg(r));
+		ck_assert_msg(strstr(p11km_errmsg(r), "try again") == NULL, "%s", p11km_errmsg(r));
+	}
 	/* an unknown value is still printed as a CKR_ name, never a bare number */
 	ck_assert(strncmp(p11km_ckr_name(0x7ffffff1UL), "CKR_", 4) == 0);
 	ck_assert_ptr_nonnull(strstr(p11km_ckr_name(0x7ffffff1UL), "7ffffff1"));
