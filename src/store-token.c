@@ -13,6 +13,40 @@
 #include "p11km/store.h"
 #include "p11km/util.h"
 
+/* After a failed C_CreateObject: the object the token made all the same
+ * (found by class, label, id and value: nothing else carries all four, since
+ * callers create only what is not on the token) is destroyed like the rest,
+ * and the error r says so. */
+static void
+made_anyway(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, int r)
+{
+	CK_ATTRIBUTE q[4];
+	CK_ULONG nq = 0;
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t nh = 0;
+	char *msg;
+
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].type == CKA_CLASS || t[i].type == CKA_LABEL || t[i].type == CKA_ID ||
+		    t[i].type == CKA_VALUE)
+			q[nq++] = t[i];
+	if ((msg = strdup(p11km_errmsg(r))) == NULL)
+		return;
+	if (p11km_find(s, q, nq, 2, &h, &nh) == 0 && nh == 1) {
+		CK_RV drv = P11KM_CALL(s->f, C_DestroyObject, s->h, h[0]);
+		if (drv == CKR_OK)
+			p11km_fail(r, "%s (the token made the object all the same: destroyed again)", msg);
+		else
+			p11km_fail(r, "%s (the token made the object all the same, and C_DestroyObject "
+			           "failed: %s; a run of the same command again finds it)", msg,
+			           p11km_ckr_name(drv));
+	} else {
+		p11km_fail(r, "%s", msg); /* the failed search's message is not this run's error */
+	}
+	free(h);
+	free(msg);
+}
+
 int
 p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
                       const unsigned char *id, size_t id_len, CK_ULONG category, int trusted,
@@ -64,6 +98,7 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	}
 	if (rv != CKR_OK) {
 		r = p11km_fail_ckr(rv, s->tok->label, "C_CreateObject");
+		made_anyway(s, t, n, r);
 		goto out;
 	}
 	/* Read it back: the token must hold exactly these bytes.  One call into

@@ -20,7 +20,7 @@ enum fop_kind { FOP_WRITE, FOP_SYMLINK, FOP_UNLINK };
 struct fop {
 	enum fop_kind kind;
 	char *path, *tmp, *backup;
-	int done;
+	int done, reserved;   /* reserved: backup taken by p11km_ftxn_reserve */
 };
 
 struct p11km_ftxn {
@@ -372,6 +372,19 @@ backup(struct fop *op)
 }
 
 int
+p11km_ftxn_reserve(struct p11km_ftxn *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct fop *op = &t->ops[i];
+		if (!op->reserved && backup(op) < 0)
+			return p11km_fail(P11KM_ERR_IO, "unable to keep a copy of '%s': %s", op->path,
+			                  strerror(errno));
+		op->reserved = 1;
+	}
+	return 0;
+}
+
+int
 p11km_ftxn_commit(struct p11km_ftxn *t)
 {
 	size_t i;
@@ -379,7 +392,7 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 
 	for (i = 0; i < t->n; i++) {
 		struct fop *op = &t->ops[i];
-		if (backup(op) < 0) {
+		if (!op->reserved && backup(op) < 0) {
 			r = p11km_fail(P11KM_ERR_IO, "unable to keep a copy of '%s': %s", op->path,
 			               strerror(errno));
 			break;
@@ -447,6 +460,8 @@ p11km_ftxn_free(struct p11km_ftxn *t)
 	for (size_t i = 0; i < t->n; i++) {
 		if (t->ops[i].tmp != NULL)
 			unlink(t->ops[i].tmp);
+		if (t->ops[i].backup != NULL) /* reserved, never committed */
+			unlink(t->ops[i].backup);
 		free(t->ops[i].tmp);
 		free(t->ops[i].backup);
 		free(t->ops[i].path);

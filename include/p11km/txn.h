@@ -22,6 +22,10 @@ int p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, s
                      mode_t mode);
 int p11km_ftxn_symlink(struct p11km_ftxn *t, const char *path, const char *target);
 int p11km_ftxn_unlink(struct p11km_ftxn *t, const char *path);
+/* Take the backups (hard links, or copies where there are none) now, so
+ * that a full disk fails here, before anything else changes; commit then
+ * needs no more space.  Optional. */
+int p11km_ftxn_reserve(struct p11km_ftxn *t);
 int p11km_ftxn_commit(struct p11km_ftxn *t);
 /* Removes what is left of an uncommitted transaction and releases the
  * directory locks (NULL-safe). */
