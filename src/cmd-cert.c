@@ -679,8 +679,8 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 const struct p11km_cmd p11km_cmds_cert[] = {
 	{ "install", "REPLY [TOKEN-or-KEY-URI]",
 	  "install an issued certificate (PEM, DER, bundle or PKCS#7) next to its key",
-	  cmd_cert_install, install_opts, 1, 2 },
+	  cmd_cert_install, install_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
 	{ "list", "[URI]", "list the certificates (object list --type cert)", p11km_cert_list_run,
-	  NULL, 0, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  NULL, 0, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

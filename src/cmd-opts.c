@@ -23,6 +23,8 @@ const struct p11km_opt p11km_global_opts[] = {
 	{ "quiet", 0, G_QUIET, NULL, "no notes or warnings, errors only (-q)" },
 	{ "trace", 0, G_TRACE, NULL, "log every PKCS#11 call and its result (never PINs)" },
 	{ "force", 0, G_FORCE, NULL, "override safety refusals (see each command)" },
+	{ "lock-dir", 1, G_LOCK_DIR, "DIR",
+	  "directory for token locks (also P11KM_LOCK_DIR; default /run/p11km)" },
 	{ "help", 0, G_HELP, NULL, "show help (-h)" },
 	{ "version", 0, G_VERSION, NULL, "show the version (-V; also 'p11km version')" },
 	{ NULL, 0, 0, NULL, NULL },

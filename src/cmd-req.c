@@ -756,8 +756,8 @@ static const struct p11km_opt renew_opts[] = {
 };
 
 const struct p11km_cmd p11km_cmds_req[] = {
-	{ "new", "KEY-URI", "a certificate request signed by a token key", cmd_req_new, new_opts, 1, 1 },
+	{ "new", "KEY-URI", "a certificate request signed by a token key", cmd_req_new, new_opts, 1, 1, 0 },
 	{ "renew", "CERT", "a renewal request from a certificate (token URI or file)", cmd_req_renew,
-	  renew_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  renew_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

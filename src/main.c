@@ -257,6 +257,7 @@ take_globals(struct p11km_ctx *ctx, struct globals *g, int *argc, char **argv)
 		case G_QUIET: g->quiet = 1; break;
 		case G_TRACE: g->trace = 1; break;
 		case G_FORCE: ctx->force = 1; break;
+		case G_LOCK_DIR: ctx->lock_dir_opt = val; break;
 		case G_HELP: g->help = 1; break;
 		case G_VERSION: g->version = 1; break;
 		}
@@ -336,6 +337,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	nargs = argc - 2;
+	ctx.lock_tokens = (c->flags & P11KM_CMD_CHANGES_TOKEN) != 0;
 	r = c->run(&ctx, c, nargs, argv + 2);
 	p11km_ctx_release(&ctx);
 	return p11km_report(&ctx, r);

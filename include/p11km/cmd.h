@@ -26,7 +26,12 @@ struct p11km_cmd {
 	p11km_cmd_fn run;
 	const struct p11km_opt *opts; /* terminated by {NULL}; may be NULL */
 	int min_args, max_args;       /* positional arguments (-1: no max) */
+	unsigned flags;               /* P11KM_CMD_* : what the dispatcher sets up */
 };
+
+/* The verb changes tokens: its read-write sessions take the token's lock
+ * (ctx->lock_tokens, p11km_token_lock()) before anything is read. */
+#define P11KM_CMD_CHANGES_TOKEN 0x1u
 
 struct p11km_noun {
 	const char *name;
@@ -38,7 +43,7 @@ struct p11km_noun {
 extern const struct p11km_noun p11km_nouns[];
 /* The global options (cmd-opts.c), keys G_*. */
 enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
-       G_FORCE, G_HELP, G_VERSION };
+       G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR };
 extern const struct p11km_opt p11km_global_opts[];
 /* Tell the option parser the command table, for the noun in its messages. */
 void p11km_cmd_table_use(const struct p11km_noun *nouns);

@@ -44,14 +44,11 @@ LAYERS = [
 # Calls kept for now, upward or closing a circle: (caller file, called
 # file): why, and which issue removes it.  Circles are looked for without
 # these calls; an entry whose call is gone is reported, to be deleted.
-# (p11-keygen -> x509-key, upward, went with key-gen.c into the key layer.)
-_STORE_BACK = ('the store kinds call p11km_store_push (and store-system.c the file '
-               'transactions) in store-file.c, the dispatcher that calls them: issue 9 '
-               'step 1 (engineer locks: store.c, store-common.c, util-txn.c) removes it')
+# None today: p11-keygen -> x509-key (upward) went with key-gen.c into the
+# key layer, and the store kinds' calls back into store-file.c went with
+# the store interface (store.c, store-common.c).  An entry looks like
+#     ('p11-foo', 'x509-bar'): 'why; issue N removes it',
 ALLOWED = {
-    ('store-token', 'store-file'): _STORE_BACK,
-    ('store-nss', 'store-file'): _STORE_BACK,
-    ('store-system', 'store-file'): _STORE_BACK,
 }
 
 # The figures at the start of issue 9 (main, 2026-12-01 morning), printed
