@@ -411,5 +411,7 @@ const struct p11km_cmd p11km_cmds_token[] = {
 	  init_opts, 0, 1 },
 	{ "pin", "change|init [URI]", "change the user or SO PIN; init: the SO sets the user PIN",
 	  p11km_token_pin_run, p11km_token_pin_opts, 1, 2 },
+	{ "doctor", "[URI]", "diagnose a token (and --key): PIN state, mechanisms, signature, engine",
+	  p11km_token_doctor_run, p11km_token_doctor_opts, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
 };
