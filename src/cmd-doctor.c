@@ -432,6 +432,9 @@ cmd_token_doctor(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	}
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		return r;
+	if (user != NULL && key == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "--service-user needs --key: the engine test "
+		                  "loads that key as the user would");
 	tspec = g.argi < argc ? argv[g.argi] : key;
 	if ((tspec && (r = p11km_uri_parse(tspec, &uri)) < 0) ||
 	    (key && (r = p11km_uri_parse(key, &kuri)) < 0))
