@@ -278,12 +278,12 @@ out:
 
 /* What 'bind check' does for a binding, for this key: resolve it as 'bind
  * emit' would (the reasons a server cannot use it), then the engine probe
- * with a throwaway openssl.cnf, as user (the token store check too).  The
+ * with a throwaway openssl.cnf and certificate file, as user (the token store check too).  The
  * PIN is the one p11km's own login proved, in a 0600 file of a 0700
  * directory, removed at once. */
 struct engine_job {
 	char dir[64];
-	char *cnf, *key, *pin_path;
+	char *cnf, *cert, *pin_path;
 	char *pin;
 	size_t pin_len;
 	struct p11km_bind_params bp;
@@ -308,7 +308,8 @@ engine_prepare(struct p11km_ctx *ctx, struct exam *x, const char *key_spec, cons
 	}
 	j->pin_path = p11km_asprintf("%s/pin", j->dir);
 	j->cnf = p11km_asprintf("%s/openssl.cnf", j->dir);
-	if (j->pin_path == NULL || j->cnf == NULL)
+	j->cert = p11km_asprintf("%s/cert.pem", j->dir);
+	if (j->pin_path == NULL || j->cnf == NULL || j->cert == NULL)
 		return;
 	if ((r = p11km_bind_resolve(ctx, key_spec, NULL, j->pin_path, 0, &j->bp)) < 0) {
 		p11km_problem_add(&x->pr, "no server can use this key yet (the engine test was not "
@@ -328,6 +329,7 @@ engine_prepare(struct p11km_ctx *ctx, struct exam *x, const char *key_spec, cons
 	p11km_error_clear();
 	text = p11km_bind_openssl_cnf(j->bp.engine_path, j->bp.module_path);
 	if (text == NULL || p11km_write_file_atomic(j->cnf, text, strlen(text), 0600) < 0 ||
+	    p11km_write_file_atomic(j->cert, j->bp.cert_pem, j->bp.cert_pem_len, 0600) < 0 ||
 	    (j->pin && p11km_write_file_atomic(j->pin_path, j->pin, j->pin_len, 0600) < 0)) {
 		p11km_problem_add(&x->pr, "the engine test was not run: %s", p11km_errmsg(-1));
 		p11km_error_clear();
@@ -349,7 +351,7 @@ engine_run(struct exam *x, const char *user, struct engine_job *j)
 		memset(&t, 0, sizeof(t));
 		t.openssl_cnf = j->cnf;
 		t.key = j->bp.key_uri;
-		t.cert = j->bp.cert_uri;
+		t.cert = j->cert;
 		t.user = user;
 		t.module_path = j->bp.module_path;
 		t.pin = j->pin;
@@ -362,10 +364,13 @@ engine_run(struct exam *x, const char *user, struct engine_job *j)
 		unlink(j->pin_path);
 	if (j->cnf)
 		unlink(j->cnf);
+	if (j->cert)
+		unlink(j->cert);
 	if (j->dir[0])
 		rmdir(j->dir);
 	free(j->pin_path);
 	free(j->cnf);
+	free(j->cert);
 	p11km_freezero(j->pin, j->pin_len);
 	p11km_bind_params_release(&j->bp);
 	return r;

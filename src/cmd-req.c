@@ -622,7 +622,18 @@ renew_rekey(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, char **
 		goto out;
 	memset(&np, 0, sizeof(np));
 	if (nh > 0) {
+		/* its public key first: a half-made pending pair (ids that differ)
+		 * is reported with how to delete both halves */
+		if (nh == 1 && (r = p11km_object_read(&k->s, h[0], &np)) == 0 &&
+		    (r = p11km_key_pubkey(&k->s, &np, &npub)) < 0)
+			p11km_object_release(&np);
+		if (nh == 1 && r < 0)
+			goto out;
 		if (!ctx->force || nh > 1) {
+			if (nh == 1) {
+				p11km_object_release(&np);
+				EVP_PKEY_free(npub);
+			}
 			r = p11km_fail(P11KM_ERR_EXISTS,
 			    "a pending key '%s' already exists on token '%s' (from an earlier --rekey); "
 			    "add --force to sign the request with it again, or install its certificate "
@@ -630,12 +641,6 @@ renew_rekey(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, char **
 			goto out;
 		}
 		p11km_note("signing with the existing pending key '%s'", label);
-		if ((r = p11km_object_read(&k->s, h[0], &np)) < 0)
-			goto out;
-		if ((r = p11km_key_pubkey(&k->s, &np, &npub)) < 0) {
-			p11km_object_release(&np);
-			goto out;
-		}
 	} else {
 		kg.type = type;
 		kg.label = label;
@@ -789,8 +794,8 @@ static const struct p11km_opt renew_opts[] = {
 };
 
 const struct p11km_cmd p11km_cmds_req[] = {
-	{ "new", "KEY-URI", "a certificate request signed by a token key", cmd_req_new, new_opts, 1, 1 },
+	{ "new", "KEY-URI", "a certificate request signed by a token key", cmd_req_new, new_opts, 1, 1, 0 },
 	{ "renew", "CERT", "a renewal request from a certificate (token URI or file)", cmd_req_renew,
-	  renew_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  renew_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -11,6 +11,56 @@
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
+/* The two halves of a key pair with different ids: a key generation that
+ * stopped between setting the private and the public key's id.  Nothing
+ * finds the one from the other, so say so, and how to delete both. */
+static int
+halves_fail(struct p11km_session *s, const struct p11km_object *priv,
+            const struct p11km_object *pub)
+{
+	char *a = p11km_hex(priv->id, priv->id_len), *b = p11km_hex(pub->id, pub->id_len);
+	int r = p11km_fail(P11KM_ERR_TOKEN,
+	    "the key pair '%s' on token '%s' is half made: its private key has id %s, its public "
+	    "key id %s (a key generation stopped half way); delete both halves "
+	    "(pkcs11-tool --login --delete-object --type privkey --id %s, and --type pubkey "
+	    "--id %s) and make the key again", priv->label ? priv->label : "", s->tok->label,
+	    a ? a : "?", b ? b : "?", a ? a : "?", b ? b : "?");
+
+	free(a);
+	free(b);
+	return r;
+}
+
+/* The other half of o (class cls) by o's label, when it carries another id:
+ * halves_fail(); else P11KM_ERR_NOTFOUND.  One search, on failure paths only. */
+static int
+other_half(struct p11km_session *s, const struct p11km_object *o, CK_OBJECT_CLASS cls)
+{
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_LABEL, NULL, 0 } };
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_object other;
+	size_t n = 0;
+	int r;
+
+	if (o->label == NULL || o->label[0] == '\0' || o->id_len == 0)
+		return P11KM_ERR_NOTFOUND;
+	t[1].pValue = o->label;
+	t[1].ulValueLen = strlen(o->label);
+	if ((r = p11km_find(s, t, 2, 2, &h, &n)) < 0)
+		return r;
+	r = P11KM_ERR_NOTFOUND;
+	if (n == 1 && p11km_object_read(s, h[0], &other) == 0) {
+		if (other.id_len > 0 && (other.id_len != o->id_len ||
+		                         memcmp(other.id, o->id, o->id_len) != 0))
+			r = cls == CKO_PUBLIC_KEY ? halves_fail(s, o, &other) : halves_fail(s, &other, o);
+		p11km_object_release(&other);
+	}
+	free(h);
+	if (r == P11KM_ERR_NOTFOUND)
+		p11km_error_clear();
+	return r;
+}
+
 /* Find objects by template and keep the first whose public key is pkey. */
 static int
 find_matching(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, EVP_PKEY *pkey,
@@ -30,7 +80,13 @@ find_matching(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, EVP_PKEY *p
 		if (o.cls == CKO_PRIVATE_KEY && p11km_object_pubkey(&o, &k) < 0)
 			k = NULL;
 		if (o.cls == CKO_PRIVATE_KEY && k == NULL) {
-			p11km_key_pubkey(s, &o, &k);
+			/* a half-made pair is an error, not a mismatch */
+			if ((r = p11km_key_pubkey(s, &o, &k)) < 0 && r != P11KM_ERR_NOTFOUND) {
+				p11km_object_release(&o);
+				free(h);
+				return r;
+			}
+			r = 0;
 		} else if (o.cls == CKO_PUBLIC_KEY && k == NULL) {
 			p11km_object_pubkey(&o, &k);
 		}
@@ -69,6 +125,10 @@ p11km_key_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_P
 	t[1] = (CK_ATTRIBUTE){ CKA_ID, priv->id, priv->id_len };
 	if ((r = p11km_find(s, t, 2, 2, &h, &n)) < 0)
 		return r;
+	if (n == 0 && (r = other_half(s, priv, CKO_PUBLIC_KEY)) != P11KM_ERR_NOTFOUND) {
+		free(h);
+		return r;
+	}
 	r = p11km_fail(P11KM_ERR_NOTFOUND, "no public key on the token for key '%s'",
 	               priv->label ? priv->label : "");
 	if (n > 0 && (objs = calloc(1, sizeof(*objs))) != NULL &&
@@ -163,7 +223,8 @@ by_public_parts(struct p11km_session *s, EVP_PKEY *pkey, struct p11km_object *pr
 	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &pubc, sizeof(pubc) };
 	if ((r = find_matching(s, t, 2, pkey, &po)) < 0)
 		goto out;
-	r = priv_for_pub(s, &po, pkey, priv);
+	if ((r = priv_for_pub(s, &po, pkey, priv)) == P11KM_ERR_NOTFOUND)
+		r = other_half(s, &po, CKO_PRIVATE_KEY);
 	if (r == 0 && pub != NULL)
 		*pub = po;
 	else

@@ -25,7 +25,7 @@ const struct p11km_noun p11km_nouns[] = {
 };
 
 enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
-       G_FORCE, G_HELP, G_VERSION };
+       G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR };
 
 const struct p11km_opt p11km_global_opts[] = {
 	{ "module", 1, G_MODULE, "NAME|PATH",
@@ -37,6 +37,8 @@ const struct p11km_opt p11km_global_opts[] = {
 	{ "quiet", 0, G_QUIET, NULL, "no notes or warnings, errors only (-q)" },
 	{ "trace", 0, G_TRACE, NULL, "log every PKCS#11 call and its result (never PINs)" },
 	{ "force", 0, G_FORCE, NULL, "override safety refusals (see each command)" },
+	{ "lock-dir", 1, G_LOCK_DIR, "DIR",
+	  "directory for token locks (also P11KM_LOCK_DIR; default /run/p11km)" },
 	{ "help", 0, G_HELP, NULL, "show help (-h)" },
 	{ "version", 0, G_VERSION, NULL, "show the version (-V; also 'p11km version')" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -488,6 +490,7 @@ take_globals(struct p11km_ctx *ctx, struct globals *g, int *argc, char **argv)
 		case G_QUIET: g->quiet = 1; break;
 		case G_TRACE: g->trace = 1; break;
 		case G_FORCE: ctx->force = 1; break;
+		case G_LOCK_DIR: ctx->lock_dir_opt = val; break;
 		case G_HELP: g->help = 1; break;
 		case G_VERSION: g->version = 1; break;
 		}
@@ -566,6 +569,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	nargs = argc - 2;
+	ctx.lock_tokens = (c->flags & P11KM_CMD_CHANGES_TOKEN) != 0;
 	r = c->run(&ctx, c, nargs, argv + 2);
 	p11km_ctx_release(&ctx);
 	return p11km_report(&ctx, r);

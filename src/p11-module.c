@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
 
+#include "p11km/lock.h"
 #include "p11km/p11.h"
 #include "p11km/util.h"
 
@@ -334,6 +336,12 @@ p11km_ctx_release(struct p11km_ctx *ctx)
 	if (ctx->registry != NULL)
 		p11_kit_modules_release(ctx->registry);
 	p11km_pin_cache_clear(ctx);
+	/* the token locks (p11-lock.c): util locks, released here */
+	for (size_t i = ctx->n_locks; i-- > 0;)
+		p11km_lock_release(ctx->locks[i]);
+	free(ctx->locks);
+	ctx->locks = NULL;
+	ctx->n_locks = 0;
 	ctx->modules = NULL;
 	ctx->n_modules = 0;
 	ctx->registry = NULL;
@@ -469,6 +477,13 @@ module_tokens(struct p11km_module *m, const struct p11km_uri *uri,
 				continue;
 		}
 		rv = P11KM_CALL(m->f, C_GetTokenInfo, slots[i], &tinfo);
+		/* SoftHSM answers CKR_GENERAL_ERROR while another process rewrites
+		 * the token's files (a p11km run that holds the token's lock):
+		 * ask again, a few times */
+		for (int k = 0; rv == CKR_GENERAL_ERROR && k < 5; k++) {
+			nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
+			rv = P11KM_CALL(m->f, C_GetTokenInfo, slots[i], &tinfo);
+		}
 		if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
 			continue;
 		if (rv != CKR_OK) {

@@ -139,6 +139,12 @@ p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
 	CK_RV rv;
 
 	memset(out, 0, sizeof(*out));
+	/* a change: wait for other runs on this token, then read it */
+	if (rw && ctx->lock_tokens) {
+		int r = p11km_token_lock(ctx, tok);
+		if (r < 0)
+			return r;
+	}
 	out->ctx = ctx;
 	out->tok = tok;
 	out->f = tok->f;

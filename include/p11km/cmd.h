@@ -26,7 +26,12 @@ struct p11km_cmd {
 	p11km_cmd_fn run;
 	const struct p11km_opt *opts; /* terminated by {NULL}; may be NULL */
 	int min_args, max_args;       /* positional arguments (-1: no max) */
+	unsigned flags;               /* P11KM_CMD_* : what the dispatcher sets up */
 };
+
+/* The verb changes tokens: its read-write sessions take the token's lock
+ * (ctx->lock_tokens, p11km_token_lock()) before anything is read. */
+#define P11KM_CMD_CHANGES_TOKEN 0x1u
 
 struct p11km_noun {
 	const char *name;

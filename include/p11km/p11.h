@@ -47,6 +47,12 @@ struct p11km_ctx {
 	/* PINs read in this run, and logins that failed: never retried */
 	struct p11km_pin_cache *pins;
 	struct p11km_login_failure *failures;
+	/* token locks (p11-lock.c): taken by read-write sessions when
+	 * lock_tokens (the command changes tokens), held until release */
+	const char *lock_dir_opt;    /* --lock-dir (NULL: P11KM_LOCK_DIR, /run/p11km) */
+	int lock_tokens;
+	struct p11km_lock **locks;
+	size_t n_locks;
 };
 
 void p11km_ctx_init(struct p11km_ctx *ctx);
@@ -94,6 +100,14 @@ int p11km_token_find_initialised(struct p11km_ctx *ctx, const struct p11km_uri *
                                  struct p11km_token **tok);
 /* Refresh tok->info (one C_GetTokenInfo). */
 int p11km_token_refresh(struct p11km_token *tok);
+/*
+ * Lock tok against other p11km processes that change it (keyed by module
+ * file, serial and label; a file in the lock directory, see lock.h), with
+ * a note while it waits; held until p11km_ctx_release().  When it had to
+ * wait, the token information is read again.  p11km_session_open() calls
+ * it for read-write sessions when ctx->lock_tokens is set.
+ */
+int p11km_token_lock(struct p11km_ctx *ctx, struct p11km_token *tok);
 
 struct p11km_session {
 	struct p11km_ctx *ctx;
