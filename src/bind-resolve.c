@@ -278,6 +278,17 @@ uri_config_safe(const char *s)
 	return ok;
 }
 
+/* Does the key need a context-specific login before each signature? */
+static int
+always_authenticate(struct p11km_session *s, CK_OBJECT_HANDLE h)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = { CKA_ALWAYS_AUTHENTICATE, &v, sizeof(v) };
+
+	return P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1) == CKR_OK &&
+	       a.ulValueLen == sizeof(v) && v == CK_TRUE;
+}
+
 int
 p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert_spec,
                    const char *pin_file, int allow_pin_value, struct p11km_bind_params *p)
@@ -308,6 +319,13 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		    "key '%s' is an EdDSA (Ed25519) key: the pkcs11 engine of libp11 0.4.12 cannot "
 		    "use it, so no server on this system can; bind an RSA or EC key instead",
 		    key.label ? key.label : "");
+		goto out;
+	}
+	if (always_authenticate(&s, key.h)) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "key '%s' needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE, e.g. PIV "
+		    "slot 9c): the pkcs11 engine of libp11 cannot answer that login, so no server can "
+		    "use it; bind a key from another slot (PIV 9a)", key.label ? key.label : "");
 		goto out;
 	}
 	if (key.id_len == 0 && (key.label == NULL || key.label[0] == '\0')) {

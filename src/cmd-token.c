@@ -412,5 +412,7 @@ const struct p11km_cmd p11km_cmds_token[] = {
 	  init_opts, 0, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "pin", "change|init [URI]", "change the user or SO PIN; init: the SO sets the user PIN",
 	  p11km_token_pin_run, p11km_token_pin_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
+	{ "doctor", "[URI]", "diagnose a token (and --key): PIN state, mechanisms, signature, engine",
+	  p11km_token_doctor_run, p11km_token_doctor_opts, 0, 1, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -60,6 +60,9 @@ extern const struct p11km_cmd p11km_cmds_bind[];
 /* Verbs that live in their own files, named in their noun's table. */
 int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 extern const struct p11km_opt p11km_token_pin_opts[];
+int p11km_token_doctor_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                           char **argv);
+extern const struct p11km_opt p11km_token_doctor_opts[];
 int p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                             char **argv);
 int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
