@@ -141,11 +141,9 @@ if have "req renew" && have "cert install"; then
 	run "$P11KM" req renew "$CERT" --pin-source "$PINSRC" -o "$D/renew.csr"
 	issue "$D/renew.csr" 0x1002 "$D/www-2.pem"
 	say "issued $(openssl x509 -in "$D/www-2.pem" -noout -serial)"
-	run "$P11KM" cert install "$D/www-2.pem" "$KEY" --ca-file "$D/trust.pem" --pin-source "$PINSRC"
-	say "nginx reads certificate files: emit again to rewrite them (atomically)"
-	run "$P11KM" bind emit nginx --key "$TOKEN;object=www;type=private" --listen "127.0.0.1:$PORT" \
-		--server-name www.demo.test --out-dir "$D/bind" --pin-file "$D/nginx.pin" \
-		--service-user nobody | grep -c wrote | sed 's/^/   files rewritten: /'
+	say "--bind switches the binding nginx reads to it, in one atomic rename"
+	run "$P11KM" cert install "$D/www-2.pem" "$KEY" --ca-file "$D/trust.pem" --pin-source "$PINSRC" \
+		--bind "$D/bind" | grep -E "binding|certificate '"
 	say "before the reload, nginx still serves the old certificate:"
 	run "$P11KM" bind verify "127.0.0.1:$PORT" --server-name www.demo.test --cert "$CERT" \
 		--ca-file "$D/trust.pem" | grep -E 'serial|expected' || say "(exit status $? : mismatch, as expected)"

@@ -415,7 +415,7 @@ p11km_engine_uri_check(const char *what, const char *uri, struct p11km_problems 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (strstr(uri, bad[i]) != NULL) {
 			p11km_problem_add(pr, "the %s URI carries '%s...' attributes, which make libp11 "
-			                  "0.4.12 reject the whole URI: use only token, object and type "
+			                  "0.4.12 reject the whole URI: use only token, id, object and type "
 			                  "(as 'p11km bind emit' writes)", what, bad[i]);
 			return;
 		}
@@ -435,20 +435,6 @@ p11km_engine_uri_check(const char *what, const char *uri, struct p11km_problems 
 	p11km_uri_free(u);
 }
 
-int
-p11km_token_has_eddsa(struct p11km_session *s, int *found)
-{
-	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
-	CK_ATTRIBUTE t[1] = { { CKA_KEY_TYPE, &kt, sizeof(kt) } };
-	CK_OBJECT_HANDLE *h = NULL;
-	size_t n = 0;
-	int r = p11km_find(s, t, 1, 1, &h, &n);
-
-	free(h);
-	*found = n > 0;
-	return r;
-}
-
 /* --- bind check DIR|FILE ------------------------------------------------------ */
 
 void
@@ -460,23 +446,6 @@ p11km_bind_report_release(struct p11km_bind_report *rep)
 	free(rep->user);
 	free(rep->openssl_cnf);
 	memset(rep, 0, sizeof(*rep));
-}
-
-static char *
-trim_value(char *v)
-{
-	char *e;
-
-	while (*v == ' ' || *v == '\t' || *v == '=')
-		v++;
-	for (e = v + strlen(v); e > v && strchr(" \t\r\n;", e[-1]); e--)
-		;
-	*e = '\0';
-	if (e - v >= 2 && (*v == '"' || *v == '\'') && e[-1] == *v) {
-		e[-1] = '\0';
-		v++;
-	}
-	return v;
 }
 
 /* The value of the first "directive value" line in a server snippet. */
@@ -496,7 +465,7 @@ snippet_value(const char *path, const char *directive, const char *prefix, char 
 			p++;
 		if (strncmp(p, directive, dl) != 0 || strchr(" \t=", p[dl]) == NULL)
 			continue;
-		v = trim_value(p + dl);
+		v = p11km_bind_value_trim(p + dl);
 		if (prefix && strncmp(v, prefix, strlen(prefix)) == 0)
 			v += strlen(prefix);
 		*out = strdup(v);
@@ -518,82 +487,23 @@ env_set(const char *kv)
 	free(c);
 }
 
-struct manifest {
-	char *server, *snippet, *openssl_conf, *key, *cert, *module, *user;
-	char *env[8];
-	size_t n_env;
-};
-
-static void
-manifest_release(struct manifest *m)
-{
-	free(m->server);
-	free(m->snippet);
-	free(m->openssl_conf);
-	free(m->key);
-	free(m->cert);
-	free(m->module);
-	free(m->user);
-	for (size_t i = 0; i < m->n_env; i++)
-		free(m->env[i]);
-}
-
 static int
-manifest_read(const char *path, struct manifest *m)
+uri_has_id(const struct p11km_uri *u)
 {
-	struct stat st;
-	char *file = NULL, line[4096];
-	FILE *fp;
-	int r = 0;
+	CK_ULONG n = 0;
+	CK_ATTRIBUTE *a = p11km_uri_object_template(u, &n);
 
-	memset(m, 0, sizeof(*m));
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		file = p11km_asprintf("%s/p11km-binding.conf", path);
-	else
-		file = strdup(path);
-	if (file == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if ((fp = fopen(file, "r")) == NULL) {
-		r = p11km_fail(P11KM_ERR_IO, "unable to open '%s': %s; give the directory that "
-		               "'p11km bind emit --out-dir' wrote", file, strerror(errno));
-		free(file);
-		return r;
-	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		char *eq = strchr(line, '='), *k = line, *v, **slot = NULL;
-		if (line[0] == '#' || eq == NULL)
-			continue;
-		*eq = '\0';
-		k = trim_value(k);
-		v = trim_value(eq + 1);
-		if (strcmp(k, "server") == 0) slot = &m->server;
-		else if (strcmp(k, "snippet") == 0) slot = &m->snippet;
-		else if (strcmp(k, "openssl_conf") == 0) slot = &m->openssl_conf;
-		else if (strcmp(k, "key") == 0) slot = &m->key;
-		else if (strcmp(k, "cert") == 0) slot = &m->cert;
-		else if (strcmp(k, "module") == 0) slot = &m->module;
-		else if (strcmp(k, "service_user") == 0) slot = &m->user;
-		else if (strcmp(k, "env") == 0 && m->n_env < 8) slot = &m->env[m->n_env++];
-		if (slot != NULL) {
-			free(*slot);
-			*slot = strdup(v);
-		}
-	}
-	fclose(fp);
-	if (m->server == NULL || m->openssl_conf == NULL || m->key == NULL) {
-		r = p11km_fail(P11KM_ERR_INPUT, "'%s' is not a p11km binding manifest (no server, "
-		               "openssl_conf or key); emit the binding with 'p11km bind emit'", file);
-		manifest_release(m);
-	}
-	free(file);
-	return r;
+	for (CK_ULONG i = 0; i < n; i++)
+		if (a[i].type == CKA_ID)
+			return 1;
+	return 0;
 }
 
 int
 p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_override,
                  struct p11km_bind_report *rep, struct p11km_problems *pr)
 {
-	struct manifest m;
+	struct p11km_bind_manifest m;
 	const struct p11km_bind_flavour *fl;
 	struct p11km_engine_trial t;
 	struct p11km_uri *uri = NULL;
@@ -605,7 +515,7 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 	int r, found = 0;
 
 	memset(rep, 0, sizeof(*rep));
-	if ((r = manifest_read(path, &m)) < 0)
+	if ((r = p11km_bind_manifest_read(path, &m)) < 0)
 		return r;
 	user = user_override ? user_override : m.user;
 	if ((fl = p11km_bind_flavour_find(m.server)) == NULL || fl->why_not != NULL) {
@@ -640,6 +550,10 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 		p11km_error_clear();
 		uri = NULL;
 	}
+	if (uri && !uri_has_id(uri))
+		p11km_warn("the binding names the key by label: a rekey moves the label, so a "
+		           "server started during the switch may find no key, or the new key with "
+		           "the old certificate; run 'p11km bind emit' again to name it by id");
 	if (uri && p11km_uri_pin_source(uri))
 		p11km_pin_file_check(p11km_uri_pin_source(uri), user, pr);
 	else if (uri)
@@ -656,9 +570,7 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 		if (ctx->module_opt == NULL)
 			ctx->module_opt = m.module;
 		int lr;
-		if ((lr = p11km_modules_load(ctx, uri)) == 0 &&
-		    (lr = p11km_token_find_one(ctx, uri, &tok)) == 0 &&
-		    (lr = p11km_session_open_login(ctx, tok, uri, 0, 0, &s)) == 0) {
+		if ((lr = p11km_token_open(ctx, uri, 0, &tok, &s)) == 0) {
 			if (p11km_token_has_eddsa(&s, &found) == 0 && found)
 				p11km_problem_add(pr, "token '%s' holds an EdDSA (Ed25519) key: libp11 0.4.12 "
 				                  "then cannot enumerate any key on it; move or delete that key",
@@ -704,6 +616,6 @@ out:
 	free(cert);
 	if (r < 0)
 		p11km_bind_report_release(rep);
-	manifest_release(&m);
+	p11km_bind_manifest_release(&m);
 	return r;
 }

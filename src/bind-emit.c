@@ -2,17 +2,21 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -20,6 +24,7 @@
 
 #include "p11km/bind.h"
 #include "p11km/keys.h"
+#include "p11km/store.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
@@ -173,20 +178,36 @@ text_add(struct p11km_bind_files *fs, struct text *t, const char *name, mode_t m
 	return files_add(fs, name, t->buf, t->len, mode);
 }
 
+/*
+ * The certificate files a config names carry the generation of the
+ * binding in their name: DIR/cert-G.pem, chain-G.pem, fullchain-G.pem, G
+ * the first 16 hex digits of the SHA-256 of the leaf.  A new generation is
+ * written beside the old one, and the snippet (one file, renamed into
+ * place) is the switch: a server that reads the old snippet finds the old
+ * key id and the old certificate files, one that reads the new snippet the
+ * new ones, never one with the other's.
+ */
 static char *
-path_in(const struct p11km_bind_params *p, const char *name)
+gen_path(const struct p11km_bind_params *p, const char *base)
 {
-	return p11km_asprintf("%s/%s", p->dir, name);
+	return p11km_asprintf("%s/%s-%s.pem", p->dir, base, p->gen);
 }
 
-/* Does the server read the certificate from files?  (Always for nginx; for
- * the others when it is not on the token, or when a chain must be sent and
- * the server has no separate chain file.) */
 static int
-use_cert_files(const struct p11km_bind_params *p)
+gen_set(struct p11km_bind_params *p)
 {
-	return !p->fl->cert_by_uri || p->cert_uri == NULL ||
-	       (p->chain_pem_len > 0 && !p->fl->chain_file);
+	unsigned char md[32];
+	unsigned int mdl = 0;
+	char *hex;
+
+	if (!EVP_Digest(p->cert_pem, p->cert_pem_len, md, &mdl, EVP_sha256(), NULL))
+		return p11km_fail(P11KM_ERR_NOMEM, "SHA-256 failed");
+	if ((hex = p11km_hex(md, 8)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	memcpy(p->gen, hex, 16);
+	p->gen[16] = '\0';
+	free(hex);
+	return 0;
 }
 
 char *
@@ -216,7 +237,7 @@ render_nginx(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 {
 	struct text t;
 	char addr[96];
-	char *full = path_in(p, "fullchain.pem");
+	char *full = gen_path(p, "fullchain");
 	int r;
 
 	if (full == NULL)
@@ -286,15 +307,9 @@ render_apache(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	if (p->server_name)
 		fprintf(t.fp, "    ServerName %s\n", p->server_name);
 	fprintf(t.fp, "    SSLEngine on\n");
-	if (use_cert_files(p)) {
-		fprintf(t.fp, "    SSLCertificateFile \"%s/cert.pem\"\n", p->dir);
-		if (p->chain_pem_len > 0)
-			fprintf(t.fp, "    SSLCertificateChainFile \"%s/chain.pem\"\n", p->dir);
-	} else {
-		fprintf(t.fp, "    SSLCertificateFile \"%s\"\n", p->cert_uri);
-		if (p->chain_pem_len > 0)
-			fprintf(t.fp, "    SSLCertificateChainFile \"%s/chain.pem\"\n", p->dir);
-	}
+	fprintf(t.fp, "    SSLCertificateFile \"%s/cert-%s.pem\"\n", p->dir, p->gen);
+	if (p->chain_pem_len > 0)
+		fprintf(t.fp, "    SSLCertificateChainFile \"%s/chain-%s.pem\"\n", p->dir, p->gen);
 	fprintf(t.fp, "    SSLCertificateKeyFile \"%s\"\n</VirtualHost>\n", p->key_uri);
 	return text_add(out, &t, p->fl->snippet_name, 0644);
 }
@@ -336,10 +351,7 @@ render_stunnel(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 			fprintf(t.fp, "; SNI name served: %s\n", p->server_name);
 		fprintf(t.fp, "engineId = pkcs11\n");
 		fprintf(t.fp, "key = %s\n", p->key_uri);
-		if (use_cert_files(p))
-			fprintf(t.fp, "cert = %s/fullchain.pem\n", p->dir);
-		else
-			fprintf(t.fp, "cert = %s\n", p->cert_uri);
+		fprintf(t.fp, "cert = %s/fullchain-%s.pem\n", p->dir, p->gen);
 	}
 	return text_add(out, &t, p->fl->snippet_name, 0644);
 }
@@ -347,24 +359,24 @@ render_stunnel(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 /* --- the table ---------------------------------------------------------------- */
 
 static const struct p11km_bind_flavour flavours[] = {
-	{ "nginx", NULL, "nginx-server.conf", 0, 0, 0, "nginx.service",
+	{ "nginx", NULL, "nginx-server.conf", 0, "nginx.service",
 	  "ssl_certificate_key", "ssl_certificate", "engine:pkcs11:", render_nginx,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf nginx -t" },
-	{ "apache", NULL, "apache-vhost.conf", 1, 1, 0, "apache2.service",
+	{ "apache", NULL, "apache-vhost.conf", 0, "apache2.service",
 	  "SSLCertificateKeyFile", "SSLCertificateFile", NULL, render_apache,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf apache2ctl configtest" },
-	{ "stunnel", NULL, "stunnel.conf", 1, 0, 1, "stunnel4.service",
+	{ "stunnel", NULL, "stunnel.conf", 1, "stunnel4.service",
 	  "key", "cert", NULL, render_stunnel,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf stunnel4 @DIR@/stunnel.conf" },
-	{ "openssl-conf", NULL, NULL, 1, 1, 0, "SERVICE.service", NULL, NULL, NULL, NULL,
+	{ "openssl-conf", NULL, NULL, 0, "SERVICE.service", NULL, NULL, NULL, NULL,
 	  "OPENSSL_CONF=@DIR@/openssl.cnf openssl engine -t pkcs11" },
 	{ "haproxy", "HAProxy 2.6 reads private keys only from PEM files and cannot load "
 	  "them from a token (no engine key source); p11km will not write a config that cannot "
-	  "work: use nginx, apache or stunnel in front of it", NULL, 0, 0, 0, NULL,
+	  "work: use nginx, apache or stunnel in front of it", NULL, 0, NULL,
 	  NULL, NULL, NULL, NULL, NULL },
 	{ "lighttpd", "lighttpd 1.4.69 reads private keys only from PEM files and cannot load "
 	  "them from a token; p11km will not write a config that cannot work: use nginx, "
-	  "apache or stunnel", NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL },
+	  "apache or stunnel", NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
 const struct p11km_bind_flavour *
@@ -384,11 +396,45 @@ p11km_bind_flavour_names(void)
 
 /* --- all files ------------------------------------------------------------ */
 
+/* The certificate files: CERT-G.pem, CHAIN-G.pem, FULLCHAIN-G.pem when
+ * names is "cert", "chain", "fullchain" (the generation the config names),
+ * or cert.pem, chain.pem, fullchain.pem when gen is NULL (copies under
+ * fixed names, for people and tools; no config names them). */
 static int
-render_common(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+render_certs(const struct p11km_bind_params *p, const char *gen, struct p11km_bind_files *out)
+{
+	static const char *base[] = { "cert", "chain", "fullchain" };
+	size_t fl = p->cert_pem_len + p->chain_pem_len;
+	int r = 0;
+
+	for (size_t i = 0; i < 3 && r == 0; i++) {
+		char *name = gen ? p11km_asprintf("%s-%s.pem", base[i], gen)
+		                 : p11km_asprintf("%s.pem", base[i]);
+		char *data = NULL;
+		size_t len = i == 0 ? p->cert_pem_len : i == 1 ? p->chain_pem_len : fl;
+		if (name == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		if (i == 1 && len == 0) {
+			free(name);
+			continue;
+		}
+		if ((data = malloc(len + 1)) != NULL) {
+			if (i != 1)
+				memcpy(data, p->cert_pem, p->cert_pem_len);
+			if (i > 0 && p->chain_pem_len)
+				memcpy(data + (i == 2 ? p->cert_pem_len : 0), p->chain_pem, p->chain_pem_len);
+		}
+		r = files_add(out, name, data, len, 0644);
+		free(name);
+	}
+	return r;
+}
+
+/* openssl.cnf, environment, systemd drop-in: the same for every generation. */
+static int
+render_env(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 {
 	struct text t;
-	char addr[96];
 	int r;
 
 	if ((r = files_add(out, "openssl.cnf", p11km_bind_openssl_cnf(p->engine_path,
@@ -412,29 +458,16 @@ render_common(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	              "Environment=OPENSSL_CONF=%s/openssl.cnf\n", p->fl->unit, p->dir);
 	if (p->softhsm2_conf)
 		fprintf(t.fp, "Environment=SOFTHSM2_CONF=%s\n", p->softhsm2_conf);
-	if ((r = text_add(out, &t, "systemd-dropin.conf", 0644)) < 0)
-		return r;
+	return text_add(out, &t, "systemd-dropin.conf", 0644);
+}
 
-	if (!use_cert_files(p) && p->chain_pem_len > 0 && p->fl->render != NULL) {
-		if ((r = files_add(out, "chain.pem", p11km_memdup(p->chain_pem, p->chain_pem_len),
-		                   p->chain_pem_len, 0644)) < 0)
-			return r;
-	} else if (use_cert_files(p) && p->fl->render != NULL) {
-		size_t fl = p->cert_pem_len + p->chain_pem_len;
-		char *full = malloc(fl + 1);
-		if (full == NULL)
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		memcpy(full, p->cert_pem, p->cert_pem_len);
-		if (p->chain_pem_len)
-			memcpy(full + p->cert_pem_len, p->chain_pem, p->chain_pem_len);
-		if ((r = files_add(out, "cert.pem", p11km_memdup(p->cert_pem, p->cert_pem_len),
-		                   p->cert_pem_len, 0644)) < 0 ||
-		    (p->chain_pem_len > 0 &&
-		     (r = files_add(out, "chain.pem", p11km_memdup(p->chain_pem, p->chain_pem_len),
-		                    p->chain_pem_len, 0644)) < 0) ||
-		    (r = files_add(out, "fullchain.pem", full, fl, 0644)) < 0)
-			return r;
-	}
+/* The manifest 'bind check' and 'cert install --bind' read. */
+static int
+render_manifest(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+{
+	struct text t;
+	char addr[96];
+	int r;
 
 	if ((r = text_open(&t)) < 0)
 		return r;
@@ -444,10 +477,7 @@ render_common(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 		fprintf(t.fp, "snippet = %s/%s\n", p->dir, p->fl->snippet_name);
 	fprintf(t.fp, "openssl_conf = %s/openssl.cnf\n", p->dir);
 	fprintf(t.fp, "key = %s\n", p->key_uri);
-	if (use_cert_files(p))
-		fprintf(t.fp, "cert = %s/cert.pem\n", p->dir);
-	else
-		fprintf(t.fp, "cert = %s\n", p->cert_uri);
+	fprintf(t.fp, "cert = %s/cert-%s.pem\n", p->dir, p->gen);
 	fprintf(t.fp, "module = %s\n", p->module_path);
 	if (p->service_user)
 		fprintf(t.fp, "service_user = %s\n", p->service_user);
@@ -459,18 +489,27 @@ render_common(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	}
 	if (p->server_name)
 		fprintf(t.fp, "server_name = %s\n", p->server_name);
+	if (p->connect)
+		fprintf(t.fp, "connect = %s\n", p->connect);
 	return text_add(out, &t, "p11km-binding.conf", 0644);
 }
 
+/* In the order they are put in place: the new generation's certificate
+ * files, the unchanging files, the snippet (the switch), the manifest, the
+ * fixed-name copies. */
 int
-p11km_bind_render(const struct p11km_bind_params *p, struct p11km_bind_files *out)
+p11km_bind_render(struct p11km_bind_params *p, struct p11km_bind_files *out)
 {
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if (p->fl->render != NULL && (r = p->fl->render(p, out)) < 0)
-		goto fail;
-	if ((r = render_common(p, out)) < 0)
+	if ((r = gen_set(p)) < 0)
+		return r;
+	if ((r = render_certs(p, p->gen, out)) < 0 ||
+	    (r = render_env(p, out)) < 0 ||
+	    (p->fl->render != NULL && (r = p->fl->render(p, out)) < 0) ||
+	    (r = render_manifest(p, out)) < 0 ||
+	    (r = render_certs(p, NULL, out)) < 0)
 		goto fail;
 	/* --allow-pin-value: the files that name the key carry the PIN, so only
 	 * their owner (root, who starts the server) may read them */
@@ -513,4 +552,145 @@ p11km_bind_engine_path(char **out)
 	return p11km_fail(P11KM_ERR_UNSUPPORTED,
 	    "the libp11 pkcs11 engine is not installed (no pkcs11.so in %s); "
 	    "install libengine-pkcs11-openssl", dirs[0] ? dirs[0] : dirs[1]);
+}
+
+/* --- writing a binding ------------------------------------------------------ */
+
+/* Is name "cert-G.pem", "chain-G.pem" or "fullchain-G.pem"? */
+static int
+is_gen_file(const char *name)
+{
+	static const char *base[] = { "cert-", "chain-", "fullchain-" };
+
+	for (size_t i = 0; i < 3; i++) {
+		size_t bl = strlen(base[i]);
+		if (strncmp(name, base[i], bl) == 0 && strlen(name) == bl + 16 + 4 &&
+		    strspn(name + bl, "0123456789abcdef") == 16 && strcmp(name + bl + 16, ".pem") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The text of dir/name, or NULL (a binding written before may lack it). */
+static char *
+text_of(const char *dir, const char *name)
+{
+	char *path = p11km_asprintf("%s/%s", dir, name);
+	unsigned char *data = NULL;
+	size_t len = 0;
+
+	if (path != NULL && p11km_read_file(path, 1 << 20, &data, &len) == 0) {
+		char *t = realloc(data, len + 1);
+		if (t != NULL) {
+			t[len] = '\0';
+			free(path);
+			return t;
+		}
+	}
+	p11km_error_clear();
+	free(data);
+	free(path);
+	return NULL;
+}
+
+/* Remove the certificate files of generations no text in keep names: a
+ * server that read the replaced snippet a moment ago still finds its files. */
+static void
+prune_generations(const char *dir, char *const *keep, size_t n_keep)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		int kept = 0;
+		if (!is_gen_file(e->d_name))
+			continue;
+		for (size_t i = 0; i < n_keep && !kept; i++)
+			kept = keep[i] != NULL && strstr(keep[i], e->d_name) != NULL;
+		if (!kept)
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+struct p11km_bind_txn {
+	char *dir;
+	struct p11km_ftxn *t;
+	char *keep[16];     /* texts that may name generations to keep */
+	size_t n_keep;
+};
+
+void
+p11km_bind_txn_free(struct p11km_bind_txn *bt)
+{
+	if (bt == NULL)
+		return;
+	p11km_ftxn_free(bt->t);
+	for (size_t i = 0; i < bt->n_keep; i++)
+		free(bt->keep[i]);
+	free(bt->dir);
+	free(bt);
+}
+
+int
+p11km_bind_stage(const char *dir, const struct p11km_bind_files *fs, struct p11km_bind_txn **out)
+{
+	struct p11km_bind_txn *bt;
+	int r = 0;
+
+	*out = NULL;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
+	if ((bt = calloc(1, sizeof(*bt))) == NULL || (bt->dir = strdup(dir)) == NULL ||
+	    (bt->t = p11km_ftxn_new()) == NULL) {
+		p11km_bind_txn_free(bt);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < fs->n && r == 0; i++) {
+		char *path = p11km_asprintf("%s/%s", dir, fs->f[i].name);
+		size_t nl = strlen(fs->f[i].name);
+		if (path == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			break;
+		}
+		/* what the replaced snippet and manifest name stays: the previous generation */
+		if (nl > 5 && strcmp(fs->f[i].name + nl - 5, ".conf") == 0 &&
+		    bt->n_keep + 2 <= sizeof(bt->keep) / sizeof(bt->keep[0])) {
+			bt->keep[bt->n_keep++] = text_of(dir, fs->f[i].name);
+			bt->keep[bt->n_keep++] = strndup(fs->f[i].data, fs->f[i].len);
+		}
+		r = p11km_ftxn_write(bt->t, path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
+		free(path);
+	}
+	if (r == 0)
+		r = p11km_ftxn_reserve(bt->t);
+	if (r < 0) {
+		p11km_bind_txn_free(bt);
+		return r;
+	}
+	*out = bt;
+	return 0;
+}
+
+int
+p11km_bind_commit(struct p11km_bind_txn *bt)
+{
+	int r = p11km_ftxn_commit(bt->t);
+
+	if (r == 0)
+		prune_generations(bt->dir, bt->keep, bt->n_keep);
+	return r;
+}
+
+int
+p11km_bind_write(const char *dir, const struct p11km_bind_files *fs)
+{
+	struct p11km_bind_txn *bt = NULL;
+	int r;
+
+	if ((r = p11km_bind_stage(dir, fs, &bt)) == 0)
+		r = p11km_bind_commit(bt);
+	p11km_bind_txn_free(bt);
+	return r;
 }

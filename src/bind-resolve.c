@@ -22,13 +22,12 @@ void
 p11km_bind_params_release(struct p11km_bind_params *p)
 {
 	free(p->key_uri);
-	free(p->cert_uri);
 	free(p->cert_pem);
 	free(p->chain_pem);
 	free(p->module_path);
 	free(p->engine_path);
 	free(p->softhsm2_conf);
-	p->key_uri = p->cert_uri = p->module_path = p->engine_path = p->softhsm2_conf = NULL;
+	p->key_uri = p->module_path = p->engine_path = p->softhsm2_conf = NULL;
 	p->cert_pem = p->chain_pem = NULL;
 }
 
@@ -187,15 +186,69 @@ label_count(struct p11km_session *s, CK_OBJECT_CLASS cls, const char *label, siz
 	return r;
 }
 
-/* The engine-safe URI of an object: token + label + type, no id. */
+/* Of the n certificates h that carry a key's id, the current one: the one
+ * not retired ("<L>.retired-DATE", --keep-old) and not an authority.  On
+ * return *n is how many such there are; *cert is read when it is one. */
 static int
-engine_uri(const struct p11km_token *tok, const char *label, CK_OBJECT_CLASS cls,
-           const char *pin_file, const char *pin_value, char **out)
+current_cert(struct p11km_session *s, const CK_OBJECT_HANDLE *h, size_t *n,
+             struct p11km_object *cert)
 {
-	char *s = p11km_uri_object(&tok->info, label, NULL, 0, cls);
+	size_t found = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < *n && r == 0; i++) {
+		struct p11km_object o;
+		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+			break;
+		if (*n > 1 && ((o.label != NULL && strstr(o.label, ".retired-") != NULL) ||
+		               o.cert_category == 2 /* authority */)) {
+			p11km_object_release(&o);
+			continue;
+		}
+		if (found++ == 0)
+			*cert = o;
+		else
+			p11km_object_release(&o);
+	}
+	if (r < 0 || found != 1) {
+		if (found >= 1)
+			p11km_object_release(cert);
+		memset(cert, 0, sizeof(*cert));
+	}
+	*n = found;
+	return r;
+}
+
+/* How many private keys carry this CKA_ID (0, 1 or 2 = several). */
+static int
+id_count(struct p11km_session *s, const unsigned char *id, size_t id_len, size_t *n)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE t[2] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_ID, (void *)id, id_len },
+	};
+	CK_OBJECT_HANDLE *h = NULL;
+	int r = p11km_find(s, t, 2, 2, &h, n);
+
+	free(h);
+	return r;
+}
+
+/* The engine-safe URI of a private key: token + id + type when the key
+ * has an id (an id never changes meaning, a label moves on a rekey), else
+ * token + label + type. */
+int
+p11km_bind_key_uri(const struct p11km_token *tok, const struct p11km_object *key,
+                   const char *pin_file, const char *pin_value, char **out)
+{
+	char *s = key->id_len > 0
+	              ? p11km_uri_object(&tok->info, NULL, key->id, key->id_len, CKO_PRIVATE_KEY)
+	              : p11km_uri_object(&tok->info, key->label, NULL, 0, CKO_PRIVATE_KEY);
 	struct p11km_uri *u = NULL;
 	int r;
 
+	*out = NULL;
 	if (s == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	if ((r = p11km_uri_parse(s, &u)) == 0) {
@@ -225,6 +278,17 @@ uri_config_safe(const char *s)
 	return ok;
 }
 
+/* Does the key need a context-specific login before each signature? */
+static int
+always_authenticate(struct p11km_session *s, CK_OBJECT_HANDLE h)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = { CKA_ALWAYS_AUTHENTICATE, &v, sizeof(v) };
+
+	return P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1) == CKR_OK &&
+	       a.ulValueLen == sizeof(v) && v == CK_TRUE;
+}
+
 int
 p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert_spec,
                    const char *pin_file, int allow_pin_value, struct p11km_bind_params *p)
@@ -245,9 +309,7 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		return r;
 	if (allow_pin_value)
 		pin_value = p11km_uri_pin_value(uri);
-	if ((r = p11km_modules_load(ctx, uri)) < 0 || (r = p11km_token_find_one(ctx, uri, &tok)) < 0)
-		goto out;
-	if ((r = p11km_session_open_login(ctx, tok, uri, 0, 1, &s)) < 0)
+	if ((r = p11km_token_open(ctx, uri, P11KM_OPEN_LOGIN, &tok, &s)) < 0)
 		goto out;
 	sopen = 1;
 	if ((r = p11km_object_find_one(&s, uri, CKO_PRIVATE_KEY, &key)) < 0)
@@ -259,12 +321,19 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		    key.label ? key.label : "");
 		goto out;
 	}
-	if (key.label == NULL || key.label[0] == '\0') {
-		r = p11km_fail(P11KM_ERR_USAGE, "the key has no label: server configs name keys by "
-		               "token and label; give the key a unique label");
+	if (always_authenticate(&s, key.h)) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "key '%s' needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE, e.g. PIV "
+		    "slot 9c): the pkcs11 engine of libp11 cannot answer that login, so no server can "
+		    "use it; bind a key from another slot (PIV 9a)", key.label ? key.label : "");
 		goto out;
 	}
-	if (!p11km_config_safe(key.label)) {
+	if (key.id_len == 0 && (key.label == NULL || key.label[0] == '\0')) {
+		r = p11km_fail(P11KM_ERR_USAGE, "the key has neither id nor label: server configs "
+		               "name keys by token and id (or label); give the key a unique id");
+		goto out;
+	}
+	if (key.id_len == 0 && !p11km_config_safe(key.label)) {
 		r = p11km_fail(P11KM_ERR_USAGE, "the key's label contains characters that are not "
 		               "safe in a server config (quotes, ;, braces, $, #, control characters); "
 		               "relabel the key");
@@ -278,12 +347,14 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		               "load this key; move or delete the EdDSA key first", tok->label);
 		goto out;
 	}
-	if ((r = label_count(&s, CKO_PRIVATE_KEY, key.label, &n)) < 0)
+	/* the config names the key by id (by label when it has none): unique */
+	if ((r = key.id_len > 0 ? id_count(&s, key.id, key.id_len, &n)
+	                        : label_count(&s, CKO_PRIVATE_KEY, key.label, &n)) < 0)
 		goto out;
 	if (n > 1) {
-		r = p11km_fail(P11KM_ERR_AMBIGUOUS, "several private keys on token '%s' are labelled "
-		               "'%s': server configs select keys by label; give each key a unique label",
-		               tok->label, key.label);
+		r = p11km_fail(P11KM_ERR_AMBIGUOUS, "several private keys on token '%s' carry the %s "
+		               "of '%s': server configs select the key by it; give each key its own",
+		               tok->label, key.id_len > 0 ? "id" : "label", key.label ? key.label : "");
 		goto out;
 	}
 	if ((r = p11km_key_pubkey(&s, &key, &pk)) < 0)
@@ -313,12 +384,10 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 			               "be found; give --cert URI|FILE");
 			goto out;
 		}
-		if ((r = p11km_find(&s, t, 2, 2, &h, &n)) < 0)
+		if ((r = p11km_find(&s, t, 2, 8, &h, &n)) < 0)
 			goto out;
-		if (n == 1) {
-			r = p11km_object_read(&s, h[0], &cert);
-			on_token = 1;
-		}
+		r = current_cert(&s, h, &n, &cert);
+		on_token = n == 1;
 		free(h);
 		if (r < 0)
 			goto out;
@@ -349,25 +418,11 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		goto out;
 	if (on_token && (r = chain_from_token(&s, x, &p->chain_pem, &p->chain_pem_len)) < 0)
 		goto out;
-	if (on_token) {
-		if (cert.label == NULL || !p11km_config_safe(cert.label)) {
-			r = p11km_fail(P11KM_ERR_USAGE, "the certificate on the token has no label or one "
-			               "that is not safe in a config; relabel it");
-			goto out;
-		}
-		if ((r = label_count(&s, CKO_CERTIFICATE, cert.label, &n)) < 0)
-			goto out;
-		if (n > 1) {
-			r = p11km_fail(P11KM_ERR_AMBIGUOUS, "several certificates on token '%s' are "
-			               "labelled '%s'; give each a unique label", tok->label, cert.label);
-			goto out;
-		}
-		if ((r = engine_uri(tok, cert.label, CKO_CERTIFICATE, NULL, NULL, &p->cert_uri)) < 0)
-			goto out;
-	}
-	if ((r = engine_uri(tok, key.label, CKO_PRIVATE_KEY, pin_file, pin_value, &p->key_uri)) < 0)
+	/* The certificate goes into the binding as a file (never by URI): key id
+	 * and certificate file are named by one snippet, so they switch together. */
+	if ((r = p11km_bind_key_uri(tok, &key, pin_file, pin_value, &p->key_uri)) < 0)
 		goto out;
-	if (!uri_config_safe(p->key_uri) || (p->cert_uri && !uri_config_safe(p->cert_uri))) {
+	if (!uri_config_safe(p->key_uri)) {
 		r = p11km_fail(P11KM_ERR_USAGE, "the token URI contains characters that are not safe "
 		               "in a server config; check the PIN file path and the labels");
 		goto out;
@@ -395,5 +450,20 @@ out:
 	p11km_token_free(tok);
 	p11km_uri_free(uri);
 	p11km_uri_free(curi);
+	return r;
+}
+
+/* Here, not in bind-check.c, which calls down to this file for it too. */
+int
+p11km_token_has_eddsa(struct p11km_session *s, int *found)
+{
+	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
+	CK_ATTRIBUTE t[1] = { { CKA_KEY_TYPE, &kt, sizeof(kt) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r = p11km_find(s, t, 1, 1, &h, &n);
+
+	free(h);
+	*found = n > 0;
 	return r;
 }

@@ -180,7 +180,7 @@ emit_trial(const struct p11km_bind_params *p, const char *pin, size_t pin_len,
 	memset(&t, 0, sizeof(t));
 	t.openssl_cnf = cnf;
 	t.key = trial_uri;
-	t.cert = p->cert_uri ? p->cert_uri : certf;
+	t.cert = certf;
 	t.module_path = p->module_path;
 	t.pin = pin;
 	t.pin_len = pin_len;
@@ -246,7 +246,6 @@ emit_report(struct p11km_ctx *ctx, const struct p11km_bind_params *p,
 		p11km_json_object_begin(&j);
 		p11km_json_kv_string(&j, "server", p->fl->name);
 		p11km_json_kv_string(&j, "key_uri", p->key_uri);
-		p11km_json_kv_string(&j, "cert_uri", p->cert_uri);
 		p11km_json_kv_string(&j, "snippet", snippet);
 		p11km_json_kv_string(&j, "pin_file", p->pin_file);
 		p11km_json_key(&j, "files");
@@ -290,36 +289,6 @@ emit_report(struct p11km_ctx *ctx, const struct p11km_bind_params *p,
 	free(snippet);
 	free(next1);
 	free(next2);
-}
-
-/* Write every file of a binding into dir, all or none: a binding whose
- * files come from two different runs is broken (the server config names a
- * cert.pem or openssl.cnf of the other run).  Every file is staged first,
- * then all are put in place together (p11km_ftxn: on a failure the ones
- * already replaced get their old content back). */
-static int
-files_write(const char *dir, const struct p11km_bind_files *fs)
-{
-	struct p11km_ftxn *t;
-	int r = 0;
-
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
-	if ((t = p11km_ftxn_new()) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < fs->n && r == 0; i++) {
-		char *path = p11km_asprintf("%s/%s", dir, fs->f[i].name);
-		if (path == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			break;
-		}
-		r = p11km_ftxn_write(t, path, fs->f[i].data, fs->f[i].len, fs->f[i].mode);
-		free(path);
-	}
-	if (r == 0)
-		r = p11km_ftxn_commit(t);
-	p11km_ftxn_free(t);
-	return r;
 }
 
 /*
@@ -373,7 +342,7 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	char *dir = NULL, *pin_file = NULL, *pin_spec = NULL, *pin = NULL;
 	const char *base;
 	size_t pin_len = 0;
-	int argi = 0, r, write_pin = 0;
+	int argi = 0, r, write_pin = 0, pin_created = 0;
 
 	memset(&p, 0, sizeof(p));
 	if ((r = emit_parse(cmd, argc, argv, &a, &argi)) < 0)
@@ -444,14 +413,18 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 		goto out;
 	if ((r = p11km_bind_render(&p, &fs)) < 0)
 		goto out;
-	/* The PIN file first: configs that name a PIN file not written are broken. */
+	/* The PIN file first: configs that name a PIN file not written are broken;
+	 * one this run created goes again when the binding cannot be written. */
+	pin_created = write_pin && access(pin_file, F_OK) != 0;
 	if (write_pin && (r = pin_file_write(pin_file, pin, pin_len, a.user)) < 0)
 		goto out;
-	if (a.out_dir != NULL && (r = files_write(dir, &fs)) < 0)
+	if (a.out_dir != NULL && (r = p11km_bind_write(dir, &fs)) < 0)
 		goto out;
 	emit_report(ctx, &p, &fs, a.out_dir == NULL, write_pin ? pin_file : NULL);
 	r = 0;
 out:
+	if (r < 0 && pin_created)
+		(void)unlink(pin_file);
 	p11km_bind_files_release(&fs);
 	p11km_bind_params_release(&p);
 	if (pin_spec != NULL && ctx->pin_source_opt == pin_spec)
@@ -633,10 +606,10 @@ static const struct p11km_opt verify_opts[] = {
 
 const struct p11km_cmd p11km_cmds_bind[] = {
 	{ "emit", "SERVER", "write the config that makes a server use a token key by URI",
-	  cmd_bind_emit, emit_opts, 1, 1 },
+	  cmd_bind_emit, emit_opts, 1, 1, 0 },
 	{ "check", "DIR|FILE", "load an emitted binding through the engine as the server will",
-	  cmd_bind_check, check_opts, 1, 1 },
+	  cmd_bind_check, check_opts, 1, 1, 0 },
 	{ "verify", "ADDR:PORT", "connect to a server and check the certificate it serves",
-	  cmd_bind_verify, verify_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  cmd_bind_verify, verify_opts, 1, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

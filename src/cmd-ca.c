@@ -271,9 +271,9 @@ cmd_ca_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 
 const struct p11km_cmd p11km_cmds_ca[] = {
 	{ "add", "NAME", "add a CA profile (ACME directory, TLS roots, account key)", cmd_ca_add,
-	  add_opts, 1, 1 },
-	{ "list", NULL, "list the CA profiles", cmd_ca_list, dir_opts, 0, 0 },
-	{ "show", "NAME", "show one CA profile", cmd_ca_show, dir_opts, 1, 1 },
-	{ "remove", "NAME", "remove a CA profile", cmd_ca_remove, dir_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  add_opts, 1, 1, 0 },
+	{ "list", NULL, "list the CA profiles", cmd_ca_list, dir_opts, 0, 0, 0 },
+	{ "show", "NAME", "show one CA profile", cmd_ca_show, dir_opts, 1, 1, 0 },
+	{ "remove", "NAME", "remove a CA profile", cmd_ca_remove, dir_opts, 1, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -19,7 +19,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "p11km/bind.h"
 #include "p11km/cert.h"
 #include "p11km/cmd.h"
 #include "p11km/keys.h"
@@ -36,8 +36,11 @@
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
+#include "cmd-cert.h"
+
 enum { O_CA_FILE = 1000, O_CA_PATH, O_NO_VERIFY, O_NO_CHAIN, O_KEEP_OLD, O_DESTROY_OLD,
-       O_OUT_DIR, O_DER, O_DRY_RUN };
+       O_OUT_DIR, O_DER, O_DRY_RUN, O_BIND };
+
 
 static const struct p11km_opt install_opts[] = {
 	{ "ca-file", 1, O_CA_FILE, "FILE", "trusted roots (PEM) to verify the chain against" },
@@ -49,77 +52,10 @@ static const struct p11km_opt install_opts[] = {
 	{ "out-dir", 1, O_OUT_DIR, "DIR", "also write cert.pem, chain.pem and fullchain.pem into DIR" },
 	{ "der", 0, O_DER, NULL, "with --out-dir: also write cert.der" },
 	{ "dry-run", 0, O_DRY_RUN, NULL, "show what would be done; change nothing" },
+	{ "bind", 1, O_BIND, "DIR", "rewrite the binding 'bind emit' wrote in DIR for the new "
+	  "certificate, in one atomic switch (repeatable)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
-
-struct opts {
-	const char *reply, *uri, *ca_file, *ca_path, *out_dir;
-	int no_verify, no_chain, keep_old, destroy_old, der, dry_run;
-};
-
-/* One line of the report: written / replaced / kept. */
-enum { ACT_WRITTEN, ACT_REPLACED, ACT_KEPT };
-struct act {
-	int cat;
-	char *what;    /* "certificate", "intermediate", "key", "file" */
-	char *name;    /* label, path */
-	char *detail;  /* "destroyed", "relabelled X", "already present", sha256 ... */
-};
-
-struct install {
-	struct p11km_ctx *ctx;
-	struct opts o;
-	struct p11km_uri *uri;
-	struct p11km_token *tok;
-	struct p11km_session s;
-	STACK_OF(X509) *reply;
-	X509 *leaf;                 /* borrowed from reply */
-	STACK_OF(X509) *inter;      /* borrowed certs, nearest first */
-	STACK_OF(X509) *from_token; /* intermediates found on the token (owned) */
-	struct p11km_ftxn *files;   /* --out-dir files, staged before the token changes */
-	X509 *root;
-	struct p11km_object key;    /* the private key */
-	int have_key;
-	char *key_label;            /* the label the key keeps: L */
-	int rekey;
-	char *leaf_fp;
-	struct act *acts;
-	size_t n_acts;
-	char date[16];
-};
-
-static int
-act(struct install *in, int cat, const char *what, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static int
-act(struct install *in, int cat, const char *what, const char *name, const char *fmt, ...)
-{
-	struct act *a = realloc(in->acts, (in->n_acts + 1) * sizeof(*a));
-	va_list ap;
-	char *d = NULL;
-
-	if (a == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	in->acts = a;
-	va_start(ap, fmt);
-	if (vasprintf(&d, fmt, ap) < 0)
-		d = NULL;
-	va_end(ap);
-	a = &in->acts[in->n_acts];
-	a->cat = cat;
-	a->what = strdup(what);
-	a->name = strdup(name ? name : "");
-	a->detail = d;
-	if (a->what == NULL || a->name == NULL || a->detail == NULL) {
-		free(a->what);
-		free(a->name);
-		free(a->detail);
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	in->n_acts++;
-	return 0;
-}
 
 /* --- finding the leaf ---------------------------------------------------------- */
 
@@ -336,13 +272,13 @@ put_intermediates(struct install *in)
 		if (name == NULL || fp == NULL) {
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		} else if ((r = p11km_tok_cert_find(&in->s, x, &h)) == 1) {
-			r = act(in, ACT_KEPT, "intermediate", name, "already on the token (sha256 %s)", fp);
+			r = cert_act(in, ACT_KEPT, "intermediate", name, "already on the token (sha256 %s)", fp);
 		} else if (r == 0 && in->o.dry_run) {
-			r = act(in, ACT_WRITTEN, "intermediate", name, "would be created (sha256 %s)", fp);
+			r = cert_act(in, ACT_WRITTEN, "intermediate", name, "would be created (sha256 %s)", fp);
 		} else if (r == 0 && (r = p11km_cert_keyid(x, &id, &idl)) == 0 &&
 		           (r = p11km_tok_cert_create(&in->s, x, name, id, idl, P11KM_CAT_AUTHORITY, 0,
 		                                      &h)) == 0) {
-			r = act(in, ACT_WRITTEN, "intermediate", name, "created (sha256 %s)", fp);
+			r = cert_act(in, ACT_WRITTEN, "intermediate", name, "created (sha256 %s)", fp);
 		}
 		free(id);
 		free(name);
@@ -362,17 +298,17 @@ retire(struct install *in, const struct p11km_object *o, int destroy, const char
 	if (destroy) {
 		if (!in->o.dry_run && (r = p11km_tok_destroy(&in->s, o->h)) < 0)
 			return r;
-		return act(in, ACT_REPLACED, what, o->label, "%s%s (%s)",
+		return cert_act(in, ACT_REPLACED, what, o->label, "%s%s (%s)",
 		           in->o.dry_run ? "would be " : "", "destroyed", p11km_class_name(o->cls));
 	}
 	if (in->o.dry_run) {
-		return act(in, ACT_REPLACED, what, o->label, "would be relabelled '%s.retired-%s' (%s)",
+		return cert_act(in, ACT_REPLACED, what, o->label, "would be relabelled '%s.retired-%s' (%s)",
 		           base, in->date, p11km_class_name(o->cls));
 	}
 	if ((r = p11km_tok_retired_label(&in->s, base, o->cls, &nl)) < 0)
 		return r;
 	if ((r = p11km_tok_relabel(&in->s, o->h, nl)) == 0)
-		r = act(in, ACT_REPLACED, what, o->label, "relabelled '%s' (%s)", nl,
+		r = cert_act(in, ACT_REPLACED, what, o->label, "relabelled '%s' (%s)", nl,
 		        p11km_class_name(o->cls));
 	free(nl);
 	return r;
@@ -407,18 +343,18 @@ put_leaf(struct install *in, CK_OBJECT_HANDLE *leaf_h, char **leaf_label)
 			p11km_note("the certificate is already on token '%s' next to %zu older one%s (an "
 			           "earlier install stopped half-way): finishing it", in->tok->label,
 			           n_old, n_old == 1 ? "" : "s");
-		r = act(in, ACT_KEPT, "certificate", certs[present].label, "already on the token "
+		r = cert_act(in, ACT_KEPT, "certificate", certs[present].label, "already on the token "
 		        "(sha256 %s)", in->leaf_fp);
 	} else if (in->o.dry_run) {
 		*leaf_label = strdup(label);
-		r = act(in, ACT_WRITTEN, "certificate", label, "would be created (sha256 %s)",
+		r = cert_act(in, ACT_WRITTEN, "certificate", label, "would be created (sha256 %s)",
 		        in->leaf_fp);
 	} else {
 		if ((r = p11km_tok_cert_create(&in->s, in->leaf, label, in->key.id, in->key.id_len,
 		                               P11KM_CAT_USER, 0, leaf_h)) < 0)
 			goto out;
 		*leaf_label = strdup(label);
-		r = act(in, ACT_WRITTEN, "certificate", label, "created (sha256 %s)", in->leaf_fp);
+		r = cert_act(in, ACT_WRITTEN, "certificate", label, "created (sha256 %s)", in->leaf_fp);
 	}
 	if (r == 0 && *leaf_label == NULL)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
@@ -459,6 +395,37 @@ is_new_object(struct install *in, const struct p11km_object *o)
 	return yes;
 }
 
+/* --destroy-old: the old object is relabelled now (a server that loads the
+ * binding still uses it) and destroyed after the bindings have switched. */
+static int
+doom(struct install *in, const struct p11km_object *o)
+{
+	struct doomed *d = realloc(in->doomed, (in->n_doomed + 1) * sizeof(*d));
+
+	if (d == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	in->doomed = d;
+	d[in->n_doomed].h = o->h;
+	d[in->n_doomed].cls = o->cls;
+	if ((d[in->n_doomed].label = strdup(o->label ? o->label : "")) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	in->n_doomed++;
+	return 0;
+}
+
+static int
+destroy_doomed(struct install *in)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < in->n_doomed && r == 0; i++)
+		if ((r = p11km_tok_destroy(&in->s, in->doomed[i].h)) == 0)
+			r = cert_act(in, ACT_REPLACED, in->doomed[i].cls == CKO_CERTIFICATE ? "certificate"
+			        : "key", in->doomed[i].label, "destroyed (%s)",
+			        p11km_class_name(in->doomed[i].cls));
+	return r;
+}
+
 /* Rekey: retire what carries "<L>" and is not the new key's, then move
  * "<L>.pending" to "<L>": public key, private key, certificate last. */
 static int
@@ -485,7 +452,10 @@ finish_rekey(struct install *in)
 				continue;
 			if (o->cls == CKO_CERTIFICATE && !is_user_cert(o))
 				continue;
-			r = retire(in, o, in->o.destroy_old, L);
+			if (in->o.destroy_old && !in->o.dry_run)
+				r = doom(in, o);
+			if (r == 0)
+				r = retire(in, o, in->o.destroy_old && in->o.dry_run, L);
 		}
 	}
 	p11km_objects_free(objs, n);
@@ -501,7 +471,7 @@ finish_rekey(struct install *in)
 				continue;
 			if (!in->o.dry_run && (r = p11km_tok_relabel(&in->s, objs[i].h, L)) < 0)
 				break;
-			r = act(in, ACT_WRITTEN, objs[i].cls == CKO_CERTIFICATE ? "certificate" : "key",
+			r = cert_act(in, ACT_WRITTEN, objs[i].cls == CKO_CERTIFICATE ? "certificate" : "key",
 			        pending, "%srelabelled '%s' (%s)", in->o.dry_run ? "would be " : "", L,
 			        p11km_class_name(objs[i].cls));
 		}
@@ -510,68 +480,6 @@ finish_rekey(struct install *in)
 out:
 	p11km_objects_free(objs, n);
 	free(pending);
-	return r;
-}
-
-/* --- files ------------------------------------------------------------------------- */
-
-/* Stage the --out-dir files (temporary files, synced) before the token
- * changes, so that an unwritable directory or a planted symbolic link stops
- * the run with nothing changed; commit_files() puts them in place. */
-static int
-stage_files(struct install *in)
-{
-	struct p11km_buf cert = { 0 }, chain = { 0 }, full = { 0 };
-	struct p11km_ftxn *t = NULL;
-	unsigned char *der = NULL;
-	size_t dlen = 0;
-	static const char *names[] = { "cert.pem", "chain.pem", "fullchain.pem", "cert.der" };
-	struct p11km_buf *bufs[] = { &cert, &chain, &full, NULL };
-	int r = 0, nfiles = in->o.der ? 4 : 3;
-
-	if (in->o.out_dir == NULL)
-		return 0;
-	if (!in->o.dry_run && mkdir(in->o.out_dir, 0755) < 0 && errno != EEXIST)
-		return p11km_fail(P11KM_ERR_IO, "unable to create '%s': %s", in->o.out_dir,
-		                  strerror(errno));
-	if ((r = p11km_cert_pem_append(in->leaf, &cert)) < 0 ||
-	    (r = p11km_cert_pem_append(in->leaf, &full)) < 0)
-		goto out;
-	for (int i = 0; i < sk_X509_num(in->inter) && r == 0; i++)
-		if ((r = p11km_cert_pem_append(sk_X509_value(in->inter, i), &chain)) == 0)
-			r = p11km_cert_pem_append(sk_X509_value(in->inter, i), &full);
-	if (r < 0 || (in->o.der && (r = p11km_cert_der(in->leaf, &der, &dlen)) < 0))
-		goto out;
-	if (!in->o.dry_run && (t = p11km_ftxn_new()) == NULL) {
-		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	for (int i = 0; i < nfiles && r == 0; i++) {
-		char *path = p11km_asprintf("%s/%s", in->o.out_dir, names[i]);
-		if (path == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			break;
-		}
-		if (!in->o.dry_run)
-			r = bufs[i] ? p11km_ftxn_write(t, path, bufs[i]->data ? (void *)bufs[i]->data
-			                                                       : (void *)"",
-			                               bufs[i]->len, 0644)
-			            : p11km_ftxn_write(t, path, der, dlen, 0644);
-		if (r == 0)
-			r = act(in, ACT_WRITTEN, "file", path, "%s", in->o.dry_run ? "would be written"
-			                                                             : "written (mode 0644)");
-		free(path);
-	}
-	if (r == 0) {
-		in->files = t;
-		t = NULL;
-	}
-out:
-	p11km_ftxn_free(t);
-	p11km_buf_release(&cert);
-	p11km_buf_release(&chain);
-	p11km_buf_release(&full);
-	free(der);
 	return r;
 }
 
@@ -666,7 +574,7 @@ install_run(struct install *in)
 	if (in->key.id_len == 0 && in->key.label == NULL)
 		p11km_warn("the key has neither CKA_ID nor CKA_LABEL: the certificate cannot be "
 		           "linked to it by libp11");
-	if ((r = stage_files(in)) < 0)
+	if ((r = cert_stage_files(in)) < 0 || (r = cert_stage_bindings(in)) < 0)
 		return r;
 	if ((r = put_intermediates(in)) < 0)
 		return r;
@@ -677,18 +585,22 @@ install_run(struct install *in)
 	if (!in->rekey && !in->o.dry_run && strcmp(leaf_label, in->key_label) != 0) {
 		if ((r = p11km_tok_relabel(&in->s, leaf_h, in->key_label)) < 0)
 			goto out;
-		if ((r = act(in, ACT_WRITTEN, "certificate", leaf_label, "relabelled '%s'",
+		if ((r = cert_act(in, ACT_WRITTEN, "certificate", leaf_label, "relabelled '%s'",
 		             in->key_label)) < 0)
 			goto out;
 	}
-	if (in->files != NULL && (r = p11km_ftxn_commit(in->files)) < 0 && !in->o.dry_run) {
+	if ((in->files != NULL && (r = p11km_ftxn_commit(in->files)) < 0) ||
+	    (r = cert_commit_bindings(in)) < 0) {
 		/* The token has changed already: say so, and how to finish. */
 		char *msg = strdup(p11km_errmsg(r));
 		r = p11km_fail(r, "%s; token '%s' already holds the new certificate: run the same "
 		               "command again to write the files", msg ? msg : p11km_strerror(r),
 		               in->tok->label);
 		free(msg);
+		goto out;
 	}
+	/* only now, with every binding switched, the old pair may go */
+	r = destroy_doomed(in);
 out:
 	free(leaf_label);
 	return r;
@@ -717,6 +629,11 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 		case O_OUT_DIR: in.o.out_dir = g.optarg; break;
 		case O_DER: in.o.der = 1; break;
 		case O_DRY_RUN: in.o.dry_run = 1; break;
+		case O_BIND:
+			if (in.o.n_bind == MAX_BIND)
+				return p11km_fail(P11KM_ERR_USAGE, "at most %d --bind", MAX_BIND);
+			in.o.bind[in.o.n_bind++] = g.optarg;
+			break;
 		default: return r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option");
 		}
 	}
@@ -748,6 +665,11 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	sk_X509_free(in.inter);
 	sk_X509_pop_free(in.from_token, X509_free);
 	p11km_ftxn_free(in.files);
+	for (size_t i = 0; i < in.o.n_bind; i++)
+		p11km_rebind_free(in.rebind[i]);
+	for (size_t i = 0; i < in.n_doomed; i++)
+		free(in.doomed[i].label);
+	free(in.doomed);
 	sk_X509_pop_free(in.reply, X509_free);
 	p11km_token_free(in.tok);
 	p11km_uri_free(in.uri);
@@ -757,8 +679,8 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 const struct p11km_cmd p11km_cmds_cert[] = {
 	{ "install", "REPLY [TOKEN-or-KEY-URI]",
 	  "install an issued certificate (PEM, DER, bundle or PKCS#7) next to its key",
-	  cmd_cert_install, install_opts, 1, 2 },
+	  cmd_cert_install, install_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
 	{ "list", "[URI]", "list the certificates (object list --type cert)", p11km_cert_list_run,
-	  NULL, 0, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  NULL, 0, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

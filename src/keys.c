@@ -8,8 +8,59 @@
 #include <openssl/x509v3.h>
 
 #include "p11km/keys.h"
+#include "p11km/req.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
+
+/* The two halves of a key pair with different ids: a key generation that
+ * stopped between setting the private and the public key's id.  Nothing
+ * finds the one from the other, so say so, and how to delete both. */
+static int
+halves_fail(struct p11km_session *s, const struct p11km_object *priv,
+            const struct p11km_object *pub)
+{
+	char *a = p11km_hex(priv->id, priv->id_len), *b = p11km_hex(pub->id, pub->id_len);
+	int r = p11km_fail(P11KM_ERR_TOKEN,
+	    "the key pair '%s' on token '%s' is half made: its private key has id %s, its public "
+	    "key id %s (a key generation stopped half way); delete both halves "
+	    "(pkcs11-tool --login --delete-object --type privkey --id %s, and --type pubkey "
+	    "--id %s) and make the key again", priv->label ? priv->label : "", s->tok->label,
+	    a ? a : "?", b ? b : "?", a ? a : "?", b ? b : "?");
+
+	free(a);
+	free(b);
+	return r;
+}
+
+/* The other half of o (class cls) by o's label, when it carries another id:
+ * halves_fail(); else P11KM_ERR_NOTFOUND.  One search, on failure paths only. */
+static int
+other_half(struct p11km_session *s, const struct p11km_object *o, CK_OBJECT_CLASS cls)
+{
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_LABEL, NULL, 0 } };
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_object other;
+	size_t n = 0;
+	int r;
+
+	if (o->label == NULL || o->label[0] == '\0' || o->id_len == 0)
+		return P11KM_ERR_NOTFOUND;
+	t[1].pValue = o->label;
+	t[1].ulValueLen = strlen(o->label);
+	if ((r = p11km_find(s, t, 2, 2, &h, &n)) < 0)
+		return r;
+	r = P11KM_ERR_NOTFOUND;
+	if (n == 1 && p11km_object_read(s, h[0], &other) == 0) {
+		if (other.id_len > 0 && (other.id_len != o->id_len ||
+		                         memcmp(other.id, o->id, o->id_len) != 0))
+			r = cls == CKO_PUBLIC_KEY ? halves_fail(s, o, &other) : halves_fail(s, &other, o);
+		p11km_object_release(&other);
+	}
+	free(h);
+	if (r == P11KM_ERR_NOTFOUND)
+		p11km_error_clear();
+	return r;
+}
 
 /* Find objects by template and keep the first whose public key is pkey. */
 static int
@@ -30,7 +81,13 @@ find_matching(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, EVP_PKEY *p
 		if (o.cls == CKO_PRIVATE_KEY && p11km_object_pubkey(&o, &k) < 0)
 			k = NULL;
 		if (o.cls == CKO_PRIVATE_KEY && k == NULL) {
-			p11km_key_pubkey(s, &o, &k);
+			/* a half-made pair is an error, not a mismatch */
+			if ((r = p11km_key_pubkey(s, &o, &k)) < 0 && r != P11KM_ERR_NOTFOUND) {
+				p11km_object_release(&o);
+				free(h);
+				return r;
+			}
+			r = 0;
 		} else if (o.cls == CKO_PUBLIC_KEY && k == NULL) {
 			p11km_object_pubkey(&o, &k);
 		}
@@ -69,6 +126,10 @@ p11km_key_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_P
 	t[1] = (CK_ATTRIBUTE){ CKA_ID, priv->id, priv->id_len };
 	if ((r = p11km_find(s, t, 2, 2, &h, &n)) < 0)
 		return r;
+	if (n == 0 && (r = other_half(s, priv, CKO_PUBLIC_KEY)) != P11KM_ERR_NOTFOUND) {
+		free(h);
+		return r;
+	}
 	r = p11km_fail(P11KM_ERR_NOTFOUND, "no public key on the token for key '%s'",
 	               priv->label ? priv->label : "");
 	if (n > 0 && (objs = calloc(1, sizeof(*objs))) != NULL &&
@@ -163,7 +224,8 @@ by_public_parts(struct p11km_session *s, EVP_PKEY *pkey, struct p11km_object *pr
 	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &pubc, sizeof(pubc) };
 	if ((r = find_matching(s, t, 2, pkey, &po)) < 0)
 		goto out;
-	r = priv_for_pub(s, &po, pkey, priv);
+	if ((r = priv_for_pub(s, &po, pkey, priv)) == P11KM_ERR_NOTFOUND)
+		r = other_half(s, &po, CKO_PRIVATE_KEY);
 	if (r == 0 && pub != NULL)
 		*pub = po;
 	else
@@ -218,4 +280,42 @@ p11km_key_for_cert(struct p11km_session *s, X509 *cert, struct p11km_object *pri
 		return p11km_fail(P11KM_ERR_INPUT, "the certificate's public key cannot be read");
 	return p11km_key_for_pubkey(s, pkey, ski ? ASN1_STRING_get0_data(ski) : NULL,
 	                            ski ? (size_t)ASN1_STRING_length(ski) : 0, priv, pub);
+}
+
+/*
+ * A token with only the private key and its certificate (PIV cards): the
+ * public key of the certificate with the key's CKA_ID.
+ */
+int
+p11km_key_cert_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) },
+	                      { CKA_ID, priv->id, priv->id_len } };
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_object co;
+	X509 *cert = NULL;
+	size_t n = 0;
+	int r;
+
+	if (priv->id_len == 0 || p11km_find(s, t, 2, 1, &h, &n) < 0 || n == 0) {
+		free(h);
+		return P11KM_ERR_NOTFOUND;
+	}
+	r = p11km_object_read(s, h[0], &co);
+	free(h);
+	if (r < 0)
+		return r;
+	r = p11km_cert_from_der(co.value, co.value_len, "the key's certificate", &cert);
+	p11km_object_release(&co);
+	if (r < 0)
+		return r;
+	if ((*out = X509_get_pubkey(cert)) == NULL)
+		r = p11km_fail(P11KM_ERR_INPUT, "the key's certificate has no usable public key");
+	else
+		p11km_note("key '%s' has no public key on the token: using its certificate's",
+		           priv->label ? priv->label : "");
+	X509_free(cert);
+	p11km_error_clear();
+	return r == 0 ? 0 : P11KM_ERR_NOTFOUND;
 }

@@ -71,8 +71,9 @@ p11km_pinsrc_parse(const char *spec, int bare_path_ok, struct p11km_pinsrc *out)
 		char *end;
 		errno = 0;
 		long fd = strtol(spec + 3, &end, 10);
-		/* Not echoed: what follows fd: may be the PIN itself. */
-		if (spec[3] == '\0' || *end != '\0' || errno != 0 || fd < 0 || fd > INT_MAX)
+		/* Not echoed: what follows fd: may be the PIN itself.  Digits only:
+		 * strtol alone also takes " 3", "\f3" and "+3". */
+		if (spec[3] < '0' || spec[3] > '9' || *end != '\0' || errno != 0 || fd > INT_MAX)
 			return p11km_fail(P11KM_ERR_USAGE,
 			    "PIN source fd: takes a file descriptor number, for example fd:3");
 		return set(out, P11KM_PIN_FD, spec + 3, spec);
@@ -116,14 +117,18 @@ p11km_pin_free(char *pin, size_t len)
 	p11km_freezero(pin, len + 1);
 }
 
-/* Read up to P11KM_PIN_MAX + 2 bytes from fd. */
+/* Bytes read from a source: the longest PIN, its "\r\n" and one more, so
+ * that a longer content is refused, never cut to a PIN that looks whole. */
+#define READ_MAX (P11KM_PIN_MAX + 3)
+
+/* Read up to READ_MAX bytes from fd. */
 static int
 read_fd(int fd, const char *what, char *buf, size_t *len)
 {
 	size_t n = 0;
 
-	while (n < P11KM_PIN_MAX + 2) {
-		ssize_t r = read(fd, buf + n, P11KM_PIN_MAX + 2 - n);
+	while (n < READ_MAX) {
+		ssize_t r = read(fd, buf + n, READ_MAX - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -203,7 +208,7 @@ read_prompt(const char *prompt, char *buf, size_t *len)
 	if (write(fd, prompt, strlen(prompt)) < 0) { /* best effort */ }
 	size_t n = 0;
 	r = 0;
-	while (n < P11KM_PIN_MAX + 2) {
+	while (n < READ_MAX) {
 		ssize_t got = read(fd, buf + n, 1);
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -228,7 +233,7 @@ read_prompt(const char *prompt, char *buf, size_t *len)
 int
 p11km_pin_read(const struct p11km_pinsrc *src, const char *prompt, char **pin, size_t *len)
 {
-	char *buf = calloc(1, P11KM_PIN_MAX + 3);
+	char *buf = calloc(1, READ_MAX + 1);
 	size_t n = 0;
 	int r = 0;
 
@@ -247,8 +252,8 @@ p11km_pin_read(const struct p11km_pinsrc *src, const char *prompt, char **pin, s
 			break;
 		}
 		n = strlen(v);
-		if (n > P11KM_PIN_MAX + 2)
-			n = P11KM_PIN_MAX + 2;
+		if (n > READ_MAX)
+			n = READ_MAX;
 		memcpy(buf, v, n);
 		break;
 	}
@@ -261,8 +266,8 @@ p11km_pin_read(const struct p11km_pinsrc *src, const char *prompt, char **pin, s
 		break;
 	case P11KM_PIN_VALUE:
 		n = strlen(src->arg);
-		if (n > P11KM_PIN_MAX + 2)
-			n = P11KM_PIN_MAX + 2;
+		if (n > READ_MAX)
+			n = READ_MAX;
 		memcpy(buf, src->arg, n);
 		break;
 	}
@@ -290,6 +295,6 @@ p11km_pin_read(const struct p11km_pinsrc *src, const char *prompt, char **pin, s
 	*len = n;
 	return 0;
 fail:
-	p11km_freezero(buf, P11KM_PIN_MAX + 3);
+	p11km_freezero(buf, READ_MAX + 1);
 	return r;
 }

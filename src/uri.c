@@ -31,14 +31,16 @@ static const struct {
 	{ "type", 16, 0, 'o' },
 };
 
+/* path_too: p11-kit takes it in the path as well (older URIs did so). */
 static const struct {
 	const char *name;
 	size_t max;
+	int path_too;
 } query_attrs[] = {
-	{ "pin-source", 4096 },
-	{ "pin-value", 256 },
-	{ "module-name", 1024 },
-	{ "module-path", 4096 },
+	{ "pin-source", 4096, 1 },
+	{ "pin-value", 256, 1 },
+	{ "module-name", 1024, 0 },
+	{ "module-path", 4096, 0 },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -164,14 +166,25 @@ check_part(const char *part, size_t len, int query, unsigned *seen, struct p11km
 			}
 			return 0;
 		}
-		return 0; /* vendor attribute: p11-kit marks it unrecognized */
+		/* else a vendor attribute (p11-kit marks it unrecognized), or a
+		 * pin-source or pin-value, checked below as in the query */
+	} else {
+		/* p11-kit ignores it there, so it would select nothing (found by
+		 * tests/fuzz/fuzz-uri, as the path's pin-value below) */
+		for (size_t i = 0; i < N(path_attrs); i++)
+			if (strlen(path_attrs[i].name) == nlen &&
+			    strncmp(path_attrs[i].name, part, nlen) == 0)
+				return p11km_fail(P11KM_ERR_USAGE,
+				    "invalid pkcs11: URI: '%s' after '?' is ignored; put it before the '?'",
+				    path_attrs[i].name);
 	}
 	for (size_t i = 0; i < N(query_attrs); i++) {
-		if (strlen(query_attrs[i].name) != nlen || strncmp(query_attrs[i].name, part, nlen) != 0)
+		if (strlen(query_attrs[i].name) != nlen || strncmp(query_attrs[i].name, part, nlen) != 0 ||
+		    (!query && !query_attrs[i].path_too))
 			continue;
 		if (*seen & (1u << (16 + i)))
 			return p11km_fail(P11KM_ERR_USAGE,
-			    "invalid pkcs11: URI: query attribute '%s' appears twice", query_attrs[i].name);
+			    "invalid pkcs11: URI: attribute '%s' appears twice", query_attrs[i].name);
 		*seen |= 1u << (16 + i);
 		if ((size_t)dl > query_attrs[i].max)
 			return p11km_fail(P11KM_ERR_USAGE, "invalid pkcs11: URI: '%s' is too long",
@@ -201,6 +214,15 @@ check_syntax(const char *s, struct p11km_uri *uri)
 		free(shown);
 		return r;
 	}
+	/* p11-kit drops white space anywhere in the text before it parses (RFC
+	 * 3986 appendix C), so "obj ect=a%00b" would pass the checks below
+	 * and still reach it as object=a%00b: refused, and so is any other
+	 * control character (found by tests/fuzz/fuzz-uri).  Not echoed. */
+	for (size_t i = 7; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return p11km_fail(P11KM_ERR_USAGE,
+			    "invalid pkcs11: URI: a space or control character at position %zu; "
+			    "percent-encode it (a space is %%20)", i + 1);
 	p = s + 7;
 	q = strchr(p, '?');
 	for (int query = 0; query < 2; query++) {

@@ -36,8 +36,6 @@ struct p11km_bind_flavour {
 	const char *name;
 	const char *why_not;         /* non-NULL: cannot load keys from a token */
 	const char *snippet_name;    /* file name of the server snippet, or NULL */
-	int cert_by_uri;             /* the server can read the certificate by URI */
-	int chain_file;              /* ... and the chain from a separate file */
 	int needs_connect;           /* a backend address is needed (stunnel) */
 	const char *unit;            /* systemd unit the drop-in is for */
 	/* directives bind check reads back from the snippet */
@@ -68,13 +66,13 @@ struct p11km_bind_params {
 	const char *connect;       /* stunnel backend, may be NULL */
 	const char *dir;           /* absolute directory files are referenced in */
 	char *key_uri;             /* engine-safe, with pin-source */
-	char *cert_uri;            /* engine-safe, NULL when the cert is a file */
 	unsigned char *cert_pem;   size_t cert_pem_len;   /* the leaf, PEM */
 	unsigned char *chain_pem;  size_t chain_pem_len;  /* may be empty */
 	char *module_path;
 	char *engine_path;
 	char *softhsm2_conf;       /* SOFTHSM2_CONF the service needs, or NULL */
 	const char *pin_file;      /* absolute */
+	char gen[17];              /* generation: 16 hex digits of the leaf's SHA-256 */
 };
 void p11km_bind_params_release(struct p11km_bind_params *p);
 
@@ -90,19 +88,72 @@ struct p11km_bind_files {
 };
 void p11km_bind_files_release(struct p11km_bind_files *fs);
 
-/* All files of a binding: snippet, openssl.cnf, environment, systemd
- * drop-in, certificate files, manifest. */
-int p11km_bind_render(const struct p11km_bind_params *p, struct p11km_bind_files *out);
+/* All files of a binding, in the order they are to be put in place: the
+ * certificate files of this generation (cert-G.pem, chain-G.pem,
+ * fullchain-G.pem; sets p->gen), openssl.cnf, environment, systemd drop-in,
+ * the snippet (the one file whose rename switches the server to the new
+ * key and certificate), the manifest, and copies of the certificate files
+ * under fixed names (cert.pem, chain.pem, fullchain.pem). */
+int p11km_bind_render(struct p11km_bind_params *p, struct p11km_bind_files *out);
+/* Put the files into dir in that order, all or none (p11km_ftxn), then
+ * remove the certificate files of generations that neither the new nor the
+ * replaced snippet and manifest name.  In two steps: stage (every file
+ * written and synced beside its target, nothing replaced) and commit. */
+int p11km_bind_write(const char *dir, const struct p11km_bind_files *fs);
+struct p11km_bind_txn;
+int p11km_bind_stage(const char *dir, const struct p11km_bind_files *fs,
+                     struct p11km_bind_txn **out);
+int p11km_bind_commit(struct p11km_bind_txn *bt);
+void p11km_bind_txn_free(struct p11km_bind_txn *bt);  /* uncommitted: nothing changes */
+
+/* --- the manifest, and rewriting a binding (bind-manifest.c) ------------- */
+
+#define P11KM_MANIFEST_MAX 16
+struct p11km_bind_manifest {
+	char *server, *snippet, *openssl_conf, *key, *cert, *module, *user;
+	char *server_name, *connect;
+	char *env[P11KM_MANIFEST_MAX];
+	size_t n_env;
+	char *listen[P11KM_MANIFEST_MAX];
+	size_t n_listen;
+};
+/* path: the binding directory or its p11km-binding.conf. */
+int p11km_bind_manifest_read(const char *path, struct p11km_bind_manifest *m);
+void p11km_bind_manifest_release(struct p11km_bind_manifest *m);
+/* A config value without blanks, '=', a trailing ';' and quotes (in place). */
+char *p11km_bind_value_trim(char *v);
+
+/*
+ * cert install --bind DIR: the binding in DIR, rewritten for key with leaf
+ * and chain, keeping everything else the manifest says (the caller checks
+ * that the binding is one of this key or of the key it replaces).  prepare renders
+ * and stages every file (before the token changes: a full disk or an
+ * unwritable directory stops the install there); commit puts them in place,
+ * the snippet, the switch, last; free without commit changes nothing.
+ */
+struct p11km_rebind;
+int p11km_bind_rebind_prepare(const char *dir, const struct p11km_token *tok,
+                              const struct p11km_object *key, X509 *leaf,
+                              STACK_OF(X509) *chain, struct p11km_rebind **out);
+int p11km_bind_rebind_commit(struct p11km_rebind *rb);
+const char *p11km_rebind_dir(const struct p11km_rebind *rb);
+void p11km_rebind_free(struct p11km_rebind *rb);
 /* The openssl.cnf that loads the pkcs11 engine (malloc'ed). */
 char *p11km_bind_openssl_cnf(const char *engine_path, const char *module_path);
 /* The libp11 engine: ENGINESDIR/pkcs11.so or libpkcs11.so. */
 int p11km_bind_engine_path(char **out);
 
+/* The engine-safe URI a config names a private key by: token + id + type
+ * (token + label + type for a key without an id), with pin_file as
+ * pin-source (or pin_value). */
+int p11km_bind_key_uri(const struct p11km_token *tok, const struct p11km_object *key,
+                       const char *pin_file, const char *pin_value, char **out);
+
 /*
  * Resolve a binding for a key: find the key (refusing Ed25519), check its
  * label is unique among private keys, find the certificate (--cert URI or
  * file; default the certificate with the key's CKA_ID), check that it
- * belongs to the key, and fill key_uri/cert_uri/cert_pem/chain_pem and
+ * belongs to the key, and fill key_uri/cert_pem/chain_pem and
  * module_path.  pin_file is the pin-source written into the URIs.
  */
 int p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_uri, const char *cert,

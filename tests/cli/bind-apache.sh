@@ -22,8 +22,8 @@ emit_site() {
 check "emit apache" emit_site
 V=$T/ap/apache-vhost.conf
 check_grep "SSLCryptoDevice pkcs11" '^SSLCryptoDevice pkcs11$' "$V"
-check_grep "certificate by URI" '^    SSLCertificateFile "pkcs11:.*object=site;type=cert"$' "$V"
-check_grep "key by URI" '^    SSLCertificateKeyFile "pkcs11:.*object=site;type=private\?pin-source=' "$V"
+check_grep "certificate from the binding's file" "^    SSLCertificateFile \"$T/ap/cert-[0-9a-f]{16}\.pem\"\$" "$V"
+check_grep "key by URI, by id" '^    SSLCertificateKeyFile "pkcs11:.*id=%0A;type=private\?pin-source=' "$V"
 check "PIN file owned by www-data" test "$(stat -c %U:%a "$T/ap.pin")" = www-data:400
 
 check_fails "bind check: www-data cannot read the token store yet" 5 "$P11KM" bind check "$T/ap"
@@ -85,9 +85,13 @@ check "bind verify" "$P11KM" bind verify "127.0.0.1:$P" --server-name site.test 
 	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
 check_grep "bind verify: same certificate" 'same certificate' "$T/out"
 
-# renewal: a new certificate on the token; Apache reads it by URI at reload
+# renewal: a new certificate on the token; the same emit switches the
+# binding to it (Apache reads it at reload)
 issue site 0a site.test 3002
 put_cert site 0a "$T/site-3002.der"
+check "re-emit switches the binding to the new certificate" "$P11KM" bind emit apache \
+	--key "$TOKEN;object=site;type=private" --listen "127.0.0.1:$P" --server-name site.test \
+	--out-dir "$T/ap" --pin-file "$T/ap.pin" --service-user www-data
 check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind verify "127.0.0.1:$P" \
 	--server-name site.test --cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
 OPENSSL_CONF=$T/ap/openssl.cnf apache2 -f "$A/httpd.conf" -k graceful

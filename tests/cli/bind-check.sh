@@ -74,13 +74,13 @@ check "store readable again: passes" "$P11KM" bind check "$T/good"
 # 3. a key URI libp11 rejects (slot-id), edited into the server config
 variant slotid
 sed -i 's|engine:pkcs11:pkcs11:|engine:pkcs11:pkcs11:slot-id=0;|' "$T/slotid/nginx-server.conf"
-trap_caught slotid "problem: the key URI carries 'slot-\.\.\.' attributes.*use only token, object and type"
+trap_caught slotid "problem: the key URI carries 'slot-\.\.\.' attributes.*use only token, id, object and type"
 check "slotid: openssl through the engine rejects that URI too (the judge)" not engine_login slotid
 check "slotid: nginx -t fails as well (the judge)" not nginx_t slotid
 
 # 4. a certificate that belongs to another key
 variant wrongcert
-cp "$T/other-2001.pem" "$T/wrongcert/fullchain.pem"
+cp "$T/other-2001.pem" "$(sed -n 's/.*ssl_certificate "\(.*\)";/\1/p' "$T/wrongcert/nginx-server.conf")"
 trap_caught wrongcert "problem: the certificate does not belong to the key"
 check "wrongcert: openssl agrees the public keys differ (the judge)" \
 	not cmp -s <(openssl x509 -in "$T/other-2001.pem" -noout -pubkey) "$T/web.pub.pem"
@@ -160,9 +160,9 @@ check_nogrep "pinvalue: the report does not print the PIN" "pin-value=$USERPIN" 
 check_fails "pinvalue: --json exits 5" 5 "$P11KM" --json bind check "$T/pinvalue"
 check_nogrep "pinvalue: nor does --json" "pin-value=$USERPIN" "$T/out"
 variant pinvalue2
-sed -i -e "s|?pin-source=[^\";]*|?pin-value=$USERPIN|" -e 's|object=web;|object=nosuch;|' \
+sed -i -e "s|?pin-source=[^\";]*|?pin-value=$USERPIN|" -e 's|id=%01;|id=%99;|' \
 	"$T/pinvalue2/nginx-server.conf" "$T/pinvalue2/p11km-binding.conf"
-trap_caught pinvalue2 "problem: the pkcs11 engine cannot load the key '.*object=nosuch"
+trap_caught pinvalue2 "problem: the pkcs11 engine cannot load the key '.*id=%99"
 check_nogrep "pinvalue2: the engine's error does not print the PIN" "pin-value=$USERPIN" "$T/out"
 check_nogrep "  ... not even on stderr" "pin-value=$USERPIN" "$T/err"
 check_eq "  ... where every line is p11km's own (libp11's messages are not passed on)" \

@@ -18,8 +18,10 @@ KEY1="$TOKEN;object=web1;type=private"
 check "emit nginx writes a binding" "$P11KM" bind emit nginx --key "$KEY1" \
 	--listen 127.0.0.1:8443 --listen '[::1]:8443' --listen '*:9443' --server-name web1.test \
 	--out-dir "$T/ng" --pin-file "$T/srv.pin" --pin-source "file:$PIN" --service-user nobody
+# the generation: the first 16 hex digits of the SHA-256 of the leaf (PEM)
+G1=$(openssl x509 -in "$T/web1-1001.pem" | sha256sum | cut -c1-16)
 for f in nginx-server.conf nginx-main.conf openssl.cnf environment systemd-dropin.conf \
-	cert.pem fullchain.pem p11km-binding.conf; do
+	cert.pem fullchain.pem p11km-binding.conf "cert-$G1.pem" "fullchain-$G1.pem"; do
 	check "file $f written" test -s "$T/ng/$f"
 done
 S=$T/ng/nginx-server.conf
@@ -27,11 +29,12 @@ check_grep "listen on IPv4" '^    listen 127\.0\.0\.1:8443 ssl;$' "$S"
 check_grep "listen on IPv6" '^    listen \[::1\]:8443 ssl;$' "$S"
 check_grep "listen on all addresses" '^    listen \*:9443 ssl;$' "$S"
 check_grep "server_name" '^    server_name web1\.test;$' "$S"
-check_grep "key by engine URI" '^    ssl_certificate_key "engine:pkcs11:pkcs11:.*token=bind;.*object=web1;type=private\?pin-source=' "$S"
-check_nogrep "no id in the URI (configs survive a rekey)" 'id=%' "$S"
+check_grep "key by engine URI, by id" '^    ssl_certificate_key "engine:pkcs11:pkcs11:.*token=bind;id=%01;type=private\?pin-source=' "$S"
+check_nogrep "no label in the URI (labels move on a rekey; ids never change meaning)" 'object=' "$S"
 check_nogrep "no pin-value anywhere" 'pin-value' "$T/ng/p11km-binding.conf"
 check_nogrep "no slot-id / module-path in the URI" 'slot-|module-' "$S"
-check_grep "certificate file referenced" "ssl_certificate \"$T/ng/fullchain.pem\";" "$S"
+check_grep "this generation's certificate file referenced" "ssl_certificate \"$T/ng/fullchain-$G1.pem\";" "$S"
+check "fullchain.pem is a copy of it" cmp "$T/ng/fullchain.pem" "$T/ng/fullchain-$G1.pem"
 check_grep "workers keep SOFTHSM2_CONF" '^env SOFTHSM2_CONF;$' "$T/ng/nginx-main.conf"
 check_grep "engine: init = 1" '^init = 1$' "$T/ng/openssl.cnf"
 check_grep "engine: MODULE_PATH" "^MODULE_PATH = $SOFTHSM2_MODULE\$" "$T/ng/openssl.cnf"
@@ -63,8 +66,8 @@ check "emit apache to stdout" "$P11KM" bind emit apache --key "$KEY1" --listen 1
 	--pin-file "$T/srv.pin"
 cp "$T/out" "$T/apache.out"
 check_grep "apache: SSLCryptoDevice pkcs11" '^SSLCryptoDevice pkcs11$' "$T/apache.out"
-check_grep "apache: certificate by URI" '^    SSLCertificateFile "pkcs11:.*object=web1;type=cert"$' "$T/apache.out"
-check_grep "apache: key by URI" '^    SSLCertificateKeyFile "pkcs11:.*object=web1;type=private\?pin-source=' "$T/apache.out"
+check_grep "apache: certificate from this generation's file" "^    SSLCertificateFile \"/etc/p11km/bind/apache/cert-$G1.pem\"\$" "$T/apache.out"
+check_grep "apache: key by URI, by id" '^    SSLCertificateKeyFile "pkcs11:.*token=bind;id=%01;type=private\?pin-source=' "$T/apache.out"
 check_grep "apache: VirtualHost" '^<VirtualHost 127\.0\.0\.1:8443>$' "$T/apache.out"
 check "nothing written without --out-dir" test ! -e /etc/p11km/bind/apache
 check "emit stunnel --json" "$P11KM" --json bind emit stunnel --key "$TOKEN;object=web2;type=private" \
@@ -79,8 +82,9 @@ assert sys.argv[2] + "/stunnel.conf" in paths and sys.argv[2] + "/openssl.cnf" i
 assert any("stunnel" in n for n in d["next"]) and any("bind check" in n for n in d["next"])
 ' "$T/emit.json" "$T/st"
 check_grep "stunnel: engine" '^engine = pkcs11$' "$T/st/stunnel.conf"
-check_grep "stunnel: key by URI" '^key = pkcs11:.*object=web2;type=private' "$T/st/stunnel.conf"
-check_grep "stunnel: cert by URI" '^cert = pkcs11:.*object=web2;type=cert$' "$T/st/stunnel.conf"
+check_grep "stunnel: key by URI, by id" '^key = pkcs11:.*id=%02;type=private' "$T/st/stunnel.conf"
+G2=$(openssl x509 -in "$T/web2-2001.pem" | sha256sum | cut -c1-16)
+check_grep "stunnel: certificate from this generation's file" "^cert = $T/st/fullchain-$G2.pem\$" "$T/st/stunnel.conf"
 check "emit openssl-conf" "$P11KM" bind emit openssl-conf --key "$KEY1" --out-dir "$T/oc" --pin-file "$T/srv.pin"
 check "openssl-conf: the engine config" test -s "$T/oc/openssl.cnf"
 check "openssl-conf: no server snippet" test ! -e "$T/oc/nginx-server.conf"
@@ -109,15 +113,16 @@ check "chain.pem is the intermediate from the token (no root)" cmp "$T/ch/chain.
 check "fullchain.pem = cert + intermediate" cmp "$T/ch/fullchain.pem" <(cat "$T/web3.pem" "$T/int.pem")
 check "openssl verifies cert.pem with chain.pem up to the root" \
 	openssl verify -CAfile "$T/ca.pem" -untrusted "$T/ch/chain.pem" "$T/ch/cert.pem"
-check "emit apache: certificate by URI, chain from the token in a file" "$P11KM" bind emit apache \
+check "emit apache: chain from the token in a file" "$P11KM" bind emit apache \
 	--key "$TOKEN;object=web3;type=private" --listen 127.0.0.1:8443 --out-dir "$T/cha" \
 	--pin-file "$T/srv.pin"
-check_grep "apache: SSLCertificateChainFile" "^    SSLCertificateChainFile \"$T/cha/chain.pem\"\$" "$T/cha/apache-vhost.conf"
+G3=$(openssl x509 -in "$T/web3.pem" | sha256sum | cut -c1-16)
+check_grep "apache: SSLCertificateChainFile" "^    SSLCertificateChainFile \"$T/cha/chain-$G3.pem\"\$" "$T/cha/apache-vhost.conf"
 check "apache: chain.pem is the intermediate" cmp "$T/cha/chain.pem" "$T/int.pem"
 check "emit with --cert as a token URI" "$P11KM" bind emit apache \
 	--key "$TOKEN;object=web3;type=private" --cert "$TOKEN;object=web3;type=cert" \
 	--listen 127.0.0.1:8443 --pin-file "$T/srv.pin"
-check_grep "--cert URI: certificate by URI" 'SSLCertificateFile "pkcs11:.*object=web3;type=cert"' "$T/out"
+check_grep "--cert URI: the certificate goes into the binding as a file" "SSLCertificateFile \"/etc/p11km/bind/apache/cert-$G3.pem\"" "$T/out"
 
 # --- a binding is written all or none ------------------------------------------------
 # The last rename of a second emit (the last file of the set going in place)
@@ -234,13 +239,10 @@ check_eq "--allow-pin-value: openssl.cnf (no PIN) stays 0644" "$(stat -c %a "$T/
 check_grep "--allow-pin-value: the engine trial ran" 'openssl.cnf' "$T/probe-argv"
 check_nogrep "--allow-pin-value: the PIN is not on its command line" 'pin-value' "$T/probe-argv"
 
-make_key 'bad"label' 0c rsa:2048
-refuse "a label that could inject" 2 'label' nginx --key "$TOKEN;object=bad%22label;type=private" \
-	--listen 127.0.0.1:1 --pin-file "$T/srv.pin" --cert "$T/web1-1001.pem"
-make_key dup 04 rsa:2048
-make_key dup 05 rsa:2048
-refuse "a label shared by two keys" 4 'several private keys' nginx \
-	--key "$TOKEN;object=dup;id=%04;type=private" --listen 127.0.0.1:1 --pin-file "$T/srv.pin" \
+make_key dupa 04 rsa:2048
+make_key dupb 04 rsa:2048
+refuse "an id shared by two keys" 4 'several private keys .* id' nginx \
+	--key "$TOKEN;object=dupa;type=private" --listen 127.0.0.1:1 --pin-file "$T/srv.pin" \
 	--cert "$T/web1-1001.pem"
 
 # Ed25519: a token with an EdDSA key cannot serve any key through libp11

@@ -120,23 +120,22 @@ check_fails "bind verify: web2's certificate is not what web1 serves" 5 "$P11KM"
 check_fails "bind verify: a wrong name fails the chain check" 5 "$P11KM" bind verify \
 	"127.0.0.1:$P1" --server-name other.test --ca-file "$T/ca.pem"
 
-# renewal: a new certificate for the same key on the token, installed by
-# 'p11km cert install' (pkcs11-tool when this build has no cert install)
+# renewal: a new certificate for the same key, installed by 'p11km cert
+# install --bind', which also switches the binding nginx reads
 issue web1 01 web1.test 1002
-if "$P11KM" help --list-commands | grep -q '^cert install '; then
-	check "cert install puts the renewed certificate on the token" "$P11KM" cert install \
-		"$T/web1-1002.pem" "$TOKEN;object=web1;type=private" --ca-file "$T/ca.pem" \
-		--pin-source "file:$PIN"
-else
-	echo "# no 'cert install' in this build: pkcs11-tool writes the certificate"
-	put_cert web1 01 "$T/web1-1002.der"
-fi
+check "cert install --bind puts the renewed certificate on the token and in the binding" \
+	"$P11KM" cert install "$T/web1-1002.pem" "$TOKEN;object=web1;type=private" \
+	--ca-file "$T/ca.pem" --pin-source "file:$PIN" --bind "$T/b1"
 p11tool_sm --token-label bind --read-object --type cert --label web1 -o "$T/now.der" >/dev/null 2>&1
 check "the token's certificate 'web1' is the renewed one (pkcs11-tool)" cmp "$T/now.der" "$T/web1-1002.der"
-check "re-emit rewrites the certificate files nginx reads" "$P11KM" bind emit nginx \
-	--key "$TOKEN;object=web1;type=private" --listen "127.0.0.1:$P1" --listen "*:$P2" \
-	--server-name web1.test --out-dir "$T/b1" --pin-file "$T/web.pin" --service-user nobody
+G=$(openssl x509 -in "$T/web1-1002.pem" | sha256sum | cut -c1-16)
+check_grep "the nginx snippet names the renewed certificate's file" \
+	"ssl_certificate \"$T/b1/fullchain-$G.pem\";" "$T/b1/nginx-server.conf"
+check "which holds the renewed certificate" cmp "$T/b1/cert-$G.pem" "$T/web1-1002.pem"
 check "cert.pem is the renewed certificate" cmp "$T/b1/cert.pem" "$T/web1-1002.pem"
+# (the certificate object SoftHSM just wrote is root's: the workers must read it)
+open_token_dir nobody
+check "bind check passes on the switched binding" "$P11KM" bind check "$T/b1"
 check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind verify \
 	"127.0.0.1:$P1" --server-name web1.test --cert "$CERT1" --ca-file "$T/ca.pem"
 check_grep "the mismatch message says to reload" 'serves serial 03E9.*reload' "$T/err"

@@ -35,8 +35,8 @@ check_fails "bind check: nobody cannot read the token store yet" 5 "$P11KM" bind
 open_token_dir nobody
 check_grep "engine = pkcs11" '^engine = pkcs11$' "$S"
 check_grep "engineId in the service" '^engineId = pkcs11$' "$S"
-check_grep "key by URI" '^key = pkcs11:.*object=tun;type=private\?pin-source=' "$S"
-check_grep "cert by URI" '^cert = pkcs11:.*object=tun;type=cert$' "$S"
+check_grep "key by URI, by id" '^key = pkcs11:.*id=%0B;type=private\?pin-source=' "$S"
+check_grep "certificate from the binding's file" "^cert = $T/.*/fullchain-[0-9a-f]{16}\.pem\$" "$S"
 check "bind check passes" "$P11KM" bind check "$T/st"
 
 # the emitted file, with the process settings of this test in front

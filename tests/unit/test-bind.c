@@ -54,9 +54,8 @@ START_TEST(flavours)
 
 	ck_assert_ptr_nonnull(f = p11km_bind_flavour_find("nginx"));
 	ck_assert_ptr_null(f->why_not);
-	ck_assert_int_eq(f->cert_by_uri, 0);
 	ck_assert_ptr_nonnull(f = p11km_bind_flavour_find("apache"));
-	ck_assert_int_eq(f->cert_by_uri, 1);
+	ck_assert_str_eq(f->key_directive, "SSLCertificateKeyFile");
 	ck_assert_ptr_nonnull(f = p11km_bind_flavour_find("stunnel"));
 	ck_assert_int_eq(f->needs_connect, 1);
 	ck_assert_ptr_nonnull(f = p11km_bind_flavour_find("openssl-conf"));
@@ -98,8 +97,7 @@ params(struct p11km_bind_params *p, const char *server, struct p11km_listen *l, 
 	p->server_name = "www.example.org";
 	p->connect = "127.0.0.1:8080";
 	p->dir = "/etc/p11km/www";
-	p->key_uri = (char *)"pkcs11:token=t;object=www;type=private?pin-source=%2Fp";
-	p->cert_uri = (char *)"pkcs11:token=t;object=www;type=cert";
+	p->key_uri = (char *)"pkcs11:token=t;id=%01;type=private?pin-source=%2Fp";
 	p->cert_pem = (unsigned char *)"LEAF\n";
 	p->cert_pem_len = 5;
 	p->module_path = (char *)"/usr/lib/softhsm/libsofthsm2.so";
@@ -125,7 +123,19 @@ START_TEST(render_nginx)
 	ck_assert_ptr_nonnull(strstr(s, "    listen [::1]:443 ssl;\n"));
 	ck_assert_ptr_nonnull(strstr(s, "    listen *:8443 ssl;\n"));
 	ck_assert_ptr_nonnull(strstr(s, "ssl_certificate_key \"engine:pkcs11:pkcs11:token=t;"));
-	ck_assert_ptr_nonnull(strstr(s, "ssl_certificate \"/etc/p11km/www/fullchain.pem\";"));
+	/* the snippet names this generation's files: SHA-256("LEAF\n") */
+	ck_assert_str_eq(p.gen, "49e4016ac4c2227b");
+	ck_assert_ptr_nonnull(strstr(s, "ssl_certificate \"/etc/p11km/www/fullchain-49e4016ac4c2227b.pem\";"));
+	ck_assert(file_is(&fs, "fullchain-49e4016ac4c2227b.pem", "LEAF\nCHAIN\n"));
+	ck_assert(file_is(&fs, "chain-49e4016ac4c2227b.pem", "CHAIN\n"));
+	ck_assert(file_is(&fs, "cert-49e4016ac4c2227b.pem", "LEAF\n"));
+	/* ... written before the snippet, which is the switch */
+	ck_assert_str_eq(fs.f[0].name, "cert-49e4016ac4c2227b.pem");
+	for (size_t i = 0; i < fs.n; i++)
+		if (strcmp(fs.f[i].name, "nginx-server.conf") == 0)
+			break;
+		else
+			ck_assert_str_ne(fs.f[i].name, "p11km-binding.conf");
 	ck_assert(file_is(&fs, "fullchain.pem", "LEAF\nCHAIN\n"));
 	ck_assert(file_is(&fs, "chain.pem", "CHAIN\n"));
 	ck_assert(file_is(&fs, "cert.pem", "LEAF\n"));
@@ -147,15 +157,17 @@ START_TEST(render_apache_stunnel)
 	ck_assert_int_eq(p11km_bind_render(&p, &fs), 0);
 	ck_assert_ptr_nonnull(s = file_of(&fs, "apache-vhost.conf"));
 	ck_assert_ptr_nonnull(strstr(s, "\nListen 443 https\n<VirtualHost *:443>\n"));
-	ck_assert_ptr_nonnull(strstr(s, "SSLCertificateFile \"pkcs11:token=t;object=www;type=cert\""));
-	ck_assert_ptr_null(file_of(&fs, "cert.pem")); /* the certificate is read by URI */
+	ck_assert_ptr_nonnull(strstr(s, "SSLCertificateFile \"/etc/p11km/www/cert-49e4016ac4c2227b.pem\""));
+	ck_assert_ptr_nonnull(strstr(s, "SSLCertificateKeyFile \"pkcs11:token=t;id=%01;type=private"));
+	ck_assert_ptr_nonnull(file_of(&fs, "cert-49e4016ac4c2227b.pem"));
 	p11km_bind_files_release(&fs);
 
 	params(&p, "stunnel", l, 1);
 	ck_assert_int_eq(p11km_bind_render(&p, &fs), 0);
 	ck_assert_ptr_nonnull(s = file_of(&fs, "stunnel.conf"));
 	ck_assert_ptr_nonnull(strstr(s, "\naccept = 443\nconnect = 127.0.0.1:8080\n"));
-	ck_assert_ptr_nonnull(strstr(s, "\ncert = pkcs11:token=t;object=www;type=cert\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\ncert = /etc/p11km/www/fullchain-49e4016ac4c2227b.pem\n"));
+	ck_assert_ptr_nonnull(strstr(file_of(&fs, "p11km-binding.conf"), "\nconnect = 127.0.0.1:8080\n"));
 	p11km_bind_files_release(&fs);
 }
 END_TEST

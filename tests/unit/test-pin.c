@@ -105,6 +105,12 @@ START_TEST(parsing)
 	parse_bad("fd:-1", 0);
 	parse_bad("fd:3x", 0);
 	parse_bad("fd:99999999999999999999", 0);
+	/* digits only (found by tests/fuzz/fuzz-pin: strtol skips blanks, takes a sign) */
+	parse_bad("fd: 3", 0);
+	parse_bad("fd:\f11", 0);
+	parse_bad("fd:\n3", 0);
+	parse_bad("fd:+3", 0);
+	parse_bad("fd:-0", 0);
 	parse_bad("1234", 0);     /* a PIN given as a source: refused */
 	parse_bad("1234", 1);
 	parse_bad("pass:1234", 0);
@@ -203,6 +209,18 @@ START_TEST(files)
 		read_fails(spec, P11KM_ERR_USAGE, "longer than");
 		write_pin(big, sizeof(big), 0600);
 		read_fails(spec, P11KM_ERR_USAGE, "longer than");
+		/* the maximum, "\r\n", then more: refused, not cut to the first
+		 * line (found by tests/fuzz/fuzz-pin; the login would have used a
+		 * PIN the file does not hold) */
+		memcpy(big + P11KM_PIN_MAX, "\r\n", 2);
+		write_pin(big, P11KM_PIN_MAX + 2, 0600);
+		read_expect(spec, want);
+		write_pin(big, P11KM_PIN_MAX + 3, 0600);
+		read_fails(spec, P11KM_ERR_USAGE, "longer than");
+		big[P11KM_PIN_MAX + 3] = '\0';
+		setenv("P11KM_TEST_PIN", big, 1);
+		read_fails("env:P11KM_TEST_PIN", P11KM_ERR_USAGE, "longer than");
+		unsetenv("P11KM_TEST_PIN");
 	}
 	unlink(pin_path());
 	read_fails(spec, P11KM_ERR_IO, "unable to open PIN file");

@@ -255,6 +255,36 @@ START_TEST(malformed)
 	/* an unknown type */
 	parse_bad("pkcs11:type=banana", "unknown type");
 	parse_bad("pkcs11:type=", "unknown type");
+	/* p11-kit drops white space before it parses: each of these passed the
+	 * checks above and reached p11-kit as what they refuse (found by
+	 * tests/fuzz/fuzz-uri) */
+	parse_bad("pkcs11:tok en=a;token=b", "space or control character at position 11");
+	parse_bad("pkcs11:obj\tect=a%00b", "space or control");
+	parse_bad("pkcs11:ty pe=banana", "space or control");
+	parse_bad("pkcs11:token=My Token", "%20");
+	parse_bad("pkcs11:token=a?pin-va\vlue=x&pin-value=y", "space or control");
+	parse_bad("pkcs11:token=a\n", "space or control");
+	/* p11-kit takes pin-value and pin-source in the path too: checked there
+	 * as in the query; a path attribute after '?' is ignored by p11-kit
+	 * (found by tests/fuzz/fuzz-uri) */
+	parse_bad("pkcs11:token=a;pin-value=a%00b", "NUL");
+	parse_bad("pkcs11:pin-value=a?pin-value=b", "appears twice");
+	parse_bad("pkcs11:pin-source=/a;pin-source=/b", "appears twice");
+	{
+		char big[400];
+		snprintf(big, sizeof(big), "pkcs11:token=a;pin-value=%0300d", 7);
+		parse_bad(big, "too long");
+	}
+	parse_bad("pkcs11:token=a?object=x", "put it before the '?'");
+	parse_bad("pkcs11:?type=cert", "'type' after '?'");
+	{
+		struct p11km_uri *u = parse_ok("pkcs11:token=a;pin-source=/etc/pin");
+		ck_assert_str_eq(p11km_uri_pin_source(u), "/etc/pin");
+		p11km_uri_free(u);
+	}
+	parse_bad("pkcs11:token=a\x7f", "space or control");
+	parse_bad("pkcs11:token=a?pin-value=secret pin", "position 32");
+	ck_assert_ptr_null(strstr(p11km_errmsg(P11KM_ERR_USAGE), "secret"));
 }
 END_TEST
 

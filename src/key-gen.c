@@ -1,4 +1,4 @@
-/* p11-keygen.c: key pairs generated on the token, sign-only, never extractable. */
+/* key-gen.c (the key layer): key pairs generated on the token, sign-only, never extractable. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include "p11km/keygen.h"
+#include "p11km/keys.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
@@ -191,6 +192,32 @@ set_id(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
 	return 0;
 }
 
+/* After a failed C_GenerateKeyPair: the pair the token made all the same
+ * (found by the template's label and id), 1 with its handles; 0 if none. */
+static int
+made_anyway(struct p11km_session *s, const char *label, const unsigned char *id, size_t id_len,
+            CK_OBJECT_HANDLE *hpriv, CK_OBJECT_HANDLE *hpub)
+{
+	CK_OBJECT_CLASS cls[2] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
+	CK_OBJECT_HANDLE *out[2] = { hpriv, hpub };
+	int any = 0;
+
+	for (int i = 0; i < 2; i++) {
+		CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls[i], sizeof(cls[i]) },
+		                      { CKA_LABEL, (void *)label, strlen(label) },
+		                      { CKA_ID, (void *)id, id_len } };
+		CK_OBJECT_HANDLE *h = NULL;
+		size_t n = 0;
+		if (p11km_find(s, t, 3, 2, &h, &n) == 0 && n == 1) {
+			*out[i] = h[0];
+			any = 1;
+		}
+		free(h);
+	}
+	p11km_error_clear();
+	return any;
+}
+
 int
 p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
                  struct p11km_object *priv, EVP_PKEY **pub)
@@ -209,7 +236,7 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 	EVP_PKEY *pk = NULL;
 	const char *bad;
 	CK_RV rv;
-	int r;
+	int r, id_half = 0, made = 0;
 
 	memset(priv, 0, sizeof(*priv));
 	switch (kg->type) {
@@ -288,10 +315,17 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		    "token '%s' generates keys only after a security officer login "
 		    "(C_GenerateKeyPair: %s): give --so-pin-source (on a PIV card its PIN is the "
 		    "management key, 48 hex digits)", s->tok->label, p11km_ckr_name(rv));
-	if (rv != CKR_OK)
-		return p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
+	if (rv != CKR_OK) {
+		/* a token may make the pair and still report a failure: look (by the
+		 * template's label and id) and destroy what it made */
+		made = made_anyway(s, kg->label, id, id_len, &hpriv, &hpub);
+		r = p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
 		    "token '%s' did not generate the %s key pair: C_GenerateKeyPair: %s",
 		    s->tok->label, p11km_keytype_name(kg->type), p11km_ckr_name(rv));
+		if (!made)
+			return r;
+		goto fail;
+	}
 	if (hpub == hpriv || hpub == CK_INVALID_HANDLE || hpriv == CK_INVALID_HANDLE) {
 		/* handles that cannot be the pair's: nothing to read or destroy by */
 		char *hid = p11km_hex(id, id_len);
@@ -309,9 +343,12 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 	}
 	p11km_object_release(&po);
 	if (id == tmp_id) {
-		if ((r = p11km_pubkey_keyid(pk, keyid)) < 0 ||
-		    (r = set_id(s, hpriv, hpub, keyid, sizeof(keyid))) < 0)
+		if ((r = p11km_pubkey_keyid(pk, keyid)) < 0)
 			goto fail;
+		id_half = 1;
+		if ((r = set_id(s, hpriv, hpub, keyid, sizeof(keyid))) < 0)
+			goto fail;
+		id_half = 0;
 		id = keyid;
 		id_len = sizeof(keyid);
 	}
@@ -342,8 +379,18 @@ fail:
 	{
 		char *msg = strdup(p11km_errmsg(r)), *hid = p11km_hex(id, id_len);
 		CK_RV drv = destroy_pair(s, hpriv, hpub);
+		char *hk = id_half ? p11km_hex(keyid, sizeof(keyid)) : NULL;
 		if (drv == CKR_OK)
-			p11km_fail(r, "%s; the new key pair was destroyed", msg ? msg : "");
+			p11km_fail(r, "%s; the new key pair %swas destroyed", msg ? msg : "",
+			           made ? "(made all the same) " : "");
+		else if (id_half)
+			/* its halves may carry different ids: name them by label */
+			p11km_fail(r, "%s; the new key pair could not be destroyed (C_DestroyObject: %s): "
+			           "it is still on token '%s' as label '%s', its halves with id %s or %s: "
+			           "delete both with pkcs11-tool --login --delete-object --type privkey "
+			           "--label '%s', and --type pubkey --label '%s'",
+			           msg ? msg : "", p11km_ckr_name(drv), s->tok->label, kg->label,
+			           hk ? hk : "?", hid ? hid : "?", kg->label, kg->label);
 		else
 			p11km_fail(r, "%s; the new key pair could not be destroyed (C_DestroyObject: %s): "
 			           "it is still on token '%s' as label '%s', id %s: delete it with "
@@ -352,6 +399,7 @@ fail:
 			           hid ? hid : "?", hid ? hid : "?");
 		free(msg);
 		free(hid);
+		free(hk);
 	}
 	return r;
 }
