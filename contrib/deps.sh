@@ -13,7 +13,8 @@ nginx-light apache2 stunnel4 curl libnss3-tools ca-certificates>=20250419~
 swtpm swtpm-tools libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-tools libtss2-tcti-swtpm0
 iproute2 procps python3 strace
 pcscd vsmartcard-vpcd ykcs11 yubico-piv-tool python3-cryptography
-clang-14 libfuzzer-14-dev libclang-rt-14-dev"
+clang-14 libfuzzer-14-dev libclang-rt-14-dev
+libcurl4-openssl-dev libjansson-dev pebble"
 
 # "package version" of every installed package of the list, in one query
 names=$(for p in $PKGS; do echo "${p%%>=*}"; done)

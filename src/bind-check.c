@@ -435,20 +435,6 @@ p11km_engine_uri_check(const char *what, const char *uri, struct p11km_problems 
 	p11km_uri_free(u);
 }
 
-int
-p11km_token_has_eddsa(struct p11km_session *s, int *found)
-{
-	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
-	CK_ATTRIBUTE t[1] = { { CKA_KEY_TYPE, &kt, sizeof(kt) } };
-	CK_OBJECT_HANDLE *h = NULL;
-	size_t n = 0;
-	int r = p11km_find(s, t, 1, 1, &h, &n);
-
-	free(h);
-	*found = n > 0;
-	return r;
-}
-
 /* --- bind check DIR|FILE ------------------------------------------------------ */
 
 void
@@ -584,9 +570,7 @@ p11km_bind_check(struct p11km_ctx *ctx, const char *path, const char *user_overr
 		if (ctx->module_opt == NULL)
 			ctx->module_opt = m.module;
 		int lr;
-		if ((lr = p11km_modules_load(ctx, uri)) == 0 &&
-		    (lr = p11km_token_find_one(ctx, uri, &tok)) == 0 &&
-		    (lr = p11km_session_open_login(ctx, tok, uri, 0, 0, &s)) == 0) {
+		if ((lr = p11km_token_open(ctx, uri, 0, &tok, &s)) == 0) {
 			if (p11km_token_has_eddsa(&s, &found) == 0 && found)
 				p11km_problem_add(pr, "token '%s' holds an EdDSA (Ed25519) key: libp11 0.4.12 "
 				                  "then cannot enumerate any key on it; move or delete that key",

@@ -235,6 +235,17 @@ uri_config_safe(const char *s)
 	return ok;
 }
 
+/* Does the key need a context-specific login before each signature? */
+static int
+always_authenticate(struct p11km_session *s, CK_OBJECT_HANDLE h)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = { CKA_ALWAYS_AUTHENTICATE, &v, sizeof(v) };
+
+	return P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a, 1) == CKR_OK &&
+	       a.ulValueLen == sizeof(v) && v == CK_TRUE;
+}
+
 int
 p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert_spec,
                    const char *pin_file, int allow_pin_value, struct p11km_bind_params *p)
@@ -255,9 +266,7 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		return r;
 	if (allow_pin_value)
 		pin_value = p11km_uri_pin_value(uri);
-	if ((r = p11km_modules_load(ctx, uri)) < 0 || (r = p11km_token_find_one(ctx, uri, &tok)) < 0)
-		goto out;
-	if ((r = p11km_session_open_login(ctx, tok, uri, 0, 1, &s)) < 0)
+	if ((r = p11km_token_open(ctx, uri, P11KM_OPEN_LOGIN, &tok, &s)) < 0)
 		goto out;
 	sopen = 1;
 	if ((r = p11km_object_find_one(&s, uri, CKO_PRIVATE_KEY, &key)) < 0)
@@ -267,6 +276,13 @@ p11km_bind_resolve(struct p11km_ctx *ctx, const char *key_spec, const char *cert
 		    "key '%s' is an EdDSA (Ed25519) key: the pkcs11 engine of libp11 0.4.12 cannot "
 		    "use it, so no server on this system can; bind an RSA or EC key instead",
 		    key.label ? key.label : "");
+		goto out;
+	}
+	if (always_authenticate(&s, key.h)) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "key '%s' needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE, e.g. PIV "
+		    "slot 9c): the pkcs11 engine of libp11 cannot answer that login, so no server can "
+		    "use it; bind a key from another slot (PIV 9a)", key.label ? key.label : "");
 		goto out;
 	}
 	if (key.id_len == 0 && (key.label == NULL || key.label[0] == '\0')) {
@@ -391,5 +407,20 @@ out:
 	p11km_token_free(tok);
 	p11km_uri_free(uri);
 	p11km_uri_free(curi);
+	return r;
+}
+
+/* Here, not in bind-check.c, which calls down to this file for it too. */
+int
+p11km_token_has_eddsa(struct p11km_session *s, int *found)
+{
+	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
+	CK_ATTRIBUTE t[1] = { { CKA_KEY_TYPE, &kt, sizeof(kt) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r = p11km_find(s, t, 1, 1, &h, &n);
+
+	free(h);
+	*found = n > 0;
 	return r;
 }

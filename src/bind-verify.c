@@ -209,9 +209,8 @@ p11km_bind_load_cert(struct p11km_ctx *ctx, const char *spec, X509 **out)
 	*out = NULL;
 	memset(&o, 0, sizeof(o));
 	if (strncmp(spec, "pkcs11:", 7) == 0) {
-		if ((r = p11km_uri_parse(spec, &uri)) < 0 || (r = p11km_modules_load(ctx, uri)) < 0 ||
-		    (r = p11km_token_find_one(ctx, uri, &tok)) < 0 ||
-		    (r = p11km_session_open_login(ctx, tok, uri, 0, 0, &s)) < 0)
+		if ((r = p11km_uri_parse(spec, &uri)) < 0 ||
+		    (r = p11km_token_open(ctx, uri, 0, &tok, &s)) < 0)
 			goto out;
 		sopen = 1;
 		if ((r = p11km_object_find_one(&s, uri, CKO_CERTIFICATE, &o)) < 0)

@@ -606,10 +606,10 @@ static const struct p11km_opt verify_opts[] = {
 
 const struct p11km_cmd p11km_cmds_bind[] = {
 	{ "emit", "SERVER", "write the config that makes a server use a token key by URI",
-	  cmd_bind_emit, emit_opts, 1, 1 },
+	  cmd_bind_emit, emit_opts, 1, 1, 0 },
 	{ "check", "DIR|FILE", "load an emitted binding through the engine as the server will",
-	  cmd_bind_check, check_opts, 1, 1 },
+	  cmd_bind_check, check_opts, 1, 1, 0 },
 	{ "verify", "ADDR:PORT", "connect to a server and check the certificate it serves",
-	  cmd_bind_verify, verify_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  cmd_bind_verify, verify_opts, 1, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +18,38 @@
 #include "p11km/x509.h"
 
 #include "cmd-cert.h"
+
+/* One line of the install's report (cmd-cert.c prints them): here, below
+ * cmd-cert.c, so that the staging code records its lines without a call
+ * back up. */
+int
+cert_act(struct install *in, int cat, const char *what, const char *name, const char *fmt, ...)
+{
+	struct act *a = realloc(in->acts, (in->n_acts + 1) * sizeof(*a));
+	va_list ap;
+	char *d = NULL;
+
+	if (a == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	in->acts = a;
+	va_start(ap, fmt);
+	if (vasprintf(&d, fmt, ap) < 0)
+		d = NULL;
+	va_end(ap);
+	a = &in->acts[in->n_acts];
+	a->cat = cat;
+	a->what = strdup(what);
+	a->name = strdup(name ? name : "");
+	a->detail = d;
+	if (a->what == NULL || a->name == NULL || a->detail == NULL) {
+		free(a->what);
+		free(a->name);
+		free(a->detail);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	in->n_acts++;
+	return 0;
+}
 
 /* --- files ------------------------------------------------------------------------- */
 

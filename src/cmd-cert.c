@@ -19,7 +19,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,35 +56,6 @@ static const struct p11km_opt install_opts[] = {
 	  "certificate, in one atomic switch (repeatable)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
-
-int
-cert_act(struct install *in, int cat, const char *what, const char *name, const char *fmt, ...)
-{
-	struct act *a = realloc(in->acts, (in->n_acts + 1) * sizeof(*a));
-	va_list ap;
-	char *d = NULL;
-
-	if (a == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	in->acts = a;
-	va_start(ap, fmt);
-	if (vasprintf(&d, fmt, ap) < 0)
-		d = NULL;
-	va_end(ap);
-	a = &in->acts[in->n_acts];
-	a->cat = cat;
-	a->what = strdup(what);
-	a->name = strdup(name ? name : "");
-	a->detail = d;
-	if (a->what == NULL || a->name == NULL || a->detail == NULL) {
-		free(a->what);
-		free(a->name);
-		free(a->detail);
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	in->n_acts++;
-	return 0;
-}
 
 /* --- finding the leaf ---------------------------------------------------------- */
 
@@ -673,8 +643,8 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 const struct p11km_cmd p11km_cmds_cert[] = {
 	{ "install", "REPLY [TOKEN-or-KEY-URI]",
 	  "install an issued certificate (PEM, DER, bundle or PKCS#7) next to its key",
-	  cmd_cert_install, install_opts, 1, 2 },
+	  cmd_cert_install, install_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
 	{ "list", "[URI]", "list the certificates (object list --type cert)", p11km_cert_list_run,
-	  NULL, 0, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  NULL, 0, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -273,8 +273,7 @@ cmd_key_attest(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		goto out;
 	}
 	if ((r = p11km_uri_parse(argv[g.argi], &uri)) < 0 ||
-	    (r = p11km_token_find_one(ctx, uri, &tok)) < 0 ||
-	    (r = p11km_session_open_login(ctx, tok, uri, 0, 1, &s)) < 0 ||
+	    (r = p11km_token_open(ctx, uri, P11KM_OPEN_LOGIN, &tok, &s)) < 0 ||
 	    (r = p11km_object_find_one(&s, uri, CKO_PRIVATE_KEY, &priv)) < 0 ||
 	    (r = p11km_key_pubkey(&s, &priv, &pub)) < 0)
 		goto out;
@@ -365,9 +364,9 @@ static const struct p11km_opt generate_opts[] = {
 
 const struct p11km_cmd p11km_cmds_key[] = {
 	{ "generate", "TOKEN-URI", "generate a sign-only, non-extractable key pair on a token",
-	  cmd_key_generate, generate_opts, 1, 1 },
+	  cmd_key_generate, generate_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "attest", "KEY-URI", "export and verify the card's attestation that it generated a key",
-	  cmd_key_attest, attest_opts, 1, 1 },
-	{ "list", "[URI]", "list the keys (object list --type key)", p11km_key_list_run, NULL, 0, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  cmd_key_attest, attest_opts, 1, 1, 0 },
+	{ "list", "[URI]", "list the keys (object list --type key)", p11km_key_list_run, NULL, 0, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -14,6 +14,7 @@
 #include "p11km/bind.h"
 #include "p11km/cert.h"
 #include "p11km/cmd.h"
+#include "p11km/keys.h"
 #include "p11km/store.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
@@ -51,8 +52,8 @@ target_open(struct p11km_ctx *ctx, const char *verb, const char *text, int rw, s
 	if (!t->uri->has_object)
 		return p11km_fail(P11KM_ERR_USAGE, "'object %s' needs a URI that names objects "
 		                  "(object=, id= or type=); run 'p11km object list' to see them", verb);
-	if ((r = p11km_token_find_initialised(ctx, t->uri, &t->tok)) < 0 ||
-	    (r = p11km_session_open_login(ctx, t->tok, t->uri, rw, 0, &t->s)) < 0 ||
+	if ((r = p11km_token_open(ctx, t->uri, P11KM_OPEN_INITIALISED | (rw ? P11KM_OPEN_RW : 0),
+	                          &t->tok, &t->s)) < 0 ||
 	    (r = p11km_objects_find(&t->s, t->uri, (CK_OBJECT_CLASS)-1, &t->objs, &t->n)) < 0)
 		return r;
 	for (size_t i = 0; i < t->n; i++) {

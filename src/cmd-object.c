@@ -458,12 +458,12 @@ static const struct p11km_opt list_opts[] = {
 
 const struct p11km_cmd p11km_cmds_object[] = {
 	{ "list", "[URI]", "list keys and certificates with their URIs and attributes",
-	  cmd_object_list, list_opts, 0, 1 },
+	  cmd_object_list, list_opts, 0, 1, 0 },
 	{ "export", "URI", "write a certificate (--chain: and its issuers) or public key",
-	  p11km_object_export_run, p11km_object_export_opts, 1, 1 },
+	  p11km_object_export_run, p11km_object_export_opts, 1, 1, 0 },
 	{ "delete", "URI", "destroy one object (--all: every one the URI selects)",
-	  p11km_object_delete_run, p11km_object_delete_opts, 1, 1 },
+	  p11km_object_delete_run, p11km_object_delete_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "relabel", "URI", "give a key pair and its certificate a new label (and id)",
-	  p11km_object_relabel_run, p11km_object_relabel_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  p11km_object_relabel_run, p11km_object_relabel_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -218,48 +218,10 @@ keyref_open(struct p11km_ctx *ctx, const char *uri_s, int rw, struct keyref *k)
 {
 	int r;
 
-	if ((r = p11km_uri_parse(uri_s, &k->uri)) < 0 ||
-	    (r = p11km_token_find_one(ctx, k->uri, &k->tok)) < 0)
+	if ((r = p11km_uri_parse(uri_s, &k->uri)) < 0)
 		return r;
-	return p11km_session_open_login(ctx, k->tok, k->uri, rw, 1, &k->s);
-}
-
-/*
- * A token with only the private key and its certificate (PIV cards): the
- * public key of the certificate with the key's CKA_ID.
- */
-static int
-cert_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out)
-{
-	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) },
-	                      { CKA_ID, priv->id, priv->id_len } };
-	CK_OBJECT_HANDLE *h = NULL;
-	struct p11km_object co;
-	X509 *cert = NULL;
-	size_t n = 0;
-	int r;
-
-	if (priv->id_len == 0 || p11km_find(s, t, 2, 1, &h, &n) < 0 || n == 0) {
-		free(h);
-		return P11KM_ERR_NOTFOUND;
-	}
-	r = p11km_object_read(s, h[0], &co);
-	free(h);
-	if (r < 0)
-		return r;
-	r = p11km_cert_from_der(co.value, co.value_len, "the key's certificate", &cert);
-	p11km_object_release(&co);
-	if (r < 0)
-		return r;
-	if ((*out = X509_get_pubkey(cert)) == NULL)
-		r = p11km_fail(P11KM_ERR_INPUT, "the key's certificate has no usable public key");
-	else
-		p11km_note("key '%s' has no public key on the token: using its certificate's",
-		           priv->label ? priv->label : "");
-	X509_free(cert);
-	p11km_error_clear();
-	return r == 0 ? 0 : P11KM_ERR_NOTFOUND;
+	return p11km_token_open(ctx, k->uri, (rw ? P11KM_OPEN_RW : 0) | P11KM_OPEN_LOGIN, &k->tok,
+	                        &k->s);
 }
 
 /*
@@ -336,7 +298,7 @@ keyref_find_key(struct keyref *k)
 	p11km_error_clear();
 	if (r < 0 && (r = p11km_key_pubkey(&k->s, &k->priv, &k->pub)) == P11KM_ERR_NOTFOUND) {
 		char *why = strdup(p11km_errmsg(r));
-		if (cert_pubkey(&k->s, &k->priv, &k->pub) == 0)
+		if (p11km_key_cert_pubkey(&k->s, &k->priv, &k->pub) == 0)
 			r = 0;
 		else
 			r = p11km_fail(P11KM_ERR_NOTFOUND, "%s, nor a certificate with its id",
@@ -794,8 +756,10 @@ static const struct p11km_opt renew_opts[] = {
 };
 
 const struct p11km_cmd p11km_cmds_req[] = {
-	{ "new", "KEY-URI", "a certificate request signed by a token key", cmd_req_new, new_opts, 1, 1 },
+	{ "new", "KEY-URI", "a certificate request signed by a token key", cmd_req_new, new_opts, 1, 1, 0 },
 	{ "renew", "CERT", "a renewal request from a certificate (token URI or file)", cmd_req_renew,
-	  renew_opts, 1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  renew_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	{ "submit", "REQUEST [KEY-URI]", "send a request to an online CA (ACME) and collect the chain",
+	  p11km_req_submit_run, p11km_req_submit_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

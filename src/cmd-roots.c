@@ -16,7 +16,7 @@
 enum { O_TO = 1000, O_FROM, O_ALLOW_NON_CA, O_DRY_RUN, O_SYSTEM_ROOT };
 
 static const struct p11km_opt install_opts[] = {
-	{ "to", 1, O_TO, "STORE", "store to install into (repeatable): token:URI, pem-bundle:FILE, openssl-dir:DIR, system, nss:DIR" },
+	{ "to", 1, O_TO, "STORE", p11km_store_to_help },
 	{ "allow-non-ca", 0, O_ALLOW_NON_CA, NULL, "also trust certificates that are not CA certificates" },
 	{ "dry-run", 0, O_DRY_RUN, NULL, "show what would change in each store; change nothing" },
 	{ "system-root", 1, O_SYSTEM_ROOT, "DIR", "file system root for the system store (tests; also P11KM_SYSTEM_ROOT)" },
@@ -24,7 +24,7 @@ static const struct p11km_opt install_opts[] = {
 };
 
 static const struct p11km_opt remove_opts[] = {
-	{ "from", 1, O_FROM, "STORE", "store to remove from (repeatable)" },
+	{ "from", 1, O_FROM, "STORE", p11km_store_from_help },
 	{ "dry-run", 0, O_DRY_RUN, NULL, "show what would change in each store; change nothing" },
 	{ "system-root", 1, O_SYSTEM_ROOT, "DIR", "file system root for the system store (tests; also P11KM_SYSTEM_ROOT)" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -144,6 +144,39 @@ out:
 	return r;
 }
 
+/*
+ * The commit of store failed (r) after the stores before it were changed:
+ * say which, with what changed in each (counts[k] certificates added or
+ * removed), and how to finish.  Returns r.
+ */
+static int
+changed_before(int r, const struct stores *stores, size_t failed, const size_t *counts,
+               const char *verb, const char *finish)
+{
+	struct p11km_buf b = { 0 };
+	char *msg = strdup(p11km_errmsg(r));
+	size_t n = 0;
+
+	for (size_t k = 0; k < failed; k++) {
+		char *one;
+		if (counts[k] == 0)
+			continue;
+		one = p11km_asprintf("%s%s (%zu %s)", n++ ? ", " : "", stores->st[k]->spec, counts[k],
+		                     verb);
+		if (one == NULL || p11km_buf_append(&b, one, strlen(one) + 1) < 0)
+			n = 0;
+		else
+			b.len--; /* keep the string terminated */
+		free(one);
+	}
+	if (n > 0 && msg != NULL)
+		r = p11km_fail(r, "%s; these stores were already changed: %s; %s", msg,
+		               (char *)b.data, finish);
+	free(msg);
+	p11km_buf_release(&b);
+	return r;
+}
+
 /* Read every CERT argument into one stack (duplicates dropped). */
 static int
 read_certs(int argc, char **argv, STACK_OF(X509) **out)
@@ -223,7 +256,7 @@ cmd_roots_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 		goto out;
 	}
 	for (size_t s = 0; s < stores.n; s++) {
-		if ((r = p11km_store_load_for(ctx, stores.st[s], !dry_run, certs)) < 0)
+		if ((r = p11km_store_open_for(ctx, stores.st[s], !dry_run, certs)) < 0)
 			goto out;
 		if ((adds[s] = sk_X509_new_null()) == NULL) {
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
@@ -239,8 +272,16 @@ cmd_roots_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 	for (size_t s = 0; s < stores.n && !dry_run; s++) {
 		if (sk_X509_num(adds[s]) > 0)
 			p11km_verbose("%s: adding %d certificates", stores.st[s]->spec, sk_X509_num(adds[s]));
-		if ((r = p11km_store_commit(ctx, stores.st[s], adds[s], NULL, 0)) < 0)
+		if ((r = p11km_store_commit(ctx, stores.st[s], adds[s], NULL, 0)) < 0) {
+			size_t *counts = calloc(stores.n, sizeof(*counts));
+			for (size_t k = 0; counts != NULL && k < s; k++)
+				counts[k] = (size_t)sk_X509_num(adds[k]);
+			if (counts != NULL)
+				r = changed_before(r, &stores, s, counts, "added",
+				    "run the same command again to finish (what is there stays)");
+			free(counts);
 			goto out;
+		}
 	}
 	/* 4. report */
 	if (ctx->json) {
@@ -399,7 +440,7 @@ cmd_roots_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	}
 	for (size_t s = 0; s < stores.n; s++) {
 		struct p11km_store *st = stores.st[s];
-		if ((r = p11km_store_load(ctx, st, !dry_run)) < 0)
+		if ((r = p11km_store_open(ctx, st, !dry_run)) < 0)
 			goto out;
 		if ((rms[s] = calloc((size_t)sk_X509_num(st->certs) + 1, sizeof(size_t))) == NULL) {
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
@@ -432,9 +473,13 @@ cmd_roots_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 				           st->spec, tg[t].arg);
 		}
 	}
-	for (size_t s = 0; s < stores.n && !dry_run; s++)
-		if ((r = p11km_store_commit(ctx, stores.st[s], NULL, rms[s], nrms[s])) < 0)
+	for (size_t s = 0; s < stores.n && !dry_run; s++) {
+		if ((r = p11km_store_commit(ctx, stores.st[s], NULL, rms[s], nrms[s])) < 0) {
+			r = changed_before(r, &stores, s, nrms, "removed",
+			                   "run the same command again with --force to finish");
 			goto out;
+		}
+	}
 	if (ctx->json) {
 		p11km_json_init(&j, stdout);
 		p11km_json_object_begin(&j);
@@ -484,31 +529,6 @@ out:
 
 /* --- list ------------------------------------------------------------------------------ */
 
-/* A file store to list must exist: installing creates one, but listing a
- * mistyped path would print an empty store and succeed. */
-static int
-list_store_exists(const struct p11km_store *st)
-{
-	struct stat sb;
-	int want_dir = st->kind != P11KM_STORE_PEM_BUNDLE;
-
-	if (st->kind != P11KM_STORE_PEM_BUNDLE && st->kind != P11KM_STORE_OPENSSL_DIR &&
-	    st->kind != P11KM_STORE_NSS)
-		return 0;
-	if (stat(st->path, &sb) != 0)
-		return p11km_fail(P11KM_ERR_NOTFOUND, "store '%s': '%s': %s; check the path "
-		                  "('roots install' creates a store)", st->spec, st->path,
-		                  strerror(errno));
-	if (want_dir && !S_ISDIR(sb.st_mode))
-		return p11km_fail(P11KM_ERR_USAGE, "store '%s': '%s' is not a directory; %s names "
-		                  "a directory", st->spec, st->path,
-		                  st->kind == P11KM_STORE_NSS ? "nss:" : "openssl-dir:");
-	if (!want_dir && S_ISDIR(sb.st_mode))
-		return p11km_fail(P11KM_ERR_USAGE, "store '%s': '%s' is a directory; pem-bundle: "
-		                  "names a file (openssl-dir: is for directories)", st->spec, st->path);
-	return 0;
-}
-
 static int
 cmd_roots_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -528,7 +548,7 @@ cmd_roots_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		return r;
 	if ((r = p11km_store_parse(argv[g.argi], sysroot, &st)) < 0)
 		return r;
-	if ((r = list_store_exists(st)) < 0 || (r = p11km_store_load(ctx, st, 0)) < 0 ||
+	if ((r = p11km_store_check_exists(st)) < 0 || (r = p11km_store_open(ctx, st, 0)) < 0 ||
 	    (r = infos_of(st->certs, &ci)) < 0)
 		goto out;
 	n = sk_X509_num(st->certs);
@@ -562,10 +582,10 @@ out:
 
 const struct p11km_cmd p11km_cmds_roots[] = {
 	{ "install", "CERT...", "install trusted root certificates into one or more stores",
-	  cmd_roots_install, install_opts, 1, -1 },
+	  cmd_roots_install, install_opts, 1, -1, P11KM_CMD_CHANGES_TOKEN },
 	{ "remove", "FINGERPRINT|CERT...", "remove trusted root certificates from stores",
-	  cmd_roots_remove, remove_opts, 1, -1 },
+	  cmd_roots_remove, remove_opts, 1, -1, P11KM_CMD_CHANGES_TOKEN },
 	{ "list", "STORE", "list the trusted certificates of a store", cmd_roots_list, list_opts,
-	  1, 1 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  1, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

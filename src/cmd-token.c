@@ -354,7 +354,8 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	if ((r = p11km_pin_get_for(ctx, &so, CKU_SO, NULL, "New SO PIN: ", &so_pin, &so_len)) < 0 ||
 	    (r = p11km_pin_get(ctx, &user, "New user PIN: ", &user_pin, &user_len)) < 0)
 		goto out;
-	if ((r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0 ||
+	if ((r = p11km_token_lock(ctx, t)) < 0 ||
+	    (r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0 ||
 	    (r = label_unique(ctx, t, label, before, nbefore)) < 0)
 		goto out;
 	memset(padded, ' ', sizeof(padded));
@@ -406,10 +407,12 @@ static const struct p11km_opt init_opts[] = {
 
 const struct p11km_cmd p11km_cmds_token[] = {
 	{ "list", "[URI]", "list tokens with their URIs, flags and key types", cmd_token_list,
-	  NULL, 0, 1 },
+	  NULL, 0, 1, 0 },
 	{ "init", "[URI]", "initialise a token with a label, SO PIN and user PIN", cmd_token_init,
-	  init_opts, 0, 1 },
+	  init_opts, 0, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "pin", "change|init [URI]", "change the user or SO PIN; init: the SO sets the user PIN",
-	  p11km_token_pin_run, p11km_token_pin_opts, 1, 2 },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
+	  p11km_token_pin_run, p11km_token_pin_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
+	{ "doctor", "[URI]", "diagnose a token (and --key): PIN state, mechanisms, signature, engine",
+	  p11km_token_doctor_run, p11km_token_doctor_opts, 0, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include "p11km/keys.h"
+#include "p11km/req.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
@@ -279,4 +280,42 @@ p11km_key_for_cert(struct p11km_session *s, X509 *cert, struct p11km_object *pri
 		return p11km_fail(P11KM_ERR_INPUT, "the certificate's public key cannot be read");
 	return p11km_key_for_pubkey(s, pkey, ski ? ASN1_STRING_get0_data(ski) : NULL,
 	                            ski ? (size_t)ASN1_STRING_length(ski) : 0, priv, pub);
+}
+
+/*
+ * A token with only the private key and its certificate (PIV cards): the
+ * public key of the certificate with the key's CKA_ID.
+ */
+int
+p11km_key_cert_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) },
+	                      { CKA_ID, priv->id, priv->id_len } };
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_object co;
+	X509 *cert = NULL;
+	size_t n = 0;
+	int r;
+
+	if (priv->id_len == 0 || p11km_find(s, t, 2, 1, &h, &n) < 0 || n == 0) {
+		free(h);
+		return P11KM_ERR_NOTFOUND;
+	}
+	r = p11km_object_read(s, h[0], &co);
+	free(h);
+	if (r < 0)
+		return r;
+	r = p11km_cert_from_der(co.value, co.value_len, "the key's certificate", &cert);
+	p11km_object_release(&co);
+	if (r < 0)
+		return r;
+	if ((*out = X509_get_pubkey(cert)) == NULL)
+		r = p11km_fail(P11KM_ERR_INPUT, "the key's certificate has no usable public key");
+	else
+		p11km_note("key '%s' has no public key on the token: using its certificate's",
+		           priv->label ? priv->label : "");
+	X509_free(cert);
+	p11km_error_clear();
+	return r == 0 ? 0 : P11KM_ERR_NOTFOUND;
 }

@@ -1,15 +1,12 @@
-/* main.c: global options, the command table and the dispatcher. */
+/* main.c: the command table, help and the dispatcher (what every command
+ * shares is in cmd-opts.c). */
 #include "config.h"
 
-#include <ctype.h>
-#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-
 #include "p11km/cmd.h"
-#include "p11km/json.h"
 #include "p11km/pin.h"
 #include "p11km/util.h"
 
@@ -21,236 +18,9 @@ const struct p11km_noun p11km_nouns[] = {
 	{ "cert", "install issued certificates onto tokens and files", p11km_cmds_cert },
 	{ "roots", "trusted root certificates in token and file stores", p11km_cmds_roots },
 	{ "bind", "server configurations that use token keys, and their checks", p11km_cmds_bind },
+	{ "ca", "online certificate authorities (ACME): profiles for 'req submit'", p11km_cmds_ca },
 	{ NULL, NULL, NULL },
 };
-
-enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
-       G_FORCE, G_HELP, G_VERSION };
-
-const struct p11km_opt p11km_global_opts[] = {
-	{ "module", 1, G_MODULE, "NAME|PATH",
-	  "PKCS#11 module: a p11-kit registered name or a path (also P11KM_MODULE)" },
-	{ "pin-source", 1, G_PIN_SOURCE, "SPEC", "user PIN from file:PATH, env:VAR, fd:N or prompt" },
-	{ "so-pin-source", 1, G_SO_PIN_SOURCE, "SPEC", "security officer PIN, same forms" },
-	{ "json", 0, G_JSON, NULL, "machine-readable output (schemas in the man pages)" },
-	{ "verbose", 0, G_VERBOSE, NULL, "say more about what is done (-v)" },
-	{ "quiet", 0, G_QUIET, NULL, "no notes or warnings, errors only (-q)" },
-	{ "trace", 0, G_TRACE, NULL, "log every PKCS#11 call and its result (never PINs)" },
-	{ "force", 0, G_FORCE, NULL, "override safety refusals (see each command)" },
-	{ "help", 0, G_HELP, NULL, "show help (-h)" },
-	{ "version", 0, G_VERSION, NULL, "show the version (-V; also 'p11km version')" },
-	{ NULL, 0, 0, NULL, NULL },
-};
-
-/* --- option parsing for commands ---------------------------------------- */
-
-static size_t
-count_opts(const struct p11km_opt *opts)
-{
-	size_t n = 0;
-
-	while (opts != NULL && opts[n].name != NULL)
-		n++;
-	return n;
-}
-
-/* --- "did you mean" ------------------------------------------------------- */
-
-/* Edit distance with adjacent transpositions ("lsit" -> "list" is 1);
- * words longer than 32 bytes are not compared. */
-static size_t
-distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), d[34][34];
-
-	if (la > 32 || lb > 32)
-		return 99;
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = i;
-	for (size_t k = 0; k <= lb; k++)
-		d[0][k] = k;
-	for (size_t i = 1; i <= la; i++) {
-		for (size_t k = 1; k <= lb; k++) {
-			size_t c = d[i - 1][k - 1] + (a[i - 1] != b[k - 1]);
-			if (d[i - 1][k] + 1 < c)
-				c = d[i - 1][k] + 1;
-			if (d[i][k - 1] + 1 < c)
-				c = d[i][k - 1] + 1;
-			if (i > 1 && k > 1 && a[i - 1] == b[k - 2] && a[i - 2] == b[k - 1] &&
-			    d[i - 2][k - 2] + 1 < c)
-				c = d[i - 2][k - 2] + 1;
-			d[i][k] = c;
-		}
-	}
-	return d[la][lb];
-}
-
-struct guess {
-	const char *word;   /* what was typed */
-	const char *best;
-	size_t dist;
-};
-
-static void
-guess_try(struct guess *g, const char *cand)
-{
-	size_t d = distance(g->word, cand);
-
-	if (d < g->dist) {
-		g->dist = d;
-		g->best = cand;
-	}
-}
-
-/* " (did you mean 'X'?)" when one candidate is close (at most 2 edits, and
- * fewer than the word's length), else "". */
-static const char *
-guess_text(const struct guess *g, const char *prefix, char *buf, size_t len)
-{
-	if (g->best == NULL || g->dist > 2 || g->dist >= strlen(g->word))
-		return "";
-	snprintf(buf, len, " (did you mean '%s%s'?)", prefix, g->best);
-	return buf;
-}
-
-/* The noun whose table holds cmd, for messages. */
-static const char *
-noun_of(const struct p11km_cmd *cmd)
-{
-	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++)
-		for (const struct p11km_cmd *c = n->cmds; c != NULL && c->verb != NULL; c++)
-			if (c == cmd)
-				return n->name;
-	return "...";
-}
-
-/* Is "--xy" (or "--xy=v") the start of several of the command's options? */
-static int
-ambiguous(const struct p11km_cmd *cmd, const char *arg)
-{
-	size_t len, k = 0;
-
-	if (strncmp(arg, "--", 2) != 0)
-		return 0;
-	arg += 2;
-	len = strcspn(arg, "=");
-	for (size_t i = 0; i < count_opts(cmd->opts); i++)
-		if (strncmp(cmd->opts[i].name, arg, len) == 0)
-			k++;
-	return k > 1;
-}
-
-static int
-has_short(int key)
-{
-	return key > 0 && key < 128 && isalnum(key);
-}
-
-int
-p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char **argv)
-{
-	size_t n = count_opts(cmd->opts);
-	struct option *lo = calloc(n + 1, sizeof(*lo));
-	/* ':' first: report a missing value as ':'; no '+': GNU permutation,
-	 * so options may follow the positional arguments. */
-	char shorts[128] = ":";
-	size_t sl = 1;
-	int c, idx = -1;
-
-	if (lo == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		lo[i].name = cmd->opts[i].name;
-		lo[i].has_arg = cmd->opts[i].has_arg ? required_argument : no_argument;
-		lo[i].val = cmd->opts[i].key;
-		/* Only a letter or digit key is also a short option (-o); keys
-		 * like 1, 2 ... (an enum) are long-only. */
-		if (has_short(cmd->opts[i].key) && sl + 3 < sizeof(shorts)) {
-			shorts[sl++] = (char)cmd->opts[i].key;
-			if (cmd->opts[i].has_arg)
-				shorts[sl++] = ':';
-		}
-	}
-	shorts[sl] = '\0';
-	if (g->priv == NULL) {
-		optind = 0; /* glibc: 0 re-initialises getopt's whole state */
-		g->priv = (void *)1;
-	}
-	opterr = 0;
-	c = getopt_long(argc, argv, shorts, lo, &idx);
-	g->optarg = optarg;
-	if (c == -1) {
-		g->argi = optind;
-		free(lo);
-		return -1;
-	}
-	if (c == '?' || c == ':') {
-		char shortopt[3] = { '-', (char)optopt, '\0' };
-		/* optopt names a short option; a long one is the argument itself */
-		const char *bad = optopt > 0 && optopt < 128 && isalnum(optopt) ? shortopt
-		                                                                  : argv[optind - 1];
-		const char *noun = noun_of(cmd);
-		/* the name only, never "=VALUE": '--pin=1234' must not echo a PIN */
-		int bl = (int)strcspn(bad, "=");
-		free(lo);
-		if (c == ':')
-			return p11km_fail(P11KM_ERR_USAGE,
-			    "option '%.*s' needs a value; see 'p11km %s %s --help'", bl, bad, noun,
-			    cmd->verb);
-		if (ambiguous(cmd, bad))
-			return p11km_fail(P11KM_ERR_USAGE,
-			    "option '%.*s' is ambiguous (it starts several options); see 'p11km %s %s "
-			    "--help'", bl, bad, noun, cmd->verb);
-		char name[40] = "", hint[96];
-		struct guess gs = { name, NULL, 99 };
-		if (strncmp(bad, "--", 2) == 0 && bl - 2 < (int)sizeof(name))
-			snprintf(name, sizeof(name), "%.*s", bl - 2, bad + 2);
-		for (size_t i = 0; name[0] && i < n; i++)
-			guess_try(&gs, cmd->opts[i].name);
-		for (const struct p11km_opt *o = p11km_global_opts; name[0] && o->name; o++)
-			guess_try(&gs, o->name);
-		return p11km_fail(P11KM_ERR_USAGE, "unknown option '%.*s'%s; see 'p11km %s %s --help'",
-		                  bl, bad, guess_text(&gs, "--", hint, sizeof(hint)), noun, cmd->verb);
-	}
-	free(lo);
-	return c;
-}
-
-int
-p11km_check_args(const struct p11km_cmd *cmd, int nargs)
-{
-	if (nargs < cmd->min_args)
-		return p11km_fail(P11KM_ERR_USAGE, "'%s' needs %s; see --help", cmd->verb,
-		                  cmd->args ? cmd->args : "arguments");
-	if (cmd->max_args >= 0 && nargs > cmd->max_args)
-		return p11km_fail(P11KM_ERR_USAGE, "'%s' takes at most %d argument%s (%s); see --help",
-		                  cmd->verb, cmd->max_args, cmd->max_args == 1 ? "" : "s",
-		                  cmd->args ? cmd->args : "none");
-	return 0;
-}
-
-int
-p11km_report(struct p11km_ctx *ctx, int code)
-{
-	if (code >= 0)
-		return P11KM_EXIT_OK;
-	fprintf(stderr, "p11km: %s\n", p11km_errmsg(code));
-	if (ctx->json && !p11km_json_stdout_done()) {
-		/* what a script reads: one object on stdout, the line on stderr */
-		struct p11km_json j;
-		p11km_json_init(&j, stdout);
-		p11km_json_object_begin(&j);
-		p11km_json_key(&j, "error");
-		p11km_json_object_begin(&j);
-		p11km_json_kv_int(&j, "exit", p11km_exit_code(code));
-		p11km_json_kv_string(&j, "code", p11km_errname(code));
-		p11km_json_kv_string(&j, "message", p11km_errmsg(code));
-		p11km_json_object_end(&j);
-		p11km_json_object_end(&j);
-		p11km_json_end(&j);
-	}
-	return p11km_exit_code(code);
-}
 
 /* --- help ---------------------------------------------------------------- */
 
@@ -260,7 +30,7 @@ print_opts(FILE *fp, const struct p11km_opt *opts)
 	for (size_t i = 0; opts != NULL && opts[i].name != NULL; i++) {
 		char left[64];
 		int k = opts[i].key;
-		if (has_short(k))
+		if (p11km_opt_has_short(k))
 			snprintf(left, sizeof(left), "-%c, --%s%s%s", k, opts[i].name,
 			         opts[i].argname ? " " : "", opts[i].argname ? opts[i].argname : "");
 		else
@@ -315,7 +85,7 @@ usage_cmd(FILE *fp, const struct p11km_noun *n, const struct p11km_cmd *c)
 {
 	fprintf(fp, "Usage: p11km %s %s%s%s [options]\n%s.\n", n->name, c->verb,
 	        c->args ? " " : "", c->args ? c->args : "", c->summary);
-	if (count_opts(c->opts) > 0) {
+	if (p11km_opts_count(c->opts) > 0) {
 		fprintf(fp, "\nOptions:\n");
 		print_opts(fp, c->opts);
 	}
@@ -334,7 +104,7 @@ list_commands(void)
 	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++) {
 		for (const struct p11km_cmd *c = n->cmds; c != NULL && c->verb != NULL; c++) {
 			printf("%s %s", n->name, c->verb);
-			for (size_t i = 0; i < count_opts(c->opts); i++)
+			for (size_t i = 0; i < p11km_opts_count(c->opts); i++)
 				printf(" --%s", c->opts[i].name);
 			printf("\n");
 		}
@@ -362,31 +132,31 @@ find_verb(const struct p11km_noun *n, const char *verb)
 static int
 unknown_noun(const char *word)
 {
-	struct guess g = { word, NULL, 99 };
+	struct p11km_guess g = { word, NULL, 99 };
 	char hint[96];
 
 	for (const struct p11km_noun *n = p11km_nouns; n->name != NULL; n++)
 		if (noun_has_verbs(n))
-			guess_try(&g, n->name);
-	guess_try(&g, "help");
-	guess_try(&g, "version");
+			p11km_guess_try(&g, n->name);
+	p11km_guess_try(&g, "help");
+	p11km_guess_try(&g, "version");
 	return p11km_fail(P11KM_ERR_USAGE, "unknown command '%s'%s; see 'p11km --help'", word,
-	                  guess_text(&g, "", hint, sizeof(hint)));
+	                  p11km_guess_text(&g, "", hint, sizeof(hint)));
 }
 
 static int
 unknown_verb(const struct p11km_noun *n, const char *word)
 {
-	struct guess g = { word, NULL, 99 };
+	struct p11km_guess g = { word, NULL, 99 };
 	char hint[96], full[80];
 
 	for (const struct p11km_cmd *c = n->cmds; c->verb != NULL; c++)
-		guess_try(&g, c->verb);
+		p11km_guess_try(&g, c->verb);
 	if (g.best != NULL)
 		snprintf(full, sizeof(full), "%s %s", n->name, g.best);
 	g.best = g.best ? full : NULL;
 	return p11km_fail(P11KM_ERR_USAGE, "unknown verb '%s %s'%s; see 'p11km help %s'", n->name,
-	                  word, guess_text(&g, "", hint, sizeof(hint)), n->name);
+	                  word, p11km_guess_text(&g, "", hint, sizeof(hint)), n->name);
 }
 
 static int
@@ -488,6 +258,7 @@ take_globals(struct p11km_ctx *ctx, struct globals *g, int *argc, char **argv)
 		case G_QUIET: g->quiet = 1; break;
 		case G_TRACE: g->trace = 1; break;
 		case G_FORCE: ctx->force = 1; break;
+		case G_LOCK_DIR: ctx->lock_dir_opt = val; break;
 		case G_HELP: g->help = 1; break;
 		case G_VERSION: g->version = 1; break;
 		}
@@ -508,6 +279,7 @@ main(int argc, char **argv)
 	const struct p11km_cmd *c;
 	int r, nargs;
 
+	p11km_cmd_table_use(p11km_nouns);
 	p11km_ctx_init(&ctx);
 	if ((r = take_globals(&ctx, &g, &argc, argv)) < 0)
 		return p11km_report(&ctx, r);
@@ -536,15 +308,15 @@ main(int argc, char **argv)
 		return p11km_report(&ctx, help(argc - 1, argv + 1));
 	if (argv[1][0] == '-') {
 		char name[40] = "", hint[96];
-		struct guess gs = { name, NULL, 99 };
+		struct p11km_guess gs = { name, NULL, 99 };
 		int bl = (int)strcspn(argv[1], "=");
 		if (strncmp(argv[1], "--", 2) == 0 && bl - 2 < (int)sizeof(name))
 			snprintf(name, sizeof(name), "%.*s", bl - 2, argv[1] + 2);
 		for (const struct p11km_opt *o = p11km_global_opts; name[0] && o->name; o++)
-			guess_try(&gs, o->name);
+			p11km_guess_try(&gs, o->name);
 		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
 		    "unknown option '%.*s'%s; see 'p11km --help'", bl, argv[1],
-		    guess_text(&gs, "--", hint, sizeof(hint))));
+		    p11km_guess_text(&gs, "--", hint, sizeof(hint))));
 	}
 	if (strcmp(argv[1], "version") == 0 && argc == 2) {
 		printf("p11km %s\n", PACKAGE_VERSION);
@@ -566,6 +338,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	nargs = argc - 2;
+	ctx.lock_tokens = (c->flags & P11KM_CMD_CHANGES_TOKEN) != 0;
 	r = c->run(&ctx, c, nargs, argv + 2);
 	p11km_ctx_release(&ctx);
 	return p11km_report(&ctx, r);

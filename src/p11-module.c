@@ -2,100 +2,17 @@
 #include "config.h"
 
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
 
+#include "p11km/lock.h"
 #include "p11km/p11.h"
 #include "p11km/util.h"
-
-CK_RV
-p11km_traced(const char *fn, CK_RV rv)
-{
-	if (p11km_trace_on())
-		p11km_trace("%s -> %s", fn, p11km_ckr_name(rv));
-	return rv;
-}
-
-int
-p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
-{
-	int code = P11KM_ERR_TOKEN;
-	const char *hint = "";
-
-	switch (rv) {
-	case CKR_PIN_INCORRECT:
-		code = P11KM_ERR_LOGIN;
-		hint = ": the PIN is wrong (p11km tried once and will not retry)";
-		break;
-	case CKR_PIN_LOCKED:
-		code = P11KM_ERR_LOGIN;
-		hint = ": the PIN is locked; unblock it with the SO PIN";
-		break;
-	case CKR_PIN_INVALID: case CKR_PIN_LEN_RANGE:
-		code = P11KM_ERR_LOGIN;
-		hint = ": this token does not accept a PIN of that length or those characters; "
-		       "check the PIN source";
-		break;
-	case CKR_PIN_EXPIRED:
-		code = P11KM_ERR_LOGIN;
-		hint = ": the PIN has expired; change it with the token's own tool first";
-		break;
-	case CKR_USER_PIN_NOT_INITIALIZED:
-		code = P11KM_ERR_LOGIN;
-		hint = ": the token has no user PIN yet; set one ('p11km token init')";
-		break;
-	case CKR_USER_NOT_LOGGED_IN:
-		code = P11KM_ERR_LOGIN;
-		hint = ": log in first (give --pin-source)";
-		break;
-	case CKR_DEVICE_REMOVED: case CKR_TOKEN_NOT_PRESENT:
-		hint = ": is the token still connected?";
-		break;
-	case CKR_TOKEN_WRITE_PROTECTED: case CKR_FUNCTION_NOT_SUPPORTED:
-		/* not a failure that goes away: what this token (through this
-		 * module) cannot do, e.g. OpenSC's read-only view of a PIV card */
-		code = P11KM_ERR_UNSUPPORTED;
-		hint = rv == CKR_TOKEN_WRITE_PROTECTED ?
-		    ": this token is read-only through this module; write to it with its "
-		    "vendor's module or tool (for a PIV card: ykcs11, yubico-piv-tool or piv-tool)" :
-		    ": this token's module does not support that; use its vendor's module or "
-		    "tool (for a PIV card read through OpenSC: ykcs11, yubico-piv-tool or piv-tool)";
-		break;
-	case CKR_ATTRIBUTE_TYPE_INVALID:
-		code = P11KM_ERR_UNSUPPORTED;
-		hint = ": this token does not support an attribute p11km needs for that";
-		break;
-	case CKR_HOST_MEMORY: case CKR_DEVICE_MEMORY:
-		hint = ": out of memory (on the host or the token)";
-		break;
-	default:
-		/* CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED, ...:
-		 * nothing p11km can name, but the user can look and try again */
-		hint = ": the token or its module failed; check the token ('p11km token list') "
-		       "and try again";
-		break;
-	}
-	return p11km_fail(code, "%s: %s failed: %s%s", what, fn, p11km_ckr_name(rv), hint);
-}
-
-int
-p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
-{
-	char detail[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	return p11km_fail(P11KM_ERR_TOKEN, "%s: %s misbehaved: %s; the PKCS#11 module is faulty "
-	                  "(p11km does not use what it answered): report it to its vendor",
-	                  what, fn, detail);
-}
 
 void
 p11km_ctx_init(struct p11km_ctx *ctx)
@@ -334,6 +251,12 @@ p11km_ctx_release(struct p11km_ctx *ctx)
 	if (ctx->registry != NULL)
 		p11_kit_modules_release(ctx->registry);
 	p11km_pin_cache_clear(ctx);
+	/* the token locks (p11-lock.c): util locks, released here */
+	for (size_t i = ctx->n_locks; i-- > 0;)
+		p11km_lock_release(ctx->locks[i]);
+	free(ctx->locks);
+	ctx->locks = NULL;
+	ctx->n_locks = 0;
 	ctx->modules = NULL;
 	ctx->n_modules = 0;
 	ctx->registry = NULL;
@@ -469,6 +392,13 @@ module_tokens(struct p11km_module *m, const struct p11km_uri *uri,
 				continue;
 		}
 		rv = P11KM_CALL(m->f, C_GetTokenInfo, slots[i], &tinfo);
+		/* SoftHSM answers CKR_GENERAL_ERROR while another process rewrites
+		 * the token's files (a p11km run that holds the token's lock):
+		 * ask again, a few times */
+		for (int k = 0; rv == CKR_GENERAL_ERROR && k < 5; k++) {
+			nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
+			rv = P11KM_CALL(m->f, C_GetTokenInfo, slots[i], &tinfo);
+		}
 		if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
 			continue;
 		if (rv != CKR_OK) {

@@ -7,130 +7,6 @@
 #include "p11km/p11.h"
 #include "p11km/util.h"
 
-struct p11km_pin_cache {
-	char *spec;
-	char *pin;
-	size_t len;
-	/* prompt sources only: whose PIN was typed (CKU_SO or CKU_USER) and for
-	 * which token (NULL: not known yet, e.g. a new SO PIN for token init) */
-	CK_USER_TYPE user;
-	char *tok;
-	char *proved;  /* the token a C_Login with this PIN succeeded on, or NULL */
-	struct p11km_pin_cache *next;
-};
-
-struct p11km_login_failure {
-	char *key;
-	struct p11km_login_failure *next;
-};
-
-void
-p11km_pin_cache_clear(struct p11km_ctx *ctx)
-{
-	while (ctx->pins != NULL) {
-		struct p11km_pin_cache *c = ctx->pins;
-		ctx->pins = c->next;
-		p11km_pin_free(c->pin, c->len);
-		free(c->spec);
-		free(c->tok);
-		free(c->proved);
-		free(c);
-	}
-	while (ctx->failures != NULL) {
-		struct p11km_login_failure *f = ctx->failures;
-		ctx->failures = f->next;
-		free(f->key);
-		free(f);
-	}
-}
-
-/* A PIN typed at a prompt answers that prompt only: the SO PIN is not the
- * user PIN, and one token's PIN is not another's. */
-static int
-cache_match(const struct p11km_pin_cache *c, const struct p11km_pinsrc *src, CK_USER_TYPE user,
-            const char *tok)
-{
-	if (strcmp(c->spec, src->spec) != 0 || src->kind == P11KM_PIN_VALUE)
-		return 0;
-	if (src->kind != P11KM_PIN_PROMPT)
-		return 1;
-	return c->user == user && (tok == NULL || c->tok == NULL || strcmp(c->tok, tok) == 0);
-}
-
-int
-p11km_pin_get_for(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, CK_USER_TYPE user,
-                  const char *tok, const char *prompt, const char **pin, size_t *len)
-{
-	struct p11km_pin_cache *c;
-	int r;
-
-	if (user != CKU_SO)
-		user = CKU_USER; /* a context-specific login uses the user PIN */
-	for (c = ctx->pins; c != NULL; c = c->next) {
-		if (cache_match(c, src, user, tok)) {
-			*pin = c->pin;
-			*len = c->len;
-			return 0;
-		}
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL || (c->spec = strdup(src->spec)) == NULL ||
-	    (tok != NULL && (c->tok = strdup(tok)) == NULL)) {
-		if (c != NULL)
-			free(c->spec);
-		free(c);
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	c->user = user;
-	if ((r = p11km_pin_read(src, prompt, &c->pin, &c->len)) < 0) {
-		free(c->spec);
-		free(c->tok);
-		free(c);
-		return r;
-	}
-	c->next = ctx->pins;
-	ctx->pins = c;
-	*pin = c->pin;
-	*len = c->len;
-	return 0;
-}
-
-int
-p11km_pin_get(struct p11km_ctx *ctx, const struct p11km_pinsrc *src, const char *prompt,
-              const char **pin, size_t *len)
-{
-	return p11km_pin_get_for(ctx, src, CKU_USER, NULL, prompt, pin, len);
-}
-
-static char *
-failure_key(const struct p11km_token *tok, CK_USER_TYPE user, const struct p11km_pinsrc *src)
-{
-	return p11km_asprintf("%s|%lu|%s", tok->uri, (unsigned long)user,
-	                      src ? src->spec : "(pin pad)");
-}
-
-static int
-failed_before(struct p11km_ctx *ctx, const char *key)
-{
-	for (struct p11km_login_failure *f = ctx->failures; f != NULL; f = f->next)
-		if (strcmp(f->key, key) == 0)
-			return 1;
-	return 0;
-}
-
-static void
-remember_failure(struct p11km_ctx *ctx, char *key)
-{
-	struct p11km_login_failure *f = calloc(1, sizeof(*f));
-
-	if (f == NULL) {
-		free(key);
-		return;
-	}
-	f->key = key;
-	f->next = ctx->failures;
-	ctx->failures = f;
-}
-
 int
 p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
                    struct p11km_session *out)
@@ -139,6 +15,12 @@ p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
 	CK_RV rv;
 
 	memset(out, 0, sizeof(*out));
+	/* a change: wait for other runs on this token, then read it */
+	if (rw && ctx->lock_tokens) {
+		int r = p11km_token_lock(ctx, tok);
+		if (r < 0)
+			return r;
+	}
 	out->ctx = ctx;
 	out->tok = tok;
 	out->f = tok->f;
@@ -190,30 +72,6 @@ check_pin_flags(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_p
 	return p11km_pin_flags_check(s->ctx, s->tok, user, src, 1);
 }
 
-/* Remember that the cached PIN pin logged in to token tok_uri. */
-static void
-proved(struct p11km_ctx *ctx, const char *pin, const char *tok_uri)
-{
-	for (struct p11km_pin_cache *c = ctx->pins; pin != NULL && c != NULL; c = c->next)
-		if (c->pin == pin && c->proved == NULL)
-			c->proved = strdup(tok_uri);
-}
-
-int
-p11km_pin_proved(struct p11km_ctx *ctx, const char *tok_uri, const char **pin, size_t *len)
-{
-	for (struct p11km_pin_cache *c = ctx->pins; c != NULL; c = c->next) {
-		if (c->proved != NULL && (tok_uri == NULL || strcmp(c->proved, tok_uri) == 0)) {
-			*pin = c->pin;
-			*len = c->len;
-			return 0;
-		}
-	}
-	*pin = NULL;
-	*len = 0;
-	return P11KM_ERR_NOTFOUND;
-}
-
 int
 p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsrc *src)
 {
@@ -235,9 +93,9 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "token '%s' needs a%s PIN: give --%spin-source file:PATH, env:VAR, fd:N or prompt",
 		    s->tok->label, user == CKU_SO ? "n SO" : "", user == CKU_SO ? "so-" : "");
-	if ((key = failure_key(s->tok, user, src)) == NULL)
+	if ((key = p11km_login_failure_key(s->tok, user, src)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if (failed_before(s->ctx, key)) {
+	if (p11km_login_failed_before(s->ctx, key)) {
 		free(key);
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "not logging in to token '%s' again: this PIN was refused earlier in this run",
@@ -258,12 +116,12 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 		free(key);
 		s->logged_in = user;
 		if (user == CKU_USER)
-			proved(s->ctx, pin, s->tok->uri);
+			p11km_pin_mark_proved(s->ctx, pin, s->tok->uri);
 		p11km_verbose("logged in to token '%s' as %s", s->tok->label,
 		              user == CKU_SO ? "security officer" : "user");
 		return 0;
 	}
-	remember_failure(s->ctx, key);
+	p11km_login_failure_remember(s->ctx, key);
 	if (rv == CKR_PIN_INCORRECT)
 		return p11km_fail(P11KM_ERR_LOGIN,
 		    "login to token '%s' failed: CKR_PIN_INCORRECT: the PIN from %s is wrong "
@@ -318,5 +176,25 @@ p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
 		p11km_session_close(out);
 out:
 	p11km_pinsrc_release(&src);
+	return r;
+}
+
+int
+p11km_token_open(struct p11km_ctx *ctx, const struct p11km_uri *uri, unsigned flags,
+                 struct p11km_token **tok, struct p11km_session *s)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	*tok = NULL;
+	r = flags & P11KM_OPEN_INITIALISED ? p11km_token_find_initialised(ctx, uri, tok)
+	                                   : p11km_token_find_one(ctx, uri, tok);
+	if (r < 0)
+		return r;
+	if ((r = p11km_session_open_login(ctx, *tok, uri, !!(flags & P11KM_OPEN_RW),
+	                                  !!(flags & P11KM_OPEN_LOGIN), s)) < 0) {
+		p11km_token_free(*tok);
+		*tok = NULL;
+	}
 	return r;
 }

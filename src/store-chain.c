@@ -11,23 +11,26 @@
 #include "p11km/store.h"
 #include "p11km/util.h"
 
-int
-p11km_tok_trusted_issuers(struct p11km_session *s, X509 *cert, STACK_OF(X509) *out)
+/* Certificates on the token that issued cert, searched by CKA_SUBJECT =
+ * cert's issuer (and CKA_TRUSTED when trusted), each read in one call and
+ * checked with X509_check_issued; appended to out, at most max. */
+static int
+issuers(struct p11km_session *s, X509 *cert, int trusted, int max, STACK_OF(X509) *out)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_BBOOL yes = CK_TRUE;
 	unsigned char *iss = NULL;
 	size_t ilen = 0, n = 0;
 	CK_OBJECT_HANDLE *h = NULL;
-	int r;
+	int r, got = 0;
 
 	if ((r = p11km_cert_name_der(cert, 1, &iss, &ilen)) < 0)
 		return r;
-	CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TRUSTED, &yes, sizeof(yes) },
-	                      { CKA_SUBJECT, iss, ilen } };
-	r = p11km_find(s, t, 3, 16, &h, &n);
+	CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_SUBJECT, iss, ilen },
+	                      { CKA_TRUSTED, &yes, sizeof(yes) } };
+	r = p11km_find(s, t, trusted ? 3 : 2, 16, &h, &n);
 	free(iss);
-	for (size_t i = 0; r == 0 && i < n; i++) {
+	for (size_t i = 0; r == 0 && i < n && got < max; i++) {
 		unsigned char *der = NULL;
 		size_t dl = 0;
 		X509 *x;
@@ -35,11 +38,34 @@ p11km_tok_trusted_issuers(struct p11km_session *s, X509 *cert, STACK_OF(X509) *o
 			break;
 		x = der != NULL ? p11km_cert_x509_der(der, dl) : NULL;
 		free(der);
-		if (x != NULL && (X509_check_issued(x, cert) != X509_V_OK || !sk_X509_push(out, x)))
+		if (x != NULL && X509_check_issued(x, cert) == X509_V_OK && sk_X509_push(out, x))
+			got++;
+		else
 			X509_free(x);
 	}
 	free(h);
 	ERR_clear_error();
+	return r;
+}
+
+int
+p11km_tok_trusted_issuers(struct p11km_session *s, X509 *cert, STACK_OF(X509) *out)
+{
+	return issuers(s, cert, 1, 16, out);
+}
+
+int
+p11km_tok_cert_issuer(struct p11km_session *s, X509 *cert, X509 **out)
+{
+	STACK_OF(X509) *one = sk_X509_new_null();
+	int r;
+
+	*out = NULL;
+	if (one == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = issuers(s, cert, 0, 1, one)) == 0 && sk_X509_num(one) == 1)
+		*out = sk_X509_pop(one);
+	sk_X509_pop_free(one, X509_free);
 	return r;
 }
 

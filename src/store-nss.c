@@ -51,14 +51,26 @@ load_nick(struct p11km_store *st, const char *db, const char *nick)
 	return r;
 }
 
-int
-p11km_store_nss_load(struct p11km_store *st)
+/* The database directory's lock; made first (0700, as certutil -N
+ * wants it) for a change. */
+static int
+nss_lock(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
+{
+	(void)ctx;
+	return p11km_store_lock_dir(st, st->path, for_write, 0700);
+}
+
+static int
+nss_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_OF(X509) *wanted)
 {
 	char *db = nss_db(st), *out = NULL, *line, *save = NULL;
 	char *argv[] = { "certutil", "-L", "-d", db, NULL };
 	size_t len = 0;
 	int r, lineno = 0;
 
+	(void)ctx;
+	(void)for_write;
+	(void)wanted;
 	if (db == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	if (!db_exists(st)) {
@@ -90,9 +102,9 @@ out:
 	return r;
 }
 
-int
-p11km_store_nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
-                       const size_t *rm, size_t n_rm)
+static int
+nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
+           const size_t *rm, size_t n_rm)
 {
 	char *db = nss_db(st), tmpl[] = "/tmp/p11km-nss-XXXXXX";
 	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0, n_added = 0;
@@ -179,3 +191,16 @@ out:
 	free(db);
 	return r;
 }
+
+static int
+nss_exists(const struct p11km_store *st)
+{
+	return p11km_store_path_exists(st, 1);
+}
+
+const struct p11km_store_ops p11km_store_nss_ops = {
+	.lock = nss_lock,
+	.load = nss_load,
+	.commit = nss_commit,
+	.check_exists = nss_exists,
+};

@@ -74,13 +74,32 @@ system_dir(const struct p11km_store *st, int *rhel, char **dir)
 	return r;
 }
 
-int
-p11km_store_system_load(struct p11km_store *st)
+/* The anchors directory's lock (the one its changes take); made first for
+ * a change. */
+static int
+system_lock(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
+{
+	char *dir = NULL;
+	int rhel = 0, r;
+
+	(void)ctx;
+	if ((r = system_dir(st, &rhel, &dir)) < 0)
+		return r;
+	r = p11km_store_lock_dir(st, dir, for_write, 0755);
+	free(dir);
+	return r;
+}
+
+static int
+system_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_OF(X509) *wanted)
 {
 	char *dir = NULL;
 	DIR *d;
 	int rhel = 0, r;
 
+	(void)ctx;
+	(void)for_write;
+	(void)wanted;
 	if ((r = system_dir(st, &rhel, &dir)) < 0)
 		return r;
 	free(st->path);
@@ -305,9 +324,9 @@ bundle_seen_release(struct bundle_seen *b)
 	free(b->before);
 }
 
-int
-p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
-                          const size_t *rm, size_t n_rm)
+static int
+system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
+              const size_t *rm, size_t n_rm)
 {
 	struct p11km_ftxn *t = p11km_ftxn_new();
 	struct p11km_buf b = { 0 };
@@ -329,17 +348,9 @@ p11km_store_system_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_O
 		r = p11km_fail(P11KM_ERR_IO, "unable to create '%s': %s", dir, strerror(errno));
 		goto out;
 	}
-	for (size_t i = 0; i < n_rm; i++) {
-		char *full = st->names[rm[i]] ? p11km_asprintf("%s/%s", dir, st->names[rm[i]]) : NULL;
-		if (full == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n_rm; i++)
+		if ((r = p11km_ftxn_unlink_in(t, dir, st->names[rm[i]])) < 0)
 			goto out;
-		}
-		r = p11km_ftxn_unlink(t, full);
-		free(full);
-		if (r < 0)
-			goto out;
-	}
 	for (int i = 0; i < sk_X509_num(add); i++)
 		if ((r = p11km_ftxn_write_cert(t, dir, sk_X509_value(add, i), "crt", 0, NULL)) < 0)
 			goto out;
@@ -393,3 +404,9 @@ out:
 	free(dir);
 	return r;
 }
+
+const struct p11km_store_ops p11km_store_system_ops = {
+	.lock = system_lock,
+	.load = system_load,
+	.commit = system_commit,
+};

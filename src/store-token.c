@@ -370,39 +370,6 @@ p11km_tok_trusted_certs(struct p11km_session *s, STACK_OF(X509) **out)
 	return r;
 }
 
-int
-p11km_tok_cert_issuer(struct p11km_session *s, X509 *cert, X509 **out)
-{
-	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	unsigned char *iss = NULL;
-	size_t ilen = 0, n = 0;
-	CK_OBJECT_HANDLE *h = NULL;
-	int r;
-
-	*out = NULL;
-	if ((r = p11km_cert_name_der(cert, 1, &iss, &ilen)) < 0)
-		return r;
-	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_SUBJECT, iss, ilen } };
-	r = p11km_find(s, t, 2, 8, &h, &n);
-	free(iss);
-	for (size_t i = 0; r == 0 && i < n && *out == NULL; i++) {
-		unsigned char *der = NULL;
-		size_t dl = 0;
-		X509 *x;
-		if ((r = p11km_cert_value_read(s, h[i], &der, &dl)) < 0)
-			break;
-		x = der != NULL ? p11km_cert_x509_der(der, dl) : NULL;
-		free(der);
-		if (x != NULL && X509_check_issued(x, cert) == X509_V_OK)
-			*out = x;
-		else
-			X509_free(x);
-	}
-	free(h);
-	ERR_clear_error();
-	return r;
-}
-
 /* --- the token as a trust store -------------------------------------------- */
 
 /* Is the trusted certificate x on the token?  One targeted search by its
@@ -432,20 +399,43 @@ trusted_find(struct p11km_session *s, X509 *x, CK_OBJECT_HANDLE *h)
 	return r;
 }
 
-static int token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write,
-                      STACK_OF(X509) *wanted);
+/* The token store's own state (st->priv). */
+struct tok_store {
+	struct p11km_uri *uri;
+	struct p11km_token *tok;
+	struct p11km_session s;
+};
 
-int
-p11km_store_token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
+static void
+token_release(struct p11km_store *st)
 {
-	return token_load(ctx, st, for_write, NULL);
+	struct tok_store *ts = st->priv;
+
+	if (ts == NULL)
+		return;
+	p11km_session_close(&ts->s);
+	p11km_token_free(ts->tok);
+	p11km_uri_free(ts->uri);
+	free(ts);
+	st->priv = NULL;
 }
 
-int
-p11km_store_token_load_for(struct p11km_ctx *ctx, struct p11km_store *st, int for_write,
-                           STACK_OF(X509) *wanted)
+/* The token's lock (p11km_token_lock: the one every command that changes
+ * the token takes), before any object is read. */
+static int
+token_lock(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
 {
-	return token_load(ctx, st, for_write, wanted);
+	struct tok_store *ts = calloc(1, sizeof(*ts));
+	int r;
+
+	if (ts == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	ts->s.logged_in = (CK_USER_TYPE)-1;
+	st->priv = ts;
+	if ((r = p11km_uri_parse(st->path, &ts->uri)) < 0 ||
+	    (r = p11km_token_find_one(ctx, ts->uri, &ts->tok)) < 0)
+		return r;
+	return for_write ? p11km_token_lock(ctx, ts->tok) : 0;
 }
 
 /*
@@ -460,6 +450,7 @@ p11km_store_token_load_for(struct p11km_ctx *ctx, struct p11km_store *st, int fo
 static int
 token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_OF(X509) *wanted)
 {
+	struct tok_store *ts = st->priv;
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_BBOOL yes = CK_TRUE;
 	CK_ATTRIBUTE t[2] = {
@@ -470,36 +461,31 @@ token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_O
 	size_t nh = 0, max;
 	int r;
 
-	if ((r = p11km_uri_parse(st->path, &st->uri)) < 0)
-		return r;
-	if ((r = p11km_token_find_one(ctx, st->uri, &st->tok)) < 0)
-		return r;
 	if (for_write && ctx->so_pin_source_opt != NULL) {
 		struct p11km_pinsrc src;
-		if ((r = p11km_session_open(ctx, st->tok, 1, &st->s)) < 0)
+		if ((r = p11km_session_open(ctx, ts->tok, 1, &ts->s)) < 0)
 			return r;
-		if ((r = p11km_pinsrc_for(ctx, st->uri, CKU_SO, &src)) < 0)
+		if ((r = p11km_pinsrc_for(ctx, ts->uri, CKU_SO, &src)) < 0)
 			return r;
-		r = p11km_login(&st->s, CKU_SO, &src);
+		r = p11km_login(&ts->s, CKU_SO, &src);
 		p11km_pinsrc_release(&src);
 		if (r < 0)
 			return r;
-		st->logged_in_so = 1;
-	} else if ((r = p11km_session_open_login(ctx, st->tok, st->uri, for_write, for_write,
-	                                         &st->s)) < 0) {
+	} else if ((r = p11km_session_open_login(ctx, ts->tok, ts->uri, for_write, for_write,
+	                                         &ts->s)) < 0) {
 		return r;
 	}
 	/* With wanted: count the held ones only up to the break-even point, so
 	 * that the count of calls does not grow with the token either. */
 	max = wanted != NULL ? (3 * (size_t)sk_X509_num(wanted)) / 2 + 1 : 0;
-	if ((r = p11km_find(&st->s, t, 2, max, &h, &nh)) < 0)
+	if ((r = p11km_find(&ts->s, t, 2, max, &h, &nh)) < 0)
 		return r;
 	if (wanted != NULL && nh >= max) {
 		free(h);
 		for (int i = 0; r == 0 && i < sk_X509_num(wanted); i++) {
 			X509 *x = sk_X509_value(wanted, i);
 			CK_OBJECT_HANDLE hx = CK_INVALID_HANDLE;
-			if ((r = trusted_find(&st->s, x, &hx)) == 1)
+			if ((r = trusted_find(&ts->s, x, &hx)) == 1)
 				r = p11km_store_push(st, x, NULL, hx);
 		}
 		return r < 0 ? r : 0;
@@ -507,12 +493,12 @@ token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_O
 	for (size_t i = 0; i < nh; i++) {
 		struct p11km_object o;
 		X509 *x;
-		if ((r = p11km_object_read(&st->s, h[i], &o)) < 0)
+		if ((r = p11km_object_read(&ts->s, h[i], &o)) < 0)
 			break;
 		x = o.value_len ? p11km_cert_x509_der(o.value, o.value_len) : NULL;
 		if (x == NULL) {
 			p11km_warn("token '%s': trusted certificate '%s' does not parse; ignored",
-			           st->tok->label, o.label ? o.label : "");
+			           ts->tok->label, o.label ? o.label : "");
 		} else {
 			r = p11km_store_push(st, x, o.label, o.h);
 			X509_free(x);
@@ -526,10 +512,11 @@ token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_O
 	return r;
 }
 
-int
-p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
-                         const size_t *rm, size_t n_rm)
+static int
+token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
+             const size_t *rm, size_t n_rm)
 {
+	struct tok_store *ts = st->priv;
 	size_t total = (size_t)sk_X509_num(add) + n_rm, done = 0, n_made = 0;
 	CK_OBJECT_HANDLE *made = calloc((size_t)sk_X509_num(add) + 1, sizeof(*made));
 	int r = 0;
@@ -547,7 +534,7 @@ p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF
 			break;
 		}
 		if ((r = p11km_cert_keyid(x, &id, &id_len)) == 0 &&
-		    (r = p11km_tok_cert_create(&st->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
+		    (r = p11km_tok_cert_create(&ts->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
 		                               &made[n_made])) == 0)
 			n_made++;
 		free(id);
@@ -560,7 +547,7 @@ p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF
 		int saved = r;
 		char *msg = strdup(p11km_errmsg(r));
 		for (size_t i = n_made; i-- > 0;)
-			if (P11KM_CALL(st->s.f, C_DestroyObject, st->s.h, made[i]) != CKR_OK)
+			if (P11KM_CALL(ts->s.f, C_DestroyObject, ts->s.h, made[i]) != CKR_OK)
 				break;
 		r = p11km_fail(saved, "%s", msg ? msg : p11km_strerror(saved));
 		free(msg);
@@ -568,7 +555,7 @@ p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF
 	/* Removals last: nothing is removed when an addition failed. */
 	size_t n_gone = 0;
 	for (size_t i = 0; i < n_rm && r == 0; i++) {
-		if ((r = p11km_tok_destroy(&st->s, st->handles[rm[i]])) == 0)
+		if ((r = p11km_tok_destroy(&ts->s, st->handles[rm[i]])) == 0)
 			n_gone++;
 		p11km_progress("updating token", ++done, total);
 	}
@@ -584,7 +571,7 @@ p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF
 			CK_OBJECT_HANDLE h;
 			const char *label = st->names[rm[i]] ? st->names[rm[i]] : "";
 			if (p11km_cert_keyid(x, &id, &id_len) == 0 &&
-			    p11km_tok_cert_create(&st->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
+			    p11km_tok_cert_create(&ts->s, x, label, id, id_len, P11KM_CAT_AUTHORITY, 1,
 			                          &h) == 0) {
 				st->handles[rm[i]] = h;
 				back++;
@@ -603,3 +590,10 @@ p11km_store_token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF
 	free(made);
 	return r;
 }
+
+const struct p11km_store_ops p11km_store_token_ops = {
+	.lock = token_lock,
+	.load = token_load,
+	.commit = token_commit,
+	.release = token_release,
+};

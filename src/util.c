@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,81 +482,6 @@ p11km_write_all(int fd, const void *data, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
-}
-
-int
-p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
-{
-	char *tmp = NULL, *dircopy = NULL;
-	const char *dir;
-	struct stat st;
-	int fd = -1, dfd = -1, r;
-
-	if (strcmp(path, "-") == 0) {
-		if (p11km_write_all(STDOUT_FILENO, data, len) < 0)
-			return p11km_fail(P11KM_ERR_IO, "unable to write to standard output: %s",
-			                  strerror(errno));
-		return 0;
-	}
-	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-		return p11km_fail(P11KM_ERR_IO,
-		    "refusing to write '%s': it is a symbolic link; remove it or choose another path",
-		    path);
-	if (lstat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
-		/* /dev/null, /dev/stdout, a tty: written in place, nothing to replace */
-		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 || p11km_write_all(fd, data, len) < 0) {
-			r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return r;
-		}
-		close(fd);
-		return 0;
-	}
-	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
-		return p11km_fail(P11KM_ERR_IO, "refusing to write '%s': not a regular file", path);
-	if ((dircopy = strdup(path)) == NULL ||
-	    (tmp = p11km_asprintf("%s.p11km-XXXXXX", path)) == NULL) {
-		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	dir = dirname(dircopy);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		r = p11km_fail(P11KM_ERR_IO, "unable to create a file in '%s': %s", dir,
-		               strerror(errno));
-		goto out;
-	}
-	if (p11km_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
-		r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", path, strerror(errno));
-		goto out_unlink;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = p11km_fail(P11KM_ERR_IO, "unable to write '%s': %s", path, strerror(errno));
-		goto out_unlink;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = p11km_fail(P11KM_ERR_IO, "unable to replace '%s': %s", path, strerror(errno));
-		goto out_unlink;
-	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	r = 0;
-	goto out;
-out_unlink:
-	if (fd >= 0)
-		close(fd);
-	fd = -1;
-	unlink(tmp);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(tmp);
-	free(dircopy);
-	return r;
 }
 
 int

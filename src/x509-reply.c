@@ -108,10 +108,25 @@ has_pem(const unsigned char *data, size_t len)
 	return 0;
 }
 
+/* How many lines open with "-----BEGIN": each must be a whole block, so a reply
+ * cut inside a BEGIN line (which OpenSSL skips as text) is not taken for a
+ * shorter chain. */
+static size_t
+count_begin_lines(const unsigned char *data, size_t len)
+{
+	static const char tag[] = "-----BEGIN";
+	size_t n = 0;
+	for (size_t i = 0; i + sizeof(tag) - 1 <= len; i++)
+		if ((i == 0 || data[i - 1] == '\n') && memcmp(data + i, tag, sizeof(tag) - 1) == 0)
+			n++;
+	return n;
+}
+
 static int
 parse_pem(STACK_OF(X509) *sk, const unsigned char *data, size_t len, size_t max, const char *what)
 {
 	BIO *b = BIO_new_mem_buf(data, (int)len);
+	size_t blocks = 0, begins = count_begin_lines(data, len);
 	int r = 0;
 
 	if (b == NULL)
@@ -128,6 +143,7 @@ parse_pem(STACK_OF(X509) *sk, const unsigned char *data, size_t len, size_t max,
 				    "%s: a PEM block is damaged (bad base64 or missing END line)", what);
 			break;
 		}
+		blocks++;
 		if (strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0)
 			r = add_der(sk, der, dlen, 0, max, what);
 		else if (strcmp(name, PEM_STRING_X509_TRUSTED) == 0)
@@ -145,6 +161,10 @@ parse_pem(STACK_OF(X509) *sk, const unsigned char *data, size_t len, size_t max,
 			break;
 	}
 	BIO_free(b);
+	if (r >= 0 && blocks < begins)
+		r = p11km_fail(P11KM_ERR_INPUT,
+		    "%s: a PEM block is cut off inside its BEGIN line (truncated file?); get the "
+		    "whole reply again", what);
 	return r;
 }
 

@@ -26,7 +26,12 @@ struct p11km_cmd {
 	p11km_cmd_fn run;
 	const struct p11km_opt *opts; /* terminated by {NULL}; may be NULL */
 	int min_args, max_args;       /* positional arguments (-1: no max) */
+	unsigned flags;               /* P11KM_CMD_* : what the dispatcher sets up */
 };
+
+/* The verb changes tokens: its read-write sessions take the token's lock
+ * (ctx->lock_tokens, p11km_token_lock()) before anything is read. */
+#define P11KM_CMD_CHANGES_TOKEN 0x1u
 
 struct p11km_noun {
 	const char *name;
@@ -36,7 +41,12 @@ struct p11km_noun {
 
 /* The command table (main.c). */
 extern const struct p11km_noun p11km_nouns[];
+/* The global options (cmd-opts.c), keys G_*. */
+enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
+       G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR };
 extern const struct p11km_opt p11km_global_opts[];
+/* Tell the option parser the command table, for the noun in its messages. */
+void p11km_cmd_table_use(const struct p11km_noun *nouns);
 
 /* Per-noun verb tables (cmd-<noun>.c). */
 extern const struct p11km_cmd p11km_cmds_token[];
@@ -46,10 +56,14 @@ extern const struct p11km_cmd p11km_cmds_req[];
 extern const struct p11km_cmd p11km_cmds_cert[];
 extern const struct p11km_cmd p11km_cmds_roots[];
 extern const struct p11km_cmd p11km_cmds_bind[];
+extern const struct p11km_cmd p11km_cmds_ca[];
 
 /* Verbs that live in their own files, named in their noun's table. */
 int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 extern const struct p11km_opt p11km_token_pin_opts[];
+int p11km_token_doctor_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                           char **argv);
+extern const struct p11km_opt p11km_token_doctor_opts[];
 int p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                             char **argv);
 int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
@@ -57,6 +71,9 @@ int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, 
 int p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                              char **argv);
 int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+int p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                         char **argv);
+extern const struct p11km_opt p11km_req_submit_opts[];
 int p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 extern const struct p11km_opt p11km_object_export_opts[], p11km_object_delete_opts[],
                               p11km_object_relabel_opts[];
@@ -76,6 +93,21 @@ struct p11km_getopt {
 int p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char **argv);
 /* Check positional count against cmd->min_args/max_args (usage error). */
 int p11km_check_args(const struct p11km_cmd *cmd, int nargs);
+
+/* Options in a {NULL}-terminated table; can key be a short option (-k)? */
+size_t p11km_opts_count(const struct p11km_opt *opts);
+int p11km_opt_has_short(int key);
+/* "Did you mean": try candidates against word, then the text
+ * " (did you mean 'PREFIXbest'?)" when one is close (at most 2 edits, and
+ * fewer than the word's length), else "". */
+struct p11km_guess {
+	const char *word;   /* what was typed */
+	const char *best;
+	size_t dist;
+};
+void p11km_guess_try(struct p11km_guess *g, const char *cand);
+const char *p11km_guess_text(const struct p11km_guess *g, const char *prefix, char *buf,
+                             size_t len);
 
 /* Output helpers for commands. */
 /* Print "p11km: <message>" for code; returns the exit status. */

@@ -1,4 +1,5 @@
-/* keys.h: finding a token key by its public key (certificates -> keys). */
+/* keys.h: the key layer (p11 and x509 joined): public keys of token objects,
+ * finding a token key by its public key (certificates -> keys). */
 #ifndef P11KM_KEYS_H
 #define P11KM_KEYS_H
 
@@ -6,6 +7,14 @@
 #include <openssl/x509.h>
 
 #include "p11km/p11.h"
+
+/*
+ * (key-pub.c) The public key of a token object (public key, or a private key that
+ * carries it): CKA_PUBLIC_KEY_INFO when present, else RSA modulus and
+ * exponent, EC parameters and point, or EdDSA point.  *out is a new
+ * reference; P11KM_ERR_NOTFOUND when the object carries no public key.
+ */
+int p11km_object_pubkey(const struct p11km_object *o, EVP_PKEY **out);
 
 /*
  * Find the private key on the token whose public key is pkey, with targeted
@@ -32,5 +41,10 @@ int p11km_key_for_cert(struct p11km_session *s, X509 *cert, struct p11km_object 
  * public key object with the same CKA_ID (one more search).
  */
 int p11km_key_pubkey(struct p11km_session *s, const struct p11km_object *priv, EVP_PKEY **out);
+/* A token with only the private key and its certificate (PIV cards): the
+ * public key of the certificate with priv's CKA_ID (a note says so), or
+ * P11KM_ERR_NOTFOUND.  No search when priv has no CKA_ID. */
+int p11km_key_cert_pubkey(struct p11km_session *s, const struct p11km_object *priv,
+                          EVP_PKEY **out);
 
 #endif

@@ -47,6 +47,12 @@ struct p11km_ctx {
 	/* PINs read in this run, and logins that failed: never retried */
 	struct p11km_pin_cache *pins;
 	struct p11km_login_failure *failures;
+	/* token locks (p11-lock.c): taken by read-write sessions when
+	 * lock_tokens (the command changes tokens), held until release */
+	const char *lock_dir_opt;    /* --lock-dir (NULL: P11KM_LOCK_DIR, /run/p11km) */
+	int lock_tokens;
+	struct p11km_lock **locks;
+	size_t n_locks;
 };
 
 void p11km_ctx_init(struct p11km_ctx *ctx);
@@ -94,6 +100,14 @@ int p11km_token_find_initialised(struct p11km_ctx *ctx, const struct p11km_uri *
                                  struct p11km_token **tok);
 /* Refresh tok->info (one C_GetTokenInfo). */
 int p11km_token_refresh(struct p11km_token *tok);
+/*
+ * Lock tok against other p11km processes that change it (keyed by module
+ * file, serial and label; a file in the lock directory, see lock.h), with
+ * a note while it waits; held until p11km_ctx_release().  When it had to
+ * wait, the token information is read again.  p11km_session_open() calls
+ * it for read-write sessions when ctx->lock_tokens is set.
+ */
+int p11km_token_lock(struct p11km_ctx *ctx, struct p11km_token *tok);
 
 struct p11km_session {
 	struct p11km_ctx *ctx;
@@ -145,11 +159,32 @@ int p11km_pin_proved(struct p11km_ctx *ctx, const char *tok_uri, const char **pi
  */
 int p11km_pinsrc_for(struct p11km_ctx *ctx, const struct p11km_uri *uri, CK_USER_TYPE user,
                      struct p11km_pinsrc *src);
+/* The PIN cache's bookkeeping for p11km_login() (p11-pin.c): the key of a
+ * login (token, user, source; malloc'ed), whether it failed before in this
+ * run, remembering that it failed (takes key), and that the cached PIN pin
+ * logged in to token tok_uri. */
+char *p11km_login_failure_key(const struct p11km_token *tok, CK_USER_TYPE user,
+                              const struct p11km_pinsrc *src);
+int p11km_login_failed_before(struct p11km_ctx *ctx, const char *key);
+void p11km_login_failure_remember(struct p11km_ctx *ctx, char *key);
+void p11km_pin_mark_proved(struct p11km_ctx *ctx, const char *pin, const char *tok_uri);
 /* Open a session (rw or not) and log in when a PIN source exists (or
  * require_login).  The usual prologue of a command. */
 int p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
                              const struct p11km_uri *uri, int rw, int require_login,
                              struct p11km_session *out);
+/*
+ * Open this URI's token and log in, the prologue of most commands: the
+ * URI's one token (modules loaded as needed; P11KM_OPEN_INITIALISED: its
+ * one initialised token, as p11km_token_find_initialised()), a session
+ * (P11KM_OPEN_RW: read-write) logged in when a PIN source exists
+ * (P11KM_OPEN_LOGIN: always).  On success *tok (p11km_token_free() after
+ * p11km_session_close(s)) and s are the caller's; on failure nothing is
+ * left open and *tok is NULL.
+ */
+enum { P11KM_OPEN_RW = 1 << 0, P11KM_OPEN_LOGIN = 1 << 1, P11KM_OPEN_INITIALISED = 1 << 2 };
+int p11km_token_open(struct p11km_ctx *ctx, const struct p11km_uri *uri, unsigned flags,
+                     struct p11km_token **tok, struct p11km_session *s);
 
 /* Tri-state boolean attribute: absent on tokens that omit unset attributes. */
 enum p11km_tri { P11KM_ABSENT = -1, P11KM_FALSE = 0, P11KM_TRUE = 1 };

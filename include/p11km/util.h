@@ -103,8 +103,9 @@ int p11km_write_all(int fd, const void *data, size_t len);
 int p11km_read_file(const char *path, size_t limit, unsigned char **out, size_t *out_len);
 
 /*
- * Write a file atomically: temp file in the same directory (O_EXCL), write,
- * fsync, chmod mode, rename over path, fsync the directory.  A symlink at
+ * Write a file atomically (util-txn.c: a one-file p11km_ftxn, txn.h): temp
+ * file in the same directory (O_EXCL), write, fsync, chmod mode, rename
+ * over path, fsync the directory, with the directory locked.  A symlink at
  * path is refused.  On failure path keeps its old content and no temp file
  * is left.  path "-" writes to stdout.
  */

@@ -1,4 +1,5 @@
-/* x509.h: certificates and public keys (OpenSSL).  Never calls PKCS#11. */
+/* x509.h: certificates and public keys (OpenSSL).  Never calls PKCS#11 and
+ * knows no token type: what joins the two is in the key layer (keys.h). */
 #ifndef P11KM_X509_H
 #define P11KM_X509_H
 
@@ -8,15 +9,6 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "p11km/p11.h"
-
-/*
- * The public key of a token object (public key, or a private key that
- * carries it): CKA_PUBLIC_KEY_INFO when present, else RSA modulus and
- * exponent, EC parameters and point, or EdDSA point.  *out is a new
- * reference; P11KM_ERR_NOTFOUND when the object carries no public key.
- */
-int p11km_object_pubkey(const struct p11km_object *o, EVP_PKEY **out);
 
 /* Curve of a DER CKA_EC_PARAMS: "P-256", "P-384", "P-521", "Ed25519",
  * "Ed448", or NULL.  *bits gets its size when known. */

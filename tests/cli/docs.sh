@@ -143,6 +143,9 @@ else
 		[ -n "$(find "$T/inst" -path "*/man/man1/p11km-$n.1" -type f)" ] || missing="$missing p11km-$n.1"
 	done
 	check_eq "a man page installed for every noun with verbs" "$missing" ""
+	check_eq "every token profile is installed (pkgdata/tokens/FAMILY/profile)" \
+		"$(cd "$top_srcdir" && ls tokens/*/profile | sort)" \
+		"$(cd "$T/inst" && find . -path '*/share/p11km/tokens/*/profile' | sed 's|.*/share/p11km/||' | sort)"
 	comp=$(find "$T/inst" -path '*completions/p11km' -type f | head -1)
 	check "the bash completion is installed" test -n "$comp"
 
@@ -155,11 +158,11 @@ else
 	want=$( (echo help; awk '$1 != "global" { print $1 }' "$T/table") | sort -u | tr '\n' ' ')
 	check_eq "completion of the noun lists every noun and help" "$got" "$want"
 	check_eq "completion of 'to' is token" "$(complete_words "$bin" to)" "token "
-	check_eq "completion of 'token ' lists its verbs" "$(complete_words "$bin" token "")" "init list pin "
+	check_eq "completion of 'token ' lists its verbs" "$(complete_words "$bin" token "")" "doctor init list pin "
 	check_eq "completion of 'token init --la' is --label" "$(complete_words "$bin" token init --la)" "--label "
 	check_eq "completion of '--js' (a global option) is --json" "$(complete_words "$bin" --js)" "--json "
 	check_eq "completion after a global option with a value" \
-		"$(complete_words "$bin" --module softhsm2 token "")" "init list pin "
+		"$(complete_words "$bin" --module softhsm2 token "")" "doctor init list pin "
 	check_eq "completion of 'help ob' is object" "$(complete_words "$bin" help ob)" "object "
 	check_eq "completion of 'token pin ' is change and init" "$(complete_words "$bin" token pin "")" "change init "
 	check_eq "completion of 'roots install --to ' offers the store kinds" \
@@ -169,7 +172,7 @@ else
 	mkdir -p "$T/cdir/bundles"
 	check_eq "completion of '--to pem-bundle:DIR/b' completes the path" \
 		"$(complete_words "$bin" roots install r.pem --to "pem-bundle:$T/cdir/b")" "pem-bundle:$T/cdir/bundles "
-	check_eq "completion of 'help token ' lists its verbs" "$(complete_words "$bin" help token "")" "init list pin "
+	check_eq "completion of 'help token ' lists its verbs" "$(complete_words "$bin" help token "")" "doctor init list pin "
 fi
 
 done_testing

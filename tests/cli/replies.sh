@@ -80,6 +80,9 @@ check_one_line_error "  ... in one line" "cut short|does not parse"
 { base64 -w 64 "$T/leaf.der"; echo "not base64!"; } > "$T/junk.cer"
 check_fails "base64 followed by other text is refused" 2 install "$T/junk.cer"
 check_one_line_error "  ... in one line" "neither PEM nor DER nor base64"
+{ cat "$T/leaf.pem"; printf -- '-----BEGIN CERTIF'; } > "$T/cut-begin.pem"
+check_fails "a reply cut inside the BEGIN line of its second block is refused" 2 install "$T/cut-begin.pem"
+check_one_line_error "  ... in one line" "cut off inside its BEGIN line"
 check_eq "the last good reply is still on the token" "$(serial_on_token)" "$serial"
 
 done_testing

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "p11km/lock.h"
 #include "p11km/p11.h"
 #include "p11km/util.h"
 
@@ -446,6 +447,93 @@ START_TEST(atomic_write_enospc)
 }
 END_TEST
 
+/* A lock this process holds is joined, not waited for; another process
+ * waits until it is released, and is told it waited. */
+START_TEST(locks)
+{
+	struct p11km_lock *a = NULL, *b = NULL;
+	int nested = -1, fds[2], status;
+	char c;
+	pid_t pid;
+
+	ck_assert_int_eq(p11km_lock_take(path(""), P11KM_LOCK_DIR, NULL, 0, P11KM_ERR_IO, &a,
+	                                 &nested), 0);
+	ck_assert_int_eq(nested, 0);
+	ck_assert_int_eq(p11km_lock_take(path(""), P11KM_LOCK_DIR, NULL, 0, P11KM_ERR_IO, &b,
+	                                 &nested), 0);
+	ck_assert_int_eq(nested, 1);
+	ck_assert(p11km_lock_is(a, path("")));
+	p11km_lock_release(b);
+	/* still held after one release: flock(1) cannot take it at once */
+	{
+		char cmd[700];
+		snprintf(cmd, sizeof(cmd), "flock -n '%s' true", path(""));
+		ck_assert_int_ne(system(cmd), 0);
+		p11km_lock_release(a);
+		ck_assert_int_eq(system(cmd), 0);
+	}
+	/* held by another process: taken once it lets go, and said so (1) */
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], STDOUT_FILENO);
+		execlp("flock", "flock", path(""), "sh", "-c", "echo x; sleep 0.3", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	ck_assert_int_eq(p11km_lock_take(path(""), P11KM_LOCK_DIR, NULL, 0, P11KM_ERR_TOKEN, &a,
+	                                 NULL), P11KM_ERR_TOKEN);
+	ck_assert_int_eq(p11km_lock_take(path(""), P11KM_LOCK_DIR, NULL, 10000, P11KM_ERR_IO, &a,
+	                                 NULL), 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	p11km_lock_release(a);
+	/* a lock file is created 0600, never through a symbolic link */
+	ck_assert_int_eq(p11km_lock_take(path("f.lock"), P11KM_LOCK_CREATE, NULL, 0, P11KM_ERR_IO,
+	                                 &a, NULL), 0);
+	{
+		struct stat st;
+		ck_assert_int_eq(stat(path("f.lock"), &st), 0);
+		ck_assert_int_eq(st.st_mode & 07777, 0600);
+	}
+	p11km_lock_release(a);
+	ck_assert_int_eq(symlink(path("f.lock"), path("l.lock")), 0);
+	ck_assert_int_eq(p11km_lock_take(path("l.lock"), P11KM_LOCK_CREATE, NULL, 0, P11KM_ERR_IO,
+	                                 &a, NULL), P11KM_ERR_IO);
+	p11km_lock_release(NULL);
+}
+END_TEST
+
+/* The lock directory: made 0700; one anybody may write to is refused. */
+START_TEST(lock_dir)
+{
+	struct stat st;
+	char *d = NULL;
+
+	ck_assert_int_eq(p11km_lock_dir(path("locks"), &d), 0);
+	ck_assert_str_eq(d, path("locks"));
+	ck_assert_int_eq(stat(d, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
+	free(d);
+	d = NULL;
+	ck_assert_int_eq(mkdir(path("open"), 0700), 0);
+	ck_assert_int_eq(chmod(path("open"), 0777), 0);
+	ck_assert_int_eq(p11km_lock_dir(path("open"), &d), P11KM_ERR_IO);
+	ck_assert_ptr_null(d);
+	ck_assert_int_eq(p11km_write_file_atomic(path("file"), "x", 1, 0600), 0);
+	ck_assert_int_eq(p11km_lock_dir(path("file"), &d), P11KM_ERR_IO);
+	setenv("P11KM_LOCK_DIR", path("env"), 1);
+	ck_assert_int_eq(p11km_lock_dir(NULL, &d), 0);
+	ck_assert_str_eq(d, path("env"));
+	unsetenv("P11KM_LOCK_DIR");
+	free(d);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -465,6 +553,8 @@ util_suite(void)
 	tcase_add_test(tc, atomic_write_symlink);
 	tcase_add_test(tc, atomic_write_failures);
 	tcase_add_test(tc, atomic_write_enospc);
+	tcase_add_test(tc, locks);
+	tcase_add_test(tc, lock_dir);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,4 +1,4 @@
-/* p11-keygen.c: key pairs generated on the token, sign-only, never extractable. */
+/* key-gen.c (the key layer): key pairs generated on the token, sign-only, never extractable. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include "p11km/keygen.h"
+#include "p11km/keys.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
 

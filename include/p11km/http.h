@@ -1,0 +1,48 @@
+/* http.h: the HTTPS client p11km talks to online CAs with (libcurl).
+ *
+ * Never relies on libcurl's or the environment's defaults for trust: the CA
+ * file is always set (CURLOPT_CAINFO) and CURL_CA_BUNDLE / SSL_CERT_FILE
+ * are ignored.  HTTPS only, no redirects, a timeout per request, bounded
+ * retries when the connection could not be made, and a cap on the size of
+ * a response.
+ */
+#ifndef P11KM_HTTP_H
+#define P11KM_HTTP_H
+
+#include <stddef.h>
+
+#define P11KM_HTTP_BODY_MAX (1u << 20)  /* bytes in one response */
+#define P11KM_HTTP_RETRIES 3            /* connection attempts per request */
+
+struct p11km_http {
+	const char *ca_file;   /* trusted roots for the server (PEM); required */
+	long timeout;          /* seconds for the whole request; 0: 30 */
+	unsigned long requests; /* requests made (for --verbose) */
+};
+
+struct p11km_http_resp {
+	long status;
+	char *content_type;    /* without parameters, lower case; NULL if none */
+	char *location, *replay_nonce, *retry_after; /* NULL if absent */
+	char *link_up;         /* the Link: <...>;rel="up" target, if any */
+	unsigned char *body;   /* NUL-terminated; body_len excludes the NUL */
+	size_t body_len;
+};
+
+/*
+ * One request: method "GET", "HEAD" or "POST" (body of body_len bytes with
+ * content type ctype).  Any HTTP status is a success of this function (the
+ * caller judges it); a transport failure, a TLS failure, a redirect, a body
+ * over P11KM_HTTP_BODY_MAX or the timeout are errors with one-line messages
+ * naming the URL.  *out is filled on success (release with
+ * p11km_http_resp_release()).
+ */
+int p11km_http_request(struct p11km_http *h, const char *method, const char *url,
+                       const char *ctype, const void *body, size_t body_len,
+                       struct p11km_http_resp *out);
+void p11km_http_resp_release(struct p11km_http_resp *r);
+
+/* Do a and b have the same scheme, host and port?  1 yes, 0 no. */
+int p11km_http_same_origin(const char *a, const char *b);
+
+#endif

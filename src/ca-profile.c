@@ -1,0 +1,273 @@
+/* ca-profile.c: CA profiles (one JSON file each) and the table of CA kinds. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "p11km/ca.h"
+#include "p11km/util.h"
+
+/* --- the table of kinds ------------------------------------------------------- */
+
+static const struct p11km_ca_kind kinds[] = {
+	{ "acme", NULL, p11km_acme_submit },
+	{ "cmp", "CMP (RFC 4210) CAs are not built yet: submit the request file with "
+	  "'openssl cmp', then 'p11km cert install'", NULL },
+	{ "helper", "certmonger CA helpers are not built yet: run the helper with "
+	  "CERTMONGER_OPERATION=SUBMIT yourself, then 'p11km cert install'", NULL },
+	{ "adcs", "AD CS web enrollment is not built yet: submit the request file through "
+	  "certsrv, then 'p11km cert install'", NULL },
+};
+
+int
+p11km_ca_kind_find(const char *name, const struct p11km_ca_kind **out)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strcmp(kinds[i].name, name) != 0)
+			continue;
+		if (kinds[i].why_not != NULL)
+			return p11km_fail(P11KM_ERR_UNSUPPORTED, "CA kind '%s': %s", name, kinds[i].why_not);
+		*out = &kinds[i];
+		return 0;
+	}
+	return p11km_fail(P11KM_ERR_USAGE, "unknown CA kind '%s' (acme, cmp, helper, adcs)", name);
+}
+
+/* --- names and the directory ---------------------------------------------------- */
+
+const char *
+p11km_ca_dir(const char *opt)
+{
+	const char *env = getenv("P11KM_CONFIG_DIR");
+
+	if (opt != NULL)
+		return opt;
+	return env != NULL && *env ? env : P11KM_CA_DIR_DEFAULT;
+}
+
+int
+p11km_ca_name_check(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 64 || name[0] == '.' || name[0] == '-' ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+		return p11km_fail(P11KM_ERR_USAGE, "CA name '%s': use 1 to 64 letters, digits, '.', "
+		                  "'_' or '-', not starting with '.' or '-'", name);
+	return 0;
+}
+
+static char *
+profile_path(const char *dir, const char *name)
+{
+	return p11km_asprintf("%s/%s.json", dir, name);
+}
+
+/* --- load / save ---------------------------------------------------------------- */
+
+void
+p11km_ca_profile_free(struct p11km_ca_profile *p)
+{
+	if (p == NULL)
+		return;
+	free(p->name);
+	free(p->directory);
+	free(p->ca_file);
+	free(p->contact);
+	free(p->account_key);
+	free(p);
+}
+
+static int
+opt_string(json_t *o, const char *key, char **out, const char *path)
+{
+	json_t *v = json_object_get(o, key);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return p11km_fail(P11KM_ERR_INPUT, "CA profile '%s': \"%s\" is not a string", path, key);
+	if ((*out = strdup(json_string_value(v))) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+int
+p11km_ca_profile_load(const char *dir, const char *name, struct p11km_ca_profile **out)
+{
+	struct p11km_ca_profile *p = NULL;
+	unsigned char *data = NULL;
+	size_t len = 0;
+	char *path = NULL, *kind = NULL;
+	json_error_t je;
+	json_t *o = NULL, *v;
+	int r;
+
+	*out = NULL;
+	if ((r = p11km_ca_name_check(name)) < 0)
+		return r;
+	if ((path = profile_path(dir, name)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (access(path, F_OK) != 0 && errno == ENOENT) {
+		r = p11km_fail(P11KM_ERR_NOTFOUND, "no CA profile '%s' in '%s'; see 'p11km ca list'",
+		               name, dir);
+		goto out;
+	}
+	if ((r = p11km_read_file(path, 65536, &data, &len)) < 0)
+		goto out;
+	if ((o = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &je)) == NULL ||
+	    !json_is_object(o)) {
+		r = p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' is not a JSON object (line %d: %s)",
+		               path, je.line, je.text);
+		goto out;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL || (p->name = strdup(name)) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = opt_string(o, "kind", &kind, path)) < 0 ||
+	    (r = opt_string(o, "directory", &p->directory, path)) < 0 ||
+	    (r = opt_string(o, "ca_file", &p->ca_file, path)) < 0 ||
+	    (r = opt_string(o, "contact", &p->contact, path)) < 0 ||
+	    (r = opt_string(o, "account_key", &p->account_key, path)) < 0)
+		goto out;
+	if (kind == NULL) {
+		r = p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' has no \"kind\"", path);
+		goto out;
+	}
+	if ((r = p11km_ca_kind_find(kind, &p->kind)) < 0)
+		goto out;
+	p->agree_tos = json_is_true(json_object_get(o, "agree_tos"));
+	if ((v = json_object_get(o, "timeout")) != NULL && json_is_integer(v))
+		p->timeout = (long)json_integer_value(v);
+	*out = p;
+	p = NULL;
+out:
+	json_decref(o);
+	p11km_ca_profile_free(p);
+	free(kind);
+	free(data);
+	free(path);
+	return r;
+}
+
+char *
+p11km_ca_profile_json(const struct p11km_ca_profile *p)
+{
+	json_t *o = json_object();
+	char *s;
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "kind", json_string(p->kind->name));
+	json_object_set_new(o, "directory", json_string(p->directory));
+	if (p->ca_file)
+		json_object_set_new(o, "ca_file", json_string(p->ca_file));
+	if (p->contact)
+		json_object_set_new(o, "contact", json_string(p->contact));
+	if (p->account_key)
+		json_object_set_new(o, "account_key", json_string(p->account_key));
+	json_object_set_new(o, "agree_tos", json_boolean(p->agree_tos));
+	if (p->timeout > 0)
+		json_object_set_new(o, "timeout", json_integer(p->timeout));
+	s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+int
+p11km_ca_profile_save(const char *dir, const struct p11km_ca_profile *p, int replace)
+{
+	char *path = NULL, *text = NULL, *nl = NULL;
+	int r;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
+	if ((path = profile_path(dir, p->name)) == NULL || (text = p11km_ca_profile_json(p)) == NULL ||
+	    (nl = p11km_asprintf("%s\n", text)) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (!replace && access(path, F_OK) == 0) {
+		r = p11km_fail(P11KM_ERR_EXISTS, "CA profile '%s' exists already ('%s'); remove it "
+		               "first or give --force", p->name, path);
+		goto out;
+	}
+	r = p11km_write_file_atomic(path, nl, strlen(nl), 0600);
+out:
+	free(nl);
+	free(text);
+	free(path);
+	return r;
+}
+
+int
+p11km_ca_profile_remove(const char *dir, const char *name)
+{
+	char *path;
+	int r = 0;
+
+	if ((r = p11km_ca_name_check(name)) < 0)
+		return r;
+	if ((path = profile_path(dir, name)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (unlink(path) != 0)
+		r = errno == ENOENT ? p11km_fail(P11KM_ERR_NOTFOUND, "no CA profile '%s' in '%s'",
+		                                 name, dir)
+		                    : p11km_fail(P11KM_ERR_IO, "cannot remove '%s': %s", path,
+		                                 strerror(errno));
+	free(path);
+	return r;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+p11km_ca_profile_names(const char *dir, char ***names, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **v = NULL;
+	size_t k = 0;
+
+	*names = NULL;
+	*n = 0;
+	if (d == NULL)
+		return errno == ENOENT ? 0 : p11km_fail(P11KM_ERR_IO, "cannot read '%s': %s", dir,
+		                                        strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		char **nv;
+		if (l <= 5 || strcmp(e->d_name + l - 5, ".json") != 0 || e->d_name[0] == '.')
+			continue;
+		if ((nv = realloc(v, (k + 2) * sizeof(*v))) == NULL ||
+		    (nv[k] = strndup(e->d_name, l - 5)) == NULL) {
+			if (nv != NULL)
+				v = nv;
+			for (size_t i = 0; i < k; i++)
+				free(v[i]);
+			free(v);
+			closedir(d);
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		}
+		v = nv;
+		v[++k] = NULL;
+	}
+	closedir(d);
+	if (k > 0)
+		qsort(v, k, sizeof(*v), cmp_str);
+	*names = v;
+	*n = k;
+	return 0;
+}

@@ -1,0 +1,279 @@
+/* cmd-ca.c: 'ca add/list/show/remove': profiles of online CAs. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "p11km/ca.h"
+#include "p11km/cert.h"
+#include "p11km/cmd.h"
+#include "p11km/util.h"
+
+enum { O_KIND = 1000, O_DIRECTORY, O_CA_FILE, O_CONTACT, O_ACCOUNT_KEY, O_AGREE_TOS, O_TIMEOUT,
+       O_CONFIG_DIR };
+
+#define CONFIG_DIR_OPT { "config-dir", 1, O_CONFIG_DIR, "DIR", \
+	"where CA profiles live (default /etc/p11km/ca.d, or P11KM_CONFIG_DIR)" }
+
+static const struct p11km_opt add_opts[] = {
+	{ "kind", 1, O_KIND, "KIND", "acme (cmp, helper and adcs are not built yet)" },
+	{ "directory", 1, O_DIRECTORY, "URL", "the ACME directory URL (https)" },
+	{ "ca-file", 1, O_CA_FILE, "FILE", "trusted roots (PEM) for the CA's TLS certificate" },
+	{ "contact", 1, O_CONTACT, "URI", "account contact, mailto:ADDRESS" },
+	{ "account-key", 1, O_ACCOUNT_KEY, "URI|FILE",
+	  "account key: pkcs11: URI of a token key, or a PEM file (made if absent; default DIR/NAME.key)" },
+	{ "agree-tos", 0, O_AGREE_TOS, NULL, "agree to the CA's terms of service (creates the account)" },
+	{ "timeout", 1, O_TIMEOUT, "SECONDS", "timeout of one HTTP request (default 30)" },
+	CONFIG_DIR_OPT,
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct p11km_opt dir_opts[] = { CONFIG_DIR_OPT, { NULL, 0, 0, NULL, NULL } };
+
+/* An absolute path of an existing file (malloc'ed). */
+static int
+abs_existing(const char *opt, const char *path, char **out)
+{
+	char buf[PATH_MAX];
+
+	if (realpath(path, buf) == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "--%s '%s': %s", opt, path, strerror(errno));
+	if ((*out = strdup(buf)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* The account key reference: a URI as given, a file as an absolute path
+ * (the file itself may not exist yet: p11km makes it on first use). */
+static int
+account_ref(const char *dir, const char *name, const char *opt, char **out)
+{
+	char buf[PATH_MAX];
+	const char *path = opt;
+	char *def = NULL, *slash;
+	int r = 0;
+
+	if (opt != NULL && strncmp(opt, "pkcs11:", 7) == 0) {
+		struct p11km_uri *u = NULL;
+		if ((r = p11km_uri_parse(opt, &u)) < 0)
+			return r;
+		p11km_uri_free(u);
+		return (*out = strdup(opt)) ? 0 : p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	if (path == NULL && (path = def = p11km_asprintf("%s/%s.key", dir, name)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (realpath(path, buf) != NULL) {
+		*out = strdup(buf);
+	} else if (errno == ENOENT && (slash = strrchr(path, '/')) != NULL && slash != path) {
+		char *parent = strndup(path, (size_t)(slash - path));
+		if (parent != NULL && realpath(parent, buf) != NULL)
+			*out = p11km_asprintf("%s/%s", buf, slash + 1);
+		else
+			*out = path[0] == '/' ? strdup(path) : NULL;
+		free(parent);
+	} else if (errno == ENOENT && path[0] != '/') {
+		char cwd[PATH_MAX];
+		*out = getcwd(cwd, sizeof(cwd)) ? p11km_asprintf("%s/%s", cwd, path) : NULL;
+	} else {
+		*out = NULL;
+	}
+	if (*out == NULL)
+		r = p11km_fail(P11KM_ERR_USAGE, "--account-key '%s': cannot use that path", path);
+	free(def);
+	return r;
+}
+
+static int
+cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	struct p11km_ca_profile p = { 0 };
+	const char *kind = NULL, *directory = NULL, *ca_file = NULL, *contact = NULL,
+	           *account_key = NULL, *dir_opt = NULL, *dir;
+	STACK_OF(X509) *roots = NULL;
+	char *end;
+	int r;
+
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
+		switch (r) {
+		case O_KIND: kind = g.optarg; break;
+		case O_DIRECTORY: directory = g.optarg; break;
+		case O_CA_FILE: ca_file = g.optarg; break;
+		case O_CONTACT: contact = g.optarg; break;
+		case O_ACCOUNT_KEY: account_key = g.optarg; break;
+		case O_AGREE_TOS: p.agree_tos = 1; break;
+		case O_TIMEOUT:
+			p.timeout = strtol(g.optarg, &end, 10);
+			if (*end != '\0' || p.timeout < 1 || p.timeout > 3600)
+				return p11km_fail(P11KM_ERR_USAGE, "--timeout '%s': give 1 to 3600 seconds",
+				                  g.optarg);
+			break;
+		case O_CONFIG_DIR: dir_opt = g.optarg; break;
+		default: return r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option");
+		}
+	}
+	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+		return r;
+	dir = p11km_ca_dir(dir_opt);
+	if ((r = p11km_ca_name_check(argv[g.argi])) < 0)
+		return r;
+	if (kind == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "'ca add' needs --kind (acme)");
+	if ((r = p11km_ca_kind_find(kind, &p.kind)) < 0)
+		return r;
+	if (directory == NULL || strncmp(directory, "https://", 8) != 0)
+		return p11km_fail(P11KM_ERR_USAGE, "--kind acme needs --directory https://...");
+	if (ca_file == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "give --ca-file FILE: the roots the CA's TLS "
+		                  "certificate is checked against (p11km never uses a default bundle)");
+	if (contact != NULL && (strncmp(contact, "mailto:", 7) != 0 || !p11km_config_safe(contact)))
+		return p11km_fail(P11KM_ERR_USAGE, "--contact '%s': give mailto:ADDRESS", contact);
+	if ((r = p11km_certs_read(ca_file, P11KM_ROOTS_MAX_CERTS, &roots)) < 0)
+		return r;
+	sk_X509_pop_free(roots, X509_free);
+	p.name = argv[g.argi];
+	p.directory = (char *)directory;
+	p.contact = (char *)contact;
+	if ((r = abs_existing("ca-file", ca_file, &p.ca_file)) < 0 ||
+	    (r = account_ref(dir, p.name, account_key, &p.account_key)) < 0 ||
+	    (r = p11km_ca_profile_save(dir, &p, ctx->force)) < 0)
+		goto out;
+	if (ctx->json) {
+		char *t = p11km_ca_profile_json(&p);
+		printf("%s\n", t ? t : "{}");
+		free(t);
+	} else if (!ctx->quiet) {
+		printf("added CA profile '%s' (%s, %s)\n", p.name, p.kind->name, p11km_esc(p.directory));
+	}
+out:
+	free(p.ca_file);
+	free(p.account_key);
+	return r;
+}
+
+static const char *
+dir_from_opts(const struct p11km_cmd *cmd, int argc, char **argv, struct p11km_getopt *g, int *r)
+{
+	const char *dir_opt = NULL;
+
+	while ((*r = p11km_getopt(g, cmd, argc, argv)) != -1) {
+		if (*r != O_CONFIG_DIR) {
+			if (*r >= 0)
+				*r = p11km_fail(P11KM_ERR_USAGE, "unexpected option");
+			return NULL;
+		}
+		dir_opt = g->optarg;
+	}
+	*r = p11km_check_args(cmd, argc - g->argi);
+	return p11km_ca_dir(dir_opt);
+}
+
+static int
+cmd_ca_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	int r = 0;
+	const char *dir = dir_from_opts(cmd, argc, argv, &g, &r);
+	json_t *arr = NULL;
+	char **names = NULL;
+	size_t n = 0;
+
+	if (dir == NULL || r < 0)
+		return r < 0 ? r : P11KM_ERR_USAGE;
+	if ((r = p11km_ca_profile_names(dir, &names, &n)) < 0)
+		return r;
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		struct p11km_ca_profile *p = NULL;
+		if (p11km_ca_profile_load(dir, names[i], &p) < 0) {
+			p11km_warn("%s", p11km_errmsg(P11KM_ERR_INPUT));
+			continue;
+		}
+		if (ctx->json) {
+			json_t *o = json_object();
+			json_object_set_new(o, "name", json_string(p->name));
+			json_object_set_new(o, "kind", json_string(p->kind->name));
+			json_object_set_new(o, "directory", json_string(p->directory));
+			json_array_append_new(arr, o);
+		} else {
+			printf("%-20s %-6s %s\n", p11km_esc(p->name), p->kind->name, p11km_esc(p->directory));
+		}
+		p11km_ca_profile_free(p);
+	}
+	if (ctx->json) {
+		json_t *top = json_pack("{s:s,s:O}", "config_dir", dir, "profiles", arr);
+		char *t = json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("%s\n", t ? t : "{}");
+		free(t);
+		json_decref(top);
+	}
+	json_decref(arr);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return 0;
+}
+
+static int
+cmd_ca_show(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	struct p11km_ca_profile *p = NULL;
+	int r = 0;
+	const char *dir = dir_from_opts(cmd, argc, argv, &g, &r);
+	char *t;
+
+	if (dir == NULL || r < 0)
+		return r < 0 ? r : P11KM_ERR_USAGE;
+	if ((r = p11km_ca_profile_load(dir, argv[g.argi], &p)) < 0)
+		return r;
+	if (ctx->json) {
+		t = p11km_ca_profile_json(p);
+		printf("%s\n", t ? t : "{}");
+		free(t);
+	} else {
+		printf("name: %s\nkind: %s\ndirectory: %s\nca-file: %s\ncontact: %s\naccount-key: %s\n"
+		       "agree-tos: %s\ntimeout: %ld\n", p11km_esc(p->name), p->kind->name,
+		       p11km_esc(p->directory), p11km_esc(p->ca_file ? p->ca_file : "-"),
+		       p11km_esc(p->contact ? p->contact : "-"),
+		       p11km_esc(p->account_key ? p->account_key : "-"), p->agree_tos ? "yes" : "no",
+		       p->timeout > 0 ? p->timeout : 30L);
+	}
+	p11km_ca_profile_free(p);
+	return 0;
+}
+
+static int
+cmd_ca_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	int r = 0;
+	const char *dir = dir_from_opts(cmd, argc, argv, &g, &r);
+
+	if (dir == NULL || r < 0)
+		return r < 0 ? r : P11KM_ERR_USAGE;
+	if ((r = p11km_ca_profile_remove(dir, argv[g.argi])) < 0)
+		return r;
+	if (!ctx->quiet && !ctx->json)
+		printf("removed CA profile '%s' (its account key file, if any, is kept)\n",
+		       p11km_esc(argv[g.argi]));
+	if (ctx->json)
+		printf("{\"removed\": \"%s\"}\n", argv[g.argi]); /* a checked name: no escaping needed */
+	return 0;
+}
+
+const struct p11km_cmd p11km_cmds_ca[] = {
+	{ "add", "NAME", "add a CA profile (ACME directory, TLS roots, account key)", cmd_ca_add,
+	  add_opts, 1, 1, 0 },
+	{ "list", NULL, "list the CA profiles", cmd_ca_list, dir_opts, 0, 0, 0 },
+	{ "show", "NAME", "show one CA profile", cmd_ca_show, dir_opts, 1, 1, 0 },
+	{ "remove", "NAME", "remove a CA profile", cmd_ca_remove, dir_opts, 1, 1, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
+};

@@ -1,0 +1,244 @@
+/* http.c: the HTTPS client for online CAs (libcurl), see http.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "p11km/http.h"
+#include "p11km/util.h"
+
+struct sink {
+	struct p11km_buf b;
+	int over;
+};
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	size_t len = size * n;
+
+	if (s->b.len + len > P11KM_HTTP_BODY_MAX) {
+		s->over = 1;
+		return 0; /* aborts the transfer */
+	}
+	if (p11km_buf_append(&s->b, p, len) < 0)
+		return 0;
+	return len;
+}
+
+static char *
+header_dup(CURL *c, const char *name)
+{
+	struct curl_header *hd = NULL;
+
+	if (curl_easy_header(c, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK || hd == NULL)
+		return NULL;
+	return strdup(hd->value);
+}
+
+/* The target of a Link header with rel="up" (the issuer chain, RFC 8555 7.4.2). */
+static char *
+link_up(CURL *c)
+{
+	struct curl_header *hd = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; curl_easy_header(c, "Link", i, CURLH_HEADER, -1, &hd) == CURLHE_OK; i++) {
+		const char *v = hd->value, *lt = strchr(v, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+		n = hd->amount;
+		if (gt != NULL && strstr(gt, "rel=\"up\"") != NULL)
+			return strndup(lt + 1, (size_t)(gt - lt - 1));
+		if (i + 1 >= n)
+			break;
+	}
+	return NULL;
+}
+
+static char *
+content_type(CURL *c)
+{
+	char *ct = NULL, *dup;
+
+	if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK || ct == NULL)
+		return NULL;
+	if ((dup = strndup(ct, strcspn(ct, "; \t"))) == NULL)
+		return NULL;
+	for (char *p = dup; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return dup;
+}
+
+static int
+setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const char *ctype,
+      const void *body, size_t body_len, struct curl_slist **hdrs, struct sink *sink)
+{
+	char *cth;
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* the profile's CA file and nothing else (the environment's bundles are not read) */
+	curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->timeout > 0 ? h->timeout : 30L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->timeout > 0 && h->timeout < 10 ? h->timeout : 10L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "p11km/" PACKAGE_VERSION);
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)P11KM_HTTP_BODY_MAX);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+	if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		if ((cth = p11km_asprintf("Content-Type: %s", ctype)) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		*hdrs = curl_slist_append(*hdrs, cth);
+		free(cth);
+		if (*hdrs == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+	}
+	return 0;
+}
+
+static int
+transport_error(CURLcode cr, const char *url, const char *errbuf, const struct sink *sink,
+                long timeout)
+{
+	if (sink->over || cr == CURLE_FILESIZE_EXCEEDED)
+		return p11km_fail(P11KM_ERR_INPUT, "the answer from '%s' is larger than %u bytes; "
+		                  "refused", url, P11KM_HTTP_BODY_MAX);
+	if (cr == CURLE_OPERATION_TIMEDOUT)
+		return p11km_fail(P11KM_ERR_FAILED, "'%s' did not answer within %ld s; try again "
+		                  "later or raise the profile's --timeout", url, timeout > 0 ? timeout : 30L);
+	if (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CACERT_BADFILE)
+		return p11km_fail(P11KM_ERR_VERIFY, "the TLS certificate of '%s' does not verify "
+		                  "against the profile's CA file: %s", url, errbuf[0] ? errbuf :
+		                  curl_easy_strerror(cr));
+	if (cr == CURLE_UNSUPPORTED_PROTOCOL)
+		return p11km_fail(P11KM_ERR_USAGE, "'%s' is not an https URL; online CAs are reached "
+		                  "over HTTPS only", url);
+	return p11km_fail(P11KM_ERR_FAILED, "request to '%s' failed: %s", url,
+	                  errbuf[0] ? errbuf : curl_easy_strerror(cr));
+}
+
+int
+p11km_http_request(struct p11km_http *h, const char *method, const char *url,
+                   const char *ctype, const void *body, size_t body_len,
+                   struct p11km_http_resp *out)
+{
+	struct p11km_http_resp r = { 0 };
+	struct curl_slist *hdrs = NULL;
+	struct sink sink = { { 0 }, 0 };
+	char errbuf[CURL_ERROR_SIZE];
+	CURLcode cr = CURLE_OK;
+	CURL *c = NULL;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if (h->ca_file == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "no CA file for '%s': give the profile --ca-file",
+		                  url);
+	for (int attempt = 1; attempt <= P11KM_HTTP_RETRIES; attempt++) {
+		curl_easy_cleanup(c);
+		curl_slist_free_all(hdrs);
+		hdrs = NULL;
+		p11km_buf_release(&sink.b);
+		sink.over = 0;
+		if ((c = curl_easy_init()) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		errbuf[0] = '\0';
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		if ((rv = setup(c, h, method, url, ctype, body, body_len, &hdrs, &sink)) < 0)
+			goto out;
+		h->requests++;
+		p11km_trace("http: %s %s", method, url);
+		cr = curl_easy_perform(c);
+		/* only a connection never made is retried: nothing reached the CA */
+		if (cr != CURLE_COULDNT_CONNECT || attempt == P11KM_HTTP_RETRIES)
+			break;
+		p11km_verbose("could not connect to '%s' (attempt %d of %d); retrying", url, attempt,
+		              P11KM_HTTP_RETRIES);
+		sleep((unsigned)attempt);
+	}
+	if (cr != CURLE_OK) {
+		rv = transport_error(cr, url, errbuf, &sink, h->timeout);
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	if (r.status >= 300 && r.status < 400) {
+		char *loc = header_dup(c, "Location");
+		rv = p11km_fail(P11KM_ERR_INPUT, "'%s' answered with a redirect (HTTP %ld) to '%s'; "
+		                "redirects are not followed", url, r.status, loc ? loc : "?");
+		free(loc);
+		goto out;
+	}
+	r.content_type = content_type(c);
+	r.location = header_dup(c, "Location");
+	r.replay_nonce = header_dup(c, "Replay-Nonce");
+	r.retry_after = header_dup(c, "Retry-After");
+	r.link_up = link_up(c);
+	if (p11km_buf_append(&sink.b, "", 1) < 0) {
+		rv = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	r.body_len = sink.b.len - 1;
+	r.body = sink.b.data;
+	sink.b.data = NULL;
+	*out = r;
+	memset(&r, 0, sizeof(r));
+	rv = 0;
+out:
+	p11km_http_resp_release(&r);
+	p11km_buf_release(&sink.b);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return rv;
+}
+
+void
+p11km_http_resp_release(struct p11km_http_resp *r)
+{
+	if (r == NULL)
+		return;
+	free(r->content_type);
+	free(r->location);
+	free(r->replay_nonce);
+	free(r->retry_after);
+	free(r->link_up);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+p11km_http_same_origin(const char *a, const char *b)
+{
+	CURLU *ua = curl_url(), *ub = curl_url();
+	char *sa = NULL, *sb = NULL, *ha = NULL, *hb = NULL, *pa = NULL, *pb = NULL;
+	int same = 0;
+
+	if (ua && ub && curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+	    curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK &&
+	    curl_url_get(ua, CURLUPART_SCHEME, &sa, 0) == CURLUE_OK &&
+	    curl_url_get(ub, CURLUPART_SCHEME, &sb, 0) == CURLUE_OK &&
+	    curl_url_get(ua, CURLUPART_HOST, &ha, 0) == CURLUE_OK &&
+	    curl_url_get(ub, CURLUPART_HOST, &hb, 0) == CURLUE_OK &&
+	    curl_url_get(ua, CURLUPART_PORT, &pa, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    curl_url_get(ub, CURLUPART_PORT, &pb, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		same = strcasecmp(sa, sb) == 0 && strcasecmp(ha, hb) == 0 && strcmp(pa, pb) == 0;
+	curl_free(sa); curl_free(sb); curl_free(ha); curl_free(hb); curl_free(pa); curl_free(pb);
+	curl_url_cleanup(ua);
+	curl_url_cleanup(ub);
+	return same;
+}

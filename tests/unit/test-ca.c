@@ -1,0 +1,288 @@
+/* test-ca.c: CA profiles, the kind table, request identifiers, base64url
+ * and JWS signing with a file account key (verified with OpenSSL). */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "p11km/ca.h"
+#include "p11km/util.h"
+
+static char tmpdir[64];
+
+static void
+setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/p11km-test-ca.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* base64url decoding for the checks (padding added back). */
+static unsigned char *
+unb64url(const char *s, size_t *len)
+{
+	size_t n = strlen(s), m = (n + 3) / 4 * 4;
+	char *t = calloc(1, m + 1);
+	unsigned char *out = calloc(1, m);
+	int k;
+
+	for (size_t i = 0; i < m; i++)
+		t[i] = i < n ? (s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i]) : '=';
+	k = EVP_DecodeBlock(out, (unsigned char *)t, (int)m);
+	ck_assert_int_ge(k, 0);
+	*len = (size_t)k - (m - n); /* the padding decodes to zero bytes */
+	free(t);
+	return out;
+}
+
+START_TEST(b64url_vectors)
+{
+	static const struct { const char *in; const char *out; } v[] = {
+		{ "", "" }, { "f", "Zg" }, { "fo", "Zm8" }, { "foo", "Zm9v" }, { "foob", "Zm9vYg" },
+		{ "\xfb\xff", "-_8" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *o = p11km_b64url((const unsigned char *)v[i].in, strlen(v[i].in));
+		ck_assert_str_eq(o, v[i].out);
+		free(o);
+	}
+}
+END_TEST
+
+START_TEST(kinds)
+{
+	const struct p11km_ca_kind *k = NULL;
+
+	ck_assert_int_eq(p11km_ca_kind_find("acme", &k), 0);
+	ck_assert_str_eq(k->name, "acme");
+	ck_assert_ptr_nonnull(k->submit);
+	ck_assert_int_eq(p11km_ca_kind_find("cmp", &k), P11KM_ERR_UNSUPPORTED);
+	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_UNSUPPORTED), "not built yet"));
+	ck_assert_int_eq(p11km_ca_kind_find("adcs", &k), P11KM_ERR_UNSUPPORTED);
+	ck_assert_int_eq(p11km_ca_kind_find("helper", &k), P11KM_ERR_UNSUPPORTED);
+	ck_assert_int_eq(p11km_ca_kind_find("scep", &k), P11KM_ERR_USAGE);
+}
+END_TEST
+
+START_TEST(profile_round_trip)
+{
+	struct p11km_ca_profile p = { 0 }, *q = NULL;
+	char path[128], **names = NULL;
+	struct stat st;
+	size_t n = 0;
+
+	ck_assert_int_eq(p11km_ca_kind_find("acme", &p.kind), 0);
+	p.name = "le";
+	p.directory = "https://acme.example/dir";
+	p.ca_file = "/etc/roots.pem";
+	p.account_key = "pkcs11:token=t;object=acct;type=private";
+	p.agree_tos = 1;
+	p.timeout = 7;
+	ck_assert_int_eq(p11km_ca_profile_save(tmpdir, &p, 0), 0);
+	ck_assert_int_eq(p11km_ca_profile_save(tmpdir, &p, 0), P11KM_ERR_EXISTS);
+	snprintf(path, sizeof(path), "%s/le.json", tmpdir);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "le", &q), 0);
+	ck_assert_str_eq(q->directory, p.directory);
+	ck_assert_str_eq(q->account_key, p.account_key);
+	ck_assert_ptr_null(q->contact);
+	ck_assert_int_eq(q->agree_tos, 1);
+	ck_assert_int_eq(q->timeout, 7);
+	p11km_ca_profile_free(q);
+	ck_assert_int_eq(p11km_ca_profile_names(tmpdir, &names, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(names[0], "le");
+	free(names[0]);
+	free(names);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "../le", &q), P11KM_ERR_USAGE);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "none", &q), P11KM_ERR_NOTFOUND);
+	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "le"), 0);
+	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "le"), P11KM_ERR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(profile_bad_json)
+{
+	struct p11km_ca_profile *q = NULL;
+	char path[128];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/x.json", tmpdir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs("{\"kind\": \"acme\", \"directory\": 5}", fp);
+	fclose(fp);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "x", &q), P11KM_ERR_INPUT);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs("{\"kind\": \"acme\", \"kind\": \"cmp\"}", fp);
+	fclose(fp);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "x", &q), P11KM_ERR_INPUT);
+	ck_assert_ptr_null(q);
+}
+END_TEST
+
+static X509_REQ *
+req_with_san(const char *san)
+{
+	X509_REQ *req = X509_REQ_new();
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+
+	ck_assert_ptr_nonnull(req);
+	X509_REQ_set_pubkey(req, k);
+	if (san != NULL) {
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+		ck_assert_ptr_nonnull(e);
+		sk_X509_EXTENSION_push(exts, e);
+		X509_REQ_add_extensions(req, exts);
+	}
+	ck_assert_int_gt(X509_REQ_sign(req, k, EVP_sha256()), 0);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	EVP_PKEY_free(k);
+	return req;
+}
+
+START_TEST(identifiers)
+{
+	X509_REQ *req = req_with_san("DNS:a.example, IP:127.0.0.1, email:x@example, IP:::1");
+	const char **types = NULL;
+	char **values = NULL;
+	size_t n = 0;
+
+	ck_assert_int_eq(p11km_req_identifiers(req, &types, &values, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(types[0], "dns");
+	ck_assert_str_eq(values[0], "a.example");
+	ck_assert_str_eq(types[1], "ip");
+	ck_assert_str_eq(values[1], "127.0.0.1");
+	ck_assert_str_eq(types[2], "ip");
+	ck_assert_str_eq(values[2], "::1");
+	for (size_t i = 0; i < n; i++)
+		free(values[i]);
+	free(values);
+	free(types);
+	X509_REQ_free(req);
+	req = req_with_san("email:x@example");
+	ck_assert_int_eq(p11km_req_identifiers(req, &types, &values, &n), P11KM_ERR_INPUT);
+	X509_REQ_free(req);
+	req = req_with_san(NULL);
+	ck_assert_int_eq(p11km_req_identifiers(req, &types, &values, &n), P11KM_ERR_INPUT);
+	X509_REQ_free(req);
+}
+END_TEST
+
+START_TEST(jws_es256_file_key)
+{
+	struct p11km_account_key k;
+	char path[128], *jws = NULL, *input;
+	json_t *o, *hdr;
+	const char *prot, *pl, *sig;
+	unsigned char *raw, *h, der[80], *dp = der;
+	size_t raw_len, h_len;
+	struct stat st;
+	ECDSA_SIG *es;
+	EVP_MD_CTX *md;
+	int der_len;
+
+	snprintf(path, sizeof(path), "%s/acct.key", tmpdir);
+	ck_assert_int_eq(p11km_account_key_open(NULL, path, &k), 0);  /* made now */
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_str_eq(k.alg, "ES256");
+	ck_assert_int_eq(strncmp(k.jwk, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"", 31), 0);
+	ck_assert_int_eq(p11km_jws_sign(&k, "https://ca.example/new-acct", "bm9uY2U", NULL,
+	                                "{\"a\":1}", &jws), 0);
+	ck_assert_uint_eq(k.signatures, 1);
+	ck_assert_ptr_nonnull(o = json_loads(jws, 0, NULL));
+	prot = json_string_value(json_object_get(o, "protected"));
+	pl = json_string_value(json_object_get(o, "payload"));
+	sig = json_string_value(json_object_get(o, "signature"));
+	ck_assert_str_eq(pl, "eyJhIjoxfQ");
+	h = unb64url(prot, &h_len);
+	ck_assert_ptr_nonnull(hdr = json_loadb((char *)h, h_len, 0, NULL));
+	ck_assert_str_eq(json_string_value(json_object_get(hdr, "alg")), "ES256");
+	ck_assert_str_eq(json_string_value(json_object_get(hdr, "nonce")), "bm9uY2U");
+	ck_assert_str_eq(json_string_value(json_object_get(hdr, "url")), "https://ca.example/new-acct");
+	ck_assert_ptr_nonnull(json_object_get(hdr, "jwk"));
+	ck_assert_ptr_null(json_object_get(hdr, "kid"));
+	/* r||s, 64 bytes, verifies over "protected.payload" */
+	raw = unb64url(sig, &raw_len);
+	ck_assert_uint_eq(raw_len, 64);
+	es = ECDSA_SIG_new();
+	ECDSA_SIG_set0(es, BN_bin2bn(raw, 32, NULL), BN_bin2bn(raw + 32, 32, NULL));
+	der_len = i2d_ECDSA_SIG(es, &dp);
+	input = p11km_asprintf("%s.%s", prot, pl);
+	md = EVP_MD_CTX_new();
+	ck_assert_int_eq(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k.pub), 1);
+	ck_assert_int_eq(EVP_DigestVerify(md, der, (size_t)der_len, (unsigned char *)input,
+	                                  strlen(input)), 1);
+	EVP_MD_CTX_free(md);
+	ECDSA_SIG_free(es);
+	free(input);
+	free(raw);
+	free(h);
+	json_decref(hdr);
+	json_decref(o);
+	free(jws);
+	/* with a kid, no jwk; the key file is read again */
+	p11km_account_key_release(&k);
+	ck_assert_int_eq(p11km_account_key_open(NULL, path, &k), 0);
+	ck_assert_int_eq(p11km_jws_sign(&k, "https://ca.example/x", "bm9uY2U", "https://ca.example/acct/1",
+	                                NULL, &jws), 0);
+	ck_assert_ptr_nonnull(o = json_loads(jws, 0, NULL));
+	ck_assert_str_eq(json_string_value(json_object_get(o, "payload")), "");
+	json_decref(o);
+	free(jws);
+	p11km_account_key_release(&k);
+	/* a key file others can read is refused */
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(p11km_account_key_open(NULL, path, &k), P11KM_ERR_USAGE);
+}
+END_TEST
+
+static Suite *
+ca_suite(void)
+{
+	Suite *s = suite_create("ca");
+	TCase *tc = tcase_create("ca");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, b64url_vectors);
+	tcase_add_test(tc, kinds);
+	tcase_add_test(tc, profile_round_trip);
+	tcase_add_test(tc, profile_bad_json);
+	tcase_add_test(tc, identifiers);
+	tcase_add_test(tc, jws_es256_file_key);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(ca_suite());
+	int failed;
+
+	p11km_log_set(P11KM_LOG_QUIET, 0);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
