@@ -644,6 +644,8 @@ const struct p11km_cmd p11km_cmds_cert[] = {
 	{ "install", "REPLY [TOKEN-or-KEY-URI]",
 	  "install an issued certificate (PEM, DER, bundle or PKCS#7) next to its key",
 	  cmd_cert_install, install_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
+	{ "prune", "[URI]", "destroy retired certificates (--keys: and key pairs) no binding uses",
+	  p11km_cert_prune_run, p11km_cert_prune_opts, 0, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "list", "[URI]", "list the certificates (object list --type cert)", p11km_cert_list_run,
 	  NULL, 0, 1, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },

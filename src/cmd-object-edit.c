@@ -307,8 +307,8 @@ uri_selects(const char *text, const struct p11km_token *tok, const struct p11km_
 
 /* Is o what a binding uses: its key, its certificate, or the key of its
  * certificate (same public key, or the id of the token's copy)? */
-static int
-binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
+int
+p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
              const struct p11km_object *o)
 {
 	STACK_OF(X509) *sk = NULL;
@@ -383,7 +383,7 @@ delete_check(struct p11km_ctx *ctx, struct target *t, const char *bindings)
 		return r;
 	for (size_t i = 0; i < t->n && r == 0; i++)
 		for (size_t b = 0; b < refs.n && r == 0; b++)
-			if (binding_uses(&t->s, &refs.v[b], &t->objs[i])) {
+			if (p11km_binding_uses(&t->s, &refs.v[b], &t->objs[i])) {
 				char *u = p11km_object_uri(t->tok, &t->objs[i]);
 				r = p11km_fail(P11KM_ERR_FAILED, "the binding '%s' uses %s; not deleting "
 				               "anything (re-emit or remove the binding first)",

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "p11km/cmd.h"
+#include "p11km/store.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
@@ -83,6 +84,8 @@ print_text(struct listed *l)
 		printf("    class:       %s\n", p11km_class_name(o->cls));
 		printf("    label:       %s\n", o->label ? p11km_esc(o->label) : "(none)");
 		printf("    id:          %s\n", id ? id : "(none)");
+		if (p11km_label_is_retired(o->label)) /* the '<L>.retired-DATE' of --keep-old */
+			printf("    retired:     yes ('cert prune' destroys it)\n");
 		if (euri != NULL && o->cls != CKO_CERTIFICATE) /* keys only: the rest is noise */
 			printf("    engine uri:  %s\n", euri);
 		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
@@ -134,6 +137,7 @@ print_json(struct p11km_json *j, struct listed *l)
 		p11km_json_kv_string(j, "class", p11km_class_name(o->cls));
 		p11km_json_kv_string(j, "label", o->label);
 		p11km_json_kv_string(j, "id", id ? id : "");
+		p11km_json_kv_bool(j, "retired", p11km_label_is_retired(o->label));
 		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
 			key_desc(o, &curve, &bits);
 			p11km_json_kv_string(j, "key_type", p11km_key_type_name(o->key_type));

@@ -1,0 +1,80 @@
+#!/bin/bash
+# cert prune and the retired marks of object list on SoftHSM2: what is
+# destroyed and what stays is judged by pkcs11-tool.
+. "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/certs.sh"
+need openssl pkcs11-tool python3
+softhsm_setup
+new_token pr
+M=$SOFTHSM2_MODULE
+PIN=$T/pin-pr
+TOK="pkcs11:token=pr"
+ca_setup "$T/ca" || { echo "cannot make the test CA"; exit 99; }
+CA=$T/ca
+token_keypair "$M" pr "$PIN" web 01 "$T/web.pub" || { echo "keygen failed"; exit 99; }
+# two retired key pairs (a rekey leaves them so): one a binding uses, one not
+token_keypair "$M" pr "$PIN" old.retired-20200101 03 "$T/old.pub" || { echo "keygen failed"; exit 99; }
+token_keypair "$M" pr "$PIN" gone.retired-20200101 04 "$T/gone.pub" || { echo "keygen failed"; exit 99; }
+for s in 0e01 0e02; do
+	issue "$CA" "$T/web.pub" "$T/leaf-$s.pem" web.example.test 0x$s
+	cat "$T/leaf-$s.pem" "$CA/inter.pem" > "$T/reply-$s.pem"
+	"$P11KM" cert install "$T/reply-$s.pem" "$TOK" --keep-old --pin-source "file:$PIN" \
+		--ca-file "$CA/root.pem" >"$T/install.log" 2>&1 ||
+		{ echo "cert install failed"; cat "$T/install.log"; exit 99; }
+done
+today=$(date -u +%Y%m%d)
+certs() { token_certs "$M" pr | sort; }
+keys() { token_keys "$M" pr "$PIN" | sort; }
+certs > "$T/certs.orig"
+keys > "$T/keys.orig"
+grep -q "^01|web.retired-$today|0e01$" "$T/certs.orig" && grep -q '^01|web|0e02$' "$T/certs.orig" ||
+	{ echo "setup: no retired certificate"; cat "$T/certs.orig"; exit 99; }
+pr() { "$P11KM" --pin-source "file:$PIN" "$@"; }
+
+# --- object list marks retired objects --------------------------------------------
+check "object list --json" pr --json object list "$TOK"
+check_eq "  ... the retired certificate is \"retired\": true" \
+	"$(json_get "$T/out" '[o["retired"] for o in d["objects"] if o["label"] == "web.retired-'"$today"'"]')" "[True]"
+check_eq "  ... the current one is not" \
+	"$(json_get "$T/out" '[o["retired"] for o in d["objects"] if o["label"] == "web" and o["class"] == "cert"]')" "[False]"
+check "object list (text)" pr object list "$TOK;object=web.retired-$today"
+check_grep "  ... says retired" "^    retired: +yes" "$T/out"
+check "object list of the current pair" pr object list "$TOK;object=web"
+check_nogrep "  ... no retired mark" "retired:" "$T/out"
+
+# --- refusals and dry runs: nothing changes ----------------------------------------
+check_fails "--older-than not a number" 2 pr cert prune "$TOK" --older-than soon
+check_one_line_error "  ... one line" "--older-than wants a number"
+check "--dry-run" pr cert prune "$TOK" --dry-run
+check_eq "  ... lists the one retired certificate" "$(grep -c '^would destroy pkcs11:' "$T/out")" 1
+check_grep "  ... it is web.retired-$today" "^would destroy .*object=web.retired-$today;.*type=cert" "$T/out"
+check "--older-than 1: retired today, too young" pr cert prune "$TOK" --older-than 1
+check_grep "  ... nothing to prune" "^nothing to prune" "$T/out"
+check_eq "  ... pkcs11-tool: the certificates are all there" "$(certs)" "$(cat "$T/certs.orig")"
+check_eq "  ... and the keys" "$(keys)" "$(cat "$T/keys.orig")"
+
+# --- a binding uses the old pair (its key URI); prune keeps it ---------------------
+mkdir -p "$T/bind/old"
+printf 'server = nginx\nkey = %s\n' "$TOK;object=old.retired-20200101;type=private" \
+	> "$T/bind/old/p11km-binding.conf"
+check "prune --json (certificates only)" pr --json cert prune "$TOK" --bindings "$T/bind"
+check_eq "  ... one destroyed" "$(json_get "$T/out" 'len(d["destroyed"])')" 1
+check_eq "  ... pkcs11-tool: the retired certificate is gone, the current one stays" \
+	"$(certs)" "$(grep -v "|web.retired-$today|" "$T/certs.orig")"
+check_eq "  ... no key was touched without --keys" "$(keys)" "$(cat "$T/keys.orig")"
+check "prune --keys --bindings" pr cert prune "$TOK" --keys --bindings "$T/bind"
+check_grep "  ... says which binding keeps the old pair" \
+	"keeping .*old.retired-20200101.*$T/bind/old/p11km-binding.conf" "$T/err"
+check_eq "  ... destroys the unused retired pair (two objects)" \
+	"$(grep -c '^destroyed pkcs11:.*object=gone.retired-20200101' "$T/out")" 2
+check_eq "  ... pkcs11-tool: web and the pair the binding uses stay" "$(keys)" \
+	"$(grep -v gone.retired "$T/keys.orig")"
+check_eq "  ... and the current certificate" "$(certs)" "$(grep -v "|web.retired-$today|" "$T/certs.orig")"
+rm -r "$T/bind/old"
+check "prune --keys --older-than 36500 (retired in 2020: younger)" pr cert prune "$TOK" --keys --older-than 36500
+check_grep "  ... nothing to prune" "^nothing to prune" "$T/out"
+check "prune --keys, no binding left" pr cert prune "$TOK" --keys
+check_grep "  ... a note: bindings were not checked" "no --bindings" "$T/err"
+check_eq "  ... pkcs11-tool: only the web pair left" "$(keys)" "$(grep '|web$' "$T/keys.orig")"
+
+done_testing
