@@ -47,6 +47,41 @@ made_anyway(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, int r)
 	free(msg);
 }
 
+/* A label no other certificate with this id carries: label, else
+ * "<label> (2)", "(3)" ... (two of Mozilla's roots share a label, as do a
+ * cross-signed root and its self-signed twin; one URI must select one
+ * object).  *out is malloc'ed. */
+static int
+distinct_label(struct p11km_session *s, const char *label, const unsigned char *id,
+               size_t id_len, char **out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+
+	for (int i = 1; i < 100; i++) {
+		char *cand = i == 1 ? strdup(label) : p11km_asprintf("%s (%d)", label, i);
+		CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls, sizeof(cls) },
+		                      { CKA_LABEL, cand, cand ? strlen(cand) : 0 },
+		                      { CKA_ID, (void *)id, id_len } };
+		CK_OBJECT_HANDLE *h = NULL;
+		size_t n = 0;
+		int r;
+		if (cand == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		if ((r = p11km_find(s, t, 3, 1, &h, &n)) < 0) {
+			free(cand);
+			return r;
+		}
+		free(h);
+		if (n == 0) {
+			*out = cand;
+			return 0;
+		}
+		free(cand);
+	}
+	return p11km_fail(P11KM_ERR_EXISTS, "too many certificates labelled '%s (N)' with that id "
+	                  "on token '%s'", label, s->tok->label);
+}
+
 int
 p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
                       const unsigned char *id, size_t id_len, CK_ULONG category, int trusted,
@@ -60,9 +95,16 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	CK_ATTRIBUTE t[13];
 	CK_ULONG n = 0;
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	char *own = NULL;
 	CK_RV rv;
 	int r;
 
+	/* authorities only: a leaf shares its key's label and id by design, and
+	 * cert install moves the old leaf out of the way itself */
+	if (category == P11KM_CAT_AUTHORITY && (r = distinct_label(s, label, id, id_len, &own)) < 0)
+		return r;
+	if (own != NULL)
+		label = own;
 	if ((r = p11km_cert_der(cert, &der, &dlen)) < 0 ||
 	    (r = p11km_cert_name_der(cert, 0, &subj, &slen)) < 0 ||
 	    (r = p11km_cert_name_der(cert, 1, &iss, &ilen)) < 0 ||
@@ -137,6 +179,7 @@ out:
 	free(iss);
 	free(ser);
 	free(back);
+	free(own);
 	return r;
 }
 

@@ -77,4 +77,25 @@ check "prune --keys, no binding left" pr cert prune "$TOK" --keys
 check_grep "  ... a note: bindings were not checked" "no --bindings" "$T/err"
 check_eq "  ... pkcs11-tool: only the web pair left" "$(keys)" "$(grep '|web$' "$T/keys.orig")"
 
+# --- distinct labels: no two certificates share label, id and class --------------
+# Mozilla's two "Autoridad de Certificacion Firmaprofesional CIF A62634068"
+# roots: same subject and key, another serial and validity.
+new_token trust
+subj="/C=ES/CN=Autoridad de Certificacion Firmaprofesional CIF A62634068"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/firma.key" 2>/dev/null
+openssl req -x509 -new -key "$T/firma.key" -subj "$subj" -set_serial 0x11 -days 3650 \
+	-out "$T/firma1.pem" 2>/dev/null
+openssl req -x509 -new -key "$T/firma.key" -subj "$subj" -set_serial 0x22 -days 7300 \
+	-out "$T/firma2.pem" 2>/dev/null
+check "roots install of the two twins" "$P11KM" roots install "$T/firma1.pem" "$T/firma2.pem" \
+	--to "token:pkcs11:token=trust" --so-pin-source "file:$T/sopin-trust"
+token_certs "$M" trust | sort > "$T/twins"
+check_eq "  ... pkcs11-tool: two certificates" "$(wc -l < "$T/twins")" 2
+check_eq "  ... with two labels" "$(cut -d'|' -f2 "$T/twins" | sort -u | wc -l)" 2
+check_grep "  ... the second is '<label> (2)'" \
+	"\|Autoridad de Certificacion Firmaprofesional CIF A62634068 \(2\)\|" "$T/twins"
+check "  ... each has a URI that selects it alone" "$P11KM" object export \
+	"pkcs11:token=trust;object=Autoridad%20de%20Certificacion%20Firmaprofesional%20CIF%20A62634068%20(2);type=cert"
+check_eq "  ... the one with serial 22" "$(openssl x509 -in "$T/out" -noout -serial)" "serial=22"
+
 done_testing
