@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,6 +48,33 @@ made_anyway(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, int r)
 	free(msg);
 }
 
+/* Is label cand (t[0], the rest of template t) free?  1: yes, and *out is
+ * cand; 0: taken (cand freed); < 0: error (cand freed).  A search, no
+ * attribute read. */
+static int
+label_free(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, char *cand, char **out)
+{
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	int r;
+
+	if (cand == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	t[0].pValue = cand;
+	t[0].ulValueLen = strlen(cand);
+	if ((r = p11km_find(s, t, nt, 1, &h, &n)) < 0) {
+		free(cand);
+		return r;
+	}
+	free(h);
+	if (n > 0) {
+		free(cand);
+		return 0;
+	}
+	*out = cand;
+	return 1;
+}
+
 /* A label no other certificate with this id carries: label, else
  * "<label> (2)", "(3)" ... (two of Mozilla's roots share a label, as do a
  * cross-signed root and its self-signed twin; one URI must select one
@@ -58,28 +86,34 @@ distinct_label(struct p11km_session *s, const char *label, const unsigned char *
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 
 	for (int i = 1; i < 100; i++) {
-		char *cand = i == 1 ? strdup(label) : p11km_asprintf("%s (%d)", label, i);
-		CK_ATTRIBUTE t[3] = { { CKA_CLASS, &cls, sizeof(cls) },
-		                      { CKA_LABEL, cand, cand ? strlen(cand) : 0 },
+		CK_ATTRIBUTE t[3] = { { CKA_LABEL, NULL, 0 }, { CKA_CLASS, &cls, sizeof(cls) },
 		                      { CKA_ID, (void *)id, id_len } };
-		CK_OBJECT_HANDLE *h = NULL;
-		size_t n = 0;
-		int r;
-		if (cand == NULL)
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		if ((r = p11km_find(s, t, 3, 1, &h, &n)) < 0) {
-			free(cand);
-			return r;
-		}
-		free(h);
-		if (n == 0) {
-			*out = cand;
-			return 0;
-		}
-		free(cand);
+		int r = label_free(s, t, 3, i == 1 ? strdup(label) : p11km_asprintf("%s (%d)", label, i),
+		                   out);
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	return p11km_fail(P11KM_ERR_EXISTS, "too many certificates labelled '%s (N)' with that id "
 	                  "on token '%s'", label, s->tok->label);
+}
+
+/* CKA_START_DATE / CKA_END_DATE of a certificate: its validity, as CK_DATE. */
+static int
+cert_date(const ASN1_TIME *t, CK_DATE *d)
+{
+	struct tm tm;
+	char buf[16];
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 || tm.tm_year + 1900 > 9999 ||
+	    tm.tm_year + 1900 < 0) {
+		ERR_clear_error();
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	memcpy(d->year, buf, 4);
+	memcpy(d->month, buf + 4, 2);
+	memcpy(d->day, buf + 6, 2);
+	return 1;
 }
 
 int
@@ -92,16 +126,18 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL, *back = NULL;
 	size_t dlen = 0, slen = 0, ilen = 0, serlen = 0;
-	CK_ATTRIBUTE t[13];
-	CK_ULONG n = 0;
+	CK_ATTRIBUTE t[15];
+	CK_ULONG n = 0, n_dates;
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_DATE start, end;
 	char *own = NULL;
 	CK_RV rv;
 	int r;
 
-	/* authorities only: a leaf shares its key's label and id by design, and
-	 * cert install moves the old leaf out of the way itself */
-	if (category == P11KM_CAT_AUTHORITY && (r = distinct_label(s, label, id, id_len, &own)) < 0)
+	/* trusted roots only: a leaf shares its key's label and id by design
+	 * (cert install moves the old leaf out of the way itself); for an
+	 * intermediate the search would cost cert install 3 calls of its 40 */
+	if (trusted && (r = distinct_label(s, label, id, id_len, &own)) < 0)
 		return r;
 	if (own != NULL)
 		label = own;
@@ -124,7 +160,18 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) };
 	if (trusted)
 		t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, &yes, sizeof(yes) };
+	/* the validity, for consumers and admin tools that show it; last, so
+	 * that a token which does not know them gets the template without */
+	n_dates = n;
+	if (cert_date(X509_get0_notBefore(cert), &start) && cert_date(X509_get0_notAfter(cert), &end)) {
+		t[n++] = (CK_ATTRIBUTE){ CKA_START_DATE, &start, sizeof(start) };
+		t[n++] = (CK_ATTRIBUTE){ CKA_END_DATE, &end, sizeof(end) };
+	}
 	rv = P11KM_CALL(s->f, C_CreateObject, s->h, t, n, &h);
+	if (n > n_dates && (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+		n = n_dates;
+		rv = P11KM_CALL(s->f, C_CreateObject, s->h, t, n, &h);
+	}
 	if (rv == CKR_ATTRIBUTE_READ_ONLY && trusted) {
 		r = p11km_fail(P11KM_ERR_LOGIN,
 		    "token '%s' refused a trusted certificate (CKR_ATTRIBUTE_READ_ONLY): it needs "
@@ -340,25 +387,12 @@ p11km_tok_retired_label(struct p11km_session *s, const char *base, CK_OBJECT_CLA
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y%m%d", &tm);
 	for (int i = 1; i < 100; i++) {
-		size_t n = 0;
-		char *cand = i == 1 ? p11km_asprintf("%s.retired-%s", base, date)
-		                    : p11km_asprintf("%s.retired-%s-%d", base, date, i);
-		int r;
-		if (cand == NULL)
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		/* taken or not: a search, no attribute read */
-		CK_ATTRIBUTE t[2] = { { CKA_LABEL, cand, strlen(cand) }, { CKA_CLASS, &cls, sizeof(cls) } };
-		CK_OBJECT_HANDLE *h = NULL;
-		if ((r = p11km_find(s, t, cls != (CK_OBJECT_CLASS)-1 ? 2 : 1, 1, &h, &n)) < 0) {
-			free(cand);
-			return r;
-		}
-		free(h);
-		if (n == 0) {
-			*out = cand;
-			return 0;
-		}
-		free(cand);
+		CK_ATTRIBUTE t[2] = { { CKA_LABEL, NULL, 0 }, { CKA_CLASS, &cls, sizeof(cls) } };
+		int r = label_free(s, t, cls != (CK_OBJECT_CLASS)-1 ? 2 : 1,
+		                   i == 1 ? p11km_asprintf("%s.retired-%s", base, date)
+		                          : p11km_asprintf("%s.retired-%s-%d", base, date, i), out);
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	return p11km_fail(P11KM_ERR_EXISTS, "too many retired objects labelled '%s.retired-%s-*'",
 	                  base, date);

@@ -98,4 +98,23 @@ check "  ... each has a URI that selects it alone" "$P11KM" object export \
 	"pkcs11:token=trust;object=Autoridad%20de%20Certificacion%20Firmaprofesional%20CIF%20A62634068%20(2);type=cert"
 check_eq "  ... the one with serial 22" "$(openssl x509 -in "$T/out" -noout -serial)" "serial=22"
 
+# --- CKA_START_DATE / CKA_END_DATE: the validity, judged by softhsm2-dump-file -------
+if command -v softhsm2-dump-file >/dev/null; then
+	# "CKA_START_DATE YYYYMMDD" for every date attribute with a value
+	dates() {
+		for f in "$T"/tokens/*/*.object; do
+			softhsm2-dump-file "$f" 2>/dev/null | awk '/ CKA_(START|END)_DATE$/ { a = $NF; getline;
+				getline; if ($0 ~ /length 8/) { getline; print a, substr($0, index($0, "<") + 1, 8) } }'
+		done | sort | uniq -c | awk '{ print $2, $3, $1 }'
+	}
+	d() { date -u -d "$(openssl x509 -in "$1" -noout "-$2" | sed 's/^[^=]*=//')" +%Y%m%d; }
+	dates > "$T/dates"
+	check_grep "the twin roots carry their start date" "^CKA_START_DATE $(d "$T/firma1.pem" startdate) " "$T/dates"
+	check_grep "  ... the first its end date" "^CKA_END_DATE $(d "$T/firma1.pem" enddate) 1" "$T/dates"
+	check_grep "  ... the second its own" "^CKA_END_DATE $(d "$T/firma2.pem" enddate) 1" "$T/dates"
+	check_grep "the installed leaf its end date" "^CKA_END_DATE $(d "$T/leaf-0e02.pem" enddate) " "$T/dates"
+else
+	not_ok "softhsm2-dump-file (softhsm2) is not installed"
+fi
+
 done_testing
