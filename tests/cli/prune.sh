@@ -113,6 +113,21 @@ if command -v softhsm2-dump-file >/dev/null; then
 	check_grep "  ... the first its end date" "^CKA_END_DATE $(d "$T/firma1.pem" enddate) 1" "$T/dates"
 	check_grep "  ... the second its own" "^CKA_END_DATE $(d "$T/firma2.pem" enddate) 1" "$T/dates"
 	check_grep "the installed leaf its end date" "^CKA_END_DATE $(d "$T/leaf-0e02.pem" enddate) " "$T/dates"
+	# a token that does not know the dates: CKR_ATTRIBUTE_TYPE_INVALID, once
+	openssl req -x509 -new -key "$T/firma.key" -subj "/CN=no dates" -set_serial 0x33 -days 1000 \
+		-out "$T/nodates.pem" 2>/dev/null
+	if shim_available; then
+		check "a token that refuses CKA_START_DATE: roots install retries without" \
+			env P11SHIM_FAIL_FUNC=C_CreateObject P11SHIM_FAIL_AT=1 P11SHIM_FAIL_RV=0x12 \
+			P11SHIM_MODULE="$M" "$P11KM" --module "$P11SHIM" roots install "$T/nodates.pem" \
+			--to "token:pkcs11:token=trust" --so-pin-source "file:$T/sopin-trust"
+		check_grep "  ... pkcs11-tool: the certificate is there" "\|no dates\|33$" \
+			<(token_certs "$M" trust)
+		dates > "$T/dates"
+		check_nogrep "  ... without dates" "^CKA_END_DATE $(d "$T/nodates.pem" enddate) " "$T/dates"
+	else
+		not_ok "the PKCS#11 shim is not built"
+	fi
 else
 	not_ok "softhsm2-dump-file (softhsm2) is not installed"
 fi
