@@ -50,7 +50,7 @@ bad = []
 def fail(msg):
     bad.append(msg)
 # The documented schema (doc/p11km-object.1), exactly.
-base = {"uri", "engine_uri", "token", "class", "label", "id"}
+base = {"uri", "engine_uri", "token", "class", "label", "id", "retired"}
 keyk = base | {"key_type", "curve", "bits", "attributes"}
 attrs = {"private", "sensitive", "extractable", "always_sensitive", "never_extractable",
          "sign", "verify", "decrypt", "encrypt", "unwrap", "wrap", "derive", "modifiable"}
