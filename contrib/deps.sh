@@ -11,7 +11,7 @@ PKGS="build-essential autoconf automake libtool pkg-config libssl-dev libp11-kit
 p11-kit check softhsm2 opensc gnutls-bin libengine-pkcs11-openssl openssl
 nginx-light apache2 stunnel4 curl libnss3-tools ca-certificates>=20250419~
 swtpm swtpm-tools libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-tools libtss2-tcti-swtpm0
-iproute2 procps python3 strace
+iproute2 procps python3 strace openssh-client util-linux
 pcscd vsmartcard-vpcd ykcs11 yubico-piv-tool python3-cryptography
 clang-14 libfuzzer-14-dev libclang-rt-14-dev
 libcurl4-openssl-dev libjansson-dev pebble"
