@@ -102,7 +102,7 @@ static int
 cert_date(const ASN1_TIME *t, CK_DATE *d)
 {
 	struct tm tm;
-	char buf[16];
+	char buf[40]; /* room for any three ints: gcc -O2 checks the format, not the ranges */
 
 	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 || tm.tm_year + 1900 > 9999 ||
 	    tm.tm_year + 1900 < 0) {
