@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,11 +191,5 @@ bind_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(bind_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+		return p11km_check_run(bind_suite());
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,12 +278,6 @@ ca_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(ca_suite());
-	int failed;
-
 	p11km_log_set(P11KM_LOG_QUIET, 0);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return p11km_check_run(ca_suite());
 }

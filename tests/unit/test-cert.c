@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,8 +414,6 @@ main(void)
 {
 	Suite *s = suite_create("cert");
 	TCase *tc = tcase_create("cert");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, parse_formats);
 	tcase_add_test(tc, parse_refusals);
@@ -423,9 +422,5 @@ main(void)
 	tcase_add_test(tc, file_transactions);
 	tcase_add_test(tc, file_transactions_leftovers);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return p11km_check_run(s);
 }

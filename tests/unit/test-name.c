@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -587,11 +588,5 @@ name_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(name_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+		return p11km_check_run(name_suite());
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,11 +382,5 @@ pin_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(pin_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+		return p11km_check_run(pin_suite());
 }

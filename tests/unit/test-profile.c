@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,16 +144,10 @@ main(void)
 {
 	Suite *s = suite_create("profile");
 	TCase *tc = tcase_create("profile");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, every_profile_parses);
 	tcase_add_test(tc, parser_refuses);
 	tcase_add_test(tc, matching);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return p11km_check_run(s);
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -156,8 +157,6 @@ main(void)
 {
 	Suite *s = suite_create("run");
 	TCase *tc = tcase_create("run");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, env_hidden);
@@ -166,9 +165,5 @@ main(void)
 	tcase_add_test(tc, drop_privileges);
 	tcase_add_test(tc, escaping);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return p11km_check_run(s);
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check-run.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -562,11 +563,5 @@ util_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(util_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+		return p11km_check_run(util_suite());
 }
