@@ -120,13 +120,11 @@ race_figures "openssl-dir, two roots" $lost $dup $bad
 
 # a run that finds the store locked says so and waits
 D=$T/dir1
-flock "$D" sleep 1 &
-sleep 0.2
-check "an install into a locked openssl-dir waits for the lock" \
+hold_lock "$D" || exit 99
+check_waits "an install into a locked openssl-dir waits for the lock" "waiting for another" \
 	"$P11KM" roots install "$T/a.pem" "$CA/root.pem" --to "openssl-dir:$D"
 check_grep "... and says what it waits for" "waiting for another p11km run writing in '$D'" "$T/err"
 check_grep "... then adds what is missing" ": 1 added, 1 already present$" "$T/out"
-wait
 
 # --- one root into one token twice at once: one object, one run added it -----
 new_token rt
@@ -194,11 +192,9 @@ check_eq "the lock directory is made 0700" "$(stat -c %a "$P11KM_LOCK_DIR")" 700
 check_grep "a token's lock is a file token-SERIAL-HASH.lock" '^token-[0-9a-zA-Z]*-[0-9a-f]{16}\.lock$' \
 	"$(ls "$P11KM_LOCK_DIR" > "$T/lockfiles"; echo "$T/lockfiles")"
 issue "$CA" "$T/web.pub" "$T/lw.pem" web.example.test 0x4000
-flock "$P11KM_LOCK_DIR/${L:-none}" sleep 1 &
-sleep 0.2
-check "a cert install on a locked token waits" "$P11KM" cert install "$T/lw.pem" "$TOK" \
+hold_lock "$P11KM_LOCK_DIR/${L:-none}" || exit 99
+check_waits "a cert install on a locked token waits" "waiting for another" "$P11KM" cert install "$T/lw.pem" "$TOK" \
 	--pin-source "file:$PIN" --ca-file "$CA/root.pem"
-wait
 check_grep "... and says so" "waiting for another p11km on token 'ci'\.\.\." "$T/err"
 check_fails "an unusable --lock-dir is an error before the token changes" 1 \
 	"$P11KM" --lock-dir /proc/no-such cert install "$T/lw.pem" "$TOK" --pin-source "file:$PIN"

@@ -51,6 +51,33 @@ check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '
 # check_grep "description" PATTERN FILE
 check_grep() { if grep -qE -- "$2" "$3"; then ok "$1"; else not_ok "$1: no /$2/ in $3"; sed 's/^/#   /' "$3" | head -20; fi; }
 check_nogrep() { if grep -qE -- "$2" "$3"; then not_ok "$1: /$2/ found in $3"; sed 's/^/#   /' "$3" | head -20; else ok "$1"; fi; }
+# hold_lock FILE: hold flock(FILE) in a background process until
+# release_lock; returns once the lock is held (no sleep-and-hope).
+hold_lock() {
+	rm -f "$T/.lock-held" "$T/.lock-release"
+	flock "$1" sh -c 'touch "$1/.lock-held"; while [ ! -e "$1/.lock-release" ]; do sleep 0.05; done' sh "$T" &
+	_holder=$!
+	_n=0
+	while [ ! -e "$T/.lock-held" ]; do
+		_n=$((_n + 1)); [ $_n -lt 1200 ] || { echo "# the lock holder never took $1"; return 1; }
+		sleep 0.05
+	done
+}
+release_lock() { touch "$T/.lock-release"; wait "$_holder" 2>/dev/null || true; }
+# check_waits "description" PATTERN command...: with a lock held (hold_lock),
+# the command reports PATTERN on stderr while it waits, then, once the lock is
+# released, succeeds.  However slow the machine, it never races the holder.
+check_waits() {
+	d=$1; _pat=$2; shift 2
+	"$@" >"$T/out" 2>"$T/err" &
+	_w=$!
+	_n=0
+	while ! grep -qE -- "$_pat" "$T/err" && kill -0 $_w 2>/dev/null && [ $_n -lt 1200 ]; do
+		_n=$((_n + 1)); sleep 0.05
+	done
+	release_lock
+	if wait $_w; then ok "$d"; else not_ok "$d"; sed 's/^/#   /' "$T/err" | head -20; fi
+}
 skip_all() { echo "1..0 # SKIP $*"; exit 77; }
 done_testing() {
 	echo "1..$checks"
