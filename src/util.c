@@ -508,3 +508,11 @@ p11km_openssl_error(void)
 	ERR_clear_error();
 	return buf;
 }
+
+const char *
+p11km_state_root(void)
+{
+	const char *env = getenv("P11KM_STATE_DIR");
+
+	return env != NULL && *env ? env : "/var/lib/p11km";
+}
