@@ -39,6 +39,12 @@
 #       Takes the card out of the reader / puts it back; each returns once
 #       pcscd sees the change.
 #
+#   piv_card_pull_on DIR INS
+#       Arms the card to be pulled mid-command: the next APDU with
+#       instruction byte INS (hex: 87 GENERAL AUTHENTICATE, i.e. a signature;
+#       db PUT DATA, a certificate write; 47 GENERATE) is not answered, the
+#       card is out.  piv_card_insert puts it back.
+#
 #   piv_card_restart DIR
 #       Stops the emulator and starts it again on the same state.
 #
@@ -198,6 +204,16 @@ _piv_signal()
 
 piv_card_pull() { _piv_signal "${1:?usage: piv_card_pull DIR}" USR1 no; }
 piv_card_insert() { _piv_signal "${1:?usage: piv_card_insert DIR}" USR2 yes; }
+
+piv_card_pull_on()
+{
+	local dir=${1:?usage: piv_card_pull_on DIR INS}
+	echo "${2:?usage: piv_card_pull_on DIR INS}" >"$dir/card/pull-on.tmp" &&
+		mv "$dir/card/pull-on.tmp" "$dir/card/pull-on"
+}
+
+# piv_card_wait_pulled DIR: the armed pull happened and pcscd sees it
+piv_card_wait_pulled() { [ ! -e "$1/card/pull-on" ] && _piv_wait_card "$1" no; }
 
 piv_card_restart()
 {
