@@ -11,19 +11,10 @@
 . "$top_srcdir/tests/lib/certs.sh"
 . "$top_srcdir/tests/lib/piv.sh"
 need openssl pkcs11-tool yubico-piv-tool
-piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or no mount namespace (unshare)"
-mkdir -p "$T/piv"
-piv_card_start "$T/piv" || { echo "# cannot start the PIV card"; exit 99; }
-cleanup_add "piv_card_stop '$T/piv'"
-PIN=$(pin_file pin 123456)
-MGM=$(pin_file mgm "$PIV_MGM_KEY")
-export P11KM_MODULE=$PIV_YKCS11
-ypt() { yubico-piv-tool -r "$PIV_READER" "$@"; }
+piv_test_card
 # in9a: the DER of the certificate in slot 9a, as yubico-piv-tool reads it
 in9a() { ypt -a read-certificate -s 9a 2>/dev/null | openssl x509 -outform DER 2>/dev/null | od -An -tx1; }
 der() { openssl x509 -in "$1" -outform DER 2>/dev/null | od -An -tx1; }
-SERIAL=$(ypt -a status | sed -n 's/^Serial Number:	//p')
-TOK="pkcs11:serial=$SERIAL"
 K="$TOK;id=%01;type=private"
 ca_setup "$T/ca" || { echo "# no test CA"; exit 99; }
 TODAY=$(date -u +%Y%m%d)
@@ -75,15 +66,14 @@ KEPT=$P11KM_STATE_DIR/replaced/$SERIAL-01-$TODAY-2002.pem
 check_eq "...the old one is kept in the state directory" "$(der "$KEPT")" "$(der "$T/leaf2.pem")"
 check_eq "yubico-piv-tool: 9a holds the third" "$(in9a)" "$(der "$T/leaf3.pem")"
 
-# --- object list, bind emit, req renew see it ------------------------------------------------------
+# --- object list, bind emit, req renew see it (bind emit of an RSA key: piv-nginx.sh) ------------------------------------------------------
 check "object list: the slot's certificate" "$P11KM" object list "$TOK;id=%01;type=cert"
 check_grep "...it is the third (serial 2003)" "serial: +2003" "$T/out"
 CURI=$(grep "^pkcs11:.*object=X.509%20Certificate%20for%20PIV%20Authentication;" "$T/out" | head -1)
-check "bind emit nginx with the 9a key" "$P11KM" bind emit nginx --key "$K" --listen 127.0.0.1:8443 \
-	--out-dir "$T/ng" --pin-file "$T/srv.pin" --pin-source "file:$PIN"
-check_eq "...its certificate is the card's" "$(der "$T/ng/cert.pem")" "$(der "$T/leaf3.pem")"
-check_grep "...the key by serial and id" 'ssl_certificate_key "engine:pkcs11:.*serial=[0-9]+;.*id=%01;type=private' \
-	"$T/ng/nginx-server.conf"
+check_fails "bind emit nginx with the 9a (EC) key: refused (exit 1)" 1 "$P11KM" bind emit nginx --key "$K" \
+	--listen 127.0.0.1:8443 --out-dir "$T/ng" --pin-file "$T/srv.pin" --pin-source "file:$PIN"
+check_one_line_error "...why: the engine leaves an error nginx fails on (piv-nginx.sh: RSA works)" \
+	"leaves an OpenSSL error behind"
 check "req renew from the certificate on the card" "$P11KM" req renew "$CURI" -o "$T/renew.csr" \
 	--pin-source "file:$PIN"
 check "openssl: the renewal request verifies" openssl req -in "$T/renew.csr" -verify -noout

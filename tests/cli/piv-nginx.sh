@@ -10,15 +10,7 @@
 . "$top_srcdir/tests/lib/certs.sh"
 . "$top_srcdir/tests/lib/piv.sh"
 need openssl yubico-piv-tool nginx
-piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or no mount namespace (unshare)"
-mkdir -p "$T/piv"
-piv_card_start "$T/piv" || { echo "# cannot start the PIV card"; exit 99; }
-cleanup_add "piv_card_stop '$T/piv'"
-PIN=$(pin_file pin 123456)
-MGM=$(pin_file mgm "$PIV_MGM_KEY")
-export P11KM_MODULE=$PIV_YKCS11
-SERIAL=$(yubico-piv-tool -r "$PIV_READER" -a status | sed -n 's/^Serial Number:	//p')
-TOK="pkcs11:serial=$SERIAL"
+piv_test_card
 ca_setup "$T/ca" || { echo "# no test CA"; exit 99; }
 
 # slot SLOT ID TYPE SERIAL: a key in SLOT (id ID) with its certificate (the chain in $T/inst-ID: the
@@ -52,29 +44,19 @@ check_one_line_error "...the engine leaves an error behind, which nginx takes fo
 	"signs through the engine but the engine leaves an OpenSSL error behind .*nginx fails every handshake"
 [ -e "$T/b-01" ] && not_ok "...but it wrote the binding" || ok "...and writes no binding"
 
+check "bind emit without --cert takes the certificate in the key's slot" "$P11KM" bind emit nginx \
+	--key "$TOK;id=%04;type=private" --listen 127.0.0.1:8443 --out-dir "$T/b-plain" \
+	--pin-file "$T/plain.pin" --pin-source "file:$PIN"
+check_eq "...the card's, not the attestation or the placeholder" \
+	"$(openssl x509 -in "$T/b-plain/cert.pem" -noout -serial)" "serial=3004"
+
 PORT=$(free_port 1)
 check "bind emit nginx with the 9e key, workers as nobody" emit 04 "$PORT"
 check "bind check: the 9e key signs through the engine as nobody after fork" "$P11KM" bind check "$T/b-04"
 check_grep "...it says so" "^ok: the key signs through the engine as the service user after fork" "$T/out"
 N=$T/ngx
-mkdir -p "$N/html"
 chmod o+x "$T"
-chmod -R a+rX "$N"
-cat > "$N/nginx.conf" <<EOC
-include $T/b-04/nginx-main.conf;
-user nobody nogroup;
-master_process on;
-worker_processes 2;
-pid $N/nginx.pid;
-error_log $N/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $N/tmp; proxy_temp_path $N/tmp; fastcgi_temp_path $N/tmp;
-    uwsgi_temp_path $N/tmp; scgi_temp_path $N/tmp;
-    include $T/b-04/nginx-server.conf;
-}
-EOC
+nginx_conf "$N" "$T/b-04"
 start_nginx() {
 	if [ "$1" != "$PORT" ]; then PORT=$1; emit 04 "$PORT" >/dev/null || return 1; fi
 	OPENSSL_CONF=$T/b-04/openssl.cnf nginx -p "$N" -c "$N/nginx.conf"

@@ -48,6 +48,13 @@
 #   piv_card_restart DIR
 #       Stops the emulator and starts it again on the same state.
 #
+#   piv_test_card
+#       The prologue of a PIV test file (after common.sh): skips the file
+#       without the pieces (piv_available), starts a new card in $T/piv
+#       (stopped at exit) and sets PIN and MGM (0600 files: 123456, the
+#       management key), SERIAL and TOK (pkcs11:serial=SERIAL),
+#       P11KM_MODULE (ykcs11) and ypt (yubico-piv-tool on the card).
+#
 #   piv_card_stop DIR
 #       Stops the emulator and the pcscd (only processes whose pids are in
 #       DIR/*.pid and that still run those programs); keeps DIR/card.
@@ -229,3 +236,17 @@ piv_card_stop()
 	daemon_stop "$dir/pcscd.pid" pcscd || rc=1
 	return $rc
 }
+
+piv_test_card()
+{
+	piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or no mount namespace (unshare)"
+	mkdir -p "$T/piv"
+	piv_card_start "$T/piv" || { echo "# cannot start the PIV card"; exit 99; }
+	cleanup_add "piv_card_stop '$T/piv'"
+	PIN=$(pin_file pin 123456)
+	MGM=$(pin_file mgm "$PIV_MGM_KEY")
+	export P11KM_MODULE=$PIV_YKCS11
+	SERIAL=$(ypt -a status | sed -n 's/^Serial Number:	//p')
+	TOK="pkcs11:serial=$SERIAL"
+}
+ypt() { yubico-piv-tool -r "$PIV_READER" "$@"; }
