@@ -81,6 +81,8 @@ p11km_ca_profile_free(struct p11km_ca_profile *p)
 	free(p->ca_file);
 	free(p->contact);
 	free(p->account_key);
+	free(p->eab_kid);
+	free(p->eab_hmac_source);
 	free(p);
 }
 
@@ -136,7 +138,9 @@ p11km_ca_profile_load(const char *dir, const char *name, struct p11km_ca_profile
 	    (r = opt_string(o, "directory", &p->directory, path)) < 0 ||
 	    (r = opt_string(o, "ca_file", &p->ca_file, path)) < 0 ||
 	    (r = opt_string(o, "contact", &p->contact, path)) < 0 ||
-	    (r = opt_string(o, "account_key", &p->account_key, path)) < 0)
+	    (r = opt_string(o, "account_key", &p->account_key, path)) < 0 ||
+	    (r = opt_string(o, "eab_kid", &p->eab_kid, path)) < 0 ||
+	    (r = opt_string(o, "eab_hmac_source", &p->eab_hmac_source, path)) < 0)
 		goto out;
 	if (kind == NULL) {
 		r = p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' has no \"kind\"", path);
@@ -174,6 +178,10 @@ p11km_ca_profile_json(const struct p11km_ca_profile *p)
 		json_object_set_new(o, "contact", json_string(p->contact));
 	if (p->account_key)
 		json_object_set_new(o, "account_key", json_string(p->account_key));
+	if (p->eab_kid)
+		json_object_set_new(o, "eab_kid", json_string(p->eab_kid));
+	if (p->eab_hmac_source)
+		json_object_set_new(o, "eab_hmac_source", json_string(p->eab_hmac_source));
 	json_object_set_new(o, "agree_tos", json_boolean(p->agree_tos));
 	if (p->timeout > 0)
 		json_object_set_new(o, "timeout", json_integer(p->timeout));

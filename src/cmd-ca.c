@@ -11,13 +11,15 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
+#include "p11km/bind.h"
 #include "p11km/ca.h"
 #include "p11km/cert.h"
 #include "p11km/cmd.h"
+#include "p11km/pin.h"
 #include "p11km/util.h"
 
 enum { O_KIND = 1000, O_DIRECTORY, O_CA_FILE, O_CONTACT, O_ACCOUNT_KEY, O_AGREE_TOS, O_TIMEOUT,
-       O_CONFIG_DIR };
+       O_CONFIG_DIR, O_EAB_KID, O_EAB_HMAC_SOURCE, O_NEW_KEY };
 
 #define CONFIG_DIR_OPT { "config-dir", 1, O_CONFIG_DIR, "DIR", \
 	"where CA profiles live (default /etc/p11km/ca.d, or P11KM_CONFIG_DIR)" }
@@ -31,11 +33,21 @@ static const struct p11km_opt add_opts[] = {
 	  "account key: pkcs11: URI of a token key, or a PEM file (made if absent; default DIR/NAME.key)" },
 	{ "agree-tos", 0, O_AGREE_TOS, NULL, "agree to the CA's terms of service (creates the account)" },
 	{ "timeout", 1, O_TIMEOUT, "SECONDS", "timeout of one HTTP request (default 30)" },
+	{ "eab-kid", 1, O_EAB_KID, "KID", "External Account Binding: the key id the CA gave out" },
+	{ "eab-hmac-source", 1, O_EAB_HMAC_SOURCE, "SPEC",
+	  "... and where its HMAC key (base64url) is: file:PATH, env:VAR or fd:N (stored as a reference)" },
 	CONFIG_DIR_OPT,
 	{ NULL, 0, 0, NULL, NULL },
 };
 
 static const struct p11km_opt dir_opts[] = { CONFIG_DIR_OPT, { NULL, 0, 0, NULL, NULL } };
+
+static const struct p11km_opt account_opts[] = {
+	{ "new-key", 1, O_NEW_KEY, "URI|FILE", "rollover: the new account key (pkcs11: URI, or a PEM "
+	  "file, made if absent)" },
+	CONFIG_DIR_OPT,
+	{ NULL, 0, 0, NULL, NULL },
+};
 
 /* An absolute path of an existing file (malloc'ed). */
 static int
@@ -96,8 +108,10 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 	struct p11km_getopt g = { 0 };
 	struct p11km_ca_profile p = { 0 };
 	const char *kind = NULL, *directory = NULL, *ca_file = NULL, *contact = NULL,
-	           *account_key = NULL, *dir_opt = NULL, *dir;
+	           *account_key = NULL, *dir_opt = NULL, *dir, *eab_kid = NULL, *eab_src = NULL;
+	struct p11km_pinsrc src = { 0 };
 	STACK_OF(X509) *roots = NULL;
+	char *eab_abs = NULL;
 	char *end;
 	int r;
 
@@ -116,12 +130,24 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 				                  g.optarg);
 			break;
 		case O_CONFIG_DIR: dir_opt = g.optarg; break;
+		case O_EAB_KID: eab_kid = g.optarg; break;
+		case O_EAB_HMAC_SOURCE: eab_src = g.optarg; break;
 		default: return r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option");
 		}
 	}
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		return r;
 	dir = p11km_ca_dir(dir_opt);
+	if ((eab_kid == NULL) != (eab_src == NULL))
+		return p11km_fail(P11KM_ERR_USAGE, "--eab-kid and --eab-hmac-source go together");
+	if (eab_kid != NULL && (*eab_kid == '\0' || strlen(eab_kid) > 256 || !p11km_config_safe(eab_kid)))
+		return p11km_fail(P11KM_ERR_USAGE, "--eab-kid: give the key id as the CA gave it");
+	/* a reference only: the HMAC key itself is read when an account is made */
+	if (eab_src != NULL) {
+		if ((r = p11km_pinsrc_parse(eab_src, 0, &src)) < 0)
+			return r;
+		p11km_pinsrc_release(&src);
+	}
 	if ((r = p11km_ca_name_check(argv[g.argi])) < 0)
 		return r;
 	if (kind == NULL)
@@ -141,6 +167,19 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 	p.name = argv[g.argi];
 	p.directory = (char *)directory;
 	p.contact = (char *)contact;
+	p.eab_kid = (char *)eab_kid;
+	p.eab_hmac_source = (char *)eab_src;
+	if (eab_src != NULL && strncmp(eab_src, "file:", 5) == 0 && eab_src[5] != '/') {
+		char *abs = NULL;
+		if ((r = abs_existing("eab-hmac-source", eab_src + 5, &abs)) < 0)
+			goto out;
+		p.eab_hmac_source = eab_abs = p11km_asprintf("file:%s", abs);
+		free(abs);
+		if (eab_abs == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	}
 	if ((r = abs_existing("ca-file", ca_file, &p.ca_file)) < 0 ||
 	    (r = account_ref(dir, p.name, account_key, &p.account_key)) < 0 ||
 	    (r = p11km_ca_profile_save(dir, &p, ctx->force)) < 0)
@@ -153,6 +192,7 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 		printf("added CA profile '%s' (%s, %s)\n", p.name, p.kind->name, p11km_esc(p.directory));
 	}
 out:
+	free(eab_abs);
 	free(p.ca_file);
 	free(p.account_key);
 	return r;
@@ -240,11 +280,13 @@ cmd_ca_show(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char *
 		free(t);
 	} else {
 		printf("name: %s\nkind: %s\ndirectory: %s\nca-file: %s\ncontact: %s\naccount-key: %s\n"
-		       "agree-tos: %s\ntimeout: %ld\n", p11km_esc(p->name), p->kind->name,
+		       "agree-tos: %s\ntimeout: %ld\neab-kid: %s\neab-hmac-source: %s\n",
+		       p11km_esc(p->name), p->kind->name,
 		       p11km_esc(p->directory), p11km_esc(p->ca_file ? p->ca_file : "-"),
 		       p11km_esc(p->contact ? p->contact : "-"),
 		       p11km_esc(p->account_key ? p->account_key : "-"), p->agree_tos ? "yes" : "no",
-		       p->timeout > 0 ? p->timeout : 30L);
+		       p->timeout > 0 ? p->timeout : 30L, p11km_esc(p->eab_kid ? p->eab_kid : "-"),
+		       p11km_esc(p->eab_hmac_source ? p->eab_hmac_source : "-"));
 	}
 	p11km_ca_profile_free(p);
 	return 0;
@@ -269,11 +311,160 @@ cmd_ca_remove(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	return 0;
 }
 
+static void
+print_progress(void *arg, const char *name, const char *detail)
+{
+	struct p11km_ctx *ctx = arg;
+
+	if (!ctx->quiet && (isatty(2) || p11km_log_verbose_on()))
+		fprintf(stderr, "p11km: %s: %s\n", name, p11km_esc(detail));
+}
+
+/* 'ca account show|rollover|deactivate NAME' */
+static int
+cmd_ca_account(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	static const char *const actions[] = { "show", "rollover", "deactivate" };
+	struct p11km_getopt g = { 0 };
+	struct p11km_ca_submit sub = { 0 };
+	struct p11km_ca_profile *p = NULL;
+	const char *dir_opt = NULL, *new_key = NULL, *dir;
+	char *url = NULL, *ref = NULL, *old = NULL;
+	int r, op = -1;
+
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
+		switch (r) {
+		case O_NEW_KEY: new_key = g.optarg; break;
+		case O_CONFIG_DIR: dir_opt = g.optarg; break;
+		default: return r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option");
+		}
+	}
+	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+		return r;
+	for (int i = 0; i < 3; i++)
+		if (strcmp(argv[g.argi], actions[i]) == 0)
+			op = i;
+	if (op < 0)
+		return p11km_fail(P11KM_ERR_USAGE, "'ca account %s': give show, rollover or deactivate",
+		                  p11km_esc(argv[g.argi]));
+	if ((op == P11KM_ACME_ROLLOVER) != (new_key != NULL))
+		return p11km_fail(P11KM_ERR_USAGE, "--new-key goes with 'ca account rollover' (and "
+		                  "only there)");
+	dir = p11km_ca_dir(dir_opt);
+	if ((r = p11km_ca_profile_load(dir, argv[g.argi + 1], &p)) < 0)
+		return r;
+	if (strcmp(p->kind->name, "acme") != 0) {
+		r = p11km_fail(P11KM_ERR_USAGE, "CA profile '%s' is not an ACME CA", p->name);
+		goto out;
+	}
+	if (new_key != NULL && (r = account_ref(dir, p->name, new_key, &ref)) < 0)
+		goto out;
+	sub.step = print_progress;
+	sub.step_arg = ctx;
+	if ((r = p11km_acme_account(ctx, p, (enum p11km_acme_account_op)op, ref, &sub, &url)) < 0)
+		goto out;
+	if (ref != NULL) {
+		/* the CA has the new key now: the profile follows (the old key is kept) */
+		old = p->account_key;
+		p->account_key = ref;
+		ref = NULL;
+		if ((r = p11km_ca_profile_save(dir, p, 1)) < 0) {
+			char *msg = strdup(p11km_errmsg(r));
+			r = p11km_fail(r, "%s; the CA's account now has the key '%s': set it in the "
+			               "profile by hand", msg ? msg : "cannot save the profile",
+			               p11km_esc(p->account_key));
+			free(msg);
+			goto out;
+		}
+	}
+	p11km_verbose("%lu JWS signatures, %lu HTTP requests", sub.signatures, sub.requests);
+	if (ctx->json) {
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:I}", "ca", p->name, "account", url,
+		                      "status", op == P11KM_ACME_DEACTIVATE ? "deactivated" : "valid",
+		                      "account_key", p->account_key, "old_account_key", old,
+		                      "signatures", (json_int_t)sub.signatures);
+		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("%s\n", t ? t : "{}");
+		free(t);
+		json_decref(o);
+	} else if (!ctx->quiet) {
+		printf("%s %s (%s)\n", op == P11KM_ACME_DEACTIVATE ? "deactivated account"
+		       : op == P11KM_ACME_ROLLOVER ? "rolled over the key of account" : "account",
+		       p11km_esc(url), op == P11KM_ACME_DEACTIVATE ? "deactivated" : "valid");
+		if (old != NULL)
+			printf("account key: %s (was %s)\n", p11km_esc(p->account_key), p11km_esc(old));
+	}
+out:
+	p11km_ca_submit_release(&sub);
+	p11km_ca_profile_free(p);
+	free(url);
+	free(ref);
+	free(old);
+	return r;
+}
+
+static void
+print_time(const char *what, time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	printf("%s: %s\n", what, buf);
+}
+
+/* 'ca renewal-info NAME CERT': the CA's suggested renewal window (ARI). */
+static int
+cmd_ca_renewal_info(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	struct p11km_ca_profile *p = NULL;
+	struct p11km_renewal_window w = { 0 };
+	int r = 0;
+	const char *dir = dir_from_opts(cmd, argc, argv, &g, &r);
+	X509 *cert = NULL;
+
+	if (dir == NULL || r < 0)
+		return r < 0 ? r : P11KM_ERR_USAGE;
+	if ((r = p11km_ca_profile_load(dir, argv[g.argi], &p)) < 0 ||
+	    (r = p11km_bind_load_cert(ctx, argv[g.argi + 1], &cert)) < 0 ||
+	    (r = p11km_acme_renewal_window(ctx, p, cert, &w)) < 0)
+		goto out;
+	if (ctx->json) {
+		json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s?,s:I}", "ca", p->name, "cert_id", w.cert_id,
+		                      "start", (json_int_t)w.start, "end", (json_int_t)w.end,
+		                      "explanation", w.explanation, "retry_after",
+		                      (json_int_t)w.retry_after);
+		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("%s\n", t ? t : "{}");
+		free(t);
+		json_decref(o);
+	} else {
+		printf("cert-id: %s\n", w.cert_id);
+		print_time("start", w.start);
+		print_time("end", w.end);
+		if (w.explanation != NULL)
+			printf("explanation: %s\n", p11km_esc(w.explanation));
+		if (w.retry_after > 0)
+			printf("retry-after: %ld\n", w.retry_after);
+	}
+out:
+	p11km_renewal_window_release(&w);
+	X509_free(cert);
+	p11km_ca_profile_free(p);
+	return r;
+}
+
 const struct p11km_cmd p11km_cmds_ca[] = {
 	{ "add", "NAME", "add a CA profile (ACME directory, TLS roots, account key)", cmd_ca_add,
 	  add_opts, 1, 1, 0 },
 	{ "list", NULL, "list the CA profiles", cmd_ca_list, dir_opts, 0, 0, 0 },
 	{ "show", "NAME", "show one CA profile", cmd_ca_show, dir_opts, 1, 1, 0 },
 	{ "remove", "NAME", "remove a CA profile", cmd_ca_remove, dir_opts, 1, 1, 0 },
+	{ "account", "show|rollover|deactivate NAME", "find the CA's account of the profile's key "
+	  "(onlyReturnExisting), roll its key over (--new-key), or deactivate it", cmd_ca_account,
+	  account_opts, 2, 2, 0 },
+	{ "renewal-info", "NAME CERT", "the renewal window the CA suggests for CERT (ACME ARI, "
+	  "RFC 9773)", cmd_ca_renewal_info, dir_opts, 2, 2, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

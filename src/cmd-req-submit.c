@@ -17,7 +17,8 @@
 #include "p11km/cmd.h"
 #include "p11km/util.h"
 
-enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE };
+enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE,
+       O_DNS_HOOK, O_PREFERRED_CHAIN };
 
 const struct p11km_opt p11km_req_submit_opts[] = {
 	{ "ca", 1, O_CA, "NAME", "the CA profile to submit to (see 'p11km ca list')" },
@@ -28,6 +29,10 @@ const struct p11km_opt p11km_req_submit_opts[] = {
 	  "chain against (cert install --ca-file)" },
 	{ "standalone", 1, O_STANDALONE, "ADDR:PORT", "answer http-01 with a built-in responder there" },
 	{ "webroot", 1, O_WEBROOT, "DIR", "answer http-01 with files under DIR/.well-known/acme-challenge/" },
+	{ "dns-hook", 1, O_DNS_HOOK, "CMD", "answer dns-01: run \"PROG [ARG...]\" (no shell) with "
+	  "P11KM_ACME_ACTION=present|cleanup, _RECORD, _VALUE" },
+	{ "preferred-chain", 1, O_PREFERRED_CHAIN, "CN", "take the CA's (alternate) chain whose top "
+	  "certificate is issued by CN" },
 	{ "config-dir", 1, O_CONFIG_DIR, "DIR", "where CA profiles live (default /etc/p11km/ca.d)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
@@ -152,10 +157,10 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 			printf("wrote the chain from CA '%s' to '%s'\n", p->name, p11km_esc(out));
 		return;
 	}
-	o = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:O}", "ca", p->name, "kind", p->kind->name,
+	o = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:I,s:O}", "ca", p->name, "kind", p->kind->name,
 	              "order", sub->order_url, "certificate", sub->cert_url,
 	              "signatures", (json_int_t)sub->signatures, "requests", (json_int_t)sub->requests,
-	              "steps", pr->steps);
+	              "bad_nonces", (json_int_t)sub->bad_nonces, "steps", pr->steps);
 	if (out != NULL)
 		json_object_set_new(o, "chain_file", json_string(out));
 	else
@@ -187,6 +192,8 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		case O_VERIFY_CA_FILE: verify_ca = g.optarg; break;
 		case O_STANDALONE: sub.standalone = g.optarg; break;
 		case O_WEBROOT: sub.webroot = g.optarg; break;
+		case O_DNS_HOOK: sub.dns_hook = g.optarg; break;
+		case O_PREFERRED_CHAIN: sub.preferred_chain = g.optarg; break;
 		case O_CONFIG_DIR: dir_opt = g.optarg; break;
 		default: r = r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option"); goto out;
 		}
@@ -202,8 +209,8 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		r = p11km_fail(P11KM_ERR_USAGE, "a KEY-URI and --verify-ca-file go with --install");
 		goto out;
 	}
-	if (sub.standalone != NULL && sub.webroot != NULL) {
-		r = p11km_fail(P11KM_ERR_USAGE, "give --standalone or --webroot, not both");
+	if ((sub.standalone != NULL) + (sub.webroot != NULL) + (sub.dns_hook != NULL) > 1) {
+		r = p11km_fail(P11KM_ERR_USAGE, "give one of --standalone, --webroot and --dns-hook");
 		goto out;
 	}
 	sub.step = on_step;
@@ -213,7 +220,8 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	    (r = p->kind->submit(ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		goto out;
 	p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
-	              "HTTP requests", sub.signatures, sub.requests);
+	              "HTTP requests, %lu badNonce retries", sub.signatures, sub.requests,
+	              sub.bad_nonces);
 	if (out != NULL && (r = p11km_write_file_atomic(out, chain, chain_len, 0644)) < 0)
 		goto out;
 	if (do_install) {

@@ -13,6 +13,7 @@
 
 #define P11KM_HTTP_BODY_MAX (1u << 20)  /* bytes in one response */
 #define P11KM_HTTP_RETRIES 3            /* connection attempts per request */
+#define P11KM_HTTP_MAX_ALT 8            /* rel="alternate" links kept from one response */
 
 struct p11km_http {
 	const char *ca_file;   /* trusted roots for the server (PEM); required */
@@ -25,6 +26,8 @@ struct p11km_http_resp {
 	char *content_type;    /* without parameters, lower case; NULL if none */
 	char *location, *replay_nonce, *retry_after; /* NULL if absent */
 	char *link_up;         /* the Link: <...>;rel="up" target, if any */
+	char *link_alt[P11KM_HTTP_MAX_ALT]; /* Link: rel="alternate" targets (RFC 8555 7.4.2) */
+	size_t n_link_alt;
 	unsigned char *body;   /* NUL-terminated; body_len excludes the NUL */
 	size_t body_len;
 };

@@ -1,0 +1,42 @@
+# tests/lib/acme.sh: pebble (Debian's ACME test CA) on 127.0.0.1 for the
+# ACME tests, sourced after common.sh.
+#   acme_tls_setup: $T/tls/{root,cert,key,other}.pem, the TLS certificate of
+#     the CA's own endpoint (pebble ships none) and a root that trusts nothing
+#   start_pebble LISTEN MGMT: through start_server; from the caller: PNAME,
+#     HTTPPORT (where pebble fetches http-01), PEBBLE_ENV (VAR=value...),
+#     PEBBLE_JSON (extra members of its config, ', "k": v'), PEBBLE_EAB
+#     (true: externalAccountBindingRequired), PEBBLE_DNS (a
+#     DNS server ADDR:PORT for the names, pebble-challtestsrv)
+#   pebble_get MGMT PATH: a GET on the management port (roots, intermediates,
+#     cert-status-by-serial)
+
+acme_tls_setup() {
+	mkdir -p "$T/tls"
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$T/tls/root.key" -out "$T/tls/root.pem" -subj "/CN=acme TLS root $$" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls/key.pem" \
+		-out "$T/tls/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$T/tls/ext"
+	openssl x509 -req -in "$T/tls/srv.csr" -CA "$T/tls/root.pem" -CAkey "$T/tls/root.key" -days 2 \
+		-set_serial 7 -extfile "$T/tls/ext" -out "$T/tls/cert.pem" 2>/dev/null
+	# a CA file that trusts something else (a TLS failure must be an error)
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$T/tls/other.key" -out "$T/tls/other.pem" -subj "/CN=unrelated root" 2>/dev/null
+}
+
+start_pebble() {
+	cat > "$T/$PNAME.json" <<-J
+	{"pebble": {"listenAddress": "127.0.0.1:$1", "managementListenAddress": "127.0.0.1:$2",
+	 "certificate": "$T/tls/cert.pem", "privateKey": "$T/tls/key.pem",
+	 "httpPort": $HTTPPORT, "tlsPort": $(free_port), "ocspResponderURL": "",
+	 "externalAccountBindingRequired": ${PEBBLE_EAB:-false} ${PEBBLE_JSON:-}}}
+	J
+	# shellcheck disable=SC2086
+	env PEBBLE_VA_NOSLEEP=1 $PEBBLE_ENV pebble -config "$T/$PNAME.json" \
+		${PEBBLE_DNS:+-dnsserver "$PEBBLE_DNS"} > "$T/$PNAME.log" 2>&1 &
+	SERVER_PID=$!
+	cleanup_add "kill $SERVER_PID"
+}
+
+pebble_get() { curl -s --cacert "$T/tls/root.pem" "https://127.0.0.1:$1$2"; }
