@@ -65,11 +65,13 @@ check "req submit with EAB" submit eab --json -o "$T/web0.pem"
 cp "$T/out" "$T/submit-eab.json"
 check_eq "--json: the binding is a step" "$(json_get "$T/submit-eab.json" '[s["detail"] for s in d["steps"] if s["step"]=="eab"]')" "['kid-1']"
 ACCT=$(json_get "$T/submit-eab.json" '[s["detail"] for s in d["steps"] if s["step"]=="account"][0]')
+echo "# order with EAB (new account): $(json_get "$T/submit-eab.json" 'd["signatures"]') JWS signatures"
 check "the default chain verifies against root 0" openssl verify -CAfile "$T/root0.pem" -untrusted "$T/web0.pem" "$T/web0.pem"
 
 # --- alternate chains -------------------------------------------------------
 check "req submit --preferred-chain '$CN1'" submit eab --json --preferred-chain "$CN1" -o "$T/web1.pem"
 cp "$T/out" "$T/submit-alt.json"
+echo "# order with --preferred-chain (one alternate fetched): $(json_get "$T/submit-alt.json" 'd["signatures"]') JWS signatures"
 check "the chain taken verifies against root 1" openssl verify -CAfile "$T/root1.pem" -untrusted "$T/web1.pem" "$T/web1.pem"
 check_fails "... and not against root 0" 2 openssl verify -CAfile "$T/root0.pem" -untrusted "$T/web1.pem" "$T/web1.pem"
 check_eq "--json: the chain step names its top issuer" \
@@ -105,6 +107,7 @@ check_fails "cert revoke --reason nonsense: exit 2" 2 "$P11KM" cert revoke "$T/w
 check_fails "cert revoke without --ca: exit 2" 2 "$P11KM" cert revoke "$T/web0.pem" --config-dir "$CFG"
 check "cert revoke FILE --ca eab --reason keyCompromise (the account key)" "$P11KM" --json cert revoke \
 	"$T/web0.pem" --ca eab --reason keyCompromise --config-dir "$CFG"
+echo "# cert revoke by the account key: $(json_get "$T/out" 'd["signatures"]') JWS signatures"
 check_eq "pebble: web0 is revoked" "$(status_of "$T/web0.pem")" "Revoked"
 check_eq "... for keyCompromise" "$(pebble_get "$M" "/cert-status-by-serial/$(serial_of "$T/web0.pem")" | \
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["Reason"])')" "1"
@@ -164,6 +167,7 @@ cp "$CFG/eab.json" "$T/eab-old.json"
 check "ca account rollover eab --new-key (a new file key)" "$P11KM" --json ca account rollover eab \
 	--new-key "$T/new.key" --config-dir "$CFG"
 check_eq "the same account" "$(json_get "$T/out" 'd["account"]')" "$ACCT"
+echo "# ca account rollover: $(json_get "$T/out" 'd["signatures"]') JWS signatures"
 check_eq "the profile names the new key" "$(json_get "$CFG/eab.json" 'd["account_key"]')" "$T/new.key"
 check_eq "the new key file is 0600" "$(stat -c %a "$T/new.key")" "600"
 check "ca account show finds the account by the new key" "$P11KM" --json ca account show eab --config-dir "$CFG"

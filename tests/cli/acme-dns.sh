@@ -69,6 +69,7 @@ check "req submit --dns-hook (dns-01 for a name and a wildcard)" SUB --dns-hook 
 	-o "$T/dns-chain.pem"
 cp "$T/out" "$T/dns1.json"; cp "$T/err" "$T/dns1.err"
 BAD=$(json_get "$T/dns1.json" 'd["bad_nonces"]')
+echo "# dns-01 order, 2 names: $(json_get "$T/dns1.json" 'd["signatures"]') JWS signatures ($BAD badNonce retries among them)"
 check "the chain verifies against pebble's root" openssl verify -CAfile "$T/root.pem" -untrusted \
 	"$T/dns-chain.pem" "$T/dns-chain.pem"
 openssl x509 -in "$T/dns-chain.pem" -noout -ext subjectAltName > "$T/san" 2>/dev/null
