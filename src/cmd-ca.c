@@ -49,6 +49,18 @@ static const struct p11km_opt account_opts[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
+/* Print o (indented, in order) and release it: the --json output of the
+ * online-CA commands. */
+void
+p11km_json_print_free(json_t *o)
+{
+	char *t = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+	printf("%s\n", t ? t : "{}");
+	free(t);
+	json_decref(o);
+}
+
 /* An absolute path of an existing file (malloc'ed). */
 static int
 abs_existing(const char *opt, const char *path, char **out)
@@ -383,10 +395,7 @@ cmd_ca_account(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		                      "status", op == P11KM_ACME_DEACTIVATE ? "deactivated" : "valid",
 		                      "account_key", p->account_key, "old_account_key", old,
 		                      "signatures", (json_int_t)sub.signatures);
-		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		printf("%s\n", t ? t : "{}");
-		free(t);
-		json_decref(o);
+		p11km_json_print_free(o);
 	} else if (!ctx->quiet) {
 		printf("%s %s (%s)\n", op == P11KM_ACME_DEACTIVATE ? "deactivated account"
 		       : op == P11KM_ACME_ROLLOVER ? "rolled over the key of account" : "account",
@@ -435,10 +444,7 @@ cmd_ca_renewal_info(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc
 		                      "start", (json_int_t)w.start, "end", (json_int_t)w.end,
 		                      "explanation", w.explanation, "retry_after",
 		                      (json_int_t)w.retry_after);
-		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		printf("%s\n", t ? t : "{}");
-		free(t);
-		json_decref(o);
+		p11km_json_print_free(o);
 	} else {
 		printf("cert-id: %s\n", w.cert_id);
 		print_time("start", w.start);

@@ -84,10 +84,7 @@ p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int ar
 		json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:I}", "ca", p->name, "serial", serial,
 		                      "reason", reason, "signed_by", cert_key ? "certificate key" : "account key",
 		                      "signatures", (json_int_t)sub.signatures);
-		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		printf("%s\n", t ? t : "{}");
-		free(t);
-		json_decref(o);
+		p11km_json_print_free(o);
 	} else if (!ctx->quiet) {
 		printf("revoked certificate %s at CA '%s' (reason %s)\n", serial, p->name, reason_s);
 	}

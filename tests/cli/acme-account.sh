@@ -9,14 +9,7 @@
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/acme.sh"
 need pebble openssl pkcs11-tool python3 curl
-softhsm_setup
-new_token acct
-PIN=$T/pin-acct
-TOK="pkcs11:token=acct"
-CFG=$T/ca.d
-export P11KM_CONFIG_DIR="$T/not-used"
-unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
-acme_tls_setup
+acme_setup acct
 
 # the HMAC key the CA hands out with its key id (base64url of 32 bytes)
 EAB=$(openssl rand 32 | basenc --base64url | tr -d '=\n')

@@ -8,14 +8,7 @@
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/acme.sh"
 need pebble pebble-challtestsrv openssl python3 curl
-softhsm_setup
-new_token dns
-PIN=$T/pin-dns
-TOK="pkcs11:token=dns"
-CFG=$T/ca.d
-export P11KM_CONFIG_DIR="$T/not-used"
-unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
-acme_tls_setup
+acme_setup dns
 
 # pebble-challtestsrv: DNS on the first port (udp and tcp), management on the second
 start_cts() {

@@ -9,15 +9,7 @@
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/acme.sh"
 need pebble openssl pkcs11-tool python3 curl
-softhsm_setup
-new_token acme
-PIN=$T/pin-acme
-TOK="pkcs11:token=acme"
-CFG=$T/ca.d
-export P11KM_CONFIG_DIR="$T/not-used"   # every command below names --config-dir
-unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
-
-acme_tls_setup
+acme_setup acme
 
 # --- CA profiles ---------------------------------------------------------
 check_fails "ca add --kind cmp: not built yet (exit 1)" 1 "$P11KM" ca add x --kind cmp \

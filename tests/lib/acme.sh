@@ -1,5 +1,7 @@
 # tests/lib/acme.sh: pebble (Debian's ACME test CA) on 127.0.0.1 for the
 # ACME tests, sourced after common.sh.
+#   acme_setup TOKEN: a SoftHSM2 token TOKEN (PIN in $PIN, URI in $TOK), CA
+#     profiles in $CFG, no CA bundle from the environment, and acme_tls_setup
 #   acme_tls_setup: $T/tls/{root,cert,key,other}.pem, the TLS certificate of
 #     the CA's own endpoint (pebble ships none) and a root that trusts nothing
 #   start_pebble LISTEN MGMT: through start_server; from the caller: PNAME,
@@ -9,6 +11,17 @@
 #     DNS server ADDR:PORT for the names, pebble-challtestsrv)
 #   pebble_get MGMT PATH: a GET on the management port (roots, intermediates,
 #     cert-status-by-serial)
+
+acme_setup() {
+	softhsm_setup
+	new_token "$1"
+	PIN=$T/pin-$1
+	TOK="pkcs11:token=$1"
+	CFG=$T/ca.d
+	export P11KM_CONFIG_DIR="$T/not-used"   # every command names --config-dir
+	unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
+	acme_tls_setup
+}
 
 acme_tls_setup() {
 	mkdir -p "$T/tls"
