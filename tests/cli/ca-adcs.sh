@@ -9,6 +9,7 @@
 # to another host, a CA that never answers, wrong credentials) one line that
 # changes nothing.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/certs.sh"
 need openssl pkcs11-tool python3
 softhsm_setup
 new_token adcs
@@ -20,15 +21,8 @@ export P11KM_CONFIG_DIR="$T/not-used" P11KM_STATE_DIR="$T/not-used-state"
 unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
 
 # --- the stand-in's TLS certificate and its issuing CA -----------------------
-mkdir -p "$T/tls" "$T/ca"
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-keyout "$T/tls/root.key" -out "$T/tls/root.pem" -subj "/CN=ca-adcs.sh TLS root $$" \
-	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls/key.pem" \
-	-out "$T/tls/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$T/tls/ext"
-openssl x509 -req -in "$T/tls/srv.csr" -CA "$T/tls/root.pem" -CAkey "$T/tls/root.key" -days 2 \
-	-set_serial 7 -extfile "$T/tls/ext" -out "$T/tls/cert.pem" 2>/dev/null
+mkdir -p "$T/ca"
+tls_server "$T/tls" ca-adcs.sh
 openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 	-keyout "$T/ca/ca.key" -out "$T/ca/ca.pem" -subj "/DC=test/DC=corp/CN=corp-CA-$$" \
 	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
