@@ -1,5 +1,5 @@
 # tests/lib/acme.sh: pebble (Debian's ACME test CA) on 127.0.0.1 for the
-# ACME tests, sourced after common.sh.
+# ACME tests, sourced after common.sh (it sources certs.sh).
 #   acme_setup TOKEN: a SoftHSM2 token TOKEN (PIN in $PIN, URI in $TOK), CA
 #     profiles in $CFG, no CA bundle from the environment, and acme_tls_setup
 #   acme_tls_setup: $T/tls/{root,cert,key,other}.pem, the TLS certificate of
@@ -11,6 +11,8 @@
 #     DNS server ADDR:PORT for the names, pebble-challtestsrv)
 #   pebble_get MGMT PATH: a GET on the management port (roots, intermediates,
 #     cert-status-by-serial)
+
+. "$top_srcdir/tests/lib/certs.sh"
 
 acme_setup() {
 	softhsm_setup
@@ -24,15 +26,7 @@ acme_setup() {
 }
 
 acme_tls_setup() {
-	mkdir -p "$T/tls"
-	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-		-keyout "$T/tls/root.key" -out "$T/tls/root.pem" -subj "/CN=acme TLS root $$" \
-		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls/key.pem" \
-		-out "$T/tls/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$T/tls/ext"
-	openssl x509 -req -in "$T/tls/srv.csr" -CA "$T/tls/root.pem" -CAkey "$T/tls/root.key" -days 2 \
-		-set_serial 7 -extfile "$T/tls/ext" -out "$T/tls/cert.pem" 2>/dev/null
+	tls_server "$T/tls" acme
 	# a CA file that trusts something else (a TLS failure must be an error)
 	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-keyout "$T/tls/other.key" -out "$T/tls/other.pem" -subj "/CN=unrelated root" 2>/dev/null
