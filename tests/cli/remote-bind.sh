@@ -56,24 +56,7 @@ check_grep "it signed as the service user after fork, through the socket" \
 
 # nginx started with the binding's environment (as its systemd drop-in would)
 N=$T/ngx
-mkdir -p "$N/html"
-echo "hello from the network token" > "$N/html/index.html"
-chmod -R a+rX "$N"
-cat > "$N/nginx.conf" <<EOF
-include $T/b/nginx-main.conf;
-user nobody nogroup;
-master_process on;
-worker_processes 2;
-pid $N/nginx.pid;
-error_log $N/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $N/tmp; proxy_temp_path $N/tmp; fastcgi_temp_path $N/tmp;
-    uwsgi_temp_path $N/tmp; scgi_temp_path $N/tmp;
-    include $T/b/nginx-server.conf;
-}
-EOF
+nginx_conf "$N" "hello from the network token" "$T/b"
 start_nginx() { # PORT
 	if [ "$1" != "$P1" ]; then P1=$1; emit "$P1" || return 1; fi
 	env -u P11_KIT_SERVER_ADDRESS -u SOFTHSM2_CONF $(cat "$T/b/environment") \
