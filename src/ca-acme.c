@@ -682,5 +682,6 @@ p11km_ca_submit_release(struct p11km_ca_submit *sub)
 {
 	free(sub->order_url);
 	free(sub->cert_url);
-	sub->order_url = sub->cert_url = NULL;
+	free(sub->cookie);
+	sub->order_url = sub->cert_url = sub->cookie = NULL;
 }

@@ -26,7 +26,18 @@ struct p11km_ca_profile {
 	char *contact;      /* "mailto:..." or NULL */
 	char *account_key;  /* file path or pkcs11: URI */
 	int agree_tos;      /* the terms of service were agreed with 'ca add --agree-tos' */
-	long timeout;       /* seconds per HTTP request */
+	long timeout;       /* seconds per HTTP request (helper: per run of the helper) */
+	/* helper (certmonger CA helper) */
+	char **command;     /* argv of the helper, NULL-terminated (command[0] a path) */
+	size_t n_command;
+	/* adcs (AD CS web enrollment); template also goes to a helper as
+	 * CERTMONGER_CA_PROFILE */
+	char *url;          /* https://HOST/certsrv */
+	char *template_name; /* certificate template (adcs) or CA profile (helper) */
+	char *auth;         /* "basic", "negotiate", "ntlm" or NULL (none) */
+	char *user;         /* user name for basic/ntlm */
+	char *password_source; /* secret source spec (file:PATH, env:VAR), never a password */
+	int insecure_http;  /* http:// allowed ('ca add --insecure-http') */
 };
 
 /* How a submission goes (the command's options). */
@@ -40,6 +51,14 @@ struct p11km_ca_submit {
 	unsigned long signatures;  /* JWS signatures made (one C_Sign each on a token) */
 	unsigned long requests;    /* HTTP requests */
 	char *order_url, *cert_url;
+	/* pending requests (helper, adcs): in, the cookie of an earlier "come
+	 * back later" when polling (NULL: submit); out, pending set when the CA
+	 * holds the request, with its cookie (may be NULL: submit again) and
+	 * the delay it asked for (seconds, 0: none given) */
+	const char *cookie_in;
+	int pending;
+	char *cookie;
+	long delay;
 };
 void p11km_ca_submit_release(struct p11km_ca_submit *sub);
 
@@ -51,6 +70,9 @@ struct p11km_ca_kind {
 	int (*submit)(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	              const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
 	              char **chain, size_t *chain_len);
+	/* The CA's own certificates (PEM, malloc'ed); NULL: not supported. */
+	int (*roots)(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, char **pem,
+	             size_t *pem_len);
 };
 /* The kind called name; P11KM_ERR_USAGE (with the kinds, or why_not) otherwise. */
 int p11km_ca_kind_find(const char *name, const struct p11km_ca_kind **out);
@@ -124,6 +146,53 @@ int p11km_http01_start(struct p11km_http01 *h, char *const *token, char *const *
                        size_t n);
 /* Stop the responder, remove the files written (NULL-safe, idempotent). */
 void p11km_http01_stop(struct p11km_http01 *h);
+
+/* --- pending requests (ca-pending.c): one file per request ----------------
+ * STATE/pending/CA-SHA256.json (0600, written atomically), SHA256 the hash
+ * of the DER request; STATE is --state-dir, else $P11KM_STATE_DIR, else
+ * /var/lib/p11km. */
+#define P11KM_STATE_DIR_DEFAULT "/var/lib/p11km"
+const char *p11km_state_dir(const char *opt);
+struct p11km_ca_pending {
+	char *ca;          /* profile name */
+	char *cookie;      /* the CA's cookie (helper) or request id (adcs); may be NULL */
+	long delay;        /* seconds the CA asked to wait; 0: none */
+	long long since;   /* when the CA first held the request (time()) */
+	long long updated; /* the last answer */
+	char *path;        /* the file */
+};
+void p11km_ca_pending_free(struct p11km_ca_pending *pd);
+/* The pending file of this request at CA ca; P11KM_ERR_NOTFOUND if none. */
+int p11km_ca_pending_load(const char *state, const char *ca, const unsigned char *csr,
+                          size_t csr_len, struct p11km_ca_pending **out);
+/* Store (create or replace) the pending state of the request. */
+int p11km_ca_pending_save(const char *state, const char *ca, const unsigned char *csr,
+                          size_t csr_len, const char *cookie, long delay, long long since);
+int p11km_ca_pending_remove(const char *state, const char *ca, const unsigned char *csr,
+                            size_t csr_len);
+
+/* A CA's answer as a PEM chain for the request: certificates parsed with
+ * p11km_certs_parse(), the one whose key is the request's first (another
+ * key is P11KM_ERR_VERIFY).  *pem malloc'ed. */
+int p11km_ca_reply_chain(const unsigned char *data, size_t len, const char *what,
+                         const unsigned char *csr, size_t csr_len, char **pem, size_t *pem_len);
+/* Certificates as a PEM bundle (for 'ca roots'), at least one. */
+int p11km_ca_reply_certs(const unsigned char *data, size_t len, const char *what, char **pem,
+                         size_t *pem_len);
+
+/* certmonger CA helpers (ca-helper.c) */
+int p11km_helper_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
+                        const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
+                        char **chain, size_t *chain_len);
+int p11km_helper_roots(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, char **pem,
+                       size_t *pem_len);
+
+/* AD CS web enrollment (ca-adcs.c) */
+int p11km_adcs_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
+                      const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
+                      char **chain, size_t *chain_len);
+int p11km_adcs_roots(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, char **pem,
+                     size_t *pem_len);
 
 /* ACME (ca-acme.c) */
 int p11km_acme_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,

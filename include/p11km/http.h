@@ -14,8 +14,18 @@
 #define P11KM_HTTP_BODY_MAX (1u << 20)  /* bytes in one response */
 #define P11KM_HTTP_RETRIES 3            /* connection attempts per request */
 
+enum p11km_http_auth {
+	P11KM_HTTP_AUTH_NONE = 0,
+	P11KM_HTTP_AUTH_BASIC,
+	P11KM_HTTP_AUTH_NEGOTIATE, /* SPNEGO/Kerberos: the caller's credentials cache */
+	P11KM_HTTP_AUTH_NTLM,
+};
+
 struct p11km_http {
-	const char *ca_file;   /* trusted roots for the server (PEM); required */
+	const char *ca_file;   /* trusted roots for the server (PEM); required for https */
+	int allow_http;        /* http:// URLs too (AD CS --insecure-http) */
+	enum p11km_http_auth auth;
+	const char *user, *password; /* basic, ntlm (borrowed; the password is wiped by its owner) */
 	long timeout;          /* seconds for the whole request; 0: 30 */
 	unsigned long requests; /* requests made (for --verbose) */
 };

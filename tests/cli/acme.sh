@@ -7,6 +7,7 @@
 # pkcs11-tool; and a misbehaving CA (tests/tools/fake-ca.py) whose every
 # fault is one line and changes nothing.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/certs.sh"
 need pebble openssl pkcs11-tool python3 curl
 softhsm_setup
 new_token acme
@@ -18,14 +19,7 @@ unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
 
 # --- a TLS certificate for the CA's own endpoint (pebble ships none) ---
 mkdir -p "$T/tls"
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-keyout "$T/tls/root.key" -out "$T/tls/root.pem" -subj "/CN=acme.sh TLS root $$" \
-	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls/key.pem" \
-	-out "$T/tls/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$T/tls/ext"
-openssl x509 -req -in "$T/tls/srv.csr" -CA "$T/tls/root.pem" -CAkey "$T/tls/root.key" -days 2 \
-	-set_serial 7 -extfile "$T/tls/ext" -out "$T/tls/cert.pem" 2>/dev/null
+tls_server "$T/tls" acme.sh
 # a CA file that trusts something else (a TLS failure must be an error)
 openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-keyout "$T/tls/other.key" -out "$T/tls/other.pem" -subj "/CN=unrelated root" 2>/dev/null
