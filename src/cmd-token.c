@@ -333,7 +333,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	struct p11km_session s = { 0 };
 	const char *label = NULL, *so_pin, *user_pin;
 	size_t so_len, user_len, nbefore = 0;
-	CK_UTF8CHAR padded[32];
+	CK_UTF8CHAR padded[33];
 	CK_RV rv;
 	int r;
 
@@ -375,7 +375,10 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	    (r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0 ||
 	    (r = label_unique(ctx, t, label, before, nbefore)) < 0)
 		goto out;
-	memset(padded, ' ', sizeof(padded));
+	/* 32 bytes, blank-padded, as PKCS#11 says; and a NUL after them: p11-kit's
+	 * RPC client (p11-kit-client.so 0.24.1) takes the label for a C string */
+	memset(padded, ' ', 32);
+	padded[32] = '\0';
 	memcpy(padded, label, strlen(label));
 	rv = P11KM_CALL(t->f, C_InitToken, t->slot, (CK_UTF8CHAR_PTR)so_pin, so_len, padded);
 	if (rv != CKR_OK) {
