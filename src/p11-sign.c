@@ -382,6 +382,47 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 	return 0;
 }
 
+/* A digest hashed by the caller: CKM_ECDSA on it, or CKM_RSA_PKCS on its DigestInfo. */
+static int
+token_sign_digest(struct p11km_signer *sg, const EVP_MD *md, const unsigned char *dgst,
+                  size_t dlen, unsigned char **sig, size_t *sig_len)
+{
+	struct token_signer *ts = sg->priv;
+	const struct md_mechs *mm = md_mechs_for(md);
+	unsigned char data[EVP_MAX_MD_SIZE + 32], *raw = NULL;
+	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
+	size_t off = 0, raw_len = 0;
+	CK_RV init_rv = CKR_OK;
+	int r;
+
+	if (sg->alg != P11KM_SIG_ECDSA && sg->alg != P11KM_SIG_RSA_PKCS1)
+		return p11km_fail(P11KM_ERR_UNSUPPORTED, "%s signs only whole messages",
+		                  sigalg_name(sg->alg));
+	if (mm == NULL || dlen != (size_t)EVP_MD_get_size(md))
+		return p11km_fail(P11KM_ERR_UNSUPPORTED, "unsupported digest for %s", ts->label);
+	if (sg->alg == P11KM_SIG_RSA_PKCS1) {
+		memcpy(data, mm->di, mm->di_len);
+		off = mm->di_len;
+		mech.mechanism = CKM_RSA_PKCS;
+	}
+	memcpy(data + off, dgst, dlen);
+	r = token_sign_raw(sg, &mech, data, off + dlen, &raw, &raw_len, &init_rv);
+	OPENSSL_cleanse(data, sizeof(data));
+	if (r < 0 && init_rv != CKR_OK)
+		return mech_refused(init_rv) ? fail_mechanism(ts->s, sg, mech.mechanism, init_rv)
+		                             : p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
+	if (r < 0)
+		return r;
+	if (sg->alg == P11KM_SIG_ECDSA) {
+		r = ecdsa_der(raw, raw_len, sig, sig_len);
+		free(raw);
+		return r;
+	}
+	*sig = raw;
+	*sig_len = raw_len;
+	return 0;
+}
+
 int
 p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, EVP_PKEY *pub,
                        const char *digest, int pss, const struct p11km_pinsrc *pin,
@@ -405,6 +446,7 @@ p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, 
 	sg->priv = ts;
 	sg->release = token_release;
 	sg->sign = token_sign;
+	sg->sign_digest = token_sign_digest;
 	ts->s = s;
 	ts->key = key->h;
 	ts->decrypt = key->decrypt;
