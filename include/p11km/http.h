@@ -2,7 +2,7 @@
  *
  * Never relies on libcurl's or the environment's defaults for trust: the CA
  * file is always set (CURLOPT_CAINFO) and CURL_CA_BUNDLE / SSL_CERT_FILE
- * are ignored.  HTTPS only, no redirects, a timeout per request, bounded
+ * are ignored.  HTTPS only (plain HTTP where the caller allows it), no redirects, a timeout per request, bounded
  * retries when the connection could not be made, and a cap on the size of
  * a response.
  */
@@ -15,7 +15,9 @@
 #define P11KM_HTTP_RETRIES 3            /* connection attempts per request */
 
 struct p11km_http {
-	const char *ca_file;   /* trusted roots for the server (PEM); required */
+	const char *ca_file;   /* trusted roots for the server (PEM); required for https */
+	int plain_ok;          /* http:// allowed too (CMP: its messages carry their own
+	                        * protection); https still needs ca_file */
 	long timeout;          /* seconds for the whole request; 0: 30 */
 	unsigned long requests; /* requests made (for --verbose) */
 };
