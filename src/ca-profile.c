@@ -16,13 +16,12 @@
 /* --- the table of kinds ------------------------------------------------------- */
 
 static const struct p11km_ca_kind kinds[] = {
-	{ "acme", NULL, p11km_acme_submit },
-	{ "cmp", "CMP (RFC 4210) CAs are not built yet: submit the request file with "
-	  "'openssl cmp', then 'p11km cert install'", NULL },
+	{ "acme", NULL, p11km_acme_submit, NULL },
+	{ "cmp", NULL, p11km_cmp_submit, p11km_cmp_ca_certs },
 	{ "helper", "certmonger CA helpers are not built yet: run the helper with "
-	  "CERTMONGER_OPERATION=SUBMIT yourself, then 'p11km cert install'", NULL },
+	  "CERTMONGER_OPERATION=SUBMIT yourself, then 'p11km cert install'", NULL, NULL },
 	{ "adcs", "AD CS web enrollment is not built yet: submit the request file through "
-	  "certsrv, then 'p11km cert install'", NULL },
+	  "certsrv, then 'p11km cert install'", NULL, NULL },
 };
 
 int
@@ -81,6 +80,13 @@ p11km_ca_profile_free(struct p11km_ca_profile *p)
 	free(p->ca_file);
 	free(p->contact);
 	free(p->account_key);
+	free(p->url);
+	free(p->recipient);
+	free(p->ref);
+	free(p->secret);
+	free(p->cert);
+	free(p->key);
+	free(p->cmd);
 	free(p);
 }
 
@@ -136,7 +142,14 @@ p11km_ca_profile_load(const char *dir, const char *name, struct p11km_ca_profile
 	    (r = opt_string(o, "directory", &p->directory, path)) < 0 ||
 	    (r = opt_string(o, "ca_file", &p->ca_file, path)) < 0 ||
 	    (r = opt_string(o, "contact", &p->contact, path)) < 0 ||
-	    (r = opt_string(o, "account_key", &p->account_key, path)) < 0)
+	    (r = opt_string(o, "account_key", &p->account_key, path)) < 0 ||
+	    (r = opt_string(o, "url", &p->url, path)) < 0 ||
+	    (r = opt_string(o, "recipient", &p->recipient, path)) < 0 ||
+	    (r = opt_string(o, "ref", &p->ref, path)) < 0 ||
+	    (r = opt_string(o, "secret", &p->secret, path)) < 0 ||
+	    (r = opt_string(o, "cert", &p->cert, path)) < 0 ||
+	    (r = opt_string(o, "key", &p->key, path)) < 0 ||
+	    (r = opt_string(o, "cmd", &p->cmd, path)) < 0)
 		goto out;
 	if (kind == NULL) {
 		r = p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' has no \"kind\"", path);
@@ -167,14 +180,30 @@ p11km_ca_profile_json(const struct p11km_ca_profile *p)
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "kind", json_string(p->kind->name));
-	json_object_set_new(o, "directory", json_string(p->directory));
+	if (p->directory)
+		json_object_set_new(o, "directory", json_string(p->directory));
+	if (p->url)
+		json_object_set_new(o, "url", json_string(p->url));
 	if (p->ca_file)
 		json_object_set_new(o, "ca_file", json_string(p->ca_file));
 	if (p->contact)
 		json_object_set_new(o, "contact", json_string(p->contact));
 	if (p->account_key)
 		json_object_set_new(o, "account_key", json_string(p->account_key));
-	json_object_set_new(o, "agree_tos", json_boolean(p->agree_tos));
+	if (p->recipient)
+		json_object_set_new(o, "recipient", json_string(p->recipient));
+	if (p->ref)
+		json_object_set_new(o, "ref", json_string(p->ref));
+	if (p->secret)
+		json_object_set_new(o, "secret", json_string(p->secret));
+	if (p->cert)
+		json_object_set_new(o, "cert", json_string(p->cert));
+	if (p->key)
+		json_object_set_new(o, "key", json_string(p->key));
+	if (p->cmd)
+		json_object_set_new(o, "cmd", json_string(p->cmd));
+	if (strcmp(p->kind->name, "acme") == 0)
+		json_object_set_new(o, "agree_tos", json_boolean(p->agree_tos));
 	if (p->timeout > 0)
 		json_object_set_new(o, "timeout", json_integer(p->timeout));
 	s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -17,7 +17,8 @@
 #include "p11km/cmd.h"
 #include "p11km/util.h"
 
-enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE };
+enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE, O_CMP,
+       O_OLD_CERT, O_KEY };
 
 const struct p11km_opt p11km_req_submit_opts[] = {
 	{ "ca", 1, O_CA, "NAME", "the CA profile to submit to (see 'p11km ca list')" },
@@ -28,6 +29,12 @@ const struct p11km_opt p11km_req_submit_opts[] = {
 	  "chain against (cert install --ca-file)" },
 	{ "standalone", 1, O_STANDALONE, "ADDR:PORT", "answer http-01 with a built-in responder there" },
 	{ "webroot", 1, O_WEBROOT, "DIR", "answer http-01 with files under DIR/.well-known/acme-challenge/" },
+	{ "cmp", 1, O_CMP, "TYPE", "CMP: send the request as p10cr, ir, cr or kur (default: the "
+	  "profile's --cmp-cmd)" },
+	{ "old-cert", 1, O_OLD_CERT, "FILE", "CMP kur: the certificate being updated (its token key "
+	  "protects the message)" },
+	{ "key", 1, O_KEY, "URI", "CMP ir/cr/kur: the token (pkcs11: URI) holding the request's key "
+	  "(default: the profile's --key)" },
 	{ "config-dir", 1, O_CONFIG_DIR, "DIR", "where CA profiles live (default /etc/p11km/ca.d)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
@@ -166,6 +173,21 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	json_decref(o);
 }
 
+/* Options that belong to one kind of CA. */
+static int
+kind_options(const struct p11km_ca_profile *p, const struct p11km_ca_submit *sub)
+{
+	int cmp = strcmp(p->kind->name, "cmp") == 0;
+
+	if (!cmp && (sub->cmp_cmd || sub->old_cert || sub->key_uri))
+		return p11km_fail(P11KM_ERR_USAGE, "--cmp, --old-cert and --key go with a CMP CA; "
+		                  "'%s' is %s", p->name, p->kind->name);
+	if (cmp && (sub->standalone || sub->webroot))
+		return p11km_fail(P11KM_ERR_USAGE, "--standalone and --webroot go with an ACME CA; "
+		                  "'%s' is cmp", p->name);
+	return 0;
+}
+
 int
 p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -188,6 +210,9 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		case O_STANDALONE: sub.standalone = g.optarg; break;
 		case O_WEBROOT: sub.webroot = g.optarg; break;
 		case O_CONFIG_DIR: dir_opt = g.optarg; break;
+		case O_CMP: sub.cmp_cmd = g.optarg; break;
+		case O_OLD_CERT: sub.old_cert = g.optarg; break;
+		case O_KEY: sub.key_uri = g.optarg; break;
 		default: r = r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option"); goto out;
 		}
 	}
@@ -209,11 +234,13 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	sub.step = on_step;
 	sub.step_arg = &pr;
 	if ((r = p11km_ca_profile_load(p11km_ca_dir(dir_opt), ca, &p)) < 0 ||
+	    (r = kind_options(p, &sub)) < 0 ||
 	    (r = read_request(argv[g.argi], &der, &der_len)) < 0 ||
 	    (r = p->kind->submit(ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		goto out;
-	p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
-	              "HTTP requests", sub.signatures, sub.requests);
+	if (strcmp(p->kind->name, "acme") == 0)
+		p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
+		              "HTTP requests", sub.signatures, sub.requests);
 	if (out != NULL && (r = p11km_write_file_atomic(out, chain, chain_len, 0644)) < 0)
 		goto out;
 	if (do_install) {

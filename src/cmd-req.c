@@ -759,7 +759,7 @@ const struct p11km_cmd p11km_cmds_req[] = {
 	{ "new", "KEY-URI", "a certificate request signed by a token key", cmd_req_new, new_opts, 1, 1, 0 },
 	{ "renew", "CERT", "a renewal request from a certificate (token URI or file)", cmd_req_renew,
 	  renew_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
-	{ "submit", "REQUEST [KEY-URI]", "send a request to an online CA (ACME) and collect the chain",
+	{ "submit", "REQUEST [KEY-URI]", "send a request to an online CA (ACME, CMP) and collect the chain",
 	  p11km_req_submit_run, p11km_req_submit_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

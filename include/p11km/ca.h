@@ -27,12 +27,23 @@ struct p11km_ca_profile {
 	char *account_key;  /* file path or pkcs11: URI */
 	int agree_tos;      /* the terms of service were agreed with 'ca add --agree-tos' */
 	long timeout;       /* seconds per HTTP request */
+	/* CMP (and URL-based kinds) */
+	char *url;          /* the CA's endpoint (CMP: http(s)://HOST:PORT/PATH) */
+	char *recipient;    /* CMP recipient name, "/CN=.../O=..." or NULL */
+	char *ref;          /* CMP sender reference (senderKID) for MAC protection */
+	char *secret;       /* a secret source (file:, env:, fd:, prompt) for PBM, never the secret */
+	char *cert;         /* CMP signature protection: our certificate (PEM file) */
+	char *key;          /* ... and its key on a token (pkcs11: URI) */
+	char *cmd;          /* CMP request type: "p10cr", "ir", "cr" or "kur" (NULL: p10cr) */
 };
 
 /* How a submission goes (the command's options). */
 struct p11km_ca_submit {
 	const char *standalone;  /* "ADDR:PORT" for the built-in http-01 responder */
 	const char *webroot;     /* DIR: http-01 files under DIR/.well-known/acme-challenge/ */
+	const char *cmp_cmd;     /* CMP: request type for this run (NULL: the profile's) */
+	const char *old_cert;    /* CMP kur: the certificate to update (PEM file) */
+	const char *key_uri;     /* CMP ir/cr/kur: where the request's key is (pkcs11: URI) */
 	/* progress: called once per step with a short line (may be NULL) */
 	void (*step)(void *arg, const char *name, const char *detail);
 	void *step_arg;
@@ -51,6 +62,8 @@ struct p11km_ca_kind {
 	int (*submit)(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	              const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
 	              char **chain, size_t *chain_len);
+	/* The CA's own certificates for 'ca roots' (NULL: the kind cannot). */
+	int (*roots)(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, STACK_OF(X509) **out);
 };
 /* The kind called name; P11KM_ERR_USAGE (with the kinds, or why_not) otherwise. */
 int p11km_ca_kind_find(const char *name, const struct p11km_ca_kind **out);
@@ -129,5 +142,15 @@ void p11km_http01_stop(struct p11km_http01 *h);
 int p11km_acme_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
                       const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
                       char **chain, size_t *chain_len);
+
+/* CMP (ca-cmp.c): the request as the profile's (or sub->cmp_cmd's) message
+ * type, certConf, the chain back. */
+int p11km_cmp_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
+                     const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
+                     char **chain, size_t *chain_len);
+/* The CA's certificates (genm with id-it-caCerts, RFC 9483 4.3.1); *out
+ * has at least one. */
+int p11km_cmp_ca_certs(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
+                       STACK_OF(X509) **out);
 
 #endif
