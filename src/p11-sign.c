@@ -288,6 +288,31 @@ ecdsa_der(const unsigned char *rs, size_t len, unsigned char **out, size_t *out_
 	return 0;
 }
 
+/* The outcome of token_sign_raw() (r, init_rv) with mechanism m: an error
+ * naming what failed, or the signature in its BIT STRING form. */
+static int
+sign_result(struct p11km_signer *sg, CK_MECHANISM_TYPE m, int r, CK_RV init_rv,
+            unsigned char *raw, size_t raw_len, unsigned char **sig, size_t *sig_len)
+{
+	struct token_signer *ts = sg->priv;
+
+	if (r < 0 && init_rv != CKR_OK) {
+		if (mech_refused(init_rv))
+			return fail_mechanism(ts->s, sg, m, init_rv);
+		return p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
+	}
+	if (r < 0)
+		return r;
+	if (sg->alg == P11KM_SIG_ECDSA) {
+		r = ecdsa_der(raw, raw_len, sig, sig_len);
+		free(raw);
+		return r;
+	}
+	*sig = raw;
+	*sig_len = raw_len;
+	return 0;
+}
+
 static int
 token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
            unsigned char **sig, size_t *sig_len)
@@ -365,21 +390,7 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 			mech.mechanism = first;
 	}
 	OPENSSL_cleanse(digest, sizeof(digest));
-	if (r < 0 && init_rv != CKR_OK) {
-		if (mech_refused(init_rv))
-			return fail_mechanism(ts->s, sg, mech.mechanism, init_rv);
-		return p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
-	}
-	if (r < 0)
-		return r;
-	if (sg->alg == P11KM_SIG_ECDSA) {
-		r = ecdsa_der(raw, raw_len, sig, sig_len);
-		free(raw);
-		return r;
-	}
-	*sig = raw;
-	*sig_len = raw_len;
-	return 0;
+	return sign_result(sg, mech.mechanism, r, init_rv, raw, raw_len, sig, sig_len);
 }
 
 /* A digest hashed by the caller: CKM_ECDSA on it, or CKM_RSA_PKCS on its DigestInfo. */
@@ -408,19 +419,7 @@ token_sign_digest(struct p11km_signer *sg, const EVP_MD *md, const unsigned char
 	memcpy(data + off, dgst, dlen);
 	r = token_sign_raw(sg, &mech, data, off + dlen, &raw, &raw_len, &init_rv);
 	OPENSSL_cleanse(data, sizeof(data));
-	if (r < 0 && init_rv != CKR_OK)
-		return mech_refused(init_rv) ? fail_mechanism(ts->s, sg, mech.mechanism, init_rv)
-		                             : p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
-	if (r < 0)
-		return r;
-	if (sg->alg == P11KM_SIG_ECDSA) {
-		r = ecdsa_der(raw, raw_len, sig, sig_len);
-		free(raw);
-		return r;
-	}
-	*sig = raw;
-	*sig_len = raw_len;
-	return 0;
+	return sign_result(sg, mech.mechanism, r, init_rv, raw, raw_len, sig, sig_len);
 }
 
 int

@@ -190,7 +190,7 @@ start_mock() {
 }
 MOCK_ARGS="-rsp_cert $T/fixed.pem"
 check "openssl cmp -port (mock) starts" start_server "$T/mock.log" 1 start_mock
-MP=$PORT MOCK1=$SERVER_PID
+MP=$PORT
 check "ca add mock" "$P11KM" ca add mock --kind cmp --url "http://127.0.0.1:$MP/pkix/" \
 	--secret-source "file:$T/secret" --ref client1 --config-dir "$CFG"
 check "req submit to the mock (p10cr)" "$P11KM" req submit "$T/web.csr" --ca mock \
@@ -204,25 +204,19 @@ check "ca add mockwrong (the wrong secret)" "$P11KM" ca add mockwrong --kind cmp
 	--url "http://127.0.0.1:$MP/pkix/" --secret-source "file:$T/wrong" --ref client1 \
 	--config-dir "$CFG"
 bad "mock: the wrong secret" 5 "not protected as expected" --ca mockwrong
-kill "$MOCK1"
-MOCK_ARGS="-rsp_cert $T/otherkey.pem"
-check "the mock, answering with a certificate for another key" start_server "$T/mock.log" 1 start_mock
-MOCK2=$SERVER_PID
-"$P11KM" -q ca add mock --kind cmp --url "http://127.0.0.1:$PORT/pkix/" \
-	--secret-source "file:$T/secret" --ref client1 --config-dir "$CFG" --force
+# mock_with ARGS...: the mock again, answering as ARGS say; profile "mock" points at it
+mock_with() {
+	kill "$SERVER_PID" 2>/dev/null
+	MOCK_ARGS="$*"
+	check "the mock, with $*" start_server "$T/mock.log" 1 start_mock
+	"$P11KM" -q ca add mock --kind cmp --url "http://127.0.0.1:$PORT/pkix/" \
+		--secret-source "file:$T/secret" --ref client1 --config-dir "$CFG" --force
+}
+mock_with -rsp_cert "$T/otherkey.pem"
 bad "mock: a certificate for another key" 5 "does not accept" --ca mock
-kill "$MOCK2"
-MOCK_ARGS="-rsp_cert $T/fixed.pem -pkistatus 2 -failurebits 516 -statusstring no-way"
-check "the mock, rejecting" start_server "$T/mock.log" 1 start_mock
-MOCK3=$SERVER_PID
-"$P11KM" -q ca add mock --kind cmp --url "http://127.0.0.1:$PORT/pkix/" \
-	--secret-source "file:$T/secret" --ref client1 --config-dir "$CFG" --force
+mock_with -rsp_cert "$T/fixed.pem" -pkistatus 2 -failurebits 516 -statusstring no-way
 bad "mock: a rejection" 1 "PKIStatus rejection, failInfo badRequest,badPOP: no-way" --ca mock
-kill "$MOCK3"
-MOCK_ARGS="-rsp_cert $T/fixed.pem -send_unprotected"
-check "the mock, answering unprotected" start_server "$T/mock.log" 1 start_mock
-"$P11KM" -q ca add mock --kind cmp --url "http://127.0.0.1:$PORT/pkix/" \
-	--secret-source "file:$T/secret" --ref client1 --config-dir "$CFG" --force
+mock_with -rsp_cert "$T/fixed.pem" -send_unprotected
 bad "mock: an unprotected answer" 5 "not protected as expected" --ca mock
 
 done_testing
