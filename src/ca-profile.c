@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "p11km/ca.h"
+#include "p11km/txn.h"
 #include "p11km/util.h"
 
 /* --- the table of kinds ------------------------------------------------------- */
@@ -218,11 +219,19 @@ p11km_ca_profile_remove(const char *dir, const char *name)
 		return r;
 	if ((path = profile_path(dir, name)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if (unlink(path) != 0)
+	if (access(path, F_OK) != 0) {
 		r = errno == ENOENT ? p11km_fail(P11KM_ERR_NOTFOUND, "no CA profile '%s' in '%s'",
 		                                 name, dir)
 		                    : p11km_fail(P11KM_ERR_IO, "cannot remove '%s': %s", path,
 		                                 strerror(errno));
+	} else {
+		/* a file transaction: the removal is in the audit trail */
+		struct p11km_ftxn *t = p11km_ftxn_new();
+		r = t == NULL ? p11km_fail(P11KM_ERR_NOMEM, "out of memory") : p11km_ftxn_unlink(t, path);
+		if (r == 0)
+			r = p11km_ftxn_commit(t);
+		p11km_ftxn_free(t);
+	}
 	free(path);
 	return r;
 }
