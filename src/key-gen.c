@@ -213,6 +213,7 @@ made_anyway(struct p11km_session *s, const char *label, const unsigned char *id,
 		CK_OBJECT_HANDLE *h = NULL;
 		size_t n = 0;
 		if (p11km_find(s, t, 3, 2, &h, &n) == 0 && n == 1) {
+			p11km_obj_describe(s, h[0], t, 3);
 			*out[i] = h[0];
 			any = 1;
 		}

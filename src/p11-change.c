@@ -139,6 +139,13 @@ known_from(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *t, C
 	return k;
 }
 
+void
+p11km_obj_describe(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *t,
+                   CK_ULONG n)
+{
+	(void)known_from(s, h, t, n, (CK_OBJECT_CLASS)-1);
+}
+
 /* One line about object k (or handle h) of s's token. */
 static void
 record(struct p11km_session *s, const char *action, const struct known *k, CK_OBJECT_HANDLE h,

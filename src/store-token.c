@@ -36,6 +36,7 @@ made_anyway(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, int r)
 	if ((msg = strdup(p11km_errmsg(r))) == NULL)
 		return;
 	if (p11km_find(s, q, nq, 2, &h, &nh) == 0 && nh == 1) {
+		p11km_obj_describe(s, h[0], q, nq);
 		int was = p11km_audit_rollback(1);
 		CK_RV drv = p11km_obj_destroy(s, h[0]);
 		p11km_audit_rollback(was);

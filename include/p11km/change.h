@@ -31,7 +31,11 @@ CK_RV p11km_token_init_call(struct p11km_token *t, const char *so_pin, size_t so
 CK_RV p11km_pin_init_call(struct p11km_session *s, const char *pin, size_t len);
 CK_RV p11km_pin_set_call(struct p11km_session *s, const char *old, size_t olen,
                          const char *pin, size_t len);
-/* What the wrappers name an object by: p11km_object_read() tells them. */
+/* What the wrappers name an object by: p11km_object_read() tells them;
+ * an object found by a search (made although its creation failed) is
+ * described by the template it was found with (class, label, id, value). */
 void p11km_obj_seen(struct p11km_session *s, const struct p11km_object *o);
+void p11km_obj_describe(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *t,
+                        CK_ULONG n);
 
 #endif
