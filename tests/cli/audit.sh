@@ -92,6 +92,12 @@ sys.exit(0 if any(eval(sys.argv[1], {"r": json.loads(l)}) for l in open(sys.argv
 }
 sha() { sha256sum "$1" | cut -c1-64; }
 
+# --- no change bypasses the trail: only p11-change.c calls what changes a token ---
+CHANGING='C_(CreateObject|CopyObject|DestroyObject|SetAttributeValue|GenerateKeyPair|GenerateKey|UnwrapKey|DeriveKey|InitToken|InitPIN|SetPIN)'
+grep -nE "P11KM_CALL\([^,]*, *$CHANGING\b|->$CHANGING *\(" "$top_srcdir"/src/*.c |
+	grep -v '^[^:]*/src/p11-change\.c:' > "$T/bypass"
+check_eq "every PKCS#11 call that changes a token goes through change.h" "$(cat "$T/bypass")" ""
+
 # --- token init, key, request, install, relabel, prune, delete, roots ----------
 check_grep "token init: init-token with the new label" '"action":"init-token".*"new":\{"label":"aud"\}' "$LOG"
 check_grep "token init: init-pin of the token" '"action":"init-pin","token":"pkcs11:[^"]*token=aud"' "$LOG"
