@@ -172,18 +172,23 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	t[n++] = (CK_ATTRIBUTE){ CKA_ISSUER, iss, ilen };
 	t[n++] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, ser, serlen };
 	t[n++] = (CK_ATTRIBUTE){ CKA_VALUE, der, dlen };
-	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) };
 	if (trusted)
 		t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, &yes, sizeof(yes) };
-	/* the validity, for consumers and admin tools that show it; last, so
-	 * that a token which does not know them gets the template without */
+	/* The optional attributes, last, so that a token which does not know
+	 * one (opencryptoki 3.8: CKA_CERTIFICATE_CATEGORY; others the dates)
+	 * gets the template without them, once: the category and the validity,
+	 * for consumers and admin tools that show them. */
 	n_dates = n;
+	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) };
 	if (cert_date(X509_get0_notBefore(cert), &start) && cert_date(X509_get0_notAfter(cert), &end)) {
 		t[n++] = (CK_ATTRIBUTE){ CKA_START_DATE, &start, sizeof(start) };
 		t[n++] = (CK_ATTRIBUTE){ CKA_END_DATE, &end, sizeof(end) };
 	}
 	rv = p11km_obj_create(s, t, n, &h);
 	if (n > n_dates && (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+		p11km_verbose("token '%s' refused an optional certificate attribute (%s): again "
+		              "without CKA_CERTIFICATE_CATEGORY and the dates", s->tok->label,
+		              p11km_ckr_name(rv));
 		n = n_dates;
 		rv = p11km_obj_create(s, t, n, &h);
 	}
@@ -198,6 +203,15 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 		    "token '%s' refused a trusted certificate (CKR_USER_NOT_LOGGED_IN): this token "
 		    "wants the user's login for it; give --pin-source instead of --so-pin-source",
 		    s->tok->label);
+		goto out;
+	}
+	if (trusted && (rv == CKR_TEMPLATE_INCONSISTENT || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	                rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' does not store trusted certificates (C_CreateObject with CKA_TRUSTED: "
+		    "%s): put the root into a file store instead (pem-bundle:, openssl-dir:, system)",
+		    s->tok->label, p11km_ckr_name(rv));
+		made_anyway(s, t, n, r);
 		goto out;
 	}
 	if (rv != CKR_OK) {

@@ -78,9 +78,23 @@ int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int a
 int p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv);
 extern const struct p11km_opt p11km_req_submit_opts[];
+int p11km_ca_roots_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+extern const struct p11km_opt p11km_ca_roots_opts[];
+/* A private temporary file (mkstemp under $TMPDIR or /tmp) holding data;
+ * *path malloc'ed; the caller unlinks it. */
+int p11km_cmd_temp_file(const char *data, size_t len, char **path);
+/* Run the verb of a command table in this process (same session, same PIN). */
+int p11km_cmd_run_verb(struct p11km_ctx *ctx, const struct p11km_cmd *table, const char *verb,
+                       int argc, char **argv);
 int p11km_cert_prune_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv);
 extern const struct p11km_opt p11km_cert_prune_opts[];
+int p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                          char **argv);
+extern const struct p11km_opt p11km_cert_revoke_opts[];
+/* Print a jansson object as --json output and release it (cmd-ca.c). */
+struct json_t;
+void p11km_json_print_free(struct json_t *o);
 /* Does the binding use o: its key, its certificate, or the key of its
  * certificate (cmd-object-edit.c; 'object delete', 'cert prune')? */
 struct p11km_bind_ref;
