@@ -265,8 +265,8 @@ render_nginx(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	fprintf(t.fp, "# Top level (main context) of nginx.conf: nginx clears the environment of\n"
 	              "# its workers; the pkcs11 module re-initialises in each worker and needs these.\n"
 	              "env OPENSSL_CONF;\n");
-	if (p->softhsm2_conf)
-		fprintf(t.fp, "env SOFTHSM2_CONF;\n");
+	for (size_t i = 0; i < p->n_env; i++)
+		fprintf(t.fp, "env %.*s;\n", (int)strcspn(p->env[i], "="), p->env[i]);
 	r = text_add(out, &t, "nginx-main.conf", 0644);
 out:
 	free(full);
@@ -445,8 +445,8 @@ render_env(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	if ((r = text_open(&t)) < 0)
 		return r;
 	fprintf(t.fp, "OPENSSL_CONF=%s/openssl.cnf\n", p->dir);
-	if (p->softhsm2_conf)
-		fprintf(t.fp, "SOFTHSM2_CONF=%s\n", p->softhsm2_conf);
+	for (size_t i = 0; i < p->n_env; i++)
+		fprintf(t.fp, "%s\n", p->env[i]);
 	if ((r = text_add(out, &t, "environment", 0644)) < 0)
 		return r;
 
@@ -456,8 +456,8 @@ render_env(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	              "# /etc/systemd/system/%s.d/p11km.conf, then systemctl daemon-reload\n"
 	              "# (see contrib/systemd/README.md).\n[Service]\n"
 	              "Environment=OPENSSL_CONF=%s/openssl.cnf\n", p->fl->unit, p->dir);
-	if (p->softhsm2_conf)
-		fprintf(t.fp, "Environment=SOFTHSM2_CONF=%s\n", p->softhsm2_conf);
+	for (size_t i = 0; i < p->n_env; i++)
+		fprintf(t.fp, "Environment=%s\n", p->env[i]);
 	return text_add(out, &t, "systemd-dropin.conf", 0644);
 }
 
@@ -481,8 +481,8 @@ render_manifest(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	fprintf(t.fp, "module = %s\n", p->module_path);
 	if (p->service_user)
 		fprintf(t.fp, "service_user = %s\n", p->service_user);
-	if (p->softhsm2_conf)
-		fprintf(t.fp, "env = SOFTHSM2_CONF=%s\n", p->softhsm2_conf);
+	for (size_t i = 0; i < p->n_env; i++)
+		fprintf(t.fp, "env = %s\n", p->env[i]);
 	for (size_t i = 0; i < p->n_listen; i++) {
 		listen_fmt(&p->listen[i], addr, sizeof(addr));
 		fprintf(t.fp, "listen = %s\n", addr);

@@ -324,7 +324,8 @@ ctx_new(struct cmp_run *run, int mac, OSSL_CMP_CTX **out)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	run->http.ca_file = run->p->ca_file;
 	run->http.timeout = run->p->timeout;
-	run->http.plain_ok = 1;
+	run->http.allow_http = 1;
+	run->http.conn_close = 1;
 	OSSL_CMP_CTX_set_log_cb(c, log_cb);
 	OSSL_CMP_CTX_set_transfer_cb(c, transfer);
 	OSSL_CMP_CTX_set_transfer_cb_arg(c, run);
@@ -612,8 +613,8 @@ ca_certs_of(const OSSL_CMP_ITAV *itav, STACK_OF(X509) **out)
 	return 0;
 }
 
-int
-p11km_cmp_ca_certs(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, STACK_OF(X509) **out)
+static int
+ca_certs(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, STACK_OF(X509) **out)
 {
 	struct p11km_ca_submit sub = { 0 };
 	struct cmp_run run = { .ctx = ctx, .p = p, .sub = &sub };
@@ -664,4 +665,36 @@ out:
 	OSSL_CMP_CTX_free(c);
 	run_release(&run);
 	return r;
+}
+
+int
+p11km_cmp_roots(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, char **pem,
+                size_t *pem_len)
+{
+	STACK_OF(X509) *sk = NULL;
+	BIO *b = NULL;
+	char *data;
+	long n;
+	int r;
+
+	*pem = NULL;
+	if ((r = ca_certs(ctx, p, &sk)) < 0)
+		return r;
+	if ((b = BIO_new(BIO_s_mem())) == NULL)
+		goto nomem;
+	for (int i = 0; i < sk_X509_num(sk); i++)
+		if (!PEM_write_bio_X509(b, sk_X509_value(sk, i)))
+			goto nomem;
+	if ((n = BIO_get_mem_data(b, &data)) <= 0 || (*pem = malloc((size_t)n + 1)) == NULL)
+		goto nomem;
+	memcpy(*pem, data, (size_t)n);
+	(*pem)[n] = '\0';
+	*pem_len = (size_t)n;
+	BIO_free(b);
+	sk_X509_pop_free(sk, X509_free);
+	return 0;
+nomem:
+	BIO_free(b);
+	sk_X509_pop_free(sk, X509_free);
+	return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 }

@@ -107,6 +107,37 @@ abs_path(const char *path)
 	return p11km_asprintf("%s/%s", cwd, path);
 }
 
+/* What the binding's module needs from the environment to find its token:
+ * SoftHSM2's SOFTHSM2_CONF (absolute), the p11-kit client's
+ * P11_KIT_SERVER_ADDRESS (a Unix socket by absolute path: the server's
+ * workers connect to it themselves). */
+static int
+module_env(struct p11km_bind_params *p)
+{
+	const char *base = strrchr(p->module_path, '/'), *v;
+	char *conf;
+	int r;
+
+	base = base ? base + 1 : p->module_path;
+	if (strcmp(base, "libsofthsm2.so") == 0 && (v = getenv("SOFTHSM2_CONF")) != NULL) {
+		if ((conf = abs_path(v)) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		r = p11km_bind_env_add(p, "SOFTHSM2_CONF", conf);
+		free(conf);
+		return r;
+	}
+	if (strcmp(base, "p11-kit-client.so") == 0) {
+		if ((v = getenv("P11_KIT_SERVER_ADDRESS")) == NULL)
+			return 0; /* the client's default socket, under $XDG_RUNTIME_DIR */
+		if (strncmp(v, "unix:path=/", 11) != 0)
+			return p11km_fail(P11KM_ERR_USAGE, "P11_KIT_SERVER_ADDRESS is '%s': a server "
+			                  "binding needs a Unix socket by absolute path "
+			                  "(unix:path=/...)", p11km_esc(v));
+		return p11km_bind_env_add(p, "P11_KIT_SERVER_ADDRESS", v);
+	}
+	return 0;
+}
+
 /* The PIN p11km logged in with, copied (it must outlive the module
  * release): the PIN file is written from it, and the engine probe may log
  * in only with it.  *out NULL: no PIN was proved (a PIN pad). */
@@ -340,7 +371,6 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	struct p11km_listen ls[MAX_LISTEN];
 	const struct p11km_bind_flavour *fl;
 	char *dir = NULL, *pin_file = NULL, *pin_spec = NULL, *pin = NULL;
-	const char *base;
 	size_t pin_len = 0;
 	int argi = 0, r, write_pin = 0, pin_created = 0;
 
@@ -391,15 +421,8 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 		goto out;
 	if ((r = p11km_bind_engine_path(&p.engine_path)) < 0)
 		goto out;
-	base = strrchr(p.module_path, '/');
-	if (base && strcmp(base + 1, "libsofthsm2.so") == 0 && getenv("SOFTHSM2_CONF") != NULL) {
-		if ((p.softhsm2_conf = abs_path(getenv("SOFTHSM2_CONF"))) == NULL ||
-		    !p11km_config_safe(p.softhsm2_conf)) {
-			r = p11km_fail(P11KM_ERR_USAGE, "SOFTHSM2_CONF is not a path that is safe in a "
-			               "config");
-			goto out;
-		}
-	}
+	if ((r = module_env(&p)) < 0)
+		goto out;
 	if ((r = pin_copy(ctx, &pin, &pin_len)) < 0)
 		goto out;
 	if (write_pin && pin == NULL) {

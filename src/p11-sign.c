@@ -71,6 +71,7 @@ struct token_signer {
 	enum p11km_tri decrypt;   /* the key's CKA_DECRYPT */
 	const struct p11km_pinsrc *pin; /* for a context-specific login, or NULL */
 	char *label;
+	char fallback[160];       /* p11km_token_signer_fallback() */
 };
 
 /* Does the token list mechanism m1 or m2? */
@@ -384,10 +385,17 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 	    (sg->alg == P11KM_SIG_RSA_PKCS1 || sg->alg == P11KM_SIG_RSA_PSS)) {
 		/* Tokens that do not hash: a DigestInfo (PKCS#1) or the digest (PSS). */
 		CK_MECHANISM_TYPE first = mech.mechanism;
+		CK_RV first_rv = init_rv;
 		mech.mechanism = sg->alg == P11KM_SIG_RSA_PKCS1 ? CKM_RSA_PKCS : CKM_RSA_PKCS_PSS;
 		r = token_sign_raw(sg, &mech, digest, off + dlen, &raw, &raw_len, &init_rv);
-		if (r < 0 && init_rv != CKR_OK && mech_refused(init_rv))
+		if (r < 0 && init_rv != CKR_OK && mech_refused(init_rv)) {
 			mech.mechanism = first;
+		} else if (r == 0) {
+			snprintf(ts->fallback, sizeof(ts->fallback), "%s refused (%s): %s over a digest "
+			         "made on the host", p11km_mech_name(first), p11km_ckr_name(first_rv),
+			         p11km_mech_name(mech.mechanism));
+			p11km_verbose("token '%s': %s", ts->s->tok->label, ts->fallback);
+		}
 	}
 	OPENSSL_cleanse(digest, sizeof(digest));
 	return sign_result(sg, mech.mechanism, r, init_rv, raw, raw_len, sig, sig_len);
@@ -420,6 +428,14 @@ token_sign_digest(struct p11km_signer *sg, const EVP_MD *md, const unsigned char
 	r = token_sign_raw(sg, &mech, data, off + dlen, &raw, &raw_len, &init_rv);
 	OPENSSL_cleanse(data, sizeof(data));
 	return sign_result(sg, mech.mechanism, r, init_rv, raw, raw_len, sig, sig_len);
+}
+
+const char *
+p11km_token_signer_fallback(const struct p11km_signer *sg)
+{
+	const struct token_signer *ts = sg->priv;
+
+	return sg->sign == token_sign && ts != NULL && ts->fallback[0] ? ts->fallback : NULL;
 }
 
 int

@@ -2,7 +2,7 @@
  *
  * Never relies on libcurl's or the environment's defaults for trust: the CA
  * file is always set (CURLOPT_CAINFO) and CURL_CA_BUNDLE / SSL_CERT_FILE
- * are ignored.  HTTPS only (plain HTTP where the caller allows it), no redirects, a timeout per request, bounded
+ * are ignored.  HTTPS only, no redirects, a timeout per request, bounded
  * retries when the connection could not be made, and a cap on the size of
  * a response.
  */
@@ -13,11 +13,21 @@
 
 #define P11KM_HTTP_BODY_MAX (1u << 20)  /* bytes in one response */
 #define P11KM_HTTP_RETRIES 3            /* connection attempts per request */
+#define P11KM_HTTP_MAX_ALT 8            /* rel="alternate" links kept from one response */
+
+enum p11km_http_auth {
+	P11KM_HTTP_AUTH_NONE = 0,
+	P11KM_HTTP_AUTH_BASIC,
+	P11KM_HTTP_AUTH_NEGOTIATE, /* SPNEGO/Kerberos: the caller's credentials cache */
+	P11KM_HTTP_AUTH_NTLM,
+};
 
 struct p11km_http {
 	const char *ca_file;   /* trusted roots for the server (PEM); required for https */
-	int plain_ok;          /* http:// allowed too (CMP: its messages carry their own
-	                        * protection); https still needs ca_file */
+	int allow_http;        /* http:// URLs too (AD CS --insecure-http; CMP) */
+	int conn_close;        /* send Connection: close (CMP: one message per connection) */
+	enum p11km_http_auth auth;
+	const char *user, *password; /* basic, ntlm (borrowed; the password is wiped by its owner) */
 	long timeout;          /* seconds for the whole request; 0: 30 */
 	unsigned long requests; /* requests made (for --verbose) */
 };
@@ -27,6 +37,8 @@ struct p11km_http_resp {
 	char *content_type;    /* without parameters, lower case; NULL if none */
 	char *location, *replay_nonce, *retry_after; /* NULL if absent */
 	char *link_up;         /* the Link: <...>;rel="up" target, if any */
+	char *link_alt[P11KM_HTTP_MAX_ALT]; /* Link: rel="alternate" targets (RFC 8555 7.4.2) */
+	size_t n_link_alt;
 	unsigned char *body;   /* NUL-terminated; body_len excludes the NUL */
 	size_t body_len;
 };

@@ -65,6 +65,16 @@ int p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *k
                            const struct p11km_pinsrc *pin, struct p11km_signer **out);
 
 /*
+ * After a signature by a token signer: the hash-and-sign mechanism the
+ * token refused at C_SignInit and what signed instead, one line
+ * ("CKM_SHA256_RSA_PKCS refused (CKR_MECHANISM_INVALID): CKM_RSA_PKCS over
+ * a digest made on the host"), or NULL when none was refused (borrowed,
+ * valid while the signer is).  token doctor shows it; the signer also says
+ * it with --verbose.
+ */
+const char *p11km_token_signer_fallback(const struct p11km_signer *sg);
+
+/*
  * Read what signing needs from a key object in one C_GetAttributeValue with
  * pre-sized buffers (class, key type, CKA_SIGN, label, id, public parts);
  * falls back to p11km_object_read() when a buffer is too small.  Other

@@ -74,14 +74,18 @@ START_TEST(kinds)
 	ck_assert_int_eq(p11km_ca_kind_find("acme", &k), 0);
 	ck_assert_str_eq(k->name, "acme");
 	ck_assert_ptr_nonnull(k->submit);
-	ck_assert_ptr_null(k->roots);
 	ck_assert_int_eq(p11km_ca_kind_find("cmp", &k), 0);
 	ck_assert_str_eq(k->name, "cmp");
 	ck_assert_ptr_nonnull(k->submit);
 	ck_assert_ptr_nonnull(k->roots);
-	ck_assert_int_eq(p11km_ca_kind_find("adcs", &k), P11KM_ERR_UNSUPPORTED);
-	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_UNSUPPORTED), "not built yet"));
-	ck_assert_int_eq(p11km_ca_kind_find("helper", &k), P11KM_ERR_UNSUPPORTED);
+	ck_assert_int_eq(p11km_ca_kind_find("adcs", &k), 0);
+	ck_assert_ptr_nonnull(k->submit);
+	ck_assert_ptr_nonnull(k->roots);
+	ck_assert_int_eq(p11km_ca_kind_find("helper", &k), 0);
+	ck_assert_ptr_nonnull(k->submit);
+	ck_assert_ptr_nonnull(k->roots);
+	ck_assert_int_eq(p11km_ca_kind_find("acme", &k), 0);
+	ck_assert_ptr_null(k->roots);
 	ck_assert_int_eq(p11km_ca_kind_find("scep", &k), P11KM_ERR_USAGE);
 }
 END_TEST
@@ -149,12 +153,66 @@ START_TEST(profile_cmp_round_trip)
 	ck_assert_ptr_null(q->key);
 	text = p11km_ca_profile_json(q);
 	ck_assert_ptr_nonnull(text);
-	/* no ACME fields in a CMP profile */
 	ck_assert_ptr_null(strstr(text, "directory"));
-	ck_assert_ptr_null(strstr(text, "agree_tos"));
 	free(text);
 	p11km_ca_profile_free(q);
 	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "pki"), 0);
+}
+END_TEST
+
+START_TEST(profile_helper_and_pending)
+{
+	struct p11km_ca_profile p = { 0 }, *q = NULL;
+	struct p11km_ca_pending *pd = NULL;
+	char *cmd[] = { "/usr/lib/certmonger/local-submit", "-v", NULL }, path[256], state[128];
+	const unsigned char csr[] = "not really DER", csr2[] = "another";
+	FILE *fp;
+
+	ck_assert_int_eq(p11km_ca_kind_find("helper", &p.kind), 0);
+	p.name = "lcl";
+	p.command = cmd;
+	p.n_command = 2;
+	p.template_name = "Prof";
+	ck_assert_int_eq(p11km_ca_profile_save(tmpdir, &p, 0), 0);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "lcl", &q), 0);
+	ck_assert_uint_eq(q->n_command, 2);
+	ck_assert_str_eq(q->command[0], cmd[0]);
+	ck_assert_str_eq(q->command[1], "-v");
+	ck_assert_ptr_null(q->command[2]);
+	ck_assert_str_eq(q->template_name, "Prof");
+	ck_assert_ptr_null(q->directory);
+	p11km_ca_profile_free(q);
+	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "lcl"), 0);
+	/* a relative helper path in a profile is refused */
+	snprintf(path, sizeof(path), "%s/rel.json", tmpdir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs("{\"kind\": \"helper\", \"command\": [\"local-submit\"]}", fp);
+	fclose(fp);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "rel", &q), P11KM_ERR_INPUT);
+	unlink(path);
+
+	/* pending state: one file per request and CA, kept until removed */
+	snprintf(state, sizeof(state), "%s/state", tmpdir);
+	ck_assert_int_eq(p11km_ca_pending_load(state, "lcl", csr, sizeof(csr), &pd), P11KM_ERR_NOTFOUND);
+	ck_assert_int_eq(p11km_ca_pending_save(state, "lcl", csr, sizeof(csr), "c-1", 30, 0), 0);
+	ck_assert_int_eq(p11km_ca_pending_load(state, "lcl", csr2, sizeof(csr2), &pd), P11KM_ERR_NOTFOUND);
+	ck_assert_int_eq(p11km_ca_pending_load(state, "other", csr, sizeof(csr), &pd), P11KM_ERR_NOTFOUND);
+	ck_assert_int_eq(p11km_ca_pending_load(state, "lcl", csr, sizeof(csr), &pd), 0);
+	ck_assert_str_eq(pd->cookie, "c-1");
+	ck_assert_int_eq(pd->delay, 30);
+	ck_assert_int_gt(pd->since, 0);
+	p11km_ca_pending_free(pd);
+	ck_assert_int_eq(p11km_ca_pending_save(state, "lcl", csr, sizeof(csr), NULL, 0, 5), 0);
+	ck_assert_int_eq(p11km_ca_pending_load(state, "lcl", csr, sizeof(csr), &pd), 0);
+	ck_assert_ptr_null(pd->cookie);
+	ck_assert_int_eq(pd->since, 5);
+	p11km_ca_pending_free(pd);
+	ck_assert_int_eq(p11km_ca_pending_remove(state, "lcl", csr, sizeof(csr)), 0);
+	ck_assert_int_eq(p11km_ca_pending_load(state, "lcl", csr, sizeof(csr), &pd), P11KM_ERR_NOTFOUND);
+	ck_assert_int_eq(p11km_ca_pending_save(state, "../x", csr, sizeof(csr), "c", 0, 0), P11KM_ERR_USAGE);
+	snprintf(path, sizeof(path), "%s/pending", state);
+	rmdir(path);
+	rmdir(state);
 }
 END_TEST
 
@@ -307,6 +365,7 @@ ca_suite(void)
 	tcase_add_test(tc, kinds);
 	tcase_add_test(tc, profile_round_trip);
 	tcase_add_test(tc, profile_cmp_round_trip);
+	tcase_add_test(tc, profile_helper_and_pending);
 	tcase_add_test(tc, profile_bad_json);
 	tcase_add_test(tc, identifiers);
 	tcase_add_test(tc, jws_es256_file_key);
