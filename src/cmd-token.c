@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "p11km/change.h"
 #include "p11km/cmd.h"
 #include "p11km/util.h"
 
@@ -380,7 +381,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	memset(padded, ' ', 32);
 	padded[32] = '\0';
 	memcpy(padded, label, strlen(label));
-	rv = P11KM_CALL(t->f, C_InitToken, t->slot, (CK_UTF8CHAR_PTR)so_pin, so_len, padded);
+	rv = p11km_token_init_call(t, so_pin, so_len, padded);
 	if (rv != CKR_OK) {
 		r = p11km_fail_ckr(rv, "token init", "C_InitToken");
 		goto out;
@@ -391,7 +392,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		r = half_done(r, label);
 		goto out;
 	}
-	rv = P11KM_CALL(s.f, C_InitPIN, s.h, (CK_UTF8CHAR_PTR)user_pin, user_len);
+	rv = p11km_pin_init_call(&s, user_pin, user_len);
 	if (rv != CKR_OK) {
 		r = half_done(p11km_fail_ckr(rv, "token init", "C_InitPIN"), label);
 		goto out;
