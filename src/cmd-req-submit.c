@@ -18,7 +18,7 @@
 #include "p11km/util.h"
 
 enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE, O_POLL,
-       O_STATE_DIR, O_DNS_HOOK, O_PREFERRED_CHAIN };
+       O_STATE_DIR, O_DNS_HOOK, O_PREFERRED_CHAIN, O_CMP, O_OLD_CERT, O_KEY };
 
 const struct p11km_opt p11km_req_submit_opts[] = {
 	{ "ca", 1, O_CA, "NAME", "the CA profile to submit to (see 'p11km ca list')" },
@@ -29,6 +29,12 @@ const struct p11km_opt p11km_req_submit_opts[] = {
 	  "chain against (cert install --ca-file)" },
 	{ "standalone", 1, O_STANDALONE, "ADDR:PORT", "answer http-01 with a built-in responder there" },
 	{ "webroot", 1, O_WEBROOT, "DIR", "answer http-01 with files under DIR/.well-known/acme-challenge/" },
+	{ "cmp", 1, O_CMP, "TYPE", "CMP: send the request as p10cr, ir, cr or kur (default: the "
+	  "profile's --cmp-cmd)" },
+	{ "old-cert", 1, O_OLD_CERT, "FILE", "CMP kur: the certificate being updated (its token key "
+	  "protects the message)" },
+	{ "key", 1, O_KEY, "URI", "CMP ir/cr/kur: the token (pkcs11: URI) holding the request's key "
+	  "(default: the profile's --key)" },
 	{ "dns-hook", 1, O_DNS_HOOK, "CMD", "answer dns-01: run \"PROG [ARG...]\" (no shell) with "
 	  "P11KM_ACME_ACTION=present|cleanup, _RECORD, _VALUE" },
 	{ "preferred-chain", 1, O_PREFERRED_CHAIN, "CN", "take the CA's (alternate) chain whose top "
@@ -145,6 +151,21 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	json_decref(o);
 }
 
+/* Options that belong to one kind of CA. */
+static int
+kind_options(const struct p11km_ca_profile *p, const struct p11km_ca_submit *sub)
+{
+	int cmp = strcmp(p->kind->name, "cmp") == 0;
+
+	if (!cmp && (sub->cmp_cmd || sub->old_cert || sub->key_uri))
+		return p11km_fail(P11KM_ERR_USAGE, "--cmp, --old-cert and --key go with a CMP CA; "
+		                  "'%s' is %s", p->name, p->kind->name);
+	if (cmp && (sub->standalone || sub->webroot || sub->dns_hook || sub->preferred_chain))
+		return p11km_fail(P11KM_ERR_USAGE, "--standalone, --webroot, --dns-hook and "
+		                  "--preferred-chain go with an ACME CA; '%s' is cmp", p->name);
+	return 0;
+}
+
 /* A pending request: --poll needs its state; a new submission of a request
  * the CA already holds is refused unless --force. */
 static int
@@ -224,6 +245,9 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		case O_DNS_HOOK: sub.dns_hook = g.optarg; break;
 		case O_PREFERRED_CHAIN: sub.preferred_chain = g.optarg; break;
 		case O_CONFIG_DIR: dir_opt = g.optarg; break;
+		case O_CMP: sub.cmp_cmd = g.optarg; break;
+		case O_OLD_CERT: sub.old_cert = g.optarg; break;
+		case O_KEY: sub.key_uri = g.optarg; break;
 		case O_POLL: poll = 1; break;
 		case O_STATE_DIR: state_opt = g.optarg; break;
 		default: r = r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option"); goto out;
@@ -248,6 +272,7 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	sub.step_arg = &pr;
 	state = p11km_state_dir(state_opt);
 	if ((r = p11km_ca_profile_load(p11km_ca_dir(dir_opt), ca, &p)) < 0 ||
+	    (r = kind_options(p, &sub)) < 0 ||
 	    (r = read_request(argv[g.argi], &der, &der_len)) < 0 ||
 	    (r = pending_before(ctx, p, state, der, der_len, poll, &pd)) < 0)
 		goto out;
@@ -258,9 +283,10 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		r = pending_after(p, state, der, der_len, &sub, pd, argv[g.argi]);
 		goto out;
 	}
-	p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
-	              "HTTP requests, %lu badNonce retries", sub.signatures, sub.requests,
-	              sub.bad_nonces);
+	if (strcmp(p->kind->name, "acme") == 0)
+		p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
+		              "HTTP requests, %lu badNonce retries", sub.signatures, sub.requests,
+		              sub.bad_nonces);
 	if (out != NULL && (r = p11km_write_file_atomic(out, chain, chain_len, 0644)) < 0)
 		goto out;
 	if (do_install) {

@@ -132,8 +132,10 @@ START_TEST(kinds)
 	ck_assert_int_eq(p11km_ca_kind_find("acme", &k), 0);
 	ck_assert_str_eq(k->name, "acme");
 	ck_assert_ptr_nonnull(k->submit);
-	ck_assert_int_eq(p11km_ca_kind_find("cmp", &k), P11KM_ERR_UNSUPPORTED);
-	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_UNSUPPORTED), "not built yet"));
+	ck_assert_int_eq(p11km_ca_kind_find("cmp", &k), 0);
+	ck_assert_str_eq(k->name, "cmp");
+	ck_assert_ptr_nonnull(k->submit);
+	ck_assert_ptr_nonnull(k->roots);
 	ck_assert_int_eq(p11km_ca_kind_find("adcs", &k), 0);
 	ck_assert_ptr_nonnull(k->submit);
 	ck_assert_ptr_nonnull(k->roots);
@@ -181,6 +183,38 @@ START_TEST(profile_round_trip)
 	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "none", &q), P11KM_ERR_NOTFOUND);
 	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "le"), 0);
 	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "le"), P11KM_ERR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(profile_cmp_round_trip)
+{
+	struct p11km_ca_profile p = { 0 }, *q = NULL;
+	char *text;
+
+	ck_assert_int_eq(p11km_ca_kind_find("cmp", &p.kind), 0);
+	p.name = "pki";
+	p.url = "http://127.0.0.1:8080/pkix/";
+	p.secret = "file:/etc/p11km/pki.secret";
+	p.ref = "client7";
+	p.recipient = "/CN=Issuing CA";
+	p.cmd = "ir";
+	ck_assert_int_eq(p11km_ca_profile_save(tmpdir, &p, 0), 0);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "pki", &q), 0);
+	ck_assert_str_eq(q->kind->name, "cmp");
+	ck_assert_str_eq(q->url, p.url);
+	ck_assert_str_eq(q->secret, p.secret);
+	ck_assert_str_eq(q->ref, p.ref);
+	ck_assert_str_eq(q->recipient, p.recipient);
+	ck_assert_str_eq(q->cmd, "ir");
+	ck_assert_ptr_null(q->directory);
+	ck_assert_ptr_null(q->cert);
+	ck_assert_ptr_null(q->key);
+	text = p11km_ca_profile_json(q);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_null(strstr(text, "directory"));
+	free(text);
+	p11km_ca_profile_free(q);
+	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "pki"), 0);
 }
 END_TEST
 
@@ -390,6 +424,7 @@ ca_suite(void)
 	tcase_add_test(tc, ari_cert_id_rfc9773);
 	tcase_add_test(tc, kinds);
 	tcase_add_test(tc, profile_round_trip);
+	tcase_add_test(tc, profile_cmp_round_trip);
 	tcase_add_test(tc, profile_helper_and_pending);
 	tcase_add_test(tc, profile_bad_json);
 	tcase_add_test(tc, identifiers);
