@@ -44,9 +44,7 @@ check "bind check passes (web2)" "$P11KM" bind check "$T/b2"
 
 # nginx, configured with what p11km emitted
 N=$T/ngx
-nginx_conf "$N" "$T/b1" "$T/b2"
-echo "hello from the token" > "$N/html/index.html"
-chmod a+r "$N/html/index.html"
+nginx_conf "$N" "hello from the token" "$T/b1" "$T/b2"
 start_nginx() { # P1 P2
 	if [ "$1 $2" != "$P1 $P2" ]; then  # a port was taken meanwhile: emit for the new ones
 		P1=$1 P2=$2

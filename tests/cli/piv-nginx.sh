@@ -7,6 +7,7 @@
 # signature) is refused by bind emit.  Judges: openssl s_client
 # -verify_return_error, ps.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/cli/bind-lib.sh"  # nginx_conf; certs.sh's issue() after it
 . "$top_srcdir/tests/lib/certs.sh"
 . "$top_srcdir/tests/lib/piv.sh"
 need openssl yubico-piv-tool nginx
@@ -56,7 +57,7 @@ check "bind check: the 9e key signs through the engine as nobody after fork" "$P
 check_grep "...it says so" "^ok: the key signs through the engine as the service user after fork" "$T/out"
 N=$T/ngx
 chmod o+x "$T"
-nginx_conf "$N" "$T/b-04"
+nginx_conf "$N" "hello from the card" "$T/b-04"
 start_nginx() {
 	if [ "$1" != "$PORT" ]; then PORT=$1; emit 04 "$PORT" >/dev/null || return 1; fi
 	OPENSSL_CONF=$T/b-04/openssl.cnf nginx -p "$N" -c "$N/nginx.conf"

@@ -18,6 +18,10 @@ _on_exit() {
 	exit $status
 }
 trap _on_exit EXIT INT TERM
+# Every change a test makes goes to its own audit log (p11km-audit(1)),
+# never to /var/log/p11km or the tester's home.
+P11KM_AUDIT_LOG=$T/audit.log
+export P11KM_AUDIT_LOG
 
 failures=0
 checks=0
@@ -217,30 +221,3 @@ start_server() {
 
 # json_get FILE PYTHON-EXPR: evaluate an expression over the parsed JSON (d).
 json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
-
-# nginx_conf DIR BINDING...: DIR/nginx.conf with a master process (root) and two
-# workers as nobody, serving each binding's nginx-server.conf (the first one's
-# nginx-main.conf at the top level); DIR/html is the document root.
-nginx_conf() {
-	_n=$1
-	shift
-	mkdir -p "$_n/html"
-	{
-		echo "include $1/nginx-main.conf;"
-		cat <<-EOF
-		user nobody nogroup;
-		master_process on;
-		worker_processes 2;
-		pid $_n/nginx.pid;
-		error_log $_n/error.log;
-		events { worker_connections 64; }
-		http {
-		    access_log off;
-		    client_body_temp_path $_n/tmp; proxy_temp_path $_n/tmp; fastcgi_temp_path $_n/tmp;
-		    uwsgi_temp_path $_n/tmp; scgi_temp_path $_n/tmp;
-		EOF
-		for _b in "$@"; do echo "    include $_b/nginx-server.conf;"; done
-		echo "}"
-	} > "$_n/nginx.conf"
-	chmod -R a+rX "$_n"
-}

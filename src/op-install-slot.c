@@ -1,4 +1,4 @@
-/* cmd-cert-slot.c: 'cert install' on a token that holds one certificate per
+/* op-install-slot.c: 'cert install' on a token that holds one certificate per
  * key slot (a PIV card through ykcs11).  Its C_CreateObject writes the new
  * certificate over the slot's old one (the same object handle comes back),
  * so the old certificate cannot stay on the token next to the new one, not
@@ -21,7 +21,7 @@
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
-#include "cmd-cert.h"
+#include "op-install.h"
 
 int
 cert_slot_keep(struct install *in, const struct p11km_object *o, char **path)
