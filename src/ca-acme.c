@@ -21,7 +21,7 @@
 #include "p11km/http.h"
 #include "p11km/util.h"
 
-#define ACME_NONCE_RETRIES 8   /* attempts per request while the CA answers badNonce */
+#define ACME_NONCE_RETRIES 10  /* attempts per request while the CA answers badNonce */
 #define ACME_POLLS 60          /* polls of one authorization or order */
 #define ACME_POLL_MAX_WAIT 10  /* seconds: a longer Retry-After is cut to this */
 

@@ -4,7 +4,7 @@
 # dns-01 through a --dns-hook that calls challtestsrv's /set-txt and
 # /clear-txt (a wildcard name too), the hook's failures and a wrong record,
 # and http-01 of a DNS name against the built-in --standalone responder;
-# pebble rejects 20% of good nonces here (badNonce retried, bounded).
+# pebble rejects 30% of good nonces here (badNonce retried, bounded).
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/acme.sh"
 need pebble pebble-challtestsrv openssl python3 curl
@@ -22,9 +22,9 @@ DNSPORT=${PORTS%% *}
 CM=${PORTS#* }
 HTTPPORT=$(free_port)
 PNAME=pebble
-PEBBLE_ENV="PEBBLE_WFE_NONCEREJECT=20 PEBBLE_AUTHZREUSE=0"
+PEBBLE_ENV="PEBBLE_WFE_NONCEREJECT=30 PEBBLE_AUTHZREUSE=0"
 PEBBLE_DNS=127.0.0.1:$DNSPORT
-check "pebble (real validation, 20% nonces rejected) starts" start_server "$T/pebble.srv" 2 start_pebble
+check "pebble (real validation, 30% nonces rejected) starts" start_server "$T/pebble.srv" 2 start_pebble
 P=${PORTS%% *}
 M=${PORTS#* }
 pebble_get "$M" /roots/0 > "$T/root.pem"
@@ -98,5 +98,5 @@ check_grep "pebble validated http.example.test" "validated: http.example.test" "
 check "the chain verifies" openssl verify -CAfile "$T/root.pem" -untrusted "$T/http-chain.pem" "$T/http-chain.pem"
 BAD=$((BAD + $(json_get "$T/http.json" 'd["bad_nonces"]')))
 [ "$BAD" -gt 0 ] && ok "badNonce answers were retried ($BAD in these orders)" || not_ok "no badNonce retried"
-echo "# badNonce retries in two orders at 20% rejection: $BAD"
+echo "# badNonce retries in two orders at 30% rejection: $BAD"
 done_testing
