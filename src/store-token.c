@@ -134,10 +134,10 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	CK_RV rv;
 	int r;
 
-	/* trusted roots only: a leaf shares its key's label and id by design
-	 * (cert install moves the old leaf out of the way itself); for an
-	 * intermediate the search would cost cert install 3 calls of its 40 */
-	if (trusted && (r = distinct_label(s, label, id, id_len, &own)) < 0)
+	/* roots and intermediates: a leaf shares its key's label and id by
+	 * design (cert install moves the old leaf out of the way itself) */
+	if ((trusted || category == P11KM_CAT_AUTHORITY) &&
+	    (r = distinct_label(s, label, id, id_len, &own)) < 0)
 		return r;
 	if (own != NULL)
 		label = own;
