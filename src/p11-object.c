@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "p11km/change.h"
 #include "p11km/p11.h"
 #include "p11km/util.h"
 
@@ -493,6 +494,7 @@ p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLAS
 			i++;
 		o->modulus_bits = (o->modulus_len - i) * 8;
 	}
+	p11km_obj_seen(s, o); /* what the audit trail names it by (p11-change.c) */
 	return 0;
 }
 

@@ -9,8 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #include "p11km/util.h"
 
 static char errbuf[1024];
@@ -494,17 +492,4 @@ p11km_config_safe(const char *s)
 			return 0;
 	}
 	return 1;
-}
-
-const char *
-p11km_openssl_error(void)
-{
-	static char buf[256];
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		return "unknown OpenSSL error";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
 }

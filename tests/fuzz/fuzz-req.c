@@ -59,7 +59,7 @@ names_text(const GENERAL_NAMES *gens)
 	}
 }
 
-/* cmd-req.c's tls_defaults(): a CN that is a host name or an address
+/* op-req.c's tls_defaults(): a CN that is a host name or an address
  * becomes the subjectAltName when --san is not given. */
 static void
 cn_default(X509_NAME *subject, GENERAL_NAMES **gens)

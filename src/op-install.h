@@ -1,7 +1,7 @@
-/* cmd-cert.h: what the parts of 'cert install' share (cmd-cert.c: the
- * token; cmd-cert-out.c: the --out-dir files and --bind bindings). */
-#ifndef P11KM_CMD_CERT_H
-#define P11KM_CMD_CERT_H
+/* op-install.h: what the parts of the install operation share (op-install.c:
+ * the token; op-install-out.c: the --out-dir files and --bind bindings). */
+#ifndef P11KM_OP_INSTALL_H
+#define P11KM_OP_INSTALL_H
 
 #include <openssl/x509.h>
 
@@ -9,23 +9,11 @@
 #include "p11km/p11.h"
 #include "p11km/store.h"
 
-#define MAX_BIND 8
+#include "p11km/op.h"
 
-struct opts {
-	const char *reply, *uri, *ca_file, *ca_path, *out_dir;
-	const char *bind[MAX_BIND];
-	size_t n_bind;
-	int no_verify, no_chain, keep_old, destroy_old, der, dry_run;
-};
-
-/* One line of the report: written / replaced / kept. */
-enum { ACT_WRITTEN, ACT_REPLACED, ACT_KEPT };
-struct act {
-	int cat;
-	char *what;    /* "certificate", "intermediate", "key", "file" */
-	char *name;    /* label, path */
-	char *detail;  /* "destroyed", "relabelled X", "already present", sha256 ... */
-};
+#define MAX_BIND P11KM_INSTALL_MAX_BIND
+enum { ACT_WRITTEN = P11KM_ACT_WRITTEN, ACT_REPLACED = P11KM_ACT_REPLACED,
+       ACT_KEPT = P11KM_ACT_KEPT };
 
 /* An old object --destroy-old destroys once the bindings have switched. */
 struct doomed {
@@ -36,7 +24,7 @@ struct doomed {
 
 struct install {
 	struct p11km_ctx *ctx;
-	struct opts o;
+	struct p11km_install_opts o;
 	struct p11km_uri *uri;
 	struct p11km_token *tok;
 	struct p11km_session s;
@@ -54,7 +42,7 @@ struct install {
 	char *key_label;            /* the label the key keeps: L */
 	int rekey;
 	char *leaf_fp;
-	struct act *acts;
+	struct p11km_install_act *acts;
 	size_t n_acts;
 	char date[16];
 };

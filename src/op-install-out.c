@@ -1,4 +1,4 @@
-/* cmd-cert-out.c: 'cert install' for servers: the --out-dir files and the
+/* op-install-out.c: the install operation for servers: the --out-dir files and the
  * --bind bindings, staged (written and synced beside their targets) before
  * the token changes and put in place after it. */
 #include "config.h"
@@ -12,20 +12,19 @@
 
 #include "p11km/bind.h"
 #include "p11km/cert.h"
-#include "p11km/cmd.h"
 #include "p11km/store.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
 
-#include "cmd-cert.h"
+#include "op-install.h"
 
-/* One line of the install's report (cmd-cert.c prints them): here, below
- * cmd-cert.c, so that the staging code records its lines without a call
- * back up. */
+/* One line of the install's report (the result's acts; cmd-cert.c prints
+ * them): here, below op-install.c, so that the staging code records its
+ * lines without a call back up. */
 int
 cert_act(struct install *in, int cat, const char *what, const char *name, const char *fmt, ...)
 {
-	struct act *a = realloc(in->acts, (in->n_acts + 1) * sizeof(*a));
+	struct p11km_install_act *a = realloc(in->acts, (in->n_acts + 1) * sizeof(*a));
 	va_list ap;
 	char *d = NULL;
 
