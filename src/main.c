@@ -19,6 +19,7 @@ const struct p11km_noun p11km_nouns[] = {
 	{ "roots", "trusted root certificates in token and file stores", p11km_cmds_roots },
 	{ "bind", "server configurations that use token keys, and their checks", p11km_cmds_bind },
 	{ "ca", "online certificate authorities (ACME): profiles for 'req submit'", p11km_cmds_ca },
+	{ "track", "tracked certificates: unattended renewal and status", p11km_cmds_track },
 	{ NULL, NULL, NULL },
 };
 
@@ -277,7 +278,7 @@ main(int argc, char **argv)
 	struct globals g = { 0 };
 	const struct p11km_noun *n;
 	const struct p11km_cmd *c;
-	int r, nargs;
+	int r, nargs, vi = 2;
 
 	p11km_cmd_table_use(p11km_nouns);
 	p11km_ctx_init(&ctx);
@@ -322,24 +323,29 @@ main(int argc, char **argv)
 		printf("p11km %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	if ((n = find_noun(argv[1])) == NULL)
+	/* 'p11km renew ...' and 'p11km status ...' are 'p11km track renew/status ...' */
+	if (strcmp(argv[1], "renew") == 0 || strcmp(argv[1], "status") == 0) {
+		n = find_noun("track");
+		vi = 1;
+	} else if ((n = find_noun(argv[1])) == NULL) {
 		return p11km_report(&ctx, unknown_noun(argv[1]));
-	if (argc < 3 || argv[2][0] == '-') {
+	}
+	if (argc < vi + 1 || argv[vi][0] == '-') {
 		if (!g.help && ctx.json)
 			return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE, "'%s' needs a verb; see "
 			                    "'p11km help %s'", n->name, n->name));
 		usage_noun(g.help ? stdout : stderr, n);
 		return g.help ? 0 : P11KM_EXIT_USAGE;
 	}
-	if ((c = find_verb(n, argv[2])) == NULL)
-		return p11km_report(&ctx, unknown_verb(n, argv[2]));
+	if ((c = find_verb(n, argv[vi])) == NULL)
+		return p11km_report(&ctx, unknown_verb(n, argv[vi]));
 	if (g.help) {
 		usage_cmd(stdout, n, c);
 		return 0;
 	}
-	nargs = argc - 2;
+	nargs = argc - vi;
 	ctx.lock_tokens = (c->flags & P11KM_CMD_CHANGES_TOKEN) != 0;
-	r = c->run(&ctx, c, nargs, argv + 2);
+	r = c->run(&ctx, c, nargs, argv + vi);
 	p11km_ctx_release(&ctx);
 	return p11km_report(&ctx, r);
 }

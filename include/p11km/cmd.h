@@ -57,6 +57,7 @@ extern const struct p11km_cmd p11km_cmds_cert[];
 extern const struct p11km_cmd p11km_cmds_roots[];
 extern const struct p11km_cmd p11km_cmds_bind[];
 extern const struct p11km_cmd p11km_cmds_ca[];
+extern const struct p11km_cmd p11km_cmds_track[];
 
 /* Verbs that live in their own files, named in their noun's table. */
 int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
