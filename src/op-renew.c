@@ -279,6 +279,25 @@ out:
 	return r;
 }
 
+/* The serial of the stored chain's first certificate into t->new_serial. */
+static int
+chain_serial(struct renew_one *r1, const char *path)
+{
+	STACK_OF(X509) *chain = NULL;
+	struct p11km_cert_summary cs = { 0 };
+	int r;
+
+	if ((r = p11km_certs_read(path, P11KM_REPLY_MAX_CERTS, &chain)) == 0 &&
+	    (r = p11km_cert_summary_x509(sk_X509_value(chain, 0), &cs)) == 0) {
+		free(r1->t->new_serial);
+		r1->t->new_serial = cs.serial;
+		cs.serial = NULL;
+	}
+	p11km_cert_summary_release(&cs);
+	sk_X509_pop_free(chain, X509_free);
+	return r;
+}
+
 /* The issued chain into ID.d/chain.pem (before anything is installed). */
 static int
 store_chain(struct renew_one *r1, const char *pem, size_t len)
@@ -315,6 +334,24 @@ out:
 	free(tmp);
 	free(path);
 	return r;
+}
+
+/* file:DIR: the reply is stored with the entry; the CA's files are done with. */
+static void
+file_ca_done(struct renew_one *r1)
+{
+	char *csr, *crt;
+
+	if (r1->t->ca == NULL || strncmp(r1->t->ca, "file:", 5) != 0)
+		return;
+	csr = p11km_asprintf("%s/%s.csr", r1->t->ca + 5, r1->t->id);
+	crt = p11km_asprintf("%s/%s.crt", r1->t->ca + 5, r1->t->id);
+	if (crt != NULL)
+		(void)unlink(crt);
+	if (csr != NULL)
+		(void)unlink(csr);
+	free(csr);
+	free(crt);
 }
 
 /* file:DIR: the request goes to DIR/ID.csr, the reply is DIR/ID.crt. */
@@ -358,9 +395,7 @@ submit_file(struct renew_one *r1)
 	if ((r = p11km_read_file(crt, 1u << 20, &data, &len)) < 0 ||
 	    (r = store_chain(r1, (const char *)data, len)) < 0)
 		goto out;
-	/* stored: the reply and the request are done with */
-	(void)unlink(crt);
-	(void)unlink(csr);
+	file_ca_done(r1);
 out:
 	free(data);
 	free(csr);
@@ -469,16 +504,22 @@ renew_entry(struct renew_one *r1)
 		p11km_note("%s: the token holds a newer certificate (serial %s) than the last run "
 		           "saw (%s): renewed by someone else, not renewed again", t->id,
 		           r1->live_serial, t->old_serial);
+	/* the chain is stored before the step is: a run killed in between */
+	if ((t->step == P11KM_STEP_REQUESTED || t->step == P11KM_STEP_WAITING) &&
+	    (chain = renew_work(r1, "chain.pem")) != NULL && access(chain, F_OK) == 0) {
+		t->step = P11KM_STEP_ISSUED;
+		r = chain_serial(r1, chain);
+		free(chain);
+		if (r < 0 || (r = renew_save(r1)) < 0)
+			return renew_failed(r1, r, "the stored chain");
+	} else {
+		free(chain);
+	}
 	if (renewed_elsewhere(r1) || (t->step == P11KM_STEP_IDLE && r1->live != NULL)) {
 		if ((r = set_str(&t->old_serial, r1->live_serial)) < 0)
 			return r;
 		r1->item->old_serial = strdup(r1->live_serial);
 	}
-	/* the chain is stored before the step is: a run killed in between */
-	if ((t->step == P11KM_STEP_REQUESTED || t->step == P11KM_STEP_WAITING) &&
-	    (chain = renew_work(r1, "chain.pem")) != NULL && access(chain, F_OK) == 0)
-		t->step = P11KM_STEP_ISSUED;
-	free(chain);
 	if (t->step == P11KM_STEP_IDLE) {
 		due = p11km_track_due(t, r1->nb, r1->na);
 		if (run->now < due && !run->o->force) {
@@ -524,6 +565,7 @@ renew_entry(struct renew_one *r1)
 	}
 	if (t->step < P11KM_STEP_ISSUED)
 		return 0;
+	file_ca_done(r1);  /* again: a run killed before it got there */
 	return renew_deploy(r1);
 }
 
