@@ -49,171 +49,6 @@ p11km_renew_outcome_name(enum p11km_renew_outcome o)
 	return "?";
 }
 
-static void
-item_say(struct p11km_renew_item *it, enum p11km_renew_outcome oc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void
-item_say(struct p11km_renew_item *it, enum p11km_renew_outcome oc, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	free(it->reason);
-	it->reason = s;
-	it->outcome = oc;
-}
-
-static int
-set_str(char **slot, const char *v)
-{
-	char *c = v ? strdup(v) : NULL;
-
-	if (v != NULL && c == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	free(*slot);
-	*slot = c;
-	return 0;
-}
-
-char *
-renew_work(struct renew_one *r1, const char *name)
-{
-	return p11km_track_work(r1->run->dir, r1->t->id, name);
-}
-
-void
-renew_kill_point(const char *point)
-{
-	const char *k = getenv("P11KM_TEST_KILL_AT");
-
-	if (k != NULL && strcmp(k, point) == 0)
-		raise(SIGKILL);
-}
-
-int
-renew_save(struct renew_one *r1)
-{
-	int r;
-
-	r1->t->last_run = r1->run->now;
-	if (r1->run->o->dry_run)
-		return 0;
-	if ((r = p11km_track_save(r1->run->dir, r1->t)) == 0)
-		renew_kill_point(p11km_track_step_name(r1->t->step));
-	return r;
-}
-
-int
-renew_failed(struct renew_one *r1, int code, const char *what)
-{
-	struct p11km_track *t = r1->t;
-	char *msg = p11km_asprintf("%s: %s", what, p11km_errmsg(code));
-
-	t->attempts++;
-	t->next_attempt = r1->run->now + p11km_track_backoff(t->attempts);
-	free(t->last_error);
-	t->last_error = msg;
-	(void)set_str(&t->last_result, "failed");
-	item_say(r1->item, P11KM_RENEW_FAILED, "%s", msg ? msg : what);
-	r1->item->next_attempt = t->next_attempt;
-	r1->run->res->n_failed++;
-	p11km_error_clear();
-	if (renew_save(r1) < 0)
-		p11km_warn("cannot record the failure of '%s': %s", t->id, p11km_errmsg(-1));
-	return 0;
-}
-
-/* --- the token ---------------------------------------------------------------------- */
-
-void
-renew_held_drop(struct renew_run *run)
-{
-	for (size_t i = 0; i < run->n_held; i++) {
-		run->held[i].s.open = 0;
-		p11km_token_free(run->held[i].tok);
-	}
-	free(run->held);
-	run->held = NULL;
-	run->n_held = 0;
-}
-
-int
-renew_held_get(struct renew_one *r1)
-{
-	struct renew_run *run = r1->run;
-	struct renew_held *nh;
-	int r;
-
-	for (size_t i = 0; i < run->n_held; i++)
-		if (p11km_uri_match_token(r1->uri, NULL, NULL, &run->held[i].tok->info)) {
-			r1->h = &run->held[i];
-			return 0;
-		}
-	if ((nh = realloc(run->held, (run->n_held + 1) * sizeof(*nh))) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	run->held = nh;
-	memset(&nh[run->n_held], 0, sizeof(*nh));
-	if ((r = p11km_token_open(run->ctx, r1->uri, P11KM_OPEN_RW | P11KM_OPEN_LOGIN |
-	                          P11KM_OPEN_INITIALISED, &nh[run->n_held].tok,
-	                          &nh[run->n_held].s)) < 0)
-		return r;
-	r1->h = &nh[run->n_held++];
-	return 0;
-}
-
-static time_t
-asn1_time(const ASN1_TIME *a)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	return a != NULL && ASN1_TIME_to_tm(a, &tm) == 1 ? timegm(&tm) : 0;
-}
-
-int
-renew_read_live(struct renew_one *r1)
-{
-	struct p11km_object co;
-	struct p11km_cert_summary cs = { 0 };
-	X509 *x = NULL;
-	int r;
-
-	X509_free(r1->live);
-	r1->live = NULL;
-	if ((r = p11km_object_find_one(&r1->h->s, r1->uri, CKO_CERTIFICATE, &co)) < 0)
-		return r;
-	if (co.value_len == 0)
-		r = p11km_fail(P11KM_ERR_INPUT, "the tracked certificate object has no value");
-	else
-		r = p11km_cert_from_der(co.value, co.value_len, "the certificate on the token", &x);
-	if (r == 0 && (r = p11km_cert_summary_x509(x, &cs)) == 0) {
-		free(r1->label);
-		free(r1->live_serial);
-		free(r1->live_sha256);
-		free(r1->live_key_id);
-		r1->label = strdup(co.label ? co.label : "");
-		r1->live_serial = cs.serial;
-		r1->live_sha256 = cs.sha256;
-		r1->live_key_id = co.id_len ? p11km_hex(co.id, co.id_len) : strdup("");
-		cs.serial = cs.sha256 = NULL;
-		r1->nb = asn1_time(X509_get0_notBefore(x));
-		r1->na = asn1_time(X509_get0_notAfter(x));
-		r1->item->not_after = r1->na;
-		r1->live = x;
-		x = NULL;
-		if (r1->label == NULL || r1->live_key_id == NULL)
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	p11km_cert_summary_release(&cs);
-	p11km_object_release(&co);
-	X509_free(x);
-	return r;
-}
-
 /* --- request and submit --------------------------------------------------------------- */
 
 static int
@@ -262,10 +97,10 @@ step_request(struct renew_one *r1)
 	if ((r = p11km_req_renew(r1->run->ctx, &ro, &rr)) < 0)
 		goto out;
 	renew_kill_point("signed");
-	if ((r = set_str(&t->old_serial, r1->live_serial)) < 0 ||
-	    (r = set_str(&t->old_sha256, r1->live_sha256)) < 0 ||
-	    (r = set_str(&t->old_key_id, r1->live_key_id)) < 0 ||
-	    (r = set_str(&t->new_serial, NULL)) < 0)
+	if ((r = renew_set_str(&t->old_serial, r1->live_serial)) < 0 ||
+	    (r = renew_set_str(&t->old_sha256, r1->live_sha256)) < 0 ||
+	    (r = renew_set_str(&t->old_key_id, r1->live_key_id)) < 0 ||
+	    (r = renew_set_str(&t->new_serial, NULL)) < 0)
 		goto out;
 	t->step = P11KM_STEP_REQUESTED;
 	r = renew_save(r1);
@@ -386,9 +221,9 @@ submit_file(struct renew_one *r1)
 			goto out;
 	}
 	if (access(crt, F_OK) != 0) {
-		item_say(r1->item, P11KM_RENEW_WAITING, "waiting for the reply: the request is '%s', "
+		renew_say(r1->item, P11KM_RENEW_WAITING, "waiting for the reply: the request is '%s', "
 		         "the CA's reply goes to '%s'", csr, crt);
-		(void)set_str(&r1->t->last_result, "waiting");
+		(void)renew_set_str(&r1->t->last_result, "waiting");
 		r = renew_save(r1);
 		goto out;
 	}
@@ -516,21 +351,21 @@ renew_entry(struct renew_one *r1)
 		free(chain);
 	}
 	if (renewed_elsewhere(r1) || (t->step == P11KM_STEP_IDLE && r1->live != NULL)) {
-		if ((r = set_str(&t->old_serial, r1->live_serial)) < 0)
+		if ((r = renew_set_str(&t->old_serial, r1->live_serial)) < 0)
 			return r;
 		r1->item->old_serial = strdup(r1->live_serial);
 	}
 	if (t->step == P11KM_STEP_IDLE) {
 		due = p11km_track_due(t, r1->nb, r1->na);
 		if (run->now < due && !run->o->force) {
-			item_say(r1->item, P11KM_RENEW_NOT_DUE, "due in %ld days",
+			renew_say(r1->item, P11KM_RENEW_NOT_DUE, "due in %ld days",
 			         (long)((due - run->now) / 86400));
 			r1->item->next_attempt = due;
-			(void)set_str(&t->last_result, "not due");
+			(void)renew_set_str(&t->last_result, "not due");
 			return renew_save(r1);
 		}
 		if (t->next_attempt > run->now && !run->o->force) {
-			item_say(r1->item, P11KM_RENEW_FAILED, "%s (attempt %ld failed; the next one "
+			renew_say(r1->item, P11KM_RENEW_FAILED, "%s (attempt %ld failed; the next one "
 			         "not before the backoff ends)", t->last_error ? t->last_error : "failed",
 			         t->attempts);
 			r1->item->next_attempt = t->next_attempt;
@@ -538,12 +373,12 @@ renew_entry(struct renew_one *r1)
 			return 0;
 		}
 		if (run->o->dry_run) {
-			item_say(r1->item, P11KM_RENEW_DUE, "would be renewed");
+			renew_say(r1->item, P11KM_RENEW_DUE, "would be renewed");
 			return 0;
 		}
 	}
 	if (run->o->dry_run) {
-		item_say(r1->item, P11KM_RENEW_WAITING, "a renewal is under way (%s)",
+		renew_say(r1->item, P11KM_RENEW_WAITING, "a renewal is under way (%s)",
 		         p11km_track_step_name(t->step));
 		return 0;
 	}
@@ -601,7 +436,7 @@ run_one(struct renew_run *run, const char *id)
 	if ((it->id = strdup(id)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	if ((r = p11km_track_load(run->dir, id, &r1.t)) < 0) {
-		item_say(it, P11KM_RENEW_FAILED, "%s", p11km_errmsg(r));
+		renew_say(it, P11KM_RENEW_FAILED, "%s", p11km_errmsg(r));
 		run->res->n_failed++;
 		return r == P11KM_ERR_NOMEM ? r : 0;
 	}
@@ -615,7 +450,7 @@ run_one(struct renew_run *run, const char *id)
 		r = renew_entry(&r1);
 	}
 	if (r < 0) /* what renew_entry could not even record */
-		item_say(it, P11KM_RENEW_FAILED, "%s", p11km_errmsg(r));
+		renew_say(it, P11KM_RENEW_FAILED, "%s", p11km_errmsg(r));
 	run->ctx->pin_source_opt = run->pin_opt;
 	if (it->new_serial == NULL && r1.t->new_serial != NULL &&
 	    it->outcome == P11KM_RENEW_RENEWED)

@@ -50,6 +50,12 @@ struct renew_one {
 int renew_held_get(struct renew_one *r1);
 void renew_held_drop(struct renew_run *run);
 
+/* The item's outcome and reason (printf). */
+void renew_say(struct p11km_renew_item *it, enum p11km_renew_outcome oc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* *slot = a copy of v (NULL: NULL). */
+int renew_set_str(char **slot, const char *v);
+
 /* A work file of the entry (malloc'ed; NULL: no memory). */
 char *renew_work(struct renew_one *r1, const char *name);
 /* Save the entry (state before the next step). */
