@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
 #include "p11km/ca.h"
@@ -53,9 +54,55 @@ on_step(void *arg, const char *name, const char *detail)
 		fprintf(stderr, "p11km: %s: %s\n", name, p11km_esc(detail));
 }
 
-/* The request as DER: PEM or DER input, its signature checked. */
+/* An MS renewal (CMS SignedData, PEM or DER): its signature checked with
+ * the certificate it carries; the PKCS#10 inside in *req, the whole in
+ * *wrapped (DER).  0 and no *req when data is no PKCS#7. */
 static int
-read_request(const char *path, unsigned char **der, size_t *der_len)
+unwrap_renewal(const char *path, const unsigned char *data, size_t len, X509_REQ **req,
+               unsigned char **wrapped, size_t *wrapped_len)
+{
+	BIO *bio = BIO_new_mem_buf(data, (int)len), *out = NULL;
+	const unsigned char *q = data;
+	PKCS7 *p7 = bio ? PEM_read_bio_PKCS7(bio, NULL, NULL, NULL) : NULL;
+	char *inner;
+	long n;
+	int r = 0, dl;
+
+	if (p7 == NULL)
+		p7 = d2i_PKCS7(NULL, &q, (long)len);
+	if (p7 == NULL)
+		goto out;
+	if (!PKCS7_type_is_signed(p7) || (out = BIO_new(BIO_s_mem())) == NULL ||
+	    PKCS7_verify(p7, NULL, NULL, NULL, out, PKCS7_NOVERIFY) != 1 ||
+	    (n = BIO_get_mem_data(out, &inner)) <= 0) {
+		r = p11km_fail(P11KM_ERR_VERIFY, "'%s' is a PKCS#7 whose signature does not verify with "
+		               "the certificate it carries (not an MS renewal of p11km's)", path);
+		goto out;
+	}
+	q = (const unsigned char *)inner;
+	if ((*req = d2i_X509_REQ(NULL, &q, n)) == NULL || q != (const unsigned char *)inner + n) {
+		X509_REQ_free(*req);
+		*req = NULL;
+		r = p11km_fail(P11KM_ERR_INPUT, "'%s' is a PKCS#7 that holds no certificate request",
+		               path);
+	} else if ((dl = i2d_PKCS7(p7, wrapped)) <= 0) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	} else {
+		*wrapped_len = (size_t)dl;
+	}
+out:
+	BIO_free(out);
+	BIO_free(bio);
+	PKCS7_free(p7);
+	(void)p11km_openssl_error();
+	return r;
+}
+
+/* The request as DER: PEM or DER input (or an MS renewal around it), its
+ * signature checked. */
+static int
+read_request(const char *path, unsigned char **der, size_t *der_len, unsigned char **wrapped,
+             size_t *wrapped_len)
 {
 	unsigned char *data = NULL;
 	size_t len = 0;
@@ -77,10 +124,14 @@ read_request(const char *path, unsigned char **der, size_t *der_len)
 			req = NULL;
 		}
 	}
+	if (req == NULL && (r = unwrap_renewal(path, data, len, &req, wrapped, wrapped_len)) < 0) {
+		free(data);
+		return r;
+	}
 	free(data);
 	if (req == NULL)
 		return p11km_fail(P11KM_ERR_INPUT, "'%s' is not a certificate request (PEM or DER "
-		                  "PKCS#10)", path);
+		                  "PKCS#10, or an MS renewal)", path);
 	if (X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) != 1)
 		r = p11km_fail(P11KM_ERR_VERIFY, "the signature of the request '%s' does not verify",
 		               path);
@@ -204,7 +255,7 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	const char *ca = NULL, *out = NULL, *dir_opt = NULL, *verify_ca = NULL, *key_uri,
 	           *state_opt = NULL, *state = NULL;
 	struct p11km_ca_pending *pd = NULL;
-	unsigned char *der = NULL;
+	unsigned char *der = NULL, *wrapped = NULL;
 	char *chain = NULL, *tmp = NULL;
 	size_t der_len = 0, chain_len = 0;
 	int r, do_install = 0, poll = 0;
@@ -242,10 +293,17 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	sub.step_arg = &pr;
 	state = p11km_state_dir(state_opt);
 	if ((r = p11km_ca_profile_load(p11km_ca_dir(dir_opt), ca, &p)) < 0 ||
-	    (r = read_request(argv[g.argi], &der, &der_len)) < 0 ||
+	    (r = read_request(argv[g.argi], &der, &der_len, &wrapped, &sub.wrapped_len)) < 0 ||
 	    (r = pending_before(ctx, p, state, der, der_len, poll, &pd)) < 0)
 		goto out;
 	sub.cookie_in = pd ? pd->cookie : NULL;
+	sub.wrapped = wrapped;
+	if (wrapped != NULL && strcmp(p->kind->name, "adcs") != 0) {
+		r = p11km_fail(P11KM_ERR_USAGE, "'%s' is an MS renewal (a CMS SignedData), which only "
+		               "AD CS takes; CA '%s' is %s: submit a plain request ('req renew' without "
+		               "--format ms-renewal)", argv[g.argi], p->name, p->kind->name);
+		goto out;
+	}
 	if ((r = p->kind->submit(ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		goto out;
 	if (sub.pending) {
@@ -280,6 +338,7 @@ out:
 	}
 	json_decref(pr.steps);
 	free(der);
+	OPENSSL_free(wrapped);
 	free(chain);
 	p11km_ca_submit_release(&sub);
 	p11km_ca_profile_free(p);

@@ -56,6 +56,10 @@ struct p11km_ca_submit {
 	 * holds the request, with its cookie (may be NULL: submit again) and
 	 * the delay it asked for (seconds, 0: none given) */
 	const char *cookie_in;
+	/* an MS renewal (req renew --format ms-renewal): the CMS SignedData
+	 * (DER) around the request, sent instead of it (adcs only) */
+	const unsigned char *wrapped;
+	size_t wrapped_len;
 	int pending;
 	char *cookie;
 	long delay;
