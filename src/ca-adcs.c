@@ -51,6 +51,9 @@ adcs_open(const struct p11km_ca_profile *p, struct p11km_ca_submit *sub, struct 
 	if (p->url == NULL || p->template_name == NULL)
 		return p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' has no \"url\" or \"template\"",
 		                  p->name);
+	if (strncmp(p->url, "https://", 8) != 0 && !p->insecure_http)
+		return p11km_fail(P11KM_ERR_USAGE, "CA '%s': '%s' is not an https URL, and the profile "
+		                  "does not allow plain HTTP (ca add --insecure-http)", p->name, p->url);
 	a->http.ca_file = p->ca_file;
 	a->http.timeout = p->timeout;
 	a->http.allow_http = p->insecure_http;

@@ -141,6 +141,21 @@ check "--poll after the approval: issued" submit "$T/web2.csr" --ca held --poll 
 check "openssl verifies it" openssl verify -CAfile "$T/ca/ca.pem" "$T/held.pem"
 check_eq "the pending file is gone" "$(ls "$ST/pending" | wc -l)" "0"
 
+# --- plain HTTP: only with --insecure-http, warned about at every use -------------
+start_plain() { python3 "$top_srcdir/tests/tools/certsrv.py" "$1" - - "$T/ca" 'CORP\svc-web' "$pw" \
+	> "$T/plain.log" 2>&1 & SERVER_PID=$!; cleanup_add "kill $SERVER_PID"; }
+check "a plain-HTTP stand-in starts" start_server "$T/plain.srv" 1 start_plain
+check "ca add plainok --insecure-http" "$P11KM" ca add plainok --kind adcs \
+	--url "http://127.0.0.1:$PORT/ok/certsrv" --template WebServer --insecure-http --auth basic \
+	--user 'CORP\svc-web' --password-source "file:$pw" --config-dir "$CFG"
+check "req submit over plain HTTP" submit "$T/web2.csr" --ca plainok -o "$T/plain-chain.pem"
+check_grep "... warned about" "plain HTTP.*credentials" "$T/err"
+check "... and issued" openssl verify -CAfile "$T/ca/ca.pem" "$T/plain-chain.pem"
+sed 's/"insecure_http": true/"insecure_http": false/' "$CFG/plainok.json" > "$CFG/plainno.json"
+check_fails "a profile whose http URL lost insecure_http is refused: exit 2" 2 submit "$T/web2.csr" \
+	--ca plainno -o "$T/plainno.pem"
+check_one_line_error "... one line" "not an https URL"
+
 # --- bad answers: one line each, nothing written, the token unchanged ----------------
 for m in denied error wrong-ctype otherkey truncated redirect hang; do adcs_add "b-$m" "$m" >/dev/null; done
 adcs_add badpw ok --force >/dev/null
