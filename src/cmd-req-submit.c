@@ -15,11 +15,13 @@
 #include <openssl/x509.h>
 
 #include "p11km/ca.h"
+#include "p11km/cert.h"
+#include "p11km/req.h"
 #include "p11km/cmd.h"
 #include "p11km/util.h"
 
 enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE, O_POLL,
-       O_STATE_DIR };
+       O_STATE_DIR, O_OLD_CERT };
 
 const struct p11km_opt p11km_req_submit_opts[] = {
 	{ "ca", 1, O_CA, "NAME", "the CA profile to submit to (see 'p11km ca list')" },
@@ -32,6 +34,8 @@ const struct p11km_opt p11km_req_submit_opts[] = {
 	{ "webroot", 1, O_WEBROOT, "DIR", "answer http-01 with files under DIR/.well-known/acme-challenge/" },
 	{ "config-dir", 1, O_CONFIG_DIR, "DIR", "where CA profiles live (default /etc/p11km/ca.d)" },
 	{ "poll", 0, O_POLL, NULL, "ask again for a request the CA holds as pending (helper, adcs)" },
+	{ "old-cert", 1, O_OLD_CERT, "FILE", "the certificate the request renews (a helper gets it "
+	  "as CERTMONGER_CERTIFICATE)" },
 	{ "state-dir", 1, O_STATE_DIR, "DIR", "where pending requests are kept (default "
 	  "/var/lib/p11km, or P11KM_STATE_DIR)" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -192,6 +196,27 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	json_decref(o);
 }
 
+/* --old-cert: the certificate as PEM, for a helper only. */
+static int
+old_cert_pem(const char *path, const struct p11km_ca_profile *p, char **pem)
+{
+	struct p11km_buf b = { 0 };
+	X509 *cert = NULL;
+	int r;
+
+	if (strcmp(p->kind->name, "helper") != 0)
+		return p11km_fail(P11KM_ERR_USAGE, "--old-cert goes to a certmonger helper "
+		                  "(CERTMONGER_CERTIFICATE); CA '%s' is %s", p->name, p->kind->name);
+	if ((r = p11km_cert_load(path, &cert)) == 0 && (r = p11km_cert_pem_append(cert, &b)) == 0 &&
+	    (r = p11km_buf_append(&b, "", 1)) == 0) {
+		*pem = (char *)b.data;
+		b.data = NULL;
+	}
+	p11km_buf_release(&b);
+	X509_free(cert);
+	return r < 0 ? r : 0;
+}
+
 /* A pending request: --poll needs its state; a new submission of a request
  * the CA already holds is refused unless --force. */
 static int
@@ -253,9 +278,10 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	struct p11km_ca_profile *p = NULL;
 	struct progress pr = { isatty(2), ctx->quiet, json_array() };
 	const char *ca = NULL, *out = NULL, *dir_opt = NULL, *verify_ca = NULL, *key_uri,
-	           *state_opt = NULL, *state = NULL;
+	           *state_opt = NULL, *state = NULL, *old_cert = NULL;
 	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL, *wrapped = NULL;
+	char *old_pem = NULL;
 	char *chain = NULL, *tmp = NULL;
 	size_t der_len = 0, chain_len = 0;
 	int r, do_install = 0, poll = 0;
@@ -271,6 +297,7 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		case O_CONFIG_DIR: dir_opt = g.optarg; break;
 		case O_POLL: poll = 1; break;
 		case O_STATE_DIR: state_opt = g.optarg; break;
+		case O_OLD_CERT: old_cert = g.optarg; break;
 		default: r = r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option"); goto out;
 		}
 	}
@@ -298,6 +325,9 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		goto out;
 	sub.cookie_in = pd ? pd->cookie : NULL;
 	sub.wrapped = wrapped;
+	if (old_cert != NULL && (r = old_cert_pem(old_cert, p, &old_pem)) < 0)
+		goto out;
+	sub.old_cert_pem = old_pem;
 	if (wrapped != NULL && strcmp(p->kind->name, "adcs") != 0) {
 		r = p11km_fail(P11KM_ERR_USAGE, "'%s' is an MS renewal (a CMS SignedData), which only "
 		               "AD CS takes; CA '%s' is %s: submit a plain request ('req renew' without "
@@ -339,6 +369,7 @@ out:
 	json_decref(pr.steps);
 	free(der);
 	OPENSSL_free(wrapped);
+	free(old_pem);
 	free(chain);
 	p11km_ca_submit_release(&sub);
 	p11km_ca_profile_free(p);

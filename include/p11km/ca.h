@@ -60,6 +60,9 @@ struct p11km_ca_submit {
 	 * (DER) around the request, sent instead of it (adcs only) */
 	const unsigned char *wrapped;
 	size_t wrapped_len;
+	/* the certificate the request renews (PEM), for a helper's
+	 * CERTMONGER_CERTIFICATE; NULL: none */
+	const char *old_cert_pem;
 	int pending;
 	char *cookie;
 	long delay;
