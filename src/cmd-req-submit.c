@@ -21,7 +21,7 @@
 #include "p11km/util.h"
 
 enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE, O_POLL,
-       O_STATE_DIR, O_OLD_CERT };
+       O_STATE_DIR, O_DNS_HOOK, O_PREFERRED_CHAIN, O_CMP, O_OLD_CERT, O_KEY };
 
 const struct p11km_opt p11km_req_submit_opts[] = {
 	{ "ca", 1, O_CA, "NAME", "the CA profile to submit to (see 'p11km ca list')" },
@@ -32,10 +32,18 @@ const struct p11km_opt p11km_req_submit_opts[] = {
 	  "chain against (cert install --ca-file)" },
 	{ "standalone", 1, O_STANDALONE, "ADDR:PORT", "answer http-01 with a built-in responder there" },
 	{ "webroot", 1, O_WEBROOT, "DIR", "answer http-01 with files under DIR/.well-known/acme-challenge/" },
+	{ "cmp", 1, O_CMP, "TYPE", "CMP: send the request as p10cr, ir, cr or kur (default: the "
+	  "profile's --cmp-cmd)" },
+	{ "old-cert", 1, O_OLD_CERT, "FILE", "CMP kur: the certificate being updated (its token key "
+	  "protects the message); a helper gets it as CERTMONGER_CERTIFICATE" },
+	{ "key", 1, O_KEY, "URI", "CMP ir/cr/kur: the token (pkcs11: URI) holding the request's key "
+	  "(default: the profile's --key)" },
+	{ "dns-hook", 1, O_DNS_HOOK, "CMD", "answer dns-01: run \"PROG [ARG...]\" (no shell) with "
+	  "P11KM_ACME_ACTION=present|cleanup, _RECORD, _VALUE" },
+	{ "preferred-chain", 1, O_PREFERRED_CHAIN, "CN", "take the CA's (alternate) chain whose top "
+	  "certificate is issued by CN" },
 	{ "config-dir", 1, O_CONFIG_DIR, "DIR", "where CA profiles live (default /etc/p11km/ca.d)" },
 	{ "poll", 0, O_POLL, NULL, "ask again for a request the CA holds as pending (helper, adcs)" },
-	{ "old-cert", 1, O_OLD_CERT, "FILE", "the certificate the request renews (a helper gets it "
-	  "as CERTMONGER_CERTIFICATE)" },
 	{ "state-dir", 1, O_STATE_DIR, "DIR", "where pending requests are kept (default "
 	  "/var/lib/p11km, or P11KM_STATE_DIR)" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -182,10 +190,10 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 			printf("wrote the chain from CA '%s' to '%s'\n", p->name, p11km_esc(out));
 		return;
 	}
-	o = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:O}", "ca", p->name, "kind", p->kind->name,
+	o = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:I,s:O}", "ca", p->name, "kind", p->kind->name,
 	              "order", sub->order_url, "certificate", sub->cert_url,
 	              "signatures", (json_int_t)sub->signatures, "requests", (json_int_t)sub->requests,
-	              "steps", pr->steps);
+	              "bad_nonces", (json_int_t)sub->bad_nonces, "steps", pr->steps);
 	if (out != NULL)
 		json_object_set_new(o, "chain_file", json_string(out));
 	else
@@ -196,17 +204,14 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	json_decref(o);
 }
 
-/* --old-cert: the certificate as PEM, for a helper only. */
+/* --old-cert for a helper: the certificate as PEM (CERTMONGER_CERTIFICATE). */
 static int
-old_cert_pem(const char *path, const struct p11km_ca_profile *p, char **pem)
+old_cert_pem(const char *path, char **pem)
 {
 	struct p11km_buf b = { 0 };
 	X509 *cert = NULL;
 	int r;
 
-	if (strcmp(p->kind->name, "helper") != 0)
-		return p11km_fail(P11KM_ERR_USAGE, "--old-cert goes to a certmonger helper "
-		                  "(CERTMONGER_CERTIFICATE); CA '%s' is %s", p->name, p->kind->name);
 	if ((r = p11km_cert_load(path, &cert)) == 0 && (r = p11km_cert_pem_append(cert, &b)) == 0 &&
 	    (r = p11km_buf_append(&b, "", 1)) == 0) {
 		*pem = (char *)b.data;
@@ -215,6 +220,24 @@ old_cert_pem(const char *path, const struct p11km_ca_profile *p, char **pem)
 	p11km_buf_release(&b);
 	X509_free(cert);
 	return r < 0 ? r : 0;
+}
+
+/* Options that belong to one kind of CA. */
+static int
+kind_options(const struct p11km_ca_profile *p, const struct p11km_ca_submit *sub)
+{
+	int cmp = strcmp(p->kind->name, "cmp") == 0, helper = strcmp(p->kind->name, "helper") == 0;
+
+	if (!cmp && (sub->cmp_cmd || sub->key_uri))
+		return p11km_fail(P11KM_ERR_USAGE, "--cmp and --key go with a CMP CA; '%s' is %s",
+		                  p->name, p->kind->name);
+	if (!cmp && !helper && sub->old_cert)
+		return p11km_fail(P11KM_ERR_USAGE, "--old-cert goes to a CMP CA (kur) or a certmonger "
+		                  "helper (CERTMONGER_CERTIFICATE); '%s' is %s", p->name, p->kind->name);
+	if (cmp && (sub->standalone || sub->webroot || sub->dns_hook || sub->preferred_chain))
+		return p11km_fail(P11KM_ERR_USAGE, "--standalone, --webroot, --dns-hook and "
+		                  "--preferred-chain go with an ACME CA; '%s' is cmp", p->name);
+	return 0;
 }
 
 /* A pending request: --poll needs its state; a new submission of a request
@@ -278,7 +301,7 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	struct p11km_ca_profile *p = NULL;
 	struct progress pr = { isatty(2), ctx->quiet, json_array() };
 	const char *ca = NULL, *out = NULL, *dir_opt = NULL, *verify_ca = NULL, *key_uri,
-	           *state_opt = NULL, *state = NULL, *old_cert = NULL;
+	           *state_opt = NULL, *state = NULL;
 	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL, *wrapped = NULL;
 	char *old_pem = NULL;
@@ -294,10 +317,14 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		case O_VERIFY_CA_FILE: verify_ca = g.optarg; break;
 		case O_STANDALONE: sub.standalone = g.optarg; break;
 		case O_WEBROOT: sub.webroot = g.optarg; break;
+		case O_DNS_HOOK: sub.dns_hook = g.optarg; break;
+		case O_PREFERRED_CHAIN: sub.preferred_chain = g.optarg; break;
 		case O_CONFIG_DIR: dir_opt = g.optarg; break;
+		case O_CMP: sub.cmp_cmd = g.optarg; break;
+		case O_OLD_CERT: sub.old_cert = g.optarg; break;
+		case O_KEY: sub.key_uri = g.optarg; break;
 		case O_POLL: poll = 1; break;
 		case O_STATE_DIR: state_opt = g.optarg; break;
-		case O_OLD_CERT: old_cert = g.optarg; break;
 		default: r = r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option"); goto out;
 		}
 	}
@@ -312,20 +339,22 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		r = p11km_fail(P11KM_ERR_USAGE, "a KEY-URI and --verify-ca-file go with --install");
 		goto out;
 	}
-	if (sub.standalone != NULL && sub.webroot != NULL) {
-		r = p11km_fail(P11KM_ERR_USAGE, "give --standalone or --webroot, not both");
+	if ((sub.standalone != NULL) + (sub.webroot != NULL) + (sub.dns_hook != NULL) > 1) {
+		r = p11km_fail(P11KM_ERR_USAGE, "give one of --standalone, --webroot and --dns-hook");
 		goto out;
 	}
 	sub.step = on_step;
 	sub.step_arg = &pr;
 	state = p11km_state_dir(state_opt);
 	if ((r = p11km_ca_profile_load(p11km_ca_dir(dir_opt), ca, &p)) < 0 ||
+	    (r = kind_options(p, &sub)) < 0 ||
 	    (r = read_request(argv[g.argi], &der, &der_len, &wrapped, &sub.wrapped_len)) < 0 ||
 	    (r = pending_before(ctx, p, state, der, der_len, poll, &pd)) < 0)
 		goto out;
 	sub.cookie_in = pd ? pd->cookie : NULL;
 	sub.wrapped = wrapped;
-	if (old_cert != NULL && (r = old_cert_pem(old_cert, p, &old_pem)) < 0)
+	if (sub.old_cert != NULL && strcmp(p->kind->name, "helper") == 0 &&
+	    (r = old_cert_pem(sub.old_cert, &old_pem)) < 0)
 		goto out;
 	sub.old_cert_pem = old_pem;
 	if (wrapped != NULL && strcmp(p->kind->name, "adcs") != 0) {
@@ -340,8 +369,10 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		r = pending_after(p, state, der, der_len, &sub, pd, argv[g.argi]);
 		goto out;
 	}
-	p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
-	              "HTTP requests", sub.signatures, sub.requests);
+	if (strcmp(p->kind->name, "acme") == 0)
+		p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
+		              "HTTP requests, %lu badNonce retries", sub.signatures, sub.requests,
+		              sub.bad_nonces);
 	if (out != NULL && (r = p11km_write_file_atomic(out, chain, chain_len, 0644)) < 0)
 		goto out;
 	if (do_install) {

@@ -169,7 +169,7 @@ const struct p11km_cmd p11km_cmds_req[] = {
 	{ "renew", "CERT", "a renewal request from a certificate (token URI or file)", cmd_req,
 	  renew_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "submit", "REQUEST [KEY-URI]",
-	  "send a request to an online CA (ACME, helper, AD CS); collect the chain",
+	  "send a request to an online CA (ACME, CMP, helper, AD CS); collect the chain",
 	  p11km_req_submit_run, p11km_req_submit_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

@@ -188,7 +188,7 @@ check_one_line_error "... in one line" "does not support FETCH-ROOTS"
 check_fails "--old-cert to a CA that is not a helper: exit 2" 2 env P11KM_CONFIG_DIR="$T/adcs.d" sh -c \
 	"'$P11KM' ca add c --kind adcs --url https://127.0.0.1:1/certsrv --template W --ca-file '$T/lca-root.pem' >/dev/null &&
 	 '$P11KM' req submit '$T/web.csr' --ca c --old-cert '$T/web-chain.pem' --state-dir '$ST'"
-check_one_line_error "... one line" "goes to a certmonger helper"
+check_one_line_error "... one line" "goes to a CMP CA .*certmonger helper"
 check_fails "--poll on an ACME profile: exit 2" 2 env P11KM_CONFIG_DIR="$T/acme.d" sh -c \
 	"'$P11KM' ca add a --kind acme --directory https://127.0.0.1:1/d --ca-file '$T/lca-root.pem' >/dev/null &&
 	 '$P11KM' req submit '$T/web.csr' --ca a --poll --state-dir '$ST'"
