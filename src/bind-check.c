@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,6 +146,15 @@ store_find(const char *module_path, const char **what, char **dir, char **config
 	}
 }
 
+/* The name of this process's group (static), or "GROUP". */
+static const char *
+group_name(void)
+{
+	struct group *gr = getgrgid(getgid());
+
+	return gr ? gr->gr_name : "GROUP";
+}
+
 /* Run in the process of the service user: one line per problem to out. */
 static int
 store_check(FILE *out, const char *what, const char *dir, const char *config, const char *user)
@@ -160,15 +171,59 @@ store_check(FILE *out, const char *what, const char *dir, const char *config, co
 			close(fd);
 	}
 	if (dir != NULL && !tree_readable(dir, 1, &bad) && ++n) {
-		struct group *gr = getgrgid(getgid());
 		fprintf(out, "user '%s' cannot read the %s '%s' (%s): server workers "
 		        "re-initialise the module after fork and fail at handshake time; give "
 		        "the user read access (e.g. chgrp -R %s '%s' && chmod -R g+rX '%s', "
 		        "and o+x on its parent directories)\n", user, what, dir, bad ? bad : "?",
-		        gr ? gr->gr_name : "GROUP", dir, dir);
+		        group_name(), dir, dir);
 	}
 	free(bad);
 	return n;
+}
+
+/* The p11-kit client's server socket (P11_KIT_SERVER_ADDRESS=unix:path=...)
+ * for a binding of p11-kit-client.so, or NULL.  The workers connect to it
+ * themselves after the fork: one they cannot reach makes libp11 hang in
+ * them, so it is tried first. */
+static const char *
+server_socket(const char *module_path)
+{
+	const char *base = module_path ? strrchr(module_path, '/') : NULL;
+	const char *a = getenv("P11_KIT_SERVER_ADDRESS");
+
+	base = base ? base + 1 : module_path;
+	if (base == NULL || strcmp(base, "p11-kit-client.so") != 0 || a == NULL ||
+	    strncmp(a, "unix:path=", 10) != 0)
+		return NULL;
+	return a + 10;
+}
+
+/* Run in the process of the service user: can it connect to the socket? */
+static int
+socket_check(FILE *out, const char *path, const char *user)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, e = 0;
+
+	if (path == NULL)
+		return 0;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		e = ENAMETOOLONG;
+	} else {
+		memcpy(sa.sun_path, path, strlen(path) + 1);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			e = errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (e == 0)
+		return 0;
+	fprintf(out, "user '%s' cannot connect to the p11-kit server socket '%s' (%s): server "
+	        "workers connect to it themselves after fork, and hang; let the user write to "
+	        "the socket (e.g. chgrp %s '%s' && chmod g+w '%s', and o+x on its parent "
+	        "directories)\n", user, path, strerror(e), group_name(), path, path);
+	return 1;
 }
 
 /* --- the engine trial ----------------------------------------------------- */
@@ -251,13 +306,13 @@ worker(const struct p11km_engine_trial *t, uid_t uid, gid_t gid, EVP_PKEY *key,
        FILE *out)
 {
 	char who[128];
-	const char *what;
+	const char *what, *sock = server_socket(t->module_path);
 	char *dir, *config;
 
 	alarm(TRIAL_TIMEOUT);
 	store_find(t->module_path, &what, &dir, &config);
 	drop_privileges(uid, gid, t->user, out);
-	if (store_check(out, what, dir, config, t->user) > 0) {
+	if (store_check(out, what, dir, config, t->user) + socket_check(out, sock, t->user) > 0) {
 		fflush(out);
 		_exit(0); /* the signature would fail for the reason just given */
 	}

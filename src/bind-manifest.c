@@ -191,9 +191,8 @@ p11km_bind_rebind_prepare(const char *dir, const struct p11km_token *tok,
 	p.connect = m.connect;
 	p.dir = bdir;
 	p.pin_file = pin_source;
-	for (size_t i = 0; i < m.n_env; i++)
-		if (strncmp(m.env[i], "SOFTHSM2_CONF=", 14) == 0 &&
-		    (p.softhsm2_conf = strdup(m.env[i] + 14)) == NULL)
+	for (size_t i = 0; i < m.n_env && p.n_env < P11KM_BIND_ENV_MAX; i++)
+		if (p11km_bind_env_known(m.env[i]) && (p.env[p.n_env++] = strdup(m.env[i])) == NULL)
 			goto nomem;
 	if ((p.module_path = strdup(m.module)) == NULL)
 		goto nomem;

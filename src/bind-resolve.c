@@ -28,9 +28,42 @@ p11km_bind_params_release(struct p11km_bind_params *p)
 	free(p->chain_pem);
 	free(p->module_path);
 	free(p->engine_path);
-	free(p->softhsm2_conf);
-	p->key_uri = p->module_path = p->engine_path = p->softhsm2_conf = NULL;
+	for (size_t i = 0; i < p->n_env; i++)
+		free(p->env[i]);
+	p->n_env = 0;
+	p->key_uri = p->module_path = p->engine_path = NULL;
 	p->cert_pem = p->chain_pem = NULL;
+}
+
+/* The variables a module reads to find its tokens, which a server's
+ * process must have too: SoftHSM2's configuration, the p11-kit client's
+ * server socket. */
+static const char *const module_vars[] = { "SOFTHSM2_CONF", "P11_KIT_SERVER_ADDRESS" };
+
+int
+p11km_bind_env_known(const char *nv)
+{
+	for (size_t i = 0; i < sizeof(module_vars) / sizeof(module_vars[0]); i++) {
+		size_t l = strlen(module_vars[i]);
+		if (strncmp(nv, module_vars[i], l) == 0 && nv[l] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+int
+p11km_bind_env_add(struct p11km_bind_params *p, const char *name, const char *value)
+{
+	char *nv;
+
+	if (!p11km_config_safe(value))
+		return p11km_fail(P11KM_ERR_USAGE, "%s is not a value that is safe in a config", name);
+	if (p->n_env >= P11KM_BIND_ENV_MAX)
+		return p11km_fail(P11KM_ERR_USAGE, "too many module variables for a binding");
+	if ((nv = p11km_asprintf("%s=%s", name, value)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	p->env[p->n_env++] = nv;
+	return 0;
 }
 
 static int
@@ -155,7 +188,7 @@ current_cert(struct p11km_session *s, const CK_OBJECT_HANDLE *h, size_t *n,
 
 	for (size_t i = 0; i < *n && r == 0; i++) {
 		struct p11km_object o;
-		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o)) < 0)
 			break;
 		if (*n > 1 && ((o.label != NULL && strstr(o.label, ".retired-") != NULL) ||
 		               o.cert_category == 2 /* authority */)) {

@@ -46,8 +46,8 @@ p11km_http01_init(struct p11km_http01 *h, const char *standalone, const char *we
 		return 0;
 	}
 	if (standalone == NULL)
-		return p11km_fail(P11KM_ERR_USAGE, "http-01 validation needs --standalone ADDR:PORT "
-		                  "(a built-in responder) or --webroot DIR (served by a running server)");
+		return p11km_fail(P11KM_ERR_USAGE, "validation needs --standalone ADDR:PORT "
+		                  "(a built-in responder), --webroot DIR (served by a running server) or --dns-hook CMD (dns-01)");
 	colon = strrchr(standalone, ':');
 	if (colon == NULL || (size_t)(colon - standalone) >= sizeof(host) || colon[1] == '\0')
 		return p11km_fail(P11KM_ERR_USAGE, "--standalone '%s': give ADDR:PORT (127.0.0.1:80)",

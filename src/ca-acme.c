@@ -16,39 +16,29 @@
 
 #include <jansson.h>
 
+#include "ca-acme.h"
 #include "p11km/ca.h"
 #include "p11km/cert.h"
 #include "p11km/http.h"
 #include "p11km/util.h"
 
-#define ACME_NONCE_RETRIES 3   /* badNonce answers retried per request */
+#define ACME_NONCE_RETRIES 8   /* attempts per request while the CA answers badNonce */
 #define ACME_POLLS 60          /* polls of one authorization or order */
 #define ACME_POLL_MAX_WAIT 10  /* seconds: a longer Retry-After is cut to this */
-#define ACME_MAX_AUTHZ 100
 
-struct acme {
-	struct p11km_ctx *ctx;
-	const struct p11km_ca_profile *p;
-	struct p11km_ca_submit *sub;
-	struct p11km_http http;
-	struct p11km_account_key key;
-	json_t *dir;
-	const char *new_nonce, *new_account, *new_order; /* borrowed from dir */
-	char *nonce, *kid;
-};
 
-static void
-step(struct acme *a, const char *name, const char *detail)
+void
+acme_step(struct acme *a, const char *name, const char *detail)
 {
-	if (a->sub->step != NULL)
+	if (a->sub != NULL && a->sub->step != NULL)
 		a->sub->step(a->sub->step_arg, name, detail);
 }
 
 /* --- answers ------------------------------------------------------------------------ */
 
 /* One line from a problem document (RFC 7807 / RFC 8555 6.7). */
-static int
-problem(struct acme *a, const char *what, const struct p11km_http_resp *r, json_t *doc)
+int
+acme_problem(struct acme *a, const char *what, const struct p11km_http_resp *r, json_t *doc)
 {
 	const char *type = json_string_value(json_object_get(doc, "type"));
 	const char *detail = json_string_value(json_object_get(doc, "detail"));
@@ -97,8 +87,8 @@ problem(struct acme *a, const char *what, const struct p11km_http_resp *r, json_
 
 /* The JSON object of an answer: status 2xx, application/json (or problem+json
  * for errors), a valid object.  *out owned by the caller. */
-static int
-answer_json(struct acme *a, const char *what, const char *url, const struct p11km_http_resp *r,
+int
+acme_answer_json(struct acme *a, const char *what, const char *url, const struct p11km_http_resp *r,
             json_t **out)
 {
 	json_error_t je;
@@ -107,7 +97,7 @@ answer_json(struct acme *a, const char *what, const char *url, const struct p11k
 
 	*out = NULL;
 	if (r->status >= 400 && is_problem && (o = json_loadb((const char *)r->body, r->body_len, 0, &je)) != NULL) {
-		int rv = json_is_object(o) ? problem(a, what, r, o)
+		int rv = json_is_object(o) ? acme_problem(a, what, r, o)
 		                           : p11km_fail(P11KM_ERR_INPUT, "the CA's error for %s is not "
 		                                        "a JSON object (HTTP %ld)", what, r->status);
 		json_decref(o);
@@ -135,8 +125,8 @@ answer_json(struct acme *a, const char *what, const char *url, const struct p11k
 }
 
 /* A URL member of o that must be an https URL on the directory's origin. */
-static int
-url_member(struct acme *a, json_t *o, const char *key, const char *what, const char **out)
+int
+acme_url_member(struct acme *a, json_t *o, const char *key, const char *what, const char **out)
 {
 	const char *u = json_string_value(json_object_get(o, key));
 
@@ -150,8 +140,8 @@ url_member(struct acme *a, json_t *o, const char *key, const char *what, const c
 	return 0;
 }
 
-static int
-check_origin(struct acme *a, const char *u, const char *what)
+int
+acme_check_origin(struct acme *a, const char *u, const char *what)
 {
 	if (u == NULL)
 		return p11km_fail(P11KM_ERR_INPUT, "the CA's answer to %s has no Location", what);
@@ -209,17 +199,19 @@ is_bad_nonce(const struct p11km_http_resp *r)
 	return bad;
 }
 
-/* A signed POST (payload NULL: POST-as-GET); badNonce is retried. */
-static int
-post(struct acme *a, const char *url, const char *payload, int use_jwk, struct p11km_http_resp *r)
+int
+acme_post_by(struct acme *a, struct p11km_account_key *k, const char *url, const char *payload,
+             int use_jwk, struct p11km_http_resp *r)
 {
 	char *jws = NULL;
 	int rv;
 
+	if (k == NULL)
+		k = &a->key;
 	for (int attempt = 0;; attempt++) {
 		if (a->nonce == NULL && (rv = fresh_nonce(a)) < 0)
 			return rv;
-		rv = p11km_jws_sign(&a->key, url, a->nonce, use_jwk ? NULL : a->kid, payload, &jws);
+		rv = p11km_jws_sign(k, url, a->nonce, use_jwk ? NULL : a->kid, payload, &jws);
 		free(a->nonce);
 		a->nonce = NULL;
 		if (rv < 0)
@@ -233,22 +225,29 @@ post(struct acme *a, const char *url, const char *payload, int use_jwk, struct p
 		take_nonce(a, r);
 		if (!is_bad_nonce(r) || attempt + 1 >= ACME_NONCE_RETRIES)
 			return 0;
+		a->bad_nonces++;
 		p11km_verbose("the CA rejected the nonce (badNonce); retrying with a fresh one");
 		p11km_http_resp_release(r);
 	}
 }
 
-static int
-post_json(struct acme *a, const char *url, const char *payload, const char *what, json_t **out,
+int
+acme_post(struct acme *a, const char *url, const char *payload, int use_jwk, struct p11km_http_resp *r)
+{
+	return acme_post_by(a, NULL, url, payload, use_jwk, r);
+}
+
+int
+acme_post_json(struct acme *a, const char *url, const char *payload, const char *what, json_t **out,
           char **location)
 {
 	struct p11km_http_resp r;
 	int rv;
 
-	if ((rv = post(a, url, payload, 0, &r)) < 0)
+	if ((rv = acme_post(a, url, payload, 0, &r)) < 0)
 		return rv;
-	if ((rv = answer_json(a, what, url, &r, out)) == 0 && location != NULL) {
-		if ((rv = check_origin(a, r.location, what)) == 0) {
+	if ((rv = acme_answer_json(a, what, url, &r, out)) == 0 && location != NULL) {
+		if ((rv = acme_check_origin(a, r.location, what)) == 0) {
 			*location = r.location;
 			r.location = NULL;
 		} else {
@@ -262,8 +261,16 @@ post_json(struct acme *a, const char *url, const char *payload, const char *what
 
 /* --- the steps ------------------------------------------------------------------------ */
 
+/* An optional URL member: absent is NULL, present must be on the origin. */
 static int
-directory(struct acme *a)
+opt_url(struct acme *a, const char *key, const char **out)
+{
+	*out = NULL;
+	return json_object_get(a->dir, key) == NULL ? 0 : acme_url_member(a, a->dir, key, "directory", out);
+}
+
+int
+acme_directory(struct acme *a, int lookup_only)
 {
 	struct p11km_http_resp r;
 	int rv;
@@ -273,62 +280,49 @@ directory(struct acme *a)
 		                  a->p->directory);
 	if ((rv = p11km_http_request(&a->http, "GET", a->p->directory, NULL, NULL, 0, &r)) < 0)
 		return rv;
-	rv = answer_json(a, "the directory request", a->p->directory, &r, &a->dir);
+	rv = acme_answer_json(a, "the directory request", a->p->directory, &r, &a->dir);
 	p11km_http_resp_release(&r);
 	if (rv < 0)
 		return rv;
-	if ((rv = url_member(a, a->dir, "newNonce", "directory", &a->new_nonce)) < 0 ||
-	    (rv = url_member(a, a->dir, "newAccount", "directory", &a->new_account)) < 0 ||
-	    (rv = url_member(a, a->dir, "newOrder", "directory", &a->new_order)) < 0)
+	if (!lookup_only &&
+	    ((rv = acme_url_member(a, a->dir, "newNonce", "directory", &a->new_nonce)) < 0 ||
+	     (rv = acme_url_member(a, a->dir, "newAccount", "directory", &a->new_account)) < 0 ||
+	     (rv = acme_url_member(a, a->dir, "newOrder", "directory", &a->new_order)) < 0))
 		return rv;
-	step(a, "directory", a->p->directory);
+	if ((rv = opt_url(a, "keyChange", &a->key_change)) < 0 ||
+	    (rv = opt_url(a, "revokeCert", &a->revoke_cert)) < 0 ||
+	    (rv = opt_url(a, "renewalInfo", &a->renewal_info)) < 0)
+		return rv;
+	acme_step(a, "directory", a->p->directory);
 	return 0;
 }
 
-static int
-account(struct acme *a)
+void
+acme_init(struct acme *a, struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
+          struct p11km_ca_submit *sub)
 {
-	json_t *pl = json_object(), *acct = NULL;
-	struct p11km_http_resp r;
-	char *text = NULL;
-	const char *st;
-	int rv;
+	memset(a, 0, sizeof(*a));
+	a->ctx = ctx;
+	a->p = p;
+	a->sub = sub;
+	a->http.ca_file = p->ca_file;
+	a->http.timeout = p->timeout;
+	a->key.s.logged_in = (CK_USER_TYPE)-1;
+}
 
-	if (a->p->agree_tos) {
-		json_object_set_new(pl, "termsOfServiceAgreed", json_true());
-		if (a->p->contact != NULL) {
-			json_t *c = json_array();
-			json_array_append_new(c, json_string(a->p->contact));
-			json_object_set_new(pl, "contact", c);
-		}
-	} else {
-		json_object_set_new(pl, "onlyReturnExisting", json_true());
+void
+acme_done(struct acme *a)
+{
+	if (a->sub != NULL) {
+		a->sub->signatures += a->key.signatures + a->extra_signatures;
+		a->sub->requests += a->http.requests;
+		a->sub->bad_nonces += a->bad_nonces;
 	}
-	text = json_dumps(pl, JSON_COMPACT);
-	json_decref(pl);
-	if (text == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	rv = post(a, a->new_account, text, 1, &r);
-	free(text);
-	if (rv < 0)
-		return rv;
-	rv = answer_json(a, "the account", a->new_account, &r, &acct);
-	if (rv < 0 && !a->p->agree_tos && strstr(p11km_errmsg(rv), "accountDoesNotExist") != NULL)
-		rv = p11km_fail(P11KM_ERR_NOTFOUND, "the CA has no account for this account key; "
-		                "read its terms of service and add the profile again with --agree-tos");
-	if (rv == 0 && (rv = check_origin(a, r.location, "the account request")) == 0) {
-		a->kid = r.location;
-		r.location = NULL;
-		st = json_string_value(json_object_get(acct, "status"));
-		if (st == NULL || strcmp(st, "valid") != 0)
-			rv = p11km_fail(P11KM_ERR_FAILED, "the ACME account '%s' is %s, not valid", a->kid,
-			                st ? st : "of unknown status");
-	}
-	if (rv == 0)
-		step(a, "account", a->kid);
-	json_decref(acct);
-	p11km_http_resp_release(&r);
-	return rv;
+	free(a->nonce);
+	free(a->kid);
+	json_decref(a->dir);
+	p11km_account_key_release(&a->key);
+	memset(a, 0, sizeof(*a));
 }
 
 static unsigned
@@ -340,8 +334,8 @@ retry_wait(const struct p11km_http_resp *r)
 }
 
 /* Poll url (POST-as-GET) until its status is not one of the waiting states. */
-static int
-poll_until(struct acme *a, const char *url, const char *what, const char *wait1,
+int
+acme_poll_until(struct acme *a, const char *url, const char *what, const char *wait1,
            const char *wait2, json_t **obj)
 {
 	for (int i = 0; i < ACME_POLLS; i++) {
@@ -349,9 +343,9 @@ poll_until(struct acme *a, const char *url, const char *what, const char *wait1,
 		const char *st;
 		json_t *o = NULL;
 		int rv;
-		if ((rv = post(a, url, NULL, 0, &r)) < 0)
+		if ((rv = acme_post(a, url, NULL, 0, &r)) < 0)
 			return rv;
-		rv = answer_json(a, what, url, &r, &o);
+		rv = acme_answer_json(a, what, url, &r, &o);
 		if (rv < 0) {
 			p11km_http_resp_release(&r);
 			return rv;
@@ -369,144 +363,6 @@ poll_until(struct acme *a, const char *url, const char *what, const char *wait1,
 	}
 	return p11km_fail(P11KM_ERR_FAILED, "%s is still pending after %d polls; run the same "
 	                  "command again later", what, ACME_POLLS);
-}
-
-struct challenge {
-	char *authz, *url, *token, *keyauth, *ident;
-};
-
-static void
-challenges_free(struct challenge *c, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(c[i].authz);
-		free(c[i].url);
-		free(c[i].token);
-		free(c[i].keyauth);
-		free(c[i].ident);
-	}
-	free(c);
-}
-
-/* The http-01 challenge of a pending authorization. */
-static int
-authz_challenge(struct acme *a, const char *authz_url, json_t *az, struct challenge *c)
-{
-	const char *ident = json_string_value(json_object_get(json_object_get(az, "identifier"), "value"));
-	json_t *chs = json_object_get(az, "challenges"), *ch;
-	size_t i;
-
-	json_array_foreach(chs, i, ch) {
-		const char *type = json_string_value(json_object_get(ch, "type"));
-		const char *tok = json_string_value(json_object_get(ch, "token"));
-		const char *u;
-		int rv;
-		if (type == NULL || strcmp(type, "http-01") != 0)
-			continue;
-		if (tok == NULL || *tok == '\0' || strlen(tok) > 256 ||
-		    strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(tok))
-			return p11km_fail(P11KM_ERR_INPUT, "the CA's http-01 token for '%s' is not "
-			                  "base64url; refused", ident ? ident : "?");
-		if ((rv = url_member(a, ch, "url", "challenge", &u)) < 0)
-			return rv;
-		c->authz = strdup(authz_url);
-		c->url = strdup(u);
-		c->token = strdup(tok);
-		c->keyauth = p11km_asprintf("%s.%s", tok, a->key.thumbprint);
-		c->ident = strdup(ident ? ident : "?");
-		if (!c->authz || !c->url || !c->token || !c->keyauth || !c->ident)
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		return 0;
-	}
-	return p11km_fail(P11KM_ERR_UNSUPPORTED, "the CA offers no http-01 challenge for '%s' "
-	                  "(only http-01 is built yet)", ident ? ident : "?");
-}
-
-static int
-authorize(struct acme *a, json_t *order, const struct p11km_ca_submit *opts)
-{
-	json_t *azs = json_object_get(order, "authorizations"), *v;
-	struct challenge *cs = NULL;
-	char **toks = NULL, **kas = NULL;
-	struct p11km_http01 h01;
-	size_t i, n = 0;
-	int rv = 0;
-
-	memset(&h01, 0, sizeof(h01));
-	h01.fd = -1;
-	if (!json_is_array(azs) || json_array_size(azs) == 0 || json_array_size(azs) > ACME_MAX_AUTHZ)
-		return p11km_fail(P11KM_ERR_INPUT, "the CA's order has no usable authorizations list");
-	if ((cs = calloc(json_array_size(azs), sizeof(*cs))) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	json_array_foreach(azs, i, v) {
-		const char *u = json_string_value(v), *st;
-		json_t *az = NULL;
-		if (u == NULL || !p11km_http_same_origin(u, a->p->directory)) {
-			rv = p11km_fail(P11KM_ERR_INPUT, "the CA's order lists an authorization URL on "
-			                "another origin; refused");
-			goto out;
-		}
-		if ((rv = post_json(a, u, NULL, "the authorization", &az, NULL)) < 0)
-			goto out;
-		st = json_string_value(json_object_get(az, "status"));
-		if (st != NULL && strcmp(st, "valid") == 0) {
-			json_decref(az);
-			continue;
-		}
-		rv = st != NULL && strcmp(st, "pending") == 0 ? authz_challenge(a, u, az, &cs[n])
-		     : p11km_fail(P11KM_ERR_FAILED, "an authorization of the order is %s",
-		                  st ? st : "of unknown status");
-		json_decref(az);
-		if (rv < 0)
-			goto out;
-		n++;
-	}
-	step(a, "authorizations", n ? "http-01" : "already valid");
-	if (n == 0)
-		goto out;
-	if ((rv = p11km_http01_init(&h01, opts->standalone, opts->webroot)) < 0)
-		goto out;
-	if ((toks = calloc(n, sizeof(*toks))) == NULL || (kas = calloc(n, sizeof(*kas))) == NULL) {
-		rv = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		toks[i] = cs[i].token;
-		kas[i] = cs[i].keyauth;
-	}
-	if ((rv = p11km_http01_start(&h01, toks, kas, n)) < 0)
-		goto out;
-	for (i = 0; i < n && rv == 0; i++) {
-		json_t *ch = NULL, *az = NULL;
-		const char *st;
-		if ((rv = post_json(a, cs[i].url, "{}", "the challenge", &ch, NULL)) < 0)
-			break;
-		json_decref(ch);
-		if ((rv = poll_until(a, cs[i].authz, "the authorization", "pending", "processing", &az)) < 0)
-			break;
-		st = json_string_value(json_object_get(az, "status"));
-		if (st == NULL || strcmp(st, "valid") != 0) {
-			json_t *chs = json_object_get(az, "challenges"), *c, *err = NULL;
-			size_t k;
-			json_array_foreach(chs, k, c)
-				if (json_object_get(c, "error") != NULL)
-					err = json_object_get(c, "error");
-			char *what = p11km_asprintf("the http-01 validation of '%s'", cs[i].ident);
-			rv = err ? problem(a, what ? what : "the validation", NULL, err)
-			         : p11km_fail(P11KM_ERR_FAILED, "the authorization of '%s' is %s",
-			                      cs[i].ident, st ? st : "of unknown status");
-			free(what);
-		} else {
-			step(a, "validated", cs[i].ident);
-		}
-		json_decref(az);
-	}
-out:
-	p11km_http01_stop(&h01);
-	free(toks);
-	free(kas);
-	challenges_free(cs, json_is_array(azs) ? json_array_size(azs) : 0);
-	return rv;
 }
 
 /* The order's identifiers: those of the request. */
@@ -545,24 +401,24 @@ finalize(struct acme *a, json_t **order, const unsigned char *csr, size_t csr_le
 	json_t *o = NULL;
 	int rv;
 
-	if ((rv = url_member(a, *order, "finalize", "order", &fin)) < 0)
+	if ((rv = acme_url_member(a, *order, "finalize", "order", &fin)) < 0)
 		return rv;
 	if ((b64 = p11km_b64url(csr, csr_len)) == NULL ||
 	    (pl = p11km_asprintf("{\"csr\":\"%s\"}", b64)) == NULL) {
 		rv = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((rv = post_json(a, fin, pl, "the finalize request", &o, NULL)) < 0)
+	if ((rv = acme_post_json(a, fin, pl, "the finalize request", &o, NULL)) < 0)
 		goto out;
 	st = json_string_value(json_object_get(o, "status"));
 	/* an order that is valid at once needs no poll (one signature less) */
 	if ((st == NULL || strcmp(st, "valid") != 0) &&
-	    (rv = poll_until(a, a->sub->order_url, "the order", "processing", "ready", &o)) < 0)
+	    (rv = acme_poll_until(a, a->sub->order_url, "the order", "processing", "ready", &o)) < 0)
 		goto out;
 	st = json_string_value(json_object_get(o, "status"));
 	if (st == NULL || strcmp(st, "valid") != 0) {
 		json_t *err = json_object_get(o, "error");
-		rv = err ? problem(a, "the order", NULL, err)
+		rv = err ? acme_problem(a, "the order", NULL, err)
 		         : p11km_fail(P11KM_ERR_FAILED, "the order is %s after finalize",
 		                      st ? st : "of unknown status");
 		goto out;
@@ -570,7 +426,7 @@ finalize(struct acme *a, json_t **order, const unsigned char *csr, size_t csr_le
 	json_decref(*order);
 	*order = o;
 	o = NULL;
-	step(a, "finalized", a->sub->order_url);
+	acme_step(a, "finalized", a->sub->order_url);
 out:
 	json_decref(o);
 	free(b64);
@@ -578,41 +434,97 @@ out:
 	return rv;
 }
 
+/* One chain (POST-as-GET of u): its content type, its certificates, and a
+ * leaf for the request's key. */
+static int
+fetch_chain(struct acme *a, const char *u, X509_REQ *req, struct p11km_http_resp *r,
+            STACK_OF(X509) **certs)
+{
+	int rv;
+
+	*certs = NULL;
+	if ((rv = acme_post(a, u, NULL, 0, r)) < 0)
+		return rv;
+	if (r->status != 200) {
+		json_t *o = NULL;
+		rv = acme_answer_json(a, "the certificate download", u, r, &o);
+		json_decref(o);
+		if (rv == 0)
+			rv = p11km_fail(P11KM_ERR_INPUT, "the certificate download answered HTTP %ld", r->status);
+	} else if (r->content_type == NULL || strcmp(r->content_type, "application/pem-certificate-chain") != 0) {
+		rv = p11km_fail(P11KM_ERR_INPUT, "the CA sent the certificate as '%s', not "
+		                "application/pem-certificate-chain", r->content_type ? r->content_type : "none");
+	} else if ((rv = p11km_certs_parse(r->body, r->body_len, "the CA's certificate chain",
+	                                   P11KM_REPLY_MAX_CERTS, certs)) == 0 &&
+	           EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(*certs, 0)), X509_REQ_get0_pubkey(req)) != 1) {
+		rv = p11km_fail(P11KM_ERR_VERIFY, "the CA's certificate is for another key than the "
+		                "request's; refused");
+	}
+	if (rv < 0) {
+		sk_X509_pop_free(*certs, X509_free);
+		*certs = NULL;
+		p11km_http_resp_release(r);
+	}
+	return rv;
+}
+
+/* The common name of the issuer of the chain's top certificate (into buf). */
+static const char *
+top_issuer_cn(STACK_OF(X509) *certs, char *buf, size_t size)
+{
+	X509_NAME *n = X509_get_issuer_name(sk_X509_value(certs, sk_X509_num(certs) - 1));
+
+	buf[0] = '\0';
+	if (X509_NAME_get_text_by_NID(n, NID_commonName, buf, (int)size) < 0)
+		buf[0] = '\0';
+	return buf;
+}
+
 static int
 download(struct acme *a, json_t *order, X509_REQ *req, char **chain, size_t *chain_len)
 {
-	struct p11km_http_resp r;
-	STACK_OF(X509) *certs = NULL;
-	const char *u;
+	const char *pref = a->sub->preferred_chain, *u;
+	struct p11km_http_resp r, alt;
+	STACK_OF(X509) *certs = NULL, *ac = NULL;
+	char cn[256];
 	int rv;
 
-	if ((rv = url_member(a, order, "certificate", "order", &u)) < 0)
+	if ((rv = acme_url_member(a, order, "certificate", "order", &u)) < 0)
 		return rv;
 	if ((a->sub->cert_url = strdup(u)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if ((rv = post(a, u, NULL, 0, &r)) < 0)
+	if ((rv = fetch_chain(a, u, req, &r, &certs)) < 0)
 		return rv;
-	if (r.status != 200) {
-		json_t *o = NULL;
-		rv = answer_json(a, "the certificate download", u, &r, &o);
-		json_decref(o);
-		if (rv == 0)
-			rv = p11km_fail(P11KM_ERR_INPUT, "the certificate download answered HTTP %ld", r.status);
-	} else if (r.content_type == NULL || strcmp(r.content_type, "application/pem-certificate-chain") != 0) {
-		rv = p11km_fail(P11KM_ERR_INPUT, "the CA sent the certificate as '%s', not "
-		                "application/pem-certificate-chain", r.content_type ? r.content_type : "none");
-	} else if ((rv = p11km_certs_parse(r.body, r.body_len, "the CA's certificate chain",
-	                                   P11KM_REPLY_MAX_CERTS, &certs)) == 0) {
-		if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, 0)), X509_REQ_get0_pubkey(req)) != 1) {
-			rv = p11km_fail(P11KM_ERR_VERIFY, "the CA's certificate is for another key than the "
-			                "request's; refused");
-		} else {
-			*chain = (char *)r.body;
-			*chain_len = r.body_len;
-			r.body = NULL;
-			step(a, "certificate", u);
+	/* an alternate chain only when the default one is not the preferred */
+	for (size_t i = 0; pref != NULL && strcmp(top_issuer_cn(certs, cn, sizeof(cn)), pref) != 0 &&
+	                   i < r.n_link_alt; i++) {
+		if (!p11km_http_same_origin(r.link_alt[i], a->p->directory)) {
+			p11km_verbose("alternate chain '%s' is on another origin; skipped", r.link_alt[i]);
+			continue;
 		}
+		if ((rv = fetch_chain(a, r.link_alt[i], req, &alt, &ac)) < 0)
+			goto out;
+		if (strcmp(top_issuer_cn(ac, cn, sizeof(cn)), pref) == 0) {
+			p11km_http_resp_release(&r);
+			sk_X509_pop_free(certs, X509_free);
+			r = alt;
+			certs = ac;
+			break;
+		}
+		p11km_http_resp_release(&alt);
+		sk_X509_pop_free(ac, X509_free);
 	}
+	top_issuer_cn(certs, cn, sizeof(cn));
+	if (pref != NULL && strcmp(cn, pref) != 0)
+		p11km_note("no chain the CA offers (%zu alternates) ends below '%s'; the default "
+		           "chain (below '%s') is kept", r.n_link_alt, pref, cn);
+	*chain = (char *)r.body;
+	*chain_len = r.body_len;
+	r.body = NULL;
+	acme_step(a, "certificate", u);
+	if (pref != NULL)
+		acme_step(a, "chain", cn);
+out:
 	sk_X509_pop_free(certs, X509_free);
 	p11km_http_resp_release(&r);
 	return rv;
@@ -631,21 +543,17 @@ p11km_acme_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	struct p11km_http01 probe;
 	int rv;
 
-	memset(&a, 0, sizeof(a));
-	a.ctx = ctx;
-	a.p = p;
-	a.sub = sub;
-	a.http.ca_file = p->ca_file;
-	a.http.timeout = p->timeout;
-	a.key.s.logged_in = (CK_USER_TYPE)-1;
+	acme_init(&a, ctx, p, sub);
 	*chain = NULL;
 	*chain_len = 0;
-	if (req == NULL || q != csr + csr_len)
+	if (req == NULL || q != csr + csr_len) {
+		X509_REQ_free(req);
 		return p11km_fail(P11KM_ERR_INPUT, "the request does not parse as one PKCS#10 request");
+	}
 	/* everything that can be refused here is refused before the CA sees anything */
 	if ((pl = order_payload(req, &rv)) == NULL)
 		goto out;
-	if (sub->standalone == NULL && sub->webroot == NULL) {
+	if (sub->standalone == NULL && sub->webroot == NULL && sub->dns_hook == NULL) {
 		rv = p11km_http01_init(&probe, NULL, NULL);
 		goto out;
 	}
@@ -655,24 +563,18 @@ p11km_acme_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	}
 	/* the directory first: a CA that cannot be reached changes nothing here
 	 * (not even a new account key file) */
-	if ((rv = directory(&a)) < 0 || (rv = p11km_account_key_open(ctx, p->account_key, &a.key)) < 0 ||
-	    (rv = account(&a)) < 0)
+	if ((rv = acme_directory(&a, 0)) < 0 || (rv = acme_account(&a)) < 0)
 		goto out;
-	if ((rv = post_json(&a, a.new_order, pl, "the new order", &order, &sub->order_url)) < 0)
+	if ((rv = acme_post_json(&a, a.new_order, pl, "the new order", &order, &sub->order_url)) < 0)
 		goto out;
-	step(&a, "order", sub->order_url);
-	if ((rv = authorize(&a, order, sub)) < 0 || (rv = finalize(&a, &order, csr, csr_len)) < 0 ||
+	acme_step(&a, "order", sub->order_url);
+	if ((rv = acme_authorize(&a, order, sub)) < 0 || (rv = finalize(&a, &order, csr, csr_len)) < 0 ||
 	    (rv = download(&a, order, req, chain, chain_len)) < 0)
 		goto out;
 out:
-	sub->signatures += a.key.signatures;
-	sub->requests += a.http.requests;
+	acme_done(&a);
 	free(pl);
-	free(a.nonce);
-	free(a.kid);
 	json_decref(order);
-	json_decref(a.dir);
-	p11km_account_key_release(&a.key);
 	X509_REQ_free(req);
 	return rv;
 }
@@ -682,5 +584,6 @@ p11km_ca_submit_release(struct p11km_ca_submit *sub)
 {
 	free(sub->order_url);
 	free(sub->cert_url);
-	sub->order_url = sub->cert_url = NULL;
+	free(sub->cookie);
+	sub->order_url = sub->cert_url = sub->cookie = NULL;
 }

@@ -23,10 +23,11 @@
 #include "p11km/sign.h"
 #include "p11km/util.h"
 
+static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 char *
 p11km_b64url(const unsigned char *p, size_t n)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	char *out = malloc(n / 3 * 4 + 5), *o = out;
 
 	if (out == NULL)
@@ -42,6 +43,34 @@ p11km_b64url(const unsigned char *p, size_t n)
 			*o++ = tab[v & 63];
 	}
 	*o = '\0';
+	return out;
+}
+
+unsigned char *
+p11km_b64url_decode(const char *s, size_t *n)
+{
+	size_t len = strlen(s), k = 0;
+	unsigned acc = 0, bits = 0;
+	unsigned char *out;
+
+	while (len > 0 && (s[len - 1] == '=' || s[len - 1] == '\n' || s[len - 1] == '\r' ||
+	                   s[len - 1] == ' '))
+		len--;
+	if ((out = malloc(len * 3 / 4 + 1)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		const char *t = strchr(tab, s[i]);
+		if (t == NULL || len % 4 == 1) {
+			free(out);
+			return NULL;
+		}
+		acc = (acc << 6 | (unsigned)(t - tab)) & 0xffffu;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[k++] = (unsigned char)(acc >> bits);
+		}
+	}
+	*n = k;
 	return out;
 }
 
@@ -267,7 +296,8 @@ p11km_jws_sign(struct p11km_account_key *k, const char *url, const char *nonce,
 		jwk = json_loads(k->jwk, 0, NULL);
 		json_object_set_new(hdr, "jwk", jwk);
 	}
-	json_object_set_new(hdr, "nonce", json_string(nonce));
+	if (nonce != NULL)
+		json_object_set_new(hdr, "nonce", json_string(nonce));
 	json_object_set_new(hdr, "url", json_string(url));
 	if ((h = json_dumps(hdr, JSON_COMPACT)) == NULL ||
 	    (hb = p11km_b64url((const unsigned char *)h, strlen(h))) == NULL ||

@@ -11,18 +11,16 @@
 #include <jansson.h>
 
 #include "p11km/ca.h"
+#include "p11km/txn.h"
 #include "p11km/util.h"
 
 /* --- the table of kinds ------------------------------------------------------- */
 
 static const struct p11km_ca_kind kinds[] = {
-	{ "acme", NULL, p11km_acme_submit },
-	{ "cmp", "CMP (RFC 4210) CAs are not built yet: submit the request file with "
-	  "'openssl cmp', then 'p11km cert install'", NULL },
-	{ "helper", "certmonger CA helpers are not built yet: run the helper with "
-	  "CERTMONGER_OPERATION=SUBMIT yourself, then 'p11km cert install'", NULL },
-	{ "adcs", "AD CS web enrollment is not built yet: submit the request file through "
-	  "certsrv, then 'p11km cert install'", NULL },
+	{ "acme", NULL, p11km_acme_submit, NULL },
+	{ "cmp", NULL, p11km_cmp_submit, p11km_cmp_roots },
+	{ "helper", NULL, p11km_helper_submit, p11km_helper_roots },
+	{ "adcs", NULL, p11km_adcs_submit, p11km_adcs_roots },
 };
 
 int
@@ -81,6 +79,22 @@ p11km_ca_profile_free(struct p11km_ca_profile *p)
 	free(p->ca_file);
 	free(p->contact);
 	free(p->account_key);
+	free(p->eab_kid);
+	free(p->eab_hmac_source);
+	for (size_t i = 0; i < p->n_command; i++)
+		free(p->command[i]);
+	free(p->command);
+	free(p->url);
+	free(p->template_name);
+	free(p->auth);
+	free(p->user);
+	free(p->password_source);
+	free(p->recipient);
+	free(p->ref);
+	free(p->secret);
+	free(p->cert);
+	free(p->key);
+	free(p->cmd);
 	free(p);
 }
 
@@ -96,6 +110,31 @@ opt_string(json_t *o, const char *key, char **out, const char *path)
 		return p11km_fail(P11KM_ERR_INPUT, "CA profile '%s': \"%s\" is not a string", path, key);
 	if ((*out = strdup(json_string_value(v))) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* "command": an array of 1 to 64 strings, the first an absolute path. */
+static int
+command_load(json_t *o, struct p11km_ca_profile *p, const char *path)
+{
+	json_t *a = json_object_get(o, "command"), *v;
+	size_t i;
+
+	if (a == NULL || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > 64)
+		return p11km_fail(P11KM_ERR_INPUT, "CA profile '%s': \"command\" is not an array of "
+		                  "1 to 64 strings", path);
+	if ((p->command = calloc(json_array_size(a) + 1, sizeof(*p->command))) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v) || (i == 0 && json_string_value(v)[0] != '/'))
+			return p11km_fail(P11KM_ERR_INPUT, "CA profile '%s': \"command\" must be strings, "
+			                  "the first an absolute path", path);
+		if ((p->command[i] = strdup(json_string_value(v))) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		p->n_command = i + 1;
+	}
 	return 0;
 }
 
@@ -136,8 +175,25 @@ p11km_ca_profile_load(const char *dir, const char *name, struct p11km_ca_profile
 	    (r = opt_string(o, "directory", &p->directory, path)) < 0 ||
 	    (r = opt_string(o, "ca_file", &p->ca_file, path)) < 0 ||
 	    (r = opt_string(o, "contact", &p->contact, path)) < 0 ||
-	    (r = opt_string(o, "account_key", &p->account_key, path)) < 0)
+	    (r = opt_string(o, "account_key", &p->account_key, path)) < 0 ||
+	    (r = opt_string(o, "eab_kid", &p->eab_kid, path)) < 0 ||
+	    (r = opt_string(o, "eab_hmac_source", &p->eab_hmac_source, path)) < 0)
 		goto out;
+	if ((r = opt_string(o, "url", &p->url, path)) < 0 ||
+	    (r = opt_string(o, "template", &p->template_name, path)) < 0 ||
+	    (r = opt_string(o, "auth", &p->auth, path)) < 0 ||
+	    (r = opt_string(o, "user", &p->user, path)) < 0 ||
+	    (r = opt_string(o, "password_source", &p->password_source, path)) < 0 ||
+	    (r = command_load(o, p, path)) < 0)
+		goto out;
+	if ((r = opt_string(o, "recipient", &p->recipient, path)) < 0 ||
+	    (r = opt_string(o, "ref", &p->ref, path)) < 0 ||
+	    (r = opt_string(o, "secret", &p->secret, path)) < 0 ||
+	    (r = opt_string(o, "cert", &p->cert, path)) < 0 ||
+	    (r = opt_string(o, "key", &p->key, path)) < 0 ||
+	    (r = opt_string(o, "cmd", &p->cmd, path)) < 0)
+		goto out;
+	p->insecure_http = json_is_true(json_object_get(o, "insecure_http"));
 	if (kind == NULL) {
 		r = p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' has no \"kind\"", path);
 		goto out;
@@ -167,13 +223,48 @@ p11km_ca_profile_json(const struct p11km_ca_profile *p)
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "kind", json_string(p->kind->name));
-	json_object_set_new(o, "directory", json_string(p->directory));
+	if (p->directory)
+		json_object_set_new(o, "directory", json_string(p->directory));
+	if (p->n_command > 0) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < p->n_command; i++)
+			json_array_append_new(a, json_string(p->command[i]));
+		json_object_set_new(o, "command", a);
+	}
+	if (p->url)
+		json_object_set_new(o, "url", json_string(p->url));
+	if (p->template_name)
+		json_object_set_new(o, "template", json_string(p->template_name));
+	if (p->auth)
+		json_object_set_new(o, "auth", json_string(p->auth));
+	if (p->user)
+		json_object_set_new(o, "user", json_string(p->user));
+	if (p->password_source)
+		json_object_set_new(o, "password_source", json_string(p->password_source));
+	if (p->insecure_http)
+		json_object_set_new(o, "insecure_http", json_true());
 	if (p->ca_file)
 		json_object_set_new(o, "ca_file", json_string(p->ca_file));
 	if (p->contact)
 		json_object_set_new(o, "contact", json_string(p->contact));
 	if (p->account_key)
 		json_object_set_new(o, "account_key", json_string(p->account_key));
+	if (p->recipient)
+		json_object_set_new(o, "recipient", json_string(p->recipient));
+	if (p->ref)
+		json_object_set_new(o, "ref", json_string(p->ref));
+	if (p->secret)
+		json_object_set_new(o, "secret", json_string(p->secret));
+	if (p->cert)
+		json_object_set_new(o, "cert", json_string(p->cert));
+	if (p->key)
+		json_object_set_new(o, "key", json_string(p->key));
+	if (p->cmd)
+		json_object_set_new(o, "cmd", json_string(p->cmd));
+	if (p->eab_kid)
+		json_object_set_new(o, "eab_kid", json_string(p->eab_kid));
+	if (p->eab_hmac_source)
+		json_object_set_new(o, "eab_hmac_source", json_string(p->eab_hmac_source));
 	json_object_set_new(o, "agree_tos", json_boolean(p->agree_tos));
 	if (p->timeout > 0)
 		json_object_set_new(o, "timeout", json_integer(p->timeout));
@@ -218,11 +309,19 @@ p11km_ca_profile_remove(const char *dir, const char *name)
 		return r;
 	if ((path = profile_path(dir, name)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if (unlink(path) != 0)
+	if (access(path, F_OK) != 0) {
 		r = errno == ENOENT ? p11km_fail(P11KM_ERR_NOTFOUND, "no CA profile '%s' in '%s'",
 		                                 name, dir)
 		                    : p11km_fail(P11KM_ERR_IO, "cannot remove '%s': %s", path,
 		                                 strerror(errno));
+	} else {
+		/* a file transaction: the removal is in the audit trail */
+		struct p11km_ftxn *t = p11km_ftxn_new();
+		r = t == NULL ? p11km_fail(P11KM_ERR_NOMEM, "out of memory") : p11km_ftxn_unlink(t, path);
+		if (r == 0)
+			r = p11km_ftxn_commit(t);
+		p11km_ftxn_free(t);
+	}
 	free(path);
 	return r;
 }

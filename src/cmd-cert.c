@@ -122,5 +122,7 @@ const struct p11km_cmd p11km_cmds_cert[] = {
 	  p11km_cert_prune_run, p11km_cert_prune_opts, 0, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "list", "[URI]", "list the certificates (object list --type cert)", p11km_cert_list_run,
 	  NULL, 0, 1, 0 },
+	{ "revoke", "URI|FILE", "ask the issuing ACME CA (--ca NAME) to revoke a certificate",
+	  p11km_cert_revoke_run, p11km_cert_revoke_opts, 1, 1, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

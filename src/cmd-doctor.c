@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <p11-kit/p11-kit.h>
 
@@ -32,6 +33,8 @@ struct exam {
 	char *k[32], *v[32];
 	size_t n;
 	struct p11km_problems pr;
+	char *refused[8];         /* the matched profile's refused mechanisms (names) */
+	size_t n_refused;
 };
 
 static void
@@ -59,6 +62,8 @@ exam_release(struct exam *x)
 		free(x->k[i]);
 		free(x->v[i]);
 	}
+	for (size_t i = 0; i < x->n_refused; i++)
+		free(x->refused[i]);
 	p11km_problems_release(&x->pr);
 }
 
@@ -86,8 +91,11 @@ check_profile(struct exam *x, const struct p11km_token *t, const char *module_fi
 		     "; from vendor documentation, not tested here");
 		for (size_t i = 0; (s = p11km_profile_nth(p, "trap", i)) != NULL; i++)
 			fact(x, "trap", "%s", s);
-		for (size_t i = 0; (s = p11km_profile_nth(p, "refused-mechanism", i)) != NULL; i++)
+		for (size_t i = 0; (s = p11km_profile_nth(p, "refused-mechanism", i)) != NULL; i++) {
 			fact(x, "refused", "%s", s);
+			if (x->n_refused < 8)
+				x->refused[x->n_refused++] = strndup(s, strcspn(s, " \t"));
+		}
 	}
 	p11km_profiles_free(v, n);
 }
@@ -160,7 +168,9 @@ check_clock(struct exam *x, const struct p11km_token *t)
 	memcpy(buf, t->info.utcTime, 16);
 	buf[16] = '\0';
 	if (strptime(buf, "%Y%m%d%H%M%S", &tm) == NULL) {
-		p11km_problem_add(&x->pr, "the token's clock reads '%s', not a time", p11km_esc(buf));
+		/* opencryptoki 3.8 sends "hh:mm:ss": nothing to set, nothing to compare */
+		fact(x, "clock", "the token's clock reads '%s', not a time in the PKCS#11 form "
+		     "(YYYYMMDDhhmmss): not compared with this machine's", p11km_esc(buf));
 		return;
 	}
 	tt = timegm(&tm);
@@ -188,7 +198,7 @@ check_certs(struct exam *x, struct p11km_session *s)
 		struct p11km_object o;
 		const unsigned char *p;
 		X509 *c;
-		if (p11km_object_read(s, h[i], &o) < 0) {
+		if (p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o) < 0) {
 			p11km_error_clear();
 			continue;
 		}
@@ -217,42 +227,94 @@ check_certs(struct exam *x, struct p11km_session *s)
 	free(h);
 }
 
-/* Sign a test message with the key, verify it with its public key and
- * with the certificate of the same id. */
+/* A mechanism the signer fell back from: a fact, and whether the profile
+ * records it (its refused-mechanism lines begin with the mechanism). */
+static void
+note_fallback(struct exam *x, const struct p11km_signer *sg)
+{
+	const char *f = p11km_token_signer_fallback(sg);
+	int recorded = 0;
+
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < x->n_refused; i++)
+		recorded |= x->refused[i] && strlen(x->refused[i]) == strcspn(f, " ") &&
+		            strncmp(x->refused[i], f, strcspn(f, " ")) == 0;
+	fact(x, "fallback", "%s; %s", f, recorded ? "the profile records it" :
+	     "not in the token's profile (probed here)");
+}
+
+/* One test signature of msg with the key (pss: RSA-PSS), verified with its
+ * public key.  0, or a problem added. */
 static int
-check_key(struct exam *x, struct p11km_session *s, const struct p11km_uri *kuri,
-          const struct p11km_pinsrc *pin)
+test_sign(struct exam *x, struct p11km_session *s, const struct p11km_object *key, EVP_PKEY *pub,
+          const struct p11km_pinsrc *pin, int pss)
 {
 	static const unsigned char msg[] = "p11km token doctor: test message";
-	struct p11km_object key, *certs = NULL;
 	struct p11km_signer *sg = NULL;
-	EVP_PKEY *pub = NULL;
 	EVP_MD_CTX *m = NULL;
+	EVP_PKEY_CTX *pc = NULL;
 	unsigned char *sig = NULL;
-	size_t siglen = 0, nc = 0;
+	size_t siglen = 0;
 	int r;
 
-	memset(&key, 0, sizeof(key));
-	if ((r = p11km_object_find_one(s, kuri, CKO_PRIVATE_KEY, &key)) < 0)
-		return r;
-	if ((r = p11km_key_pubkey(s, &key, &pub)) < 0 ||
-	    (r = p11km_token_signer_new(s, &key, pub, NULL, 0, pin, &sg)) < 0 ||
+	if ((r = p11km_token_signer_new(s, key, pub, NULL, pss, pin, &sg)) < 0 ||
 	    (r = sg->sign(sg, msg, sizeof(msg), &sig, &siglen)) < 0) {
-		p11km_problem_add(&x->pr, "the key cannot sign: %s", p11km_errmsg(r));
+		p11km_problem_add(&x->pr, "the key cannot sign%s: %s", pss ? " RSA-PSS" : "",
+		                  p11km_errmsg(r));
 		p11km_error_clear();
-		r = 0;
+		r = -1;
 		goto out;
 	}
+	note_fallback(x, sg);
 	if ((m = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit(m, NULL, sg->md, NULL, pub) != 1 ||
+	    EVP_DigestVerifyInit(m, &pc, sg->md, NULL, pub) != 1 ||
+	    (pss && (EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) != 1 ||
+	             EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) != 1)) ||
 	    EVP_DigestVerify(m, sig, siglen, msg, sizeof(msg)) != 1) {
 		(void)p11km_openssl_error();
 		p11km_problem_add(&x->pr, "a signature by the key does not verify with its public key "
 		                  "(the public key object with its id belongs to another key): delete "
 		                  "that public key object and import the right one");
+		r = -1;
 	} else {
-		fact(x, "test signature", "made by the key, verified with its public key");
+		r = 0;
 	}
+out:
+	EVP_MD_CTX_free(m);
+	free(sig);
+	p11km_signer_free(sg);
+	return r;
+}
+
+/* Sign a test message with the key (and for an RSA key on a token that
+ * lists RSA-PSS, an RSA-PSS one too: the mechanisms requests use), verify
+ * it with its public key and with the certificate of the same id. */
+static int
+check_key(struct exam *x, struct p11km_session *s, const struct p11km_uri *kuri,
+          const struct p11km_pinsrc *pin)
+{
+	struct p11km_object key, *certs = NULL;
+	struct p11km_caps caps;
+	EVP_PKEY *pub = NULL;
+	size_t nc = 0;
+	int r;
+
+	memset(&key, 0, sizeof(key));
+	if ((r = p11km_object_find_one(s, kuri, CKO_PRIVATE_KEY, &key)) < 0)
+		return r;
+	if ((r = p11km_key_pubkey(s, &key, &pub)) < 0) {
+		p11km_problem_add(&x->pr, "the key cannot sign: %s", p11km_errmsg(r));
+		p11km_error_clear();
+		r = 0;
+		goto out;
+	}
+	if (test_sign(x, s, &key, pub, pin, 0) == 0)
+		fact(x, "test signature", "made by the key, verified with its public key");
+	if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA && p11km_token_caps(s->tok, &caps) == 0 &&
+	    (caps.sign & P11KM_SIGN_RSA_PSS) && test_sign(x, s, &key, pub, pin, 1) == 0)
+		fact(x, "test signature", "RSA-PSS: made by the key, verified with its public key");
+	p11km_error_clear();
 	if (key.id_len > 0 && p11km_cert_objects_by_id(s, key.id, key.id_len, &certs, &nc) == 0) {
 		for (size_t i = 0; i < nc; i++) {
 			const unsigned char *p = certs[i].value;
@@ -268,9 +330,6 @@ check_key(struct exam *x, struct p11km_session *s, const struct p11km_uri *kuri,
 	r = 0;
 out:
 	p11km_objects_free(certs, nc);
-	EVP_MD_CTX_free(m);
-	free(sig);
-	p11km_signer_free(sg);
 	EVP_PKEY_free(pub);
 	p11km_object_release(&key);
 	return r;

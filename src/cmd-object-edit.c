@@ -11,7 +11,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "p11km/audit.h"
 #include "p11km/bind.h"
+#include "p11km/change.h"
 #include "p11km/cert.h"
 #include "p11km/cmd.h"
 #include "p11km/keys.h"
@@ -338,7 +340,7 @@ p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
 		if (p11km_object_pubkey(o, &pk) == 0)
 			yes = EVP_PKEY_eq(pk, X509_get0_pubkey(x)) == 1;
 		if (!yes && o->id_len > 0 && p11km_tok_cert_find(s, x, &h) == 1 &&
-		    p11km_object_read(s, h, &c) == 0)
+		    p11km_object_read_as(s, h, CKO_CERTIFICATE, &c) == 0)
 			yes = c.id_len == o->id_len && memcmp(c.id, o->id, o->id_len) == 0;
 	}
 	p11km_error_clear();
@@ -588,7 +590,7 @@ set_label_id(struct p11km_session *s, CK_OBJECT_HANDLE h, const char *label,
 {
 	CK_ATTRIBUTE a[2] = { { CKA_LABEL, (void *)label, label ? strlen(label) : 0 },
 	                      { CKA_ID, (void *)id, id_len } };
-	CK_RV rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, h, a, set_id ? 2 : 1);
+	CK_RV rv = p11km_obj_set(s, h, a, set_id ? 2 : 1);
 
 	return rv == CKR_OK ? 0 : p11km_fail_ckr(rv, "object relabel", "C_SetAttributeValue");
 }
@@ -605,9 +607,11 @@ relabel_apply(struct target *t, const struct relabel *rl, struct p11km_object *p
 			break;
 	if (r == 0)
 		return 0;
+	int was = p11km_audit_rollback(1);
 	for (size_t i = 0; i < done; i++)
 		back |= set_label_id(&t->s, pair[i].h, pair[i].label, pair[i].id, pair[i].id_len,
 		                     rl->set_id) < 0;
+	p11km_audit_rollback(was);
 	char *msg = strdup(p11km_errmsg(r));
 	r = p11km_fail(r, "%s; %s", msg ? msg : "?",
 	               done == 0 ? "nothing was changed"

@@ -25,6 +25,8 @@ const struct p11km_opt p11km_global_opts[] = {
 	{ "force", 0, G_FORCE, NULL, "override safety refusals (see each command)" },
 	{ "lock-dir", 1, G_LOCK_DIR, "DIR",
 	  "directory for token locks (also P11KM_LOCK_DIR; default /run/p11km)" },
+	{ "audit-log", 1, G_AUDIT_LOG, "FILE|syslog",
+	  "where changes are recorded (also P11KM_AUDIT_LOG; see p11km-audit(1))" },
 	{ "help", 0, G_HELP, NULL, "show help (-h)" },
 	{ "version", 0, G_VERSION, NULL, "show the version (-V; also 'p11km version')" },
 	{ NULL, 0, 0, NULL, NULL },

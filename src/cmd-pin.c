@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "p11km/change.h"
 #include "p11km/cmd.h"
 #include "p11km/util.h"
 
@@ -143,7 +144,7 @@ p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc
 	if ((r = p11km_session_open(ctx, tok, 1, &s)) < 0 || (r = p11km_login(&s, user, &cur)) < 0)
 		goto out;
 	if (o.init) {
-		rv = P11KM_CALL(s.f, C_InitPIN, s.h, (CK_UTF8CHAR_PTR)npin, nlen);
+		rv = p11km_pin_init_call(&s, npin, nlen);
 		if (rv != CKR_OK) {
 			r = p11km_fail_ckr(rv, "token pin init", "C_InitPIN");
 			goto out;
@@ -157,8 +158,7 @@ p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc
 			               "changed");
 			goto out;
 		}
-		rv = P11KM_CALL(s.f, C_SetPIN, s.h, (CK_UTF8CHAR_PTR)old, olen, (CK_UTF8CHAR_PTR)npin,
-		                nlen);
+		rv = p11km_pin_set_call(&s, old, olen, npin, nlen);
 		if (rv != CKR_OK) {
 			r = p11km_fail_ckr(rv, "token pin change", "C_SetPIN");
 			goto out;

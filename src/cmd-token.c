@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "p11km/change.h"
 #include "p11km/cmd.h"
 #include "p11km/util.h"
 
@@ -294,6 +295,22 @@ label_unique(struct p11km_ctx *ctx, const struct p11km_token *target, const char
 	return 0;
 }
 
+/* The new user PIN against the token's PIN length range, before
+ * C_InitToken: C_InitPIN refusing it after would leave an initialised
+ * token without a user PIN (opencryptoki: at most 8).  A range a module
+ * reports that makes no sense (empty, max 0) is not used. */
+static int
+pin_length_ok(const struct p11km_token *t, size_t len)
+{
+	CK_ULONG lo = t->info.ulMinPinLen, hi = t->info.ulMaxPinLen;
+
+	if (hi == 0 || lo > hi || hi == CK_UNAVAILABLE_INFORMATION ||
+	    (len >= lo && len <= hi))
+		return 0;
+	return p11km_fail(P11KM_ERR_USAGE, "token '%s' takes user PINs of %lu to %lu characters, "
+	                  "the new one has %zu; nothing was changed", t->label, lo, hi, len);
+}
+
 /* A failure after C_InitToken: the token exists, without a user PIN. */
 static int
 half_done(int code, const char *label)
@@ -317,7 +334,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	struct p11km_session s = { 0 };
 	const char *label = NULL, *so_pin, *user_pin;
 	size_t so_len, user_len, nbefore = 0;
-	CK_UTF8CHAR padded[32];
+	CK_UTF8CHAR padded[33];
 	CK_RV rv;
 	int r;
 
@@ -354,13 +371,17 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	if ((r = p11km_pin_get_for(ctx, &so, CKU_SO, NULL, "New SO PIN: ", &so_pin, &so_len)) < 0 ||
 	    (r = p11km_pin_get(ctx, &user, "New user PIN: ", &user_pin, &user_len)) < 0)
 		goto out;
-	if ((r = p11km_token_lock(ctx, t)) < 0 ||
+	if ((r = pin_length_ok(t, user_len)) < 0 ||
+	    (r = p11km_token_lock(ctx, t)) < 0 ||
 	    (r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0 ||
 	    (r = label_unique(ctx, t, label, before, nbefore)) < 0)
 		goto out;
-	memset(padded, ' ', sizeof(padded));
+	/* 32 bytes, blank-padded, as PKCS#11 says; and a NUL after them: p11-kit's
+	 * RPC client (p11-kit-client.so 0.24.1) takes the label for a C string */
+	memset(padded, ' ', 32);
+	padded[32] = '\0';
 	memcpy(padded, label, strlen(label));
-	rv = P11KM_CALL(t->f, C_InitToken, t->slot, (CK_UTF8CHAR_PTR)so_pin, so_len, padded);
+	rv = p11km_token_init_call(t, so_pin, so_len, padded);
 	if (rv != CKR_OK) {
 		r = p11km_fail_ckr(rv, "token init", "C_InitToken");
 		goto out;
@@ -371,7 +392,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 		r = half_done(r, label);
 		goto out;
 	}
-	rv = P11KM_CALL(s.f, C_InitPIN, s.h, (CK_UTF8CHAR_PTR)user_pin, user_len);
+	rv = p11km_pin_init_call(&s, user_pin, user_len);
 	if (rv != CKR_OK) {
 		r = half_done(p11km_fail_ckr(rv, "token init", "C_InitPIN"), label);
 		goto out;

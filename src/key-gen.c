@@ -6,6 +6,8 @@
 
 #include <openssl/rand.h>
 
+#include "p11km/audit.h"
+#include "p11km/change.h"
 #include "p11km/keygen.h"
 #include "p11km/keys.h"
 #include "p11km/util.h"
@@ -116,11 +118,13 @@ static CK_RV
 destroy_pair(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
 {
 	CK_RV rv = CKR_OK, rv2 = CKR_OK;
+	int was = p11km_audit_rollback(1);
 
 	if (priv != CK_INVALID_HANDLE)
-		rv = P11KM_CALL(s->f, C_DestroyObject, s->h, priv);
+		rv = p11km_obj_destroy(s, priv);
 	if (pub != CK_INVALID_HANDLE)
-		rv2 = P11KM_CALL(s->f, C_DestroyObject, s->h, pub);
+		rv2 = p11km_obj_destroy(s, pub);
+	p11km_audit_rollback(was);
 	return rv != CKR_OK ? rv : rv2;
 }
 
@@ -183,8 +187,8 @@ set_id(struct p11km_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
 	CK_ATTRIBUTE a = { CKA_ID, (void *)id, len };
 	CK_RV rv;
 
-	if ((rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, priv, &a, 1)) != CKR_OK ||
-	    (rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, pub, &a, 1)) != CKR_OK)
+	if ((rv = p11km_obj_set(s, priv, &a, 1)) != CKR_OK ||
+	    (rv = p11km_obj_set(s, pub, &a, 1)) != CKR_OK)
 		return p11km_fail(P11KM_ERR_TOKEN,
 		    "token '%s' did not let p11km set the key id (C_SetAttributeValue(CKA_ID): %s): "
 		    "give --id HEX to set the id at generation",
@@ -209,6 +213,7 @@ made_anyway(struct p11km_session *s, const char *label, const unsigned char *id,
 		CK_OBJECT_HANDLE *h = NULL;
 		size_t n = 0;
 		if (p11km_find(s, t, 3, 2, &h, &n) == 0 && n == 1) {
+			p11km_obj_describe(s, h[0], t, 3);
 			*out[i] = h[0];
 			any = 1;
 		}
@@ -292,18 +297,18 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		{ CKA_ID, (void *)id, id_len },
 	};
 	CK_ULONG nprivt = sizeof(privt) / sizeof(privt[0]);
-	rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt, nprivt, &hpub,
+	rv = p11km_obj_keypair(s, &mech, pubt, npub, privt, nprivt, &hpub,
 	                &hpriv);
 	if (template_refused(rv)) {
 		/* Some tokens (tpm2-pkcs11) cannot make sign-only keys and fail the
 		 * template: try again without the usage restrictions, and say so. */
 		npub = drop_usage(pubt, npub);
 		nprivt = drop_usage(privt, nprivt);
-		rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt, nprivt,
+		rv = p11km_obj_keypair(s, &mech, pubt, npub, privt, nprivt,
 		                &hpub, &hpriv);
 		if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
 			nprivt = drop_extractable(privt, nprivt);
-			rv = P11KM_CALL(s->f, C_GenerateKeyPair, s->h, &mech, pubt, npub, privt,
+			rv = p11km_obj_keypair(s, &mech, pubt, npub, privt,
 			                nprivt, &hpub, &hpriv);
 		}
 		if (rv == CKR_OK)

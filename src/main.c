@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "p11km/audit.h"
 #include "p11km/cmd.h"
 #include "p11km/pin.h"
 #include "p11km/util.h"
@@ -19,6 +20,7 @@ const struct p11km_noun p11km_nouns[] = {
 	{ "roots", "trusted root certificates in token and file stores", p11km_cmds_roots },
 	{ "bind", "server configurations that use token keys, and their checks", p11km_cmds_bind },
 	{ "ca", "online certificate authorities (ACME): profiles for 'req submit'", p11km_cmds_ca },
+	{ "audit", "the audit trail: every change p11km made to tokens and files", p11km_cmds_audit },
 	{ "track", "tracked certificates: unattended renewal and status", p11km_cmds_track },
 	{ NULL, NULL, NULL },
 };
@@ -130,6 +132,15 @@ find_verb(const struct p11km_noun *n, const char *verb)
 	return NULL;
 }
 
+static const struct p11km_cmd *
+default_verb(const struct p11km_noun *n)
+{
+	for (const struct p11km_cmd *c = n->cmds; c->verb != NULL; c++)
+		if (c->flags & P11KM_CMD_DEFAULT)
+			return c;
+	return NULL;
+}
+
 static int
 unknown_noun(const char *word)
 {
@@ -164,7 +175,7 @@ static int
 help(int argc, char **argv)
 {
 	const struct p11km_noun *n;
-	const struct p11km_cmd *c;
+	const struct p11km_cmd *c = NULL;
 
 	if (argc < 2) {
 		usage_main(stdout);
@@ -190,6 +201,7 @@ help(int argc, char **argv)
 
 struct globals {
 	int help, version, verbose, quiet, trace;
+	const char *audit_log;
 };
 
 /* "--pin 1234", "--so-pin=...", "-p 1234" (pkcs11-tool's forms): never
@@ -260,6 +272,7 @@ take_globals(struct p11km_ctx *ctx, struct globals *g, int *argc, char **argv)
 		case G_TRACE: g->trace = 1; break;
 		case G_FORCE: ctx->force = 1; break;
 		case G_LOCK_DIR: ctx->lock_dir_opt = val; break;
+		case G_AUDIT_LOG: g->audit_log = val; break;
 		case G_HELP: g->help = 1; break;
 		case G_VERSION: g->version = 1; break;
 		}
@@ -277,8 +290,9 @@ main(int argc, char **argv)
 	struct p11km_ctx ctx;
 	struct globals g = { 0 };
 	const struct p11km_noun *n;
-	const struct p11km_cmd *c;
-	int r, nargs, vi = 2;
+	const struct p11km_cmd *c = NULL;
+	int r, nargs;
+	char what[64], **vargv;
 
 	p11km_cmd_table_use(p11km_nouns);
 	p11km_ctx_init(&ctx);
@@ -326,26 +340,43 @@ main(int argc, char **argv)
 	/* 'p11km renew ...' and 'p11km status ...' are 'p11km track renew/status ...' */
 	if (strcmp(argv[1], "renew") == 0 || strcmp(argv[1], "status") == 0) {
 		n = find_noun("track");
-		vi = 1;
+		c = find_verb(n, argv[1]);
+		vargv = argv + 1;
+		nargs = argc - 1;
 	} else if ((n = find_noun(argv[1])) == NULL) {
 		return p11km_report(&ctx, unknown_noun(argv[1]));
+	} else {
+		vargv = argv + 2;
+		nargs = argc - 2;
 	}
-	if (argc < vi + 1 || argv[vi][0] == '-') {
+	if (vargv == argv + 1 && c != NULL) {
+		/* an alias: the verb is argv[1] */
+	} else if ((argc < 3 || argv[2][0] == '-') && (c = default_verb(n)) != NULL) {
+		/* 'p11km audit --since T': the noun's default verb, from the noun on */
+		vargv = argv + 1;
+		nargs = argc - 1;
+	} else if (argc < 3 || argv[2][0] == '-') {
 		if (!g.help && ctx.json)
 			return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE, "'%s' needs a verb; see "
 			                    "'p11km help %s'", n->name, n->name));
 		usage_noun(g.help ? stdout : stderr, n);
 		return g.help ? 0 : P11KM_EXIT_USAGE;
+	} else if ((c = find_verb(n, argv[2])) == NULL) {
+		return p11km_report(&ctx, unknown_verb(n, argv[2]));
 	}
-	if ((c = find_verb(n, argv[vi])) == NULL)
-		return p11km_report(&ctx, unknown_verb(n, argv[vi]));
 	if (g.help) {
 		usage_cmd(stdout, n, c);
 		return 0;
 	}
-	nargs = argc - vi;
 	ctx.lock_tokens = (c->flags & P11KM_CMD_CHANGES_TOKEN) != 0;
-	r = c->run(&ctx, c, nargs, argv + vi);
+	snprintf(what, sizeof(what), "%s %s", n->name, c->verb);
+	p11km_audit_config(g.audit_log, what);
+	/* a command that changes tokens opens its audit log first: a log it
+	 * cannot write stops it before it changes anything (the others open it
+	 * at their first change, see p11km-audit(1)) */
+	if (!ctx.lock_tokens || (r = p11km_audit_ready()) == 0)
+		r = c->run(&ctx, c, nargs, vargv);
 	p11km_ctx_release(&ctx);
+	p11km_audit_close();
 	return p11km_report(&ctx, r);
 }

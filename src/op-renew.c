@@ -364,18 +364,19 @@ renew_entry(struct renew_one *r1)
 			(void)renew_set_str(&t->last_result, "not due");
 			return renew_save(r1);
 		}
-		if (t->next_attempt > run->now && !run->o->force) {
-			renew_say(r1->item, P11KM_RENEW_FAILED, "%s (attempt %ld failed; the next one "
-			         "not before the backoff ends)", t->last_error ? t->last_error : "failed",
-			         t->attempts);
-			r1->item->next_attempt = t->next_attempt;
-			run->res->n_failed++;
-			return 0;
-		}
-		if (run->o->dry_run) {
-			renew_say(r1->item, P11KM_RENEW_DUE, "would be renewed");
-			return 0;
-		}
+	}
+	/* a failed attempt waits for its backoff, whatever step it failed in */
+	if (t->next_attempt > run->now && !run->o->force) {
+		renew_say(r1->item, P11KM_RENEW_FAILED, "%s (attempt %ld failed; the next one not "
+		          "before the backoff ends)", t->last_error ? t->last_error : "failed",
+		          t->attempts);
+		r1->item->next_attempt = t->next_attempt;
+		run->res->n_failed++;
+		return 0;
+	}
+	if (run->o->dry_run && t->step == P11KM_STEP_IDLE) {
+		renew_say(r1->item, P11KM_RENEW_DUE, "would be renewed");
+		return 0;
 	}
 	if (run->o->dry_run) {
 		renew_say(r1->item, P11KM_RENEW_WAITING, "a renewal is under way (%s)",

@@ -39,7 +39,9 @@ p11km_fail_ckr(CK_RV rv, const char *what, const char *fn)
 		break;
 	case CKR_PIN_EXPIRED:
 		code = P11KM_ERR_LOGIN;
-		hint = ": the PIN has expired; change it with the token's own tool first";
+		hint = ": the PIN has expired, or is still the token's default (opencryptoki's "
+		       "SO PIN); change it first ('p11km token pin change', with --so for the "
+		       "SO PIN)";
 		break;
 	case CKR_USER_PIN_NOT_INITIALIZED:
 		code = P11KM_ERR_LOGIN;

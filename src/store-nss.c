@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "p11km/audit.h"
 #include "p11km/cert.h"
 #include "p11km/run.h"
 #include "p11km/store.h"
@@ -102,6 +103,26 @@ out:
 	return r;
 }
 
+/* One audit line for a certificate added to or removed from the database
+ * (certutil makes the change, so the file transaction does not see it). */
+static void
+nss_audit(const struct p11km_store *st, const char *action, const char *nick, X509 *x,
+          int r)
+{
+	struct p11km_audit_event ev = { .action = action, .file = st->path, .object = nick,
+	                                .cls = "cert" };
+	unsigned char *der = NULL;
+	size_t dlen = 0;
+
+	if (x != NULL && p11km_cert_der(x, &der, &dlen) == 0) {
+		ev.cert = der;
+		ev.cert_len = dlen;
+	}
+	ev.error = r < 0 ? "certutil failed" : NULL;
+	p11km_audit(&ev);
+	free(der);
+}
+
 static int
 nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
            const size_t *rm, size_t n_rm)
@@ -114,6 +135,8 @@ nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 	(void)ctx;
 	if (db == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = p11km_audit_ready()) < 0)
+		goto out;
 	if (!db_exists(st)) {
 		char *argv[] = { "certutil", "-N", "-d", db, "--empty-password", NULL };
 		if (mkdir(st->path, 0700) < 0 && errno != EEXIST) {
@@ -127,6 +150,7 @@ nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 	for (size_t i = 0; i < n_rm && r == 0; i++) {
 		char *argv[] = { "certutil", "-D", "-d", db, "-n", st->names[rm[i]], NULL };
 		r = p11km_run(argv, NULL, NULL);
+		nss_audit(st, "destroy", st->names[rm[i]], sk_X509_value(st->certs, (int)rm[i]), r);
 		p11km_progress("updating NSS database", ++done, total);
 	}
 	if (r == 0 && sk_X509_num(add) > 0 && (fd = mkstemp(tmpl)) < 0) {
@@ -158,6 +182,7 @@ nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 			char *argv[] = { "certutil", "-A", "-d", db, "-n", nick, "-t", "C,,",
 			                 "-i", tmpl, NULL };
 			r = p11km_run(argv, NULL, NULL);
+			nss_audit(st, "create", nick, x, r);
 		}
 		free(der);
 		if (r == 0)
@@ -170,12 +195,15 @@ nss_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 		/* Take back what this run added: the database changes in one go or
 		 * not at all (as the token and file stores do). */
 		char *msg = strdup(p11km_errmsg(r));
-		int saved = r;
+		int saved = r, was = p11km_audit_rollback(1);
 		for (size_t i = n_added; i-- > 0;) {
 			char *argv[] = { "certutil", "-D", "-d", db, "-n", added[i], NULL };
-			if (p11km_run(argv, NULL, NULL) < 0)
+			int rr = p11km_run(argv, NULL, NULL);
+			nss_audit(st, "destroy", added[i], NULL, rr);
+			if (rr < 0)
 				p11km_warn("could not take '%s' back out of '%s'", added[i], st->path);
 		}
+		p11km_audit_rollback(was);
 		r = p11km_fail(saved, "%s; the %zu certificate%s added before were taken back out",
 		               msg ? msg : p11km_strerror(saved), n_added, n_added == 1 ? "" : "s");
 		free(msg);

@@ -10,7 +10,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "p11km/audit.h"
 #include "p11km/cert.h"
+#include "p11km/change.h"
 #include "p11km/store.h"
 #include "p11km/util.h"
 
@@ -34,7 +36,10 @@ made_anyway(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, int r)
 	if ((msg = strdup(p11km_errmsg(r))) == NULL)
 		return;
 	if (p11km_find(s, q, nq, 2, &h, &nh) == 0 && nh == 1) {
-		CK_RV drv = P11KM_CALL(s->f, C_DestroyObject, s->h, h[0]);
+		p11km_obj_describe(s, h[0], q, nq);
+		int was = p11km_audit_rollback(1);
+		CK_RV drv = p11km_obj_destroy(s, h[0]);
+		p11km_audit_rollback(was);
 		if (drv == CKR_OK)
 			p11km_fail(r, "%s (the token made the object all the same: destroyed again)", msg);
 		else
@@ -46,6 +51,16 @@ made_anyway(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, int r)
 	}
 	free(h);
 	free(msg);
+}
+
+/* Take back an object this run just created and could not verify. */
+static void
+undo_create(struct p11km_session *s, CK_OBJECT_HANDLE h)
+{
+	int was = p11km_audit_rollback(1);
+
+	p11km_obj_destroy(s, h);
+	p11km_audit_rollback(was);
 }
 
 /* Is label cand (t[0], the rest of template t) free?  1: yes, and *out is
@@ -134,10 +149,10 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	CK_RV rv;
 	int r;
 
-	/* trusted roots only: a leaf shares its key's label and id by design
-	 * (cert install moves the old leaf out of the way itself); for an
-	 * intermediate the search would cost cert install 3 calls of its 40 */
-	if (trusted && (r = distinct_label(s, label, id, id_len, &own)) < 0)
+	/* roots and intermediates: a leaf shares its key's label and id by
+	 * design (cert install moves the old leaf out of the way itself) */
+	if ((trusted || category == P11KM_CAT_AUTHORITY) &&
+	    (r = distinct_label(s, label, id, id_len, &own)) < 0)
 		return r;
 	if (own != NULL)
 		label = own;
@@ -157,20 +172,25 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	t[n++] = (CK_ATTRIBUTE){ CKA_ISSUER, iss, ilen };
 	t[n++] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, ser, serlen };
 	t[n++] = (CK_ATTRIBUTE){ CKA_VALUE, der, dlen };
-	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) };
 	if (trusted)
 		t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, &yes, sizeof(yes) };
-	/* the validity, for consumers and admin tools that show it; last, so
-	 * that a token which does not know them gets the template without */
+	/* The optional attributes, last, so that a token which does not know
+	 * one (opencryptoki 3.8: CKA_CERTIFICATE_CATEGORY; others the dates)
+	 * gets the template without them, once: the category and the validity,
+	 * for consumers and admin tools that show them. */
 	n_dates = n;
+	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) };
 	if (cert_date(X509_get0_notBefore(cert), &start) && cert_date(X509_get0_notAfter(cert), &end)) {
 		t[n++] = (CK_ATTRIBUTE){ CKA_START_DATE, &start, sizeof(start) };
 		t[n++] = (CK_ATTRIBUTE){ CKA_END_DATE, &end, sizeof(end) };
 	}
-	rv = P11KM_CALL(s->f, C_CreateObject, s->h, t, n, &h);
+	rv = p11km_obj_create(s, t, n, &h);
 	if (n > n_dates && (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+		p11km_verbose("token '%s' refused an optional certificate attribute (%s): again "
+		              "without CKA_CERTIFICATE_CATEGORY and the dates", s->tok->label,
+		              p11km_ckr_name(rv));
 		n = n_dates;
-		rv = P11KM_CALL(s->f, C_CreateObject, s->h, t, n, &h);
+		rv = p11km_obj_create(s, t, n, &h);
 	}
 	if (rv == CKR_ATTRIBUTE_READ_ONLY && trusted) {
 		r = p11km_fail(P11KM_ERR_LOGIN,
@@ -185,6 +205,15 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 		    s->tok->label);
 		goto out;
 	}
+	if (trusted && (rv == CKR_TEMPLATE_INCONSISTENT || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	                rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' does not store trusted certificates (C_CreateObject with CKA_TRUSTED: "
+		    "%s): put the root into a file store instead (pem-bundle:, openssl-dir:, system)",
+		    s->tok->label, p11km_ckr_name(rv));
+		made_anyway(s, t, n, r);
+		goto out;
+	}
 	if (rv != CKR_OK) {
 		r = p11km_fail_ckr(rv, s->tok->label, "C_CreateObject");
 		made_anyway(s, t, n, r);
@@ -196,7 +225,7 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	{
 		CK_ATTRIBUTE a = { CKA_VALUE, NULL, dlen };
 		if ((back = malloc(dlen ? dlen : 1)) == NULL) {
-			P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+			undo_create(s, h);
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 			goto out;
 		}
@@ -208,13 +237,13 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 			    "token '%s' does not hold the certificate as written (read-back differs)",
 			    s->tok->label);
 			/* Best effort: do not leave a damaged object behind. */
-			P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+			undo_create(s, h);
 			goto out;
 		}
 		if (rv != CKR_OK) {
 			r = p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
 			/* unverified: take it back too (best effort, the token may be gone) */
-			P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+			undo_create(s, h);
 			goto out;
 		}
 	}
@@ -231,8 +260,8 @@ out:
 }
 
 static int
-read_handles(struct p11km_session *s, CK_OBJECT_HANDLE *h, size_t nh, struct p11km_object **objs,
-             size_t *n)
+read_handles(struct p11km_session *s, CK_OBJECT_HANDLE *h, size_t nh, CK_OBJECT_CLASS cls,
+             struct p11km_object **objs, size_t *n)
 {
 	struct p11km_object *o = NULL;
 	int r;
@@ -244,7 +273,7 @@ read_handles(struct p11km_session *s, CK_OBJECT_HANDLE *h, size_t nh, struct p11
 	if ((o = calloc(nh, sizeof(*o))) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < nh; i++) {
-		if ((r = p11km_object_read(s, h[i], &o[i])) < 0) {
+		if ((r = p11km_object_read_as(s, h[i], cls, &o[i])) < 0) {
 			p11km_objects_free(o, i);
 			return r;
 		}
@@ -258,13 +287,17 @@ static int
 find_read(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, size_t max,
           struct p11km_object **objs, size_t *n)
 {
+	CK_OBJECT_CLASS cls = (CK_OBJECT_CLASS)-1;
 	CK_OBJECT_HANDLE *h = NULL;
 	size_t nh = 0;
 	int r;
 
+	for (CK_ULONG i = 0; i < nt; i++)
+		if (t[i].type == CKA_CLASS && t[i].ulValueLen == sizeof(cls))
+			memcpy(&cls, t[i].pValue, sizeof(cls));
 	if ((r = p11km_find(s, t, nt, max, &h, &nh)) < 0)
 		return r;
-	r = read_handles(s, h, nh, objs, n);
+	r = read_handles(s, h, nh, cls, objs, n);
 	free(h);
 	return r;
 }
@@ -359,7 +392,7 @@ int
 p11km_tok_relabel(struct p11km_session *s, CK_OBJECT_HANDLE h, const char *label)
 {
 	CK_ATTRIBUTE a = { CKA_LABEL, (void *)label, strlen(label) };
-	CK_RV rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, h, &a, 1);
+	CK_RV rv = p11km_obj_set(s, h, &a, 1);
 
 	if (rv != CKR_OK)
 		return p11km_fail_ckr(rv, s->tok->label, "C_SetAttributeValue");
@@ -369,7 +402,7 @@ p11km_tok_relabel(struct p11km_session *s, CK_OBJECT_HANDLE h, const char *label
 int
 p11km_tok_destroy(struct p11km_session *s, CK_OBJECT_HANDLE h)
 {
-	CK_RV rv = P11KM_CALL(s->f, C_DestroyObject, s->h, h);
+	CK_RV rv = p11km_obj_destroy(s, h);
 
 	if (rv != CKR_OK)
 		return p11km_fail_ckr(rv, s->tok->label, "C_DestroyObject");
@@ -437,7 +470,7 @@ p11km_tok_trusted_certs(struct p11km_session *s, STACK_OF(X509) **out)
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct p11km_object o;
 		X509 *x;
-		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o)) < 0)
 			break;
 		if ((x = p11km_cert_x509_der(o.value, o.value_len)) != NULL && !sk_X509_push(*out, x))
 			X509_free(x);
@@ -570,7 +603,7 @@ token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_O
 	for (size_t i = 0; i < nh; i++) {
 		struct p11km_object o;
 		X509 *x;
-		if ((r = p11km_object_read(&ts->s, h[i], &o)) < 0)
+		if ((r = p11km_object_read_as(&ts->s, h[i], CKO_CERTIFICATE, &o)) < 0)
 			break;
 		x = o.value_len ? p11km_cert_x509_der(o.value, o.value_len) : NULL;
 		if (x == NULL) {
@@ -623,9 +656,11 @@ token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 		 * not at all (best effort: the token may be gone). */
 		int saved = r;
 		char *msg = strdup(p11km_errmsg(r));
+		int was = p11km_audit_rollback(1);
 		for (size_t i = n_made; i-- > 0;)
-			if (P11KM_CALL(ts->s.f, C_DestroyObject, ts->s.h, made[i]) != CKR_OK)
+			if (p11km_obj_destroy(&ts->s, made[i]) != CKR_OK)
 				break;
+		p11km_audit_rollback(was);
 		r = p11km_fail(saved, "%s", msg ? msg : p11km_strerror(saved));
 		free(msg);
 	}
@@ -639,7 +674,7 @@ token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 	if (r < 0 && n_gone > 0) {
 		/* Put back the ones this run destroyed (same certificate, label and
 		 * id): the store changes in one go or not at all. */
-		int saved = r, back = 0;
+		int saved = r, back = 0, was = p11km_audit_rollback(1);
 		char *msg = strdup(p11km_errmsg(r));
 		for (size_t i = 0; i < n_gone; i++) {
 			X509 *x = sk_X509_value(st->certs, (int)rm[i]);
@@ -655,6 +690,7 @@ token_commit(struct p11km_ctx *ctx, struct p11km_store *st, STACK_OF(X509) *add,
 			}
 			free(id);
 		}
+		p11km_audit_rollback(was);
 		if ((size_t)back == n_gone)
 			r = p11km_fail(saved, "%s; the %zu certificate%s removed before were put back",
 			               msg ? msg : p11km_strerror(saved), n_gone, n_gone == 1 ? "" : "s");

@@ -24,16 +24,6 @@ p11km_track_step_name(enum p11km_track_step s)
 	return (size_t)s < sizeof(step_names) / sizeof(step_names[0]) ? step_names[s] : "?";
 }
 
-const char *
-p11km_state_dir(const char *opt)
-{
-	const char *env = getenv("P11KM_STATE_DIR");
-
-	if (opt != NULL)
-		return opt;
-	return env != NULL && *env ? env : P11KM_STATE_DIR_DEFAULT;
-}
-
 int
 p11km_track_id_check(const char *id)
 {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "p11km/audit.h"
 #include "p11km/lock.h"
 #include "p11km/txn.h"
 #include "p11km/util.h"
@@ -21,6 +22,10 @@ struct fop {
 	enum fop_kind kind;
 	char *path, *tmp, *backup;
 	int done, reserved;   /* reserved: backup taken by p11km_ftxn_reserve */
+	int existed;          /* path was there before the commit (backup taken) */
+	mode_t mode;
+	char *target;         /* FOP_SYMLINK */
+	char new_sha[65], old_sha[65]; /* for the audit trail ("" unknown) */
 };
 
 struct p11km_ftxn {
@@ -228,6 +233,9 @@ p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, size_
 	lock_and_sweep(t, path);
 	if ((op = fop_add(t, FOP_WRITE, path)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	op->mode = mode;
+	if (p11km_audit_sha256(data ? data : "", len, op->new_sha) == NULL)
+		op->new_sha[0] = '\0';
 	if ((op->tmp = temp_name(path, &fd)) == NULL) {
 		char *d = strdup(path);
 		r = p11km_fail(P11KM_ERR_IO, "unable to create a file in '%s': %s",
@@ -254,7 +262,7 @@ p11km_ftxn_symlink(struct p11km_ftxn *t, const char *path, const char *target)
 	if ((r = check_target(path, 1)) < 0)
 		return r;
 	lock_and_sweep(t, path);
-	if ((op = fop_add(t, FOP_SYMLINK, path)) == NULL)
+	if ((op = fop_add(t, FOP_SYMLINK, path)) == NULL || (op->target = strdup(target)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (int i = 0; i < 10; i++) {
 		free(op->tmp);
@@ -384,14 +392,70 @@ p11km_ftxn_reserve(struct p11km_ftxn *t)
 	return 0;
 }
 
+/* What path holds before the commit, for the audit trail: whether it
+ * exists, and the SHA-256 of its content (a file) or its target (a link). */
+static void
+old_state(struct fop *op)
+{
+	struct stat st;
+	unsigned char *data = NULL;
+	size_t len = 0;
+	char lt[4096];
+	ssize_t n;
+
+	op->old_sha[0] = '\0';
+	if (lstat(op->path, &st) < 0)
+		return;
+	op->existed = 1;
+	if (S_ISLNK(st.st_mode)) {
+		if ((n = readlink(op->path, lt, sizeof(lt) - 1)) >= 0 &&
+		    p11km_audit_sha256(lt, (size_t)n, op->old_sha) == NULL)
+			op->old_sha[0] = '\0';
+	} else if (S_ISREG(st.st_mode) && p11km_read_file(op->path, 64u << 20, &data, &len) == 0) {
+		if (p11km_audit_sha256(data ? (void *)data : "", len, op->old_sha) == NULL)
+			op->old_sha[0] = '\0';
+	}
+	p11km_error_clear();
+	free(data);
+}
+
+/* One audit line for op: done (rollback 0), or put back (rollback 1). */
+static void
+audit_op(const struct fop *op, int rollback)
+{
+	struct p11km_audit_event ev = { .file = op->path };
+	char mode[8];
+
+	if (!rollback) {
+		ev.action = op->kind == FOP_UNLINK ? "remove" : op->existed ? "replace" : "write";
+		ev.old_sha256 = op->existed && op->old_sha[0] ? op->old_sha : NULL;
+		ev.new_sha256 = op->kind == FOP_WRITE && op->new_sha[0] ? op->new_sha : NULL;
+		ev.new_target = op->target;
+		if (op->kind == FOP_WRITE) {
+			snprintf(mode, sizeof(mode), "%04o", (unsigned)(op->mode & 07777));
+			ev.new_mode = mode;
+		}
+	} else {
+		/* what the file holds again */
+		ev.action = op->existed ? "restore" : "remove";
+		ev.old_sha256 = op->kind == FOP_WRITE && op->new_sha[0] ? op->new_sha : NULL;
+		ev.new_sha256 = op->existed && op->old_sha[0] ? op->old_sha : NULL;
+	}
+	p11km_audit(&ev);
+}
+
 int
 p11km_ftxn_commit(struct p11km_ftxn *t)
 {
 	size_t i;
 	int r = 0;
 
+	/* a change the audit trail cannot record is not made */
+	if (t->n > 0 && (r = p11km_audit_ready()) < 0)
+		return r;
 	for (i = 0; i < t->n; i++) {
 		struct fop *op = &t->ops[i];
+		old_state(op);
 		if (!op->reserved && backup(op) < 0) {
 			r = p11km_fail(P11KM_ERR_IO, "unable to keep a copy of '%s': %s", op->path,
 			               strerror(errno));
@@ -409,9 +473,12 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 			op->tmp = NULL;
 		}
 		op->done = 1;
+		if (op->kind != FOP_UNLINK || op->existed)
+			audit_op(op, 0);
 	}
 	if (r < 0) {
 		/* Put back every target already changed, newest first. */
+		int was = p11km_audit_rollback(1);
 		for (size_t k = i + 1; k-- > 0;) {
 			struct fop *op = &t->ops[k];
 			if (!op->done)
@@ -420,14 +487,17 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 				if (rename(op->backup, op->path) == 0) {
 					free(op->backup);
 					op->backup = NULL;
+					audit_op(op, 1);
 				} else {
 					p11km_warn("could not restore '%s' (its old content is in '%s')",
 					           op->path, op->backup);
 				}
 			} else if (op->kind != FOP_UNLINK) {
-				unlink(op->path);
+				if (unlink(op->path) == 0)
+					audit_op(op, 1);
 			}
 		}
+		p11km_audit_rollback(was);
 	}
 	for (i = 0; i < t->n; i++) {
 		struct fop *op = &t->ops[i];
@@ -465,6 +535,7 @@ p11km_ftxn_free(struct p11km_ftxn *t)
 		free(t->ops[i].tmp);
 		free(t->ops[i].backup);
 		free(t->ops[i].path);
+		free(t->ops[i].target);
 	}
 	free(t->ops);
 	for (size_t i = 0; i < t->n_dirs; i++) {

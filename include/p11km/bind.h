@@ -56,6 +56,12 @@ struct p11km_listen {
 };
 int p11km_listen_parse(const char *s, struct p11km_listen *out);
 
+#define P11KM_BIND_ENV_MAX 4
+/* Is "NAME=value" one of the module variables a binding carries? */
+int p11km_bind_env_known(const char *nv);
+/* Add "NAME=value" to p->env (copied; safe in a config, else a usage error). */
+int p11km_bind_env_add(struct p11km_bind_params *p, const char *name, const char *value);
+
 /* Everything the emitter needs, validated and resolved. */
 struct p11km_bind_params {
 	const struct p11km_bind_flavour *fl;
@@ -70,8 +76,14 @@ struct p11km_bind_params {
 	unsigned char *chain_pem;  size_t chain_pem_len;  /* may be empty */
 	char *module_path;
 	char *engine_path;
-	char *softhsm2_conf;       /* SOFTHSM2_CONF the service needs, or NULL */
+	/* the module's variables the service needs, "NAME=value" (SOFTHSM2_CONF,
+	 * P11_KIT_SERVER_ADDRESS): the environment file, the systemd drop-in,
+	 * nginx's env lines and the manifest carry them */
+	char *env[P11KM_BIND_ENV_MAX];
+	size_t n_env;
 	const char *pin_file;      /* absolute */
+	const char *acme_webroot;  /* http-01 files served from here over HTTP, or NULL */
+	struct p11km_listen acme_listen; /* ... on this address */
 	char gen[17];              /* generation: 16 hex digits of the leaf's SHA-256 */
 };
 void p11km_bind_params_release(struct p11km_bind_params *p);

@@ -32,6 +32,9 @@ struct p11km_cmd {
 /* The verb changes tokens: its read-write sessions take the token's lock
  * (ctx->lock_tokens, p11km_token_lock()) before anything is read. */
 #define P11KM_CMD_CHANGES_TOKEN 0x1u
+/* The verb runs when its noun is given without one ('p11km audit' is
+ * 'p11km audit show'). */
+#define P11KM_CMD_DEFAULT 0x2u
 
 struct p11km_noun {
 	const char *name;
@@ -43,7 +46,7 @@ struct p11km_noun {
 extern const struct p11km_noun p11km_nouns[];
 /* The global options (cmd-opts.c), keys G_*. */
 enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
-       G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR };
+       G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR, G_AUDIT_LOG };
 extern const struct p11km_opt p11km_global_opts[];
 /* Tell the option parser the command table, for the noun in its messages. */
 void p11km_cmd_table_use(const struct p11km_noun *nouns);
@@ -58,6 +61,7 @@ extern const struct p11km_cmd p11km_cmds_roots[];
 extern const struct p11km_cmd p11km_cmds_bind[];
 extern const struct p11km_cmd p11km_cmds_ca[];
 extern const struct p11km_cmd p11km_cmds_track[];
+extern const struct p11km_cmd p11km_cmds_audit[];
 
 /* Verbs that live in their own files, named in their noun's table. */
 int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
@@ -75,9 +79,23 @@ int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int a
 int p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv);
 extern const struct p11km_opt p11km_req_submit_opts[];
+int p11km_ca_roots_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
+extern const struct p11km_opt p11km_ca_roots_opts[];
+/* A private temporary file (mkstemp under $TMPDIR or /tmp) holding data;
+ * *path malloc'ed; the caller unlinks it. */
+int p11km_cmd_temp_file(const char *data, size_t len, char **path);
+/* Run the verb of a command table in this process (same session, same PIN). */
+int p11km_cmd_run_verb(struct p11km_ctx *ctx, const struct p11km_cmd *table, const char *verb,
+                       int argc, char **argv);
 int p11km_cert_prune_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv);
 extern const struct p11km_opt p11km_cert_prune_opts[];
+int p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
+                          char **argv);
+extern const struct p11km_opt p11km_cert_revoke_opts[];
+/* Print a jansson object as --json output and release it (cmd-ca.c). */
+struct json_t;
+void p11km_json_print_free(struct json_t *o);
 /* Does the binding use o: its key, its certificate, or the key of its
  * certificate (cmd-object-edit.c; 'object delete', 'cert prune')? */
 struct p11km_bind_ref;

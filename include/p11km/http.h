@@ -13,9 +13,21 @@
 
 #define P11KM_HTTP_BODY_MAX (1u << 20)  /* bytes in one response */
 #define P11KM_HTTP_RETRIES 3            /* connection attempts per request */
+#define P11KM_HTTP_MAX_ALT 8            /* rel="alternate" links kept from one response */
+
+enum p11km_http_auth {
+	P11KM_HTTP_AUTH_NONE = 0,
+	P11KM_HTTP_AUTH_BASIC,
+	P11KM_HTTP_AUTH_NEGOTIATE, /* SPNEGO/Kerberos: the caller's credentials cache */
+	P11KM_HTTP_AUTH_NTLM,
+};
 
 struct p11km_http {
-	const char *ca_file;   /* trusted roots for the server (PEM); required */
+	const char *ca_file;   /* trusted roots for the server (PEM); required for https */
+	int allow_http;        /* http:// URLs too (AD CS --insecure-http; CMP) */
+	int conn_close;        /* send Connection: close (CMP: one message per connection) */
+	enum p11km_http_auth auth;
+	const char *user, *password; /* basic, ntlm (borrowed; the password is wiped by its owner) */
 	long timeout;          /* seconds for the whole request; 0: 30 */
 	unsigned long requests; /* requests made (for --verbose) */
 };
@@ -25,6 +37,8 @@ struct p11km_http_resp {
 	char *content_type;    /* without parameters, lower case; NULL if none */
 	char *location, *replay_nonce, *retry_after; /* NULL if absent */
 	char *link_up;         /* the Link: <...>;rel="up" target, if any */
+	char *link_alt[P11KM_HTTP_MAX_ALT]; /* Link: rel="alternate" targets (RFC 8555 7.4.2) */
+	size_t n_link_alt;
 	unsigned char *body;   /* NUL-terminated; body_len excludes the NUL */
 	size_t body_len;
 };

@@ -77,12 +77,14 @@ struct p11km_req_opts {
 	int type;             /* with rekey: P11KM_KEY_* of the new key, -1: the old one's */
 	int reuse_pending;    /* with rekey: sign with a pending key an interrupted renewal
 	                       * left (else P11KM_ERR_EXISTS unless --force) */
+	int ms_renewal;       /* renew: the PKCS#10 inside a CMS SignedData by the old key
+	                       * (MS-WCCE, for AD CS) */
 };
 
 struct p11km_req_result {
 	unsigned char *request; /* the request, PEM text (not NUL-terminated) or DER */
 	size_t request_len;
-	int der, renew, rekey;
+	int der, renew, rekey, ms_renewal;
 	char *subject;          /* RFC 2253 */
 	struct p11km_names san; /* the request's subjectAltNames, "DNS:a" ... */
 	char *key_uri;          /* the key that signed */

@@ -29,6 +29,11 @@ struct p11km_signer {
 	 * *sig is malloc'ed, in the form that goes into the BIT STRING. */
 	int (*sign)(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 	            unsigned char **sig, size_t *sig_len);
+	/* Sign a digest made elsewhere (an OpenSSL key method, key-evp.c):
+	 * ECDSA gets the digest, RSA PKCS#1 v1.5 the DigestInfo of md around it;
+	 * NULL where the signer cannot (EdDSA, PSS).  Output as for sign. */
+	int (*sign_digest)(struct p11km_signer *sg, const EVP_MD *md, const unsigned char *dgst,
+	                   size_t dlen, unsigned char **sig, size_t *sig_len);
 	void (*release)(struct p11km_signer *sg);
 	void *priv;
 };
@@ -58,6 +63,16 @@ int p11km_sigalg_choose(EVP_PKEY *pub, const char *digest, int pss, enum p11km_s
 int p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key,
                            EVP_PKEY *pub, const char *digest, int pss,
                            const struct p11km_pinsrc *pin, struct p11km_signer **out);
+
+/*
+ * After a signature by a token signer: the hash-and-sign mechanism the
+ * token refused at C_SignInit and what signed instead, one line
+ * ("CKM_SHA256_RSA_PKCS refused (CKR_MECHANISM_INVALID): CKM_RSA_PKCS over
+ * a digest made on the host"), or NULL when none was refused (borrowed,
+ * valid while the signer is).  token doctor shows it; the signer also says
+ * it with --verbose.
+ */
+const char *p11km_token_signer_fallback(const struct p11km_signer *sg);
 
 /*
  * Read what signing needs from a key object in one C_GetAttributeValue with

@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#define P11KM_STATE_DIR_DEFAULT "/var/lib/p11km"
+#include "p11km/ca.h"
+
 #define P11KM_TRACK_MAX_BIND 8
 #define P11KM_TRACK_MAX_ARGV 32
 
@@ -54,8 +55,8 @@ struct p11km_track {
 	time_t last_run, last_renewed;
 };
 
-/* The state directory: opt, else $P11KM_STATE_DIR, else the default. */
-const char *p11km_state_dir(const char *opt);
+/* The state directory: opt, else $P11KM_STATE_DIR, else the default
+ * (p11km_state_dir(), ca.h: the CA's pending requests live there too). */
 /* An id: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 int p11km_track_id_check(const char *id);
 /* DIR/track/ID.json, DIR/track/ID.d/NAME (malloc'ed; NULL: no memory). */

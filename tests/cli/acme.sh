@@ -7,47 +7,14 @@
 # pkcs11-tool; and a misbehaving CA (tests/tools/fake-ca.py) whose every
 # fault is one line and changes nothing.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/acme.sh"
 need pebble openssl pkcs11-tool python3 curl
-softhsm_setup
-new_token acme
-PIN=$T/pin-acme
-TOK="pkcs11:token=acme"
-CFG=$T/ca.d
-export P11KM_CONFIG_DIR="$T/not-used"   # every command below names --config-dir
-unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
-
-# --- a TLS certificate for the CA's own endpoint (pebble ships none) ---
-mkdir -p "$T/tls"
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-keyout "$T/tls/root.key" -out "$T/tls/root.pem" -subj "/CN=acme.sh TLS root $$" \
-	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls/key.pem" \
-	-out "$T/tls/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$T/tls/ext"
-openssl x509 -req -in "$T/tls/srv.csr" -CA "$T/tls/root.pem" -CAkey "$T/tls/root.key" -days 2 \
-	-set_serial 7 -extfile "$T/tls/ext" -out "$T/tls/cert.pem" 2>/dev/null
-# a CA file that trusts something else (a TLS failure must be an error)
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-keyout "$T/tls/other.key" -out "$T/tls/other.pem" -subj "/CN=unrelated root" 2>/dev/null
-
-# start_pebble LISTEN MGMT (through start_server; PNAME, HTTPPORT, PEBBLE_ENV from the caller)
-start_pebble() {
-	cat > "$T/$PNAME.json" <<-J
-	{"pebble": {"listenAddress": "127.0.0.1:$1", "managementListenAddress": "127.0.0.1:$2",
-	 "certificate": "$T/tls/cert.pem", "privateKey": "$T/tls/key.pem",
-	 "httpPort": $HTTPPORT, "tlsPort": $(free_port), "ocspResponderURL": "",
-	 "externalAccountBindingRequired": false}}
-	J
-	# shellcheck disable=SC2086
-	env PEBBLE_VA_NOSLEEP=1 $PEBBLE_ENV pebble -config "$T/$PNAME.json" > "$T/$PNAME.log" 2>&1 &
-	SERVER_PID=$!
-	cleanup_add "kill $SERVER_PID"
-}
+acme_setup acme
 
 # --- CA profiles ---------------------------------------------------------
-check_fails "ca add --kind cmp: not built yet (exit 1)" 1 "$P11KM" ca add x --kind cmp \
-	--directory https://127.0.0.1:1/dir --ca-file "$T/tls/root.pem" --config-dir "$CFG"
-check_one_line_error "ca add --kind cmp: one line saying so" "not built yet"
+check_fails "ca add --kind cmp with an ACME directory, no --url: usage (exit 2)" 2 "$P11KM" ca add x \
+	--kind cmp --directory https://127.0.0.1:1/dir --ca-file "$T/tls/root.pem" --config-dir "$CFG"
+check_one_line_error "ca add --kind cmp: one line saying what it needs" "needs --url"
 check_fails "ca add --kind nope: usage (exit 2)" 2 "$P11KM" ca add x --kind nope \
 	--directory https://127.0.0.1:1/dir --config-dir "$CFG"
 check_fails "ca add with an http directory: exit 2" 2 "$P11KM" ca add x --kind acme \

@@ -70,3 +70,31 @@ open_token_dir() {
 	chmod -R g+rX "$T/tokens"
 	chmod o+r "$T/softhsm2.conf"
 }
+
+# nginx_conf N PAGE BINDING-DIR...: an nginx prefix N (html/index.html says
+# PAGE) whose nginx.conf runs two workers as nobody and includes the main
+# snippet of the first binding and the server snippet of each.
+nginx_conf() {
+	_n=$1 _page=$2
+	shift 2
+	mkdir -p "$_n/html"
+	echo "$_page" > "$_n/html/index.html"
+	chmod -R a+rX "$_n"
+	{
+		echo "include $1/nginx-main.conf;"
+		cat <<EOF
+user nobody nogroup;
+master_process on;
+worker_processes 2;
+pid $_n/nginx.pid;
+error_log $_n/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $_n/tmp; proxy_temp_path $_n/tmp; fastcgi_temp_path $_n/tmp;
+    uwsgi_temp_path $_n/tmp; scgi_temp_path $_n/tmp;
+EOF
+		for _b in "$@"; do echo "    include $_b/nginx-server.conf;"; done
+		echo "}"
+	} > "$_n/nginx.conf"
+}

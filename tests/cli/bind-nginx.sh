@@ -44,25 +44,7 @@ check "bind check passes (web2)" "$P11KM" bind check "$T/b2"
 
 # nginx, configured with what p11km emitted
 N=$T/ngx
-mkdir -p "$N/html"
-echo "hello from the token" > "$N/html/index.html"
-chmod -R a+rX "$N"
-cat > "$N/nginx.conf" <<EOF
-include $T/b1/nginx-main.conf;
-user nobody nogroup;
-master_process on;
-worker_processes 2;
-pid $N/nginx.pid;
-error_log $N/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $N/tmp; proxy_temp_path $N/tmp; fastcgi_temp_path $N/tmp;
-    uwsgi_temp_path $N/tmp; scgi_temp_path $N/tmp;
-    include $T/b1/nginx-server.conf;
-    include $T/b2/nginx-server.conf;
-}
-EOF
+nginx_conf "$N" "hello from the token" "$T/b1" "$T/b2"
 start_nginx() { # P1 P2
 	if [ "$1 $2" != "$P1 $P2" ]; then  # a port was taken meanwhile: emit for the new ones
 		P1=$1 P2=$2

@@ -50,10 +50,12 @@ check "openssl: the EC request's signature verifies" openssl req -in "$T/web.csr
 check "req new with the RSA key (PKCS#1 v1.5)" p req new "$TOK;object=api;type=private" \
 	--subject CN=api.example.test -o "$T/api.csr"
 check "openssl: it verifies" openssl req -in "$T/api.csr" -verify -noout
-check "req new --rsa-pss" p --trace req new "$TOK;object=api;type=private" --rsa-pss \
+check "req new --rsa-pss" p --trace --verbose req new "$TOK;object=api;type=private" --rsa-pss \
 	--subject CN=api.example.test -o "$T/pss.csr"
 check_grep "CKM_SHA256_RSA_PKCS_PSS is refused by the RPC" "C_SignInit -> CKR_MECHANISM_INVALID" "$T/err"
 check_eq "...and p11km falls back with still one C_Login" "$(logins)" 1
+check_grep "...and says so with --verbose" \
+	"CKM_SHA256_RSA_PKCS_PSS refused \(CKR_MECHANISM_INVALID\): CKM_RSA_PKCS_PSS over a digest made on the host" "$T/err"
 check "openssl: the PSS request verifies" openssl req -in "$T/pss.csr" -verify -noout
 openssl req -in "$T/pss.csr" -noout -text > "$T/pss.txt" 2>/dev/null
 check_grep "...and it is RSA-PSS" "Signature Algorithm: rsassaPss" "$T/pss.txt"
@@ -80,8 +82,25 @@ check "roots install into token: (SO PIN)" "$P11KM" roots install "$CA/root.pem"
 	--so-pin-source "file:$SOPIN"
 pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label net -O --type cert > "$T/c" 2>/dev/null
 check_grep "SoftHSM: the root is on the token" "subject: +DN: CN=p11km Test Root" "$T/c"
+# (the RSA key has no certificate yet: doctor reports that, and exits 5)
+check_fails "token doctor --key (RSA): the signatures requests use, probed" 5 \
+	p token doctor "$TOK" --key "$TOK;object=api;type=private"
+check_nogrep "doctor: no signature problem" "^problem: +the key cannot sign|does not verify" "$T/out"
+check_grep "doctor: the p11-kit-client profile" "^profile +p11-kit-client" "$T/out"
+check_grep "doctor: the RSA-PSS test signature verifies" "^test signature +RSA-PSS: made by the key, verified" "$T/out"
+check_grep "doctor: the fallback it made, which the profile records" \
+	"^fallback +CKM_SHA256_RSA_PKCS_PSS refused \(CKR_MECHANISM_INVALID\): CKM_RSA_PKCS_PSS .*; the profile records it" "$T/out"
 check "object list" p --json object list "$TOK"
 check_eq "object list: the certificates it installed, through the socket" \
 	"$(json_get "$T/out" "sorted(o['label'] for o in d['objects'] if o['class'] == 'cert')" 2>&1)" \
 	"$(python3 -c "print(sorted(['web', 'web.retired-$(date +%Y%m%d)', 'p11km Test Intermediate $$', 'p11km Test Root $$']))")"
+# --- token init through the socket (last: it empties the token) ---------------------
+# the server exports one initialised token: re-initialising it is what a client can do
+check "token init --force of the exported token, through the socket" "$P11KM" --force token init \
+	"$TOK" --label net2 --so-pin-source "file:$SOPIN" --pin-source "file:$PIN"
+pkcs11-tool --module "$SOFTHSM2_MODULE" -L > "$T/slots" 2>/dev/null
+check_grep "SoftHSM: the token is labelled net2 (32 bytes: p11-kit's client reads the label as a string)" \
+	"token label +: net2$" "$T/slots"
+check "SoftHSM: the new user PIN logs in, and the token is empty" sh -c \
+	"o=\$(pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label net2 --login --pin 1234 -O) && [ -z \"\$o\" ]"
 done_testing

@@ -26,6 +26,7 @@ check "track add --rekey always" "$P11KM" track add "$TOKEN;object=web1;type=cer
 
 renew() { "$P11KM" renew --all --state-dir "$S"; }
 killed_at() { P11KM_TEST_KILL_AT=$1 "$P11KM" renew --all --state-dir "$S"; }
+step_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"]["step"])' "$S/track/$1.json"; }
 step() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"]["step"])' "$S/track/web1.json"; }
 for p in signed requested waiting; do
 	check_fails "killed at '$p'" 137 killed_at "$p"
@@ -62,4 +63,31 @@ check "the reload ran" test -s "$T/reload.log"
 check "the reply and the request left the CA directory" test ! -e "$CA/web1.crt" -a ! -e "$CA/web1.csr"
 check "the next run: not due" renew
 check_grep "not due" '^web1: not due' "$T/out"
+
+# --- a CA that does not answer: failed, backoff, the request kept ---------------------
+make_key web2 02 EC:prime256v1
+issue web2 02 web2.test 2001 2
+put_cert web2 02 "$T/web2-2001.der"
+check "an ACME profile whose CA is down" "$P11KM" ca add down --kind acme --agree-tos \
+	--directory "https://127.0.0.1:$(free_port)/dir" --ca-file "$T/ca.pem" --config-dir "$T/cfg"
+check "track web2 with it" "$P11KM" track add "$TOKEN;object=web2;type=cert" --state-dir "$S" \
+	--pin-source "file:$PIN" --ca down
+check_fails "renew: the CA is down, exit 1" 1 "$P11KM" --json renew web2 --state-dir "$S" \
+	--config-dir "$T/cfg"
+cp "$T/out" "$T/down.json"
+check "failed, with the reason and the next attempt" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+assert d["result"] == "failed" and "the CA did not issue" in d["reason"] and d["next_attempt"], d' \
+	"$T/down.json"
+check_eq "the request is kept for the next attempt" "$(step_of web2)" requested
+cp "$S/track/web2.d/request.pem" "$T/req1.pem"
+check_fails "renew at once: backing off (no second attempt), exit 1" 1 "$P11KM" renew web2 \
+	--state-dir "$S" --config-dir "$T/cfg"
+check_grep "it says when" 'next attempt 20' "$T/out"
+check_eq "attempts: 1" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"]["attempts"])' "$S/track/web2.json")" 1
+check_fails "renew --force: tried again, exit 1" 1 "$P11KM" --force renew web2 --state-dir "$S" \
+	--config-dir "$T/cfg"
+check "the same request was submitted again (not a new one)" cmp "$S/track/web2.d/request.pem" "$T/req1.pem"
+check_eq "attempts: 2 (the backoff doubles)" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["state"]; print(d["attempts"], d["next_attempt"] - d["last_run"])' "$S/track/web2.json")" "2 600"
 done_testing

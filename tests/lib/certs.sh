@@ -126,3 +126,18 @@ issue_dates() {
 		-keyfile "$1/inter.key" -startdate "$6" -enddate "$7" -extensions ext \
 		-out "$3" >/dev/null 2>&1
 }
+
+# tls_server DIR NAME: a throwaway TLS root (DIR/root.pem, root.key) and a
+# server certificate for 127.0.0.1 and localhost (DIR/cert.pem, key.pem),
+# for test servers on the loopback (pebble, certsrv.py...).
+tls_server() {
+	mkdir -p "$1"
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$1/root.key" -out "$1/root.pem" -subj "/CN=$2 TLS root $$" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null &&
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/key.pem" \
+		-out "$1/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null &&
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$1/ext" &&
+	openssl x509 -req -in "$1/srv.csr" -CA "$1/root.pem" -CAkey "$1/root.key" -days 2 \
+		-set_serial 7 -extfile "$1/ext" -out "$1/cert.pem" 2>/dev/null
+}

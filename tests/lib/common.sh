@@ -16,6 +16,10 @@ _on_exit() {
 	exit $status
 }
 trap _on_exit EXIT INT TERM
+# Every change a test makes goes to its own audit log (p11km-audit(1)),
+# never to /var/log/p11km or the tester's home.
+P11KM_AUDIT_LOG=$T/audit.log
+export P11KM_AUDIT_LOG
 
 failures=0
 checks=0
