@@ -60,6 +60,7 @@ extern const struct p11km_cmd p11km_cmds_cert[];
 extern const struct p11km_cmd p11km_cmds_roots[];
 extern const struct p11km_cmd p11km_cmds_bind[];
 extern const struct p11km_cmd p11km_cmds_ca[];
+extern const struct p11km_cmd p11km_cmds_track[];
 extern const struct p11km_cmd p11km_cmds_audit[];
 
 /* Verbs that live in their own files, named in their noun's table. */
