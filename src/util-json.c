@@ -253,11 +253,19 @@ print(FILE *fp, const json_t *v, size_t flags)
 		stdout_done = 1;
 }
 
+/* (With nothing written: the newline alone, and stdout marked as done, as
+ * the streaming writer did; cmd-track.c ends its own jansson dump so.) */
 void
 p11km_json_end(struct p11km_json *j)
 {
-	if (j->root != NULL)
+	if (j->root != NULL) {
 		print(j->fp, j->root, JSON_COMPACT);
+	} else {
+		fputc('\n', j->fp);
+		fflush(j->fp);
+		if (j->fp == stdout)
+			stdout_done = 1;
+	}
 	open_docs_remove(j->root);
 	json_decref(j->root);
 	free(j->key);
