@@ -94,4 +94,13 @@ check "object list" p --json object list "$TOK"
 check_eq "object list: the certificates it installed, through the socket" \
 	"$(json_get "$T/out" "sorted(o['label'] for o in d['objects'] if o['class'] == 'cert')" 2>&1)" \
 	"$(python3 -c "print(sorted(['web', 'web.retired-$(date +%Y%m%d)', 'p11km Test Intermediate $$', 'p11km Test Root $$']))")"
+# --- token init through the socket (last: it empties the token) ---------------------
+# the server exports one initialised token: re-initialising it is what a client can do
+check "token init --force of the exported token, through the socket" "$P11KM" --force token init \
+	"$TOK" --label net2 --so-pin-source "file:$SOPIN" --pin-source "file:$PIN"
+pkcs11-tool --module "$SOFTHSM2_MODULE" -L > "$T/slots" 2>/dev/null
+check_grep "SoftHSM: the token is labelled net2 (32 bytes: p11-kit's client reads the label as a string)" \
+	"token label +: net2$" "$T/slots"
+check "SoftHSM: the new user PIN logs in, and the token is empty" sh -c \
+	"o=\$(pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label net2 --login --pin 1234 -O) && [ -z \"\$o\" ]"
 done_testing
