@@ -202,7 +202,7 @@ current_cert(struct p11km_session *s, const CK_OBJECT_HANDLE *h, size_t *n,
 
 	for (size_t i = 0; i < *n && r == 0; i++) {
 		struct p11km_object o;
-		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o)) < 0)
 			break;
 		if ((*n > 1 && ((o.label != NULL && strstr(o.label, ".retired-") != NULL) ||
 		                o.cert_category == 2 /* authority */ ||

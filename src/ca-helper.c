@@ -150,7 +150,7 @@ p11km_helper_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 {
 	struct p11km_run_result res = { 0 };
 	const char *op = sub->cookie_in ? "POLL" : "SUBMIT";
-	char *pem = NULL, *env[4] = { NULL };
+	char *pem = NULL, *env[5] = { NULL };
 	size_t n = 0;
 	int r, st = -1;
 
@@ -164,7 +164,9 @@ p11km_helper_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	    (p->template_name != NULL &&
 	     (env[n++] = p11km_asprintf("CERTMONGER_CA_PROFILE=%s", p->template_name)) == NULL) ||
 	    (sub->cookie_in != NULL &&
-	     (env[n++] = p11km_asprintf("CERTMONGER_CA_COOKIE=%s", sub->cookie_in)) == NULL)) {
+	     (env[n++] = p11km_asprintf("CERTMONGER_CA_COOKIE=%s", sub->cookie_in)) == NULL) ||
+	    (sub->old_cert_pem != NULL &&
+	     (env[n++] = p11km_asprintf("CERTMONGER_CERTIFICATE=%s", sub->old_cert_pem)) == NULL)) {
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}

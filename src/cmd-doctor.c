@@ -216,7 +216,7 @@ check_certs(struct exam *x, struct p11km_session *s)
 		struct p11km_object o;
 		const unsigned char *p;
 		X509 *c;
-		if (p11km_object_read(s, h[i], &o) < 0) {
+		if (p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o) < 0) {
 			p11km_error_clear();
 			continue;
 		}

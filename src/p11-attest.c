@@ -40,7 +40,7 @@ p11km_cert_objects_by_id(struct p11km_session *s, const unsigned char *id, size_
 	if ((o = calloc(got, sizeof(*o))) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (CK_ULONG i = 0; i < got && r == 0; i++)
-		r = p11km_object_read(s, h[i], &o[i]);
+		r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o[i]);
 	if (r < 0) {
 		p11km_objects_free(o, got);
 		return r;

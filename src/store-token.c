@@ -149,10 +149,10 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	CK_RV rv;
 	int r;
 
-	/* trusted roots only: a leaf shares its key's label and id by design
-	 * (cert install moves the old leaf out of the way itself); for an
-	 * intermediate the search would cost cert install 3 calls of its 40 */
-	if (trusted && (r = distinct_label(s, label, id, id_len, &own)) < 0)
+	/* roots and intermediates: a leaf shares its key's label and id by
+	 * design (cert install moves the old leaf out of the way itself) */
+	if ((trusted || category == P11KM_CAT_AUTHORITY) &&
+	    (r = distinct_label(s, label, id, id_len, &own)) < 0)
 		return r;
 	if (own != NULL)
 		label = own;
@@ -286,8 +286,8 @@ out:
 }
 
 static int
-read_handles(struct p11km_session *s, CK_OBJECT_HANDLE *h, size_t nh, struct p11km_object **objs,
-             size_t *n)
+read_handles(struct p11km_session *s, CK_OBJECT_HANDLE *h, size_t nh, CK_OBJECT_CLASS cls,
+             struct p11km_object **objs, size_t *n)
 {
 	struct p11km_object *o = NULL;
 	int r;
@@ -299,7 +299,7 @@ read_handles(struct p11km_session *s, CK_OBJECT_HANDLE *h, size_t nh, struct p11
 	if ((o = calloc(nh, sizeof(*o))) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < nh; i++) {
-		if ((r = p11km_object_read(s, h[i], &o[i])) < 0) {
+		if ((r = p11km_object_read_as(s, h[i], cls, &o[i])) < 0) {
 			p11km_objects_free(o, i);
 			return r;
 		}
@@ -313,13 +313,17 @@ static int
 find_read(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, size_t max,
           struct p11km_object **objs, size_t *n)
 {
+	CK_OBJECT_CLASS cls = (CK_OBJECT_CLASS)-1;
 	CK_OBJECT_HANDLE *h = NULL;
 	size_t nh = 0;
 	int r;
 
+	for (CK_ULONG i = 0; i < nt; i++)
+		if (t[i].type == CKA_CLASS && t[i].ulValueLen == sizeof(cls))
+			memcpy(&cls, t[i].pValue, sizeof(cls));
 	if ((r = p11km_find(s, t, nt, max, &h, &nh)) < 0)
 		return r;
-	r = read_handles(s, h, nh, objs, n);
+	r = read_handles(s, h, nh, cls, objs, n);
 	free(h);
 	return r;
 }
@@ -492,7 +496,7 @@ p11km_tok_trusted_certs(struct p11km_session *s, STACK_OF(X509) **out)
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct p11km_object o;
 		X509 *x;
-		if ((r = p11km_object_read(s, h[i], &o)) < 0)
+		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o)) < 0)
 			break;
 		if ((x = p11km_cert_x509_der(o.value, o.value_len)) != NULL && !sk_X509_push(*out, x))
 			X509_free(x);
@@ -630,7 +634,7 @@ token_load(struct p11km_ctx *ctx, struct p11km_store *st, int for_write, STACK_O
 	for (size_t i = 0; i < nh; i++) {
 		struct p11km_object o;
 		X509 *x;
-		if ((r = p11km_object_read(&ts->s, h[i], &o)) < 0)
+		if ((r = p11km_object_read_as(&ts->s, h[i], CKO_CERTIFICATE, &o)) < 0)
 			break;
 		x = o.value_len ? p11km_cert_x509_der(o.value, o.value_len) : NULL;
 		if (x == NULL) {

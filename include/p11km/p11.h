@@ -200,7 +200,9 @@ int p11km_token_open(struct p11km_ctx *ctx, const struct p11km_uri *uri, unsigne
 /* Tri-state boolean attribute: absent on tokens that omit unset attributes. */
 enum p11km_tri { P11KM_ABSENT = -1, P11KM_FALSE = 0, P11KM_TRUE = 1 };
 
-/* An object as read by p11km_object_read(): two C_GetAttributeValue calls. */
+/* An object as read by p11km_object_read(): one C_GetAttributeValue into
+ * pre-sized buffers (a certificate's CKA_VALUE needs a second one unless
+ * the class is known beforehand: p11km_object_read_as()). */
 struct p11km_object {
 	CK_OBJECT_HANDLE h;
 	CK_OBJECT_CLASS cls;         /* (CK_OBJECT_CLASS)-1 if unreadable */
@@ -226,8 +228,14 @@ struct p11km_object {
 	unsigned char *serial;    size_t serial_len;
 };
 
-/* Read the attributes p11km uses.  Never reads CKA_VALUE of a key. */
+/* Read the attributes p11km uses.  Never reads CKA_VALUE of a key.  More
+ * calls only for an attribute that may not have fit its buffer. */
 int p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o);
+/* The same for an object found as one of class hint (the search's CKA_CLASS):
+ * with CKO_CERTIFICATE, CKA_VALUE is in the same call (wiped unread should
+ * the object be of another class after all). */
+int p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS hint,
+                         struct p11km_object *o);
 void p11km_object_release(struct p11km_object *o);
 /* CKA_VALUE of a certificate object, in one C_GetAttributeValue (with
  * CKA_CLASS) into a buffer sized for any certificate; more calls only on
