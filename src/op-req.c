@@ -9,6 +9,7 @@
 
 #include <openssl/sha.h>
 
+#include "p11km/cert.h"
 #include "p11km/keygen.h"
 #include "p11km/keys.h"
 #include "p11km/op.h"
@@ -491,6 +492,14 @@ renew_cert(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, X509 **c
 		r = p11km_fail(P11KM_ERR_INPUT, "the certificate object has no value");
 	else
 		r = p11km_cert_from_der(co.value, co.value_len, "the certificate on the token", cert);
+	if (r == 0 && p11km_cert_is_placeholder(*cert)) {
+		X509_free(*cert);
+		*cert = NULL;
+		r = p11km_fail(P11KM_ERR_INPUT, "certificate '%s' is the placeholder ykcs11 wrote at key "
+		               "generation (self-issued, notBefore = notAfter), not an issued "
+		               "certificate: nothing to renew; make a first request with 'p11km req new "
+		               "--subject DN'", p11km_esc(co.label ? co.label : ""));
+	}
 	p11km_object_release(&co);
 	return r;
 }

@@ -120,7 +120,7 @@ p11km_fail_ckr_tok(const struct p11km_token *tok, CK_RV rv, const char *what, co
 		return p11km_fail(P11KM_ERR_TOKEN, "%s: %s failed: %s: the token was removed (its "
 		                  "slot holds none now); put it back and run the same command again",
 		                  what, fn, p11km_ckr_name(rv));
-	if (tok != NULL && (si.flags & CKF_REMOVABLE_DEVICE) && rv == CKR_DEVICE_ERROR)
+	if (tok != NULL && (si.flags & CKF_REMOVABLE_DEVICE))
 		return p11km_fail(P11KM_ERR_TOKEN, "%s: %s failed: %s: was the card or key pulled "
 		                  "out? put it back (check with 'p11km token list') and run the same "
 		                  "command again", what, fn, p11km_ckr_name(rv));

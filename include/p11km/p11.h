@@ -19,7 +19,9 @@ const char *p11km_ckr_name(CK_RV rv);
 int p11km_fail_ckr(CK_RV rv, const char *what, const char *fn);
 /* The same for a call to tok: a failure that may be a token pulled out
  * (CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, a vanished
- * session ...) costs one C_GetSlotInfo and says so. */
+ * session, CKR_GENERAL_ERROR ...) costs one C_GetSlotInfo: a slot without
+ * its token says it was removed, a removable one asks whether it was
+ * pulled (ykcs11 says CKR_DEVICE_ERROR and keeps the slot full). */
 struct p11km_token;
 int p11km_fail_ckr_tok(const struct p11km_token *tok, CK_RV rv, const char *what, const char *fn);
 /* A module answered what no module may (a length past the buffer, more

@@ -22,6 +22,10 @@ TODAY=$(date -u +%Y%m%d)
 # --- cert install through ykcs11 -----------------------------------------------------------
 check "key generate --slot 9a" "$P11KM" key generate "$TOK" --slot 9a --so-pin-source "file:$MGM"
 PLACEHOLDER=$(in9a)
+check_fails "req renew of ykcs11's placeholder: refused (exit 2)" 2 "$P11KM" req renew \
+	"$TOK;object=X.509%20Certificate%20for%20PIV%20Authentication;type=cert" -o "$T/ph.csr" \
+	--pin-source "file:$PIN"
+check_one_line_error "...it is no issued certificate" "placeholder ykcs11 wrote at key generation.*req new"
 check "req new with the 9a key" "$P11KM" req new "$K" --subject CN=piv.example.test -o "$T/9a.csr" \
 	--pin-source "file:$PIN"
 openssl req -in "$T/9a.csr" -pubkey -noout > "$T/9a.pub"
@@ -82,6 +86,7 @@ check_grep "...with the certificate's subject" "subject=CN ?= ?piv.example.test"
 	<(openssl req -in "$T/renew.csr" -noout -subject)
 check "token doctor shows what was learned" "$P11KM" token doctor "$TOK" --pin-source "file:$PIN"
 check_grep "...the refused certificate attributes" "^learned +certificate-template: .*CKA_CERTIFICATE_CATEGORY" "$T/out"
+check_grep "...and the refused sign-only key template" "^learned +key-template: C_GenerateKeyPair refuses" "$T/out"
 
 # --- roots install: a PIV card holds no roots -----------------------------------------------------
 check_fails "roots install into the card: refused (exit 1)" 1 "$P11KM" roots install "$T/ca/root.pem" \
@@ -120,6 +125,15 @@ pulled db "cert install (the certificate write)" "$P11KM" cert install "$T/reply
 check_eq "...the old certificate kept before the write" "$(der "$T/out5/replaced-$TODAY-2003.pem")" \
 	"$(der "$T/leaf3.pem")"
 pulled 47 "key generate" "$P11KM" key generate "$TOK" --slot 9d --so-pin-source "file:$MGM"
+piv_card_pull_on "$T/piv" 87
+check_fails "OpenSC: card pulled during req new: exit 3" 3 env P11KM_MODULE="$PIV_OPENSC" "$P11KM" req new \
+	"$OTOK;id=%01;type=private" --subject CN=x -o "$T/gone2.csr" --pin-source "file:$PIN"
+check_one_line_error "...one line saying so" "CKR_[A-Z_]+: (the token was removed|was the card or key pulled out)"
+piv_card_wait_pulled "$T/piv" && ok "...the card was pulled then" || not_ok "the card was not pulled"
+rm -f "$PIV_CARD_DIR/pull-on"
+piv_card_insert "$T/piv" || not_ok "the card cannot be put back"
+check "OpenSC, put back: req new works" env P11KM_MODULE="$PIV_OPENSC" "$P11KM" req new \
+	"$OTOK;id=%01;type=private" --subject CN=back -o "$T/back.csr" --pin-source "file:$PIN"
 check "put back: cert install works" "$P11KM" cert install "$T/reply4.pem" "$K" \
 	--ca-file "$T/ca/root.pem" --so-pin-source "file:$MGM"
 check_eq "yubico-piv-tool: 9a holds the fourth" "$(in9a)" "$(der "$T/leaf4.pem")"
