@@ -101,6 +101,10 @@ check_fails "OpenSC: cert install is refused (exit 1)" 1 env P11KM_MODULE="$PIV_
 check_one_line_error "...naming what can write to the card" \
 	"cannot store certificates through this module.*read-only.*ykcs11.*yubico-piv-tool.*piv-tool"
 check_eq "...the card is unchanged" "$(in9a)" "$(der "$T/leaf3.pem")"
+check "OpenSC: req renew from the certificate on the card" env P11KM_MODULE="$PIV_OPENSC" "$P11KM" \
+	req renew "$OTOK;id=%01;type=cert" -o "$T/orenew.csr" --pin-source "file:$PIN"
+check "openssl: it verifies" openssl req -in "$T/orenew.csr" -verify -noout
+check_eq "...for the 9a key" "$(openssl req -in "$T/orenew.csr" -noout -pubkey)" "$(cat "$T/9a.pub")"
 [ -n "$(ls -A "$T/out4" 2>/dev/null)" ] && not_ok "...but it wrote into --out-dir" || ok "...and writes nothing into --out-dir"
 
 # --- the card pulled mid-command: one line, exit 3; put back: works ------------------------------------
