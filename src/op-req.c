@@ -21,7 +21,7 @@ struct req_opts {
 	const char *subject_arg, *ku, *eku, *digest, *out, *key, *cert;
 	const char *const *sans;
 	size_t n_sans;
-	int pss, der, rekey, type;
+	int pss, der, rekey, type, reuse_pending;
 	/* renew --format ms-renewal: the old key's signer and certificate */
 	struct p11km_signer *renewal_sg;
 	X509 *renewal_cert;
@@ -84,6 +84,7 @@ req_opts_init(const struct p11km_req_opts *po, struct req_opts *o)
 		return p11km_fail(P11KM_ERR_USAGE, "--format ms-renewal is signed with RSA PKCS#1 v1.5 "
 		                  "or ECDSA: leave --rsa-pss out");
 	o->rekey = po->rekey;
+	o->reuse_pending = po->reuse_pending;
 	o->type = po->rekey ? po->type : -1;
 	if (po->type >= 0 && !po->rekey)
 		return p11km_fail(P11KM_ERR_USAGE, "--type applies only with --rekey");
@@ -560,7 +561,7 @@ renew_rekey(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, char **
 			p11km_object_release(&np);
 		if (nh == 1 && r < 0)
 			goto out;
-		if (!ctx->force || nh > 1) {
+		if ((!ctx->force && !o->reuse_pending) || nh > 1) {
 			if (nh == 1) {
 				p11km_object_release(&np);
 				EVP_PKEY_free(npub);
