@@ -115,6 +115,11 @@ has "  ... the certificate with its SHA-256" "r['action'] == 'create' and r['cla
 changes "cert install --keep-old (renewal: the old one retired)" "$P11KM" cert install "$T/c2.pem" \
 	"$TOK" --keep-old --pin-source "file:$PIN" --ca-file "$CA/root.pem" --no-verify
 has "  ... the old certificate relabelled, with its SHA-256" "r['action'] == 'set' and r.get('sha256') == '$(fp "$T/c1.pem")' and r['new']['label'].startswith('web.retired-')"
+changes "bind emit with a PIN file" "$P11KM" bind emit nginx --key "$KEY" --listen 127.0.0.1:8443 \
+	--server-name web.test --out-dir "$T/bind" --pin-file "$T/srv.pin" --pin-source "file:$PIN"
+has "  ... the binding's files written" "r['action'] == 'write' and r.get('file') == '$T/bind/nginx-server.conf' and r['new']['sha256'] == '$(sha "$T/bind/nginx-server.conf")'"
+has "  ... the PIN file written, without a hash of its content" "r['action'] == 'write' and r.get('file') == '$T/srv.pin' and 'sha256' not in r['new'] and r['new']['mode'] == '0400'"
+check_nogrep "  ... the engine trial's scratch files are not changes" 'p11km-bind\.' "$T/new"
 changes "object relabel" "$P11KM" object relabel "$KEY" --label web2 --pin-source "file:$PIN"
 has "  ... old and new label" "r['action'] == 'set' and r['old']['label'] == 'web' and r['new']['label'] == 'web2'"
 changes "cert prune" "$P11KM" cert prune "$TOK" --pin-source "file:$PIN"
@@ -194,6 +199,8 @@ for l in open(sys.argv[1]):
     r = json.loads(l)
     assert all(k in r for k in ("time", "user", "uid", "pid", "command", "action")), l' "$LOG"
 check_nogrep "no PIN canary in the log" "$CANARY|$CANARY2|$SOCANARY" "$LOG"
+pinsha() { printf '%s' "$1" | sha256sum | cut -c1-64; }
+check_nogrep "  ... nor the SHA-256 of one" "$(pinsha "$CANARY")|$(pinsha "$CANARY2")|$(pinsha "$SOCANARY")" "$LOG"
 check "p11km audit --json" "$P11KM" --json audit
 cp "$T/out" "$T/audit.json"
 check "  ... is the log, record for record" python3 -c 'import json, sys
