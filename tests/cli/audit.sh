@@ -9,7 +9,7 @@
 # the change.  The PINs used (canaries) never appear in the log.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/certs.sh"
-need openssl pkcs11-tool python3 sha256sum strace
+need openssl pkcs11-tool python3 sha256sum strace certutil
 softhsm_setup
 LOG=$P11KM_AUDIT_LOG
 M=$SOFTHSM2_MODULE
@@ -132,6 +132,15 @@ old=$(sha "$T/bundle.pem")
 changes "roots remove from the token and the bundle" "$P11KM" roots remove "$CA/root.pem" \
 	--from "token:$TOK" --from "pem-bundle:$T/bundle.pem" --so-pin-source "file:$T/sopin-aud"
 has "  ... the bundle replaced: old and new SHA-256" "r.get('file') == '$T/bundle.pem' and r['old']['sha256'] == '$old' and r['new']['sha256'] == '$(sha "$T/bundle.pem")'"
+# an NSS database changes through certutil: the store logs it itself
+n=$(lines)
+check "roots install into an NSS database" "$P11KM" roots install "$CA/root.pem" --to "nss:$T/nss"
+tail -n +$((n + 1)) "$LOG" > "$T/new"
+NICK=$(certutil -L -d "sql:$T/nss" | awk 'NR > 4 { sub(/ +C,,.*$/, ""); print }')
+has "  ... the certificate certutil lists, with its SHA-256" "r['action'] == 'create' and r.get('file') == '$T/nss' and r.get('object') == '$NICK' and r.get('sha256') == '$(fp "$CA/root.pem")'"
+check "roots remove from it" "$P11KM" roots remove "$CA/root.pem" --from "nss:$T/nss"
+tail -n +$((n + 1)) "$LOG" > "$T/new"
+has "  ... the removal" "r['action'] == 'destroy' and r.get('file') == '$T/nss' and r.get('object') == '$NICK' and r.get('sha256') == '$(fp "$CA/root.pem")'"
 changes "object delete --all" "$P11KM" --force object delete "$TOK;object=web2" --all --pin-source "file:$PIN"
 has "  ... the private key destroyed" "r['action'] == 'destroy' and r['class'] == 'private'"
 printf '%s' "$CANARY2" > "$T/newpin"; chmod 600 "$T/newpin"
