@@ -201,6 +201,23 @@ ln -s "$LOG" "$T/link.log"
 check_fails "a symbolic link as the log is refused" 1 "$P11KM" --audit-log "$T/link.log" \
 	req new "$TOK;object=f;type=private" --subject CN=x -o "$T/nolog.csr" --pin-source "file:$PIN"
 
+# --- a user who may not write /var/log/p11km: the trail in that user's home ----
+if [ "$(id -u)" = 0 ] && ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -w /var/log/p11km 2>/dev/null; then
+	mkdir -p "$T/nb/home" && cp "$CA/root.pem" "$T/nb/" && chown -R nobody "$T/nb" && chmod 711 "$T"
+	asnobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups env -u P11KM_AUDIT_LOG \
+		-u XDG_STATE_HOME HOME="$T/nb/home" "$@"; }
+	check "as nobody, no --audit-log: roots install into a PEM bundle" asnobody "$P11KM" roots install \
+		"$T/nb/root.pem" --to "pem-bundle:$T/nb/b.pem"
+	NBLOG=$T/nb/home/.local/state/p11km/audit.log
+	check_grep "  ... recorded in ~/.local/state/p11km/audit.log" "\"user\":\"nobody\".*\"file\":\"$T/nb/b.pem\"" "$NBLOG"
+	check_eq "  ... mode 0600, owned by that user" "$(stat -c '%a %U' "$NBLOG")" "600 nobody"
+	check "  ... which 'p11km audit' as that user reads" asnobody "$P11KM" audit
+	check_grep "  ... the write of the bundle" "nobody 'roots install' write $T/nb/b.pem" "$T/out"
+	chmod 700 "$T"
+else
+	not_ok "not root, or nobody may write /var/log/p11km: the per-user default is untested"
+fi
+
 # --- the log itself, and 'p11km audit' ------------------------------------------
 check_eq "the log is mode 0600" "$(stat -c %a "$LOG")" 600
 check "every line is one JSON object with time, user, command, action" python3 -c 'import json, sys
