@@ -159,6 +159,15 @@ for mode in bad-date backwards no-window; do
 	check_one_line_error "... one line" "suggestedWindow|ends before it starts"
 	check_no_stdout "... and no partial output"
 done
+printf '#!/bin/sh\nexit 6\n' > "$T/helper" && chmod 755 "$T/helper"
+check "ca add h --kind helper" "$P11KM" -q ca add h --kind helper --command "$T/helper" --config-dir "$CFG"
+check_fails "ca renewal-info of a profile that is not ACME: exit 2" 2 "$P11KM" ca renewal-info h \
+	"$T/web3.pem" --config-dir "$CFG"
+check_one_line_error "... one line" "not an ACME CA"
+check_fails "cert revoke at a profile that is not ACME: exit 2" 2 "$P11KM" cert revoke "$T/web3.pem" \
+	--ca h --config-dir "$CFG"
+check_fails "ca account show of a profile that is not ACME: exit 2" 2 "$P11KM" ca account show h \
+	--config-dir "$CFG"
 check_fails "a directory without renewalInfo (pebble itself): exit 1" 1 "$P11KM" ca renewal-info eab \
 	"$T/web3.pem" --config-dir "$CFG"
 check_one_line_error "... one line saying so" "no renewalInfo"
