@@ -7,6 +7,7 @@ set -eu
 # that version (a fresh image may have an older one; the candidate of an
 # up-to-date bookworm + bookworm-security is then installed).
 #   ca-certificates: update-ca-certificates --sysroot (tests/cli/roots.sh)
+#   prometheus: promtool check metrics on the status textfile (tests/cli/track.sh)
 #   opencryptoki: its soft token behind a private pkcsslotd (tests/cli/opencryptoki.sh)
 #   certmonger: its CA helper local-submit (tests/cli/ca-helper.sh)
 #   systemd (systemd-analyze, systemd.pc), man-db, ansible-core: tests/cli/units.sh
@@ -18,7 +19,7 @@ swtpm swtpm-tools libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-tools libtss2-tcti-
 iproute2 procps python3 strace openssh-client util-linux
 pcscd vsmartcard-vpcd ykcs11 yubico-piv-tool python3-cryptography
 clang-14 libfuzzer-14-dev libclang-rt-14-dev
-libcurl4-openssl-dev libjansson-dev pebble opencryptoki
+libcurl4-openssl-dev libjansson-dev pebble opencryptoki prometheus
 certmonger systemd man-db ansible-core lego certbot"
 
 # "package version" of every installed package of the list, in one query

@@ -72,6 +72,13 @@ struct p11km_ca_submit {
 	 * holds the request, with its cookie (may be NULL: submit again) and
 	 * the delay it asked for (seconds, 0: none given) */
 	const char *cookie_in;
+	/* an MS renewal (req renew --format ms-renewal): the CMS SignedData
+	 * (DER) around the request, sent instead of it (adcs only) */
+	const unsigned char *wrapped;
+	size_t wrapped_len;
+	/* the certificate the request renews (PEM), for a helper's
+	 * CERTMONGER_CERTIFICATE; NULL: none */
+	const char *old_cert_pem;
 	int pending;
 	char *cookie;
 	long delay;

@@ -151,6 +151,14 @@ check_fails "a certificate without an authority key identifier: exit 2" 2 "$P11K
 check_one_line_error "... one line" "no authority key identifier"
 check_fails "a certificate the CA did not issue: exit 1" 1 "$P11KM" ca renewal-info ari "$T/tls/cert.pem" --config-dir "$CFG"
 check_one_line_error "... one line with the CA's answer" "no certificate of that serial"
+for mode in bad-date backwards no-window; do
+	"$P11KM" -q ca add "ari-$mode" --kind acme --directory "https://127.0.0.1:$PORT/$mode/dir" \
+		--ca-file "$T/tls/root.pem" --config-dir "$CFG"
+	check_fails "renewal information that is $mode: exit 2" 2 "$P11KM" ca renewal-info "ari-$mode" \
+		"$T/web3.pem" --config-dir "$CFG"
+	check_one_line_error "... one line" "suggestedWindow|ends before it starts"
+	check_no_stdout "... and no partial output"
+done
 check_fails "a directory without renewalInfo (pebble itself): exit 1" 1 "$P11KM" ca renewal-info eab \
 	"$T/web3.pem" --config-dir "$CFG"
 check_one_line_error "... one line saying so" "no renewalInfo"
