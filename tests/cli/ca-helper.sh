@@ -77,6 +77,7 @@ chmod 755 "$T/h/envdump"
 check "ca add envdump" "$P11KM" ca add envdump --kind helper --command "$T/h/envdump" \
 	--template Prof1 --config-dir "$CFG"
 check "req submit --install with an env: PIN source through a helper" env P11KM_TEST_PIN=1234 \
+	CERTMONGER_CA_COOKIE=stale-from-the-caller CERTMONGER_OPERATION=POLL \
 	"$P11KM" req submit "$T/web2.csr" "$TOK;object=web;type=private" --ca envdump --install \
 	--verify-ca-file "$T/lca-root.pem" --old-cert "$T/web-chain.pem" --pin-source env:P11KM_TEST_PIN \
 	--config-dir "$CFG" --state-dir "$ST"
@@ -94,7 +95,7 @@ env=open(sys.argv[1]).read()
 pem=open(sys.argv[2]).read().rstrip("\n")
 sys.exit(0 if "CERTMONGER_CERTIFICATE="+pem in env else 1)' "$T/h/envdump.env" "$T/web-chain.pem" &&
 	ok "CERTMONGER_CERTIFICATE is the --old-cert" || not_ok "CERTMONGER_CERTIFICATE is not the --old-cert"
-check_nogrep "no cookie on a SUBMIT" "^CERTMONGER_CA_COOKIE=" "$T/h/envdump.env"
+check_nogrep "no cookie on a SUBMIT (not even the caller's)" "^CERTMONGER_CA_COOKIE=" "$T/h/envdump.env"
 
 # --- exit 1: wait with a cookie; the state is kept; --poll resumes ------------
 cat > "$T/h/wait" <<-H
