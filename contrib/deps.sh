@@ -7,9 +7,11 @@ set -eu
 # that version (a fresh image may have an older one; the candidate of an
 # up-to-date bookworm + bookworm-security is then installed).
 #   ca-certificates: update-ca-certificates --sysroot (tests/cli/roots.sh)
+#   prometheus: promtool check metrics on the status textfile (tests/cli/track.sh)
 #   opencryptoki: its soft token behind a private pkcsslotd (tests/cli/opencryptoki.sh)
 #   certmonger: its CA helper local-submit (tests/cli/ca-helper.sh)
 #   systemd (systemd-analyze, systemd.pc), man-db, ansible-core: tests/cli/units.sh
+#   lego, certbot: other ACME clients for the same token-signed CSR (tests/cli/acme-clients.sh)
 PKGS="build-essential autoconf automake libtool pkg-config libssl-dev libp11-kit-dev
 p11-kit check softhsm2 opensc gnutls-bin libengine-pkcs11-openssl openssl
 nginx-light apache2 stunnel4 curl libnss3-tools ca-certificates>=20250419~
@@ -17,8 +19,8 @@ swtpm swtpm-tools libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-tools libtss2-tcti-
 iproute2 procps python3 strace openssh-client util-linux
 pcscd vsmartcard-vpcd ykcs11 yubico-piv-tool python3-cryptography
 clang-14 libfuzzer-14-dev libclang-rt-14-dev
-libcurl4-openssl-dev libjansson-dev pebble opencryptoki
-certmonger systemd man-db ansible-core"
+libcurl4-openssl-dev libjansson-dev pebble opencryptoki prometheus
+certmonger systemd man-db ansible-core lego certbot"
 
 # "package version" of every installed package of the list, in one query
 names=$(for p in $PKGS; do echo "${p%%>=*}"; done)

@@ -232,6 +232,26 @@ p11km_bind_openssl_cnf(const char *engine_path, const char *module_path)
 
 /* --- nginx ------------------------------------------------------------------ */
 
+/* --acme-webroot: a plain HTTP server for http-01 (RFC 8555 8.3) that serves
+ * what 'req submit --webroot DIR' writes and redirects everything else. */
+static void
+nginx_acme(const struct p11km_bind_params *p, FILE *fp)
+{
+	char addr[96];
+
+	listen_fmt(&p->acme_listen, addr, sizeof(addr));
+	fprintf(fp, "# http-01 (ACME): 'p11km req submit --webroot %s' writes the challenges\n"
+	            "server {\n    listen %s;\n", p->acme_webroot, addr);
+	if (p->server_name)
+		fprintf(fp, "    server_name %s;\n", p->server_name);
+	fprintf(fp, "    location ^~ /.well-known/acme-challenge/ {\n"
+	            "        root \"%s\";\n"
+	            "        default_type application/octet-stream;\n"
+	            "        try_files $uri =404;\n    }\n"
+	            "    location / {\n        return 301 https://$host$request_uri;\n    }\n}\n",
+	        p->acme_webroot);
+}
+
 static int
 render_nginx(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 {
@@ -258,6 +278,8 @@ render_nginx(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	fprintf(t.fp, "    ssl_certificate \"%s\";\n", full);
 	fprintf(t.fp, "    ssl_certificate_key \"engine:pkcs11:%s\";\n", p->key_uri);
 	fprintf(t.fp, "    ssl_protocols TLSv1.2 TLSv1.3;\n}\n");
+	if (p->acme_webroot != NULL)
+		nginx_acme(p, t.fp);
 	if ((r = text_add(out, &t, p->fl->snippet_name, 0644)) < 0)
 		goto out;
 	if ((r = text_open(&t)) < 0)
@@ -311,6 +333,25 @@ render_apache(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 	if (p->chain_pem_len > 0)
 		fprintf(t.fp, "    SSLCertificateChainFile \"%s/chain-%s.pem\"\n", p->dir, p->gen);
 	fprintf(t.fp, "    SSLCertificateKeyFile \"%s\"\n</VirtualHost>\n", p->key_uri);
+	if (p->acme_webroot != NULL) {
+		/* http-01 (ACME): what 'req submit --webroot DIR' writes, over plain HTTP */
+		const struct p11km_listen *l = &p->acme_listen;
+		listen_fmt(l, addr, sizeof(addr));
+		fprintf(t.fp, "# http-01 (ACME): 'p11km req submit --webroot %s' writes the challenges\n"
+		              "# (drop the Listen line when the configuration listens there already)\n",
+		        p->acme_webroot);
+		if (strcmp(l->host, "*") == 0)
+			fprintf(t.fp, "Listen %d http\n", l->port);
+		else
+			fprintf(t.fp, "Listen %s http\n", addr);
+		fprintf(t.fp, "<VirtualHost %s>\n", addr);
+		if (p->server_name)
+			fprintf(t.fp, "    ServerName %s\n", p->server_name);
+		fprintf(t.fp, "    Alias /.well-known/acme-challenge/ \"%s/.well-known/acme-challenge/\"\n"
+		              "    <Directory \"%s/.well-known/acme-challenge/\">\n"
+		              "        Require all granted\n        ForceType application/octet-stream\n"
+		              "    </Directory>\n</VirtualHost>\n", p->acme_webroot, p->acme_webroot);
+	}
 	return text_add(out, &t, p->fl->snippet_name, 0644);
 }
 

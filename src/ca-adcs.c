@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include <openssl/pem.h>
+#include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
 #include "p11km/ca.h"
@@ -50,6 +51,9 @@ adcs_open(const struct p11km_ca_profile *p, struct p11km_ca_submit *sub, struct 
 	if (p->url == NULL || p->template_name == NULL)
 		return p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' has no \"url\" or \"template\"",
 		                  p->name);
+	if (strncmp(p->url, "https://", 8) != 0 && !p->insecure_http)
+		return p11km_fail(P11KM_ERR_USAGE, "CA '%s': '%s' is not an https URL, and the profile "
+		                  "does not allow plain HTTP (ca add --insecure-http)", p->name, p->url);
 	a->http.ca_file = p->ca_file;
 	a->http.timeout = p->timeout;
 	a->http.allow_http = p->insecure_http;
@@ -227,8 +231,10 @@ static int
 post_request(struct adcs *a, const unsigned char *csr, size_t csr_len, char reqid[REQID_MAX + 1],
              int *pending)
 {
-	const unsigned char *q = csr;
-	X509_REQ *req = d2i_X509_REQ(NULL, &q, (long)csr_len);
+	const unsigned char *q = a->sub->wrapped ? a->sub->wrapped : csr;
+	long ql = (long)(a->sub->wrapped ? a->sub->wrapped_len : csr_len);
+	X509_REQ *req = a->sub->wrapped ? NULL : d2i_X509_REQ(NULL, &q, ql);
+	PKCS7 *p7 = a->sub->wrapped ? d2i_PKCS7(NULL, &q, ql) : NULL;
 	BIO *bio = BIO_new(BIO_s_mem());
 	struct p11km_buf form = { 0 };
 	struct p11km_http_resp r = { 0 };
@@ -236,7 +242,8 @@ post_request(struct adcs *a, const unsigned char *csr, size_t csr_len, char reqi
 	long n;
 	int rv;
 
-	if (req == NULL || bio == NULL || PEM_write_bio_X509_REQ(bio, req) != 1 ||
+	if ((req == NULL && p7 == NULL) || bio == NULL ||
+	    (req ? PEM_write_bio_X509_REQ(bio, req) : PEM_write_bio_PKCS7(bio, p7)) != 1 ||
 	    (n = BIO_get_mem_data(bio, &pem)) <= 0 ||
 	    (pem = p11km_asprintf("%.*s", (int)n, pem)) == NULL ||
 	    (attr = p11km_asprintf("CertificateTemplate:%s", a->p->template_name)) == NULL ||
@@ -274,6 +281,7 @@ out:
 	p11km_buf_release(&form);
 	BIO_free(bio);
 	X509_REQ_free(req);
+	PKCS7_free(p7);
 	free(pem);
 	free(attr);
 	free(u);

@@ -20,11 +20,7 @@
 const char *
 p11km_state_dir(const char *opt)
 {
-	const char *env = getenv("P11KM_STATE_DIR");
-
-	if (opt != NULL)
-		return opt;
-	return env != NULL && *env ? env : P11KM_STATE_DIR_DEFAULT;
+	return opt != NULL ? opt : p11km_state_root();
 }
 
 /* STATE/pending/CA-HASH.json; with mk, STATE and STATE/pending are made (0700). */

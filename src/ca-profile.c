@@ -18,8 +18,7 @@
 
 static const struct p11km_ca_kind kinds[] = {
 	{ "acme", NULL, p11km_acme_submit, NULL },
-	{ "cmp", "CMP (RFC 4210) CAs are not built yet: submit the request file with "
-	  "'openssl cmp', then 'p11km cert install'", NULL, NULL },
+	{ "cmp", NULL, p11km_cmp_submit, p11km_cmp_roots },
 	{ "helper", NULL, p11km_helper_submit, p11km_helper_roots },
 	{ "adcs", NULL, p11km_adcs_submit, p11km_adcs_roots },
 };
@@ -90,6 +89,12 @@ p11km_ca_profile_free(struct p11km_ca_profile *p)
 	free(p->auth);
 	free(p->user);
 	free(p->password_source);
+	free(p->recipient);
+	free(p->ref);
+	free(p->secret);
+	free(p->cert);
+	free(p->key);
+	free(p->cmd);
 	free(p);
 }
 
@@ -181,6 +186,13 @@ p11km_ca_profile_load(const char *dir, const char *name, struct p11km_ca_profile
 	    (r = opt_string(o, "password_source", &p->password_source, path)) < 0 ||
 	    (r = command_load(o, p, path)) < 0)
 		goto out;
+	if ((r = opt_string(o, "recipient", &p->recipient, path)) < 0 ||
+	    (r = opt_string(o, "ref", &p->ref, path)) < 0 ||
+	    (r = opt_string(o, "secret", &p->secret, path)) < 0 ||
+	    (r = opt_string(o, "cert", &p->cert, path)) < 0 ||
+	    (r = opt_string(o, "key", &p->key, path)) < 0 ||
+	    (r = opt_string(o, "cmd", &p->cmd, path)) < 0)
+		goto out;
 	p->insecure_http = json_is_true(json_object_get(o, "insecure_http"));
 	if (kind == NULL) {
 		r = p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' has no \"kind\"", path);
@@ -237,6 +249,18 @@ p11km_ca_profile_json(const struct p11km_ca_profile *p)
 		json_object_set_new(o, "contact", json_string(p->contact));
 	if (p->account_key)
 		json_object_set_new(o, "account_key", json_string(p->account_key));
+	if (p->recipient)
+		json_object_set_new(o, "recipient", json_string(p->recipient));
+	if (p->ref)
+		json_object_set_new(o, "ref", json_string(p->ref));
+	if (p->secret)
+		json_object_set_new(o, "secret", json_string(p->secret));
+	if (p->cert)
+		json_object_set_new(o, "cert", json_string(p->cert));
+	if (p->key)
+		json_object_set_new(o, "key", json_string(p->key));
+	if (p->cmd)
+		json_object_set_new(o, "cmd", json_string(p->cmd));
 	if (p->eab_kid)
 		json_object_set_new(o, "eab_kid", json_string(p->eab_kid));
 	if (p->eab_hmac_source)

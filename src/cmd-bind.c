@@ -17,7 +17,7 @@
 
 enum {
 	O_KEY = 256, O_LISTEN, O_SERVER_NAME, O_CERT, O_OUT_DIR, O_PIN_FILE, O_SERVICE_USER,
-	O_CONNECT, O_ALLOW_PIN_VALUE, O_CA_FILE, O_CA_PATH,
+	O_CONNECT, O_ALLOW_PIN_VALUE, O_CA_FILE, O_CA_PATH, O_ACME_WEBROOT, O_ACME_LISTEN,
 };
 
 #define MAX_LISTEN 16
@@ -26,6 +26,7 @@ enum {
 
 struct emit_args {
 	const char *key, *server_name, *cert, *out_dir, *pin_file, *user, *connect;
+	const char *acme_webroot, *acme_listen;
 	const char *listen[MAX_LISTEN];
 	size_t n_listen;
 	int allow_pin_value;
@@ -48,6 +49,8 @@ emit_parse(const struct p11km_cmd *cmd, int argc, char **argv, struct emit_args 
 		case O_SERVICE_USER: a->user = g.optarg; break;
 		case O_CONNECT: a->connect = g.optarg; break;
 		case O_ALLOW_PIN_VALUE: a->allow_pin_value = 1; break;
+		case O_ACME_WEBROOT: a->acme_webroot = g.optarg; break;
+		case O_ACME_LISTEN: a->acme_listen = g.optarg; break;
 		case O_LISTEN:
 			if (a->n_listen == MAX_LISTEN)
 				return p11km_fail(P11KM_ERR_USAGE, "at most %d --listen", MAX_LISTEN);
@@ -67,8 +70,9 @@ static int
 emit_validate(const struct p11km_bind_flavour *fl, const struct emit_args *a)
 {
 	const char *names[] = { "--server-name", "--out-dir", "--pin-file", "--service-user",
-	                        "--connect" };
-	const char *vals[] = { a->server_name, a->out_dir, a->pin_file, a->user, a->connect };
+	                        "--connect", "--acme-webroot" };
+	const char *vals[] = { a->server_name, a->out_dir, a->pin_file, a->user, a->connect,
+	                       a->acme_webroot };
 
 	if (a->key == NULL)
 		return p11km_fail(P11KM_ERR_USAGE, "bind emit needs --key KEY-URI");
@@ -89,6 +93,14 @@ emit_validate(const struct p11km_bind_flavour *fl, const struct emit_args *a)
 	if (a->user && getpwnam(a->user) == NULL)
 		return p11km_fail(P11KM_ERR_USAGE, "no user '%s' on this system; give the user the "
 		                  "server's workers run as", a->user);
+	if ((a->acme_webroot || a->acme_listen) && strcmp(fl->name, "nginx") != 0 &&
+	    strcmp(fl->name, "apache") != 0)
+		return p11km_fail(P11KM_ERR_USAGE, "--acme-webroot goes with nginx and apache");
+	if (a->acme_listen && !a->acme_webroot)
+		return p11km_fail(P11KM_ERR_USAGE, "--acme-listen goes with --acme-webroot");
+	if (a->acme_webroot && a->acme_webroot[0] != '/')
+		return p11km_fail(P11KM_ERR_USAGE, "--acme-webroot '%s': give an absolute directory "
+		                  "(the one 'req submit --webroot' writes into)", a->acme_webroot);
 	if (a->cert && strncmp(a->cert, "pkcs11:", 7) != 0 && !p11km_config_safe(a->cert))
 		return p11km_fail(P11KM_ERR_USAGE, "--cert '%s' is not a safe file name", a->cert);
 	return 0;
@@ -387,6 +399,10 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	for (size_t i = 0; i < a.n_listen; i++)
 		if ((r = p11km_listen_parse(a.listen[i], &ls[i])) < 0)
 			return r;
+	if (a.acme_webroot != NULL &&
+	    (r = p11km_listen_parse(a.acme_listen ? a.acme_listen : "*:80", &p.acme_listen)) < 0)
+		return r;
+	p.acme_webroot = a.acme_webroot;
 	if (a.allow_pin_value)
 		p11km_warn("--allow-pin-value: the PIN will be written into the server config, "
 		           "readable by whoever can read that file");
@@ -611,6 +627,9 @@ static const struct p11km_opt emit_opts[] = {
 	{ "connect", 1, O_CONNECT, "ADDR:PORT", "backend address (stunnel)" },
 	{ "allow-pin-value", 0, O_ALLOW_PIN_VALUE, NULL,
 	  "allow the PIN itself (pin-value) in the config (warned about)" },
+	{ "acme-webroot", 1, O_ACME_WEBROOT, "DIR", "nginx, apache: serve /.well-known/acme-challenge/ "
+	  "from DIR over HTTP (req submit --webroot DIR)" },
+	{ "acme-listen", 1, O_ACME_LISTEN, "ADDR:PORT", "where that HTTP server listens (default *:80)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 

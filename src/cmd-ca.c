@@ -20,14 +20,15 @@
 
 enum { O_KIND = 1000, O_DIRECTORY, O_CA_FILE, O_CONTACT, O_ACCOUNT_KEY, O_AGREE_TOS, O_TIMEOUT,
        O_CONFIG_DIR, O_COMMAND, O_URL, O_TEMPLATE, O_AUTH, O_USER, O_PASSWORD_SOURCE,
-       O_INSECURE_HTTP, O_EAB_KID, O_EAB_HMAC_SOURCE, O_NEW_KEY };
+       O_INSECURE_HTTP, O_EAB_KID, O_EAB_HMAC_SOURCE, O_NEW_KEY, O_RECIPIENT, O_REF,
+       O_SECRET_SOURCE, O_CERT, O_KEY, O_CMP_CMD };
 
 #define CONFIG_DIR_OPT { "config-dir", 1, O_CONFIG_DIR, "DIR", \
 	"where CA profiles live (default /etc/p11km/ca.d, or P11KM_CONFIG_DIR)" }
 
 static const struct p11km_opt add_opts[] = {
-	{ "kind", 1, O_KIND, "KIND", "acme, helper (certmonger CA helper) or adcs (AD CS web "
-	  "enrollment); cmp is not built yet" },
+	{ "kind", 1, O_KIND, "KIND", "acme, cmp, helper (certmonger CA helper) or adcs (AD CS web "
+	  "enrollment)" },
 	{ "directory", 1, O_DIRECTORY, "URL", "the ACME directory URL (https)" },
 	{ "ca-file", 1, O_CA_FILE, "FILE", "trusted roots (PEM) for the CA's TLS certificate" },
 	{ "contact", 1, O_CONTACT, "URI", "account contact, mailto:ADDRESS" },
@@ -40,7 +41,15 @@ static const struct p11km_opt add_opts[] = {
 	  "follow NAME, after --)" },
 	{ "template", 1, O_TEMPLATE, "NAME", "adcs: the certificate template; helper: "
 	  "CERTMONGER_CA_PROFILE" },
-	{ "url", 1, O_URL, "URL", "adcs: the web enrollment, https://HOST/certsrv" },
+	{ "url", 1, O_URL, "URL", "adcs: the web enrollment, https://HOST/certsrv; cmp: the CMP "
+	  "endpoint, http(s)://HOST:PORT/PATH" },
+	{ "recipient", 1, O_RECIPIENT, "NAME", "cmp: the CA's name, /CN=.../O=..." },
+	{ "ref", 1, O_REF, "TEXT", "cmp: the reference (sender KID) that goes with the shared secret" },
+	{ "secret-source", 1, O_SECRET_SOURCE, "SPEC", "cmp: where the shared secret for MAC (PBM) "
+	  "protection is read: file:PATH, env:VAR, fd:N or prompt (stored as that reference)" },
+	{ "cert", 1, O_CERT, "FILE", "cmp: signature protection with this certificate (PEM) ..." },
+	{ "key", 1, O_KEY, "URI", "cmp: ... and its key (pkcs11: URI; also the token for ir/cr/kur)" },
+	{ "cmp-cmd", 1, O_CMP_CMD, "TYPE", "cmp: p10cr (default), ir, cr or kur" },
 	{ "auth", 1, O_AUTH, "METHOD", "adcs: basic, negotiate or ntlm (default: none)" },
 	{ "user", 1, O_USER, "NAME", "adcs: the user name for basic or ntlm" },
 	{ "password-source", 1, O_PASSWORD_SOURCE, "SPEC", "adcs: where the password is read, "
@@ -62,18 +71,6 @@ static const struct p11km_opt account_opts[] = {
 	CONFIG_DIR_OPT,
 	{ NULL, 0, 0, NULL, NULL },
 };
-
-/* Print o (indented, in order) and release it: the --json output of the
- * online-CA commands. */
-void
-p11km_json_print_free(json_t *o)
-{
-	char *t = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-
-	printf("%s\n", t ? t : "{}");
-	free(t);
-	json_decref(o);
-}
 
 /* An absolute path of an existing file (malloc'ed). */
 static int
@@ -203,6 +200,65 @@ add_adcs(struct p11km_ca_profile *p, const char *url, const char *ca_file)
 	return 0;
 }
 
+/* --kind cmp: the endpoint, and MAC (a secret source) or signature protection. */
+static int
+add_cmp(struct p11km_ca_profile *p, const char *url, const char *ca_file)
+{
+	struct p11km_pinsrc src = { 0 };
+	STACK_OF(X509) *certs = NULL;
+	struct p11km_uri *u = NULL;
+	int r;
+
+	if (url == NULL || !p11km_config_safe(url) ||
+	    (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+		return p11km_fail(P11KM_ERR_USAGE, "--kind cmp needs --url http(s)://HOST:PORT/PATH");
+	if (strncmp(url, "https://", 8) == 0 && ca_file == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "give --ca-file FILE: the roots the CA's TLS "
+		                  "certificate is checked against (p11km never uses a default bundle)");
+	if (p->secret == NULL && (p->cert == NULL || p->key == NULL))
+		return p11km_fail(P11KM_ERR_USAGE, "--kind cmp needs --secret-source SPEC (MAC "
+		                  "protection) or --cert FILE with --key pkcs11:... (signature)");
+	if ((p->cert == NULL) != (p->key == NULL))
+		return p11km_fail(P11KM_ERR_USAGE, "--cert and --key go together");
+	if (p->cmd != NULL && strcmp(p->cmd, "p10cr") != 0 && strcmp(p->cmd, "ir") != 0 &&
+	    strcmp(p->cmd, "cr") != 0 && strcmp(p->cmd, "kur") != 0)
+		return p11km_fail(P11KM_ERR_USAGE, "--cmp-cmd '%s': give p10cr, ir, cr or kur", p->cmd);
+	if ((p->recipient && (p->recipient[0] != '/' || !p11km_config_safe(p->recipient))) ||
+	    (p->ref && !p11km_config_safe(p->ref)))
+		return p11km_fail(P11KM_ERR_USAGE, "--recipient /TYPE=VALUE/... and --ref TEXT: "
+		                  "printable text");
+	/* a reference only: the secret itself is read at each submission */
+	if (p->secret != NULL) {
+		if ((r = p11km_pinsrc_parse(p->secret, 0, &src)) < 0)
+			return r;
+		p11km_pinsrc_release(&src);
+		if (strncmp(p->secret, "file:", 5) == 0 && p->secret[5] != '/')
+			return p11km_fail(P11KM_ERR_USAGE, "--secret-source '%s': give the file as an "
+			                  "absolute path (the profile is read from anywhere)", p->secret);
+	}
+	if (p->key != NULL) {
+		if (strncmp(p->key, "pkcs11:", 7) != 0)
+			return p11km_fail(P11KM_ERR_USAGE, "--key '%s': give a pkcs11: URI", p->key);
+		if ((r = p11km_uri_parse(p->key, &u)) < 0)
+			return r;
+		p11km_uri_free(u);
+	}
+	if (ca_file != NULL) {
+		if ((r = p11km_certs_read(ca_file, P11KM_ROOTS_MAX_CERTS, &certs)) < 0)
+			return r;
+		sk_X509_pop_free(certs, X509_free);
+	}
+	if (p->cert != NULL) {
+		if ((r = p11km_certs_read(p->cert, 16, &certs)) < 0)
+			return r;
+		sk_X509_pop_free(certs, X509_free);
+		if ((r = abs_existing("cert", p->cert, &p->cert)) < 0)
+			return r;
+	}
+	p->url = (char *)url;
+	return 0;
+}
+
 /* Save a helper or adcs profile (r: the result of its checks). */
 static int
 add_other(struct p11km_ctx *ctx, struct p11km_ca_profile *p, const char *name,
@@ -269,6 +325,12 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 		case O_USER: p.user = (char *)g.optarg; break;
 		case O_PASSWORD_SOURCE: p.password_source = (char *)g.optarg; break;
 		case O_INSECURE_HTTP: p.insecure_http = 1; break;
+		case O_RECIPIENT: p.recipient = (char *)g.optarg; break;
+		case O_REF: p.ref = (char *)g.optarg; break;
+		case O_SECRET_SOURCE: p.secret = (char *)g.optarg; break;
+		case O_CERT: p.cert = (char *)g.optarg; break;
+		case O_KEY: p.key = (char *)g.optarg; break;
+		case O_CMP_CMD: p.cmd = (char *)g.optarg; break;
 		default: return r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option");
 		}
 	}
@@ -280,6 +342,20 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 	if (argc - g.argi > 1)
 		return p11km_fail(P11KM_ERR_USAGE, "'ca add' takes one NAME (arguments after it are a "
 		                  "helper's, with --kind helper)");
+	if (kind != NULL && strcmp(kind, "cmp") == 0) {
+		const char *cert = p.cert;
+		if (ca_file != NULL && (r = abs_existing("ca-file", ca_file, &p.ca_file)) < 0)
+			return r;
+		r = add_cmp(&p, url, p.ca_file);
+		r = add_other(ctx, &p, argv[g.argi], dir_opt, kind, r);
+		free(p.ca_file);
+		if (p.cert != cert)
+			free(p.cert);
+		return r;
+	}
+	if (p.recipient || p.ref || p.secret || p.cert || p.key || p.cmd)
+		return p11km_fail(P11KM_ERR_USAGE, "--recipient, --ref, --secret-source, --cert, --key "
+		                  "and --cmp-cmd go with --kind cmp");
 	if (kind != NULL && strcmp(kind, "adcs") == 0) {
 		if (ca_file != NULL && (r = abs_existing("ca-file", ca_file, &p.ca_file)) < 0)
 			return r;
@@ -302,7 +378,7 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 	if ((r = p11km_ca_name_check(argv[g.argi])) < 0)
 		return r;
 	if (kind == NULL)
-		return p11km_fail(P11KM_ERR_USAGE, "'ca add' needs --kind (acme)");
+		return p11km_fail(P11KM_ERR_USAGE, "'ca add' needs --kind (acme, cmp, helper, adcs)");
 	if ((r = p11km_ca_kind_find(kind, &p.kind)) < 0)
 		return r;
 	if (directory == NULL || strncmp(directory, "https://", 8) != 0)
@@ -440,6 +516,14 @@ cmd_ca_show(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char *
 		t = p11km_ca_profile_json(p);
 		printf("%s\n", t ? t : "{}");
 		free(t);
+	} else if (strcmp(p->kind->name, "cmp") == 0) {
+#define OR_DASH(x) p11km_esc((x) ? (x) : "-")
+		printf("name: %s\nkind: cmp\nurl: %s\nca-file: %s\nrecipient: %s\nref: %s\n"
+		       "secret-source: %s\ncert: %s\nkey: %s\ncmp-cmd: %s\ntimeout: %ld\n",
+		       p11km_esc(p->name), OR_DASH(p->url), OR_DASH(p->ca_file), OR_DASH(p->recipient),
+		       OR_DASH(p->ref), OR_DASH(p->secret), OR_DASH(p->cert), OR_DASH(p->key),
+		       p->cmd ? p->cmd : "p10cr", p->timeout > 0 ? p->timeout : 30L);
+#undef OR_DASH
 	} else if (p->directory == NULL) {
 		printf("name: %s\nkind: %s\n", p11km_esc(p->name), p->kind->name);
 		for (size_t i = 0; i < p->n_command; i++)
@@ -624,7 +708,7 @@ out:
 }
 
 const struct p11km_cmd p11km_cmds_ca[] = {
-	{ "add", "NAME [-- HELPER-ARG...]", "add a CA profile (ACME, a certmonger helper, AD CS)",
+	{ "add", "NAME [-- HELPER-ARG...]", "add a CA profile (ACME, CMP, a certmonger helper, AD CS)",
 	  cmd_ca_add, add_opts, 1, -1, 0 },
 	{ "list", NULL, "list the CA profiles", cmd_ca_list, dir_opts, 0, 0, 0 },
 	{ "show", "NAME", "show one CA profile", cmd_ca_show, dir_opts, 1, 1, 0 },

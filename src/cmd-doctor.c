@@ -20,6 +20,7 @@
 #include <p11-kit/p11-kit.h>
 
 #include "p11km/bind.h"
+#include "p11km/cert.h"
 #include "p11km/cmd.h"
 #include "p11km/keys.h"
 #include "p11km/profile.h"
@@ -67,6 +68,22 @@ exam_release(struct exam *x)
 	p11km_problems_release(&x->pr);
 }
 
+/* What earlier runs learned by probing (p11km_learned): one fact a line. */
+static void
+check_learned(struct exam *x, const struct p11km_token *t)
+{
+	char *text = NULL, *save = NULL;
+
+	if (p11km_learned_read(t, &text) < 0 || text == NULL) {
+		p11km_error_clear();
+		free(text);
+		return;
+	}
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save))
+		fact(x, "learned", "%s", l);
+	free(text);
+}
+
 static void
 check_profile(struct exam *x, const struct p11km_token *t, const char *module_file)
 {
@@ -98,6 +115,7 @@ check_profile(struct exam *x, const struct p11km_token *t, const char *module_fi
 		}
 	}
 	p11km_profiles_free(v, n);
+	check_learned(x, t);
 }
 
 static void
@@ -198,14 +216,14 @@ check_certs(struct exam *x, struct p11km_session *s)
 		struct p11km_object o;
 		const unsigned char *p;
 		X509 *c;
-		if (p11km_object_read(s, h[i], &o) < 0) {
+		if (p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o) < 0) {
 			p11km_error_clear();
 			continue;
 		}
 		p = o.value;
 		c = o.value ? d2i_X509(NULL, &p, (long)o.value_len) : NULL;
-		if (c != NULL && ASN1_TIME_compare(X509_get0_notBefore(c), X509_get0_notAfter(c)) != 0) {
-			/* notBefore = notAfter: ykcs11's placeholder, not an issued certificate */
+		/* ykcs11's placeholder is not an issued certificate */
+		if (c != NULL && !p11km_cert_is_placeholder(c)) {
 			int days = 0, secs = 0;
 			ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(c));
 			const char *lbl = o.label ? o.label : "";

@@ -340,7 +340,7 @@ p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
 		if (p11km_object_pubkey(o, &pk) == 0)
 			yes = EVP_PKEY_eq(pk, X509_get0_pubkey(x)) == 1;
 		if (!yes && o->id_len > 0 && p11km_tok_cert_find(s, x, &h) == 1 &&
-		    p11km_object_read(s, h, &c) == 0)
+		    p11km_object_read_as(s, h, CKO_CERTIFICATE, &c) == 0)
 			yes = c.id_len == o->id_len && memcmp(c.id, o->id, o->id_len) == 0;
 	}
 	p11km_error_clear();

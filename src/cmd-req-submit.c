@@ -11,14 +11,17 @@
 
 #include <jansson.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
 #include "p11km/ca.h"
+#include "p11km/cert.h"
+#include "p11km/req.h"
 #include "p11km/cmd.h"
 #include "p11km/util.h"
 
 enum { O_CA = 1000, O_INSTALL, O_STANDALONE, O_WEBROOT, O_CONFIG_DIR, O_VERIFY_CA_FILE, O_POLL,
-       O_STATE_DIR, O_DNS_HOOK, O_PREFERRED_CHAIN };
+       O_STATE_DIR, O_DNS_HOOK, O_PREFERRED_CHAIN, O_CMP, O_OLD_CERT, O_KEY };
 
 const struct p11km_opt p11km_req_submit_opts[] = {
 	{ "ca", 1, O_CA, "NAME", "the CA profile to submit to (see 'p11km ca list')" },
@@ -29,6 +32,12 @@ const struct p11km_opt p11km_req_submit_opts[] = {
 	  "chain against (cert install --ca-file)" },
 	{ "standalone", 1, O_STANDALONE, "ADDR:PORT", "answer http-01 with a built-in responder there" },
 	{ "webroot", 1, O_WEBROOT, "DIR", "answer http-01 with files under DIR/.well-known/acme-challenge/" },
+	{ "cmp", 1, O_CMP, "TYPE", "CMP: send the request as p10cr, ir, cr or kur (default: the "
+	  "profile's --cmp-cmd)" },
+	{ "old-cert", 1, O_OLD_CERT, "FILE", "CMP kur: the certificate being updated (its token key "
+	  "protects the message); a helper gets it as CERTMONGER_CERTIFICATE" },
+	{ "key", 1, O_KEY, "URI", "CMP ir/cr/kur: the token (pkcs11: URI) holding the request's key "
+	  "(default: the profile's --key)" },
 	{ "dns-hook", 1, O_DNS_HOOK, "CMD", "answer dns-01: run \"PROG [ARG...]\" (no shell) with "
 	  "P11KM_ACME_ACTION=present|cleanup, _RECORD, _VALUE" },
 	{ "preferred-chain", 1, O_PREFERRED_CHAIN, "CN", "take the CA's (alternate) chain whose top "
@@ -57,9 +66,55 @@ on_step(void *arg, const char *name, const char *detail)
 		fprintf(stderr, "p11km: %s: %s\n", name, p11km_esc(detail));
 }
 
-/* The request as DER: PEM or DER input, its signature checked. */
+/* An MS renewal (CMS SignedData, PEM or DER): its signature checked with
+ * the certificate it carries; the PKCS#10 inside in *req, the whole in
+ * *wrapped (DER).  0 and no *req when data is no PKCS#7. */
 static int
-read_request(const char *path, unsigned char **der, size_t *der_len)
+unwrap_renewal(const char *path, const unsigned char *data, size_t len, X509_REQ **req,
+               unsigned char **wrapped, size_t *wrapped_len)
+{
+	BIO *bio = BIO_new_mem_buf(data, (int)len), *out = NULL;
+	const unsigned char *q = data;
+	PKCS7 *p7 = bio ? PEM_read_bio_PKCS7(bio, NULL, NULL, NULL) : NULL;
+	char *inner;
+	long n;
+	int r = 0, dl;
+
+	if (p7 == NULL)
+		p7 = d2i_PKCS7(NULL, &q, (long)len);
+	if (p7 == NULL)
+		goto out;
+	if (!PKCS7_type_is_signed(p7) || (out = BIO_new(BIO_s_mem())) == NULL ||
+	    PKCS7_verify(p7, NULL, NULL, NULL, out, PKCS7_NOVERIFY) != 1 ||
+	    (n = BIO_get_mem_data(out, &inner)) <= 0) {
+		r = p11km_fail(P11KM_ERR_VERIFY, "'%s' is a PKCS#7 whose signature does not verify with "
+		               "the certificate it carries (not an MS renewal of p11km's)", path);
+		goto out;
+	}
+	q = (const unsigned char *)inner;
+	if ((*req = d2i_X509_REQ(NULL, &q, n)) == NULL || q != (const unsigned char *)inner + n) {
+		X509_REQ_free(*req);
+		*req = NULL;
+		r = p11km_fail(P11KM_ERR_INPUT, "'%s' is a PKCS#7 that holds no certificate request",
+		               path);
+	} else if ((dl = i2d_PKCS7(p7, wrapped)) <= 0) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	} else {
+		*wrapped_len = (size_t)dl;
+	}
+out:
+	BIO_free(out);
+	BIO_free(bio);
+	PKCS7_free(p7);
+	(void)p11km_openssl_error();
+	return r;
+}
+
+/* The request as DER: PEM or DER input (or an MS renewal around it), its
+ * signature checked. */
+static int
+read_request(const char *path, unsigned char **der, size_t *der_len, unsigned char **wrapped,
+             size_t *wrapped_len)
 {
 	unsigned char *data = NULL;
 	size_t len = 0;
@@ -81,10 +136,14 @@ read_request(const char *path, unsigned char **der, size_t *der_len)
 			req = NULL;
 		}
 	}
+	if (req == NULL && (r = unwrap_renewal(path, data, len, &req, wrapped, wrapped_len)) < 0) {
+		free(data);
+		return r;
+	}
 	free(data);
 	if (req == NULL)
 		return p11km_fail(P11KM_ERR_INPUT, "'%s' is not a certificate request (PEM or DER "
-		                  "PKCS#10)", path);
+		                  "PKCS#10, or an MS renewal)", path);
 	if (X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) != 1)
 		r = p11km_fail(P11KM_ERR_VERIFY, "the signature of the request '%s' does not verify",
 		               path);
@@ -143,6 +202,42 @@ print_result(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	printf("%s\n", t ? t : "{}");
 	free(t);
 	json_decref(o);
+}
+
+/* --old-cert for a helper: the certificate as PEM (CERTMONGER_CERTIFICATE). */
+static int
+old_cert_pem(const char *path, char **pem)
+{
+	struct p11km_buf b = { 0 };
+	X509 *cert = NULL;
+	int r;
+
+	if ((r = p11km_cert_load(path, &cert)) == 0 && (r = p11km_cert_pem_append(cert, &b)) == 0 &&
+	    (r = p11km_buf_append(&b, "", 1)) == 0) {
+		*pem = (char *)b.data;
+		b.data = NULL;
+	}
+	p11km_buf_release(&b);
+	X509_free(cert);
+	return r < 0 ? r : 0;
+}
+
+/* Options that belong to one kind of CA. */
+static int
+kind_options(const struct p11km_ca_profile *p, const struct p11km_ca_submit *sub)
+{
+	int cmp = strcmp(p->kind->name, "cmp") == 0, helper = strcmp(p->kind->name, "helper") == 0;
+
+	if (!cmp && (sub->cmp_cmd || sub->key_uri))
+		return p11km_fail(P11KM_ERR_USAGE, "--cmp and --key go with a CMP CA; '%s' is %s",
+		                  p->name, p->kind->name);
+	if (!cmp && !helper && sub->old_cert)
+		return p11km_fail(P11KM_ERR_USAGE, "--old-cert goes to a CMP CA (kur) or a certmonger "
+		                  "helper (CERTMONGER_CERTIFICATE); '%s' is %s", p->name, p->kind->name);
+	if (cmp && (sub->standalone || sub->webroot || sub->dns_hook || sub->preferred_chain))
+		return p11km_fail(P11KM_ERR_USAGE, "--standalone, --webroot, --dns-hook and "
+		                  "--preferred-chain go with an ACME CA; '%s' is cmp", p->name);
+	return 0;
 }
 
 /* A pending request: --poll needs its state; a new submission of a request
@@ -208,7 +303,8 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	const char *ca = NULL, *out = NULL, *dir_opt = NULL, *verify_ca = NULL, *key_uri,
 	           *state_opt = NULL, *state = NULL;
 	struct p11km_ca_pending *pd = NULL;
-	unsigned char *der = NULL;
+	unsigned char *der = NULL, *wrapped = NULL;
+	char *old_pem = NULL;
 	char *chain = NULL, *tmp = NULL;
 	size_t der_len = 0, chain_len = 0;
 	int r, do_install = 0, poll = 0;
@@ -224,6 +320,9 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 		case O_DNS_HOOK: sub.dns_hook = g.optarg; break;
 		case O_PREFERRED_CHAIN: sub.preferred_chain = g.optarg; break;
 		case O_CONFIG_DIR: dir_opt = g.optarg; break;
+		case O_CMP: sub.cmp_cmd = g.optarg; break;
+		case O_OLD_CERT: sub.old_cert = g.optarg; break;
+		case O_KEY: sub.key_uri = g.optarg; break;
 		case O_POLL: poll = 1; break;
 		case O_STATE_DIR: state_opt = g.optarg; break;
 		default: r = r < 0 ? r : p11km_fail(P11KM_ERR_USAGE, "unexpected option"); goto out;
@@ -248,19 +347,32 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	sub.step_arg = &pr;
 	state = p11km_state_dir(state_opt);
 	if ((r = p11km_ca_profile_load(p11km_ca_dir(dir_opt), ca, &p)) < 0 ||
-	    (r = read_request(argv[g.argi], &der, &der_len)) < 0 ||
+	    (r = kind_options(p, &sub)) < 0 ||
+	    (r = read_request(argv[g.argi], &der, &der_len, &wrapped, &sub.wrapped_len)) < 0 ||
 	    (r = pending_before(ctx, p, state, der, der_len, poll, &pd)) < 0)
 		goto out;
 	sub.cookie_in = pd ? pd->cookie : NULL;
+	sub.wrapped = wrapped;
+	if (sub.old_cert != NULL && strcmp(p->kind->name, "helper") == 0 &&
+	    (r = old_cert_pem(sub.old_cert, &old_pem)) < 0)
+		goto out;
+	sub.old_cert_pem = old_pem;
+	if (wrapped != NULL && strcmp(p->kind->name, "adcs") != 0) {
+		r = p11km_fail(P11KM_ERR_USAGE, "'%s' is an MS renewal (a CMS SignedData), which only "
+		               "AD CS takes; CA '%s' is %s: submit a plain request ('req renew' without "
+		               "--format ms-renewal)", argv[g.argi], p->name, p->kind->name);
+		goto out;
+	}
 	if ((r = p->kind->submit(ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		goto out;
 	if (sub.pending) {
 		r = pending_after(p, state, der, der_len, &sub, pd, argv[g.argi]);
 		goto out;
 	}
-	p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
-	              "HTTP requests, %lu badNonce retries", sub.signatures, sub.requests,
-	              sub.bad_nonces);
+	if (strcmp(p->kind->name, "acme") == 0)
+		p11km_verbose("%lu JWS signatures by the account key (one C_Sign each on a token), %lu "
+		              "HTTP requests, %lu badNonce retries", sub.signatures, sub.requests,
+		              sub.bad_nonces);
 	if (out != NULL && (r = p11km_write_file_atomic(out, chain, chain_len, 0644)) < 0)
 		goto out;
 	if (do_install) {
@@ -287,6 +399,8 @@ out:
 	}
 	json_decref(pr.steps);
 	free(der);
+	OPENSSL_free(wrapped);
+	free(old_pem);
 	free(chain);
 	p11km_ca_submit_release(&sub);
 	p11km_ca_profile_free(p);

@@ -12,7 +12,7 @@
 #include "p11km/util.h"
 
 enum { O_OUT = 'o', O_SUBJECT = 1000, O_SAN, O_KU, O_EKU, O_DIGEST, O_PSS, O_DER, O_KEY,
-       O_REKEY, O_TYPE };
+       O_REKEY, O_TYPE, O_FORMAT };
 
 static int
 parse(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv,
@@ -38,6 +38,12 @@ parse(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv,
 		case O_OUT: o->out = g.optarg; break;
 		case O_KEY: o->key = g.optarg; break;
 		case O_REKEY: o->rekey = 1; break;
+		case O_FORMAT:
+			if (strcmp(g.optarg, "ms-renewal") != 0 && strcmp(g.optarg, "pkcs10") != 0)
+				return p11km_fail(P11KM_ERR_USAGE, "unknown request format '%s': use pkcs10 "
+				                  "or ms-renewal", g.optarg);
+			o->ms_renewal = strcmp(g.optarg, "ms-renewal") == 0;
+			break;
 		case O_TYPE:
 			if ((o->type = p11km_keytype_parse(g.optarg)) < 0)
 				return p11km_fail(P11KM_ERR_USAGE,
@@ -94,6 +100,8 @@ print(struct p11km_ctx *ctx, const struct p11km_req_opts *o, const struct p11km_
 		p11km_json_kv_string(&j, "request", pem);
 	if (res->renew)
 		p11km_json_kv_string(&j, "renews", res->renews);
+	if (res->renew)
+		p11km_json_kv_string(&j, "format", res->ms_renewal ? "ms-renewal" : "pkcs10");
 	for (int d = 0; res->renew && d < 2; d++) {
 		const struct p11km_names *l = d == 0 ? &res->dropped : &res->dropped_ku;
 		p11km_json_key(&j, d == 0 ? "dropped_extensions" : "dropped_key_usages");
@@ -150,6 +158,8 @@ static const struct p11km_opt renew_opts[] = {
 	{ "rekey", 0, O_REKEY, NULL, "sign with a new key pair '<old label>.pending' on the token" },
 	{ "type", 1, O_TYPE, "TYPE", "key type of the new key with --rekey (default: the old one's)" },
 	{ "subject", 1, O_SUBJECT, "DN", "replace the certificate's subject" },
+	{ "format", 1, O_FORMAT, "FORMAT", "pkcs10 (default) or ms-renewal: the PKCS#10 in a CMS "
+	  "SignedData by the old key, for AD CS" },
 	COMMON_OPTS,
 	{ NULL, 0, 0, NULL, NULL },
 };
@@ -159,7 +169,7 @@ const struct p11km_cmd p11km_cmds_req[] = {
 	{ "renew", "CERT", "a renewal request from a certificate (token URI or file)", cmd_req,
 	  renew_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "submit", "REQUEST [KEY-URI]",
-	  "send a request to an online CA (ACME, helper, AD CS); collect the chain",
+	  "send a request to an online CA (ACME, CMP, helper, AD CS); collect the chain",
 	  p11km_req_submit_run, p11km_req_submit_opts, 1, 2, P11KM_CMD_CHANGES_TOKEN },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

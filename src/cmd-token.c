@@ -334,7 +334,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	struct p11km_session s = { 0 };
 	const char *label = NULL, *so_pin, *user_pin;
 	size_t so_len, user_len, nbefore = 0;
-	CK_UTF8CHAR padded[32];
+	CK_UTF8CHAR padded[33];
 	CK_RV rv;
 	int r;
 
@@ -376,7 +376,10 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	    (r = p11km_tokens_find(ctx, NULL, &before, &nbefore)) < 0 ||
 	    (r = label_unique(ctx, t, label, before, nbefore)) < 0)
 		goto out;
-	memset(padded, ' ', sizeof(padded));
+	/* 32 bytes, blank-padded, as PKCS#11 says; and a NUL after them: p11-kit's
+	 * RPC client (p11-kit-client.so 0.24.1) takes the label for a C string */
+	memset(padded, ' ', 32);
+	padded[32] = '\0';
 	memcpy(padded, label, strlen(label));
 	rv = p11km_token_init_call(t, so_pin, so_len, padded);
 	if (rv != CKR_OK) {

@@ -81,6 +81,7 @@ static int
 setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const char *ctype,
       const void *body, size_t body_len, struct curl_slist **hdrs, struct sink *sink)
 {
+	struct curl_slist *more;
 	char *cth;
 
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -105,6 +106,15 @@ setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const 
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)P11KM_HTTP_BODY_MAX);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+	/* one connection per request (a new handle each time): say so where a
+	 * server keeping it open would wait on it for the next message (openssl
+	 * cmp's mock then drops the CMP transaction); not for NTLM, whose
+	 * handshake needs the connection */
+	if (h->conn_close) {
+		if ((*hdrs = curl_slist_append(*hdrs, "Connection: close")) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+	}
 	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(method, "POST") == 0) {
@@ -113,10 +123,11 @@ setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const 
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 		if ((cth = p11km_asprintf("Content-Type: %s", ctype)) == NULL)
 			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		*hdrs = curl_slist_append(*hdrs, cth);
+		more = curl_slist_append(*hdrs, cth);
 		free(cth);
-		if (*hdrs == NULL)
+		if (more == NULL)
 			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		*hdrs = more;
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
 	}
 	return 0;

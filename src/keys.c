@@ -62,7 +62,8 @@ other_half(struct p11km_session *s, const struct p11km_object *o, CK_OBJECT_CLAS
 	return r;
 }
 
-/* Find objects by template and keep the first whose public key is pkey. */
+/* Find objects by template and keep the first whose public key is pkey (a
+ * private key before a public one, when the template names no class). */
 static int
 find_matching(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, EVP_PKEY *pkey,
               struct p11km_object *out)
@@ -73,7 +74,7 @@ find_matching(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, EVP_PKEY *p
 
 	if ((r = p11km_find(s, t, nt, 16, &h, &n)) < 0)
 		return r;
-	for (size_t i = 0; i < n && !found; i++) {
+	for (size_t i = 0; i < n && !(found && out->cls == CKO_PRIVATE_KEY); i++) {
 		struct p11km_object o;
 		EVP_PKEY *k = NULL;
 		if ((r = p11km_object_read(s, h[i], &o)) < 0)
@@ -91,7 +92,9 @@ find_matching(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG nt, EVP_PKEY *p
 		} else if (o.cls == CKO_PUBLIC_KEY && k == NULL) {
 			p11km_object_pubkey(&o, &k);
 		}
-		if (k != NULL && EVP_PKEY_eq(k, pkey) == 1) {
+		if (k != NULL && EVP_PKEY_eq(k, pkey) == 1 && (!found || o.cls == CKO_PRIVATE_KEY)) {
+			if (found)
+				p11km_object_release(out);
 			*out = o;
 			found = 1;
 		} else {
@@ -192,8 +195,7 @@ static int
 by_public_parts(struct p11km_session *s, EVP_PKEY *pkey, struct p11km_object *priv,
                 struct p11km_object *pub)
 {
-	CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY, pubc = CKO_PUBLIC_KEY;
-	CK_ATTRIBUTE t[2];
+	CK_ATTRIBUTE t[1];
 	unsigned char *part = NULL;
 	size_t plen = 0;
 	BIGNUM *n = NULL;
@@ -217,13 +219,15 @@ by_public_parts(struct p11km_session *s, EVP_PKEY *pkey, struct p11km_object *pr
 			return P11KM_ERR_NOTFOUND;
 		type = CKA_EC_POINT;
 	}
-	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &privc, sizeof(privc) };
-	t[1] = (CK_ATTRIBUTE){ type, part, plen };
-	if ((r = find_matching(s, t, 2, pkey, priv)) != P11KM_ERR_NOTFOUND)
+	/* One search for both halves: SoftHSM's EC private keys carry no
+	 * CKA_EC_POINT, tpm2-pkcs11's do; an RSA private key its modulus. */
+	t[0] = (CK_ATTRIBUTE){ type, part, plen };
+	if ((r = find_matching(s, t, 1, pkey, &po)) < 0)
 		goto out;
-	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &pubc, sizeof(pubc) };
-	if ((r = find_matching(s, t, 2, pkey, &po)) < 0)
+	if (po.cls == CKO_PRIVATE_KEY) {
+		*priv = po;
 		goto out;
+	}
 	if ((r = priv_for_pub(s, &po, pkey, priv)) == P11KM_ERR_NOTFOUND)
 		r = other_half(s, &po, CKO_PRIVATE_KEY);
 	if (r == 0 && pub != NULL)
@@ -302,7 +306,7 @@ p11km_key_cert_pubkey(struct p11km_session *s, const struct p11km_object *priv, 
 		free(h);
 		return P11KM_ERR_NOTFOUND;
 	}
-	r = p11km_object_read(s, h[0], &co);
+	r = p11km_object_read_as(s, h[0], CKO_CERTIFICATE, &co);
 	free(h);
 	if (r < 0)
 		return r;

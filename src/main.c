@@ -21,6 +21,7 @@ const struct p11km_noun p11km_nouns[] = {
 	{ "bind", "server configurations that use token keys, and their checks", p11km_cmds_bind },
 	{ "ca", "online certificate authorities (ACME): profiles for 'req submit'", p11km_cmds_ca },
 	{ "audit", "the audit trail: every change p11km made to tokens and files", p11km_cmds_audit },
+	{ "track", "tracked certificates: unattended renewal and status", p11km_cmds_track },
 	{ NULL, NULL, NULL },
 };
 
@@ -174,7 +175,7 @@ static int
 help(int argc, char **argv)
 {
 	const struct p11km_noun *n;
-	const struct p11km_cmd *c;
+	const struct p11km_cmd *c = NULL;
 
 	if (argc < 2) {
 		usage_main(stdout);
@@ -289,7 +290,7 @@ main(int argc, char **argv)
 	struct p11km_ctx ctx;
 	struct globals g = { 0 };
 	const struct p11km_noun *n;
-	const struct p11km_cmd *c;
+	const struct p11km_cmd *c = NULL;
 	int r, nargs;
 	char what[64], **vargv;
 
@@ -336,11 +337,21 @@ main(int argc, char **argv)
 		printf("p11km %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	if ((n = find_noun(argv[1])) == NULL)
+	/* 'p11km renew ...' and 'p11km status ...' are 'p11km track renew/status ...' */
+	if (strcmp(argv[1], "renew") == 0 || strcmp(argv[1], "status") == 0) {
+		n = find_noun("track");
+		c = find_verb(n, argv[1]);
+		vargv = argv + 1;
+		nargs = argc - 1;
+	} else if ((n = find_noun(argv[1])) == NULL) {
 		return p11km_report(&ctx, unknown_noun(argv[1]));
-	vargv = argv + 2;
-	nargs = argc - 2;
-	if ((argc < 3 || argv[2][0] == '-') && (c = default_verb(n)) != NULL) {
+	} else {
+		vargv = argv + 2;
+		nargs = argc - 2;
+	}
+	if (vargv == argv + 1 && c != NULL) {
+		/* an alias: the verb is argv[1] */
+	} else if ((argc < 3 || argv[2][0] == '-') && (c = default_verb(n)) != NULL) {
 		/* 'p11km audit --since T': the noun's default verb, from the noun on */
 		vargv = argv + 1;
 		nargs = argc - 1;

@@ -21,7 +21,10 @@ struct req_opts {
 	const char *subject_arg, *ku, *eku, *digest, *out, *key, *cert;
 	const char *const *sans;
 	size_t n_sans;
-	int pss, der, rekey, type;
+	int pss, der, rekey, type, reuse_pending;
+	/* renew --format ms-renewal: the old key's signer and certificate */
+	struct p11km_signer *renewal_sg;
+	X509 *renewal_cert;
 	/* parsed */
 	X509_NAME *subject;
 	GENERAL_NAMES *gens;
@@ -77,7 +80,11 @@ req_opts_init(const struct p11km_req_opts *po, struct req_opts *o)
 	o->n_sans = po->n_sans;
 	o->pss = po->pss;
 	o->der = po->der;
+	if (po->ms_renewal && po->pss)
+		return p11km_fail(P11KM_ERR_USAGE, "--format ms-renewal is signed with RSA PKCS#1 v1.5 "
+		                  "or ECDSA: leave --rsa-pss out");
 	o->rekey = po->rekey;
+	o->reuse_pending = po->reuse_pending;
 	o->type = po->rekey ? po->type : -1;
 	if (po->type >= 0 && !po->rekey)
 		return p11km_fail(P11KM_ERR_USAGE, "--type applies only with --rekey");
@@ -360,8 +367,19 @@ finish(struct req_opts *o, struct keyref *k, const X509_NAME *subject,
 	    (r = p11km_token_signer_new(&k->s, &k->priv, k->pub, o->digest, o->pss,
 	                                pin.spec ? &pin : NULL, &sg)) < 0 ||
 	    (r = p11km_req_build(subject, exts, sg, &req)) < 0 ||
-	    (r = p11km_req_encode(req, o->der, &enc, &enc_len)) < 0)
+	    (r = p11km_req_encode(req, o->der || o->renewal_sg, &enc, &enc_len)) < 0)
 		goto out;
+	if (o->renewal_sg != NULL) {
+		/* the PKCS#10 (DER) inside a SignedData by the old key (MS-WCCE) */
+		unsigned char *cms = NULL;
+		size_t cms_len = 0;
+		if ((r = p11km_ms_renewal_wrap(enc, enc_len, o->renewal_cert, o->renewal_sg, o->der,
+		                               &cms, &cms_len)) < 0)
+			goto out;
+		free(enc);
+		enc = cms;
+		enc_len = cms_len;
+	}
 	if (to_file && (r = p11km_write_file_atomic(o->out, enc, enc_len, 0644)) < 0)
 		goto out;
 	if (to_file)
@@ -543,7 +561,7 @@ renew_rekey(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, char **
 			p11km_object_release(&np);
 		if (nh == 1 && r < 0)
 			goto out;
-		if (!ctx->force || nh > 1) {
+		if ((!ctx->force && !o->reuse_pending) || nh > 1) {
 			if (nh == 1) {
 				p11km_object_release(&np);
 				EVP_PKEY_free(npub);
@@ -647,6 +665,7 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 	X509 *cert = NULL;
 	char *new_uri = NULL;
 	const X509_NAME *subject;
+	struct p11km_pinsrc renewal_pin = { 0 };
 	int r;
 
 	memset(res, 0, sizeof(*res));
@@ -665,6 +684,14 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 		goto out;
 	if ((r = renew_exts(&o, cert, &exts, &res->dropped, &res->dropped_ku)) < 0)
 		goto out;
+	/* the old key signs the MS renewal: its signer is made before --rekey
+	 * moves k to the new key (the token handle stays valid) */
+	if (po->ms_renewal &&
+	    ((r = p11km_pinsrc_for(ctx, k.uri, CKU_USER, &renewal_pin)) < 0 ||
+	     (r = p11km_token_signer_new(&k.s, &k.priv, k.pub, o.digest, 0,
+	                                 renewal_pin.spec ? &renewal_pin : NULL, &o.renewal_sg)) < 0))
+		goto out;
+	o.renewal_cert = cert;
 	if (o.rekey && (r = renew_rekey(ctx, &o, &k, &new_uri)) < 0)
 		goto out;
 	subject = o.subject ? o.subject : X509_get_subject_name(cert);
@@ -672,11 +699,14 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 		goto out;
 	res->renew = 1;
 	res->rekey = new_uri != NULL;
+	res->ms_renewal = o.renewal_sg != NULL;
 	res->new_key_uri = new_uri;
 	new_uri = NULL;
 out:
 	if (r < 0)
 		p11km_req_result_release(res);
+	p11km_signer_free(o.renewal_sg);
+	p11km_pinsrc_release(&renewal_pin);
 	free(new_uri);
 	X509_free(cert);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);

@@ -26,7 +26,7 @@ p11km_cert_objects_by_id(struct p11km_session *s, const unsigned char *id, size_
 	*objs = NULL;
 	*n = 0;
 	if ((rv = P11KM_CALL(s->f, C_FindObjectsInit, s->h, t, 2)) != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsInit");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsInit");
 	rv = P11KM_CALL(s->f, C_FindObjects, s->h, h, MAX_CERTS, &got);
 	frv = P11KM_CALL(s->f, C_FindObjectsFinal, s->h);
 	if (rv != CKR_OK || frv != CKR_OK)
@@ -40,7 +40,7 @@ p11km_cert_objects_by_id(struct p11km_session *s, const unsigned char *id, size_
 	if ((o = calloc(got, sizeof(*o))) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (CK_ULONG i = 0; i < got && r == 0; i++)
-		r = p11km_object_read(s, h[i], &o[i]);
+		r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o[i]);
 	if (r < 0) {
 		p11km_objects_free(o, got);
 		return r;

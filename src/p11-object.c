@@ -57,7 +57,7 @@ find_batch(struct p11km_session *s, struct handle_set *seen, CK_OBJECT_HANDLE *h
 	int r;
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjects");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjects");
 	if (*got > want)
 		return p11km_fail_module(s->tok->label, "C_FindObjects", "it returned %lu handles "
 		                         "where at most %lu were asked for", *got, want);
@@ -96,7 +96,7 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	rv = P11KM_CALL(s->f, C_FindObjectsInit, s->h, t, n + 1);
 	free(t);
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsInit");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsInit");
 	for (;;) {
 		CK_ULONG got = 0, want = 64;
 		if (max > 0 && max - nh < want)
@@ -120,7 +120,7 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	free(seen.slot);
 	rv = P11KM_CALL(s->f, C_FindObjectsFinal, s->h);
 	if (r == 0 && rv != CKR_OK)
-		r = p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsFinal");
+		r = p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsFinal");
 	if (r < 0) {
 		free(h);
 		return r;
@@ -141,10 +141,9 @@ enum { A_CLASS, A_KEY_TYPE, A_CERT_TYPE, A_CERT_CATEGORY, A_MODULUS_BITS,
        A_VALUE, /* last: not in the first call, which does not know the class yet */
        A_END };
 
-/* CKA_VALUE of a certificate is read in the second call into a buffer of
- * this size (certificates are smaller); a larger one costs two more calls.
- * Not even its length is asked of a key: a private key's CKA_VALUE is its
- * secret. */
+/* CKA_VALUE of a certificate is read into a buffer of this size
+ * (certificates are smaller); a larger one costs two more calls.  Not even
+ * its length is asked of a key: a private key's CKA_VALUE is its secret. */
 #define CERT_VALUE_GUESS 16384
 
 static const CK_ATTRIBUTE_TYPE attr_types[A_END] = {
@@ -164,6 +163,27 @@ static const char *const attr_names[A_END] = {
 	"CKA_LABEL", "CKA_ID", "CKA_MODULUS", "CKA_PUBLIC_EXPONENT", "CKA_EC_PARAMS",
 	"CKA_EC_POINT", "CKA_PUBLIC_KEY_INFO", "CKA_SUBJECT", "CKA_ISSUER", "CKA_SERIAL_NUMBER",
 	"CKA_VALUE",
+};
+
+/* The pre-sized buffer of each variable attribute in the one-call read.
+ * A "bounded" one cannot be longer for any key p11km can use (RSA moduli
+ * up to 16384 bits, OpenSSL's limit; EC up to 571 bits): when the module
+ * answers CK_UNAVAILABLE_INFORMATION for it, it is absent, even when the
+ * call's CKR_ATTRIBUTE_TYPE_INVALID might stand for a CKR_BUFFER_TOO_SMALL
+ * as well (PKCS#11 lets a module return either).  An unbounded one (label,
+ * id, names, serial, value) is then asked again, alone. */
+static const struct { CK_ULONG cap; int bounded; } var_buf[A_END - A_FIXED_END] = {
+	[A_LABEL - A_FIXED_END] = { 256, 0 },
+	[A_ID - A_FIXED_END] = { 256, 0 },
+	[A_MODULUS - A_FIXED_END] = { 2048, 1 },
+	[A_PUB_EXP - A_FIXED_END] = { 2048, 1 },
+	[A_EC_PARAMS - A_FIXED_END] = { 1024, 1 },
+	[A_EC_POINT - A_FIXED_END] = { 512, 1 },
+	[A_PUBKEY_INFO - A_FIXED_END] = { 4224, 1 },
+	[A_SUBJECT - A_FIXED_END] = { 2048, 0 },
+	[A_ISSUER - A_FIXED_END] = { 2048, 0 },
+	[A_SERIAL - A_FIXED_END] = { 128, 0 },
+	[A_VALUE - A_FIXED_END] = { CERT_VALUE_GUESS, 0 },
 };
 
 /* The longest attribute accepted from a module (certificates are far
@@ -216,13 +236,13 @@ wanted(int i, CK_OBJECT_CLASS cls)
 	}
 }
 
-/* Slow path for modules that stop at the first bad attribute: one at a time,
- * each with the buffer it had before the first call changed its length. */
+/* Slow path for modules that stop at the first bad attribute: the fixed
+ * attributes one at a time (the variable ones are asked again alone). */
 static void
 read_one_by_one(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		a[i].ulValueLen = i < A_FIXED_END ? fixed_size((int)i) : 0;
+		a[i].ulValueLen = fixed_size((int)i);
 		CK_RV rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &a[i], 1);
 		if (rv != CKR_OK)
 			a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
@@ -243,12 +263,28 @@ check_len(struct p11km_session *s, int i, CK_ULONG len, CK_ULONG cap, CK_RV rv)
 	if (cap == 0 && len > ATTR_MAX)
 		return p11km_fail_module(who, "C_GetAttributeValue", "it reported a length of %lu "
 		                         "bytes for %s", len, attr_names[i]);
-	if (cap > 0 && len > cap && rv == CKR_BUFFER_TOO_SMALL)
-		return 1; /* 2.20 style: the length it needs now */
+	if (cap > 0 && len > cap && rv != CKR_OK)
+		return 1; /* 2.20 style: the length it needs now (the call's code may be
+		           * another of the three a partial read can return) */
 	if (cap > 0 && len > cap)
 		return p11km_fail_module(who, "C_GetAttributeValue", "it answered %s with %lu bytes "
 		                         "for a buffer of %lu", attr_names[i], len, cap);
 	return 0;
+}
+
+/* check_len() of variable attribute i answered len into its pre-sized
+ * buffer, and 1 too when the length is unavailable behind a code other
+ * than CKR_OK for an unbounded attribute: absent, or too small (any of the
+ * three codes of a partial read may be returned). */
+static int
+fill_check(struct p11km_session *s, int i, CK_ULONG len, CK_RV rv)
+{
+	int r = check_len(s, i, len, var_buf[i - A_FIXED_END].cap, rv);
+
+	if (r == 0 && len == CK_UNAVAILABLE_INFORMATION && rv != CKR_OK &&
+	    !var_buf[i - A_FIXED_END].bounded)
+		r = 1;
+	return r;
 }
 
 /* Attribute i again, alone: its length, then its value, while the length
@@ -266,7 +302,7 @@ read_again(struct p11km_session *s, CK_OBJECT_HANDLE h, int i, unsigned char **b
 		int r;
 
 		if (!rv_partial_ok(rv))
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 		if (rv == CKR_OK && (r = check_len(s, i, q.ulValueLen, 0, rv)) < 0)
 			return r;
 		if (rv != CKR_OK || q.ulValueLen == CK_UNAVAILABLE_INFORMATION || q.ulValueLen == 0)
@@ -278,7 +314,7 @@ read_again(struct p11km_session *s, CK_OBJECT_HANDLE h, int i, unsigned char **b
 		cap = q.ulValueLen;
 		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1);
 		if (!rv_partial_ok(rv))
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 		if ((r = check_len(s, i, q.ulValueLen, cap, rv)) < 0)
 			return r;
 		if (r == 1)
@@ -297,58 +333,81 @@ absent:
 	return 0;
 }
 
-/* The second call: the variable attributes wanted, into buffers of the
- * lengths the first call gave (a guess for a certificate's CKA_VALUE);
- * those that did not fit are read again alone.  On success bufs[i] holds
- * a[i].ulValueLen bytes and a NUL, or is NULL. */
+/* Variable attribute i after the first call (answered rv; stopped: by a
+ * module that stops at the first bad attribute): into bufs[i] (NUL-ended,
+ * NULL when absent) and a[i].ulValueLen, asked again alone only when its
+ * buffer may have been too small. */
 static int
-read_values(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_OBJECT_CLASS cls,
-            unsigned char **bufs)
+take_value(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int i, CK_RV rv,
+           int stopped, unsigned char **bufs)
 {
-	CK_ATTRIBUTE var[A_END];
-	CK_ULONG cap[A_END];
-	int idx[A_END], nv = 0, r;
+	CK_ULONG len = a[i].ulValueLen;
+	int r = stopped ? 1 : fill_check(s, i, len, rv);
+
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		if ((r = read_again(s, h, i, &bufs[i], &len)) < 0)
+			return r;
+	} else if (len != CK_UNAVAILABLE_INFORMATION && len > 0) {
+		if ((bufs[i] = malloc(len + 1)) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		memcpy(bufs[i], a[i].pValue, len);
+	} else {
+		len = 0;
+	}
+	a[i].ulValueLen = len;
+	if (bufs[i] != NULL)
+		bufs[i][len] = '\0';
+	return 0;
+}
+
+/* The one call: every fixed attribute and every variable one into a
+ * pre-sized slice of scratch (CKA_VALUE only when with_value); then the
+ * variable ones the class wants, each asked again only when it may not
+ * have fit.  Modules that stop at the first bad attribute are read one
+ * attribute at a time. */
+static int
+read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int with_value,
+           unsigned char *scratch, unsigned char **bufs, CK_OBJECT_CLASS *cls)
+{
+	CK_ULONG n = with_value ? A_END : A_VALUE;
+	size_t off = 0;
+	int stopped, r;
 	CK_RV rv;
 
 	for (int i = A_FIXED_END; i < A_END; i++) {
-		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0 ||
-		    !wanted(i, cls))
-			continue;
-		if (i != A_VALUE && (r = check_len(s, i, a[i].ulValueLen, 0, CKR_OK)) < 0)
-			return r;
-		if ((bufs[i] = malloc(a[i].ulValueLen + 1)) == NULL)
-			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		cap[nv] = a[i].ulValueLen;
-		var[nv] = (CK_ATTRIBUTE){ a[i].type, bufs[i], a[i].ulValueLen };
-		idx[nv++] = i;
+		a[i].pValue = scratch + off;
+		a[i].ulValueLen = var_buf[i - A_FIXED_END].cap;
+		off += var_buf[i - A_FIXED_END].cap;
 	}
-	if (nv == 0)
-		return 0;
-	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, var, (CK_ULONG)nv);
+	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, n);
 	if (!rv_partial_ok(rv))
-		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
-	for (int k = 0; k < nv; k++) {
-		int i = idx[k];
-		CK_ULONG len = var[k].ulValueLen;
-		if ((r = check_len(s, i, len, cap[k], rv)) < 0)
-			return r;
-		if (r == 1) {
-			if ((r = read_again(s, h, i, &bufs[i], &len)) < 0)
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
+	stopped = a[A_CLASS].ulValueLen != sizeof(CK_ULONG) && rv != CKR_OK;
+	if (stopped)
+		read_one_by_one(s, h, a, A_FIXED_END);
+	for (int i = 0; i < A_FIXED_END; i++)
+		if ((r = check_len(s, i, a[i].ulValueLen, fixed_size(i), rv)) != 0) {
+			if (r < 0)
 				return r;
-		} else if (len == CK_UNAVAILABLE_INFORMATION || len == 0) {
-			free(bufs[i]);
-			bufs[i] = NULL;
-			len = 0;
+			a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION; /* not a CK_ULONG/CK_BBOOL */
 		}
-		a[i].ulValueLen = len;
-		if (bufs[i] == NULL)
-			continue;
-		bufs[i][len] = '\0';
-		if (i == A_VALUE && len < cap[k]) {
-			unsigned char *nb = realloc(bufs[i], len + 1); /* give back the rest */
-			if (nb != NULL)
-				bufs[i] = nb;
-		}
+	*cls = ulong_or(&a[A_CLASS], (CK_ULONG)-1);
+	for (int i = A_FIXED_END; i < A_VALUE; i++)
+		if (wanted(i, *cls) && (r = take_value(s, h, a, i, rv, stopped, bufs)) < 0)
+			return r;
+	if (*cls != CKO_CERTIFICATE)
+		return 0; /* a key's CKA_VALUE, if it was asked, is wiped with scratch */
+	if (with_value)
+		return take_value(s, h, a, A_VALUE, rv, stopped, bufs);
+	{
+		unsigned char *v = NULL;
+		size_t vl = 0;
+		if ((r = p11km_cert_value_read(s, h, &v, &vl)) < 0)
+			return r;
+		bufs[A_VALUE] = v;
+		a[A_VALUE].ulValueLen = vl;
 	}
 	return 0;
 }
@@ -356,11 +415,19 @@ read_values(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_OBJ
 int
 p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o)
 {
+	return p11km_object_read_as(s, h, (CK_OBJECT_CLASS)-1, o);
+}
+
+int
+p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS hint,
+                     struct p11km_object *o)
+{
 	union { CK_ULONG ul; CK_BBOOL b; } fixed[A_FIXED_END];
 	CK_ATTRIBUTE a[A_END];
 	unsigned char *bufs[A_END] = { 0 };
-	CK_OBJECT_CLASS cls;
-	CK_RV rv;
+	unsigned char *scratch;
+	CK_OBJECT_CLASS cls = (CK_OBJECT_CLASS)-1;
+	size_t total = 0;
 	int r;
 
 	memset(o, 0, sizeof(*o));
@@ -371,25 +438,15 @@ p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_obje
 		if (i < A_FIXED_END) {
 			a[i].pValue = &fixed[i];
 			a[i].ulValueLen = fixed_size(i);
-		} else {
-			a[i].pValue = NULL;
-			a[i].ulValueLen = 0;
 		}
 	}
-	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, A_VALUE);
-	if (!rv_partial_ok(rv))
-		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
-	if (a[A_CLASS].ulValueLen != sizeof(CK_ULONG) && rv != CKR_OK)
-		read_one_by_one(s, h, a, A_VALUE);
-	for (int i = 0; i < A_FIXED_END; i++)
-		if ((r = check_len(s, i, a[i].ulValueLen, fixed_size(i), rv)) != 0) {
-			if (r < 0)
-				return r;
-			a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION; /* not a CK_ULONG/CK_BBOOL */
-		}
-	cls = ulong_or(&a[A_CLASS], (CK_ULONG)-1);
-	a[A_VALUE].ulValueLen = cls == CKO_CERTIFICATE ? CERT_VALUE_GUESS : 0;
-	if ((r = read_values(s, h, a, cls, bufs)) < 0) {
+	for (int i = A_FIXED_END; i < A_END; i++)
+		total += var_buf[i - A_FIXED_END].cap;
+	if ((scratch = malloc(total)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	r = read_attrs(s, h, a, hint == CKO_CERTIFICATE, scratch, bufs, &cls);
+	p11km_freezero(scratch, total);
+	if (r < 0) {
 		for (int k = 0; k < A_END; k++)
 			free(bufs[k]);
 		return r;
@@ -459,7 +516,7 @@ p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char
 	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, q, 2);
 	if (!rv_partial_ok(rv)) {
 		free(buf);
-		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 	}
 	if (q[0].ulValueLen != sizeof(cls) || cls != CKO_CERTIFICATE) {
 		/* not a certificate after all: whatever it said is not kept */
@@ -467,16 +524,18 @@ p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char
 		return 0;
 	}
 	l = q[1].ulValueLen;
-	if ((r = check_len(s, A_VALUE, l, CERT_VALUE_GUESS, rv)) < 0) {
+	if ((r = fill_check(s, A_VALUE, l, rv)) < 0) {
 		free(buf);
 		return r;
 	}
-	if (r == 1 && (r = read_again(s, h, A_VALUE, &buf, &l)) < 0) {
-		free(buf);
-		return r;
+	if (r == 1) { /* too small: read alone (what the first call said does not count) */
+		if ((r = read_again(s, h, A_VALUE, &buf, &l)) < 0) {
+			free(buf);
+			return r;
+		}
+		rv = CKR_OK;
 	}
-	if (buf == NULL || l == CK_UNAVAILABLE_INFORMATION || l == 0 ||
-	    (r == 0 && rv != CKR_OK)) {
+	if (buf == NULL || l == CK_UNAVAILABLE_INFORMATION || l == 0 || rv != CKR_OK) {
 		free(buf);
 		return 0;
 	}
@@ -542,8 +601,10 @@ p11km_objects_find(struct p11km_session *s, const struct p11km_uri *uri, CK_OBJE
 		free(h);
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	}
+	if (cls == (CK_OBJECT_CLASS)-1)
+		cls = p11km_uri_class(uri);
 	for (size_t i = 0; i < nh; i++) {
-		if ((r = p11km_object_read(s, h[i], &o[i])) < 0) {
+		if ((r = p11km_object_read_as(s, h[i], cls, &o[i])) < 0) {
 			p11km_objects_free(o, i);
 			free(h);
 			return r;

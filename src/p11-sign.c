@@ -185,7 +185,7 @@ context_login(struct token_signer *ts, CK_MECHANISM *mech)
 	int r;
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, ts->label, "C_SignInit");
+		return p11km_fail_ckr_tok(ts->s->tok, rv, ts->label, "C_SignInit");
 	p11km_verbose("%s needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE)", ts->label);
 	r = p11km_login(s, CKU_CONTEXT_SPECIFIC, ts->pin);
 	s->logged_in = CKU_USER; /* the session stays a user session */
@@ -250,7 +250,7 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 	free(buf);
 	if (rv == CKR_BUFFER_TOO_SMALL)
 		return p11km_fail_module(ts->label, "C_Sign", "it asked for a larger buffer twice");
-	return p11km_fail_ckr(rv, ts->label, "C_Sign");
+	return p11km_fail_ckr_tok(ts->s->tok, rv, ts->label, "C_Sign");
 }
 
 /* r||s (two halves of equal length) to a DER Ecdsa-Sig-Value. */
@@ -286,6 +286,31 @@ ecdsa_der(const unsigned char *rs, size_t len, unsigned char **out, size_t *out_
 	if (*out == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	*out_len = (size_t)n;
+	return 0;
+}
+
+/* The outcome of token_sign_raw() (r, init_rv) with mechanism m: an error
+ * naming what failed, or the signature in its BIT STRING form. */
+static int
+sign_result(struct p11km_signer *sg, CK_MECHANISM_TYPE m, int r, CK_RV init_rv,
+            unsigned char *raw, size_t raw_len, unsigned char **sig, size_t *sig_len)
+{
+	struct token_signer *ts = sg->priv;
+
+	if (r < 0 && init_rv != CKR_OK) {
+		if (mech_refused(init_rv))
+			return fail_mechanism(ts->s, sg, m, init_rv);
+		return p11km_fail_ckr_tok(ts->s->tok, init_rv, ts->label, "C_SignInit");
+	}
+	if (r < 0)
+		return r;
+	if (sg->alg == P11KM_SIG_ECDSA) {
+		r = ecdsa_der(raw, raw_len, sig, sig_len);
+		free(raw);
+		return r;
+	}
+	*sig = raw;
+	*sig_len = raw_len;
 	return 0;
 }
 
@@ -373,21 +398,36 @@ token_sign(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 		}
 	}
 	OPENSSL_cleanse(digest, sizeof(digest));
-	if (r < 0 && init_rv != CKR_OK) {
-		if (mech_refused(init_rv))
-			return fail_mechanism(ts->s, sg, mech.mechanism, init_rv);
-		return p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
+	return sign_result(sg, mech.mechanism, r, init_rv, raw, raw_len, sig, sig_len);
+}
+
+/* A digest hashed by the caller: CKM_ECDSA on it, or CKM_RSA_PKCS on its DigestInfo. */
+static int
+token_sign_digest(struct p11km_signer *sg, const EVP_MD *md, const unsigned char *dgst,
+                  size_t dlen, unsigned char **sig, size_t *sig_len)
+{
+	struct token_signer *ts = sg->priv;
+	const struct md_mechs *mm = md_mechs_for(md);
+	unsigned char data[EVP_MAX_MD_SIZE + 32], *raw = NULL;
+	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
+	size_t off = 0, raw_len = 0;
+	CK_RV init_rv = CKR_OK;
+	int r;
+
+	if (sg->alg != P11KM_SIG_ECDSA && sg->alg != P11KM_SIG_RSA_PKCS1)
+		return p11km_fail(P11KM_ERR_UNSUPPORTED, "%s signs only whole messages",
+		                  sigalg_name(sg->alg));
+	if (mm == NULL || dlen != (size_t)EVP_MD_get_size(md))
+		return p11km_fail(P11KM_ERR_UNSUPPORTED, "unsupported digest for %s", ts->label);
+	if (sg->alg == P11KM_SIG_RSA_PKCS1) {
+		memcpy(data, mm->di, mm->di_len);
+		off = mm->di_len;
+		mech.mechanism = CKM_RSA_PKCS;
 	}
-	if (r < 0)
-		return r;
-	if (sg->alg == P11KM_SIG_ECDSA) {
-		r = ecdsa_der(raw, raw_len, sig, sig_len);
-		free(raw);
-		return r;
-	}
-	*sig = raw;
-	*sig_len = raw_len;
-	return 0;
+	memcpy(data + off, dgst, dlen);
+	r = token_sign_raw(sg, &mech, data, off + dlen, &raw, &raw_len, &init_rv);
+	OPENSSL_cleanse(data, sizeof(data));
+	return sign_result(sg, mech.mechanism, r, init_rv, raw, raw_len, sig, sig_len);
 }
 
 const char *
@@ -421,6 +461,7 @@ p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, 
 	sg->priv = ts;
 	sg->release = token_release;
 	sg->sign = token_sign;
+	sg->sign_digest = token_sign_digest;
 	ts->s = s;
 	ts->key = key->h;
 	ts->decrypt = key->decrypt;

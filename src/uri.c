@@ -232,6 +232,13 @@ check_syntax(const char *s, struct p11km_uri *uri)
 			const char *e = memchr(p, sepc, (size_t)(end - p));
 			if (e == NULL)
 				e = end;
+			/* p11-kit 0.24 stops reading the path at an empty attribute: what
+			 * follows is lost (";;object=web" selects every object) or runs
+			 * into a pin-value before it (found by tests/fuzz/fuzz-uri) */
+			if (!query && e == p && e + 1 < end)
+				return p11km_fail(P11KM_ERR_USAGE,
+				    "invalid pkcs11: URI: an empty attribute (';;' or ';' first) at "
+				    "position %zu; p11-kit would ignore what follows it", (size_t)(p - s) + 1);
 			if ((r = check_part(p, (size_t)(e - p), query, &seen, uri)) < 0)
 				return r;
 			p = e + 1;

@@ -82,6 +82,8 @@ struct p11km_bind_params {
 	char *env[P11KM_BIND_ENV_MAX];
 	size_t n_env;
 	const char *pin_file;      /* absolute */
+	const char *acme_webroot;  /* http-01 files served from here over HTTP, or NULL */
+	struct p11km_listen acme_listen; /* ... on this address */
 	char gen[17];              /* generation: 16 hex digits of the leaf's SHA-256 */
 };
 void p11km_bind_params_release(struct p11km_bind_params *p);

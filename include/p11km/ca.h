@@ -27,13 +27,20 @@ struct p11km_ca_profile {
 	char *contact;      /* "mailto:..." or NULL */
 	char *account_key;  /* file path or pkcs11: URI */
 	int agree_tos;      /* the terms of service were agreed with 'ca add --agree-tos' */
+	/* CMP (url below: http(s)://HOST:PORT/PATH) */
+	char *recipient;    /* CMP recipient name, "/CN=.../O=..." or NULL */
+	char *ref;          /* CMP sender reference (senderKID) for MAC protection */
+	char *secret;       /* a secret source (file:, env:, fd:, prompt) for PBM, never the secret */
+	char *cert;         /* CMP signature protection: our certificate (PEM file) */
+	char *key;          /* ... and its key on a token (pkcs11: URI) */
+	char *cmd;          /* CMP request type: "p10cr", "ir", "cr" or "kur" (NULL: p10cr) */
 	long timeout;       /* seconds per HTTP request (helper: per run of the helper) */
 	/* helper (certmonger CA helper) */
 	char **command;     /* argv of the helper, NULL-terminated (command[0] a path) */
 	size_t n_command;
 	/* adcs (AD CS web enrollment); template also goes to a helper as
 	 * CERTMONGER_CA_PROFILE */
-	char *url;          /* https://HOST/certsrv */
+	char *url;          /* https://HOST/certsrv (adcs), the CMP endpoint (cmp) */
 	char *template_name; /* certificate template (adcs) or CA profile (helper) */
 	char *auth;         /* "basic", "negotiate", "ntlm" or NULL (none) */
 	char *user;         /* user name for basic/ntlm */
@@ -47,6 +54,9 @@ struct p11km_ca_profile {
 struct p11km_ca_submit {
 	const char *standalone;  /* "ADDR:PORT" for the built-in http-01 responder */
 	const char *webroot;     /* DIR: http-01 files under DIR/.well-known/acme-challenge/ */
+	const char *cmp_cmd;     /* CMP: request type for this run (NULL: the profile's) */
+	const char *old_cert;    /* CMP kur: the certificate to update (PEM file) */
+	const char *key_uri;     /* CMP ir/cr/kur: where the request's key is (pkcs11: URI) */
 	const char *dns_hook;    /* "PROG [ARG...]": dns-01 through this hook (no shell) */
 	const char *preferred_chain; /* the issuer CN of the chain's top certificate, or NULL */
 	/* progress: called once per step with a short line (may be NULL) */
@@ -62,6 +72,13 @@ struct p11km_ca_submit {
 	 * holds the request, with its cookie (may be NULL: submit again) and
 	 * the delay it asked for (seconds, 0: none given) */
 	const char *cookie_in;
+	/* an MS renewal (req renew --format ms-renewal): the CMS SignedData
+	 * (DER) around the request, sent instead of it (adcs only) */
+	const unsigned char *wrapped;
+	size_t wrapped_len;
+	/* the certificate the request renews (PEM), for a helper's
+	 * CERTMONGER_CERTIFICATE; NULL: none */
+	const char *old_cert_pem;
 	int pending;
 	char *cookie;
 	long delay;
@@ -208,6 +225,15 @@ int p11km_acme_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
                       const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
                       char **chain, size_t *chain_len);
 
+/* CMP (ca-cmp.c): the request as the profile's (or sub->cmp_cmd's) message
+ * type, certConf, the chain back. */
+int p11km_cmp_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
+                     const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
+                     char **chain, size_t *chain_len);
+/* The CA's certificates (genm with id-it-caCerts, RFC 9483 4.3.1) as PEM,
+ * at least one. */
+int p11km_cmp_roots(struct p11km_ctx *ctx, const struct p11km_ca_profile *p, char **pem,
+                    size_t *pem_len);
 /* The account of the profile's key, found with onlyReturnExisting (never
  * created), and then: nothing (SHOW), its key rolled over to new_key (a
  * pkcs11: URI or a PEM file, made if absent), or deactivated.

@@ -24,7 +24,8 @@ enum p11km_http_auth {
 
 struct p11km_http {
 	const char *ca_file;   /* trusted roots for the server (PEM); required for https */
-	int allow_http;        /* http:// URLs too (AD CS --insecure-http) */
+	int allow_http;        /* http:// URLs too (AD CS --insecure-http; CMP) */
+	int conn_close;        /* send Connection: close (CMP: one message per connection) */
 	enum p11km_http_auth auth;
 	const char *user, *password; /* basic, ntlm (borrowed; the password is wiped by its owner) */
 	long timeout;          /* seconds for the whole request; 0: 30 */

@@ -6,6 +6,7 @@
 #define P11KM_OP_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <openssl/x509.h>
 
@@ -74,12 +75,16 @@ struct p11km_req_opts {
 	int pss, der;
 	int rekey;            /* renew: a new key pair '<old label>.pending' */
 	int type;             /* with rekey: P11KM_KEY_* of the new key, -1: the old one's */
+	int reuse_pending;    /* with rekey: sign with a pending key an interrupted renewal
+	                       * left (else P11KM_ERR_EXISTS unless --force) */
+	int ms_renewal;       /* renew: the PKCS#10 inside a CMS SignedData by the old key
+	                       * (MS-WCCE, for AD CS) */
 };
 
 struct p11km_req_result {
 	unsigned char *request; /* the request, PEM text (not NUL-terminated) or DER */
 	size_t request_len;
-	int der, renew, rekey;
+	int der, renew, rekey, ms_renewal;
 	char *subject;          /* RFC 2253 */
 	struct p11km_names san; /* the request's subjectAltNames, "DNS:a" ... */
 	char *key_uri;          /* the key that signed */
@@ -97,5 +102,101 @@ int p11km_req_new(struct p11km_ctx *ctx, const struct p11km_req_opts *o,
 int p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *o,
                     struct p11km_req_result *res);
 void p11km_req_result_release(struct p11km_req_result *res);
+
+/* --- renew: the tracked certificates (op-renew.c, op-renew-deploy.c) ------------- */
+
+enum p11km_renew_outcome {
+	P11KM_RENEW_RENEWED,   /* a new certificate is installed (and served) */
+	P11KM_RENEW_NOT_DUE,
+	P11KM_RENEW_DUE,       /* --dry-run: would be renewed */
+	P11KM_RENEW_WAITING,   /* the request is at the CA (file CA: the reply is awaited) */
+	P11KM_RENEW_FAILED,    /* see reason; next_attempt */
+};
+const char *p11km_renew_outcome_name(enum p11km_renew_outcome o);
+
+struct p11km_renew_opts {
+	const char *state_dir;       /* NULL: p11km_state_dir(NULL) */
+	const char *ca_dir;          /* CA profiles: NULL: p11km_ca_dir(NULL) */
+	const char *const *ids;      /* the entries to look at; NULL with all */
+	size_t n_ids;
+	int all, dry_run, force;     /* force: renew even when not due, ignore the backoff */
+	int wait;                    /* wait for another run's lock, else fail at once */
+	const char *pre_hook, *post_hook, *deploy_hook; /* argv split on blanks, no shell */
+	unsigned hook_timeout;       /* seconds, 0: 60 */
+};
+
+struct p11km_renew_item {
+	char *id;
+	enum p11km_renew_outcome outcome;
+	char *reason;             /* why failed / what it waits for / when due */
+	char *old_serial, *new_serial;
+	time_t not_after;         /* of the live certificate (the new one when renewed) */
+	time_t next_attempt;      /* 0: the next run */
+};
+
+struct p11km_renew_result {
+	struct p11km_renew_item *items;
+	size_t n;
+	int n_failed;
+};
+
+/*
+ * Renew what is due, one step after another, each recorded in the entry
+ * before the next (a run killed anywhere is finished by the next one),
+ * under one lock for the whole run ("another renew is running").  Returns
+ * 0 when every entry was looked at (see the items: a failed renewal is an
+ * item, not an error); an error for the run itself (lock, state dir).
+ */
+int p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
+                struct p11km_renew_result *res);
+void p11km_renew_result_release(struct p11km_renew_result *res);
+
+/* --- status (op-status.c) ---------------------------------------------------------- */
+
+/* The monitoring level of one row (and of the whole table: the worst). */
+enum p11km_status_level {
+	P11KM_STATUS_OK = 0,       /* not due, or being renewed */
+	P11KM_STATUS_WARN = 1,     /* inside its window and not renewing, or its renewal failed */
+	P11KM_STATUS_EXPIRED = 2,
+};
+
+struct p11km_status_opts {
+	const char *state_dir;       /* NULL: p11km_state_dir(NULL) */
+	const char *const *args;     /* tracking ids, pkcs11: URIs, certificate files, binding
+	                              * directories; none: every tracked certificate */
+	size_t n_args;
+	int warn_days;               /* -1: the tracked policy, 30 days for the untracked */
+	int probe;                   /* ask each tracked server which certificate it serves */
+};
+
+struct p11km_status_row {
+	char *id;                    /* tracking id, or NULL */
+	char *source;                /* the URI, file or binding the certificate came from */
+	char *token;                 /* the token's URI, or NULL */
+	char *subject, *serial;
+	time_t not_after;
+	long days_left;
+	char *state;                 /* "idle", "waiting", ... ; "untracked" */
+	char *last_result, *last_error, *ca;
+	char *bindings;              /* space-separated */
+	char *served;                /* --probe: the serial the server serves, or NULL */
+	char *error;                 /* the certificate could not be read: why */
+	enum p11km_status_level level;
+};
+
+struct p11km_status_result {
+	struct p11km_status_row *rows;
+	size_t n;
+	enum p11km_status_level worst;
+	time_t last_run;             /* the latest renew run over the tracked certificates */
+};
+
+int p11km_status(struct p11km_ctx *ctx, const struct p11km_status_opts *o,
+                 struct p11km_status_result *res);
+/* The node_exporter textfile of res (p11km_cert_not_after_seconds,
+ * p11km_cert_renewal_state, p11km_renew_last_run_timestamp_seconds), written
+ * atomically (a temporary file renamed over path). */
+int p11km_status_prom(const struct p11km_status_result *res, const char *path);
+void p11km_status_result_release(struct p11km_status_result *res);
 
 #endif

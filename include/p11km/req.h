@@ -82,6 +82,16 @@ int p11km_exts_set(STACK_OF(X509_EXTENSION) **exts, X509_EXTENSION *ext);
 int p11km_cert_load(const char *path, X509 **out);
 int p11km_cert_from_der(const unsigned char *der, size_t len, const char *what, X509 **out);
 
+/*
+ * An AD CS renewal request (MS-WCCE): the DER PKCS#10 csr inside a CMS
+ * SignedData signed by sg, the old certificate's key, with old as the
+ * signer's certificate and in the szOID_RENEWAL_CERTIFICATE signed
+ * attribute.  The signature is verified before the result is returned
+ * (P11KM_ERR_VERIFY).  *out: PEM ("PKCS7") or DER, malloc'ed.
+ */
+int p11km_ms_renewal_wrap(const unsigned char *csr, size_t csr_len, X509 *old,
+                          struct p11km_signer *sg, int der, unsigned char **out, size_t *out_len);
+
 /* PEM or DER encoding of a request (malloc'ed). */
 int p11km_req_encode(X509_REQ *req, int der, unsigned char **out, size_t *len);
 

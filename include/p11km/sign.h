@@ -29,6 +29,11 @@ struct p11km_signer {
 	 * *sig is malloc'ed, in the form that goes into the BIT STRING. */
 	int (*sign)(struct p11km_signer *sg, const unsigned char *tbs, size_t tbs_len,
 	            unsigned char **sig, size_t *sig_len);
+	/* Sign a digest made elsewhere (an OpenSSL key method, key-evp.c):
+	 * ECDSA gets the digest, RSA PKCS#1 v1.5 the DigestInfo of md around it;
+	 * NULL where the signer cannot (EdDSA, PSS).  Output as for sign. */
+	int (*sign_digest)(struct p11km_signer *sg, const EVP_MD *md, const unsigned char *dgst,
+	                   size_t dlen, unsigned char **sig, size_t *sig_len);
 	void (*release)(struct p11km_signer *sg);
 	void *priv;
 };

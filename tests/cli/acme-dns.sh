@@ -40,7 +40,7 @@ check "req new: a name and a wildcard" "$P11KM" req new "$TOK;object=web;type=pr
 cat > "$T/hook" <<H
 #!/bin/sh
 echo "\$P11KM_ACME_ACTION \$P11KM_ACME_IDENTIFIER \$P11KM_ACME_RECORD \$P11KM_ACME_VALUE args=\$*" >> "$T/hook.log"
-env | grep -c -i pin >> "$T/hook.env"
+env | grep -c -e '^[^=]*PIN[^=]*=' -e "$PIN" >> "$T/hook.env"
 case \$P11KM_ACME_ACTION in
 present) what=set-txt; body="{\"host\":\"\$P11KM_ACME_RECORD\",\"value\":\"\${HOOK_VALUE:-\$P11KM_ACME_VALUE}\"}" ;;
 cleanup) what=clear-txt; body="{\"host\":\"\$P11KM_ACME_RECORD\"}" ;;
@@ -58,8 +58,8 @@ SUBE() { _e=$1; shift; env "$_e" "$P11KM" --json --verbose req submit "$T/dns.cs
 
 check_fails "a CA name check before anything: --dns-hook with --webroot: exit 2" 2 SUB --dns-hook "$T/hook" \
 	--webroot "$T" -o "$T/none.pem"
-check "req submit --dns-hook (dns-01 for a name and a wildcard)" SUB --dns-hook "$T/hook one two" \
-	-o "$T/dns-chain.pem"
+check "req submit --dns-hook (dns-01 for a name and a wildcard; a PIN in env:ACME_PIN)" SUBE \
+	"ACME_PIN=$(cat "$PIN")" --pin-source env:ACME_PIN --dns-hook "$T/hook one two" -o "$T/dns-chain.pem"
 cp "$T/out" "$T/dns1.json"; cp "$T/err" "$T/dns1.err"
 BAD=$(json_get "$T/dns1.json" 'd["bad_nonces"]')
 echo "# dns-01 order, 2 names: $(json_get "$T/dns1.json" 'd["signatures"]') JWS signatures ($BAD badNonce retries among them)"
@@ -71,7 +71,7 @@ check_eq "the hook: present then cleanup, for each record" "$(cut -d' ' -f1,3 "$
 	"cleanup _acme-challenge.dns.example.test. cleanup _acme-challenge.wild.example.test. present _acme-challenge.dns.example.test. present _acme-challenge.wild.example.test. "
 check_grep "... its arguments as given, no shell" "args=one two$" "$T/hook.log"
 check_grep "... the wildcard is named as such" "^present \*\.wild\.example\.test " "$T/hook.log"
-check_eq "... no PIN source in its environment" "$(sort -u "$T/hook.env")" "0"
+check_eq "... no PIN variable or PIN file in its environment" "$(sort -u "$T/hook.env")" "0"
 # the value is base64url(SHA-256(token "." thumbprint)): 43 characters
 check_grep "... a TXT value of 43 base64url characters" "^present dns\.example\.test _acme-challenge\.dns\.example\.test\. [A-Za-z0-9_-]{43} " "$T/hook.log"
 

@@ -12,9 +12,9 @@ need pebble openssl pkcs11-tool python3 curl
 acme_setup acme
 
 # --- CA profiles ---------------------------------------------------------
-check_fails "ca add --kind cmp: not built yet (exit 1)" 1 "$P11KM" ca add x --kind cmp \
-	--directory https://127.0.0.1:1/dir --ca-file "$T/tls/root.pem" --config-dir "$CFG"
-check_one_line_error "ca add --kind cmp: one line saying so" "not built yet"
+check_fails "ca add --kind cmp with an ACME directory, no --url: usage (exit 2)" 2 "$P11KM" ca add x \
+	--kind cmp --directory https://127.0.0.1:1/dir --ca-file "$T/tls/root.pem" --config-dir "$CFG"
+check_one_line_error "ca add --kind cmp: one line saying what it needs" "needs --url"
 check_fails "ca add --kind nope: usage (exit 2)" 2 "$P11KM" ca add x --kind nope \
 	--directory https://127.0.0.1:1/dir --config-dir "$CFG"
 check_fails "ca add with an http directory: exit 2" 2 "$P11KM" ca add x --kind acme \

@@ -10,6 +10,7 @@
 # changes nothing.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/certs.sh"
+. "$top_srcdir/tests/lib/certsrv.sh"
 need openssl pkcs11-tool python3
 softhsm_setup
 new_token adcs
@@ -20,19 +21,13 @@ ST=$T/state
 export P11KM_CONFIG_DIR="$T/not-used" P11KM_STATE_DIR="$T/not-used-state"
 unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
 
-# --- the stand-in's TLS certificate and its issuing CA -----------------------
-mkdir -p "$T/ca"
-tls_server "$T/tls" ca-adcs.sh
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-	-keyout "$T/ca/ca.key" -out "$T/ca/ca.pem" -subj "/DC=test/DC=corp/CN=corp-CA-$$" \
-	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-cp "$T/tls/cert.pem" "$T/ca/other.pem"     # a certificate for another key
-pw=$(pin_file adcs-pw 'S3cret!pw')
+# --- the stand-in, its TLS certificate and its issuing CA -----------------------
+certsrv_setup ca-adcs.sh
+pw=$CERTSRV_PW
 pin_file adcs-badpw 'wrong' >/dev/null
-start_certsrv() { python3 "$top_srcdir/tests/tools/certsrv.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" \
-	"$T/ca" 'CORP\svc-web' "$pw" > "$T/certsrv.log" 2>&1 & SERVER_PID=$!; cleanup_add "kill $SERVER_PID"; }
 check "the certsrv stand-in starts" start_server "$T/certsrv.srv" 1 start_certsrv
 P=$PORT
+CERTSRV_PORT=$PORT
 U="https://127.0.0.1:$P"
 
 check "key generate web" "$P11KM" key generate "$TOK" --type ec:p256 --label web --pin-source "file:$PIN"
@@ -40,10 +35,6 @@ check "req new web" "$P11KM" req new "$TOK;object=web;type=private" --subject "C
 	--san DNS:web.corp.test -o "$T/web.csr" --pin-source "file:$PIN"
 check "req new web2" "$P11KM" req new "$TOK;object=web;type=private" --subject "CN=web2.corp.test" \
 	-o "$T/web2.csr" --pin-source "file:$PIN"
-adcs_add() { n=$1 mode=$2; shift 2
-	"$P11KM" ca add "$n" --kind adcs --url "$U/$mode/certsrv" --template WebServer --ca-file \
-		"$T/tls/root.pem" --auth basic --user 'CORP\svc-web' --password-source "file:$pw" \
-		--timeout 2 --config-dir "$CFG" "$@"; }
 submit() { "$P11KM" req submit "$@" --config-dir "$CFG" --state-dir "$ST"; }
 tokcerts() { pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label adcs --list-objects --type cert 2>/dev/null | grep -c label; }
 
@@ -64,7 +55,7 @@ check_fails "https without --ca-file: exit 2" 2 "$P11KM" ca add x --kind adcs --
 check "ca add --insecure-http warns" "$P11KM" ca add plain --kind adcs --url "http://127.0.0.1:1/certsrv" \
 	--template WebServer --insecure-http --config-dir "$CFG"
 check_grep "... about credentials in the clear" "plain HTTP" "$T/err"
-check "ca add corp (basic auth, password from a file)" adcs_add corp ok
+check "ca add corp (basic auth, password from a file)" certsrv_add corp ok
 check_nogrep "the profile holds no password" "S3cret" "$CFG/corp.json"
 check_grep "... but the reference to it" "\"password_source\": \"file:$pw\"" "$CFG/corp.json"
 
@@ -85,8 +76,50 @@ openssl x509 -in "$T/web-chain.pem" -outform DER -out "$T/web-leaf.der"
 check "the token holds the issued certificate next to its key (pkcs11-tool)" cmp "$T/web-token.der" \
 	"$T/web-leaf.der"
 
+# --- renewal as AD CS wants it: a CMS SignedData by the old key (MS-WCCE) ---------
+check_fails "req renew --format bogus: exit 2" 2 "$P11KM" req renew "$TOK;object=web;type=cert" \
+	--format bogus -o "$T/x.p7" --pin-source "file:$PIN"
+check "req renew --format ms-renewal" "$P11KM" --json req renew "$TOK;object=web;type=cert" \
+	--format ms-renewal -o "$T/renew.p7" --pin-source "file:$PIN"
+check_eq "--json says the format" "$(json_get "$T/out" 'd["format"]')" "ms-renewal"
+check_grep "it is PEM PKCS7" "^-----BEGIN PKCS7-----" "$T/renew.p7"
+check "openssl cms -verify: signed by the old certificate, which the CA issued" openssl cms -verify \
+	-inform PEM -in "$T/renew.p7" -CAfile "$T/ca/ca.pem" -purpose any -binary -out "$T/renew-inner.der"
+check "the signed content is a PKCS#10 whose signature verifies" openssl req -inform DER \
+	-in "$T/renew-inner.der" -noout -verify
+check_eq "... for the old certificate's subject" \
+	"$(openssl req -inform DER -in "$T/renew-inner.der" -noout -subject)" "subject=CN = web.corp.test"
+openssl asn1parse -inform PEM -in "$T/renew.p7" > "$T/renew.asn1"
+check_grep "openssl asn1parse: the szOID_RENEWAL_CERTIFICATE attribute" \
+	"OBJECT +:1\.3\.6\.1\.4\.1\.311\.13\.1$" "$T/renew.asn1"
+check_grep "... among the signed attributes (content type, message digest)" ":messageDigest" "$T/renew.asn1"
+openssl pkcs7 -inform PEM -in "$T/renew.p7" -outform DER -out "$T/renew.der"
+python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); c=open(sys.argv[2],"rb").read(); sys.exit(0 if d.count(c) == 2 else 1)' \
+	"$T/renew.der" "$T/web-leaf.der" && ok "the old certificate is in the certificates and in the attribute" ||
+	not_ok "the old certificate is not twice in the SignedData"
+check "req renew --rekey --format ms-renewal" "$P11KM" req renew "$TOK;object=web;type=cert" --rekey \
+	--format ms-renewal --der -o "$T/rekey.p7" --pin-source "file:$PIN"
+check "openssl cms -verify (DER): still signed by the old certificate" openssl cms -verify \
+	-inform DER -in "$T/rekey.p7" -CAfile "$T/ca/ca.pem" -purpose any -binary -out "$T/rekey-inner.der"
+openssl req -inform DER -in "$T/rekey-inner.der" -pubkey -noout > "$T/rekey-pub.pem" 2>/dev/null
+openssl x509 -in "$T/web-chain.pem" -pubkey -noout > "$T/old-pub.pem"
+if [ -s "$T/rekey-pub.pem" ] && ! cmp -s "$T/rekey-pub.pem" "$T/old-pub.pem"; then
+	ok "... around a request for the new key"; else not_ok "the rekey renewal's request is not for a new key"; fi
+"$P11KM" ca add lhelper --kind helper --command /bin/true --config-dir "$CFG" >/dev/null
+check_fails "an MS renewal to a CA that is not AD CS: exit 2" 2 submit "$T/renew.p7" --ca lhelper -o "$T/x.pem"
+check_one_line_error "... one line" "only AD CS takes"
+check "req submit the MS renewal --install" submit "$T/renew.p7" "$TOK;object=web;type=private" \
+	--ca corp --install -o "$T/renewed.pem" --pin-source "file:$PIN"
+check "the stand-in unwrapped a CMS (openssl cms -verify there too)" ls "$T"/ca/req-*.cms
+check "openssl verifies the renewed certificate" openssl verify -CAfile "$T/ca/ca.pem" "$T/renewed.pem"
+pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label adcs --read-object --type cert --label web \
+	-o "$T/renewed-token.der" >/dev/null 2>&1
+openssl x509 -in "$T/renewed.pem" -outform DER -out "$T/renewed-leaf.der"
+check "the token holds the renewed certificate under the key's label" cmp "$T/renewed-token.der" \
+	"$T/renewed-leaf.der"
+
 # --- pending: kept, polled, issued ------------------------------------------------
-check "ca add held (the CA holds requests for approval)" adcs_add held pending
+check "ca add held (the CA holds requests for approval)" certsrv_add held pending
 check_fails "req submit: pending (exit 1)" 1 submit "$T/web2.csr" --ca held -o "$T/held.pem"
 check_one_line_error "... one line that says how to go on" "pending.*--poll"
 PF=$(ls "$ST"/pending/held-*.json)
@@ -99,9 +132,24 @@ check "--poll after the approval: issued" submit "$T/web2.csr" --ca held --poll 
 check "openssl verifies it" openssl verify -CAfile "$T/ca/ca.pem" "$T/held.pem"
 check_eq "the pending file is gone" "$(ls "$ST/pending" | wc -l)" "0"
 
+# --- plain HTTP: only with --insecure-http, warned about at every use -------------
+start_plain() { python3 "$top_srcdir/tests/tools/certsrv.py" "$1" - - "$T/ca" 'CORP\svc-web' "$pw" \
+	> "$T/plain.log" 2>&1 & SERVER_PID=$!; cleanup_add "kill $SERVER_PID"; }
+check "a plain-HTTP stand-in starts" start_server "$T/plain.srv" 1 start_plain
+check "ca add plainok --insecure-http" "$P11KM" ca add plainok --kind adcs \
+	--url "http://127.0.0.1:$PORT/ok/certsrv" --template WebServer --insecure-http --auth basic \
+	--user 'CORP\svc-web' --password-source "file:$pw" --config-dir "$CFG"
+check "req submit over plain HTTP" submit "$T/web2.csr" --ca plainok -o "$T/plain-chain.pem"
+check_grep "... warned about" "plain HTTP.*credentials" "$T/err"
+check "... and issued" openssl verify -CAfile "$T/ca/ca.pem" "$T/plain-chain.pem"
+sed 's/"insecure_http": true/"insecure_http": false/' "$CFG/plainok.json" > "$CFG/plainno.json"
+check_fails "a profile whose http URL lost insecure_http is refused: exit 2" 2 submit "$T/web2.csr" \
+	--ca plainno -o "$T/plainno.pem"
+check_one_line_error "... one line" "not an https URL"
+
 # --- bad answers: one line each, nothing written, the token unchanged ----------------
-for m in denied error wrong-ctype otherkey truncated redirect hang; do adcs_add "b-$m" "$m" >/dev/null; done
-adcs_add badpw ok --force >/dev/null
+for m in denied error wrong-ctype otherkey truncated redirect hang; do certsrv_add "b-$m" "$m" >/dev/null; done
+certsrv_add badpw ok --force >/dev/null
 sed -i "s|$pw|$T/adcs-badpw|" "$CFG/badpw.json"
 before=$(tokcerts)
 for c in "b-denied 1 denied the request: .*Denied by Policy Module" "b-error 1 answered HTTP 500" \

@@ -77,8 +77,10 @@ chmod 755 "$T/h/envdump"
 check "ca add envdump" "$P11KM" ca add envdump --kind helper --command "$T/h/envdump" \
 	--template Prof1 --config-dir "$CFG"
 check "req submit --install with an env: PIN source through a helper" env P11KM_TEST_PIN=1234 \
+	CERTMONGER_CA_COOKIE=stale-from-the-caller CERTMONGER_OPERATION=POLL \
 	"$P11KM" req submit "$T/web2.csr" "$TOK;object=web;type=private" --ca envdump --install \
-	--verify-ca-file "$T/lca-root.pem" --pin-source env:P11KM_TEST_PIN --config-dir "$CFG" --state-dir "$ST"
+	--verify-ca-file "$T/lca-root.pem" --old-cert "$T/web-chain.pem" --pin-source env:P11KM_TEST_PIN \
+	--config-dir "$CFG" --state-dir "$ST"
 check_nogrep "the PIN variable never reaches the helper" "P11KM_TEST_PIN" "$T/h/envdump.env"
 check_grep "CERTMONGER_OPERATION=SUBMIT" "^CERTMONGER_OPERATION=SUBMIT$" "$T/h/envdump.env"
 check_grep "CERTMONGER_CA_PROFILE from --template" "^CERTMONGER_CA_PROFILE=Prof1$" "$T/h/envdump.env"
@@ -88,6 +90,12 @@ env=open(sys.argv[1]).read()
 csr=open(sys.argv[2]).read().rstrip("\n")
 sys.exit(0 if "CERTMONGER_CSR="+csr in env else 1)' "$T/h/envdump.env" "$T/web2.pem" &&
 	ok "CERTMONGER_CSR is the request, PEM" || not_ok "CERTMONGER_CSR is not the request"
+python3 -c 'import sys
+env=open(sys.argv[1]).read()
+pem=open(sys.argv[2]).read().rstrip("\n")
+sys.exit(0 if "CERTMONGER_CERTIFICATE="+pem in env else 1)' "$T/h/envdump.env" "$T/web-chain.pem" &&
+	ok "CERTMONGER_CERTIFICATE is the --old-cert" || not_ok "CERTMONGER_CERTIFICATE is not the --old-cert"
+check_nogrep "no cookie on a SUBMIT (not even the caller's)" "^CERTMONGER_CA_COOKIE=" "$T/h/envdump.env"
 
 # --- exit 1: wait with a cookie; the state is kept; --poll resumes ------------
 cat > "$T/h/wait" <<-H
@@ -178,6 +186,10 @@ check_eq "the token's certificates are unchanged" \
 check_fails "ca roots with a helper that cannot FETCH-ROOTS (exit 6): exit 1" 1 "$P11KM" ca roots \
 	unsup --config-dir "$CFG"
 check_one_line_error "... in one line" "does not support FETCH-ROOTS"
+check_fails "--old-cert to a CA that is not a helper: exit 2" 2 env P11KM_CONFIG_DIR="$T/adcs.d" sh -c \
+	"'$P11KM' ca add c --kind adcs --url https://127.0.0.1:1/certsrv --template W --ca-file '$T/lca-root.pem' >/dev/null &&
+	 '$P11KM' req submit '$T/web.csr' --ca c --old-cert '$T/web-chain.pem' --state-dir '$ST'"
+check_one_line_error "... one line" "goes to a CMP CA .*certmonger helper"
 check_fails "--poll on an ACME profile: exit 2" 2 env P11KM_CONFIG_DIR="$T/acme.d" sh -c \
 	"'$P11KM' ca add a --kind acme --directory https://127.0.0.1:1/d --ca-file '$T/lca-root.pem' >/dev/null &&
 	 '$P11KM' req submit '$T/web.csr' --ca a --poll --state-dir '$ST'"

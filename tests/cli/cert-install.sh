@@ -58,6 +58,22 @@ check_grep "p11tool lists the leaf with the key's id" "token=inst;id=%11;object=
 p11tool --provider "$M" --list-all-certs "$TOK" > "$T/p11tool-certs" 2>&1
 check_grep "p11tool: the intermediate is an authority certificate" "CKA_CERTIFICATE_CATEGORY=CA" "$T/p11tool-certs"
 
+# --- an intermediate re-issued on the same key: a distinct label, never a twin ----
+# Same subject and key (so the same label and id as the one on the token), a
+# new serial: one URI must still select one object (pkcs11-tool is the judge).
+openssl x509 -req -in "$CA/inter.csr" -CA "$CA/root.pem" -CAkey "$CA/root.key" -set_serial 0x1002 \
+	-days 2999 -extfile "$CA/ca.cnf" -extensions ca -out "$CA/inter-b.pem" 2>/dev/null
+token_keypair "$M" inst "$PIN" k-reissued 30 "$T/reissued.pub"
+issue "$CA" "$T/reissued.pub" "$T/reissued.leaf" reissued.example.test 0x0301
+cat "$T/reissued.leaf" "$CA/inter-b.pem" > "$T/reissued.reply"
+check "install a reply with the re-issued intermediate" install "$T/reissued.reply" "$TOK" \
+	--ca-file "$CA/root.pem"
+certs
+check_grep "pkcs11-tool: the re-issued intermediate is labelled '<label> (2)'" \
+	"\|p11km Test Intermediate [0-9]+ \(2\)\|1002$" "$T/certs"
+check_grep "...the first keeps its label" "\|p11km Test Intermediate [0-9]+\|1001$" "$T/certs"
+check_eq "...no two certificates share id and label" "$(cut -d'|' -f1,2 "$T/certs" | sort | uniq -d)" ""
+
 # the libp11 engine (what Apache and stunnel use) loads the certificate by URI
 ASAN_OPTIONS=detect_leaks=0 "$ENGCERT" "$M" "pkcs11:token=inst;id=%11;type=cert?pin-source=$PIN" > "$T/eng.pem" 2>"$T/eng.err"
 if [ "$(fp "$T/eng.pem" 2>/dev/null)" = "$(fp "$T/pem.leaf")" ]; then

@@ -138,7 +138,10 @@ if shim_available; then
 	check "req renew TOKEN-CERT-URI through the shim" shim_p11km --pin-source "file:$PIN" \
 		req renew "$TOK;object=web;type=cert" -o "$T/r2s.csr"
 	c1=$(count_of total)
+	echo "# req renew TOKEN-CERT-URI: $c1 PKCS#11 calls, $(count_of C_GetAttributeValue) C_GetAttributeValue"
 	check_eq "...3 searches (certificate, private key, its public key)" "$(count_of C_FindObjectsInit)" 3
+	check "...at most 23 calls, one C_GetAttributeValue per object ($c1)" \
+		test "$c1" -le 23 -a "$(count_of C_GetAttributeValue)" -eq 3
 	for i in $(seq 1 20); do
 		pk --keypairgen --key-type EC:prime256v1 --label "bulk$i" --id "$(printf 'b0%02x' "$i")" >/dev/null
 	done

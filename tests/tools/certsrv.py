@@ -6,7 +6,8 @@ CertificateTemplate:NAME, TargetStoreFlags, SaveCert) and the downloads
 certnew.cer / certnew.p7b (?ReqID=N|CACert&Enc=b64), issues with the openssl
 CLI from the CA in CADIR (ca.pem, ca.key), and asks for HTTP Basic
 authentication (user and password from the command line's PWFILE).
-HTTPS on 127.0.0.1 only.  The first path segment picks the behaviour:
+HTTPS on 127.0.0.1 only (plain HTTP when CERT is "-", for the
+--insecure-http test).  The first path segment picks the behaviour:
   /ok/certsrv/...          issues at once (template WebServer only)
   /pending/certsrv/...     holds the request ("Your Request Id is N") until
                            CADIR/approve-N exists
@@ -166,9 +167,10 @@ class S(http.server.ThreadingHTTPServer):
 
 
 srv = S(("127.0.0.1", int(PORT)), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(CERT, KEY)
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+if CERT != "-":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(CERT, KEY)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 sys.stderr.write("certsrv: listening on 127.0.0.1:%s\n" % PORT)
 sys.stderr.flush()
 srv.serve_forever()

@@ -1,5 +1,6 @@
 /* test-ca.c: CA profiles, the kind table, request identifiers, base64url
- * and JWS signing with a file account key (verified with OpenSSL). */
+ * and JWS signing with a file account key (verified with OpenSSL), the ARI
+ * certificate id (RFC 9773's own example). */
 #include "config.h"
 
 #include <check.h>
@@ -67,6 +68,63 @@ START_TEST(b64url_vectors)
 }
 END_TEST
 
+START_TEST(b64url_decode_vectors)
+{
+	static const char *ok[] = { "", "Zg", "Zm8", "Zm9v", "Zm9vYg", "-_8", "Zm8=\n", "Zm9vYg==" };
+	static const char *bad[] = { "Z", "Zm9vY", "Zm+v", "Zm/v", "Zm 9v", "Z=m8" };
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		size_t n = 99;
+		unsigned char *d = p11km_b64url_decode(ok[i], &n);
+		char *back = p11km_b64url(d, n);
+		char want[16];
+		ck_assert_ptr_nonnull(d);
+		snprintf(want, sizeof(want), "%.*s", (int)strcspn(ok[i], "=\n"), ok[i]);
+		ck_assert_str_eq(back, want);
+		free(back);
+		free(d);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t n = 0;
+		unsigned char *d = p11km_b64url_decode(bad[i], &n);
+		ck_assert_msg(d == NULL, "'%s' decoded", bad[i]);
+	}
+}
+END_TEST
+
+/* RFC 9773 4.1's example: its keyIdentifier and serial give its certID. */
+START_TEST(ari_cert_id_rfc9773)
+{
+	static const unsigned char kid[] = { 0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3,
+	                                     0x7B, 0x84, 0x7B, 0xA0, 0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4 };
+	X509 *x = X509_new();
+	AUTHORITY_KEYID *ak = AUTHORITY_KEYID_new();
+	BIGNUM *bn = NULL;
+	char *id;
+
+	ck_assert_int_gt(BN_hex2bn(&bn, "87654321"), 0);
+	ck_assert_ptr_nonnull(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
+	ak->keyid = ASN1_OCTET_STRING_new();
+	ck_assert_int_eq(ASN1_OCTET_STRING_set(ak->keyid, kid, sizeof(kid)), 1);
+	ck_assert_int_eq(X509_add1_ext_i2d(x, NID_authority_key_identifier, ak, 0, 0), 1);
+	id = p11km_ari_cert_id(x);
+	ck_assert_str_eq(id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+	free(id);
+	/* a serial whose high bit is clear gets no leading zero */
+	ck_assert_int_gt(BN_hex2bn(&bn, "7F01"), 0);
+	ck_assert_ptr_nonnull(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
+	id = p11km_ari_cert_id(x);
+	ck_assert_str_eq(id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.fwE");
+	free(id);
+	AUTHORITY_KEYID_free(ak);
+	BN_free(bn);
+	X509_free(x);
+	/* no AKI: no id */
+	x = X509_new();
+	ck_assert_ptr_null(p11km_ari_cert_id(x));
+	X509_free(x);
+}
+END_TEST
+
 START_TEST(kinds)
 {
 	const struct p11km_ca_kind *k = NULL;
@@ -74,8 +132,10 @@ START_TEST(kinds)
 	ck_assert_int_eq(p11km_ca_kind_find("acme", &k), 0);
 	ck_assert_str_eq(k->name, "acme");
 	ck_assert_ptr_nonnull(k->submit);
-	ck_assert_int_eq(p11km_ca_kind_find("cmp", &k), P11KM_ERR_UNSUPPORTED);
-	ck_assert_ptr_nonnull(strstr(p11km_errmsg(P11KM_ERR_UNSUPPORTED), "not built yet"));
+	ck_assert_int_eq(p11km_ca_kind_find("cmp", &k), 0);
+	ck_assert_str_eq(k->name, "cmp");
+	ck_assert_ptr_nonnull(k->submit);
+	ck_assert_ptr_nonnull(k->roots);
 	ck_assert_int_eq(p11km_ca_kind_find("adcs", &k), 0);
 	ck_assert_ptr_nonnull(k->submit);
 	ck_assert_ptr_nonnull(k->roots);
@@ -123,6 +183,38 @@ START_TEST(profile_round_trip)
 	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "none", &q), P11KM_ERR_NOTFOUND);
 	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "le"), 0);
 	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "le"), P11KM_ERR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(profile_cmp_round_trip)
+{
+	struct p11km_ca_profile p = { 0 }, *q = NULL;
+	char *text;
+
+	ck_assert_int_eq(p11km_ca_kind_find("cmp", &p.kind), 0);
+	p.name = "pki";
+	p.url = "http://127.0.0.1:8080/pkix/";
+	p.secret = "file:/etc/p11km/pki.secret";
+	p.ref = "client7";
+	p.recipient = "/CN=Issuing CA";
+	p.cmd = "ir";
+	ck_assert_int_eq(p11km_ca_profile_save(tmpdir, &p, 0), 0);
+	ck_assert_int_eq(p11km_ca_profile_load(tmpdir, "pki", &q), 0);
+	ck_assert_str_eq(q->kind->name, "cmp");
+	ck_assert_str_eq(q->url, p.url);
+	ck_assert_str_eq(q->secret, p.secret);
+	ck_assert_str_eq(q->ref, p.ref);
+	ck_assert_str_eq(q->recipient, p.recipient);
+	ck_assert_str_eq(q->cmd, "ir");
+	ck_assert_ptr_null(q->directory);
+	ck_assert_ptr_null(q->cert);
+	ck_assert_ptr_null(q->key);
+	text = p11km_ca_profile_json(q);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_null(strstr(text, "directory"));
+	free(text);
+	p11km_ca_profile_free(q);
+	ck_assert_int_eq(p11km_ca_profile_remove(tmpdir, "pki"), 0);
 }
 END_TEST
 
@@ -328,8 +420,11 @@ ca_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, b64url_vectors);
+	tcase_add_test(tc, b64url_decode_vectors);
+	tcase_add_test(tc, ari_cert_id_rfc9773);
 	tcase_add_test(tc, kinds);
 	tcase_add_test(tc, profile_round_trip);
+	tcase_add_test(tc, profile_cmp_round_trip);
 	tcase_add_test(tc, profile_helper_and_pending);
 	tcase_add_test(tc, profile_bad_json);
 	tcase_add_test(tc, identifiers);

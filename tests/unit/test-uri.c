@@ -216,6 +216,11 @@ START_TEST(malformed)
 	parse_bad("pkcs11:token=a?pin-source=%4", "percent-encoding");
 	/* no '=' */
 	parse_bad("pkcs11:token", "no '='");
+	/* p11-kit stops at an empty path attribute (tests/fuzz/corpus/uri/regress-empty-attr) */
+	parse_bad("pkcs11:token=a;;object=b", "empty attribute");
+	parse_bad("pkcs11:;token=a;object=b", "empty attribute");
+	parse_bad("pkcs11:token=a;;pin-value=1234;object=b", "empty attribute");
+	p11km_uri_free(parse_ok("pkcs11:token=a;object=b;"));
 	/* duplicate attributes, in the path and in the query */
 	parse_bad("pkcs11:token=a;token=b", "appears twice");
 	parse_bad("pkcs11:object=a;type=cert;object=a", "appears twice");

@@ -1,0 +1,79 @@
+/* op-renew.h: what the parts of the renew operation share (op-renew.c: the
+ * run, the steps up to the issued chain; op-renew-deploy.c: install, bind
+ * check, reload, verify, rollback, hooks). */
+#ifndef P11KM_OP_RENEW_H
+#define P11KM_OP_RENEW_H
+
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "p11km/op.h"
+#include "p11km/p11.h"
+#include "p11km/track.h"
+#include "p11km/uri.h"
+
+/* A token session kept open for the whole run: one login per token. */
+struct renew_held {
+	struct p11km_token *tok;
+	struct p11km_session s;
+};
+
+struct renew_run {
+	struct p11km_ctx *ctx;
+	const struct p11km_renew_opts *o;
+	const char *dir;
+	const char *pin_opt;     /* --pin-source of the run: wins over the tracked one */
+	time_t now;
+	int pre_done;            /* the pre-hook ran */
+	struct renew_held *held;
+	size_t n_held;
+	struct p11km_renew_result *res;
+};
+
+/* One tracked certificate in this run. */
+struct renew_one {
+	struct renew_run *run;
+	struct p11km_track *t;
+	struct p11km_renew_item *item;
+	struct p11km_uri *uri;
+	struct renew_held *h;    /* borrowed from run->held */
+	X509 *live;              /* the certificate on the token now, or NULL */
+	char *label;             /* its label: the label a renewal keeps */
+	char *live_serial, *live_sha256, *live_key_id;
+	time_t nb, na;           /* its validity */
+};
+
+/* The run's session on the token of r1's URI (opened and logged in once);
+ * drop: forget them all (bind check releases the modules: the sessions are
+ * gone, nothing is closed). */
+int renew_held_get(struct renew_one *r1);
+void renew_held_drop(struct renew_run *run);
+
+/* The item's outcome and reason (printf). */
+void renew_say(struct p11km_renew_item *it, enum p11km_renew_outcome oc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* *slot = a copy of v (NULL: NULL). */
+int renew_set_str(char **slot, const char *v);
+
+/* A work file of the entry (malloc'ed; NULL: no memory). */
+char *renew_work(struct renew_one *r1, const char *name);
+/* Save the entry (state before the next step). */
+int renew_save(struct renew_one *r1);
+/* The entry failed: attempts, backoff, the reason; saved. Returns 0. */
+int renew_failed(struct renew_one *r1, int code, const char *what);
+/* Re-read the live certificate. */
+int renew_read_live(struct renew_one *r1);
+
+/* The kill -9 tests: P11KM_TEST_KILL_AT=POINT kills this process there
+ * (points: the step names after their record, and "signed", "stored",
+ * "install-done" between a step's work and its record). */
+void renew_kill_point(const char *point);
+
+/* op-renew-deploy.c: from ISSUED to done (or rolled back). */
+int renew_deploy(struct renew_one *r1);
+/* A hook (argv split on blanks, no shell) with the P11KM_* variables of r1
+ * (NULL: the run's variables only). */
+int renew_hook(struct renew_run *run, const char *cmd, struct renew_one *r1);
+
+#endif
