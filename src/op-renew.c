@@ -355,6 +355,41 @@ renewed_elsewhere(struct renew_one *r1)
 	return 1;
 }
 
+/* ARI (RFC 9773): the window an ACME CA suggests moves the due time earlier
+ * (never later: the dates stay the limit).  A CA without renewalInfo, or
+ * one that does not answer, leaves the dates' due time (said with
+ * --verbose). */
+static time_t
+ari_due(struct renew_one *r1, time_t due)
+{
+	struct p11km_ca_profile *p = NULL;
+	struct p11km_renewal_window w;
+	const char *ca = r1->t->ca;
+	int r;
+
+	if (ca == NULL || strncmp(ca, "file:", 5) == 0 || r1->live == NULL)
+		return due;
+	if (p11km_ca_profile_load(p11km_ca_dir(r1->run->o->ca_dir), ca, &p) < 0 ||
+	    strcmp(p->kind->name, "acme") != 0) {
+		p11km_error_clear();
+		p11km_ca_profile_free(p);
+		return due;
+	}
+	if ((r = p11km_acme_renewal_window(r1->run->ctx, p, r1->live, &w)) == 0) {
+		if (w.start < due) {
+			p11km_verbose("%s: the CA's renewal window (ARI) starts %ld s before the dates "
+			              "say", r1->t->id, (long)(due - w.start));
+			due = w.start;
+		}
+		p11km_renewal_window_release(&w);
+	} else {
+		p11km_verbose("%s: no renewal window from the CA: %s", r1->t->id, p11km_errmsg(r));
+		p11km_error_clear();
+	}
+	p11km_ca_profile_free(p);
+	return due;
+}
+
 static int
 renew_entry(struct renew_one *r1)
 {
@@ -396,7 +431,7 @@ renew_entry(struct renew_one *r1)
 		r1->item->old_serial = strdup(r1->live_serial);
 	}
 	if (t->step == P11KM_STEP_IDLE) {
-		due = p11km_track_due(t, r1->nb, r1->na);
+		due = ari_due(r1, p11km_track_due(t, r1->nb, r1->na));
 		if (run->now < due && !run->o->force) {
 			renew_say(r1->item, P11KM_RENEW_NOT_DUE, "due in %ld days",
 			         (long)((due - run->now) / 86400));
