@@ -62,6 +62,8 @@ char *renew_work(struct renew_one *r1, const char *name);
 int renew_save(struct renew_one *r1);
 /* The entry failed: attempts, backoff, the reason; saved. Returns 0. */
 int renew_failed(struct renew_one *r1, int code, const char *what);
+/* A certificate time as time_t (0: unreadable). */
+time_t renew_asn1_time(const ASN1_TIME *a);
 /* Re-read the live certificate. */
 int renew_read_live(struct renew_one *r1);
 
