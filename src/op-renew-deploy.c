@@ -401,7 +401,9 @@ step_install(struct renew_one *r1)
 	p11km_install_result_release(&ir);
 	t->step = P11KM_STEP_INSTALLED;
 	t->last_renewed = r1->run->now;
-	return renew_save(r1);
+	/* nothing to deploy: the next record is the last (a run killed before
+	 * it installs again, which finds the certificate there) */
+	return renew_deploys(t) ? renew_save(r1) : 0;
 }
 
 static int
@@ -488,7 +490,7 @@ renew_deploy(struct renew_one *r1)
 		if ((r = reload(r1)) < 0)
 			return rollback(r1, r, "reload", 1);
 		t->step = P11KM_STEP_RELOADED;
-		if ((r = renew_save(r1)) < 0)
+		if (renew_deploys(t) && (r = renew_save(r1)) < 0)
 			return r;
 	}
 	if ((r = verify_new(r1)) < 0)

@@ -46,6 +46,12 @@ renew_set_str(char **slot, const char *v)
 	return 0;
 }
 
+int
+renew_deploys(const struct p11km_track *t)
+{
+	return t->n_bind > 0 || t->n_reload > 0 || t->verify != NULL;
+}
+
 char *
 renew_work(struct renew_one *r1, const char *name)
 {

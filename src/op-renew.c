@@ -95,7 +95,7 @@ step_request(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", wd, strerror(errno));
 		goto out;
 	}
-	if ((r = write_live_pem(r1, old)) < 0)
+	if (renew_deploys(t) && (r = write_live_pem(r1, old)) < 0)
 		goto out;
 	/* a chain.pem left by a run killed after its renewal was recorded */
 	if ((chain = renew_work(r1, "chain.pem")) == NULL ||

@@ -56,6 +56,10 @@ void renew_say(struct p11km_renew_item *it, enum p11km_renew_outcome oc, const c
 /* *slot = a copy of v (NULL: NULL). */
 int renew_set_str(char **slot, const char *v);
 
+/* Does the entry deploy (bindings, a reload or a verify): then the steps after
+ * install are recorded, and the old certificate kept for a rollback. */
+int renew_deploys(const struct p11km_track *t);
+
 /* A work file of the entry (malloc'ed; NULL: no memory). */
 char *renew_work(struct renew_one *r1, const char *name);
 /* Save the entry (state before the next step). */
