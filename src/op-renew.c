@@ -264,6 +264,40 @@ request_der(const char *path, unsigned char **der, size_t *len)
 	return r;
 }
 
+/* A request a helper or AD CS holds as pending (req submit's state, the
+ * same file): its cookie, so this run asks again instead of submitting. */
+static int
+pending_resume(const char *dir, const struct p11km_ca_profile *p, const unsigned char *der,
+               size_t der_len, struct p11km_ca_pending **pd, struct p11km_ca_submit *sub)
+{
+	int r = p11km_ca_pending_load(dir, p->name, der, der_len, pd);
+
+	if (r == P11KM_ERR_NOTFOUND) {
+		p11km_error_clear();
+		return 0;
+	}
+	if (r == 0)
+		sub->cookie_in = (*pd)->cookie;
+	return r;
+}
+
+/* The CA holds the request: its cookie kept, the entry waits for the next run. */
+static int
+pending_wait(struct renew_one *r1, const struct p11km_ca_profile *p, const unsigned char *der,
+             size_t der_len, const struct p11km_ca_submit *sub, const struct p11km_ca_pending *pd)
+{
+	int r = p11km_ca_pending_save(r1->run->dir, p->name, der, der_len, sub->cookie, sub->delay,
+	                              pd ? pd->since : 0);
+
+	if (r < 0)
+		return r;
+	r1->t->step = P11KM_STEP_WAITING;
+	renew_say(r1->item, P11KM_RENEW_WAITING, "CA '%s' holds the request as pending%s; the next "
+	          "run asks again", p->name, sub->cookie ? "" : " (it asks for it again later)");
+	(void)renew_set_str(&r1->t->last_result, "waiting");
+	return renew_save(r1);
+}
+
 /* A CA profile: submit now (ACME: the chain comes back in this run). */
 static int
 submit_profile(struct renew_one *r1)
@@ -271,6 +305,7 @@ submit_profile(struct renew_one *r1)
 	struct renew_run *run = r1->run;
 	struct p11km_ca_profile *p = NULL;
 	struct p11km_ca_submit sub = { 0 };
+	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL;
 	char *chain = NULL, *req = renew_work(r1, "request.pem");
 	size_t der_len = 0, chain_len = 0;
@@ -282,10 +317,15 @@ submit_profile(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	else if ((r = p11km_ca_profile_load(p11km_ca_dir(run->o->ca_dir), r1->t->ca, &p)) == 0 &&
 	         (r = request_der(req, &der, &der_len)) == 0 &&
+	         (r = pending_resume(run->dir, p, der, der_len, &pd, &sub)) == 0 &&
 	         (r = p->kind->submit(run->ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		r = renew_failed(r1, r, "the CA did not issue");
-	else if (r == 0)
-		r = store_chain(r1, chain, chain_len);
+	else if (r == 0 && sub.pending)
+		r = pending_wait(r1, p, der, der_len, &sub, pd);
+	else if (r == 0 && (r = store_chain(r1, chain, chain_len)) == 0 && pd != NULL &&
+	         p11km_ca_pending_remove(run->dir, p->name, der, der_len) < 0)
+		p11km_warn("%s", p11km_errmsg(P11KM_ERR_IO));
+	p11km_ca_pending_free(pd);
 	p11km_ca_submit_release(&sub);
 	p11km_ca_profile_free(p);
 	free(der);

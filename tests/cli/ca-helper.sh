@@ -137,6 +137,29 @@ check_fails "req submit --poll with nothing pending: exit 4" 4 submit "$T/web.cs
 	-o "$T/wait-chain2.pem"
 check_one_line_error "... in one line" "no pending request"
 
+# --- renew (track) resumes a pending request as req submit --poll does ------------
+sed "s|wait.approved|wait2.approved|; s|wait.log|wait2.log|" "$T/h/wait" > "$T/h/wait2"
+chmod 755 "$T/h/wait2"
+check "ca add wait2" "$P11KM" ca add wait2 --kind helper --command "$T/h/wait2" --config-dir "$CFG"
+TS=$T/track
+check "track add the local-submit certificate, renewed through wait2" "$P11KM" track add \
+	"$TOK;object=web;type=cert" --id web --ca wait2 --ca-file "$T/lca-root.pem" --renew-before 400 \
+	--pin-source "file:$PIN" --state-dir "$TS"
+check "renew: the CA holds the request" "$P11KM" --json renew --all --config-dir "$CFG" --state-dir "$TS"
+check_grep "... reported as waiting" '"waiting"' "$T/out"
+check_eq "the pending state is kept under the state dir" "$(ls "$TS"/pending/wait2-*.json 2>/dev/null | wc -l)" "1"
+check "renew again: still pending" "$P11KM" renew --all --config-dir "$CFG" --state-dir "$TS"
+touch "$T/h/wait2.approved"
+check "renew after the approval: renewed" "$P11KM" --json renew --all --config-dir "$CFG" --state-dir "$TS"
+check_grep "... reported as renewed" '"renewed"' "$T/out"
+check_eq "the helper saw SUBMIT, then POLL with the cookie (never a second SUBMIT)" \
+	"$(tr '\n' '|' < "$T/h/wait2.log")" "SUBMIT |POLL cookie-42|POLL cookie-42|"
+check_eq "the pending state is gone" "$(ls "$TS"/pending/ 2>/dev/null | wc -l)" "0"
+pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label hlp --read-object --type cert --label web \
+	-o "$T/web-renewed.der" >/dev/null 2>&1
+if [ -s "$T/web-renewed.der" ] && ! cmp -s "$T/web-renewed.der" "$T/web-leaf.der"; then
+	ok "the token holds the renewed certificate"; else not_ok "the token's certificate was not renewed"; fi
+
 # --- exit 5: wait with a delay and a cookie -----------------------------------
 helper delay 5 '30\ncookie-5\n'
 check_fails "exit 5: pending (exit 1)" 1 submit "$T/web.csr" --ca delay -o "$T/x.pem"
