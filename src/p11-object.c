@@ -57,7 +57,7 @@ find_batch(struct p11km_session *s, struct handle_set *seen, CK_OBJECT_HANDLE *h
 	int r;
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjects");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjects");
 	if (*got > want)
 		return p11km_fail_module(s->tok->label, "C_FindObjects", "it returned %lu handles "
 		                         "where at most %lu were asked for", *got, want);
@@ -96,7 +96,7 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	rv = P11KM_CALL(s->f, C_FindObjectsInit, s->h, t, n + 1);
 	free(t);
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsInit");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsInit");
 	for (;;) {
 		CK_ULONG got = 0, want = 64;
 		if (max > 0 && max - nh < want)
@@ -120,7 +120,7 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	free(seen.slot);
 	rv = P11KM_CALL(s->f, C_FindObjectsFinal, s->h);
 	if (r == 0 && rv != CKR_OK)
-		r = p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsFinal");
+		r = p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsFinal");
 	if (r < 0) {
 		free(h);
 		return r;
@@ -302,7 +302,7 @@ read_again(struct p11km_session *s, CK_OBJECT_HANDLE h, int i, unsigned char **b
 		int r;
 
 		if (!rv_partial_ok(rv))
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 		if (rv == CKR_OK && (r = check_len(s, i, q.ulValueLen, 0, rv)) < 0)
 			return r;
 		if (rv != CKR_OK || q.ulValueLen == CK_UNAVAILABLE_INFORMATION || q.ulValueLen == 0)
@@ -314,7 +314,7 @@ read_again(struct p11km_session *s, CK_OBJECT_HANDLE h, int i, unsigned char **b
 		cap = q.ulValueLen;
 		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1);
 		if (!rv_partial_ok(rv))
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 		if ((r = check_len(s, i, q.ulValueLen, cap, rv)) < 0)
 			return r;
 		if (r == 1)
@@ -386,7 +386,7 @@ read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_OBJE
 	}
 	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, n);
 	if (!rv_partial_ok(rv))
-		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 	stopped = a[A_CLASS].ulValueLen != sizeof(CK_ULONG) && rv != CKR_OK;
 	if (stopped)
 		read_one_by_one(s, h, a, A_FIXED_END);
@@ -521,7 +521,7 @@ p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char
 	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, q, 2);
 	if (!rv_partial_ok(rv)) {
 		free(buf);
-		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 	}
 	if (q[0].ulValueLen != sizeof(cls) || cls != CKO_CERTIFICATE) {
 		/* not a certificate after all: whatever it said is not kept */

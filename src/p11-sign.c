@@ -185,7 +185,7 @@ context_login(struct token_signer *ts, CK_MECHANISM *mech)
 	int r;
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, ts->label, "C_SignInit");
+		return p11km_fail_ckr_tok(ts->s->tok, rv, ts->label, "C_SignInit");
 	p11km_verbose("%s needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE)", ts->label);
 	r = p11km_login(s, CKU_CONTEXT_SPECIFIC, ts->pin);
 	s->logged_in = CKU_USER; /* the session stays a user session */
@@ -250,7 +250,7 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 	free(buf);
 	if (rv == CKR_BUFFER_TOO_SMALL)
 		return p11km_fail_module(ts->label, "C_Sign", "it asked for a larger buffer twice");
-	return p11km_fail_ckr(rv, ts->label, "C_Sign");
+	return p11km_fail_ckr_tok(ts->s->tok, rv, ts->label, "C_Sign");
 }
 
 /* r||s (two halves of equal length) to a DER Ecdsa-Sig-Value. */
@@ -300,7 +300,7 @@ sign_result(struct p11km_signer *sg, CK_MECHANISM_TYPE m, int r, CK_RV init_rv,
 	if (r < 0 && init_rv != CKR_OK) {
 		if (mech_refused(init_rv))
 			return fail_mechanism(ts->s, sg, m, init_rv);
-		return p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
+		return p11km_fail_ckr_tok(ts->s->tok, init_rv, ts->label, "C_SignInit");
 	}
 	if (r < 0)
 		return r;
