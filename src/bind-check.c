@@ -266,10 +266,19 @@ sign_verify(EVP_PKEY *key, X509 *cert, const char *who, FILE *out)
 
 	if (m == NULL)
 		return;
+	ERR_clear_error();
 	if (EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) != 1 ||
 	    EVP_DigestSign(m, sig, &siglen, msg, sizeof(msg)) != 1) {
 		fprintf(out, "the token key cannot sign %s (%s): a server would fail every "
 		        "handshake; check the PIN file and that the token is readable\n", who, p11km_openssl_error());
+		goto out;
+	}
+	if (ERR_peek_error() != 0) {
+		/* nginx takes an error left on the queue for a failed handshake */
+		fprintf(out, "the token key signs %s but the engine leaves an OpenSSL error behind "
+		        "(%s): nginx fails every handshake that way (seen with libp11 0.4 and a PIV "
+		        "card through ykcs11); use a server that ignores it, or another module\n", who,
+		        p11km_openssl_error());
 		goto out;
 	}
 	if (siglen > sizeof(sig)) { /* the length the module gave, passed on by the engine */

@@ -176,6 +176,20 @@ label_count(struct p11km_session *s, CK_OBJECT_CLASS cls, const char *label, siz
 	return r;
 }
 
+/* ykcs11's placeholder in a PIV slot (p11km_cert_is_placeholder) is no
+ * certificate of the key's. */
+static int
+placeholder(const struct p11km_object *o)
+{
+	const unsigned char *p = o->value;
+	X509 *x = p != NULL ? d2i_X509(NULL, &p, (long)o->value_len) : NULL;
+	int yes = x != NULL && p11km_cert_is_placeholder(x);
+
+	X509_free(x);
+	ERR_clear_error();
+	return yes;
+}
+
 /* Of the n certificates h that carry a key's id, the current one: the one
  * not retired ("<L>.retired-DATE", --keep-old) and not an authority.  On
  * return *n is how many such there are; *cert is read when it is one. */
@@ -190,8 +204,10 @@ current_cert(struct p11km_session *s, const CK_OBJECT_HANDLE *h, size_t *n,
 		struct p11km_object o;
 		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o)) < 0)
 			break;
-		if (*n > 1 && ((o.label != NULL && strstr(o.label, ".retired-") != NULL) ||
-		               o.cert_category == 2 /* authority */)) {
+		if ((*n > 1 && ((o.label != NULL && strstr(o.label, ".retired-") != NULL) ||
+		                o.cert_category == 2 /* authority */ ||
+		                o.token == P11KM_FALSE /* ykcs11: the slot's attestation */)) ||
+		    placeholder(&o)) {
 			p11km_object_release(&o);
 			continue;
 		}

@@ -1,12 +1,12 @@
-/* ca-acme.c: submitting a request to an ACME CA (RFC 8555).
+/* ca-acme.c: what every ACME operation (RFC 8555) is made of: the
+ * directory, nonces, signed POSTs, polls, and the checks of every answer.
  *
- * directory -> newNonce -> newAccount (terms agreed, or onlyReturnExisting:
- * the account URL is found again every run, never cached) -> newOrder with
- * the request's identifiers -> authorizations (http-01) -> finalize with the
- * token-signed request -> poll -> certificate.  Every POST is one JWS, so
- * one signature by the account key.  Every URL the CA hands out must be on
- * the directory's origin; every answer is checked for its status, content
- * type and shape before use; a problem document becomes one line.
+ * Every POST is one JWS, so one signature by the account key; badNonce is
+ * retried (bounded).  Every URL the CA hands out must be on the directory's
+ * origin; every answer is checked for its status, content type and shape
+ * before use; a problem document becomes one line.  The operations:
+ * ca-acme-order.c (submit), ca-acme-account.c, ca-acme-authz.c,
+ * ca-acme-revoke.c, ca-acme-ari.c.
  */
 #include "config.h"
 
@@ -18,11 +18,10 @@
 
 #include "ca-acme.h"
 #include "p11km/ca.h"
-#include "p11km/cert.h"
 #include "p11km/http.h"
 #include "p11km/util.h"
 
-#define ACME_NONCE_RETRIES 8   /* attempts per request while the CA answers badNonce */
+#define ACME_NONCE_RETRIES 10  /* attempts per request while the CA answers badNonce */
 #define ACME_POLLS 60          /* polls of one authorization or order */
 #define ACME_POLL_MAX_WAIT 10  /* seconds: a longer Retry-After is cut to this */
 
@@ -275,6 +274,8 @@ acme_directory(struct acme *a, int lookup_only)
 	struct p11km_http_resp r;
 	int rv;
 
+	if (a->p->directory == NULL || strcmp(a->p->kind->name, "acme") != 0)
+		return p11km_fail(P11KM_ERR_USAGE, "CA profile '%s' is not an ACME CA", a->p->name);
 	if (strncmp(a->p->directory, "https://", 8) != 0)
 		return p11km_fail(P11KM_ERR_USAGE, "the ACME directory '%s' is not an https URL",
 		                  a->p->directory);
@@ -366,219 +367,6 @@ acme_poll_until(struct acme *a, const char *url, const char *what, const char *w
 }
 
 /* The order's identifiers: those of the request. */
-static char *
-order_payload(X509_REQ *req, int *rv)
-{
-	const char **types = NULL;
-	char **values = NULL, *text = NULL;
-	json_t *o = json_object(), *ids = json_array();
-	size_t n = 0;
-
-	if ((*rv = p11km_req_identifiers(req, &types, &values, &n)) == 0) {
-		for (size_t i = 0; i < n; i++) {
-			json_t *id = json_object();
-			json_object_set_new(id, "type", json_string(types[i]));
-			json_object_set_new(id, "value", json_string(values[i]));
-			json_array_append_new(ids, id);
-			free(values[i]);
-		}
-		json_object_set(o, "identifiers", ids);
-		if ((text = json_dumps(o, JSON_COMPACT)) == NULL)
-			*rv = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	free(types);
-	free(values);
-	json_decref(ids);
-	json_decref(o);
-	return text;
-}
-
-static int
-finalize(struct acme *a, json_t **order, const unsigned char *csr, size_t csr_len)
-{
-	const char *fin, *st;
-	char *b64 = NULL, *pl = NULL;
-	json_t *o = NULL;
-	int rv;
-
-	if ((rv = acme_url_member(a, *order, "finalize", "order", &fin)) < 0)
-		return rv;
-	if ((b64 = p11km_b64url(csr, csr_len)) == NULL ||
-	    (pl = p11km_asprintf("{\"csr\":\"%s\"}", b64)) == NULL) {
-		rv = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if ((rv = acme_post_json(a, fin, pl, "the finalize request", &o, NULL)) < 0)
-		goto out;
-	st = json_string_value(json_object_get(o, "status"));
-	/* an order that is valid at once needs no poll (one signature less) */
-	if ((st == NULL || strcmp(st, "valid") != 0) &&
-	    (rv = acme_poll_until(a, a->sub->order_url, "the order", "processing", "ready", &o)) < 0)
-		goto out;
-	st = json_string_value(json_object_get(o, "status"));
-	if (st == NULL || strcmp(st, "valid") != 0) {
-		json_t *err = json_object_get(o, "error");
-		rv = err ? acme_problem(a, "the order", NULL, err)
-		         : p11km_fail(P11KM_ERR_FAILED, "the order is %s after finalize",
-		                      st ? st : "of unknown status");
-		goto out;
-	}
-	json_decref(*order);
-	*order = o;
-	o = NULL;
-	acme_step(a, "finalized", a->sub->order_url);
-out:
-	json_decref(o);
-	free(b64);
-	free(pl);
-	return rv;
-}
-
-/* One chain (POST-as-GET of u): its content type, its certificates, and a
- * leaf for the request's key. */
-static int
-fetch_chain(struct acme *a, const char *u, X509_REQ *req, struct p11km_http_resp *r,
-            STACK_OF(X509) **certs)
-{
-	int rv;
-
-	*certs = NULL;
-	if ((rv = acme_post(a, u, NULL, 0, r)) < 0)
-		return rv;
-	if (r->status != 200) {
-		json_t *o = NULL;
-		rv = acme_answer_json(a, "the certificate download", u, r, &o);
-		json_decref(o);
-		if (rv == 0)
-			rv = p11km_fail(P11KM_ERR_INPUT, "the certificate download answered HTTP %ld", r->status);
-	} else if (r->content_type == NULL || strcmp(r->content_type, "application/pem-certificate-chain") != 0) {
-		rv = p11km_fail(P11KM_ERR_INPUT, "the CA sent the certificate as '%s', not "
-		                "application/pem-certificate-chain", r->content_type ? r->content_type : "none");
-	} else if ((rv = p11km_certs_parse(r->body, r->body_len, "the CA's certificate chain",
-	                                   P11KM_REPLY_MAX_CERTS, certs)) == 0 &&
-	           EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(*certs, 0)), X509_REQ_get0_pubkey(req)) != 1) {
-		rv = p11km_fail(P11KM_ERR_VERIFY, "the CA's certificate is for another key than the "
-		                "request's; refused");
-	}
-	if (rv < 0) {
-		sk_X509_pop_free(*certs, X509_free);
-		*certs = NULL;
-		p11km_http_resp_release(r);
-	}
-	return rv;
-}
-
-/* The common name of the issuer of the chain's top certificate (into buf). */
-static const char *
-top_issuer_cn(STACK_OF(X509) *certs, char *buf, size_t size)
-{
-	X509_NAME *n = X509_get_issuer_name(sk_X509_value(certs, sk_X509_num(certs) - 1));
-
-	buf[0] = '\0';
-	if (X509_NAME_get_text_by_NID(n, NID_commonName, buf, (int)size) < 0)
-		buf[0] = '\0';
-	return buf;
-}
-
-static int
-download(struct acme *a, json_t *order, X509_REQ *req, char **chain, size_t *chain_len)
-{
-	const char *pref = a->sub->preferred_chain, *u;
-	struct p11km_http_resp r, alt;
-	STACK_OF(X509) *certs = NULL, *ac = NULL;
-	char cn[256];
-	int rv;
-
-	if ((rv = acme_url_member(a, order, "certificate", "order", &u)) < 0)
-		return rv;
-	if ((a->sub->cert_url = strdup(u)) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if ((rv = fetch_chain(a, u, req, &r, &certs)) < 0)
-		return rv;
-	/* an alternate chain only when the default one is not the preferred */
-	for (size_t i = 0; pref != NULL && strcmp(top_issuer_cn(certs, cn, sizeof(cn)), pref) != 0 &&
-	                   i < r.n_link_alt; i++) {
-		if (!p11km_http_same_origin(r.link_alt[i], a->p->directory)) {
-			p11km_verbose("alternate chain '%s' is on another origin; skipped", r.link_alt[i]);
-			continue;
-		}
-		if ((rv = fetch_chain(a, r.link_alt[i], req, &alt, &ac)) < 0)
-			goto out;
-		if (strcmp(top_issuer_cn(ac, cn, sizeof(cn)), pref) == 0) {
-			p11km_http_resp_release(&r);
-			sk_X509_pop_free(certs, X509_free);
-			r = alt;
-			certs = ac;
-			break;
-		}
-		p11km_http_resp_release(&alt);
-		sk_X509_pop_free(ac, X509_free);
-	}
-	top_issuer_cn(certs, cn, sizeof(cn));
-	if (pref != NULL && strcmp(cn, pref) != 0)
-		p11km_note("no chain the CA offers (%zu alternates) ends below '%s'; the default "
-		           "chain (below '%s') is kept", r.n_link_alt, pref, cn);
-	*chain = (char *)r.body;
-	*chain_len = r.body_len;
-	r.body = NULL;
-	acme_step(a, "certificate", u);
-	if (pref != NULL)
-		acme_step(a, "chain", cn);
-out:
-	sk_X509_pop_free(certs, X509_free);
-	p11km_http_resp_release(&r);
-	return rv;
-}
-
-int
-p11km_acme_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
-                  const unsigned char *csr, size_t csr_len, struct p11km_ca_submit *sub,
-                  char **chain, size_t *chain_len)
-{
-	struct acme a;
-	const unsigned char *q = csr;
-	X509_REQ *req = d2i_X509_REQ(NULL, &q, (long)csr_len);
-	json_t *order = NULL;
-	char *pl = NULL;
-	struct p11km_http01 probe;
-	int rv;
-
-	acme_init(&a, ctx, p, sub);
-	*chain = NULL;
-	*chain_len = 0;
-	if (req == NULL || q != csr + csr_len) {
-		X509_REQ_free(req);
-		return p11km_fail(P11KM_ERR_INPUT, "the request does not parse as one PKCS#10 request");
-	}
-	/* everything that can be refused here is refused before the CA sees anything */
-	if ((pl = order_payload(req, &rv)) == NULL)
-		goto out;
-	if (sub->standalone == NULL && sub->webroot == NULL && sub->dns_hook == NULL) {
-		rv = p11km_http01_init(&probe, NULL, NULL);
-		goto out;
-	}
-	if (p->account_key == NULL) {
-		rv = p11km_fail(P11KM_ERR_USAGE, "CA profile '%s' has no account key", p->name);
-		goto out;
-	}
-	/* the directory first: a CA that cannot be reached changes nothing here
-	 * (not even a new account key file) */
-	if ((rv = acme_directory(&a, 0)) < 0 || (rv = acme_account(&a)) < 0)
-		goto out;
-	if ((rv = acme_post_json(&a, a.new_order, pl, "the new order", &order, &sub->order_url)) < 0)
-		goto out;
-	acme_step(&a, "order", sub->order_url);
-	if ((rv = acme_authorize(&a, order, sub)) < 0 || (rv = finalize(&a, &order, csr, csr_len)) < 0 ||
-	    (rv = download(&a, order, req, chain, chain_len)) < 0)
-		goto out;
-out:
-	acme_done(&a);
-	free(pl);
-	json_decref(order);
-	X509_REQ_free(req);
-	return rv;
-}
-
 void
 p11km_ca_submit_release(struct p11km_ca_submit *sub)
 {

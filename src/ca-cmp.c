@@ -54,6 +54,7 @@ struct cmp_run {
 	struct p11km_ca_submit *sub;
 	struct p11km_http http;
 	int err;             /* p11km error from the transfer, or 0 */
+	int sign_err;        /* p11km error of a signature on the token, or 0 */
 	unsigned long signatures;
 	/* the token session (ir/cr/kur, or signature protection) */
 	struct p11km_uri *uri;
@@ -180,7 +181,7 @@ tkey_bridge(struct cmp_run *run, struct tkey *k)
 		                           &k->sg);
 	p11km_pinsrc_release(&pin);
 	if (r == 0)
-		r = p11km_key_evp_new(k->sg, &run->signatures, &k->evp);
+		r = p11km_key_evp_new(k->sg, &run->signatures, &run->sign_err, &k->evp);
 	return r;
 }
 
@@ -366,9 +367,10 @@ cmp_error(struct cmp_run *run, OSSL_CMP_CTX *c, const char *what)
 	char bits[400] = "", text[200] = "";
 	int reason = ERR_GET_REASON(e);
 
-	if (run->err < 0) {
+	if (run->err < 0 || run->sign_err < 0) {
+		/* the message is still the one of the transfer or the signer */
 		ERR_clear_error();
-		return run->err;
+		return run->err < 0 ? run->err : run->sign_err;
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_CMP && reason == CMP_R_CERTIFICATE_NOT_ACCEPTED) {
 		/* refused here (and told the CA in certConf): not the CA's rejection */
@@ -401,11 +403,12 @@ cmp_error(struct cmp_run *run, OSSL_CMP_CTX *c, const char *what)
 		                  text[0] ? ": " : "", p11km_esc(text));
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_CMP && (reason == CMP_R_WRONG_PBM_VALUE ||
-	    reason == CMP_R_MISSING_PROTECTION || reason == CMP_R_MISSING_TRUST_STORE || reason == CMP_R_NO_SUITABLE_SENDER_CERT ||
-	    reason == CMP_R_ERROR_VALIDATING_PROTECTION || reason == CMP_R_ERROR_VALIDATING_SIGNATURE)) {
+	    reason == CMP_R_MISSING_PROTECTION || reason == CMP_R_MISSING_TRUST_STORE ||
+	    reason == CMP_R_NO_SUITABLE_SENDER_CERT || reason == CMP_R_ERROR_VALIDATING_PROTECTION ||
+	    reason == CMP_R_ERROR_VALIDATING_SIGNATURE)) {
 		ERR_clear_error();
 		return p11km_fail(P11KM_ERR_VERIFY, "the answer of CA '%s' to the %s is not protected "
-		                  "as expected (%s): check the profile's --secret and --ref, or --ca-file "
+		                  "as expected (%s): check the profile's --secret-source and --ref, or --ca-file "
 		                  "for a CA that signs; nothing was changed", run->p->name, what,
 		                  ERR_reason_error_string(e));
 	}

@@ -72,18 +72,6 @@ static const struct p11km_opt account_opts[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-/* Print o (indented, in order) and release it: the --json output of the
- * online-CA commands. */
-void
-p11km_json_print_free(json_t *o)
-{
-	char *t = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-
-	printf("%s\n", t ? t : "{}");
-	free(t);
-	json_decref(o);
-}
-
 /* An absolute path of an existing file (malloc'ed). */
 static int
 abs_existing(const char *opt, const char *path, char **out)

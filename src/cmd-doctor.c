@@ -20,6 +20,7 @@
 #include <p11-kit/p11-kit.h>
 
 #include "p11km/bind.h"
+#include "p11km/cert.h"
 #include "p11km/cmd.h"
 #include "p11km/keys.h"
 #include "p11km/profile.h"
@@ -67,6 +68,22 @@ exam_release(struct exam *x)
 	p11km_problems_release(&x->pr);
 }
 
+/* What earlier runs learned by probing (p11km_learned): one fact a line. */
+static void
+check_learned(struct exam *x, const struct p11km_token *t)
+{
+	char *text = NULL, *save = NULL;
+
+	if (p11km_learned_read(t, &text) < 0 || text == NULL) {
+		p11km_error_clear();
+		free(text);
+		return;
+	}
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save))
+		fact(x, "learned", "%s", l);
+	free(text);
+}
+
 static void
 check_profile(struct exam *x, const struct p11km_token *t, const char *module_file)
 {
@@ -98,6 +115,7 @@ check_profile(struct exam *x, const struct p11km_token *t, const char *module_fi
 		}
 	}
 	p11km_profiles_free(v, n);
+	check_learned(x, t);
 }
 
 static void
@@ -204,8 +222,8 @@ check_certs(struct exam *x, struct p11km_session *s)
 		}
 		p = o.value;
 		c = o.value ? d2i_X509(NULL, &p, (long)o.value_len) : NULL;
-		if (c != NULL && ASN1_TIME_compare(X509_get0_notBefore(c), X509_get0_notAfter(c)) != 0) {
-			/* notBefore = notAfter: ykcs11's placeholder, not an issued certificate */
+		/* ykcs11's placeholder is not an issued certificate */
+		if (c != NULL && !p11km_cert_is_placeholder(c)) {
 			int days = 0, secs = 0;
 			ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(c));
 			const char *lbl = o.label ? o.label : "";
@@ -387,9 +405,9 @@ engine_prepare(struct p11km_ctx *ctx, struct exam *x, const char *key_spec, cons
 	}
 	p11km_error_clear();
 	text = p11km_bind_openssl_cnf(j->bp.engine_path, j->bp.module_path);
-	if (text == NULL || p11km_write_file_atomic(j->cnf, text, strlen(text), 0600) < 0 ||
-	    p11km_write_file_atomic(j->cert, j->bp.cert_pem, j->bp.cert_pem_len, 0600) < 0 ||
-	    (j->pin && p11km_write_file_atomic(j->pin_path, j->pin, j->pin_len, 0600) < 0)) {
+	if (text == NULL || p11km_write_scratch(j->cnf, text, strlen(text), 0600) < 0 ||
+	    p11km_write_scratch(j->cert, j->bp.cert_pem, j->bp.cert_pem_len, 0600) < 0 ||
+	    (j->pin && p11km_write_scratch(j->pin_path, j->pin, j->pin_len, 0600) < 0)) {
 		p11km_problem_add(&x->pr, "the engine test was not run: %s", p11km_errmsg(-1));
 		p11km_error_clear();
 		free(text);

@@ -39,32 +39,11 @@ piv_slot(const char *arg, unsigned char *id, const char **name)
 static int
 id_fits_token(const struct p11km_token *tok, size_t id_len)
 {
-	if (id_len > 1 && strncmp((const char *)tok->info.manufacturerID, "Yubico", 6) == 0)
+	if (id_len > 1 && p11km_token_is_piv(tok) == P11KM_PIV_WRITABLE)
 		return p11km_fail(P11KM_ERR_UNSUPPORTED,
 		    "token '%s' is a PIV card: its key ids are one byte (the slot); use --slot "
 		    "9a|9c|9d|9e or --id 01..04", tok->label);
 	return 0;
-}
-
-/* Log in as the SO when an SO PIN source is given (ykcs11 generates keys
- * only for the SO, whose PIN is the PIV management key), else as the user. */
-static int
-open_keygen_session(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_uri *uri,
-                    struct p11km_session *s)
-{
-	struct p11km_pinsrc so;
-	int r;
-
-	if ((r = p11km_pinsrc_for(ctx, uri, CKU_SO, &so)) < 0)
-		return r;
-	if (so.spec == NULL) {
-		p11km_pinsrc_release(&so);
-		return p11km_session_open_login(ctx, tok, uri, 1, 1, s);
-	}
-	if ((r = p11km_session_open(ctx, tok, 1, s)) == 0 && (r = p11km_login(s, CKU_SO, &so)) < 0)
-		p11km_session_close(s);
-	p11km_pinsrc_release(&so);
-	return r;
 }
 
 static void
@@ -168,7 +147,7 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	kg.id_len = id_len;
 	kg.force = ctx->force;
 	if ((r = p11km_token_find_one(ctx, uri, &tok)) < 0 || (r = id_fits_token(tok, id_len)) < 0 ||
-	    (r = open_keygen_session(ctx, tok, uri, &s)) < 0 ||
+	    (r = p11km_session_open_so_or_user(ctx, tok, uri, &s)) < 0 ||
 	    (r = p11km_keygen_check(&s, &kg)) < 0 || (r = p11km_keygen_run(&s, &kg, &priv, NULL)) < 0)
 		goto out;
 	if ((kuri = p11km_object_uri(tok, &priv)) == NULL) {
@@ -303,8 +282,20 @@ cmd_key_attest(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 			goto out;
 		}
-		if ((r = p11km_chain_verify(att, chain, &trust)) < 0)
+		if ((r = p11km_chain_verify(att, chain, &trust)) < 0) {
+			/* the why, without the advice meant for cert install (key
+			 * attest has no --no-verify: without --ca-file it does not
+			 * verify at all) */
+			char *msg = strdup(p11km_errmsg(r)), *cut = msg ? strstr(msg, "; ") : NULL;
+			if (cut != NULL)
+				*cut = '\0';
+			r = p11km_fail(r, "%s: the card's attestation does not verify to the root in '%s'; "
+			               "give the card vendor's attestation root with --ca-file (Yubico "
+			               "publishes its PIV attestation CA), or leave --ca-file out to export "
+			               "the attestation unverified", msg ? msg : "?", ca_file);
+			free(msg);
 			goto out;
+		}
 	}
 	if ((r = p11km_cert_pem_append(att, &pem)) < 0 || (r = p11km_cert_pem_append(device, &pem)) < 0)
 		goto out;

@@ -28,6 +28,7 @@
 struct bridge {
 	struct p11km_signer *sg;   /* borrowed */
 	unsigned long *count;      /* signatures made, or NULL */
+	int *err;                  /* the p11km error of a failed signature, or NULL */
 };
 
 static int ec_idx = -1, rsa_idx = -1;
@@ -55,13 +56,20 @@ bridge_sign(struct bridge *b, const EVP_MD *md, const unsigned char *dgst, size_
 {
 	unsigned char *sig = NULL;
 	size_t n = 0;
+	int r;
 
-	if (b == NULL || b->sg->sign_digest == NULL || md == NULL ||
-	    b->sg->sign_digest(b->sg, md, dgst, dlen, &sig, &n) < 0)
+	if (b == NULL)
 		return 0;
-	if (n > cap) {
+	if (b->sg->sign_digest == NULL || md == NULL)
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED, "OpenSSL asked for a signature with a digest "
+		               "p11km does not sign (SHA-256, -384 or -512 only)");
+	else if ((r = b->sg->sign_digest(b->sg, md, dgst, dlen, &sig, &n)) == 0 && n > cap) {
 		free(sig);
-		(void)p11km_fail(P11KM_ERR_TOKEN, "the token's signature is longer than the key allows");
+		r = p11km_fail(P11KM_ERR_TOKEN, "the token's signature is longer than the key allows");
+	}
+	if (r < 0) {
+		if (b->err != NULL)
+			*b->err = r;
 		return 0;
 	}
 	memcpy(out, sig, n);
@@ -141,7 +149,7 @@ methods_init(void)
 }
 
 int
-p11km_key_evp_new(struct p11km_signer *sg, unsigned long *count, EVP_PKEY **out)
+p11km_key_evp_new(struct p11km_signer *sg, unsigned long *count, int *err, EVP_PKEY **out)
 {
 	struct bridge *b = NULL;
 	EVP_PKEY *pk = NULL;
@@ -159,6 +167,7 @@ p11km_key_evp_new(struct p11km_signer *sg, unsigned long *count, EVP_PKEY **out)
 		goto nomem;
 	b->sg = sg;
 	b->count = count;
+	b->err = err;
 	/* a copy of the public key (EVP_PKEY_get1_* would hand out the cache of sg->pubkey) */
 	if (sg->alg == P11KM_SIG_ECDSA) {
 		if ((ec = EC_KEY_dup(EVP_PKEY_get0_EC_KEY(sg->pubkey))) == NULL ||

@@ -302,6 +302,7 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 	if (template_refused(rv)) {
 		/* Some tokens (tpm2-pkcs11) cannot make sign-only keys and fail the
 		 * template: try again without the usage restrictions, and say so. */
+		CK_RV first = rv;
 		npub = drop_usage(pubt, npub);
 		nprivt = drop_usage(privt, nprivt);
 		rv = p11km_obj_keypair(s, &mech, pubt, npub, privt, nprivt,
@@ -311,9 +312,13 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 			rv = p11km_obj_keypair(s, &mech, pubt, npub, privt,
 			                nprivt, &hpub, &hpriv);
 		}
-		if (rv == CKR_OK)
+		if (rv == CKR_OK) {
 			p11km_warn("token '%s' refused a sign-only template; the key was made without "
 			           "the decrypt/unwrap/derive restrictions", s->tok->label);
+			p11km_learned(s->tok, "key-template", "C_GenerateKeyPair refuses a sign-only "
+			              "template (%s): keys are made without the decrypt/unwrap/derive "
+			              "restrictions", p11km_ckr_name(first));
+		}
 	}
 	if ((rv == CKR_USER_TYPE_INVALID || rv == CKR_USER_NOT_LOGGED_IN) && s->logged_in == CKU_USER)
 		return p11km_fail(P11KM_ERR_LOGIN,
@@ -324,9 +329,13 @@ p11km_keygen_run(struct p11km_session *s, const struct p11km_keygen *kg,
 		/* a token may make the pair and still report a failure: look (by the
 		 * template's label and id) and destroy what it made */
 		made = made_anyway(s, kg->label, id, id_len, &hpriv, &hpub);
-		r = p11km_fail(rv == CKR_USER_NOT_LOGGED_IN ? P11KM_ERR_LOGIN : P11KM_ERR_TOKEN,
-		    "token '%s' did not generate the %s key pair: C_GenerateKeyPair: %s",
-		    s->tok->label, p11km_keytype_name(kg->type), p11km_ckr_name(rv));
+		char *what = p11km_asprintf("token '%s' did not generate the %s key pair",
+		                            s->tok->label, p11km_keytype_name(kg->type));
+		r = rv == CKR_USER_NOT_LOGGED_IN
+		        ? p11km_fail(P11KM_ERR_LOGIN, "%s: C_GenerateKeyPair: %s", what ? what : "?",
+		                     p11km_ckr_name(rv))
+		        : p11km_fail_ckr_tok(s->tok, rv, what ? what : "?", "C_GenerateKeyPair");
+		free(what);
 		if (!made)
 			return r;
 		goto fail;

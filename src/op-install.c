@@ -197,11 +197,14 @@ leaf_equal(const struct p11km_object *o, const unsigned char *der, size_t len)
 	return o->value_len == len && memcmp(o->value, der, len) == 0;
 }
 
+/* A certificate the leaf replaces: not a CA's, not retired, and stored on
+ * the token (ykcs11 shows a PIV slot's attestation certificate, with the
+ * key's id, as a session object made at C_OpenSession: never the leaf). */
 static int
 is_user_cert(const struct p11km_object *o)
 {
 	return o->trusted != P11KM_TRUE && o->cert_category != P11KM_CAT_AUTHORITY &&
-	       !p11km_label_is_retired(o->label);
+	       o->token != P11KM_FALSE && !p11km_label_is_retired(o->label);
 }
 
 static int
@@ -209,6 +212,13 @@ put_intermediates(struct install *in)
 {
 	int r = 0;
 
+	if (!in->o.no_chain && sk_X509_num(in->inter) > 0 && p11km_token_is_piv(in->tok)) {
+		/* its certificate objects are its key slots: an intermediate's id
+		 * would be cut to its first byte and overwrite a slot */
+		return cert_act(in, ACT_KEPT, "intermediate", "*", "not put on token '%s': a PIV card "
+		                "holds certificates only in its key slots (the chain goes to --out-dir "
+		                "and the bindings)", in->tok->label);
+	}
 	for (int i = 0; !in->o.no_chain && i < sk_X509_num(in->inter) && r == 0; i++) {
 		X509 *x = sk_X509_value(in->inter, i);
 		char *name = p11km_cert_short_name(x, 64), *fp = p11km_cert_fingerprint(x);
@@ -268,7 +278,8 @@ put_leaf(struct install *in, CK_OBJECT_HANDLE *leaf_h, char **leaf_label)
 	size_t n = 0, n_old = 0;
 	unsigned char *der = NULL;
 	size_t dlen = 0;
-	int r, present = -1;
+	char **kept = NULL;
+	int r, present = -1, slots = p11km_token_is_piv(in->tok) == P11KM_PIV_WRITABLE;
 
 	*leaf_h = CK_INVALID_HANDLE;
 	*leaf_label = NULL;
@@ -282,6 +293,16 @@ put_leaf(struct install *in, CK_OBJECT_HANDLE *leaf_h, char **leaf_label)
 	for (size_t i = 0; i < n; i++)
 		if ((int)i != present && is_user_cert(&certs[i]))
 			n_old++;
+	if (n > 0 && (kept = calloc(n, sizeof(*kept))) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* one certificate per slot: the old one is kept as a file first */
+	for (size_t i = 0; slots && present < 0 && i < n && r == 0; i++)
+		if (is_user_cert(&certs[i]))
+			r = cert_slot_keep(in, &certs[i], &kept[i]);
+	if (r < 0)
+		goto out;
 	if (present >= 0) {
 		*leaf_h = certs[present].h;
 		*leaf_label = strdup(certs[present].label ? certs[present].label : "");
@@ -308,10 +329,24 @@ put_leaf(struct install *in, CK_OBJECT_HANDLE *leaf_h, char **leaf_label)
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if ((int)i == present || !is_user_cert(&certs[i]))
 			continue;
+		if ((slots && in->o.dry_run) || certs[i].h == *leaf_h) {
+			/* the token wrote the new one over it (same handle) */
+			if (kept[i] == NULL && !slots && (r = cert_slot_keep(in, &certs[i], &kept[i])) < 0)
+				break;
+			r = cert_act(in, ACT_REPLACED, "certificate", certs[i].label, "%s by the token "
+			             "(one certificate per key slot)%s%s", in->o.dry_run ?
+			             "would be overwritten" : "overwritten", kept[i] ? in->o.dry_run ?
+			             "; would be kept as " : "; kept as " : "; a placeholder, not kept",
+			             kept[i] ? kept[i] : "");
+			continue;
+		}
 		r = retire(in, &certs[i], !in->o.keep_old,
 		           in->key_label ? in->key_label : label);
 	}
 out:
+	for (size_t i = 0; kept != NULL && i < n; i++)
+		free(kept[i]);
+	free(kept);
 	p11km_objects_free(certs, n);
 	free(der);
 	return r;
@@ -454,8 +489,12 @@ install_run(struct install *in)
 		in->s = *in->o.session;
 		in->borrowed = 1;
 	} else if ((r = open_token(in)) < 0 ||
-	           (r = p11km_session_open_login(in->ctx, in->tok, in->uri, !in->o.dry_run, 1,
-	                                         &in->s)) < 0) {
+	           /* --so-pin-source: the SO writes the certificate (ykcs11: the
+	            * management key; a PIV card's keys are visible to it) */
+	           (r = in->ctx->so_pin_source_opt != NULL
+	                    ? p11km_session_open_so_or_user(in->ctx, in->tok, in->uri, &in->s)
+	                    : p11km_session_open_login(in->ctx, in->tok, in->uri, !in->o.dry_run,
+	                                               1, &in->s)) < 0) {
 		return r;
 	}
 	if ((r = find_leaf(in)) < 0)
@@ -480,7 +519,9 @@ install_run(struct install *in)
 		goto out;
 	if (in->rekey && (r = finish_rekey(in)) < 0)
 		goto out;
-	if (!in->rekey && !in->o.dry_run && strcmp(leaf_label, in->key_label) != 0) {
+	/* (a PIV card's labels are fixed: its slot names the certificate) */
+	if (!in->rekey && !in->o.dry_run && strcmp(leaf_label, in->key_label) != 0 &&
+	    !p11km_token_is_piv(in->tok)) {
 		if ((r = p11km_tok_relabel(&in->s, leaf_h, in->key_label)) < 0)
 			goto out;
 		if ((r = cert_act(in, ACT_WRITTEN, "certificate", leaf_label, "relabelled '%s'",

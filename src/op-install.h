@@ -57,4 +57,9 @@ int cert_stage_files(struct install *in);
 int cert_stage_bindings(struct install *in);
 int cert_commit_bindings(struct install *in);
 
+/* A token that keeps one certificate per key slot overwrites o: keep it as
+ * a file first (op-install-slot.c).  *path: where (NULL when o is a
+ * placeholder, not worth keeping); with --dry-run nothing is written. */
+int cert_slot_keep(struct install *in, const struct p11km_object *o, char **path);
+
 #endif

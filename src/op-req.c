@@ -245,7 +245,7 @@ keyref_find_key(struct keyref *k)
 	if ((r = p11km_find(&k->s, t, n, KEY_FIND_MAX, &h, &nh)) < 0)
 		return r;
 	for (; nread < nh; nread++) {
-		if ((r = p11km_key_read_fast(&k->s, h[nread], &objs[nread])) < 0)
+		if ((r = p11km_object_read_as(&k->s, h[nread], CKO_PRIVATE_KEY, &objs[nread])) < 0)
 			goto out;
 		if (objs[nread].cls == CKO_PRIVATE_KEY)
 			npriv++, ip = nread;

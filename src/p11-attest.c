@@ -26,7 +26,7 @@ p11km_cert_objects_by_id(struct p11km_session *s, const unsigned char *id, size_
 	*objs = NULL;
 	*n = 0;
 	if ((rv = P11KM_CALL(s->f, C_FindObjectsInit, s->h, t, 2)) != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsInit");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsInit");
 	rv = P11KM_CALL(s->f, C_FindObjects, s->h, h, MAX_CERTS, &got);
 	frv = P11KM_CALL(s->f, C_FindObjectsFinal, s->h);
 	if (rv != CKR_OK || frv != CKR_OK)

@@ -23,6 +23,16 @@ static const struct {
 	[P11KM_KEY_ED25519] = { "ed25519", CKM_EC_EDWARDS_KEY_PAIR_GEN, 255, P11KM_SIGN_EDDSA },
 };
 
+int
+p11km_token_is_piv(const struct p11km_token *tok)
+{
+	if (strncmp(tok->manufacturer, "Yubico", 6) == 0)
+		return P11KM_PIV_WRITABLE;
+	if (strcmp(tok->manufacturer, "piv_II") == 0)
+		return P11KM_PIV_READ_ONLY;
+	return 0;
+}
+
 const char *
 p11km_keytype_name(enum p11km_keytype t)
 {

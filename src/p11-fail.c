@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "p11km/p11.h"
 #include "p11km/util.h"
@@ -93,4 +94,35 @@ p11km_fail_module(const char *what, const char *fn, const char *fmt, ...)
 	return p11km_fail(P11KM_ERR_TOKEN, "%s: %s misbehaved: %s; the PKCS#11 module is faulty "
 	                  "(p11km does not use what it answered): report it to its vendor",
 	                  what, fn, detail);
+}
+
+int
+p11km_fail_ckr_tok(const struct p11km_token *tok, CK_RV rv, const char *what, const char *fn)
+{
+	CK_SLOT_INFO si;
+	CK_RV srv;
+
+	switch (rv) {
+	case CKR_DEVICE_ERROR: case CKR_DEVICE_REMOVED: case CKR_TOKEN_NOT_PRESENT:
+	case CKR_SESSION_HANDLE_INVALID: case CKR_SESSION_CLOSED: case CKR_FUNCTION_FAILED:
+	case CKR_GENERAL_ERROR:
+		break;
+	default:
+		return p11km_fail_ckr(rv, what, fn);
+	}
+	/* one call: is the token still there?  (ykcs11 does not notice a pulled
+	 * card this way: it says CKR_DEVICE_ERROR and the slot looks full) */
+	memset(&si, 0, sizeof(si));
+	srv = tok != NULL && tok->f != NULL ? P11KM_CALL(tok->f, C_GetSlotInfo, tok->slot, &si)
+	                                    : CKR_OK;
+	if (tok != NULL && (srv != CKR_OK || !(si.flags & CKF_TOKEN_PRESENT) ||
+	                    rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT))
+		return p11km_fail(P11KM_ERR_TOKEN, "%s: %s failed: %s: the token was removed (its "
+		                  "slot holds none now); put it back and run the same command again",
+		                  what, fn, p11km_ckr_name(rv));
+	if (tok != NULL && (si.flags & CKF_REMOVABLE_DEVICE) && rv == CKR_DEVICE_ERROR)
+		return p11km_fail(P11KM_ERR_TOKEN, "%s: %s failed: %s: was the card or key pulled "
+		                  "out? put it back (check with 'p11km token list') and run the same "
+		                  "command again", what, fn, p11km_ckr_name(rv));
+	return p11km_fail_ckr(rv, what, fn);
 }

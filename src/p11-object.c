@@ -57,7 +57,7 @@ find_batch(struct p11km_session *s, struct handle_set *seen, CK_OBJECT_HANDLE *h
 	int r;
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjects");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjects");
 	if (*got > want)
 		return p11km_fail_module(s->tok->label, "C_FindObjects", "it returned %lu handles "
 		                         "where at most %lu were asked for", *got, want);
@@ -96,7 +96,7 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	rv = P11KM_CALL(s->f, C_FindObjectsInit, s->h, t, n + 1);
 	free(t);
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsInit");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsInit");
 	for (;;) {
 		CK_ULONG got = 0, want = 64;
 		if (max > 0 && max - nh < want)
@@ -120,7 +120,7 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	free(seen.slot);
 	rv = P11KM_CALL(s->f, C_FindObjectsFinal, s->h);
 	if (r == 0 && rv != CKR_OK)
-		r = p11km_fail_ckr(rv, s->tok->label, "C_FindObjectsFinal");
+		r = p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_FindObjectsFinal");
 	if (r < 0) {
 		free(h);
 		return r;
@@ -302,7 +302,7 @@ read_again(struct p11km_session *s, CK_OBJECT_HANDLE h, int i, unsigned char **b
 		int r;
 
 		if (!rv_partial_ok(rv))
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 		if (rv == CKR_OK && (r = check_len(s, i, q.ulValueLen, 0, rv)) < 0)
 			return r;
 		if (rv != CKR_OK || q.ulValueLen == CK_UNAVAILABLE_INFORMATION || q.ulValueLen == 0)
@@ -314,7 +314,7 @@ read_again(struct p11km_session *s, CK_OBJECT_HANDLE h, int i, unsigned char **b
 		cap = q.ulValueLen;
 		rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, &q, 1);
 		if (!rv_partial_ok(rv))
-			return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 		if ((r = check_len(s, i, q.ulValueLen, cap, rv)) < 0)
 			return r;
 		if (r == 1)
@@ -363,14 +363,17 @@ take_value(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int i, 
 }
 
 /* The one call: every fixed attribute and every variable one into a
- * pre-sized slice of scratch (CKA_VALUE only when with_value); then the
- * variable ones the class wants, each asked again only when it may not
- * have fit.  Modules that stop at the first bad attribute are read one
+ * pre-sized slice of scratch (CKA_VALUE only when the hint is
+ * CKO_CERTIFICATE); then the variable ones the class wants, each asked
+ * again only when it may not have fit.  A certificate's value otherwise
+ * costs a second call, unless the hint is a key class (the caller wants
+ * keys: none).  Modules that stop at the first bad attribute are read one
  * attribute at a time. */
 static int
-read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int with_value,
+read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_OBJECT_CLASS hint,
            unsigned char *scratch, unsigned char **bufs, CK_OBJECT_CLASS *cls)
 {
+	int with_value = hint == CKO_CERTIFICATE;
 	CK_ULONG n = with_value ? A_END : A_VALUE;
 	size_t off = 0;
 	int stopped, r;
@@ -383,7 +386,7 @@ read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int wit
 	}
 	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, n);
 	if (!rv_partial_ok(rv))
-		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 	stopped = a[A_CLASS].ulValueLen != sizeof(CK_ULONG) && rv != CKR_OK;
 	if (stopped)
 		read_one_by_one(s, h, a, A_FIXED_END);
@@ -401,6 +404,8 @@ read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int wit
 		return 0; /* a key's CKA_VALUE, if it was asked, is wiped with scratch */
 	if (with_value)
 		return take_value(s, h, a, A_VALUE, rv, stopped, bufs);
+	if (hint == CKO_PRIVATE_KEY || hint == CKO_PUBLIC_KEY)
+		return 0;
 	{
 		unsigned char *v = NULL;
 		size_t vl = 0;
@@ -444,7 +449,7 @@ p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLAS
 		total += var_buf[i - A_FIXED_END].cap;
 	if ((scratch = malloc(total)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	r = read_attrs(s, h, a, hint == CKO_CERTIFICATE, scratch, bufs, &cls);
+	r = read_attrs(s, h, a, hint, scratch, bufs, &cls);
 	p11km_freezero(scratch, total);
 	if (r < 0) {
 		for (int k = 0; k < A_END; k++)
@@ -516,7 +521,7 @@ p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char
 	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, q, 2);
 	if (!rv_partial_ok(rv)) {
 		free(buf);
-		return p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 	}
 	if (q[0].ulValueLen != sizeof(cls) || cls != CKO_CERTIFICATE) {
 		/* not a certificate after all: whatever it said is not kept */

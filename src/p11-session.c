@@ -27,7 +27,7 @@ p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
 	out->logged_in = (CK_USER_TYPE)-1;
 	rv = P11KM_CALL(tok->f, C_OpenSession, tok->slot, flags, NULL, NULL, &out->h);
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, tok->label, "C_OpenSession");
+		return p11km_fail_ckr_tok(tok, rv, tok->label, "C_OpenSession");
 	out->open = 1;
 	return 0;
 }
@@ -127,7 +127,7 @@ p11km_login(struct p11km_session *s, CK_USER_TYPE user, const struct p11km_pinsr
 		    "login to token '%s' failed: CKR_PIN_INCORRECT: the PIN from %s is wrong "
 		    "(one attempt made; p11km does not retry)", s->tok->label,
 		    src ? src->spec : "the PIN pad");
-	return p11km_fail_ckr(rv, s->tok->label, "C_Login");
+	return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_Login");
 }
 
 int
@@ -176,6 +176,25 @@ p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
 		p11km_session_close(out);
 out:
 	p11km_pinsrc_release(&src);
+	return r;
+}
+
+int
+p11km_session_open_so_or_user(struct p11km_ctx *ctx, struct p11km_token *tok,
+                              const struct p11km_uri *uri, struct p11km_session *out)
+{
+	struct p11km_pinsrc so;
+	int r;
+
+	if ((r = p11km_pinsrc_for(ctx, uri, CKU_SO, &so)) < 0)
+		return r;
+	if (so.spec == NULL) {
+		p11km_pinsrc_release(&so);
+		return p11km_session_open_login(ctx, tok, uri, 1, 1, out);
+	}
+	if ((r = p11km_session_open(ctx, tok, 1, out)) == 0 && (r = p11km_login(out, CKU_SO, &so)) < 0)
+		p11km_session_close(out);
+	p11km_pinsrc_release(&so);
 	return r;
 }
 

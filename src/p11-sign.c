@@ -185,7 +185,7 @@ context_login(struct token_signer *ts, CK_MECHANISM *mech)
 	int r;
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, ts->label, "C_SignInit");
+		return p11km_fail_ckr_tok(ts->s->tok, rv, ts->label, "C_SignInit");
 	p11km_verbose("%s needs its PIN for every signature (CKA_ALWAYS_AUTHENTICATE)", ts->label);
 	r = p11km_login(s, CKU_CONTEXT_SPECIFIC, ts->pin);
 	s->logged_in = CKU_USER; /* the session stays a user session */
@@ -250,7 +250,7 @@ token_sign_raw(struct p11km_signer *sg, CK_MECHANISM *mech, const unsigned char 
 	free(buf);
 	if (rv == CKR_BUFFER_TOO_SMALL)
 		return p11km_fail_module(ts->label, "C_Sign", "it asked for a larger buffer twice");
-	return p11km_fail_ckr(rv, ts->label, "C_Sign");
+	return p11km_fail_ckr_tok(ts->s->tok, rv, ts->label, "C_Sign");
 }
 
 /* r||s (two halves of equal length) to a DER Ecdsa-Sig-Value. */
@@ -300,7 +300,7 @@ sign_result(struct p11km_signer *sg, CK_MECHANISM_TYPE m, int r, CK_RV init_rv,
 	if (r < 0 && init_rv != CKR_OK) {
 		if (mech_refused(init_rv))
 			return fail_mechanism(ts->s, sg, m, init_rv);
-		return p11km_fail_ckr(init_rv, ts->label, "C_SignInit");
+		return p11km_fail_ckr_tok(ts->s->tok, init_rv, ts->label, "C_SignInit");
 	}
 	if (r < 0)
 		return r;
@@ -483,93 +483,4 @@ p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *key, 
 	sg->pubkey = pub;
 	*out = sg;
 	return 0;
-}
-
-/* --- one-call attribute read for keys ------------------------------------------ */
-
-int
-p11km_key_read_fast(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o)
-{
-	enum { F_CLASS, F_KT, F_SIGN, F_DECRYPT, F_LABEL, F_ID, F_MOD, F_EXP, F_PARAMS, F_POINT, F_INFO, F_N };
-	static const CK_ULONG sizes[F_N] = { 0, 0, 0, 0, 256, 256, 1024, 16, 128, 256, 2048 };
-	CK_ULONG cls = (CK_ULONG)-1, kt = (CK_ULONG)-1;
-	CK_BBOOL sign = CK_FALSE, decrypt = CK_FALSE;
-	CK_ATTRIBUTE a[F_N] = {
-		{ CKA_CLASS, &cls, sizeof(cls) }, { CKA_KEY_TYPE, &kt, sizeof(kt) },
-		{ CKA_SIGN, &sign, sizeof(sign) }, { CKA_DECRYPT, &decrypt, sizeof(decrypt) },
-		{ CKA_LABEL, NULL, 0 }, { CKA_ID, NULL, 0 },
-		{ CKA_MODULUS, NULL, 0 }, { CKA_PUBLIC_EXPONENT, NULL, 0 }, { CKA_EC_PARAMS, NULL, 0 },
-		{ CKA_EC_POINT, NULL, 0 }, { CKA_PUBLIC_KEY_INFO, NULL, 0 },
-	};
-	unsigned char *bufs[F_N] = { 0 };
-	unsigned char **dst[F_N] = { 0 };
-	size_t *dlen[F_N] = { 0 };
-	CK_RV rv;
-	int r = 0;
-
-	memset(o, 0, sizeof(*o));
-	for (int i = F_LABEL; i < F_N; i++) {
-		if ((bufs[i] = malloc(sizes[i] + 1)) == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		a[i].pValue = bufs[i];
-		a[i].ulValueLen = sizes[i];
-	}
-	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, a, F_N);
-	if ((rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE) ||
-	    a[F_CLASS].ulValueLen != sizeof(cls)) {
-		/* too small a buffer, or a module that stops early: the full read */
-		for (int i = 0; i < F_N; i++)
-			free(bufs[i]);
-		return p11km_object_read(s, h, o);
-	}
-	o->h = h;
-	o->cls = cls;
-	o->key_type = a[F_KT].ulValueLen == sizeof(kt) ? kt : (CK_KEY_TYPE)-1;
-	o->sign = a[F_SIGN].ulValueLen == sizeof(sign) ? (sign ? P11KM_TRUE : P11KM_FALSE) : P11KM_ABSENT;
-	o->private_ = o->sensitive = o->extractable = o->always_sensitive = P11KM_ABSENT;
-	o->decrypt = a[F_DECRYPT].ulValueLen == sizeof(decrypt) ?
-	    (decrypt ? P11KM_TRUE : P11KM_FALSE) : P11KM_ABSENT;
-	o->never_extractable = o->verify = o->encrypt = o->unwrap = P11KM_ABSENT;
-	o->wrap = o->derive = o->trusted = o->modifiable = o->token = P11KM_ABSENT;
-	o->cert_category = (CK_ULONG)-1;
-	o->cert_type = (CK_CERTIFICATE_TYPE)-1;
-	dst[F_ID] = &o->id; dlen[F_ID] = &o->id_len;
-	dst[F_MOD] = &o->modulus; dlen[F_MOD] = &o->modulus_len;
-	dst[F_EXP] = &o->pub_exp; dlen[F_EXP] = &o->pub_exp_len;
-	dst[F_PARAMS] = &o->ec_params; dlen[F_PARAMS] = &o->ec_params_len;
-	dst[F_POINT] = &o->ec_point; dlen[F_POINT] = &o->ec_point_len;
-	dst[F_INFO] = &o->pubkey_info; dlen[F_INFO] = &o->pubkey_info_len;
-	for (int i = 0; i < F_N; i++) {
-		CK_ULONG cap = i < F_LABEL ? (i < F_SIGN ? sizeof(CK_ULONG) : sizeof(CK_BBOOL)) : sizes[i];
-		if (a[i].ulValueLen != CK_UNAVAILABLE_INFORMATION && a[i].ulValueLen > cap) {
-			r = p11km_fail_module(s->tok->label, "C_GetAttributeValue", "it answered %s "
-			                      "with %lu bytes for a buffer of %lu", p11km_ckr_name(rv),
-			                      a[i].ulValueLen, cap);
-			goto out;
-		}
-	}
-	for (int i = F_LABEL; i < F_N; i++) {
-		if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[i].ulValueLen == 0)
-			continue;
-		bufs[i][a[i].ulValueLen] = '\0';
-		if (i == F_LABEL) {
-			o->label = (char *)bufs[i];
-		} else {
-			*dst[i] = bufs[i];
-			*dlen[i] = a[i].ulValueLen;
-		}
-		bufs[i] = NULL;
-	}
-	if (o->modulus_len > 0) {
-		size_t i = 0;
-		while (i < o->modulus_len && o->modulus[i] == 0)
-			i++;
-		o->modulus_bits = (o->modulus_len - i) * 8;
-	}
-out:
-	for (int i = 0; i < F_N; i++)
-		free(bufs[i]);
-	return r;
 }

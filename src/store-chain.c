@@ -119,7 +119,10 @@ p11km_tok_chain_complete(struct p11km_session *s, X509 *leaf, STACK_OF(X509) *ch
 		int seen;
 		if (trust != NULL && (r = verifies(s, leaf, chain, trust, anchors, done)) != 0)
 			return r;
+		/* a self-issued top (a root, or ykcs11's placeholder whose
+		 * signature does not verify) has no issuer but itself */
 		if (!extend || p11km_cert_self_signed(top) ||
+		    X509_NAME_cmp(X509_get_subject_name(top), X509_get_issuer_name(top)) == 0 ||
 		    sk_X509_num(chain) >= P11KM_CHAIN_MAX_DEPTH)
 			return 0;
 		if ((r = p11km_tok_cert_issuer(s, top, &next)) < 0)

@@ -142,7 +142,7 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL, *back = NULL;
 	size_t dlen = 0, slen = 0, ilen = 0, serlen = 0;
 	CK_ATTRIBUTE t[15];
-	CK_ULONG n = 0, n_dates;
+	CK_ULONG n = 0, n_opt;
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 	CK_DATE start, end;
 	char *own = NULL;
@@ -174,23 +174,49 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 	t[n++] = (CK_ATTRIBUTE){ CKA_VALUE, der, dlen };
 	if (trusted)
 		t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, &yes, sizeof(yes) };
-	/* The optional attributes, last, so that a token which does not know
-	 * one (opencryptoki 3.8: CKA_CERTIFICATE_CATEGORY; others the dates)
-	 * gets the template without them, once: the category and the validity,
-	 * for consumers and admin tools that show them. */
-	n_dates = n;
+	/* The optional attributes last, so that a token which does not know
+	 * one gets the template without them, once (ykcs11 takes only class,
+	 * id, value, token, private, label, subject, issuer, serial and
+	 * certificate type; opencryptoki 3.8 no CKA_CERTIFICATE_CATEGORY; others
+	 * no dates): the category, and the validity for consumers and admin
+	 * tools that show it. */
+	n_opt = n;
 	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) };
 	if (cert_date(X509_get0_notBefore(cert), &start) && cert_date(X509_get0_notAfter(cert), &end)) {
 		t[n++] = (CK_ATTRIBUTE){ CKA_START_DATE, &start, sizeof(start) };
 		t[n++] = (CK_ATTRIBUTE){ CKA_END_DATE, &end, sizeof(end) };
 	}
 	rv = p11km_obj_create(s, t, n, &h);
-	if (n > n_dates && (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || (n > n_opt + 1 && rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+		/* once, without the optional attributes; what was learned is kept */
+		CK_RV first = rv;
 		p11km_verbose("token '%s' refused an optional certificate attribute (%s): again "
 		              "without CKA_CERTIFICATE_CATEGORY and the dates", s->tok->label,
 		              p11km_ckr_name(rv));
-		n = n_dates;
-		rv = p11km_obj_create(s, t, n, &h);
+		rv = p11km_obj_create(s, t, n_opt, &h);
+		if (rv == CKR_OK)
+			p11km_learned(s->tok, "certificate-template",
+			              "C_CreateObject refuses CKA_CERTIFICATE_CATEGORY/CKA_START_DATE/"
+			              "CKA_END_DATE (%s): certificates are written without them",
+			              p11km_ckr_name(first));
+		n = n_opt;
+	}
+	if (rv == CKR_USER_TYPE_INVALID || (rv == CKR_USER_NOT_LOGGED_IN && !trusted &&
+	                                    p11km_token_is_piv(s->tok))) {
+		r = p11km_fail(P11KM_ERR_LOGIN,
+		    "token '%s' writes certificates only under the security officer's login (%s): "
+		    "give --so-pin-source%s", s->tok->label, p11km_ckr_name(rv),
+		    p11km_token_is_piv(s->tok) ? " (a PIV card: the 48-hex-digit management key)" : "");
+		goto out;
+	}
+	if (rv == CKR_FUNCTION_NOT_SUPPORTED || rv == CKR_TOKEN_WRITE_PROTECTED) {
+		r = p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' cannot store certificates through this module (C_CreateObject: %s)%s",
+		    s->tok->label, p11km_ckr_name(rv), p11km_token_is_piv(s->tok)
+		    ? ": OpenSC's view of a PIV card is read-only; write the certificate with ykcs11 "
+		      "(--module libykcs11.so and --so-pin-source), 'yubico-piv-tool -a "
+		      "import-certificate' or 'piv-tool'; nothing was changed" : "");
+		goto out;
 	}
 	if (rv == CKR_ATTRIBUTE_READ_ONLY && trusted) {
 		r = p11km_fail(P11KM_ERR_LOGIN,
@@ -215,7 +241,7 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 		goto out;
 	}
 	if (rv != CKR_OK) {
-		r = p11km_fail_ckr(rv, s->tok->label, "C_CreateObject");
+		r = p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_CreateObject");
 		made_anyway(s, t, n, r);
 		goto out;
 	}
@@ -241,7 +267,7 @@ p11km_tok_cert_create(struct p11km_session *s, X509 *cert, const char *label,
 			goto out;
 		}
 		if (rv != CKR_OK) {
-			r = p11km_fail_ckr(rv, s->tok->label, "C_GetAttributeValue");
+			r = p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_GetAttributeValue");
 			/* unverified: take it back too (best effort, the token may be gone) */
 			undo_create(s, h);
 			goto out;
@@ -395,7 +421,7 @@ p11km_tok_relabel(struct p11km_session *s, CK_OBJECT_HANDLE h, const char *label
 	CK_RV rv = p11km_obj_set(s, h, &a, 1);
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_SetAttributeValue");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_SetAttributeValue");
 	return 0;
 }
 
@@ -405,7 +431,7 @@ p11km_tok_destroy(struct p11km_session *s, CK_OBJECT_HANDLE h)
 	CK_RV rv = p11km_obj_destroy(s, h);
 
 	if (rv != CKR_OK)
-		return p11km_fail_ckr(rv, s->tok->label, "C_DestroyObject");
+		return p11km_fail_ckr_tok(s->tok, rv, s->tok->label, "C_DestroyObject");
 	return 0;
 }
 
@@ -545,6 +571,11 @@ token_lock(struct p11km_ctx *ctx, struct p11km_store *st, int for_write)
 	if ((r = p11km_uri_parse(st->path, &ts->uri)) < 0 ||
 	    (r = p11km_token_find_one(ctx, ts->uri, &ts->tok)) < 0)
 		return r;
+	if (for_write && p11km_token_is_piv(ts->tok))
+		return p11km_fail(P11KM_ERR_UNSUPPORTED,
+		    "token '%s' is a PIV card: it holds certificates only in its key slots, one per "
+		    "key, and no trusted roots; put the roots into a pem-bundle:, openssl-dir:, nss: "
+		    "or the system store instead; nothing was changed", ts->tok->label);
 	return for_write ? p11km_token_lock(ctx, ts->tok) : 0;
 }
 

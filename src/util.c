@@ -493,3 +493,11 @@ p11km_config_safe(const char *s)
 	}
 	return 1;
 }
+
+const char *
+p11km_state_root(void)
+{
+	const char *env = getenv("P11KM_STATE_DIR");
+
+	return env != NULL && *env ? env : "/var/lib/p11km"; /* P11KM_STATE_DIR_DEFAULT (ca.h) */
+}

@@ -54,6 +54,14 @@ p11km_cert_self_signed(X509 *cert)
 }
 
 int
+p11km_cert_is_placeholder(X509 *cert)
+{
+	/* its signature does not verify: the card's key cannot sign for it */
+	return ASN1_TIME_compare(X509_get0_notBefore(cert), X509_get0_notAfter(cert)) == 0 &&
+	       X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) == 0;
+}
+
+int
 p11km_cert_check_anchor(X509 *cert)
 {
 	char *subj = p11km_cert_subject(cert);

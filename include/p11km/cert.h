@@ -36,6 +36,10 @@ int p11km_cert_check_serial(X509 *cert);
 /* Is it self-issued (subject == issuer) and does its signature verify with
  * its own key? 1 yes, 0 no. */
 int p11km_cert_self_signed(X509 *cert);
+/* A placeholder, not an issued certificate: self-issued with notBefore =
+ * notAfter (what ykcs11 writes into a PIV slot at key generation; its
+ * signature does not verify). */
+int p11km_cert_is_placeholder(X509 *cert);
 /* A CA certificate fit to be a trust anchor: basicConstraints CA true and,
  * when self-issued, a valid self-signature.  P11KM_ERR_INPUT otherwise. */
 int p11km_cert_check_anchor(X509 *cert);

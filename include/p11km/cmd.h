@@ -93,9 +93,6 @@ extern const struct p11km_opt p11km_cert_prune_opts[];
 int p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                           char **argv);
 extern const struct p11km_opt p11km_cert_revoke_opts[];
-/* Print a jansson object as --json output and release it (cmd-ca.c). */
-struct json_t;
-void p11km_json_print_free(struct json_t *o);
 /* Does the binding use o: its key, its certificate, or the key of its
  * certificate (cmd-object-edit.c; 'object delete', 'cert prune')? */
 struct p11km_bind_ref;

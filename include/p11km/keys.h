@@ -51,9 +51,11 @@ int p11km_key_cert_pubkey(struct p11km_session *s, const struct p11km_object *pr
  * (key-evp.c) An EVP_PKEY for OpenSSL code that signs by itself (the CMP
  * client): the public key of sg, whose signatures OpenSSL makes through
  * sg->sign_digest (one C_Sign each on a token; *count, when not NULL, counts
- * them).  EC keys, and RSA keys with PKCS#1 v1.5.  sg must outlive *out.
+ * them; *err, when not NULL, gets the p11km error of a signature that failed,
+ * which OpenSSL only sees as a failure).  EC keys, and RSA keys with PKCS#1
+ * v1.5.  sg must outlive *out.
  */
 struct p11km_signer;
-int p11km_key_evp_new(struct p11km_signer *sg, unsigned long *count, EVP_PKEY **out);
+int p11km_key_evp_new(struct p11km_signer *sg, unsigned long *count, int *err, EVP_PKEY **out);
 
 #endif

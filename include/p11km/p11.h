@@ -17,6 +17,11 @@ CK_RV p11km_traced(const char *fn, CK_RV rv);
 const char *p11km_ckr_name(CK_RV rv);
 /* Map a CK_RV to an error code and record "fn: what failed: CKR_NAME". */
 int p11km_fail_ckr(CK_RV rv, const char *what, const char *fn);
+/* The same for a call to tok: a failure that may be a token pulled out
+ * (CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, a vanished
+ * session ...) costs one C_GetSlotInfo and says so. */
+struct p11km_token;
+int p11km_fail_ckr_tok(const struct p11km_token *tok, CK_RV rv, const char *what, const char *fn);
 /* A module answered what no module may (a length past the buffer, more
  * handles than asked for, a count that keeps changing): record "what: fn
  * misbehaved: <detail>; ..." and return P11KM_ERR_TOKEN (exit 3). */
@@ -173,6 +178,12 @@ void p11km_pin_mark_proved(struct p11km_ctx *ctx, const char *pin, const char *t
 int p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
                              const struct p11km_uri *uri, int rw, int require_login,
                              struct p11km_session *out);
+/* A read-write session logged in as the security officer when an SO PIN
+ * source is given (--so-pin-source: ykcs11 generates keys and writes
+ * certificates only for the SO, whose PIN is the PIV management key), else
+ * as the user (a PIN is required). */
+int p11km_session_open_so_or_user(struct p11km_ctx *ctx, struct p11km_token *tok,
+                                  const struct p11km_uri *uri, struct p11km_session *out);
 /*
  * Open this URI's token and log in, the prologue of most commands: the
  * URI's one token (modules loaded as needed; P11KM_OPEN_INITIALISED: its
@@ -220,9 +231,11 @@ struct p11km_object {
 /* Read the attributes p11km uses.  Never reads CKA_VALUE of a key.  More
  * calls only for an attribute that may not have fit its buffer. */
 int p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o);
-/* The same for an object found as one of class hint (the search's CKA_CLASS):
- * with CKO_CERTIFICATE, CKA_VALUE is in the same call (wiped unread should
- * the object be of another class after all). */
+/* The same for an object found as one of class hint (the search's CKA_CLASS,
+ * or what the caller wants): with CKO_CERTIFICATE, CKA_VALUE is in the same
+ * call (wiped unread should the object be of another class after all); with
+ * CKO_PRIVATE_KEY or CKO_PUBLIC_KEY, a certificate found all the same is
+ * read without it; (CK_OBJECT_CLASS)-1: as p11km_object_read(). */
 int p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS hint,
                          struct p11km_object *o);
 void p11km_object_release(struct p11km_object *o);
@@ -296,6 +309,21 @@ int p11km_token_caps(struct p11km_token *tok, struct p11km_caps *caps);
 /* The same for key type t only: one C_GetMechanismInfo instead of three
  * (about all types, from the same mechanism list, when t is not usable). */
 int p11km_token_caps_for(struct p11km_token *tok, enum p11km_keytype t, struct p11km_caps *caps);
+/* A PIV card (or a YubiKey's PIV application): its certificates live in
+ * its key slots, one per key, with one-byte ids; no trusted roots, no
+ * intermediates.  P11KM_PIV_WRITABLE through ykcs11 (manufacturer
+ * "Yubico..."), P11KM_PIV_READ_ONLY through OpenSC (manufacturer "piv_II"),
+ * 0 for any other token. */
+enum { P11KM_PIV_WRITABLE = 1, P11KM_PIV_READ_ONLY = 2 };
+int p11km_token_is_piv(const struct p11km_token *tok);
+/* What probing taught p11km about tok's family (p11-learn.c): a note in
+ * this run and, once, the line "what: TEXT" in
+ * STATE/learned/MODULE_MANUFACTURER_MODEL (P11KM_STATE_DIR, default
+ * /var/lib/p11km; best effort).  p11km_learned_read: that file's text
+ * (malloc'ed; NULL when nothing was learned). */
+void p11km_learned(const struct p11km_token *tok, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int p11km_learned_read(const struct p11km_token *tok, char **text);
 /* "rsa:2048", "ec:p256", "ed25519" ... */
 const char *p11km_keytype_name(enum p11km_keytype t);
 /* Parse a key type name; -1 when unknown. */

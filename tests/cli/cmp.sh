@@ -124,6 +124,28 @@ same_key "$T/kur.pem" "$T/web2.pub" && ok "kur: the certificate is for the new k
 	|| not_ok "kur: another key"
 check "kur: openssl verifies it" openssl verify -CAfile "$T/ca.pem" "$T/kur.pem"
 
+# --- an RSA key: the bridge's RSA_METHOD (PKCS#1 v1.5 on the token) ----------
+check "key generate rsa (RSA 2048)" "$P11KM" key generate "$TOK" --type rsa:2048 --label rsa \
+	--pin-source "file:$PIN"
+check "req new rsa" "$P11KM" req new "$TOK;object=rsa;type=private" --subject "CN=rsa.example.test" \
+	-o "$T/rsa.csr" --pin-source "file:$PIN"
+check "req submit --cmp ir with the RSA key (POP by CKM_RSA_PKCS)" "$P11KM" req submit \
+	"$T/rsa.csr" --ca cmpca --cmp ir --key "$TOK" -o "$T/rsa.pem" --pin-source "file:$PIN" \
+	--config-dir "$CFG"
+openssl req -in "$T/rsa.csr" -noout -pubkey > "$T/rsa.pub"
+same_key "$T/rsa.pem" "$T/rsa.pub" && ok "rsa: the certificate is for the token key" \
+	|| not_ok "rsa: another key"
+
+# --- cr with signature protection: the profile's certificate and its token key ---
+check "ca add cmpsig (--cert/--key: signed by the token key)" "$P11KM" ca add cmpsig --kind cmp \
+	--url "http://127.0.0.1:$CP/pkix/" --cert "$T/inst.pem" --key "$TOK" --cmp-cmd cr \
+	--ca-file "$T/ca.pem" --config-dir "$CFG"
+check "req submit to cmpsig (cr: protection and POP by the same token key)" "$P11KM" --json \
+	req submit "$T/web.csr" --ca cmpsig -o "$T/cr.pem" --pin-source "file:$PIN" --config-dir "$CFG"
+check_eq "cr: three signatures (protection, POP, certConf)" "$(json_get "$T/out" 'd["signatures"]')" "3"
+same_key "$T/cr.pem" "$T/web.pub" && ok "cr: the certificate is for the token key" \
+	|| not_ok "cr: another key"
+
 # --- genm: ca roots ---------------------------------------------------------------------
 check "ca roots --out (genm id-it-caCerts)" "$P11KM" ca roots cmpca --out "$T/roots.pem" \
 	--config-dir "$CFG"

@@ -7,23 +7,14 @@
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/piv.sh"
 need openssl pkcs11-tool yubico-piv-tool
-piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or no mount namespace (unshare)"
-mkdir -p "$T/piv"
-piv_card_start "$T/piv" || { echo "# cannot start the PIV card"; exit 99; }
-cleanup_add "piv_card_stop '$T/piv'"
-PIN=$(pin_file pin 123456)
+piv_test_card
 BAD=$(pin_file bad 000000)
-MGM=$(pin_file mgm "$PIV_MGM_KEY")
-export P11KM_MODULE=$PIV_YKCS11
-ypt() { yubico-piv-tool -r "$PIV_READER" "$@"; }
 tries() { ypt -a status 2>/dev/null | sed -n 's/^PIN tries left:	//p'; }
 # pub9 ID OUT: the public key ykcs11 shows for slot id ID (01 = 9a)
 pub9() {
 	pkcs11-tool --module "$PIV_YKCS11" --read-object --type pubkey --id "$1" -o "$2.der" >/dev/null 2>&1 &&
 		openssl pkey -pubin -inform DER -in "$2.der" -out "$2" 2>/dev/null
 }
-SERIAL=$(ypt -a status | sed -n 's/^Serial Number:	//p')
-TOK="pkcs11:serial=$SERIAL"
 
 # --- key generate ----------------------------------------------------------------------------
 check_fails "key generate with the user PIN only: exit 3" 3 "$P11KM" key generate "$TOK" --slot 9a \

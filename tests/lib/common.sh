@@ -7,6 +7,8 @@ set -u
 SOFTHSM2_MODULE=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/p11km-test.XXXXXX")
+# what p11km keeps (learned token quirks, replaced PIV certificates) stays in the test
+export P11KM_STATE_DIR=$T/state
 _cleanups=""
 cleanup_add() { _cleanups="$1; $_cleanups"; }
 _on_exit() {

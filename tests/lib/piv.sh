@@ -39,8 +39,21 @@
 #       Takes the card out of the reader / puts it back; each returns once
 #       pcscd sees the change.
 #
+#   piv_card_pull_on DIR INS
+#       Arms the card to be pulled mid-command: the next APDU with
+#       instruction byte INS (hex: 87 GENERAL AUTHENTICATE, i.e. a signature;
+#       db PUT DATA, a certificate write; 47 GENERATE) is not answered, the
+#       card is out.  piv_card_insert puts it back.
+#
 #   piv_card_restart DIR
 #       Stops the emulator and starts it again on the same state.
+#
+#   piv_test_card
+#       The prologue of a PIV test file (after common.sh): skips the file
+#       without the pieces (piv_available), starts a new card in $T/piv
+#       (stopped at exit) and sets PIN and MGM (0600 files: 123456, the
+#       management key), SERIAL and TOK (pkcs11:serial=SERIAL),
+#       P11KM_MODULE (ykcs11) and ypt (yubico-piv-tool on the card).
 #
 #   piv_card_stop DIR
 #       Stops the emulator and the pcscd (only processes whose pids are in
@@ -199,6 +212,16 @@ _piv_signal()
 piv_card_pull() { _piv_signal "${1:?usage: piv_card_pull DIR}" USR1 no; }
 piv_card_insert() { _piv_signal "${1:?usage: piv_card_insert DIR}" USR2 yes; }
 
+piv_card_pull_on()
+{
+	local dir=${1:?usage: piv_card_pull_on DIR INS}
+	echo "${2:?usage: piv_card_pull_on DIR INS}" >"$dir/card/pull-on.tmp" &&
+		mv "$dir/card/pull-on.tmp" "$dir/card/pull-on"
+}
+
+# piv_card_wait_pulled DIR: the armed pull happened and pcscd sees it
+piv_card_wait_pulled() { [ ! -e "$1/card/pull-on" ] && _piv_wait_card "$1" no; }
+
 piv_card_restart()
 {
 	local dir=${1:?usage: piv_card_restart DIR}
@@ -213,3 +236,17 @@ piv_card_stop()
 	daemon_stop "$dir/pcscd.pid" pcscd || rc=1
 	return $rc
 }
+
+piv_test_card()
+{
+	piv_available || skip_all "pcscd, vsmartcard-vpcd, ykcs11, opensc or python3-cryptography missing, or no mount namespace (unshare)"
+	mkdir -p "$T/piv"
+	piv_card_start "$T/piv" || { echo "# cannot start the PIV card"; exit 99; }
+	cleanup_add "piv_card_stop '$T/piv'"
+	PIN=$(pin_file pin 123456)
+	MGM=$(pin_file mgm "$PIV_MGM_KEY")
+	export P11KM_MODULE=$PIV_YKCS11
+	SERIAL=$(ypt -a status | sed -n 's/^Serial Number:	//p')
+	TOK="pkcs11:serial=$SERIAL"
+}
+ypt() { yubico-piv-tool -r "$PIV_READER" "$@"; }

@@ -12,7 +12,8 @@ State (keys, objects, PIN/PUK/management key and counters) lives in
 DIR/card.json and survives restarts; a fresh DIR gets a new card with the
 factory defaults and an attestation key, whose CA certificate is written
 to DIR/attestation-root.pem.  SIGUSR1 pulls the card out of the reader,
-SIGUSR2 puts it back, SIGTERM stops.  See tests/piv/README.md.
+SIGUSR2 puts it back, SIGTERM stops; DIR/pull-on (an INS byte in hex) pulls
+it when a command with that INS arrives (answered 6F00: pulled mid-command).  See tests/piv/README.md.
 """
 import argparse
 import datetime
@@ -551,6 +552,7 @@ class Reader:
         self.present = True
         self.buf = b""
         self.connected_once = False
+        self.not_before = 0
 
     def drop(self):
         if self.conn:
@@ -569,7 +571,29 @@ class Reader:
         self.card.power_reset()
         return True
 
+    def pull_on(self, payload):
+        """DIR/pull-on names an INS: pull the card instead of answering it."""
+        path = os.path.join(self.card.dir, "pull-on")
+        try:
+            with open(path) as f:
+                ins = int(f.read().strip(), 16)
+        except (OSError, ValueError):
+            return False
+        if len(payload) < 2 or payload[1] != ins:
+            return False
+        os.unlink(path)
+        # answered first (6F00, no diagnosis), then out: vpcd cannot
+        # recover from a connection that closes under a pending command
+        self.send(b"\x6f\x00")
+        self.present = False
+        self.drop()
+        self.not_before = time.monotonic() + 1.5
+        write_file(os.path.join(self.card.dir, "reader-state"), "pulled\n")
+        return True
+
     def frame(self, payload):
+        if len(payload) > 1 and self.pull_on(payload):
+            return
         if len(payload) == 1:
             if payload[0] == 4:
                 self.send(ATR)
@@ -644,7 +668,7 @@ def main():
         if flags["insert"]:
             flags["insert"] = False
             reader.present = True
-        if reader.present and reader.conn is None:
+        if reader.present and reader.conn is None and time.monotonic() >= reader.not_before:
             if reader.connect():
                 write_file(state, "inserted\n")
             else:

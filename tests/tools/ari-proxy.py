@@ -10,6 +10,11 @@ for tests/cli/acme-account.sh: pebble 2.4 has no renewalInfo.  HTTPS on
                            and carry that AKI; the answer is the last third
                            of its validity as suggestedWindow, Retry-After
                            21600, and an explanationURL
+  GET /MODE/dir            the same directory whose renewalInfo answers
+                           in a fixed way: MODE bad-date (a start that is no RFC
+                           3339 date), backwards (an end before the
+                           start), no-window (no suggestedWindow); and
+                           now: a window open now, for any id
   anything else            404 (nothing else is proxied)
 Usage: ari-proxy.py PORT CERT KEY PEBBLE-DIR-URL PEBBLE-MGMT-URL CA-FILE
 """
@@ -36,6 +41,17 @@ def rfc3339(t):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+BAD = {
+    "bad-date": {"suggestedWindow": {"start": "next tuesday", "end": "2030-01-01T00:00:00Z"}},
+    "backwards": {"suggestedWindow": {"start": "2030-01-02T00:00:00Z", "end": "2030-01-01T00:00:00Z"}},
+    "no-window": {"explanationURL": "https://127.0.0.1/why"},
+}
+NOW = datetime.datetime.now(datetime.timezone.utc)
+# /now/dir: a window open now (as before a mass revocation)
+BAD["now"] = {"suggestedWindow": {"start": rfc3339(NOW - datetime.timedelta(hours=1)),
+                                  "end": rfc3339(NOW + datetime.timedelta(hours=1))}}
+
+
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         sys.stderr.write("ari-proxy: " + (a[0] % a[1:]) + "\n")
@@ -54,12 +70,15 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send(code, "application/problem+json", json.dumps(doc).encode())
 
     def do_GET(self):
-        if self.path == "/dir":
+        mode = self.path.split("/")[1]
+        if self.path == "/dir" or (mode in BAD and self.path == "/%s/dir" % mode):
             d = json.loads(fetch(DIR))
             origin = "/".join(DIR.split("/")[:3])
             d = {k: (v.replace(origin, BASE) if isinstance(v, str) else v) for k, v in d.items()}
-            d["renewalInfo"] = BASE + "/renewal-info/"
+            d["renewalInfo"] = BASE + ("/renewal-info/" if self.path == "/dir" else "/%s/info/" % mode)
             return self.send(200, "application/json", json.dumps(d).encode())
+        if mode in BAD and self.path.startswith("/%s/info/" % mode):
+            return self.send(200, "application/json", json.dumps(BAD[mode]).encode())
         if not self.path.startswith("/renewal-info/"):
             return self.send(404, "text/plain", b"not here")
         try:
