@@ -71,7 +71,7 @@ step_request(struct renew_one *r1)
 	struct p11km_req_opts ro;
 	struct p11km_req_result rr = { 0 };
 	char *wd = renew_work(r1, NULL), *req = renew_work(r1, "request.pem");
-	char *old = renew_work(r1, "old.pem");
+	char *old = renew_work(r1, "old.pem"), *chain = NULL, *prev = NULL;
 	int r;
 
 	memset(&ro, 0, sizeof(ro));
@@ -79,6 +79,9 @@ step_request(struct renew_one *r1)
 	ro.out = req;
 	ro.type = -1;
 	ro.reuse_pending = 1;
+	ro.tok = r1->h->tok;
+	ro.session = &r1->h->s;
+	ro.cert_x509 = r1->live;
 	if (t->rekey != NULL && strcmp(t->rekey, "never") != 0) {
 		ro.rekey = 1;
 		if (strcmp(t->rekey, "always") != 0)
@@ -92,8 +95,18 @@ step_request(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", wd, strerror(errno));
 		goto out;
 	}
-	if ((r = write_live_pem(r1, old)) < 0)
+	if (renew_deploys(t) && (r = write_live_pem(r1, old)) < 0)
 		goto out;
+	/* a chain.pem left by a run killed after its renewal was recorded */
+	if ((chain = renew_work(r1, "chain.pem")) == NULL ||
+	    (prev = renew_work(r1, "chain-prev.pem")) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (rename(chain, prev) != 0 && errno != ENOENT) {
+		r = p11km_fail(P11KM_ERR_IO, "cannot rename '%s': %s", chain, strerror(errno));
+		goto out;
+	}
 	if ((r = p11km_req_renew(r1->run->ctx, &ro, &rr)) < 0)
 		goto out;
 	renew_kill_point("signed");
@@ -111,6 +124,8 @@ out:
 	free(wd);
 	free(req);
 	free(old);
+	free(chain);
+	free(prev);
 	return r;
 }
 
