@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "p11km/ca.h"
+#include "p11km/txn.h"
 #include "p11km/util.h"
 
 #define PREFIX "/.well-known/acme-challenge/"
@@ -183,8 +184,9 @@ p11km_http01_stop(struct p11km_http01 *h)
 		h->fd = -1;
 	}
 	for (size_t i = 0; i < h->n_files; i++) {
-		if (unlink(h->files[i]) != 0 && errno != ENOENT)
-			p11km_warn("cannot remove '%s': %s", h->files[i], strerror(errno));
+		/* written with p11km_write_file_atomic(): removed as audited */
+		if (p11km_remove_file(h->files[i]) < 0)
+			p11km_warn("%s", p11km_errmsg(P11KM_ERR_IO));
 		free(h->files[i]);
 	}
 	free(h->files);

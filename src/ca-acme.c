@@ -274,6 +274,8 @@ acme_directory(struct acme *a, int lookup_only)
 	struct p11km_http_resp r;
 	int rv;
 
+	if (a->p->directory == NULL || strcmp(a->p->kind->name, "acme") != 0)
+		return p11km_fail(P11KM_ERR_USAGE, "CA profile '%s' is not an ACME CA", a->p->name);
 	if (strncmp(a->p->directory, "https://", 8) != 0)
 		return p11km_fail(P11KM_ERR_USAGE, "the ACME directory '%s' is not an https URL",
 		                  a->p->directory);

@@ -403,11 +403,12 @@ cmp_error(struct cmp_run *run, OSSL_CMP_CTX *c, const char *what)
 		                  text[0] ? ": " : "", p11km_esc(text));
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_CMP && (reason == CMP_R_WRONG_PBM_VALUE ||
-	    reason == CMP_R_MISSING_PROTECTION || reason == CMP_R_MISSING_TRUST_STORE || reason == CMP_R_NO_SUITABLE_SENDER_CERT ||
-	    reason == CMP_R_ERROR_VALIDATING_PROTECTION || reason == CMP_R_ERROR_VALIDATING_SIGNATURE)) {
+	    reason == CMP_R_MISSING_PROTECTION || reason == CMP_R_MISSING_TRUST_STORE ||
+	    reason == CMP_R_NO_SUITABLE_SENDER_CERT || reason == CMP_R_ERROR_VALIDATING_PROTECTION ||
+	    reason == CMP_R_ERROR_VALIDATING_SIGNATURE)) {
 		ERR_clear_error();
 		return p11km_fail(P11KM_ERR_VERIFY, "the answer of CA '%s' to the %s is not protected "
-		                  "as expected (%s): check the profile's --secret and --ref, or --ca-file "
+		                  "as expected (%s): check the profile's --secret-source and --ref, or --ca-file "
 		                  "for a CA that signs; nothing was changed", run->p->name, what,
 		                  ERR_reason_error_string(e));
 	}

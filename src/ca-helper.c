@@ -60,6 +60,14 @@ first_line(const char *out)
 	return line;
 }
 
+/* The variables of the protocol: what p11km's own environment holds of
+ * them never reaches a helper (a stale cookie would turn a SUBMIT into
+ * someone else's POLL); only those p11km sets. */
+static const char *const protocol_vars[] = {
+	"CERTMONGER_OPERATION", "CERTMONGER_CSR", "CERTMONGER_CA_PROFILE", "CERTMONGER_CA_COOKIE",
+	"CERTMONGER_CERTIFICATE", NULL,
+};
+
 /* Run the helper for op with env (n "VAR=value" strings). */
 static int
 run_helper(const struct p11km_ca_profile *p, char *const *env, size_t n,
@@ -68,11 +76,13 @@ run_helper(const struct p11km_ca_profile *p, char *const *env, size_t n,
 	struct p11km_run_opts o = { 0 };
 	int r;
 
+
 	if (p->n_command == 0)
 		return p11km_fail(P11KM_ERR_INPUT, "CA profile '%s' names no helper command", p->name);
 	o.flags = P11KM_RUN_CAPTURE_STDOUT | P11KM_RUN_ANY_EXIT;
 	o.env = env;
 	o.n_env = n;
+	o.unset = protocol_vars;
 	o.timeout = p->timeout > 0 ? (unsigned)p->timeout : HELPER_TIMEOUT_DEFAULT;
 	r = p11km_run_ex(p->command, &o, res);
 	if (r < 0)

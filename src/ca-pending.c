@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "p11km/ca.h"
+#include "p11km/txn.h"
 #include "p11km/util.h"
 
 const char *
@@ -143,9 +144,7 @@ p11km_ca_pending_remove(const char *state, const char *ca, const unsigned char *
 
 	if ((r = pending_path(state, ca, csr, csr_len, 0, &path)) < 0)
 		return r;
-	if (unlink(path) != 0 && errno != ENOENT)
-		r = p11km_fail(P11KM_ERR_IO, "cannot remove the pending state '%s': %s", path,
-		               strerror(errno));
+	r = p11km_remove_file(path); /* written atomically: removed as audited */
 	free(path);
 	return r;
 }

@@ -315,12 +315,7 @@ p11km_ca_profile_remove(const char *dir, const char *name)
 		                    : p11km_fail(P11KM_ERR_IO, "cannot remove '%s': %s", path,
 		                                 strerror(errno));
 	} else {
-		/* a file transaction: the removal is in the audit trail */
-		struct p11km_ftxn *t = p11km_ftxn_new();
-		r = t == NULL ? p11km_fail(P11KM_ERR_NOMEM, "out of memory") : p11km_ftxn_unlink(t, path);
-		if (r == 0)
-			r = p11km_ftxn_commit(t);
-		p11km_ftxn_free(t);
+		r = p11km_remove_file(path); /* in the audit trail */
 	}
 	free(path);
 	return r;

@@ -212,10 +212,10 @@ emit_trial(const struct p11km_bind_params *p, const char *pin, size_t pin_len,
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = p11km_write_file_atomic(cnf, cnf_text, strlen(cnf_text), 0600)) < 0 ||
-	    (r = p11km_write_file_atomic(certf, p->cert_pem, p->cert_pem_len, 0600)) < 0)
+	if ((r = p11km_write_scratch(cnf, cnf_text, strlen(cnf_text), 0600)) < 0 ||
+	    (r = p11km_write_scratch(certf, p->cert_pem, p->cert_pem_len, 0600)) < 0)
 		goto out;
-	if (write_pin && (r = p11km_write_file_atomic(pinf, pin, pin_len, 0600)) < 0)
+	if (write_pin && (r = p11km_write_scratch(pinf, pin, pin_len, 0600)) < 0)
 		goto out;
 	if ((r = p11km_uri_parse(p->key_uri, &u)) < 0 ||
 	    (r = p11km_uri_engine_safe(u, write_pin ? pinf : NULL, allow_pin_value, &trial_uri)) < 0)

@@ -405,9 +405,9 @@ engine_prepare(struct p11km_ctx *ctx, struct exam *x, const char *key_spec, cons
 	}
 	p11km_error_clear();
 	text = p11km_bind_openssl_cnf(j->bp.engine_path, j->bp.module_path);
-	if (text == NULL || p11km_write_file_atomic(j->cnf, text, strlen(text), 0600) < 0 ||
-	    p11km_write_file_atomic(j->cert, j->bp.cert_pem, j->bp.cert_pem_len, 0600) < 0 ||
-	    (j->pin && p11km_write_file_atomic(j->pin_path, j->pin, j->pin_len, 0600) < 0)) {
+	if (text == NULL || p11km_write_scratch(j->cnf, text, strlen(text), 0600) < 0 ||
+	    p11km_write_scratch(j->cert, j->bp.cert_pem, j->bp.cert_pem_len, 0600) < 0 ||
+	    (j->pin && p11km_write_scratch(j->pin_path, j->pin, j->pin_len, 0600) < 0)) {
 		p11km_problem_add(&x->pr, "the engine test was not run: %s", p11km_errmsg(-1));
 		p11km_error_clear();
 		free(text);

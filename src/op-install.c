@@ -483,15 +483,20 @@ install_run(struct install *in)
 		return r;
 	if (in->o.uri != NULL && (r = p11km_uri_parse(in->o.uri, &in->uri)) < 0)
 		return r;
-	if ((r = open_token(in)) < 0)
+	if (in->o.session != NULL) {
+		/* the caller's session (the renewal batch): no second login */
+		in->tok = in->o.tok;
+		in->s = *in->o.session;
+		in->borrowed = 1;
+	} else if ((r = open_token(in)) < 0 ||
+	           /* --so-pin-source: the SO writes the certificate (ykcs11: the
+	            * management key; a PIV card's keys are visible to it) */
+	           (r = in->ctx->so_pin_source_opt != NULL
+	                    ? p11km_session_open_so_or_user(in->ctx, in->tok, in->uri, &in->s)
+	                    : p11km_session_open_login(in->ctx, in->tok, in->uri, !in->o.dry_run,
+	                                               1, &in->s)) < 0) {
 		return r;
-	/* --so-pin-source: the SO writes the certificate (ykcs11: the management
-	 * key; a PIV card's keys are visible to it) */
-	if ((r = in->ctx->so_pin_source_opt != NULL
-	             ? p11km_session_open_so_or_user(in->ctx, in->tok, in->uri, &in->s)
-	             : p11km_session_open_login(in->ctx, in->tok, in->uri, !in->o.dry_run, 1,
-	                                        &in->s)) < 0)
-		return r;
+	}
 	if ((r = find_leaf(in)) < 0)
 		return r;
 	if ((in->leaf_fp = p11km_cert_fingerprint(in->leaf)) == NULL)
@@ -544,7 +549,8 @@ out:
 static void
 install_release(struct install *in)
 {
-	p11km_session_close(&in->s);
+	if (!in->borrowed)
+		p11km_session_close(&in->s);
 	if (in->have_key)
 		p11km_object_release(&in->key);
 	for (size_t i = 0; i < in->n_acts; i++) {
@@ -564,7 +570,8 @@ install_release(struct install *in)
 		free(in->doomed[i].label);
 	free(in->doomed);
 	sk_X509_pop_free(in->reply, X509_free);
-	p11km_token_free(in->tok);
+	if (!in->borrowed)
+		p11km_token_free(in->tok);
 	p11km_uri_free(in->uri);
 }
 

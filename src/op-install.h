@@ -28,6 +28,7 @@ struct install {
 	struct p11km_uri *uri;
 	struct p11km_token *tok;
 	struct p11km_session s;
+	int borrowed;               /* tok and s are the caller's (o.session) */
 	STACK_OF(X509) *reply;
 	X509 *leaf;                 /* borrowed from reply */
 	STACK_OF(X509) *inter;      /* borrowed certs, nearest first */

@@ -195,10 +195,10 @@ certs_load(struct renew_one *r1, struct certs *c)
 
 /* chain.pem done with (installed or rolled back): kept as chain-SERIAL.pem. */
 static void
-chain_retire(struct renew_one *r1)
+chain_retire(struct renew_one *r1, const char *serial)
 {
 	char *from = renew_work(r1, "chain.pem");
-	char *name = p11km_asprintf("chain-%s.pem", r1->t->new_serial ? r1->t->new_serial : "x");
+	char *name = p11km_asprintf("chain-%s.pem", serial ? serial : "x");
 	char *to = name ? renew_work(r1, name) : NULL;
 
 	if (from != NULL && to != NULL && rename(from, to) != 0 && errno != ENOENT)
@@ -351,7 +351,7 @@ out:
 		r = renew_failed(r1, p11km_fail(r, "%s", rm ? rm : "?"), what ? what : why);
 		free(rm);
 	} else {
-		chain_retire(r1);
+		chain_retire(r1, t->new_serial);
 		t->step = P11KM_STEP_IDLE;
 		free(t->new_serial);
 		t->new_serial = NULL;
@@ -383,6 +383,8 @@ step_install(struct renew_one *r1)
 	io.uri = r1->h->tok->uri;
 	io.ca_file = t->ca_file;
 	io.keep_old = 1;
+	io.tok = r1->h->tok;
+	io.session = &r1->h->s;
 	for (size_t i = 0; i < t->n_bind && i < P11KM_INSTALL_MAX_BIND; i++)
 		io.bind[io.n_bind++] = t->bind[i];
 	if (chain == NULL)
@@ -399,7 +401,9 @@ step_install(struct renew_one *r1)
 	p11km_install_result_release(&ir);
 	t->step = P11KM_STEP_INSTALLED;
 	t->last_renewed = r1->run->now;
-	return renew_save(r1);
+	/* nothing to deploy: the next record is the last (a run killed before
+	 * it installs again, which finds the certificate there) */
+	return renew_deploys(t) ? renew_save(r1) : 0;
 }
 
 static int
@@ -486,12 +490,11 @@ renew_deploy(struct renew_one *r1)
 		if ((r = reload(r1)) < 0)
 			return rollback(r1, r, "reload", 1);
 		t->step = P11KM_STEP_RELOADED;
-		if ((r = renew_save(r1)) < 0)
+		if (renew_deploys(t) && (r = renew_save(r1)) < 0)
 			return r;
 	}
 	if ((r = verify_new(r1)) < 0)
 		return rollback(r1, r, "verify", 1);
-	chain_retire(r1);
 	t->step = P11KM_STEP_IDLE;
 	t->attempts = 0;
 	t->next_attempt = 0;
@@ -506,7 +509,15 @@ renew_deploy(struct renew_one *r1)
 	r1->item->outcome = P11KM_RENEW_RENEWED;
 	free(r1->item->reason);
 	r1->item->reason = NULL;
-	if (renew_read_live(r1) < 0)
-		p11km_error_clear();
-	return renew_save(r1);
+	/* the new certificate's date from the chain: no search on the token */
+	struct certs c;
+	if (certs_load(r1, &c) == 0) {
+		r1->item->not_after = renew_asn1_time(X509_get0_notAfter(c.new_));
+		certs_release(&c);
+	}
+	p11km_error_clear();
+	/* recorded first: a stale chain.pem is set aside by the next request */
+	if ((r = renew_save(r1)) == 0)
+		chain_retire(r1, t->old_serial);
+	return r;
 }

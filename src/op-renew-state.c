@@ -46,6 +46,12 @@ renew_set_str(char **slot, const char *v)
 	return 0;
 }
 
+int
+renew_deploys(const struct p11km_track *t)
+{
+	return t->n_bind > 0 || t->n_reload > 0 || t->verify != NULL;
+}
+
 char *
 renew_work(struct renew_one *r1, const char *name)
 {
@@ -132,8 +138,8 @@ renew_held_get(struct renew_one *r1)
 	return 0;
 }
 
-static time_t
-asn1_time(const ASN1_TIME *a)
+time_t
+renew_asn1_time(const ASN1_TIME *a)
 {
 	struct tm tm;
 
@@ -167,8 +173,8 @@ renew_read_live(struct renew_one *r1)
 		r1->live_sha256 = cs.sha256;
 		r1->live_key_id = co.id_len ? p11km_hex(co.id, co.id_len) : strdup("");
 		cs.serial = cs.sha256 = NULL;
-		r1->nb = asn1_time(X509_get0_notBefore(x));
-		r1->na = asn1_time(X509_get0_notAfter(x));
+		r1->nb = renew_asn1_time(X509_get0_notBefore(x));
+		r1->na = renew_asn1_time(X509_get0_notAfter(x));
 		r1->item->not_after = r1->na;
 		r1->live = x;
 		x = NULL;

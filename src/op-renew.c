@@ -71,7 +71,7 @@ step_request(struct renew_one *r1)
 	struct p11km_req_opts ro;
 	struct p11km_req_result rr = { 0 };
 	char *wd = renew_work(r1, NULL), *req = renew_work(r1, "request.pem");
-	char *old = renew_work(r1, "old.pem");
+	char *old = renew_work(r1, "old.pem"), *chain = NULL, *prev = NULL;
 	int r;
 
 	memset(&ro, 0, sizeof(ro));
@@ -79,6 +79,9 @@ step_request(struct renew_one *r1)
 	ro.out = req;
 	ro.type = -1;
 	ro.reuse_pending = 1;
+	ro.tok = r1->h->tok;
+	ro.session = &r1->h->s;
+	ro.cert_x509 = r1->live;
 	if (t->rekey != NULL && strcmp(t->rekey, "never") != 0) {
 		ro.rekey = 1;
 		if (strcmp(t->rekey, "always") != 0)
@@ -92,8 +95,18 @@ step_request(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_IO, "cannot create '%s': %s", wd, strerror(errno));
 		goto out;
 	}
-	if ((r = write_live_pem(r1, old)) < 0)
+	if (renew_deploys(t) && (r = write_live_pem(r1, old)) < 0)
 		goto out;
+	/* a chain.pem left by a run killed after its renewal was recorded */
+	if ((chain = renew_work(r1, "chain.pem")) == NULL ||
+	    (prev = renew_work(r1, "chain-prev.pem")) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (rename(chain, prev) != 0 && errno != ENOENT) {
+		r = p11km_fail(P11KM_ERR_IO, "cannot rename '%s': %s", chain, strerror(errno));
+		goto out;
+	}
 	if ((r = p11km_req_renew(r1->run->ctx, &ro, &rr)) < 0)
 		goto out;
 	renew_kill_point("signed");
@@ -111,6 +124,8 @@ out:
 	free(wd);
 	free(req);
 	free(old);
+	free(chain);
+	free(prev);
 	return r;
 }
 
@@ -264,6 +279,40 @@ request_der(const char *path, unsigned char **der, size_t *len)
 	return r;
 }
 
+/* A request a helper or AD CS holds as pending (req submit's state, the
+ * same file): its cookie, so this run asks again instead of submitting. */
+static int
+pending_resume(const char *dir, const struct p11km_ca_profile *p, const unsigned char *der,
+               size_t der_len, struct p11km_ca_pending **pd, struct p11km_ca_submit *sub)
+{
+	int r = p11km_ca_pending_load(dir, p->name, der, der_len, pd);
+
+	if (r == P11KM_ERR_NOTFOUND) {
+		p11km_error_clear();
+		return 0;
+	}
+	if (r == 0)
+		sub->cookie_in = (*pd)->cookie;
+	return r;
+}
+
+/* The CA holds the request: its cookie kept, the entry waits for the next run. */
+static int
+pending_wait(struct renew_one *r1, const struct p11km_ca_profile *p, const unsigned char *der,
+             size_t der_len, const struct p11km_ca_submit *sub, const struct p11km_ca_pending *pd)
+{
+	int r = p11km_ca_pending_save(r1->run->dir, p->name, der, der_len, sub->cookie, sub->delay,
+	                              pd ? pd->since : 0);
+
+	if (r < 0)
+		return r;
+	r1->t->step = P11KM_STEP_WAITING;
+	renew_say(r1->item, P11KM_RENEW_WAITING, "CA '%s' holds the request as pending%s; the next "
+	          "run asks again", p->name, sub->cookie ? "" : " (it asks for it again later)");
+	(void)renew_set_str(&r1->t->last_result, "waiting");
+	return renew_save(r1);
+}
+
 /* A CA profile: submit now (ACME: the chain comes back in this run). */
 static int
 submit_profile(struct renew_one *r1)
@@ -271,6 +320,7 @@ submit_profile(struct renew_one *r1)
 	struct renew_run *run = r1->run;
 	struct p11km_ca_profile *p = NULL;
 	struct p11km_ca_submit sub = { 0 };
+	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL;
 	char *chain = NULL, *req = renew_work(r1, "request.pem");
 	size_t der_len = 0, chain_len = 0;
@@ -282,10 +332,15 @@ submit_profile(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	else if ((r = p11km_ca_profile_load(p11km_ca_dir(run->o->ca_dir), r1->t->ca, &p)) == 0 &&
 	         (r = request_der(req, &der, &der_len)) == 0 &&
+	         (r = pending_resume(run->dir, p, der, der_len, &pd, &sub)) == 0 &&
 	         (r = p->kind->submit(run->ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		r = renew_failed(r1, r, "the CA did not issue");
-	else if (r == 0)
-		r = store_chain(r1, chain, chain_len);
+	else if (r == 0 && sub.pending)
+		r = pending_wait(r1, p, der, der_len, &sub, pd);
+	else if (r == 0 && (r = store_chain(r1, chain, chain_len)) == 0 && pd != NULL &&
+	         p11km_ca_pending_remove(run->dir, p->name, der, der_len) < 0)
+		p11km_warn("%s", p11km_errmsg(P11KM_ERR_IO));
+	p11km_ca_pending_free(pd);
 	p11km_ca_submit_release(&sub);
 	p11km_ca_profile_free(p);
 	free(der);
@@ -313,6 +368,41 @@ renewed_elsewhere(struct renew_one *r1)
 	           t->old_serial, p11km_track_step_name(t->step));
 	t->step = P11KM_STEP_IDLE;
 	return 1;
+}
+
+/* ARI (RFC 9773): the window an ACME CA suggests moves the due time earlier
+ * (never later: the dates stay the limit).  A CA without renewalInfo, or
+ * one that does not answer, leaves the dates' due time (said with
+ * --verbose). */
+static time_t
+ari_due(struct renew_one *r1, time_t due)
+{
+	struct p11km_ca_profile *p = NULL;
+	struct p11km_renewal_window w;
+	const char *ca = r1->t->ca;
+	int r;
+
+	if (ca == NULL || strncmp(ca, "file:", 5) == 0 || r1->live == NULL)
+		return due;
+	if (p11km_ca_profile_load(p11km_ca_dir(r1->run->o->ca_dir), ca, &p) < 0 ||
+	    strcmp(p->kind->name, "acme") != 0) {
+		p11km_error_clear();
+		p11km_ca_profile_free(p);
+		return due;
+	}
+	if ((r = p11km_acme_renewal_window(r1->run->ctx, p, r1->live, &w)) == 0) {
+		if (w.start < due) {
+			p11km_verbose("%s: the CA's renewal window (ARI) starts %ld s before the dates "
+			              "say", r1->t->id, (long)(due - w.start));
+			due = w.start;
+		}
+		p11km_renewal_window_release(&w);
+	} else {
+		p11km_verbose("%s: no renewal window from the CA: %s", r1->t->id, p11km_errmsg(r));
+		p11km_error_clear();
+	}
+	p11km_ca_profile_free(p);
+	return due;
 }
 
 static int
@@ -356,7 +446,7 @@ renew_entry(struct renew_one *r1)
 		r1->item->old_serial = strdup(r1->live_serial);
 	}
 	if (t->step == P11KM_STEP_IDLE) {
-		due = p11km_track_due(t, r1->nb, r1->na);
+		due = ari_due(r1, p11km_track_due(t, r1->nb, r1->na));
 		if (run->now < due && !run->o->force) {
 			renew_say(r1->item, P11KM_RENEW_NOT_DUE, "due in %ld days",
 			         (long)((due - run->now) / 86400));

@@ -56,12 +56,18 @@ void renew_say(struct p11km_renew_item *it, enum p11km_renew_outcome oc, const c
 /* *slot = a copy of v (NULL: NULL). */
 int renew_set_str(char **slot, const char *v);
 
+/* Does the entry deploy (bindings, a reload or a verify): then the steps after
+ * install are recorded, and the old certificate kept for a rollback. */
+int renew_deploys(const struct p11km_track *t);
+
 /* A work file of the entry (malloc'ed; NULL: no memory). */
 char *renew_work(struct renew_one *r1, const char *name);
 /* Save the entry (state before the next step). */
 int renew_save(struct renew_one *r1);
 /* The entry failed: attempts, backoff, the reason; saved. Returns 0. */
 int renew_failed(struct renew_one *r1, int code, const char *what);
+/* A certificate time as time_t (0: unreadable). */
+time_t renew_asn1_time(const ASN1_TIME *a);
 /* Re-read the live certificate. */
 int renew_read_live(struct renew_one *r1);
 

@@ -184,6 +184,7 @@ struct keyref {
 	struct p11km_object priv;
 	EVP_PKEY *pub;
 	int have_priv;
+	int borrowed;    /* tok and s are the caller's */
 };
 
 static void
@@ -192,8 +193,10 @@ keyref_release(struct keyref *k)
 	EVP_PKEY_free(k->pub);
 	if (k->have_priv)
 		p11km_object_release(&k->priv);
-	p11km_session_close(&k->s);
-	p11km_token_free(k->tok);
+	if (!k->borrowed) {
+		p11km_session_close(&k->s);
+		p11km_token_free(k->tok);
+	}
 	p11km_uri_free(k->uri);
 	memset(k, 0, sizeof(*k));
 }
@@ -243,7 +246,7 @@ keyref_find_key(struct keyref *k)
 	if ((r = p11km_find(&k->s, t, n, KEY_FIND_MAX, &h, &nh)) < 0)
 		return r;
 	for (; nread < nh; nread++) {
-		if ((r = p11km_key_read_fast(&k->s, h[nread], &objs[nread])) < 0)
+		if ((r = p11km_object_read_as(&k->s, h[nread], CKO_PRIVATE_KEY, &objs[nread])) < 0)
 			goto out;
 		if (objs[nread].cls == CKO_PRIVATE_KEY)
 			npriv++, ip = nread;
@@ -680,11 +683,25 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 	memset(res, 0, sizeof(*res));
 	if ((r = req_opts_init(po, &o)) < 0)
 		goto out;
-	if (strncmp(o.cert, "pkcs11:", 7) != 0 && (r = p11km_cert_load(o.cert, &cert)) < 0)
+	if (po->session != NULL) {
+		/* the caller's session (the renewal batch): no second login */
+		k.tok = po->tok;
+		k.s = *po->session;
+		k.borrowed = 1;
+		if ((r = p11km_uri_parse(o.cert, &k.uri)) < 0)
+			goto out;
+		if (po->cert_x509 != NULL && (cert = X509_dup(po->cert_x509)) == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (cert == NULL && strncmp(o.cert, "pkcs11:", 7) != 0 &&
+	    (r = p11km_cert_load(o.cert, &cert)) < 0)
 		goto out;
-	if (o.key != NULL && (r = keyref_open(ctx, o.key, o.rekey, &k)) < 0)
+	if (!k.borrowed && o.key != NULL && (r = keyref_open(ctx, o.key, o.rekey, &k)) < 0)
 		goto out;
-	if (o.key == NULL && cert != NULL && (r = keyref_sole_token(ctx, o.rekey, &k)) < 0)
+	if (!k.borrowed && o.key == NULL && cert != NULL &&
+	    (r = keyref_sole_token(ctx, o.rekey, &k)) < 0)
 		goto out;
 	if (cert == NULL && (r = renew_cert(ctx, &o, &k, &cert)) < 0)
 		goto out;

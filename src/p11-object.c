@@ -363,14 +363,17 @@ take_value(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int i, 
 }
 
 /* The one call: every fixed attribute and every variable one into a
- * pre-sized slice of scratch (CKA_VALUE only when with_value); then the
- * variable ones the class wants, each asked again only when it may not
- * have fit.  Modules that stop at the first bad attribute are read one
+ * pre-sized slice of scratch (CKA_VALUE only when the hint is
+ * CKO_CERTIFICATE); then the variable ones the class wants, each asked
+ * again only when it may not have fit.  A certificate's value otherwise
+ * costs a second call, unless the hint is a key class (the caller wants
+ * keys: none).  Modules that stop at the first bad attribute are read one
  * attribute at a time. */
 static int
-read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int with_value,
+read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_OBJECT_CLASS hint,
            unsigned char *scratch, unsigned char **bufs, CK_OBJECT_CLASS *cls)
 {
+	int with_value = hint == CKO_CERTIFICATE;
 	CK_ULONG n = with_value ? A_END : A_VALUE;
 	size_t off = 0;
 	int stopped, r;
@@ -401,6 +404,8 @@ read_attrs(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, int wit
 		return 0; /* a key's CKA_VALUE, if it was asked, is wiped with scratch */
 	if (with_value)
 		return take_value(s, h, a, A_VALUE, rv, stopped, bufs);
+	if (hint == CKO_PRIVATE_KEY || hint == CKO_PUBLIC_KEY)
+		return 0;
 	{
 		unsigned char *v = NULL;
 		size_t vl = 0;
@@ -444,7 +449,7 @@ p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLAS
 		total += var_buf[i - A_FIXED_END].cap;
 	if ((scratch = malloc(total)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	r = read_attrs(s, h, a, hint == CKO_CERTIFICATE, scratch, bufs, &cls);
+	r = read_attrs(s, h, a, hint, scratch, bufs, &cls);
 	p11km_freezero(scratch, total);
 	if (r < 0) {
 		for (int k = 0; k < A_END; k++)

@@ -88,6 +88,25 @@ p11km_run_child_env(char *const *add, size_t n_add)
 	return env;
 }
 
+/* Leave o->unset out of what the child inherits (what o->env adds stays). */
+static void
+drop_inherited(char **env, const struct p11km_run_opts *o)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; o->unset != NULL && env[i] != NULL; i++) {
+		int drop = 0, added = 0;
+		for (size_t j = 0; j < o->n_env; j++)
+			added |= env[i] == o->env[j];
+		for (const char *const *u = o->unset; !added && *u != NULL; u++)
+			drop |= names(env[i], *u);
+		if (!drop)
+			env[k++] = env[i];
+	}
+	if (o->unset != NULL)
+		env[k] = NULL;
+}
+
 /* --- running ------------------------------------------------------------- */
 
 void
@@ -244,6 +263,7 @@ p11km_run_ex(char *const argv[], const struct p11km_run_opts *o, struct p11km_ru
 		o = &none;
 	if ((env = p11km_run_child_env(o->env, o->n_env)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	drop_inherited(env, o);
 	if ((r = input_pipe(o, in)) < 0)
 		goto out;
 	if (((o->flags & P11KM_RUN_CAPTURE_STDOUT) && pipe2(out, O_CLOEXEC) < 0) ||

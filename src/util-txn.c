@@ -37,6 +37,7 @@ struct p11km_ftxn {
 	dev_t dev[16];
 	ino_t ino[16];
 	size_t n_dirs;
+	int scratch; /* p11km_write_scratch(): not in the audit trail */
 };
 
 struct p11km_ftxn *
@@ -234,7 +235,9 @@ p11km_ftxn_write(struct p11km_ftxn *t, const char *path, const void *data, size_
 	if ((op = fop_add(t, FOP_WRITE, path)) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	op->mode = mode;
-	if (p11km_audit_sha256(data ? data : "", len, op->new_sha) == NULL)
+	/* no content hash of a file others may not read: it may hold a
+	 * secret (a PIN file), and the SHA-256 of a short PIN gives it away */
+	if ((mode & 044) == 0 || p11km_audit_sha256(data ? data : "", len, op->new_sha) == NULL)
 		op->new_sha[0] = '\0';
 	if ((op->tmp = temp_name(path, &fd)) == NULL) {
 		char *d = strdup(path);
@@ -411,7 +414,8 @@ old_state(struct fop *op)
 		if ((n = readlink(op->path, lt, sizeof(lt) - 1)) >= 0 &&
 		    p11km_audit_sha256(lt, (size_t)n, op->old_sha) == NULL)
 			op->old_sha[0] = '\0';
-	} else if (S_ISREG(st.st_mode) && p11km_read_file(op->path, 64u << 20, &data, &len) == 0) {
+	} else if (S_ISREG(st.st_mode) && (st.st_mode & 044) != 0 &&
+	           p11km_read_file(op->path, 64u << 20, &data, &len) == 0) {
 		if (p11km_audit_sha256(data ? (void *)data : "", len, op->old_sha) == NULL)
 			op->old_sha[0] = '\0';
 	}
@@ -451,11 +455,12 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 	int r = 0;
 
 	/* a change the audit trail cannot record is not made */
-	if (t->n > 0 && (r = p11km_audit_ready()) < 0)
+	if (t->n > 0 && !t->scratch && (r = p11km_audit_ready()) < 0)
 		return r;
 	for (i = 0; i < t->n; i++) {
 		struct fop *op = &t->ops[i];
-		old_state(op);
+		if (!t->scratch)
+			old_state(op);
 		if (!op->reserved && backup(op) < 0) {
 			r = p11km_fail(P11KM_ERR_IO, "unable to keep a copy of '%s': %s", op->path,
 			               strerror(errno));
@@ -473,7 +478,7 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 			op->tmp = NULL;
 		}
 		op->done = 1;
-		if (op->kind != FOP_UNLINK || op->existed)
+		if (!t->scratch && (op->kind != FOP_UNLINK || op->existed))
 			audit_op(op, 0);
 	}
 	if (r < 0) {
@@ -487,13 +492,14 @@ p11km_ftxn_commit(struct p11km_ftxn *t)
 				if (rename(op->backup, op->path) == 0) {
 					free(op->backup);
 					op->backup = NULL;
-					audit_op(op, 1);
+					if (!t->scratch)
+						audit_op(op, 1);
 				} else {
 					p11km_warn("could not restore '%s' (its old content is in '%s')",
 					           op->path, op->backup);
 				}
 			} else if (op->kind != FOP_UNLINK) {
-				if (unlink(op->path) == 0)
+				if (unlink(op->path) == 0 && !t->scratch)
 					audit_op(op, 1);
 			}
 		}
@@ -551,6 +557,21 @@ p11km_ftxn_free(struct p11km_ftxn *t)
 }
 
 int
+p11km_write_scratch(const char *path, const void *data, size_t len, mode_t mode)
+{
+	struct p11km_ftxn *t = p11km_ftxn_new();
+	int r;
+
+	if (t == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	t->scratch = 1;
+	if ((r = p11km_ftxn_write(t, path, data, len, mode)) == 0)
+		r = p11km_ftxn_commit(t);
+	p11km_ftxn_free(t);
+	return r;
+}
+
+int
 p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	struct p11km_ftxn *t;
@@ -578,6 +599,20 @@ p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t m
 	if ((t = p11km_ftxn_new()) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	if ((r = p11km_ftxn_write(t, path, data, len, mode)) == 0)
+		r = p11km_ftxn_commit(t);
+	p11km_ftxn_free(t);
+	return r;
+}
+
+int
+p11km_remove_file(const char *path)
+{
+	struct p11km_ftxn *t = p11km_ftxn_new();
+	int r;
+
+	if (t == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((r = p11km_ftxn_unlink(t, path)) == 0)
 		r = p11km_ftxn_commit(t);
 	p11km_ftxn_free(t);
 	return r;

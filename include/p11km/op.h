@@ -26,6 +26,10 @@ struct p11km_install_opts {
 	const char *bind[P11KM_INSTALL_MAX_BIND]; /* bindings switched to the new certificate */
 	size_t n_bind;
 	int no_verify, no_chain, keep_old, destroy_old, der, dry_run;
+	/* a session the caller holds open on the token, logged in (borrowed,
+	 * NULL: the operation finds the token and logs in): the renewal batch */
+	struct p11km_token *tok;
+	struct p11km_session *session;
 };
 
 /* One line of the report: written / replaced / kept. */
@@ -77,6 +81,12 @@ struct p11km_req_opts {
 	int type;             /* with rekey: P11KM_KEY_* of the new key, -1: the old one's */
 	int reuse_pending;    /* with rekey: sign with a pending key an interrupted renewal
 	                       * left (else P11KM_ERR_EXISTS unless --force) */
+	/* renew: a session the caller holds open on the certificate's token,
+	 * logged in, and the certificate it read there (all borrowed; NULL: the
+	 * operation finds the token, logs in and reads the certificate) */
+	struct p11km_token *tok;
+	struct p11km_session *session;
+	X509 *cert_x509;
 	int ms_renewal;       /* renew: the PKCS#10 inside a CMS SignedData by the old key
 	                       * (MS-WCCE, for AD CS) */
 };

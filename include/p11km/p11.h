@@ -233,9 +233,11 @@ struct p11km_object {
 /* Read the attributes p11km uses.  Never reads CKA_VALUE of a key.  More
  * calls only for an attribute that may not have fit its buffer. */
 int p11km_object_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o);
-/* The same for an object found as one of class hint (the search's CKA_CLASS):
- * with CKO_CERTIFICATE, CKA_VALUE is in the same call (wiped unread should
- * the object be of another class after all). */
+/* The same for an object found as one of class hint (the search's CKA_CLASS,
+ * or what the caller wants): with CKO_CERTIFICATE, CKA_VALUE is in the same
+ * call (wiped unread should the object be of another class after all); with
+ * CKO_PRIVATE_KEY or CKO_PUBLIC_KEY, a certificate found all the same is
+ * read without it; (CK_OBJECT_CLASS)-1: as p11km_object_read(). */
 int p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS hint,
                          struct p11km_object *o);
 void p11km_object_release(struct p11km_object *o);

@@ -25,6 +25,8 @@ struct p11km_run_opts {
 	size_t input_len;
 	char *const *env;         /* "VAR=value" added to the environment; may be NULL */
 	size_t n_env;
+	const char *const *unset; /* names left out of the inherited environment (not of env);
+	                           * NULL-terminated, may be NULL */
 	uid_t uid;                /* with P11KM_RUN_DROP_PRIV */
 	gid_t gid;
 	unsigned timeout;         /* seconds before the child is killed; 0: none */

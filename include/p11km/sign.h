@@ -74,14 +74,6 @@ int p11km_token_signer_new(struct p11km_session *s, const struct p11km_object *k
  */
 const char *p11km_token_signer_fallback(const struct p11km_signer *sg);
 
-/*
- * Read what signing needs from a key object in one C_GetAttributeValue with
- * pre-sized buffers (class, key type, CKA_SIGN, label, id, public parts);
- * falls back to p11km_object_read() when a buffer is too small.  Other
- * attributes are left P11KM_ABSENT.
- */
-int p11km_key_read_fast(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o);
-
 /* A signer with a software private key (tests).  A reference is taken. */
 int p11km_soft_signer_new(EVP_PKEY *key, const char *digest, int pss,
                           struct p11km_signer **out);

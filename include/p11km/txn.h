@@ -30,5 +30,8 @@ int p11km_ftxn_commit(struct p11km_ftxn *t);
 /* Removes what is left of an uncommitted transaction and releases the
  * directory locks (NULL-safe). */
 void p11km_ftxn_free(struct p11km_ftxn *t);
+/* Remove one file as a transaction does (its directory locked, the
+ * removal in the audit trail); a file that is not there is no error. */
+int p11km_remove_file(const char *path);
 
 #endif

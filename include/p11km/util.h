@@ -110,6 +110,10 @@ int p11km_read_file(const char *path, size_t limit, unsigned char **out, size_t 
  * is left.  path "-" writes to stdout.
  */
 int p11km_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same for a scratch file: one in a private directory of this run
+ * (mkdtemp) that the run removes again (an engine trial's configuration).
+ * It changes no store, so it is not in the audit trail (audit.h). */
+int p11km_write_scratch(const char *path, const void *data, size_t len, mode_t mode);
 /* p11km's state directory: P11KM_STATE_DIR, default /var/lib/p11km. */
 const char *p11km_state_root(void);
 

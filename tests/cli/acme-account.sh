@@ -159,6 +159,29 @@ for mode in bad-date backwards no-window; do
 	check_one_line_error "... one line" "suggestedWindow|ends before it starts"
 	check_no_stdout "... and no partial output"
 done
+# the tracker: ARI moves the due time earlier, never later
+"$P11KM" -q ca add ari-now --kind acme --directory "https://127.0.0.1:$PORT/now/dir" \
+	--ca-file "$T/tls/root.pem" --config-dir "$CFG"
+check "track add the token's certificate (renewed through ari-now)" "$P11KM" track add \
+	"$TOK;object=web;type=cert" --state-dir "$T/st" --pin-source "file:$PIN" --ca ari-now --webroot "$T/www"
+check "renew --dry-run: due, as the CA's window is open now" "$P11KM" --verbose renew --all --dry-run \
+	--state-dir "$T/st" --config-dir "$CFG"
+check_grep "... due" "^web: due" "$T/out"
+check_grep "... by the renewal window (ARI)" "renewal window \(ARI\) starts" "$T/err"
+check "track add --force: the same certificate through ari (the window in two thirds of its life)" \
+	"$P11KM" --force track add "$TOK;object=web;type=cert" --state-dir "$T/st" --pin-source "file:$PIN" \
+	--ca ari --webroot "$T/www"
+check "renew --dry-run: not due" "$P11KM" renew --all --dry-run --state-dir "$T/st" --config-dir "$CFG"
+check_grep "... not due" "^web: not due" "$T/out"
+printf '#!/bin/sh\nexit 6\n' > "$T/helper" && chmod 755 "$T/helper"
+check "ca add h --kind helper" "$P11KM" -q ca add h --kind helper --command "$T/helper" --config-dir "$CFG"
+check_fails "ca renewal-info of a profile that is not ACME: exit 2" 2 "$P11KM" ca renewal-info h \
+	"$T/web3.pem" --config-dir "$CFG"
+check_one_line_error "... one line" "not an ACME CA"
+check_fails "cert revoke at a profile that is not ACME: exit 2" 2 "$P11KM" cert revoke "$T/web3.pem" \
+	--ca h --config-dir "$CFG"
+check_fails "ca account show of a profile that is not ACME: exit 2" 2 "$P11KM" ca account show h \
+	--config-dir "$CFG"
 check_fails "a directory without renewalInfo (pebble itself): exit 1" 1 "$P11KM" ca renewal-info eab \
 	"$T/web3.pem" --config-dir "$CFG"
 check_one_line_error "... one line saying so" "no renewalInfo"

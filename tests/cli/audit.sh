@@ -9,7 +9,7 @@
 # the change.  The PINs used (canaries) never appear in the log.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/certs.sh"
-need openssl pkcs11-tool python3 sha256sum strace
+need openssl pkcs11-tool python3 sha256sum strace certutil
 softhsm_setup
 LOG=$P11KM_AUDIT_LOG
 M=$SOFTHSM2_MODULE
@@ -115,6 +115,11 @@ has "  ... the certificate with its SHA-256" "r['action'] == 'create' and r['cla
 changes "cert install --keep-old (renewal: the old one retired)" "$P11KM" cert install "$T/c2.pem" \
 	"$TOK" --keep-old --pin-source "file:$PIN" --ca-file "$CA/root.pem" --no-verify
 has "  ... the old certificate relabelled, with its SHA-256" "r['action'] == 'set' and r.get('sha256') == '$(fp "$T/c1.pem")' and r['new']['label'].startswith('web.retired-')"
+changes "bind emit with a PIN file" "$P11KM" bind emit nginx --key "$KEY" --listen 127.0.0.1:8443 \
+	--server-name web.test --out-dir "$T/bind" --pin-file "$T/srv.pin" --pin-source "file:$PIN"
+has "  ... the binding's files written" "r['action'] == 'write' and r.get('file') == '$T/bind/nginx-server.conf' and r['new']['sha256'] == '$(sha "$T/bind/nginx-server.conf")'"
+has "  ... the PIN file written, without a hash of its content" "r['action'] == 'write' and r.get('file') == '$T/srv.pin' and 'sha256' not in r['new'] and r['new']['mode'] == '0400'"
+check_nogrep "  ... the engine trial's scratch files are not changes" 'p11km-bind\.' "$T/new"
 changes "object relabel" "$P11KM" object relabel "$KEY" --label web2 --pin-source "file:$PIN"
 has "  ... old and new label" "r['action'] == 'set' and r['old']['label'] == 'web' and r['new']['label'] == 'web2'"
 changes "cert prune" "$P11KM" cert prune "$TOK" --pin-source "file:$PIN"
@@ -127,6 +132,15 @@ old=$(sha "$T/bundle.pem")
 changes "roots remove from the token and the bundle" "$P11KM" roots remove "$CA/root.pem" \
 	--from "token:$TOK" --from "pem-bundle:$T/bundle.pem" --so-pin-source "file:$T/sopin-aud"
 has "  ... the bundle replaced: old and new SHA-256" "r.get('file') == '$T/bundle.pem' and r['old']['sha256'] == '$old' and r['new']['sha256'] == '$(sha "$T/bundle.pem")'"
+# an NSS database changes through certutil: the store logs it itself
+n=$(lines)
+check "roots install into an NSS database" "$P11KM" roots install "$CA/root.pem" --to "nss:$T/nss"
+tail -n +$((n + 1)) "$LOG" > "$T/new"
+NICK=$(certutil -L -d "sql:$T/nss" | awk 'NR > 4 { sub(/ +C,,.*$/, ""); print }')
+has "  ... the certificate certutil lists, with its SHA-256" "r['action'] == 'create' and r.get('file') == '$T/nss' and r.get('object') == '$NICK' and r.get('sha256') == '$(fp "$CA/root.pem")'"
+check "roots remove from it" "$P11KM" roots remove "$CA/root.pem" --from "nss:$T/nss"
+tail -n +$((n + 1)) "$LOG" > "$T/new"
+has "  ... the removal" "r['action'] == 'destroy' and r.get('file') == '$T/nss' and r.get('object') == '$NICK' and r.get('sha256') == '$(fp "$CA/root.pem")'"
 changes "object delete --all" "$P11KM" --force object delete "$TOK;object=web2" --all --pin-source "file:$PIN"
 has "  ... the private key destroyed" "r['action'] == 'destroy' and r['class'] == 'private'"
 printf '%s' "$CANARY2" > "$T/newpin"; chmod 600 "$T/newpin"
@@ -187,6 +201,23 @@ ln -s "$LOG" "$T/link.log"
 check_fails "a symbolic link as the log is refused" 1 "$P11KM" --audit-log "$T/link.log" \
 	req new "$TOK;object=f;type=private" --subject CN=x -o "$T/nolog.csr" --pin-source "file:$PIN"
 
+# --- a user who may not write /var/log/p11km: the trail in that user's home ----
+if [ "$(id -u)" = 0 ] && ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -w /var/log/p11km 2>/dev/null; then
+	mkdir -p "$T/nb/home" && cp "$CA/root.pem" "$T/nb/" && chown -R nobody "$T/nb" && chmod 711 "$T"
+	asnobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups env -u P11KM_AUDIT_LOG \
+		-u XDG_STATE_HOME HOME="$T/nb/home" "$@"; }
+	check "as nobody, no --audit-log: roots install into a PEM bundle" asnobody "$P11KM" roots install \
+		"$T/nb/root.pem" --to "pem-bundle:$T/nb/b.pem"
+	NBLOG=$T/nb/home/.local/state/p11km/audit.log
+	check_grep "  ... recorded in ~/.local/state/p11km/audit.log" "\"user\":\"nobody\".*\"file\":\"$T/nb/b.pem\"" "$NBLOG"
+	check_eq "  ... mode 0600, owned by that user" "$(stat -c '%a %U' "$NBLOG")" "600 nobody"
+	check "  ... which 'p11km audit' as that user reads" asnobody "$P11KM" audit
+	check_grep "  ... the write of the bundle" "nobody 'roots install' write $T/nb/b.pem" "$T/out"
+	chmod 700 "$T"
+else
+	not_ok "not root, or nobody may write /var/log/p11km: the per-user default is untested"
+fi
+
 # --- the log itself, and 'p11km audit' ------------------------------------------
 check_eq "the log is mode 0600" "$(stat -c %a "$LOG")" 600
 check "every line is one JSON object with time, user, command, action" python3 -c 'import json, sys
@@ -194,6 +225,8 @@ for l in open(sys.argv[1]):
     r = json.loads(l)
     assert all(k in r for k in ("time", "user", "uid", "pid", "command", "action")), l' "$LOG"
 check_nogrep "no PIN canary in the log" "$CANARY|$CANARY2|$SOCANARY" "$LOG"
+pinsha() { printf '%s' "$1" | sha256sum | cut -c1-64; }
+check_nogrep "  ... nor the SHA-256 of one" "$(pinsha "$CANARY")|$(pinsha "$CANARY2")|$(pinsha "$SOCANARY")" "$LOG"
 check "p11km audit --json" "$P11KM" --json audit
 cp "$T/out" "$T/audit.json"
 check "  ... is the log, record for record" python3 -c 'import json, sys

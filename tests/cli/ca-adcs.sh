@@ -10,6 +10,7 @@
 # changes nothing.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/certs.sh"
+. "$top_srcdir/tests/lib/certsrv.sh"
 need openssl pkcs11-tool python3
 softhsm_setup
 new_token adcs
@@ -20,19 +21,13 @@ ST=$T/state
 export P11KM_CONFIG_DIR="$T/not-used" P11KM_STATE_DIR="$T/not-used-state"
 unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
 
-# --- the stand-in's TLS certificate and its issuing CA -----------------------
-mkdir -p "$T/ca"
-tls_server "$T/tls" ca-adcs.sh
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-	-keyout "$T/ca/ca.key" -out "$T/ca/ca.pem" -subj "/DC=test/DC=corp/CN=corp-CA-$$" \
-	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-cp "$T/tls/cert.pem" "$T/ca/other.pem"     # a certificate for another key
-pw=$(pin_file adcs-pw 'S3cret!pw')
+# --- the stand-in, its TLS certificate and its issuing CA -----------------------
+certsrv_setup ca-adcs.sh
+pw=$CERTSRV_PW
 pin_file adcs-badpw 'wrong' >/dev/null
-start_certsrv() { python3 "$top_srcdir/tests/tools/certsrv.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" \
-	"$T/ca" 'CORP\svc-web' "$pw" > "$T/certsrv.log" 2>&1 & SERVER_PID=$!; cleanup_add "kill $SERVER_PID"; }
 check "the certsrv stand-in starts" start_server "$T/certsrv.srv" 1 start_certsrv
 P=$PORT
+CERTSRV_PORT=$PORT
 U="https://127.0.0.1:$P"
 
 check "key generate web" "$P11KM" key generate "$TOK" --type ec:p256 --label web --pin-source "file:$PIN"
@@ -40,10 +35,6 @@ check "req new web" "$P11KM" req new "$TOK;object=web;type=private" --subject "C
 	--san DNS:web.corp.test -o "$T/web.csr" --pin-source "file:$PIN"
 check "req new web2" "$P11KM" req new "$TOK;object=web;type=private" --subject "CN=web2.corp.test" \
 	-o "$T/web2.csr" --pin-source "file:$PIN"
-adcs_add() { n=$1 mode=$2; shift 2
-	"$P11KM" ca add "$n" --kind adcs --url "$U/$mode/certsrv" --template WebServer --ca-file \
-		"$T/tls/root.pem" --auth basic --user 'CORP\svc-web' --password-source "file:$pw" \
-		--timeout 2 --config-dir "$CFG" "$@"; }
 submit() { "$P11KM" req submit "$@" --config-dir "$CFG" --state-dir "$ST"; }
 tokcerts() { pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label adcs --list-objects --type cert 2>/dev/null | grep -c label; }
 
@@ -64,7 +55,7 @@ check_fails "https without --ca-file: exit 2" 2 "$P11KM" ca add x --kind adcs --
 check "ca add --insecure-http warns" "$P11KM" ca add plain --kind adcs --url "http://127.0.0.1:1/certsrv" \
 	--template WebServer --insecure-http --config-dir "$CFG"
 check_grep "... about credentials in the clear" "plain HTTP" "$T/err"
-check "ca add corp (basic auth, password from a file)" adcs_add corp ok
+check "ca add corp (basic auth, password from a file)" certsrv_add corp ok
 check_nogrep "the profile holds no password" "S3cret" "$CFG/corp.json"
 check_grep "... but the reference to it" "\"password_source\": \"file:$pw\"" "$CFG/corp.json"
 
@@ -128,7 +119,7 @@ check "the token holds the renewed certificate under the key's label" cmp "$T/re
 	"$T/renewed-leaf.der"
 
 # --- pending: kept, polled, issued ------------------------------------------------
-check "ca add held (the CA holds requests for approval)" adcs_add held pending
+check "ca add held (the CA holds requests for approval)" certsrv_add held pending
 check_fails "req submit: pending (exit 1)" 1 submit "$T/web2.csr" --ca held -o "$T/held.pem"
 check_one_line_error "... one line that says how to go on" "pending.*--poll"
 PF=$(ls "$ST"/pending/held-*.json)
@@ -157,8 +148,8 @@ check_fails "a profile whose http URL lost insecure_http is refused: exit 2" 2 s
 check_one_line_error "... one line" "not an https URL"
 
 # --- bad answers: one line each, nothing written, the token unchanged ----------------
-for m in denied error wrong-ctype otherkey truncated redirect hang; do adcs_add "b-$m" "$m" >/dev/null; done
-adcs_add badpw ok --force >/dev/null
+for m in denied error wrong-ctype otherkey truncated redirect hang; do certsrv_add "b-$m" "$m" >/dev/null; done
+certsrv_add badpw ok --force >/dev/null
 sed -i "s|$pw|$T/adcs-badpw|" "$CFG/badpw.json"
 before=$(tokcerts)
 for c in "b-denied 1 denied the request: .*Denied by Policy Module" "b-error 1 answered HTTP 500" \

@@ -77,6 +77,7 @@ chmod 755 "$T/h/envdump"
 check "ca add envdump" "$P11KM" ca add envdump --kind helper --command "$T/h/envdump" \
 	--template Prof1 --config-dir "$CFG"
 check "req submit --install with an env: PIN source through a helper" env P11KM_TEST_PIN=1234 \
+	CERTMONGER_CA_COOKIE=stale-from-the-caller CERTMONGER_OPERATION=POLL \
 	"$P11KM" req submit "$T/web2.csr" "$TOK;object=web;type=private" --ca envdump --install \
 	--verify-ca-file "$T/lca-root.pem" --old-cert "$T/web-chain.pem" --pin-source env:P11KM_TEST_PIN \
 	--config-dir "$CFG" --state-dir "$ST"
@@ -94,7 +95,7 @@ env=open(sys.argv[1]).read()
 pem=open(sys.argv[2]).read().rstrip("\n")
 sys.exit(0 if "CERTMONGER_CERTIFICATE="+pem in env else 1)' "$T/h/envdump.env" "$T/web-chain.pem" &&
 	ok "CERTMONGER_CERTIFICATE is the --old-cert" || not_ok "CERTMONGER_CERTIFICATE is not the --old-cert"
-check_nogrep "no cookie on a SUBMIT" "^CERTMONGER_CA_COOKIE=" "$T/h/envdump.env"
+check_nogrep "no cookie on a SUBMIT (not even the caller's)" "^CERTMONGER_CA_COOKIE=" "$T/h/envdump.env"
 
 # --- exit 1: wait with a cookie; the state is kept; --poll resumes ------------
 cat > "$T/h/wait" <<-H
@@ -135,6 +136,29 @@ check_eq "the pending file is gone once issued" "$(ls "$ST"/pending/ 2>/dev/null
 check_fails "req submit --poll with nothing pending: exit 4" 4 submit "$T/web.csr" --ca wait --poll \
 	-o "$T/wait-chain2.pem"
 check_one_line_error "... in one line" "no pending request"
+
+# --- renew (track) resumes a pending request as req submit --poll does ------------
+sed "s|wait.approved|wait2.approved|; s|wait.log|wait2.log|" "$T/h/wait" > "$T/h/wait2"
+chmod 755 "$T/h/wait2"
+check "ca add wait2" "$P11KM" ca add wait2 --kind helper --command "$T/h/wait2" --config-dir "$CFG"
+TS=$T/track
+check "track add the local-submit certificate, renewed through wait2" "$P11KM" track add \
+	"$TOK;object=web;type=cert" --id web --ca wait2 --ca-file "$T/lca-root.pem" --renew-before 400 \
+	--pin-source "file:$PIN" --state-dir "$TS"
+check "renew: the CA holds the request" "$P11KM" --json renew --all --config-dir "$CFG" --state-dir "$TS"
+check_grep "... reported as waiting" '"waiting"' "$T/out"
+check_eq "the pending state is kept under the state dir" "$(ls "$TS"/pending/wait2-*.json 2>/dev/null | wc -l)" "1"
+check "renew again: still pending" "$P11KM" renew --all --config-dir "$CFG" --state-dir "$TS"
+touch "$T/h/wait2.approved"
+check "renew after the approval: renewed" "$P11KM" --json renew --all --config-dir "$CFG" --state-dir "$TS"
+check_grep "... reported as renewed" '"renewed"' "$T/out"
+check_eq "the helper saw SUBMIT, then POLL with the cookie (never a second SUBMIT)" \
+	"$(tr '\n' '|' < "$T/h/wait2.log")" "SUBMIT |POLL cookie-42|POLL cookie-42|"
+check_eq "the pending state is gone" "$(ls "$TS"/pending/ 2>/dev/null | wc -l)" "0"
+pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label hlp --read-object --type cert --label web \
+	-o "$T/web-renewed.der" >/dev/null 2>&1
+if [ -s "$T/web-renewed.der" ] && ! cmp -s "$T/web-renewed.der" "$T/web-leaf.der"; then
+	ok "the token holds the renewed certificate"; else not_ok "the token's certificate was not renewed"; fi
 
 # --- exit 5: wait with a delay and a cookie -----------------------------------
 helper delay 5 '30\ncookie-5\n'

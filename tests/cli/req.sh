@@ -161,6 +161,13 @@ check_eq "--json: subject" "$(json_get "$T/j.json" 'd["subject"]')" 'CN=j.exampl
 check_eq "--json: SANs" "$(json_get "$T/j.json" '",".join(d["san"])')" 'DNS:j.example,IP:192.0.2.9'
 check_grep "--json: the key URI" 'object=p-ec-p256' <(json_get "$T/j.json" 'd["key_uri"]')
 check_eq "--json: the file" "$(json_get "$T/j.json" 'd["file"]')" "$T/j.csr"
+# a label over the one-call read's 256-byte buffer: read whole (SoftHSM hides
+# the too-small buffer behind CKR_ATTRIBUTE_TYPE_INVALID), so the key URI names it
+LONGL=$(printf 'L%.0s' $(seq 300))
+pk R --keypairgen --key-type EC:prime256v1 --label "$LONGL" --id 4c >/dev/null
+check "--json: a key with a 300-byte label" "$P11KM" --pin-source "file:$PIN" --json req new \
+	"$TOK;id=%4c;type=private" --subject 'CN=l.example' -o "$T/l.csr"
+check_grep "...the key URI carries the whole label" "object=$LONGL;" <(json_get "$T/out" 'd["key_uri"]')
 
 # --- PKCS#11 calls: few, and independent of the other objects on the token ----
 if shim_available; then

@@ -6,9 +6,10 @@
 # cron line, run as cron runs it, calls 'p11km renew --all' with the
 # environment of /etc/p11km/environment and nothing else; the Ansible
 # example passes ansible-playbook --syntax-check and, run twice against this
-# machine, adds a certificate once.
+# machine with p11km on a SoftHSM2 token, tracks the certificate once.
 . "$top_srcdir/tests/lib/common.sh"
-need systemd-analyze man python3 ansible-playbook pkg-config
+. "$top_srcdir/tests/lib/certs.sh"
+need systemd-analyze man python3 ansible-playbook pkg-config pkcs11-tool openssl
 : "${top_builddir:?}"
 UNITDIR=$(pkg-config --variable=systemdsystemunitdir systemd)
 check "pkg-config names systemd's unit directory" test -n "$UNITDIR"
@@ -109,34 +110,39 @@ PLAY=$top_srcdir/contrib/ansible/p11km-track.yml
 printf 'localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n' > "$T/inventory"
 export ANSIBLE_LOCAL_TEMP="$T/ansible-tmp" ANSIBLE_HOME="$T/ansible" ANSIBLE_NOCOLOR=1
 check "ansible-playbook --syntax-check" ansible-playbook -i "$T/inventory" --syntax-check "$PLAY"
-# run it on this machine with a stand-in for 'track list/add' and 'status'
-# that keeps the tracked URIs in a file (the real verbs are p11km-track(1)'s)
-cat > "$T/bin/p11km-fleet" <<EOF
-#!/bin/sh
-[ "\$1" = --json ] && shift
-case "\$1 \$2" in
-"track list") python3 -c 'import json, sys; print(json.dumps([{"uri": l.strip()} for l in open(sys.argv[1])]))' "$T/tracked" ;;
-"track add") echo "\$3" >> "$T/tracked"; echo "\$*" >> "$T/adds" ;;
-"status "*) echo '{"certificates": []}' ;;
-*) exit 2 ;;
-esac
-EOF
-chmod +x "$T/bin/p11km-fleet"
-: > "$T/tracked"
-cat > "$T/vars.yml" <<'EOF'
+# run it on this machine, twice, with p11km itself on a SoftHSM2 token
+softhsm_setup
+new_token fleet
+ca_setup "$T/ca" || { echo "cannot make the test CA"; exit 99; }
+token_keypair "$SOFTHSM2_MODULE" fleet "$T/pin-fleet" www 0a "$T/www.pub" || { echo "keygen failed"; exit 99; }
+issue "$T/ca" "$T/www.pub" "$T/www.pem" www.test 0x0a01
+"$P11KM" cert install "$T/www.pem" pkcs11:token=fleet --pin-source "file:$T/pin-fleet" \
+	--ca-file "$T/ca/root.pem" --no-verify >/dev/null 2>&1 || { echo "cert install failed"; exit 99; }
+mkdir "$T/state" "$T/reqs"
+cat > "$T/vars.yml" <<EOF
+p11km_env:
+  SOFTHSM2_CONF: $SOFTHSM2_CONF
+  P11KM_MODULE: $SOFTHSM2_MODULE
+  P11KM_STATE_DIR: $T/state
+  P11KM_AUDIT_LOG: $P11KM_AUDIT_LOG
 p11km_certs:
-  - cert: "pkcs11:token=web;object=www;type=cert"
-    ca: le
-    bind: [/etc/p11km/bind/www]
-    reload: [systemctl, reload, nginx]
+  - cert: "pkcs11:token=fleet;object=www;type=cert"
+    ca: "file:$T/reqs"
+    ca_file: $T/ca/root.pem
+    pin_source: "file:$T/pin-fleet"
+    reload: [/bin/true, reload]
 EOF
 for run in 1 2; do
 	check "ansible-playbook, run $run" ansible-playbook -i "$T/inventory" -e "@$T/vars.yml" \
-		-e "p11km=$T/bin/p11km-fleet" -e ansible_become=false "$PLAY"
+		-e "p11km=$P11KM" -e ansible_become=false "$PLAY"
 	cp "$T/out" "$T/play$run.out"
 done
-check_eq "  ... 'track add' once, with the options" "$(cat "$T/adds")" \
-	"track add pkcs11:token=web;object=www;type=cert --ca le --bind=/etc/p11km/bind/www --reload systemctl reload nginx"
 check_grep "  ... the first run changed one thing" 'localhost +: ok=[0-9]+ +changed=1 ' "$T/play1.out"
 check_grep "  ... the second run nothing" 'localhost +: ok=[0-9]+ +changed=0 ' "$T/play2.out"
+check "p11km track list" env P11KM_STATE_DIR="$T/state" "$P11KM" --json track list
+cp "$T/out" "$T/tracked.json"
+check "  ... one tracked certificate, the playbook's" python3 -c 'import json, sys
+d = json.load(open(sys.argv[1])); d = d.get("tracked", d) if isinstance(d, dict) else d
+sys.exit(0 if len(d) == 1 and "object=www" in json.dumps(d) else 1)' "$T/tracked.json"
+check_grep "  ... the play read 'status --json'" 'ok: \[localhost\] => \{' "$T/play2.out"
 done_testing

@@ -38,6 +38,7 @@ enum mode {
 	M_SIGN_OVERLONG,   /* C_Sign: CKR_OK with a length 64 past the buffer */
 	M_SIGN_LOOP,       /* C_Sign: BUFFER_TOO_SMALL, buffer + 1, forever */
 	M_KEYGEN_SAME,     /* C_GenerateKeyPair: the private key's handle for both keys */
+	M_MECHS_REFUSED,   /* lists the hash-and-sign mechanisms, refuses them at C_SignInit */
 	M_COUNT
 };
 
@@ -45,8 +46,18 @@ static const char *const mode_names[M_COUNT] = {
 	"none", "grow", "grow-v240", "ok-overlong", "toosmall-loop", "huge", "unavailable",
 	"garbage", "garbage-sizes", "find-dup", "find-extra", "find-forever", "slots-change",
 	"slots-grow", "slots-overcount", "slots-dup", "tokinfo", "mechs-overcount",
-	"mechs-grow", "sign-overlong", "sign-loop", "keygen-same",
+	"mechs-grow", "sign-overlong", "sign-loop", "keygen-same", "mechs-refused",
 };
+
+/* mechs-refused: what a network HSM or an RPC layer may list and refuse
+ * (p11-kit's RPC, opencryptoki), each with the mechanism whose info it
+ * borrows. */
+static const CK_MECHANISM_TYPE refused_mechs[][2] = {
+	{ CKM_ECDSA_SHA256, CKM_ECDSA },
+	{ CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS },
+	{ CKM_SHA256_RSA_PKCS_PSS, CKM_RSA_PKCS_PSS },
+};
+#define N_REFUSED (sizeof(refused_mechs) / sizeof(refused_mechs[0]))
 
 static CK_FUNCTION_LIST g_list;  /* ours: the real one with hooks */
 static CK_FUNCTION_LIST *g_real;
@@ -436,10 +447,53 @@ h_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR cou
 		*count = 2 * given + 1;
 		return CKR_BUFFER_TOO_SMALL;
 	}
+	if (g_mode == M_MECHS_REFUSED && count != NULL) {
+		/* the real list, then those of refused_mechs it lacks */
+		CK_MECHANISM_TYPE buf[512];
+		CK_ULONG n = 512, k;
+		if ((rv = g_real->C_GetMechanismList(slot, buf, &n)) != CKR_OK)
+			return rv;
+		k = n;
+		for (size_t i = 0; i < N_REFUSED && k < 512; i++) {
+			CK_ULONG j = 0;
+			while (j < n && buf[j] != refused_mechs[i][0])
+				j++;
+			if (j == n)
+				buf[k++] = refused_mechs[i][0];
+		}
+		*count = k;
+		if (list == NULL)
+			return CKR_OK;
+		if (given < k)
+			return CKR_BUFFER_TOO_SMALL;
+		memcpy(list, buf, k * sizeof(*buf));
+		return CKR_OK;
+	}
 	rv = g_real->C_GetMechanismList(slot, list, count);
 	if (rv == CKR_OK && list != NULL && g_mode == M_MECHS_OVERCOUNT)
 		*count = given + 8;
 	return rv;
+}
+
+static CK_RV
+h_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE m, CK_MECHANISM_INFO_PTR info)
+{
+	CK_RV rv = g_real->C_GetMechanismInfo(slot, m, info);
+
+	for (size_t i = 0; rv == CKR_MECHANISM_INVALID && g_mode == M_MECHS_REFUSED &&
+	     i < N_REFUSED; i++)
+		if (m == refused_mechs[i][0])
+			rv = g_real->C_GetMechanismInfo(slot, refused_mechs[i][1], info);
+	return rv;
+}
+
+static CK_RV
+h_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
+{
+	for (size_t i = 0; m != NULL && g_mode == M_MECHS_REFUSED && i < N_REFUSED; i++)
+		if (m->mechanism == refused_mechs[i][0])
+			return CKR_MECHANISM_INVALID;
+	return g_real->C_SignInit(s, m, key);
 }
 
 static CK_RV
@@ -507,6 +561,8 @@ load(void)
 	g_list.C_GetSlotInfo = h_GetSlotInfo;
 	g_list.C_GetInfo = h_GetInfo;
 	g_list.C_GetMechanismList = h_GetMechanismList;
+	g_list.C_GetMechanismInfo = h_GetMechanismInfo;
+	g_list.C_SignInit = h_SignInit;
 	g_list.C_Sign = h_Sign;
 	g_list.C_GenerateKeyPair = h_GenerateKeyPair;
 	g_list.C_GetFunctionList = C_GetFunctionList;

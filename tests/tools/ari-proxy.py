@@ -11,9 +11,10 @@ for tests/cli/acme-account.sh: pebble 2.4 has no renewalInfo.  HTTPS on
                            of its validity as suggestedWindow, Retry-After
                            21600, and an explanationURL
   GET /MODE/dir            the same directory whose renewalInfo answers
-                           badly: MODE bad-date (a start that is no RFC
+                           in a fixed way: MODE bad-date (a start that is no RFC
                            3339 date), backwards (an end before the
-                           start), no-window (no suggestedWindow)
+                           start), no-window (no suggestedWindow); and
+                           now: a window open now, for any id
   anything else            404 (nothing else is proxied)
 Usage: ari-proxy.py PORT CERT KEY PEBBLE-DIR-URL PEBBLE-MGMT-URL CA-FILE
 """
@@ -45,6 +46,10 @@ BAD = {
     "backwards": {"suggestedWindow": {"start": "2030-01-02T00:00:00Z", "end": "2030-01-01T00:00:00Z"}},
     "no-window": {"explanationURL": "https://127.0.0.1/why"},
 }
+NOW = datetime.datetime.now(datetime.timezone.utc)
+# /now/dir: a window open now (as before a mass revocation)
+BAD["now"] = {"suggestedWindow": {"start": rfc3339(NOW - datetime.timedelta(hours=1)),
+                                  "end": rfc3339(NOW + datetime.timedelta(hours=1))}}
 
 
 class H(http.server.BaseHTTPRequestHandler):

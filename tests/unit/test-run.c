@@ -62,6 +62,27 @@ START_TEST(env_hidden)
 }
 END_TEST
 
+START_TEST(env_unset)
+{
+	char *argv[] = { "sh", "-c", "tr '\\0' '\\n' < /proc/self/environ", NULL };
+	char *add[] = { "P11KM_T_SET=from-p11km" };
+	const char *const unset[] = { "P11KM_T_SET", "P11KM_T_STALE", NULL };
+	struct p11km_run_opts o = { .flags = P11KM_RUN_PATH | P11KM_RUN_CAPTURE_STDOUT,
+	                            .env = add, .n_env = 1, .unset = unset };
+	struct p11km_run_result res;
+
+	setenv("P11KM_T_STALE", "stale-canary", 1);
+	setenv("P11KM_T_SET", "callers", 1);
+	setenv("P11KM_T_KEPT", "kept", 1);
+	ck_assert_int_eq(p11km_run_ex(argv, &o, &res), 0);
+	ck_assert_ptr_null(strstr(res.out, "stale-canary"));       /* inherited: left out */
+	ck_assert_ptr_null(strstr(res.out, "callers"));
+	ck_assert_ptr_nonnull(strstr(res.out, "P11KM_T_SET=from-p11km\n")); /* added: kept */
+	ck_assert_ptr_nonnull(strstr(res.out, "P11KM_T_KEPT=kept\n"));
+	p11km_run_result_release(&res);
+}
+END_TEST
+
 START_TEST(streams)
 {
 	char *cat[] = { "cat", NULL };
@@ -160,6 +181,7 @@ main(void)
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, env_hidden);
+	tcase_add_test(tc, env_unset);
 	tcase_add_test(tc, streams);
 	tcase_add_test(tc, timeout);
 	tcase_add_test(tc, drop_privileges);

@@ -1,0 +1,33 @@
+# tests/lib/certsrv.sh: the AD CS stand-in (tests/tools/certsrv.py) for the
+# shell tests.  Source after common.sh and certs.sh.
+#
+# certsrv_setup NAME: its TLS certificate ($T/tls), the CA it issues from
+# ($T/ca/ca.pem; $T/ca/other.pem a certificate for another key), the Basic
+# password ($CERTSRV_PW, a 0600 file) and the user ($CERTSRV_USER).
+certsrv_setup() {
+	mkdir -p "$T/ca"
+	tls_server "$T/tls" "$1" &&
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+		-keyout "$T/ca/ca.key" -out "$T/ca/ca.pem" -subj "/DC=test/DC=corp/CN=corp-CA-$$" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null &&
+	cp "$T/tls/cert.pem" "$T/ca/other.pem"
+	CERTSRV_PW=$(pin_file certsrv-pw 'S3cret!pw')
+	CERTSRV_USER='CORP\svc-web'
+}
+# start_certsrv PORT: through start_server (HTTPS; log in $T/certsrv.log).
+start_certsrv() {
+	python3 "$top_srcdir/tests/tools/certsrv.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" \
+		"$T/ca" "$CERTSRV_USER" "$CERTSRV_PW" > "$T/certsrv.log" 2>&1 &
+	SERVER_PID=$!
+	cleanup_add "kill $SERVER_PID"
+}
+# certsrv_add NAME MODE [OPTION...]: an adcs profile in $CFG for the
+# stand-in's behaviour MODE (ok, pending, denied ...), Basic auth.
+certsrv_add() {
+	_n=$1 _m=$2
+	shift 2
+	"$P11KM" ca add "$_n" --kind adcs --url "https://127.0.0.1:$CERTSRV_PORT/$_m/certsrv" \
+		--template WebServer --ca-file "$T/tls/root.pem" --auth basic --user "$CERTSRV_USER" \
+		--password-source "file:$CERTSRV_PW" --timeout 2 --config-dir "$CFG" "$@"
+}
