@@ -438,6 +438,31 @@ p11km_tokens_find(struct p11km_ctx *ctx, const struct p11km_uri *uri,
 			return r;
 		}
 	}
+	/* SoftHSM2 reads its token directory at C_Initialize, and a token whose
+	 * files another process is rewriting at that moment is left out (seen
+	 * with pkcs11-tool -L as well: about 1 listing in 100 while another run
+	 * adds objects).  When a URI names a token and none matched, initialise
+	 * each module once more and look again; never a module with a session
+	 * of this run open, and at most once per module per run. */
+	if (nt == 0 && uri != NULL) {
+		for (size_t i = 0; i < ctx->n_modules; i++) {
+			struct p11km_module *m = &ctx->modules[i];
+			if (!m->initialized || m->used || m->rescanned)
+				continue;
+			m->rescanned = 1;
+			p11km_traced("C_Finalize", p11_kit_module_finalize(m->f));
+			m->initialized = 0;
+			nanosleep(&(struct timespec){ 0, 50000000L }, NULL);
+			if (init_module(m, 1) != 0)
+				continue;
+			if ((r = module_tokens(m, uri, &t, &nt)) < 0) {
+				p11km_tokens_free(t, nt);
+				return r;
+			}
+		}
+		if (nt > 0)
+			p11km_verbose("the token appeared when its module was initialised again");
+	}
 	*toks = t;
 	*n = nt;
 	return 0;

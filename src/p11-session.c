@@ -29,6 +29,7 @@ p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
 	if (rv != CKR_OK)
 		return p11km_fail_ckr_tok(tok, rv, tok->label, "C_OpenSession");
 	out->open = 1;
+	tok->mod->used = 1;
 	return 0;
 }
 

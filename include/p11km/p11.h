@@ -35,6 +35,8 @@ struct p11km_module {
 	char *name;        /* registry name, or the path given */
 	int initialized;
 	int from_p11kit;   /* part of the registry list (released with it) */
+	int used;          /* a session was opened on one of its tokens */
+	int rescanned;     /* initialised again once to find a token (p11-module.c) */
 };
 
 struct p11km_login_failure;

@@ -39,6 +39,8 @@ enum mode {
 	M_SIGN_LOOP,       /* C_Sign: BUFFER_TOO_SMALL, buffer + 1, forever */
 	M_KEYGEN_SAME,     /* C_GenerateKeyPair: the private key's handle for both keys */
 	M_MECHS_REFUSED,   /* lists the hash-and-sign mechanisms, refuses them at C_SignInit */
+	M_HIDE_FIRST_INIT, /* no slot until the second C_Initialize (SoftHSM2 leaves out a token
+	                      whose files another process rewrites while it initialises) */
 	M_COUNT
 };
 
@@ -47,6 +49,7 @@ static const char *const mode_names[M_COUNT] = {
 	"garbage", "garbage-sizes", "find-dup", "find-extra", "find-forever", "slots-change",
 	"slots-grow", "slots-overcount", "slots-dup", "tokinfo", "mechs-overcount",
 	"mechs-grow", "sign-overlong", "sign-loop", "keygen-same", "mechs-refused",
+	"hide-first-init",
 };
 
 /* mechs-refused: what a network HSM or an RPC layer may list and refuse
@@ -334,6 +337,16 @@ h_FindObjectsFinal(CK_SESSION_HANDLE s)
 /* --- slots, tokens, mechanisms ----------------------------------------------------- */
 
 static int g_slot_calls;
+static int g_inits;
+
+static CK_RV
+h_Initialize(CK_VOID_PTR args)
+{
+	CK_RV rv = g_real->C_Initialize(args);
+	if (rv == CKR_OK)
+		g_inits++;
+	return rv;
+}
 
 static CK_RV
 h_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
@@ -344,6 +357,10 @@ h_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
 
 	if (count == NULL)
 		return g_real->C_GetSlotList(present, list, count);
+	if (g_mode == M_HIDE_FIRST_INIT && g_inits < 2) {
+		*count = 0;
+		return CKR_OK;
+	}
 	switch (g_mode) {
 	case M_SLOTS_CHANGE:
 		if (list != NULL && g_slot_calls++ == 0) {
@@ -553,6 +570,7 @@ load(void)
 		return CKR_GENERAL_ERROR;
 	}
 	g_list = *g_real;
+	g_list.C_Initialize = h_Initialize;
 	g_list.C_GetAttributeValue = h_GetAttributeValue;
 	g_list.C_FindObjects = h_FindObjects;
 	g_list.C_FindObjectsFinal = h_FindObjectsFinal;
