@@ -10,8 +10,18 @@
 # (wrong MAC, rejection with failInfo bits, a certificate for another key, a
 # truncated answer, a web page, a CA that never answers) is one line and
 # changes nothing.
+# 'openssl cmp -port' listens on every address, never on 127.0.0.1 alone: the
+# whole test runs in a network namespace of its own, whose only interface is
+# loopback, so nothing of it is reachable from another address.
+if [ -z "${P11KM_TEST_NETNS:-}" ] && unshare -n true 2>/dev/null; then
+	P11KM_TEST_NETNS=1 exec unshare -n "${BASH:-sh}" -c 'ip link set lo up && exec "$0" "$1"' \
+		"${BASH:-sh}" "$0"
+fi
 . "$top_srcdir/tests/lib/common.sh"
-need openssl pkcs11-tool
+[ -n "${P11KM_TEST_NETNS:-}" ] ||
+	skip_all "no network namespace (unshare -n, as root): openssl cmp -port would listen on every address"
+need openssl pkcs11-tool ip unshare
+check_eq "the test's network namespace has loopback alone" "$(ip -o link show | awk '{print $2}' | tr -d '\n')" "lo:"
 CMPCA=$top_builddir/tests/cmp-ca
 [ -x "$CMPCA" ] || skip_all "tests/cmp-ca not built"
 softhsm_setup
@@ -204,7 +214,8 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/
 	-out "$T/other.csr" -subj "/CN=other" 2>/dev/null
 openssl x509 -req -in "$T/other.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 4343 -days 2 \
 	-out "$T/otherkey.pem" 2>/dev/null
-# start_mock PORT: (MOCK_ARGS from the caller) -port binds every address; it is asked on 127.0.0.1
+# start_mock PORT: (MOCK_ARGS from the caller) -port binds every address: only
+# loopback exists in this test's network namespace; it is asked on 127.0.0.1
 start_mock() {
 	# shellcheck disable=SC2086
 	openssl cmp -port "$1" -srv_secret "file:$T/secret" -srv_ref mock -srv_cert "$T/ca.pem" \
