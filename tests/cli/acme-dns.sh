@@ -40,7 +40,7 @@ check "req new: a name and a wildcard" "$P11KM" req new "$TOK;object=web;type=pr
 cat > "$T/hook" <<H
 #!/bin/sh
 echo "\$P11KM_ACME_ACTION \$P11KM_ACME_IDENTIFIER \$P11KM_ACME_RECORD \$P11KM_ACME_VALUE args=\$*" >> "$T/hook.log"
-env | grep -c -e '^[^=]*PIN[^=]*=' -e "$PIN" >> "$T/hook.env"
+env | grep -c -e '^ACME_PIN=' -e "$PIN" >> "$T/hook.env"
 case \$P11KM_ACME_ACTION in
 present) what=set-txt; body="{\"host\":\"\$P11KM_ACME_RECORD\",\"value\":\"\${HOOK_VALUE:-\$P11KM_ACME_VALUE}\"}" ;;
 cleanup) what=clear-txt; body="{\"host\":\"\$P11KM_ACME_RECORD\"}" ;;
@@ -71,7 +71,7 @@ check_eq "the hook: present then cleanup, for each record" "$(cut -d' ' -f1,3 "$
 	"cleanup _acme-challenge.dns.example.test. cleanup _acme-challenge.wild.example.test. present _acme-challenge.dns.example.test. present _acme-challenge.wild.example.test. "
 check_grep "... its arguments as given, no shell" "args=one two$" "$T/hook.log"
 check_grep "... the wildcard is named as such" "^present \*\.wild\.example\.test " "$T/hook.log"
-check_eq "... no PIN variable or PIN file in its environment" "$(sort -u "$T/hook.env")" "0"
+check_eq "... neither the PIN's variable (ACME_PIN) nor the PIN file in its environment" "$(sort -u "$T/hook.env")" "0"
 # the value is base64url(SHA-256(token "." thumbprint)): 43 characters
 check_grep "... a TXT value of 43 base64url characters" "^present dns\.example\.test _acme-challenge\.dns\.example\.test\. [A-Za-z0-9_-]{43} " "$T/hook.log"
 
