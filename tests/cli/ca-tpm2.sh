@@ -14,19 +14,8 @@ LOCAL_SUBMIT=/usr/lib/certmonger/local-submit
 need pkcs11-tool openssl python3
 tpm2_available || skip_all "swtpm or tpm2-pkcs11 not installed"
 
-mkdir -p "$T/tpm" "$T/lca"
-cleanup_add "tpm2_token_stop '$T/tpm'"
-if ! tpm2_token_start "$T/tpm" tp 1234 12345678; then
-	not_ok "a tpm2-pkcs11 token on swtpm starts"
-	sed 's/^/#   /' "$T/tpm/tpm2.log" | tail -20
-	done_testing
-fi
-P11KM_MODULE=$TPM2_MODULE
-export P11KM_MODULE
-# tpm2-pkcs11 1.9.0 leaks inside C_SignInit (see tpm2-req.sh)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
-PIN=$(pin_file pin 1234)
-TOK='pkcs11:token=tp'
+mkdir -p "$T/lca"
+tpm2_test_token
 CFG=$T/ca.d
 ST=$T/state
 export P11KM_CONFIG_DIR="$T/not-used" P11KM_STATE_DIR="$T/not-used-state"

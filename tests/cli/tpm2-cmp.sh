@@ -10,19 +10,7 @@ tpm2_available || skip_all "swtpm or tpm2-pkcs11 not installed"
 CMPCA=$top_builddir/tests/cmp-ca
 [ -x "$CMPCA" ] || skip_all "tests/cmp-ca not built"
 
-mkdir -p "$T/tpm"
-cleanup_add "tpm2_token_stop '$T/tpm'"
-if ! tpm2_token_start "$T/tpm" tp 1234 12345678; then
-	not_ok "a tpm2-pkcs11 token on swtpm starts"
-	sed 's/^/#   /' "$T/tpm/tpm2.log" | tail -20
-	done_testing
-fi
-P11KM_MODULE=$TPM2_MODULE
-export P11KM_MODULE
-# tpm2-pkcs11 1.9.0 leaks inside C_SignInit (see tpm2-req.sh)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
-PIN=$(pin_file pin 1234)
-TOK='pkcs11:token=tp'
+tpm2_test_token
 CFG=$T/ca.d
 km() { "$P11KM" --pin-source "file:$PIN" "$@"; }
 
