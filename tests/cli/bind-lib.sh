@@ -2,6 +2,7 @@
 # A throwaway SoftHSM2 token with keys made by pkcs11-tool, certificates
 # issued by a throwaway CA with the openssl CLI (never by p11km), free ports.
 
+. "$top_srcdir/tests/lib/serve.sh"
 USERPIN=1234
 # bind_setup: token "bind" with a mode 0600 PIN file; a test CA.
 bind_setup() {
@@ -63,38 +64,3 @@ s_client_ok() {
 		grep -q 'Verify return code: 0 (ok)' "$T/sc.out"
 }
 
-# open_token_dir USER: let USER reach and read the token store (as bind check advises).
-open_token_dir() {
-	chmod o+x "$T"
-	chgrp -R "$(id -gn "$1")" "$T/tokens"
-	chmod -R g+rX "$T/tokens"
-	chmod o+r "$T/softhsm2.conf"
-}
-
-# nginx_conf N PAGE BINDING-DIR...: an nginx prefix N (html/index.html says
-# PAGE) whose nginx.conf runs two workers as nobody and includes the main
-# snippet of the first binding and the server snippet of each.
-nginx_conf() {
-	_n=$1 _page=$2
-	shift 2
-	mkdir -p "$_n/html"
-	echo "$_page" > "$_n/html/index.html"
-	chmod -R a+rX "$_n"
-	{
-		echo "include $1/nginx-main.conf;"
-		cat <<EOF
-user nobody nogroup;
-master_process on;
-worker_processes 2;
-pid $_n/nginx.pid;
-error_log $_n/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $_n/tmp; proxy_temp_path $_n/tmp; fastcgi_temp_path $_n/tmp;
-    uwsgi_temp_path $_n/tmp; scgi_temp_path $_n/tmp;
-EOF
-		for _b in "$@"; do echo "    include $_b/nginx-server.conf;"; done
-		echo "}"
-	} > "$_n/nginx.conf"
-}

@@ -9,9 +9,10 @@
 # to another host, a CA that never answers, wrong credentials) one line that
 # changes nothing.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/serve.sh"
 . "$top_srcdir/tests/lib/certs.sh"
 . "$top_srcdir/tests/lib/certsrv.sh"
-need openssl pkcs11-tool python3
+need openssl pkcs11-tool python3 nginx
 softhsm_setup
 new_token adcs
 PIN=$T/pin-adcs
@@ -75,6 +76,8 @@ pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label adcs --read-object --type 
 openssl x509 -in "$T/web-chain.pem" -outform DER -out "$T/web-leaf.der"
 check "the token holds the issued certificate next to its key (pkcs11-tool)" cmp "$T/web-token.der" \
 	"$T/web-leaf.der"
+# served: nginx with the binding of what the stand-in issued
+nginx_serves adcs "$TOK;object=web;type=private" "$TOK;object=web;type=cert" "$T/ca/ca.pem"
 
 # --- renewal as AD CS wants it: a CMS SignedData by the old key (MS-WCCE) ---------
 check_fails "req renew --format bogus: exit 2" 2 "$P11KM" req renew "$TOK;object=web;type=cert" \

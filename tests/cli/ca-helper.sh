@@ -7,9 +7,10 @@
 # CA it makes in CERTMONGER_LOCAL_CA_DIR, the reply installed on SoftHSM2 and
 # judged by openssl and pkcs11-tool.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/serve.sh"
 LOCAL_SUBMIT=/usr/lib/certmonger/local-submit
 [ -x "$LOCAL_SUBMIT" ] || skip_all "certmonger's local-submit is not installed"
-need openssl pkcs11-tool python3
+need openssl pkcs11-tool python3 nginx
 softhsm_setup
 new_token hlp
 PIN=$T/pin-hlp
@@ -65,6 +66,8 @@ pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label hlp --read-object --type c
 	-o "$T/web-token.der" >/dev/null 2>&1
 openssl x509 -in "$T/web-chain.pem" -outform DER -out "$T/web-leaf.der"
 check "the token holds it next to its key (pkcs11-tool)" cmp "$T/web-token.der" "$T/web-leaf.der"
+# served: nginx with the binding of what local-submit issued
+nginx_serves local-submit "$TOK;object=web;type=private" "$TOK;object=web;type=cert" "$T/lca-root.pem"
 check "ca roots lcl --to pem-bundle:" "$P11KM" ca roots lcl --to "pem-bundle:$T/bundle.pem" \
 	--config-dir "$CFG"
 check_eq "the bundle holds local-submit's root" \

@@ -18,9 +18,10 @@ if [ -z "${P11KM_TEST_NETNS:-}" ] && unshare -n true 2>/dev/null; then
 		"${BASH:-sh}" "$0"
 fi
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/serve.sh"
 [ -n "${P11KM_TEST_NETNS:-}" ] ||
 	skip_all "no network namespace (unshare -n, as root): openssl cmp -port would listen on every address"
-need openssl pkcs11-tool ip unshare
+need openssl pkcs11-tool ip unshare nginx
 check_eq "the test's network namespace has loopback alone" "$(ip -o link show | awk '{print $2}' | tr -d '\n')" "lo:"
 CMPCA=$top_builddir/tests/cmp-ca
 [ -x "$CMPCA" ] || skip_all "tests/cmp-ca not built"
@@ -104,6 +105,8 @@ p11tool_sm --token-label cmp --read-object --type cert --label web -o "$T/web-to
 	>/dev/null 2>&1
 openssl x509 -in "$T/inst.pem" -outform DER -out "$T/inst.der"
 check "the token holds the issued certificate (pkcs11-tool)" cmp "$T/web-token.der" "$T/inst.der"
+# served: nginx with the binding of what the CMP CA issued
+nginx_serves cmp "$TOK;object=web;type=private" "$TOK;object=web;type=cert" "$T/ca.pem"
 
 # --- ir: POP by the token key --------------------------------------------------------
 check "req submit --cmp ir (POP signed on the token)" "$P11KM" --json --verbose req submit \
