@@ -23,11 +23,11 @@ void
 renew_say(struct p11km_renew_item *it, enum p11km_renew_outcome oc, const char *fmt, ...)
 {
 	va_list ap;
-	char *s = NULL;
+	char *s;
 
+	/* formatted before the old reason goes: an argument may be it */
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	s = p11km_vasprintf(fmt, ap);
 	va_end(ap);
 	free(it->reason);
 	it->reason = s;

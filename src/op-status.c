@@ -373,11 +373,10 @@ static void
 line(struct p11km_buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	char *s = NULL;
+	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	s = p11km_vasprintf(fmt, ap);
 	va_end(ap);
 	if (s != NULL)
 		p11km_buf_append(b, s, strlen(s));

@@ -303,14 +303,23 @@ p11km_freezero(void *p, size_t len)
 }
 
 char *
+p11km_vasprintf(const char *fmt, va_list ap)
+{
+	char *s = NULL;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	return s;
+}
+
+char *
 p11km_asprintf(const char *fmt, ...)
 {
 	va_list ap;
-	char *s = NULL;
+	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	s = p11km_vasprintf(fmt, ap);
 	va_end(ap);
 	return s;
 }

@@ -80,6 +80,8 @@ char *p11km_strndup_trim(const char *p, size_t len); /* strip trailing spaces/NU
 /* Wipe and free (NULL-safe). */
 void p11km_freezero(void *p, size_t len);
 char *p11km_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a va_list (NULL when out of memory). */
+char *p11km_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* Lower-case hex of len bytes; caller frees. */
 char *p11km_hex(const unsigned char *p, size_t len);
