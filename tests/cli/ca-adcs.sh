@@ -150,6 +150,20 @@ check_fails "a profile whose http URL lost insecure_http is refused: exit 2" 2 s
 	--ca plainno -o "$T/plainno.pem"
 check_one_line_error "... one line" "not an https URL"
 
+# --- NTLM through libcurl: the stand-in checks the NTLMv2 response ----------------
+ntlm_add() { "$P11KM" ca add "$1" --kind adcs --url "https://127.0.0.1:$CERTSRV_PORT/ntlm-ok/certsrv" \
+	--template WebServer --ca-file "$T/tls/root.pem" --auth ntlm --user "$CERTSRV_USER" \
+	--password-source "file:$2" --timeout 2 --config-dir "$CFG"; }
+check "ca add corpntlm (--auth ntlm)" ntlm_add corpntlm "$CERTSRV_PW"
+check "req submit through NTLM" submit "$T/web.csr" --ca corpntlm -o "$T/ntlm.pem"
+check "... the chain verifies" openssl verify -CAfile "$T/ca/ca.pem" "$T/ntlm.pem"
+check_grep "... the stand-in checked an NTLMv2 response for CORP\\svc-web" 'NTLMv2 user CORP\\svc-web' \
+	"$T/certsrv.log"
+check "ca add ntlmbad (--auth ntlm, a wrong password)" ntlm_add ntlmbad "$T/adcs-badpw"
+check_fails "a wrong NTLM password: exit 3" 3 submit "$T/web.csr" --ca ntlmbad -o "$T/ntlmbad.pem"
+check_one_line_error "... one line" "refused the ntlm credentials"
+[ ! -e "$T/ntlmbad.pem" ] && ok "... no chain written" || not_ok "... a chain was written"
+
 # --- bad answers: one line each, nothing written, the token unchanged ----------------
 for m in denied error wrong-ctype otherkey truncated redirect hang; do certsrv_add "b-$m" "$m" >/dev/null; done
 certsrv_add badpw ok --force >/dev/null

@@ -5,7 +5,9 @@ documented form of certfnsh.asp (Mode=newreq, CertRequest, CertAttrib=
 CertificateTemplate:NAME, TargetStoreFlags, SaveCert) and the downloads
 certnew.cer / certnew.p7b (?ReqID=N|CACert&Enc=b64), issues with the openssl
 CLI from the CA in CADIR (ca.pem, ca.key), and asks for HTTP Basic
-authentication (user and password from the command line's PWFILE).
+authentication (user and password from the command line's PWFILE), or
+NTLM (NTLMv2, the response checked against the same password) when the
+first path segment starts with "ntlm-" (/ntlm-ok/... behaves as /ok/...).
 HTTPS on 127.0.0.1 only (plain HTTP when CERT is "-", for the
 --insecure-http test).  The first path segment picks the behaviour:
   /ok/certsrv/...          issues at once (template WebServer only)
@@ -23,10 +25,83 @@ A CertRequest that is a CMS SignedData (an MS renewal) is unwrapped with
 Every request is logged to stderr, with the form fields (not the request).
 Usage: certsrv.py PORT CERT KEY CADIR USER PWFILE
 """
-import base64, http.server, os, ssl, subprocess, sys, tempfile, time, urllib.parse
+import base64, hmac, http.server, os, ssl, struct, subprocess, sys, tempfile, time, urllib.parse
 
 PORT, CERT, KEY, CADIR, USER, PWFILE = sys.argv[1:7]
 PASSWORD = open(PWFILE).read().strip()
+def md4(msg):
+    """MD4 (RFC 1320): OpenSSL 3 leaves it out of its default provider."""
+    def f(x, y, z): return (x & y) | (~x & z)
+    def g(x, y, z): return (x & y) | (x & z) | (y & z)
+    def h(x, y, z): return x ^ y ^ z
+    def rol(v, n): return ((v << n) | (v >> (32 - n))) & 0xffffffff
+    n = len(msg)
+    msg += b"\x80" + b"\0" * ((55 - n) % 64) + struct.pack("<Q", n * 8)
+    a, b, c, d = 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476
+    for off in range(0, len(msg), 64):
+        x = struct.unpack("<16I", msg[off:off + 64])
+        aa, bb, cc, dd = a, b, c, d
+        for i in range(16):
+            k = [0, 3, 2, 1][i % 4]
+            r = [3, 7, 11, 19][i % 4]
+            v = [a, b, c, d]
+            v[k] = rol((v[k] + f(v[(k + 1) % 4], v[(k + 2) % 4], v[(k + 3) % 4]) + x[i]) & 0xffffffff, r)
+            a, b, c, d = v
+        for i in range(16):
+            k = [0, 3, 2, 1][i % 4]
+            r = [3, 5, 9, 13][i % 4]
+            idx = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15][i]
+            v = [a, b, c, d]
+            v[k] = rol((v[k] + g(v[(k + 1) % 4], v[(k + 2) % 4], v[(k + 3) % 4]) + x[idx] + 0x5a827999) & 0xffffffff, r)
+            a, b, c, d = v
+        for i in range(16):
+            k = [0, 3, 2, 1][i % 4]
+            r = [3, 9, 11, 15][i % 4]
+            idx = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15][i]
+            v = [a, b, c, d]
+            v[k] = rol((v[k] + h(v[(k + 1) % 4], v[(k + 2) % 4], v[(k + 3) % 4]) + x[idx] + 0x6ed9eba1) & 0xffffffff, r)
+            a, b, c, d = v
+        a, b, c, d = (a + aa) & 0xffffffff, (b + bb) & 0xffffffff, (c + cc) & 0xffffffff, (d + dd) & 0xffffffff
+    return struct.pack("<4I", a, b, c, d)
+
+
+assert md4(b"abc").hex() == "a448017aaf21d8525fc10ae87aa6729d"
+
+NTLM_FLAGS = 0x00000001 | 0x00000200 | 0x00080000 | 0x00800000 | 0x20000000 | 0x80000000
+
+
+def ntlm_type2(challenge):
+    """A CHALLENGE_MESSAGE with target info (so the client answers NTLMv2)."""
+    target = "CORP".encode("utf-16-le")
+    info = struct.pack("<HH", 2, len(target)) + target + struct.pack("<HH", 0, 0)
+    head = 48
+    return (b"NTLMSSP\0" + struct.pack("<I", 2) + struct.pack("<HHI", len(target), len(target), head)
+            + struct.pack("<I", NTLM_FLAGS) + challenge + b"\0" * 8
+            + struct.pack("<HHI", len(info), len(info), head + len(target)) + target + info)
+
+
+def ntlm_field(msg, off):
+    ln, _, at = struct.unpack("<HHI", msg[off:off + 8])
+    if at + ln > len(msg):
+        raise ValueError("field past the message")
+    return msg[at:at + ln]
+
+
+def ntlm_check(msg, challenge):
+    """(user, domain) when the AUTHENTICATE_MESSAGE's NTLMv2 response is right."""
+    if msg[:8] != b"NTLMSSP\0" or struct.unpack("<I", msg[8:12])[0] != 3:
+        return None
+    nt = ntlm_field(msg, 20)
+    domain = ntlm_field(msg, 28).decode("utf-16-le")
+    user = ntlm_field(msg, 36).decode("utf-16-le")
+    if len(nt) <= 24:
+        return None          # NTLMv1: not accepted
+    key = hmac.new(md4(PASSWORD.encode("utf-16-le")), (user.upper() + domain).encode("utf-16-le"),
+                   "md5").digest()
+    proof = hmac.new(key, challenge + nt[16:], "md5").digest()
+    return (user, domain) if hmac.compare_digest(proof, nt[:16]) else None
+
+
 PAGE = "<html><head><title>Microsoft Active Directory Certificate Services</title></head><body>%s</body></html>"
 
 
@@ -79,7 +154,27 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def authorized_ntlm(self):
+        got = self.headers.get("Authorization", "")
+        deny = PAGE % "<h2>401 - Unauthorized: Access is denied</h2>"
+        if got.startswith("NTLM "):
+            msg = base64.b64decode(got[5:])
+            if msg[8:12] == struct.pack("<I", 1):
+                self.challenge = os.urandom(8)
+                self.send(401, "text/html", deny, {
+                    "WWW-Authenticate": "NTLM " + base64.b64encode(ntlm_type2(self.challenge)).decode()})
+                return False
+            who = ntlm_check(msg, getattr(self, "challenge", b"")) if hasattr(self, "challenge") else None
+            if who is not None and "%s\\%s" % (who[1], who[0]) == USER:
+                sys.stderr.write("certsrv: NTLMv2 user %s\\%s\n" % (who[1], who[0]))
+                return True
+            sys.stderr.write("certsrv: NTLM authentication failed\n")
+        self.send(401, "text/html", deny, {"WWW-Authenticate": "NTLM"})
+        return False
+
     def authorized(self):
+        if self.ntlm:
+            return self.authorized_ntlm()
         want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
         if self.headers.get("Authorization") == want:
             return True
@@ -92,6 +187,9 @@ class H(http.server.BaseHTTPRequestHandler):
         parts = u.path.strip("/").split("/")
         q = dict(urllib.parse.parse_qsl(u.query))
         mode, page = parts[0], parts[-1]
+        self.ntlm = mode.startswith("ntlm-")
+        if self.ntlm:
+            mode = mode[5:]
         if mode == "hang":
             time.sleep(60)
             return
