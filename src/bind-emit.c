@@ -350,7 +350,11 @@ render_apache(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 		fprintf(t.fp, "    Alias /.well-known/acme-challenge/ \"%s/.well-known/acme-challenge/\"\n"
 		              "    <Directory \"%s/.well-known/acme-challenge/\">\n"
 		              "        Require all granted\n        ForceType application/octet-stream\n"
-		              "    </Directory>\n</VirtualHost>\n", p->acme_webroot, p->acme_webroot);
+		              "    </Directory>\n"
+		              "    # everything else: to https, as the nginx snippet does\n"
+		              "    <LocationMatch \"^/(?!\\.well-known/acme-challenge/)\">\n"
+		              "        Redirect 301 \"https://%%{SERVER_NAME}%%{REQUEST_URI}\"\n"
+		              "    </LocationMatch>\n</VirtualHost>\n", p->acme_webroot, p->acme_webroot);
 	}
 	return text_add(out, &t, p->fl->snippet_name, 0644);
 }

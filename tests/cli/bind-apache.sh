@@ -103,4 +103,36 @@ check_grep "after reload: the new serial" 'serial: +0BBA' "$T/out"
 kill "$main"
 for i in $(seq 300); do kill -0 "$main" 2>/dev/null || break; sleep 0.1; done
 check "apache stopped" sh -c "! kill -0 $main 2>/dev/null"
+
+# --acme-webroot: Apache loads the emitted http-01 virtual host and serves
+# what 'req submit --webroot' writes (here: a file the test writes)
+WWW=$T/www
+mkdir -p "$WWW/.well-known/acme-challenge"
+echo "token.thumbprint" > "$WWW/.well-known/acme-challenge/tok-1"
+chmod -R a+rX "$WWW"
+read -r P HP <<EOF2
+$(free_port 2)
+EOF2
+emit_acme() {
+	"$P11KM" bind emit apache --key "$TOKEN;object=site;type=private" --listen "127.0.0.1:$P" \
+		--server-name site.test --out-dir "$T/ap2" --pin-file "$T/ap2.pin" --pin-source "file:$PIN" \
+		--service-user www-data --acme-webroot "$WWW" --acme-listen "127.0.0.1:$HP"
+}
+check "emit apache --acme-webroot" emit_acme
+sed -e "s|^Include $V\$|LoadModule alias_module $MODS/mod_alias.so\nInclude $T/ap2/apache-vhost.conf|" \
+	-e "s|$A/httpd.pid|$A/httpd2.pid|" -e "s|$A/error.log|$A/error2.log|" "$A/httpd.conf" > "$A/httpd2.conf"
+check "apache2 -t accepts the config with the http-01 virtual host" env OPENSSL_CONF="$T/ap2/openssl.cnf" \
+	apache2 -f "$A/httpd2.conf" -t
+start_apache2() { OPENSSL_CONF=$T/ap2/openssl.cnf apache2 -f "$A/httpd2.conf" -k start; }
+check "apache2 starts with it" start_server "$A/error2.log" 1 start_apache2 "$P"
+cleanup_add "kill \$(cat '$A/httpd2.pid') 2>/dev/null"
+check "apache serves the challenge over plain HTTP" curl -sSf -o "$T/chal" \
+	"http://127.0.0.1:$HP/.well-known/acme-challenge/tok-1"
+check_grep "... with the file's content" '^token\.thumbprint$' "$T/chal"
+check "... and redirects everything else to https (301), as the nginx snippet does" sh -c \
+	"curl -s -o /dev/null -H 'Host: site.test:$HP' -w '%{http_code} %{redirect_url}' http://127.0.0.1:$HP/index.html > '$T/redir'"
+check_eq "... to the same host (without the port) and path on https" "$(cat "$T/redir")" \
+	"301 https://site.test/index.html"
+check "... while TLS is still served from the token key" s_client_ok "$P" site.test
+kill "$(cat "$A/httpd2.pid")" 2>/dev/null
 done_testing
