@@ -118,22 +118,9 @@ open_token_dir nobody
 
 N=$T/ngx
 mkdir -p "$N"
-chmod -R a+rX "$N"
 start_nginx() { # PORT
 	if [ "$1" != "$P" ]; then P=$1; emit "$P" || return 1; fi
-	cat > "$N/nginx.conf" <<EOF
-include $T/b/nginx-main.conf;
-user nobody nogroup;
-pid $N/nginx.pid;
-error_log $N/error.log;
-events { worker_connections 16; }
-http {
-    access_log off;
-    client_body_temp_path $N/tmp; proxy_temp_path $N/tmp; fastcgi_temp_path $N/tmp;
-    uwsgi_temp_path $N/tmp; scgi_temp_path $N/tmp;
-    include $T/b/nginx-server.conf;
-}
-EOF
+	nginx_conf "$N" "chains" "$T/b"
 	OPENSSL_CONF=$T/b/openssl.cnf nginx -p "$N" -c "$N/nginx.conf"
 }
 check "nginx starts with the binding" start_server "$N/error.log" 1 start_nginx "$P"

@@ -28,22 +28,7 @@ emit_web1() {
 check "emit an nginx binding for web1" emit_web1
 open_token_dir nobody
 N=$T/ngx
-mkdir -p "$N/html" && chmod -R a+rX "$N"
-cat > "$N/nginx.conf" <<EOF
-include $T/b1/nginx-main.conf;
-user nobody nogroup;
-master_process on;
-worker_processes 1;
-pid $N/nginx.pid;
-error_log $N/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $N/tmp; proxy_temp_path $N/tmp; fastcgi_temp_path $N/tmp;
-    uwsgi_temp_path $N/tmp; scgi_temp_path $N/tmp;
-    include $T/b1/nginx-server.conf;
-}
-EOF
+nginx_conf "$N" "web1" "$T/b1"
 start_nginx() { [ "$1" = "$P1" ] || { P1=$1; emit_web1 || return 1; }; OPENSSL_CONF=$T/b1/openssl.cnf nginx -p "$N" -c "$N/nginx.conf"; }
 check "nginx serves web1 from the token" start_server "$N/error.log" 1 start_nginx "$P1"
 cleanup_add "kill \$(cat '$N/nginx.pid') 2>/dev/null"

@@ -24,16 +24,13 @@ static char tmpdir[64];
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/p11km-test-ca.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	p11km_check_tmpdir(tmpdir, sizeof(tmpdir), "ca");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	ck_assert_int_eq(system(cmd), 0);
+	p11km_check_tmpdir_remove(tmpdir);
 }
 
 /* base64url decoding for the checks (padding added back). */

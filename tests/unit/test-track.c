@@ -20,17 +20,13 @@ static char tmpdir[64];
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/p11km-test-track.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	p11km_check_tmpdir(tmpdir, sizeof(tmpdir), "track");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	ck_assert_int_eq(system(cmd), 0);
+	p11km_check_tmpdir_remove(tmpdir);
 }
 
 START_TEST(due_defaults)
