@@ -16,9 +16,14 @@ certsrv_setup() {
 	CERTSRV_USER='CORP\svc-web'
 }
 # start_certsrv PORT: through start_server (HTTPS; log in $T/certsrv.log).
+# For Negotiate (/krb-MODE/): CERTSRV_KRBUSER the Kerberos principal it
+# lets in, CERTSRV_ENV the service's environment (krb.sh's KRB_KTENV), run
+# by Debian's python3 (python3-gssapi is for /usr/bin/python3 only).
 start_certsrv() {
-	python3 "$top_srcdir/tests/tools/certsrv.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" \
-		"$T/ca" "$CERTSRV_USER" "$CERTSRV_PW" > "$T/certsrv.log" 2>&1 &
+	# shellcheck disable=SC2086
+	env ${CERTSRV_ENV:-} ${CERTSRV_KRBUSER:+/usr/bin/}python3 "$top_srcdir/tests/tools/certsrv.py" \
+		"$1" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/ca" "$CERTSRV_USER" "$CERTSRV_PW" \
+		${CERTSRV_KRBUSER:+"$CERTSRV_KRBUSER"} > "$T/certsrv.log" 2>&1 &
 	SERVER_PID=$!
 	cleanup_add "kill $SERVER_PID"
 }
