@@ -15,16 +15,7 @@
 . "$top_srcdir/tests/lib/krb.sh"
 need openssl pkcs11-tool krb5kdc kdb5_util kadmin.local kinit klist
 /usr/bin/python3 -c 'import gssapi' 2>/dev/null || skip_all "python3-gssapi not installed"
-softhsm_setup
-new_token krb
-PIN=$T/pin-krb
-TOK="pkcs11:token=krb"
-CFG=$T/ca.d
-ST=$T/state
-export P11KM_CONFIG_DIR="$T/not-used" P11KM_STATE_DIR="$T/not-used-state"
-unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
-submit() { "$P11KM" req submit "$@" --config-dir "$CFG" --state-dir "$ST"; }
-tokcerts() { pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label krb --list-objects --type cert 2>/dev/null | grep -c label; }
+certsrv_token krb
 
 # --- the KDC, the stand-in, a key and its request ---------------------------------
 check "the KDC's databases, principals and the service's keytab" krb_setup
@@ -90,9 +81,6 @@ check_grep "the KDC issued the ticket for HTTP/127.0.0.1" "alice@CORP.TEST for H
 klist > "$T/klist" 2>&1
 check_grep "klist: the service ticket is in the test's cache" "HTTP/127.0.0.1@CORP.TEST" "$T/klist"
 check "openssl verifies the chain" openssl verify -CAfile "$T/ca/ca.pem" "$T/web-chain.pem"
-pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label krb --read-object --type cert --label web \
-	-o "$T/web-token.der" >/dev/null 2>&1
-openssl x509 -in "$T/web-chain.pem" -outform DER -out "$T/web-leaf.der"
-check "the token holds the issued certificate next to its key (pkcs11-tool)" cmp "$T/web-token.der" \
-	"$T/web-leaf.der"
+check_token_cert "the token holds the issued certificate next to its key (pkcs11-tool)" web \
+	"$T/web-chain.pem"
 done_testing

@@ -1,6 +1,30 @@
 # tests/lib/certsrv.sh: the AD CS stand-in (tests/tools/certsrv.py) for the
 # shell tests.  Source after common.sh and certs.sh.
 #
+# certsrv_token LABEL: a SoftHSM2 token LABEL to submit from: PIN (its PIN
+# file), TOK (its URI), CFG (the CA profiles), ST (the state); p11km's
+# default directories and the environment's CA bundles out of the way.
+certsrv_token() {
+	softhsm_setup
+	new_token "$1"
+	PIN=$T/pin-$1 TOK="pkcs11:token=$1" CFG=$T/ca.d ST=$T/state TOKLABEL=$1
+	export P11KM_CONFIG_DIR="$T/not-used" P11KM_STATE_DIR="$T/not-used-state"
+	unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR 2>/dev/null || true
+}
+# submit ARG...: req submit with the test's profiles and state.
+submit() { "$P11KM" req submit "$@" --config-dir "$CFG" --state-dir "$ST"; }
+# tokcerts: how many certificates the token holds (pkcs11-tool).
+tokcerts() { pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label "$TOKLABEL" --list-objects --type cert 2>/dev/null | grep -c label; }
+# check_token_cert DESCRIPTION LABEL CHAIN: the token's certificate LABEL
+# is CHAIN's leaf (read by pkcs11-tool).
+check_token_cert() {
+	rm -f "$T/tokcert.der"
+	pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label "$TOKLABEL" --read-object --type cert \
+		--label "$2" -o "$T/tokcert.der" >/dev/null 2>&1
+	openssl x509 -in "$3" -outform DER -out "$T/leaf.der"
+	check "$1" cmp "$T/tokcert.der" "$T/leaf.der"
+}
+#
 # certsrv_setup NAME: its TLS certificate ($T/tls), the CA it issues from
 # ($T/ca/ca.pem; $T/ca/other.pem a certificate for another key), the Basic
 # password ($CERTSRV_PW, a 0600 file) and the user ($CERTSRV_USER).
