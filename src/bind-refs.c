@@ -1,6 +1,7 @@
 /* bind-refs.c: what the bindings under a directory reference (the key URI
- * and the certificate of each p11km-binding.conf), so that 'object delete'
- * never destroys what a server uses, and whether one uses a token object. */
+ * and the certificate of each p11km-binding.conf), and whether a binding
+ * uses a token object, so that 'object delete' and 'cert prune' never
+ * destroy what a server uses. */
 #include "config.h"
 
 #include <dirent.h>
@@ -12,14 +13,13 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
-#include <p11-kit/uri.h>
 
 #include "p11km/bind.h"
 #include "p11km/cert.h"
 #include "p11km/keys.h"
 #include "p11km/store.h"
-#include "p11km/x509.h"
 #include "p11km/util.h"
+#include "p11km/x509.h"
 
 static char *
 value_of(char *line, const char *key)
@@ -158,7 +158,7 @@ uri_selects(const char *text, const struct p11km_token *tok, const struct p11km_
  * certificate (same public key, or the id of the token's copy)? */
 int
 p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
-             const struct p11km_object *o)
+                   const struct p11km_object *o)
 {
 	STACK_OF(X509) *sk = NULL;
 	struct p11km_object c = { 0 };
