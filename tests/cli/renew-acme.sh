@@ -128,6 +128,8 @@ import json, sys; d = json.load(open(sys.argv[1])); assert d["Status"] == "Valid
 	check "the old certificate is kept, retired (pkcs11-tool)" sh -c \
 		"pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label web -O --type cert 2>/dev/null |
 		 grep -q 'label: *web.retired-'"
+	check_grep "the rewritten binding still serves the http-01 challenges (the next renewal needs them)" \
+		"location \^~ /.well-known/acme-challenge/" "$T/b/nginx-server.conf"
 	check_eq "the challenge files are gone from the webroot" "$(find "$WWW" -type f | wc -l)" 0
 }
 
@@ -143,6 +145,34 @@ assert d["days_left"] > 300, d' "$T/st.json" "$NEW"
 	check "renew again: not due (five years from pebble)" "$P11KM" renew --all --state-dir "$S" \
 		--config-dir "$CFG"
 	check_grep "... not due" '^web: not due' "$T/out"
+}
+
+test_rekey_always() {
+	OLDPUB=$T/old.pub
+	pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label web --read-object --type pubkey --label web \
+		-o "$OLDPUB.der" >/dev/null 2>&1
+	check "track add --force --rekey always (same binding, reload, verify)" "$P11KM" --force track add \
+		"$CERT" --state-dir "$S" --pin-source "file:$PIN" --ca p --webroot "$WWW" \
+		--ca-file "$T/root.pem" --bind "$T/b" --verify "127.0.0.1:$TLSPORT" --rekey always \
+		--reload -- "$T/reload" "a b" "x;y" nginx -p "$N" -c "$N/nginx.conf" -s reload
+	check "renew --force --json: renewed through pebble with a new key" "$P11KM" --force --json renew web \
+		--state-dir "$S" --config-dir "$CFG" --deploy-hook "$T/fixperms"
+	cp "$T/out" "$T/rekey.json"
+	NEW2=$(json_get "$T/rekey.json" 'd[0]["new_serial"]')
+	check "... renewed, from the last serial" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+assert d["result"] == "renewed" and d["old_serial"] == sys.argv[2], d' "$T/rekey.json" "$NEW"
+	check_eq "nginx serves the rekeyed certificate" "$(serial_served "$TLSPORT")" "$NEW2"
+	check "bind verify: served with the new key, verified to pebble's root" "$P11KM" bind verify \
+		"127.0.0.1:$TLSPORT" --cert "$CERT" --ca-file "$T/root.pem"
+	openssl s_client -connect "127.0.0.1:$TLSPORT" </dev/null 2>/dev/null | openssl x509 -pubkey -noout \
+		> "$T/served.pub"
+	check "... a key other than the old one" sh -c "! cmp -s '$T/served.pub' \
+		\"\$(openssl pkey -pubin -inform DER -in '$OLDPUB.der' -out '$OLDPUB' && echo '$OLDPUB')\""
+	check "the old key pair is retired on the token (pkcs11-tool)" sh -c \
+		"pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label web --login --pin 1234 -O --type privkey \
+		 2>/dev/null | grep -q 'label: *web.retired-'"
 }
 
 # until tests/lib/common.sh has run_tests (the tests engineer lands it)
