@@ -265,5 +265,10 @@ struct p11km_bind_refs {
  * 'bind emit --out-dir' writes, one directory per binding). */
 int p11km_bind_refs_read(const char *dir, struct p11km_bind_refs *refs);
 void p11km_bind_refs_release(struct p11km_bind_refs *refs);
+/* Does the binding use o, an object of s's token: its key, its certificate,
+ * or the key of its certificate (same public key, or the id of the token's
+ * copy)?  What 'object delete' and 'cert prune' never destroy. */
+int p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
+                       const struct p11km_object *o);
 
 #endif
