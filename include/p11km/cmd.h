@@ -88,11 +88,6 @@ extern const struct p11km_opt p11km_cert_prune_opts[];
 int p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                           char **argv);
 extern const struct p11km_opt p11km_cert_revoke_opts[];
-/* Does the binding use o: its key, its certificate, or the key of its
- * certificate (cmd-object-edit.c; 'object delete', 'cert prune')? */
-struct p11km_bind_ref;
-int p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
-                       const struct p11km_object *o);
 int p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 extern const struct p11km_opt p11km_object_export_opts[], p11km_object_delete_opts[],
                               p11km_object_relabel_opts[];

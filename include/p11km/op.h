@@ -6,6 +6,7 @@
 #define P11KM_OP_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <openssl/x509.h>
@@ -208,5 +209,36 @@ int p11km_status(struct p11km_ctx *ctx, const struct p11km_status_opts *o,
  * atomically (a temporary file renamed over path). */
 int p11km_status_prom(const struct p11km_status_result *res, const char *path);
 void p11km_status_result_release(struct p11km_status_result *res);
+
+/* --- cert prune (op-prune.c) ------------------------------------------------------ */
+
+struct p11km_prune_opts {
+	const char *uri;        /* token (or objects) URI; NULL: the one initialised token */
+	long older_than;        /* days: only objects retired more than this ago; -1: any */
+	time_t retired_before;  /* only objects retired before T (a label's day counts as its
+	                         * end: retired on day D is before T when D+1 <= T's day); 0: any */
+	const char *label;      /* only "<label>.retired-..." objects; NULL: any label */
+	int dry_run, keys;      /* keys: also retired key pairs (then it logs in) */
+	const char *bindings;   /* keep what a binding under this directory uses; NULL: none */
+	/* a session the caller holds open on the token (read-write, logged in for
+	 * keys; borrowed; NULL: the operation opens its own): the renewal run */
+	struct p11km_session *session;
+};
+
+struct p11km_prune_result {
+	int dry_run;
+	char *token_uri, *token_label;
+	char **destroyed;       /* the URIs of the objects destroyed (dry run: that would be) */
+	size_t n;
+	size_t n_kept;          /* retired objects kept because a binding uses them */
+};
+
+/* On success *res is filled (release with p11km_prune_result_release); on
+ * failure it is empty (a failure after objects were destroyed says how many). */
+int p11km_cert_prune(struct p11km_ctx *ctx, const struct p11km_prune_opts *o,
+                     struct p11km_prune_result *res);
+void p11km_prune_result_release(struct p11km_prune_result *res);
+/* The report 'cert prune' prints: text lines, or one JSON object. */
+void p11km_prune_print(FILE *fp, int json, const struct p11km_prune_result *res);
 
 #endif
