@@ -241,4 +241,58 @@ void p11km_prune_result_release(struct p11km_prune_result *res);
 /* The report 'cert prune' prints: text lines, or one JSON object. */
 void p11km_prune_print(FILE *fp, int json, const struct p11km_prune_result *res);
 
+/* --- roots install, remove, list (op-roots.c, op-roots-report.c) ----------------- */
+
+struct p11km_roots_opts {
+	const char *const *stores;  /* install: --to, remove: --from specs (1 to 16) */
+	size_t n_stores;
+	const char *const *certs;   /* install: certificate files; remove: SHA-256
+	                             * fingerprints or certificate files */
+	size_t n_certs;
+	const char *system_root;    /* root of the file system for the system store, or NULL */
+	int dry_run;
+	int allow_non_ca;           /* install: also trust certificates that are not CAs (warned) */
+	int force;                  /* remove: a store that lacks a certificate is no error */
+};
+
+struct p11km_root {
+	char *sha256, *subject;
+	char *name;                 /* list: the file name or nickname in the store, or NULL */
+};
+
+struct p11km_roots_store {
+	char *spec;                 /* the store as given */
+	struct p11km_root *certs;   /* remove: what was (dry run: would be) removed; list: all */
+	size_t n;
+	unsigned char *added;       /* install: per certificate of the result, 1: added */
+	size_t n_added;
+};
+
+enum p11km_roots_verb { P11KM_ROOTS_INSTALL, P11KM_ROOTS_REMOVE, P11KM_ROOTS_LIST };
+
+struct p11km_roots_result {
+	enum p11km_roots_verb verb;
+	int dry_run;
+	struct p11km_root *certs;   /* install: the certificates given (duplicates dropped) */
+	size_t n;
+	struct p11km_roots_store *stores;
+	size_t n_stores;
+};
+
+/* Install: every certificate is read and checked (a CA certificate unless
+ * allow_non_ca: else P11KM_ERR_INPUT, nothing written), every store read,
+ * then each store changed in one go.  Remove: likewise; a store lacking a
+ * certificate fails before anything changes (P11KM_ERR_NOTFOUND) unless
+ * force.  List: the certificates of one store (that must exist).  On
+ * failure *res is empty; release it with p11km_roots_result_release. */
+int p11km_roots_install(struct p11km_ctx *ctx, const struct p11km_roots_opts *o,
+                        struct p11km_roots_result *res);
+int p11km_roots_remove(struct p11km_ctx *ctx, const struct p11km_roots_opts *o,
+                       struct p11km_roots_result *res);
+int p11km_roots_list(struct p11km_ctx *ctx, const char *store, const char *system_root,
+                     struct p11km_roots_result *res);
+void p11km_roots_result_release(struct p11km_roots_result *res);
+/* The report the roots verbs print: text lines, or one JSON object. */
+void p11km_roots_print(FILE *fp, int json, const struct p11km_roots_result *res);
+
 #endif
