@@ -11,6 +11,7 @@
 
 #include <openssl/x509.h>
 
+#include "p11km/bind.h"
 #include "p11km/p11.h"
 #include "p11km/req.h"
 #include "p11km/x509.h"
@@ -294,5 +295,52 @@ int p11km_roots_list(struct p11km_ctx *ctx, const char *store, const char *syste
 void p11km_roots_result_release(struct p11km_roots_result *res);
 /* The report the roots verbs print: text lines, or one JSON object. */
 void p11km_roots_print(FILE *fp, int json, const struct p11km_roots_result *res);
+
+/* --- bind emit, and the reports of bind emit/check/verify (op-bind*.c) ------------ */
+
+#define P11KM_BIND_MAX_LISTEN 16
+
+struct p11km_bind_emit_opts {
+	const char *server;         /* the flavour: nginx, apache, stunnel, openssl-conf */
+	const char *key;            /* the key URI (required) */
+	const char *server_name, *cert, *out_dir, *pin_file, *user, *connect;
+	const char *acme_webroot, *acme_listen;
+	const char *listen[P11KM_BIND_MAX_LISTEN];
+	size_t n_listen;
+	int allow_pin_value;
+};
+
+struct p11km_bind_emit_result {
+	char *server, *key_uri, *dir;
+	char *snippet;              /* dir/<the server's snippet>, or NULL */
+	char *pin_file;             /* the PIN file the config names, or NULL */
+	char *pin_written;          /* the PIN file this run wrote, or NULL */
+	int to_stdout;              /* no out_dir: the files are only in the result */
+	struct p11km_bind_files files;
+	char *next[2];              /* the commands to run next */
+};
+
+/*
+ * Validate, resolve the key (and its certificate), load it through the
+ * engine as the server would (in a fresh process: ctx's modules are
+ * released first), then write the PIN file and, with out_dir, the files
+ * (all or none).  A PIN file this run created goes again on failure.  On
+ * failure *res is empty; release it with p11km_bind_emit_result_release.
+ */
+int p11km_bind_emit(struct p11km_ctx *ctx, const struct p11km_bind_emit_opts *o,
+                    struct p11km_bind_emit_result *res);
+void p11km_bind_emit_result_release(struct p11km_bind_emit_result *res);
+void p11km_bind_emit_print(FILE *fp, int json, const struct p11km_bind_emit_result *res);
+/* bind check: the report of p11km_bind_check(), and its verdict: 0, or
+ * P11KM_ERR_VERIFY with the count of problems. */
+void p11km_bind_check_print(FILE *fp, int json, const struct p11km_bind_report *rep,
+                            const struct p11km_problems *pr);
+int p11km_bind_check_verdict(const struct p11km_problems *pr);
+/* bind verify: the report of p11km_bind_verify() for address (server_name:
+ * the SNI name sent, or NULL), and its verdict: 0, or P11KM_ERR_VERIFY
+ * (another certificate than expected, a chain that does not verify, expired). */
+void p11km_bind_verify_print(FILE *fp, int json, const char *address, const char *server_name,
+                             const struct p11km_verify_result *res);
+int p11km_bind_verify_verdict(const char *address, const struct p11km_verify_result *res);
 
 #endif
