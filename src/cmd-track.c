@@ -34,7 +34,8 @@ static const struct p11km_opt add_opts[] = {
 	  "lifetime, before expiry (default: 30 days or a third, whichever first)" },
 	{ "rekey", 1, O_REKEY, "POLICY", "never (default), always (same key type) or a key type (ec:p256 ...)" },
 	{ "bind", 1, O_BIND, "DIR", "a binding ('bind emit') switched to the renewed certificate (repeatable)" },
-	{ "reload", 1, O_RELOAD, "COMMAND", "the server's reload command: words split on blanks, no shell" },
+	{ "reload", 1, O_RELOAD, "COMMAND", "the server's reload command, no shell: '--reload -- CMD "
+	  "ARG...' at the end of the line takes each word as is; '--reload \"CMD ARG\"' is split on blanks" },
 	{ "verify", 1, O_VERIFY, "ADDR:PORT", "after the reload, check that the server there serves the new certificate" },
 	{ "server-name", 1, O_SERVER_NAME, "NAME", "the TLS server name (SNI) for --verify" },
 	{ "standalone", 1, O_STANDALONE, "ADDR:PORT", "ACME http-01: the built-in responder's address" },
@@ -125,6 +126,40 @@ split_words(const char *cmd, char **argv, size_t *n, const char *opt)
 	return *n == 0 ? p11km_fail(P11KM_ERR_USAGE, "--%s needs a command", opt) : 0;
 }
 
+/* '--reload -- CMD ARG...': the words after "--" are the reload command, each
+ * as is (blanks, ';' and quotes included); they are taken out of argv
+ * before getopt sees them (p11km's global options stop at "--" too). */
+static int
+reload_argv(int *argc, char **argv, struct p11km_track *t)
+{
+	for (int i = 1; i < *argc; i++) {
+		int at;
+		if (strcmp(argv[i], "--") == 0)
+			return 0;  /* an end of options without --reload: getopt's */
+		if (strcmp(argv[i], "--reload=--") == 0)
+			at = i + 1;
+		else if (strcmp(argv[i], "--reload") == 0 && i + 1 < *argc &&
+		         strcmp(argv[i + 1], "--") == 0)
+			at = i + 2;
+		else
+			continue;
+		if (at >= *argc)
+			return p11km_fail(P11KM_ERR_USAGE, "--reload --: give the command after \"--\"");
+		if (*argc - at > P11KM_TRACK_MAX_ARGV)
+			return p11km_fail(P11KM_ERR_USAGE, "--reload: at most %d words",
+			                  P11KM_TRACK_MAX_ARGV);
+		for (int k = at; k < *argc; k++)
+			if ((t->reload[t->n_reload] = strdup(argv[k])) == NULL)
+				return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			else
+				t->n_reload++;
+		argv[i] = NULL;
+		*argc = i;
+		return 0;
+	}
+	return 0;
+}
+
 /* A default id from the URI's object label: letters, digits, '.', '_', '-'. */
 static char *
 default_id(const char *uri_s)
@@ -198,6 +233,8 @@ cmd_track_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	if (t == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	t->before_days = t->before_pct = -1;
+	if ((r = reload_argv(&argc, argv, t)) < 0)
+		goto out;
 	while (r == 0 && (r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
 		switch (r) {
 		case O_ID: id = g.optarg; r = 0; break;
@@ -226,6 +263,10 @@ cmd_track_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	if ((r = dup_str(&t->cert, argv[g.argi])) < 0 || (r = dup_str(&t->module, ctx->module_opt)) < 0 ||
 	    (r = dup_str(&t->pin_source, ctx->pin_source_opt)) < 0)
 		goto out;
+	if (reload != NULL && t->n_reload > 0) {
+		r = p11km_fail(P11KM_ERR_USAGE, "give --reload once");
+		goto out;
+	}
 	if (reload != NULL && (r = split_words(reload, t->reload, &t->n_reload, "reload")) < 0)
 		goto out;
 	if ((t->id = id ? strdup(id) : default_id(t->cert)) == NULL) {

@@ -503,6 +503,9 @@ renew_deploy(struct renew_one *r1)
 	free(t->last_result);
 	t->last_result = strdup("renewed");
 	r1->item->new_serial = t->new_serial ? strdup(t->new_serial) : NULL;
+	/* a renewal finished in a later run (a reply that came): its old serial too */
+	if (r1->item->old_serial == NULL && t->old_serial != NULL)
+		r1->item->old_serial = strdup(t->old_serial);
 	free(t->old_serial);
 	t->old_serial = t->new_serial;
 	t->new_serial = NULL;
