@@ -3,7 +3,7 @@
  * generates the key), to a certmonger CA helper that signs with openssl:
  * with install, the chain goes onto the token in the same login
  * (pkcs11-tool reads it back), and a wrong PIN is refused before the CA is
- * asked (the helper never runs). */
+ * asked (the helper never runs); p11km_ca_roots() into a pem-bundle: store. */
 #include "config.h"
 
 #include <check.h>
@@ -54,7 +54,7 @@ sh(const char *cmd)
 static void
 setup(void)
 {
-	char text[512];
+	char text[1024];
 
 	ck_assert_ptr_nonnull(getenv("P11KM"));
 	ck_assert_ptr_nonnull(getenv("SOFTHSM2_MODULE"));
@@ -80,10 +80,11 @@ setup(void)
 	         "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -subj /CN=op-submit-ca "
 	         "-days 30 2>/dev/null", dir);
 	sh(text);
-	snprintf(text, sizeof(text), "#!/bin/sh\ntouch %s/helper-ran\n"
+	snprintf(text, sizeof(text), "#!/bin/sh\n[ \"$CERTMONGER_OPERATION\" = FETCH-ROOTS ] && "
+	         "exec cat %s/ca.pem\ntouch %s/helper-ran\n"
 	         "printf '%%s\\n' \"$CERTMONGER_CSR\" > %s/h.csr\n"
 	         "exec openssl x509 -req -in %s/h.csr -CA %s/ca.pem -CAkey %s/ca.key "
-	         "-set_serial 7 -days 30 2>/dev/null\n", dir, dir, dir, dir, dir);
+	         "-set_serial 7 -days 30 2>/dev/null\n", dir, dir, dir, dir, dir, dir);
 	put("helper", text, 0755);
 	snprintf(pin_spec, sizeof(pin_spec), "file:%s/pin", dir);
 	p11km_ctx_init(&ctx);
@@ -199,6 +200,37 @@ START_TEST(wrong_pin_asks_no_ca)
 }
 END_TEST
 
+/* ca roots --to: the helper's FETCH-ROOTS answer into a pem-bundle: store. */
+START_TEST(ca_roots_to_a_store)
+{
+	char cfg[160], store[192], cmd[512], *to[1] = { store };
+	struct p11km_ca_opts o = { .name = "lcl", .to = (const char *const *)to, .n_to = 1 };
+	struct p11km_ca_roots_result res;
+
+	request_and_profile();
+	snprintf(cfg, sizeof(cfg), "%s", at("ca.d"));
+	snprintf(store, sizeof(store), "pem-bundle:%s", at("bundle.pem"));
+	o.config_dir = cfg;
+	o.dry_run = 1;
+	ck_assert_int_eq(p11km_ca_roots(&ctx, &o, &res), 0);
+	ck_assert_int_eq(res.installed, 1);
+	p11km_ca_roots_result_release(&res);
+	ck_assert_int_ne(access(at("bundle.pem"), F_OK), 0); /* a dry run writes nothing */
+	o.dry_run = 0;
+	ck_assert_int_eq(p11km_ca_roots(&ctx, &o, &res), 0);
+	ck_assert_ptr_nonnull(strstr(res.pem, "BEGIN CERTIFICATE"));
+	p11km_ca_roots_result_release(&res);
+	/* openssl: the bundle holds the CA's certificate */
+	snprintf(cmd, sizeof(cmd), "cd '%s' && test \"$(openssl x509 -in bundle.pem -noout "
+	         "-fingerprint -sha256)\" = \"$(openssl x509 -in ca.pem -noout -fingerprint "
+	         "-sha256)\"", dir);
+	sh(cmd);
+	o.n_to = 0;
+	o.dry_run = 1;                                       /* --dry-run without --to */
+	ck_assert_int_eq(p11km_ca_roots(&ctx, &o, &res), P11KM_ERR_USAGE);
+}
+END_TEST
+
 static Suite *
 op_submit_suite(void)
 {
@@ -209,6 +241,7 @@ op_submit_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, submit_and_install);
 	tcase_add_test(tc, wrong_pin_asks_no_ca);
+	tcase_add_test(tc, ca_roots_to_a_store);
 	suite_add_tcase(s, tc);
 	return s;
 }
