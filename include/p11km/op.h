@@ -143,6 +143,7 @@ struct p11km_renew_item {
 	char *old_serial, *new_serial;
 	time_t not_after;         /* of the live certificate (the new one when renewed) */
 	time_t next_attempt;      /* 0: the next run */
+	size_t pruned;            /* retired objects of the entry destroyed in this run */
 };
 
 struct p11km_renew_result {
@@ -220,6 +221,8 @@ struct p11km_prune_opts {
 	const char *label;      /* only "<label>.retired-..." objects; NULL: any label */
 	int dry_run, keys;      /* keys: also retired key pairs (then it logs in) */
 	const char *bindings;   /* keep what a binding under this directory uses; NULL: none */
+	const char *const *more_bindings; /* ... and under these (the renewal: its entry's) */
+	size_t n_more_bindings;
 	/* a session the caller holds open on the token (read-write, logged in for
 	 * keys; borrowed; NULL: the operation opens its own): the renewal run */
 	struct p11km_session *session;
