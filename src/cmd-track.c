@@ -546,17 +546,30 @@ print_status(struct p11km_ctx *ctx, const struct p11km_status_result *res)
 			    "state", w->state, "last_result", w->last_result, "last_error", w->last_error,
 			    "ca", w->ca, "bindings", w->bindings, "served_serial", w->served,
 			    "error", w->error);
+			if (w->n_probes > 0) {
+				json_t *pa = json_array();
+				for (size_t k = 0; k < w->n_probes; k++)
+					json_array_append_new(pa, json_pack("{s:s,s:s?}", "address",
+					    w->probes[k].addr, "serial", w->probes[k].serial));
+				json_object_set_new(o, "probes", pa);
+				json_object_set_new(o, "not_reloaded", json_boolean(w->not_reloaded));
+			}
 			json_array_append_new(arr, o);
 			continue;
 		}
-		printf("%-7s %-16s %-28s %-18s %-20s %5ld %-10s %s%s%s%s%s\n", level_name(w->level),
+		printf("%-7s %-16s %-28s %-18s %-20s %5ld %-10s %s%s%s%s%s", level_name(w->level),
 		       w->id ? w->id : "-", w->subject ? p11km_esc(w->subject) : "-",
 		       w->serial ? w->serial : "-", na, w->days_left, w->state ? w->state : "-",
+		       w->not_reloaded ? "installed but not reloaded;" :
 		       w->error ? p11km_esc(w->error) : w->last_error ? p11km_esc(w->last_error) :
 		       w->last_result ? w->last_result : "",
 		       w->served ? " served " : "", w->served ? w->served : "",
 		       w->bindings && *w->bindings ? " bindings " : "",
 		       w->bindings ? p11km_esc(w->bindings) : "");
+		for (size_t k = 0; w->not_reloaded && k < w->n_probes; k++)
+			printf(" %s serves %s", w->probes[k].addr,
+			       w->probes[k].serial ? w->probes[k].serial : "(no answer)");
+		printf("\n");
 	}
 	if (ctx->json)
 		print_json(arr);

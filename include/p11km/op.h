@@ -195,6 +195,14 @@ struct p11km_status_row {
 	char *served;                /* --probe: the serial the server serves, or NULL */
 	char *error;                 /* the certificate could not be read: why */
 	enum p11km_status_level level;
+	/* --probe: each address asked (--verify, the bindings' listen addresses)
+	 * and the serial served there (NULL: no answer); not_reloaded: one serves
+	 * another serial than the certificate's ("installed but not reloaded") */
+	struct p11km_status_probe {
+		char *addr, *serial;
+	} *probes;
+	size_t n_probes;
+	int not_reloaded;
 };
 
 struct p11km_status_result {
