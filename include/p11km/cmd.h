@@ -50,6 +50,7 @@ enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIE
 extern const struct p11km_opt p11km_global_opts[];
 /* Tell the option parser the command table, for the noun in its messages. */
 void p11km_cmd_table_use(const struct p11km_noun *nouns);
+const struct p11km_noun *p11km_cmd_table(void);
 
 /* Per-noun verb tables (cmd-<noun>.c). */
 extern const struct p11km_cmd p11km_cmds_token[];

@@ -6,7 +6,7 @@ the programs: file A -> file B when A uses a symbol B defines.  It must have
 no circle, and no file may call a file of a higher layer than its own, in
 the declared order
 
-    util <- uri <- p11 <- x509 <- key <- store/bind/ca/track <- op <- cmd
+    util <- uri <- p11 <- x509 <- key <- store/bind/ca/track <- op <- cli <- cmd
 
 (LAYERS below maps file-name prefixes to layers; a file whose name matches
 no row is an error, so a new kind of file needs a row).  The few calls not
@@ -27,7 +27,7 @@ import sys
 from collections import defaultdict
 
 # Layers, lowest first.  Files of one layer may call each other (no circle).
-ORDER = ['util', 'uri', 'p11', 'x509', 'key', 'service', 'op', 'cmd']
+ORDER = ['util', 'uri', 'p11', 'x509', 'key', 'service', 'op', 'cli', 'cmd']
 # (file-name pattern, layer): the first match wins.  "service" is the
 # store/bind/ca/track layer: stores, server bindings, CA clients, tracking.
 LAYERS = [
@@ -38,6 +38,7 @@ LAYERS = [
     (r'^(keys|key-.*)$', 'key'),
     (r'^(store|store-.*|bind|bind-.*|ca|ca-.*|track|track-.*)$', 'service'),
     (r'^(op|op-.*)$', 'op'),
+    (r'^(cli|cli-.*)$', 'cli'),
     (r'^(main|cmd-.*|p11km-engine-probe)$', 'cmd'),
 ]
 
