@@ -44,6 +44,12 @@ refused() {
 }
 
 test_profile() {
+	check_fails "ca add --auth negotiate with a password: exit 2" 2 "$P11KM" ca add x --kind adcs \
+		--url "https://127.0.0.1:$CERTSRV_PORT/krb-ok/certsrv" --template WebServer \
+		--ca-file "$T/tls/root.pem" --auth negotiate --user alice \
+		--password-source "file:$KRB_PW_ALICE" --config-dir "$CFG"
+	check_one_line_error "... one line: Kerberos takes a ticket" "negotiate takes the caller's Kerberos ticket"
+	[ ! -e "$CFG/x.json" ] && ok "... no profile written" || not_ok "... a profile was written"
 	check "ca add corp --auth negotiate (no user, no password)" "$P11KM" ca add corp --kind adcs \
 		--url "https://127.0.0.1:$CERTSRV_PORT/krb-ok/certsrv" --template WebServer \
 		--ca-file "$T/tls/root.pem" --auth negotiate --timeout 5 --config-dir "$CFG"
