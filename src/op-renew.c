@@ -454,6 +454,8 @@ renew_entry(struct renew_one *r1)
 			return r;
 		r1->item->old_serial = strdup(r1->live_serial);
 	}
+	if ((r = renew_prune(r1)) < 0)
+		return renew_failed(r1, r, "recording the prune");
 	if (t->step == P11KM_STEP_IDLE) {
 		due = ari_due(r1, p11km_track_due(t, r1->nb, r1->na));
 		if (run->now < due && !run->o->force) {
