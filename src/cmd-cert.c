@@ -1,10 +1,12 @@
 /* cmd-cert.c: 'cert install': parse, call the install operation
- * (op-install.c), print what it did (cli-report.c). */
+ * (op-install.c), print what it did (op-ca-report.c). */
 #include "config.h"
 
 #include <string.h>
 
-#include "p11km/cli.h"
+#include "p11km/cmd.h"
+#include "p11km/op.h"
+#include "p11km/op-ca.h"
 #include "p11km/util.h"
 
 enum { O_CA_FILE = 1000, O_CA_PATH, O_NO_VERIFY, O_NO_CHAIN, O_KEEP_OLD, O_DESTROY_OLD,
@@ -60,7 +62,7 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	o.uri = g.argi + 1 < argc ? argv[g.argi + 1] : NULL;
 	if ((r = p11km_cert_install(ctx, &o, &res)) < 0)
 		return r;
-	p11km_install_print(ctx->json, &res);
+	p11km_install_print(ctx, &res);
 	p11km_install_result_release(&res);
 	return 0;
 }

@@ -40,8 +40,6 @@ int p11km_cli_unknown_verb(const struct p11km_noun *n, const char *word);
 
 /* --- results on stdout (cli-report.c): text, or one JSON document ---------------- */
 
-/* 'cert install': what was written, replaced and kept. */
-void p11km_install_print(int json, const struct p11km_install_result *res);
 /* 'req new/renew': the request on stdout (o->out NULL or "-"), or the JSON summary. */
 int p11km_req_print(int json, const struct p11km_req_opts *o, const struct p11km_req_result *res);
 /* 'audit show': one record as a line of text. */
