@@ -359,6 +359,20 @@ static const char *const fail_names[] = { "badAlg", "badMessageCheck", "badReque
 	"unsupportedVersion", "notAuthorized", "systemUnavail", "systemFailure",
 	"duplicateCertReq" };
 
+/* A kur to a new key signs with two token keys in one run (the old one
+ * protects, the new one proves possession); tpm2-pkcs11 over a TPM keeps
+ * the first loaded and has no room for the second.  Say what works. */
+static int
+kur_two_keys(int code)
+{
+	char m[700];
+
+	snprintf(m, sizeof(m), "%s", p11km_errmsg(code));
+	return p11km_fail(code, "%s; a kur to a new key signs with the old and the new key in one "
+	                  "run, which some tokens cannot (a TPM has room for one loaded key): send the "
+	                  "new key's request as --cmp ir or p10cr instead", m);
+}
+
 static int
 cmp_error(struct cmp_run *run, OSSL_CMP_CTX *c, const char *what)
 {
@@ -371,6 +385,8 @@ cmp_error(struct cmp_run *run, OSSL_CMP_CTX *c, const char *what)
 	if (run->err < 0 || run->sign_err < 0) {
 		/* the message is still the one of the transfer or the signer */
 		ERR_clear_error();
+		if (run->err == 0 && strcmp(what, "kur") == 0 && run->prot.have && run->pop.have)
+			return kur_two_keys(run->sign_err);
 		return run->err < 0 ? run->err : run->sign_err;
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_CMP && reason == CMP_R_CERTIFICATE_NOT_ACCEPTED) {

@@ -352,6 +352,7 @@ out:
 		free(rm);
 	} else {
 		chain_retire(r1, t->new_serial);
+		renew_prune_schedule(r1);  /* the new certificate was put aside */
 		t->step = P11KM_STEP_IDLE;
 		free(t->new_serial);
 		t->new_serial = NULL;
@@ -496,6 +497,7 @@ renew_deploy(struct renew_one *r1)
 	if ((r = verify_new(r1)) < 0)
 		return rollback(r1, r, "verify", 1);
 	t->step = P11KM_STEP_IDLE;
+	renew_prune_schedule(r1);
 	t->attempts = 0;
 	t->next_attempt = 0;
 	free(t->last_error);

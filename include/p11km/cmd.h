@@ -1,4 +1,5 @@
-/* cmd.h: the command table.  Only cmd-*.c and main.c read argv and print. */
+/* cmd.h: the command table.  Only cmd-*.c, main.c and the cli layer (cli-*.c) read
+ * argv and print. */
 #ifndef P11KM_CMD_H
 #define P11KM_CMD_H
 
@@ -45,12 +46,13 @@ struct p11km_noun {
 
 /* The command table (main.c). */
 extern const struct p11km_noun p11km_nouns[];
-/* The global options (cmd-opts.c), keys G_*. */
+/* The global options (cli-opt.c), keys G_*. */
 enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
        G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR, G_AUDIT_LOG };
 extern const struct p11km_opt p11km_global_opts[];
 /* Tell the option parser the command table, for the noun in its messages. */
 void p11km_cmd_table_use(const struct p11km_noun *nouns);
+const struct p11km_noun *p11km_cmd_table(void);
 
 /* Per-noun verb tables (cmd-<noun>.c). */
 extern const struct p11km_cmd p11km_cmds_token[];
