@@ -202,6 +202,8 @@ p11km_obj_create(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG n, CK_OBJECT
 		known_forget(s, made);
 	if (rv == CKR_OK)
 		*h = made;
+	if (rv == CKR_OK && s->certs != NULL)
+		p11km_tokcerts_created(s, made, t, n);
 	return rv;
 }
 
@@ -216,6 +218,8 @@ p11km_obj_destroy(struct p11km_session *s, CK_OBJECT_HANDLE h)
 	record(s, "destroy", known_find(s, h), h, NULL, NULL, rv);
 	if (rv == CKR_OK)
 		known_forget(s, h);
+	if (rv == CKR_OK && s->certs != NULL)
+		p11km_tokcerts_destroyed(s, h);
 	return rv;
 }
 
@@ -231,6 +235,8 @@ p11km_obj_set(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_U
 	if ((rv = ready()) != CKR_OK)
 		goto out;
 	rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, h, a, n);
+	if (rv == CKR_OK && s->certs != NULL)
+		p11km_tokcerts_set(s, h, a, n);
 	k = known_find(s, h);
 	record(s, "set", k, h, nl ? nl : l ? "" : NULL, nid, rv);
 	if (rv == CKR_OK && k != NULL) {
