@@ -1,6 +1,7 @@
 /* bind-refs.c: what the bindings under a directory reference (the key URI
- * and the certificate of each p11km-binding.conf), so that 'object delete'
- * never destroys what a server uses. */
+ * and the certificate of each p11km-binding.conf), and whether a binding
+ * uses a token object, so that 'object delete' and 'cert prune' never
+ * destroy what a server uses. */
 #include "config.h"
 
 #include <dirent.h>
@@ -10,8 +11,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "p11km/bind.h"
+#include "p11km/cert.h"
+#include "p11km/keys.h"
+#include "p11km/store.h"
 #include "p11km/util.h"
+#include "p11km/x509.h"
 
 static char *
 value_of(char *line, const char *key)
@@ -120,4 +128,72 @@ p11km_bind_refs_release(struct p11km_bind_refs *refs)
 	free(refs->v);
 	refs->v = NULL;
 	refs->n = 0;
+}
+
+/* Does the URI text select object o of token tok? */
+static int
+uri_selects(const char *text, const struct p11km_token *tok, const struct p11km_object *o)
+{
+	struct p11km_uri *u = NULL;
+	CK_TOKEN_INFO info = tok->info;
+	CK_ATTRIBUTE a[3];
+	CK_ULONG n = 0;
+	int yes;
+
+	if (text == NULL || strncmp(text, "pkcs11:", 7) != 0 || p11km_uri_parse(text, &u) < 0) {
+		p11km_error_clear();
+		return 0;
+	}
+	a[n++] = (CK_ATTRIBUTE){ CKA_CLASS, (void *)&o->cls, sizeof(o->cls) };
+	if (o->label != NULL)
+		a[n++] = (CK_ATTRIBUTE){ CKA_LABEL, o->label, strlen(o->label) };
+	a[n++] = (CK_ATTRIBUTE){ CKA_ID, o->id, o->id_len };
+	yes = p11km_uri_match_token(u, NULL, NULL, &info) &&
+	      p11_kit_uri_match_attributes(u->u, a, n) == 1;
+	p11km_uri_free(u);
+	return yes;
+}
+
+/* Is o what a binding uses: its key, its certificate, or the key of its
+ * certificate (same public key, or the id of the token's copy)? */
+int
+p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
+                   const struct p11km_object *o)
+{
+	STACK_OF(X509) *sk = NULL;
+	struct p11km_object c = { 0 };
+	CK_OBJECT_HANDLE h;
+	EVP_PKEY *pk = NULL;
+	unsigned char *der = NULL;
+	size_t dl = 0;
+	int yes = 0;
+
+	if (o->cls == CKO_PRIVATE_KEY && uri_selects(ref->key, s->tok, o))
+		return 1;
+	if (ref->cert == NULL)
+		return 0;
+	if (strncmp(ref->cert, "pkcs11:", 7) == 0)
+		return o->cls == CKO_CERTIFICATE && uri_selects(ref->cert, s->tok, o);
+	if (p11km_certs_read(ref->cert, P11KM_REPLY_MAX_CERTS, &sk) < 0) {
+		p11km_warn("binding '%s': its certificate '%s' cannot be read", ref->manifest,
+		           ref->cert);
+		return 0;
+	}
+	X509 *x = sk_X509_value(sk, 0);
+	if (o->cls == CKO_CERTIFICATE) {
+		yes = p11km_cert_der(x, &der, &dl) == 0 && dl == o->value_len &&
+		      memcmp(der, o->value, dl) == 0;
+	} else if (o->cls == CKO_PRIVATE_KEY) {
+		if (p11km_object_pubkey(o, &pk) == 0)
+			yes = EVP_PKEY_eq(pk, X509_get0_pubkey(x)) == 1;
+		if (!yes && o->id_len > 0 && p11km_tok_cert_find(s, x, &h) == 1 &&
+		    p11km_object_read_as(s, h, CKO_CERTIFICATE, &c) == 0)
+			yes = c.id_len == o->id_len && memcmp(c.id, o->id, o->id_len) == 0;
+	}
+	p11km_error_clear();
+	p11km_object_release(&c);
+	EVP_PKEY_free(pk);
+	free(der);
+	sk_X509_pop_free(sk, X509_free);
+	return yes;
 }

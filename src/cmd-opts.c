@@ -224,6 +224,35 @@ p11km_check_args(const struct p11km_cmd *cmd, int nargs)
 }
 
 int
+p11km_opt_set(void *opts, int key, const char *arg)
+{
+	char *field = (char *)opts + (key & 0xfffff);
+
+	if (key < 0)
+		return key;
+	if ((key & ~0xfffff) == 0x100000)
+		memcpy(field, &arg, sizeof(arg));
+	else if ((key & ~0xfffff) == 0x200000)
+		*(int *)(void *)field = 1;
+	else
+		return p11km_fail(P11KM_ERR_USAGE, "unexpected option");
+	return 0;
+}
+
+int
+p11km_opts_parse(const struct p11km_cmd *cmd, int argc, char **argv, void *opts, int *argi)
+{
+	struct p11km_getopt g = { 0 };
+	int r;
+
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1)
+		if ((r = p11km_opt_set(opts, r, g.optarg)) < 0)
+			return r;
+	*argi = g.argi;
+	return p11km_check_args(cmd, argc - g.argi);
+}
+
+int
 p11km_report(struct p11km_ctx *ctx, int code)
 {
 	if (code >= 0)

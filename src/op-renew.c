@@ -326,6 +326,13 @@ pending_wait(struct renew_one *r1, const struct p11km_ca_profile *p, const unsig
 	return renew_save(r1);
 }
 
+/* The CA's steps (ACME: order, authorizations, validated ...), with --verbose. */
+static void
+submit_step(void *arg, const char *name, const char *detail)
+{
+	p11km_verbose("%s: %s: %s", (const char *)arg, name, p11km_esc(detail));
+}
+
 /* A CA profile: submit now (ACME: the chain comes back in this run). */
 static int
 submit_profile(struct renew_one *r1)
@@ -341,6 +348,8 @@ submit_profile(struct renew_one *r1)
 
 	sub.standalone = r1->t->standalone;
 	sub.webroot = r1->t->webroot;
+	sub.step = submit_step;
+	sub.step_arg = r1->t->id;
 	if (req == NULL)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	else if ((r = p11km_ca_profile_load(p11km_ca_dir(run->o->ca_dir), r1->t->ca, &p)) == 0 &&
@@ -458,6 +467,8 @@ renew_entry(struct renew_one *r1)
 			return r;
 		r1->item->old_serial = strdup(r1->live_serial);
 	}
+	if ((r = renew_prune(r1)) < 0)
+		return renew_failed(r1, r, "recording the prune");
 	if (t->step == P11KM_STEP_IDLE) {
 		due = ari_due(r1, p11km_track_due(t, r1->nb, r1->na));
 		if (run->now < due && !run->o->force) {

@@ -124,6 +124,7 @@ void p11km_bind_txn_free(struct p11km_bind_txn *bt);  /* uncommitted: nothing ch
 struct p11km_bind_manifest {
 	char *server, *snippet, *openssl_conf, *key, *cert, *module, *user;
 	char *server_name, *connect;
+	char *acme_webroot, *acme_listen; /* bind emit --acme-webroot, --acme-listen */
 	char *env[P11KM_MANIFEST_MAX];
 	size_t n_env;
 	char *listen[P11KM_MANIFEST_MAX];
@@ -264,5 +265,10 @@ struct p11km_bind_refs {
  * 'bind emit --out-dir' writes, one directory per binding). */
 int p11km_bind_refs_read(const char *dir, struct p11km_bind_refs *refs);
 void p11km_bind_refs_release(struct p11km_bind_refs *refs);
+/* Does the binding use o, an object of s's token: its key, its certificate,
+ * or the key of its certificate (same public key, or the id of the token's
+ * copy)?  What 'object delete' and 'cert prune' never destroy. */
+int p11km_binding_uses(struct p11km_session *s, const struct p11km_bind_ref *ref,
+                       const struct p11km_object *o);
 
 #endif

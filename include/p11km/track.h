@@ -42,6 +42,9 @@ struct p11km_track {
 	char *reload[P11KM_TRACK_MAX_ARGV]; /* argv, no shell */
 	size_t n_reload;
 	char *verify, *server_name; /* ADDR:PORT and SNI name to check the served serial */
+	int prune_days;          /* retired objects of the entry destroyed this many days after
+	                          * they were retired; P11KM_TRACK_PRUNE_NEVER, or
+	                          * P11KM_TRACK_PRUNE_DEFAULT (30) when not given */
 	/* state */
 	enum p11km_track_step step;
 	char *old_serial, *old_sha256; /* the certificate being renewed */
@@ -53,7 +56,15 @@ struct p11km_track {
 	long attempts;             /* failed attempts in a row */
 	time_t next_attempt;       /* 0: now */
 	time_t last_run, last_renewed;
+	time_t prune_at;           /* a renewal retired objects: prune from then on (0: nothing) */
 };
+
+#define P11KM_TRACK_PRUNE_DEFAULT (-2)
+#define P11KM_TRACK_PRUNE_NEVER (-1)
+/* An entry's grace period in days (-1: never pruned). */
+int p11km_track_prune_days(const struct p11km_track *t);
+/* A --prune-after value: DAYS (0-3650) or "never". */
+int p11km_track_prune_parse(const char *s, int *days);
 
 /* The state directory: opt, else $P11KM_STATE_DIR, else the default
  * (p11km_state_dir(), ca.h: the CA's pending requests live there too). */

@@ -3,7 +3,7 @@
 # certificate both by token URI, workers as www-data (prefork, several
 # processes).  Judges: openssl s_client -verify_return_error, curl --cacert.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 command -v apache2 >/dev/null || skip_all "apache2 not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 MODS=/usr/lib/apache2/modules

@@ -3,7 +3,7 @@
 # Every trap is also confirmed with a real tool where one exists (openssl
 # through the engine), so the check is not judged by p11km alone.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 bind_setup
 
 make_key web 01 rsa:2048

@@ -3,7 +3,7 @@
 # Judges: openssl through the emitted openssl.cnf (the engine loads the
 # emitted URI and its public key equals pkcs11-tool's), file modes, od.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 bind_setup
 
 make_key web1 01 rsa:2048

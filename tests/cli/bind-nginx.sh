@@ -4,7 +4,7 @@
 # hosts with different token keys (RSA and EC) chosen by SNI; renewal end to
 # end.  Judges: openssl s_client -verify_return_error, curl --cacert, ps, ss.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 command -v nginx >/dev/null || skip_all "nginx not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 bind_setup

@@ -2,7 +2,7 @@
 # bind + real stunnel4: key and certificate by token URI (engine = pkcs11),
 # in front of a local HTTP backend.  Judges: openssl s_client, curl --cacert.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 command -v stunnel4 >/dev/null || skip_all "stunnel4 not installed"
 command -v curl >/dev/null || skip_all "curl not installed"
 command -v python3 >/dev/null || skip_all "python3 not installed"

@@ -12,7 +12,7 @@
 # duplicates) must give the same output as the real module, judged by the
 # module itself and by openssl.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 need openssl pkcs11-tool timeout
 softhsm_setup
 [ -n "${P11HOSTILE:-}" ] && [ -f "$P11HOSTILE" ] || skip_all "the p11hostile module is not built"

@@ -7,7 +7,7 @@
 # Judges: openssl s_client -verify_return_error, curl --cacert, the
 # workers' memory maps, pkcs11-tool on the SoftHSM token directly.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 . "$top_srcdir/tests/lib/remote.sh"
 need nginx curl p11-kit
 remote_available || skip_all "p11-kit server or p11-kit-client.so missing"

@@ -6,7 +6,7 @@
 # under --force; control characters are escaped in messages and listings.
 # Judges: the children's own /proc/PID/environ, the shim's C_Login counts.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 need certutil openssl pkcs11-tool softhsm2-util timeout
 shim_available || skip_all "the p11shim module is not built"
 USERPIN=c4n4ry95173  # the canary: the token's real PIN, unlike anything else here

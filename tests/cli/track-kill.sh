@@ -5,7 +5,7 @@
 # retired, nothing pending, the binding on the new key; the file CA saw one
 # request.  Judges: pkcs11-tool (objects), openssl (keys, requests).
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 need python3
 bind_setup
 

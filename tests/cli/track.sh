@@ -7,7 +7,7 @@
 # pkcs11-tool (token objects), openssl s_client (the served serial),
 # promtool check metrics, python's json.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 need nginx promtool python3 flock
 bind_setup
 

@@ -1,4 +1,4 @@
-# tests/cli/bind-lib.sh: shared by the bind-*.sh tests (sourced after common.sh).
+# tests/lib/bind.sh: for the tests that bind servers (sourced after common.sh).
 # A throwaway SoftHSM2 token with keys made by pkcs11-tool, certificates
 # issued by a throwaway CA with the openssl CLI (never by p11km), free ports.
 
