@@ -538,54 +538,6 @@ renew_old_key(struct keyref *k, X509 *cert, int key_named)
 	return 0;
 }
 
-/* The batch: the private key with the certificate's CKA_ID (one search, one
- * read).  A key that carries its public key is compared now; one that does
- * not (SoftHSM2's EC keys) is proved by the request's signature, which
- * finish() verifies.  1 found, 0 not (the search by public key follows). */
-static int
-renew_key_by_id(struct keyref *k, X509 *cert, const unsigned char *id, size_t id_len)
-{
-	CK_OBJECT_CLASS pc = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &pc, sizeof(pc) }, { CKA_ID, (void *)id, id_len } };
-	CK_OBJECT_HANDLE *h = NULL;
-	EVP_PKEY *own = NULL;
-	size_t n = 0;
-	int r, eq = 1;
-
-	if ((r = p11km_find(&k->s, t, 2, 2, &h, &n)) < 0)
-		return r;
-	if (n != 1) {
-		free(h);
-		return 0;
-	}
-	r = p11km_object_read_as(&k->s, h[0], CKO_PRIVATE_KEY, &k->priv);
-	free(h);
-	if (r < 0)
-		return r;
-	if (k->priv.cls == CKO_PRIVATE_KEY && p11km_object_pubkey(&k->priv, &own) == 0)
-		eq = EVP_PKEY_eq(own, X509_get0_pubkey(cert)) == 1;
-	EVP_PKEY_free(own);
-	p11km_error_clear();
-	if (k->priv.cls != CKO_PRIVATE_KEY || !eq ||
-	    (k->pub = X509_get_pubkey(cert)) == NULL) {
-		p11km_object_release(&k->priv);
-		return 0;
-	}
-	k->have_priv = 1;
-	return 1;
-}
-
-/* Forget the key found so far (a hinted one the signature disproved). */
-static void
-keyref_forget_key(struct keyref *k)
-{
-	EVP_PKEY_free(k->pub);
-	k->pub = NULL;
-	if (k->have_priv)
-		p11km_object_release(&k->priv);
-	k->have_priv = 0;
-}
-
 /* --rekey: a new key pair "<old label>.pending" on the same token. */
 static int
 renew_rekey(struct p11km_ctx *ctx, struct req_opts *o, struct keyref *k, char **new_uri)
@@ -754,11 +706,18 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 	if (cert == NULL && (r = renew_cert(ctx, &o, &k, &cert)) < 0)
 		goto out;
 	cert_warnings(cert);
-	/* the batch: the key by the certificate's id (a rekey or an MS renewal
-	 * signs nothing with the old key that would prove it: not for those) */
-	if (k.borrowed && po->key_id_len > 0 && o.key == NULL && !o.rekey && !po->ms_renewal &&
-	    (hinted = renew_key_by_id(&k, cert, po->key_id, po->key_id_len)) < 0) {
+	/* the batch: the key by the certificate's id, proved by the request's
+	 * signature that finish() verifies (a rekey or an MS renewal signs
+	 * nothing with the old key that would prove it: not for those) */
+	if (k.borrowed && o.key == NULL && !o.rekey && !po->ms_renewal &&
+	    (hinted = p11km_key_by_id(&k.s, po->key_id, po->key_id_len, X509_get0_pubkey(cert),
+	                              &k.priv)) < 0) {
 		r = hinted;
+		goto out;
+	}
+	k.have_priv = hinted;
+	if (hinted && (k.pub = X509_get_pubkey(cert)) == NULL) {
+		r = p11km_fail(P11KM_ERR_INPUT, "the certificate's public key cannot be read");
 		goto out;
 	}
 	if (!hinted && (r = renew_old_key(&k, cert, o.key != NULL && k.uri->has_object)) < 0)
@@ -782,7 +741,9 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 		p11km_verbose("the key with the certificate's id is not its key; searching by public key");
 		p11km_error_clear();
 		p11km_req_result_release(res);
-		keyref_forget_key(&k);
+		p11km_object_release(&k.priv);
+		EVP_PKEY_free(k.pub);
+		k.pub = NULL;
 		if ((r = renew_old_key(&k, cert, 0)) == 0)
 			r = finish(&o, &k, subject, exts, cert, ctx, res);
 	}

@@ -27,44 +27,14 @@ struct p11km_tokcerts {
 	int valid;              /* 0: something changed that it cannot follow */
 };
 
+/* *dst = a copy of attribute a's value (the caller freed the old one). */
 static void
-dup_field(unsigned char **dst, size_t *dlen, const void *src, size_t len, int *bad)
+set_bytes(unsigned char **dst, size_t *dlen, const CK_ATTRIBUTE *a, int *bad)
 {
-	*dst = NULL;
-	*dlen = 0;
-	if (src == NULL)
-		return;
-	if ((*dst = p11km_memdup(src, len ? len : 1)) == NULL)
+	*dst = p11km_memdup(a->pValue, a->ulValueLen ? a->ulValueLen : 1);
+	*dlen = *dst != NULL ? a->ulValueLen : 0;
+	if (*dst == NULL)
 		*bad = 1;
-	else
-		*dlen = len;
-}
-
-int
-p11km_object_copy(const struct p11km_object *o, struct p11km_object *out)
-{
-	int bad = 0;
-
-	*out = *o;
-	out->label = NULL;
-	if (o->label != NULL && (out->label = strdup(o->label)) == NULL)
-		bad = 1;
-	dup_field(&out->id, &out->id_len, o->id, o->id_len, &bad);
-	dup_field(&out->modulus, &out->modulus_len, o->modulus, o->modulus_len, &bad);
-	dup_field(&out->pub_exp, &out->pub_exp_len, o->pub_exp, o->pub_exp_len, &bad);
-	dup_field(&out->ec_params, &out->ec_params_len, o->ec_params, o->ec_params_len, &bad);
-	dup_field(&out->ec_point, &out->ec_point_len, o->ec_point, o->ec_point_len, &bad);
-	dup_field(&out->pubkey_info, &out->pubkey_info_len, o->pubkey_info, o->pubkey_info_len,
-	          &bad);
-	dup_field(&out->value, &out->value_len, o->value, o->value_len, &bad);
-	dup_field(&out->subject, &out->subject_len, o->subject, o->subject_len, &bad);
-	dup_field(&out->issuer, &out->issuer_len, o->issuer, o->issuer_len, &bad);
-	dup_field(&out->serial, &out->serial_len, o->serial, o->serial_len, &bad);
-	if (bad) {
-		p11km_object_release(out);
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	}
-	return 0;
 }
 
 /* A label exactly as written (no trimming: a search compares the bytes). */
@@ -104,47 +74,29 @@ cached_add(struct p11km_tokcerts *c)
 	return &c->c[c->n++];
 }
 
-int
-p11km_tokcerts_load(struct p11km_session *s, size_t max, struct p11km_tokcerts **out)
+struct p11km_tokcerts *
+p11km_tokcerts_new(void)
 {
-	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	CK_ATTRIBUTE t[1] = { { CKA_CLASS, &cls, sizeof(cls) } };
-	CK_OBJECT_HANDLE *h = NULL;
-	struct p11km_tokcerts *c;
-	size_t nh = 0;
-	int r;
+	struct p11km_tokcerts *c = calloc(1, sizeof(*c));
 
-	*out = NULL;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	if (c != NULL)
+		c->valid = 1;
+	return c;
+}
+
+int
+p11km_tokcerts_take(struct p11km_tokcerts *c, struct p11km_object *o)
+{
+	struct cached *e = cached_add(c);
+
+	if (e == NULL) {
+		p11km_object_release(o);
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	if ((r = p11km_find(s, t, 1, max + 1, &h, &nh)) < 0)
-		goto out;
-	if (nh > max) {
-		p11km_verbose("token '%s' holds more than %zu certificates: each is searched for",
-		              s->tok->label, max);
-		r = 0;
-		goto out;
 	}
-	for (size_t i = 0; i < nh; i++) {
-		struct cached *e = cached_add(c);
-		if (e == NULL) {
-			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &e->o)) < 0) {
-			c->n--;
-			goto out;
-		}
-		e->read = 1;
-	}
-	c->valid = 1;
-	*out = c;
-	c = NULL;
-	r = 0;
-out:
-	free(h);
-	p11km_tokcerts_free(c);
-	return r;
+	e->o = *o;
+	e->read = 1;
+	memset(o, 0, sizeof(*o));
+	return 0;
 }
 
 void
@@ -272,8 +224,8 @@ p11km_tokcerts_was_read(struct p11km_session *s, const struct p11km_object *o)
 
 /* --- what this process changes ----------------------------------------------------- */
 
-static const CK_ATTRIBUTE *
-tattr(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
+const CK_ATTRIBUTE *
+p11km_template_attr(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
 {
 	for (CK_ULONG i = 0; i < n; i++)
 		if (t[i].type == type && t[i].pValue != NULL &&
@@ -285,7 +237,7 @@ tattr(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
 static CK_ULONG
 tulong(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
 {
-	const CK_ATTRIBUTE *a = tattr(t, n, type);
+	const CK_ATTRIBUTE *a = p11km_template_attr(t, n, type);
 
 	return a != NULL && a->ulValueLen == sizeof(CK_ULONG) ? *(CK_ULONG *)a->pValue
 	                                                      : (CK_ULONG)-1;
@@ -294,7 +246,7 @@ tulong(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
 static enum p11km_tri
 ttri(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
 {
-	const CK_ATTRIBUTE *a = tattr(t, n, type);
+	const CK_ATTRIBUTE *a = p11km_template_attr(t, n, type);
 
 	if (a == NULL || a->ulValueLen != sizeof(CK_BBOOL))
 		return P11KM_ABSENT;
@@ -324,12 +276,12 @@ p11km_tokcerts_created(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATT
 	e->o.cert_category = tulong(t, n, CKA_CERTIFICATE_CATEGORY);
 	e->o.token = P11KM_TRUE;
 	e->o.trusted = ttri(t, n, CKA_TRUSTED);
-	if ((a = tattr(t, n, CKA_LABEL)) != NULL &&
+	if ((a = p11km_template_attr(t, n, CKA_LABEL)) != NULL &&
 	    (e->o.label = label_dup(a->pValue, a->ulValueLen)) == NULL)
 		bad = 1;
 #define FIELD(type, f, fl) \
-	if ((a = tattr(t, n, type)) != NULL) \
-		dup_field(&e->o.f, &e->o.fl, a->pValue, a->ulValueLen, &bad);
+	if ((a = p11km_template_attr(t, n, type)) != NULL) \
+		set_bytes(&e->o.f, &e->o.fl, a, &bad);
 	FIELD(CKA_ID, id, id_len)
 	FIELD(CKA_SUBJECT, subject, subject_len)
 	FIELD(CKA_ISSUER, issuer, issuer_len)
@@ -355,7 +307,7 @@ p11km_tokcerts_set(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBU
 				bad = 1;
 		} else if (a[i].type == CKA_ID && a[i].pValue != NULL) {
 			free(e->o.id);
-			dup_field(&e->o.id, &e->o.id_len, a[i].pValue, a[i].ulValueLen, &bad);
+			set_bytes(&e->o.id, &e->o.id_len, &a[i], &bad);
 		} else {
 			bad = 1; /* an attribute it does not follow */
 		}

@@ -575,31 +575,39 @@ p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char
 	return 0;
 }
 
-void
-p11km_object_release(struct p11km_object *o)
+int
+p11km_tokcerts_load(struct p11km_session *s, size_t max, struct p11km_tokcerts **out)
 {
-	if (o == NULL)
-		return;
-	free(o->label);
-	free(o->id);
-	free(o->modulus);
-	free(o->pub_exp);
-	free(o->ec_params);
-	free(o->ec_point);
-	free(o->pubkey_info);
-	free(o->value);
-	free(o->subject);
-	free(o->issuer);
-	free(o->serial);
-	memset(o, 0, sizeof(*o));
-}
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE t[1] = { { CKA_CLASS, &cls, sizeof(cls) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_tokcerts *c = NULL;
+	size_t nh = 0;
+	int r;
 
-void
-p11km_objects_free(struct p11km_object *objs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p11km_object_release(&objs[i]);
-	free(objs);
+	*out = NULL;
+	if ((r = p11km_find(s, t, 1, max + 1, &h, &nh)) < 0)
+		return r;
+	if (nh > max) {
+		p11km_verbose("token '%s' holds more than %zu certificates: each is searched for",
+		              s->tok->label, max);
+		free(h);
+		return 0;
+	}
+	if ((c = p11km_tokcerts_new()) == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; r == 0 && i < nh; i++) {
+		struct p11km_object o;
+		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o)) == 0)
+			r = p11km_tokcerts_take(c, &o);
+	}
+	free(h);
+	if (r < 0) {
+		p11km_tokcerts_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
 }
 
 int

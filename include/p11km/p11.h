@@ -287,6 +287,10 @@ int p11km_cert_objects_by_id(struct p11km_session *s, const unsigned char *id, s
 struct p11km_tokcerts;
 int p11km_tokcerts_load(struct p11km_session *s, size_t max, struct p11km_tokcerts **out);
 void p11km_tokcerts_free(struct p11km_tokcerts *c);
+/* (what p11km_tokcerts_load builds it with) An empty one; o (as read) added,
+ * taken over (o is emptied, also on failure). */
+struct p11km_tokcerts *p11km_tokcerts_new(void);
+int p11km_tokcerts_take(struct p11km_tokcerts *c, struct p11km_object *o);
 /* 1 and *out (malloc'ed handles) when s->certs answers the search, 0 when the
  * token must. */
 int p11km_tokcerts_search(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, size_t max,
@@ -301,7 +305,9 @@ void p11km_tokcerts_created(struct p11km_session *s, CK_OBJECT_HANDLE h, const C
 void p11km_tokcerts_set(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *a,
                      CK_ULONG n);
 void p11km_tokcerts_destroyed(struct p11km_session *s, CK_OBJECT_HANDLE h);
-/* A deep copy of o (release it with p11km_object_release). */
+/* The attribute of this type in template t that carries a value, or NULL. */
+const CK_ATTRIBUTE *p11km_template_attr(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type);
+/* (p11-objmem.c) A deep copy of o (release it with p11km_object_release). */
 int p11km_object_copy(const struct p11km_object *o, struct p11km_object *out);
 
 /* An object label given by the user: 1 to max bytes, no control
