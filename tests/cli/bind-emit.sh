@@ -7,10 +7,10 @@
 bind_setup
 
 make_key web1 01 rsa:2048
-issue web1 01 web1.test 1001
+issue_token web1 01 web1.test 1001
 put_cert web1 01 "$T/web1-1001.der"
 make_key web2 02 EC:prime256v1
-issue web2 02 web2.test 2001
+issue_token web2 02 web2.test 2001
 put_cert web2 02 "$T/web2-2001.der"
 KEY1="$TOKEN;object=web1;type=private"
 
@@ -90,18 +90,14 @@ check "openssl-conf: the engine config" test -s "$T/oc/openssl.cnf"
 check "openssl-conf: no server snippet" test ! -e "$T/oc/nginx-server.conf"
 
 # --- an intermediate CA on the token: the chain goes to chain.pem / fullchain.pem ---------
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/int.key" \
-	-subj "/CN=p11km test intermediate" -out "$T/int.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n' > "$T/int.ext"
-openssl x509 -req -in "$T/int.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 77 -days 10 \
-	-extfile "$T/int.ext" -out "$T/int.pem" 2>/dev/null
+# the test CA's intermediate (tests/lib/certs.sh) issues web3
+cp "$T/ca/inter.pem" "$T/int.pem"
 openssl x509 -in "$T/int.pem" -outform DER -out "$T/int.der"
-openssl x509 -in "$T/ca.pem" -outform DER -out "$T/ca.der"
+openssl x509 -in "$T/ca/root.pem" -outform DER -out "$T/ca.der"
 make_key web3 03 EC:prime256v1
 p11tool_sm --token-label bind --read-object --type pubkey --label web3 -o "$T/web3.pub.der" >/dev/null 2>&1
 openssl pkey -pubin -inform DER -in "$T/web3.pub.der" -out "$T/web3.pub.pem"
-openssl x509 -req -in "$T/throwaway.csr" -force_pubkey "$T/web3.pub.pem" -CA "$T/int.pem" \
-	-CAkey "$T/int.key" -set_serial 3001 -days 5 -extfile "$T/ext.cnf" -out "$T/web3.pem" 2>/dev/null
+issue "$T/ca" "$T/web3.pub.pem" "$T/web3.pem" web3.test 3001 server 5
 openssl x509 -in "$T/web3.pem" -outform DER -out "$T/web3.der"
 put_cert web3 03 "$T/web3.der"
 put_cert inter 77 "$T/int.der"
@@ -112,7 +108,7 @@ check "emit nginx for a certificate issued by an intermediate" "$P11KM" bind emi
 check "chain.pem is the intermediate from the token (no root)" cmp "$T/ch/chain.pem" "$T/int.pem"
 check "fullchain.pem = cert + intermediate" cmp "$T/ch/fullchain.pem" <(cat "$T/web3.pem" "$T/int.pem")
 check "openssl verifies cert.pem with chain.pem up to the root" \
-	openssl verify -CAfile "$T/ca.pem" -untrusted "$T/ch/chain.pem" "$T/ch/cert.pem"
+	openssl verify -CAfile "$T/ca/root.pem" -untrusted "$T/ch/chain.pem" "$T/ch/cert.pem"
 check "emit apache: chain from the token in a file" "$P11KM" bind emit apache \
 	--key "$TOKEN;object=web3;type=private" --listen 127.0.0.1:8443 --out-dir "$T/cha" \
 	--pin-file "$T/srv.pin"
@@ -266,8 +262,8 @@ if tpm2_available && mkdir -p "$T/tpm" && tpm2_token_start "$T/tpm" tpmtok 12345
 	pkcs11-tool --module "$TPM2_MODULE" --token-label tpmtok --read-object --type pubkey \
 		--label tk -o "$T/tk.der" >/dev/null 2>&1
 	openssl pkey -pubin -inform DER -in "$T/tk.der" -out "$T/tk.pub.pem"
-	openssl x509 -req -in "$T/throwaway.csr" -force_pubkey "$T/tk.pub.pem" -CA "$T/ca.pem" \
-		-CAkey "$T/ca.key" -set_serial 7 -days 5 -out "$T/tk.pem" 2>/dev/null
+	openssl x509 -req -in "$T/ca/throwaway.csr" -force_pubkey "$T/tk.pub.pem" -CA "$T/ca/root.pem" \
+		-CAkey "$T/ca/root.key" -set_serial 7 -days 5 -out "$T/tk.pem" 2>/dev/null
 	(umask 077; printf 123456 > "$T/tpm.pin")
 	flush_tpm
 	emit_rc=0

@@ -33,18 +33,7 @@ PIN=$T/pin-R
 SOPIN_W=$T/sopin-W
 R='pkcs11:token=R'
 W='pkcs11:token=W'
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
-	-out "$T/ca.pem" -days 30 -subj "/CN=hostile test CA" \
-	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-# ca_issue PUB.pem CN SERIAL OUT.pem: a leaf for a public key, from the test CA
-ca_issue() {
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tmp.key" \
-		-subj "/CN=$2" -out "$T/tmp.csr" 2>/dev/null
-	printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-		"$2" > "$T/ext.cnf"
-	openssl x509 -req -in "$T/tmp.csr" -force_pubkey "$1" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
-		-set_serial "$3" -days 20 -extfile "$T/ext.cnf" -out "$4" 2>/dev/null
-}
+ca_setup "$T/ca" || { echo "# cannot make the test CA"; exit 99; }
 # key_on TOKEN LABEL ID: an EC key pair made by pkcs11-tool; its public key in $T/LABEL.pub.pem
 key_on() {
 	p11tool_sm --token-label "$1" --login --pin "$USERPIN" --keypairgen --key-type EC:prime256v1 \
@@ -54,24 +43,24 @@ key_on() {
 	openssl pkey -pubin -inform DER -in "$T/$2.pub.der" -out "$T/$2.pub.pem"
 }
 key_on R web 01
-ca_issue "$T/web.pub.pem" web.test 1001 "$T/web.pem"
+issue "$T/ca" "$T/web.pub.pem" "$T/web.pem" web.test 1001 server 20 root
 openssl x509 -in "$T/web.pem" -outform DER -out "$T/web.der"
 p11tool_sm --token-label R --login --pin "$USERPIN" --write-object "$T/web.der" --type cert \
 	--label web --id 01 >/dev/null 2>&1
 # a certificate the TLS server below serves (its key is a file)
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/srv.key" 2>/dev/null
 openssl pkey -in "$T/srv.key" -pubout -out "$T/srv.pub.pem"
-ca_issue "$T/srv.pub.pem" srv.test 2001 "$T/srv.pem"
+issue "$T/ca" "$T/srv.pub.pem" "$T/srv.pem" srv.test 2001 server 20 root
 openssl x509 -in "$T/srv.pem" -outform DER -out "$T/srv.der"
 p11tool_sm --token-label R --login --pin "$USERPIN" --write-object "$T/srv.der" --type cert \
 	--label srv --id 02 >/dev/null 2>&1
-p11tool_sm --token-label R --login --pin "$USERPIN" --write-object "$T/ca.pem" --type cert \
+p11tool_sm --token-label R --login --pin "$USERPIN" --write-object "$T/ca/root.pem" --type cert \
 	--label ca >/dev/null 2>&1 || true
 key_on W k 0a
 n=0
 for m in none $MODES; do # per mode: a new certificate for W's key (each install
 	n=$((n + 1))      # replaces), a key pair to relabel, a certificate to delete
-	ca_issue "$T/k.pub.pem" k.test $((3000 + n)) "$T/k-$m.pem"
+	issue "$T/ca" "$T/k.pub.pem" "$T/k-$m.pem" k.test $((3000 + n)) server 20 root
 	p11tool_sm --token-label W --login --pin "$USERPIN" --keypairgen --key-type EC:prime256v1 \
 		--label "r-$m" --id "$(printf '%04x' $((0x100 + n)))" >/dev/null 2>&1
 	p11tool_sm --token-label W --login --pin "$USERPIN" --write-object "$T/srv.der" --type cert \
@@ -116,10 +105,10 @@ verb_run() {
 		--listen 127.0.0.1:8443 --out-dir "$T/emit-$1" --pin-file "$T/emit-$1.pin" ;;
 	key-generate) set -- "$1" --pin-source "file:$PIN" key generate "$W" --label "g-$1" ;;
 	cert-install) set -- "$1" --pin-source "file:$PIN" cert install "$T/k-$1.pem" "$W" \
-		--ca-file "$T/ca.pem" ;;
-	roots-install) set -- "$1" --so-pin-source "file:$SOPIN_W" roots install "$T/ca.pem" \
+		--ca-file "$T/ca/root.pem" ;;
+	roots-install) set -- "$1" --so-pin-source "file:$SOPIN_W" roots install "$T/ca/root.pem" \
 		--to "token:$W" ;;
-	roots-remove) set -- "$1" --so-pin-source "file:$SOPIN_W" roots remove "$T/ca.pem" \
+	roots-remove) set -- "$1" --so-pin-source "file:$SOPIN_W" roots remove "$T/ca/root.pem" \
 		--from "token:$W" ;;
 	token-init) # a token directory of its own per mode: only a free slot in it
 		mkdir -p "$T/init-$1"

@@ -4,6 +4,7 @@
 # key (as pkcs11-tool reports it), openssl's view of subjects and
 # extensions, the shim's call counts.  Bad input changes nothing.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/certs.sh"
 need pkcs11-tool openssl python3 xxd sha256sum
 softhsm_setup
 # SoftHSM 2.6.1 leaks in C_SignInit for EdDSA (inside libsofthsm2, with
@@ -16,13 +17,7 @@ PIN=$T/pin-R
 TOK='pkcs11:token=R'
 pk() { p11tool_sm --token-label "$1" --login --pin 1234 "${@:2}" 2>/dev/null; }
 
-# A test CA (openssl CLI).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
-	-subj '/CN=p11km test CA' -days 30 -out "$T/ca.pem" 2>/dev/null
-issue() { # CSR CERT: the CA issues a certificate with the request's extensions
-	openssl x509 -req -in "$1" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-		-days 10 -copy_extensions copyall -out "$2" 2>"$T/issue.err"
-}
+ca_setup "$T/ca" || { echo "# cannot make the test CA"; exit 99; }
 # token_pub TOKEN LABEL: the key's public key as pkcs11-tool reports it:
 # the DER SubjectPublicKeyInfo for RSA, the raw point for EC/EdDSA (hex).
 token_pub() {
@@ -67,9 +62,9 @@ for spec in "R p-ec-p256" "R p-ec-p384" "R p-rsa-2048" "R t-ec" "R t-rsa" "ED p-
 	check "$label$extra: req new" $lc "$P11KM" --pin-source "file:$T/pin-$tok" req new "pkcs11:token=$tok;object=$label" \
 		--subject "CN=host$n.example.com,O=p11km tests,C=DE" $extra -o "$csr"
 	check "$label$extra: openssl req -verify" openssl req -in "$csr" -verify -noout
-	check "$label$extra: the test CA issues a certificate" issue "$csr" "$T/r$n.pem"
+	check "$label$extra: the test CA issues a certificate" issue_csr "$T/ca" "$csr" "$T/r$n.pem" 10 root
 	check "$label$extra: the certificate's key is the token key (pkcs11-tool)" cert_has_token_key "$T/r$n.pem" "$tok" "$label"
-	check "$label$extra: the certificate verifies against the CA" openssl verify -CAfile "$T/ca.pem" "$T/r$n.pem"
+	check "$label$extra: the certificate verifies against the CA" openssl verify -CAfile "$T/ca/root.pem" "$T/r$n.pem"
 	if [ -n "$extra" ]; then
 		check_grep "$label$extra: signed with RSA-PSS, salt = hash length" 'rsassaPss' <(openssl req -in "$csr" -noout -text)
 		check_grep "$label$extra: salt length 32" 'Salt Length: 0x20' <(openssl req -in "$csr" -noout -text)
@@ -83,7 +78,7 @@ check_grep "Ed25519 request" 'Signature Algorithm: ED25519' "$T/r6.txt"
 # --- a token with only the private key and its certificate (PIV style) ---------
 pk R --keypairgen --key-type EC:prime256v1 --label piv --id 9a >/dev/null
 "$P11KM" --pin-source "file:$PIN" req new "$TOK;object=piv" --subject 'CN=piv.example.com' -o "$T/piv0.csr"
-issue "$T/piv0.csr" "$T/piv.pem"
+issue_csr "$T/ca" "$T/piv0.csr" "$T/piv.pem" 10 root
 openssl x509 -in "$T/piv.pem" -outform DER -out "$T/piv.der"
 pk R --write-object "$T/piv.der" --type cert --id 9a --label piv >/dev/null
 pk R --delete-object --type pubkey --id 9a >/dev/null

@@ -12,7 +12,7 @@ shim_available || skip_all "the p11shim module is not built"
 USERPIN=c4n4ry95173  # the canary: the token's real PIN, unlike anything else here
 bind_setup
 make_key web 01 EC:prime256v1
-issue web 01 web.test 1001
+issue_token web 01 web.test 1001
 put_cert web 01 "$T/web-1001.der"
 KEY="$TOKEN;object=web;type=private"
 PROBE=$(dirname "$P11KM")/p11km-engine-probe
@@ -46,10 +46,10 @@ child_env_clean() {
 	check_nogrep "$1: nor the variable that held it" "^P11KM_CANARY_PIN=" "$2"
 }
 mkdir -p "$T/sysroot/etc/ssl/certs" "$T/sysroot/usr/local/share/ca-certificates"
-PATH="$T/bin:$PATH" "$P11KM" --pin-source env:P11KM_CANARY_PIN roots install "$T/ca.pem" \
+PATH="$T/bin:$PATH" "$P11KM" --pin-source env:P11KM_CANARY_PIN roots install "$T/ca/root.pem" \
 	--to "nss:$T/nss" >"$T/out" 2>"$T/err"
 child_env_clean "certutil (roots install --to nss:)" "$T/env-certutil"
-PATH="$T/bin:$PATH" "$P11KM" --so-pin-source env:P11KM_CANARY_PIN roots install "$T/ca.pem" \
+PATH="$T/bin:$PATH" "$P11KM" --so-pin-source env:P11KM_CANARY_PIN roots install "$T/ca/root.pem" \
 	--to system --system-root "$T/sysroot" >"$T/out" 2>"$T/err"
 child_env_clean "update-ca-certificates (roots install --to system)" "$T/env-update"
 check "bind emit with the PIN from env:" env P11KM_ENGINE_PROBE="$T/probe-dump" "$P11KM" \
@@ -216,7 +216,7 @@ check "roots install of a CA whose CN holds a NUL" "$P11KM" --so-pin-source "fil
 check "  ... pkcs11-tool sees its label, the NUL escaped and nothing cut" sh -c \
 	"pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label bind --list-objects --type cert | grep -q 'label: *good.example_.evil$'"
 # a store named on the command line with a terminal escape: the report escapes it
-check "roots install into a bundle whose name holds ESC" "$P11KM" roots install "$T/ca.pem" \
+check "roots install into a bundle whose name holds ESC" "$P11KM" roots install "$T/ca/root.pem" \
 	--to "pem-bundle:$T/b$(printf '\033')[2Jx.pem"
 check_grep "  ... the report names it escaped" '^pem-bundle:.*/b\\x1b\[2Jx\.pem: 1 added' "$T/out"
 check_no_raw "  ... no raw control character on stdout" "$T/out"

@@ -6,6 +6,7 @@
 # CKA_PUBLIC_KEY_INFO still gives a valid request.  Judges: openssl, an
 # openssl CA, pkcs11-tool, the shim's call counts.
 . "$top_srcdir/tests/lib/common.sh"
+. "$top_srcdir/tests/lib/certs.sh"
 . "$top_srcdir/tests/lib/tpm2.sh"
 need pkcs11-tool openssl xxd
 tpm2_available || skip_all "swtpm or tpm2-pkcs11 not installed"
@@ -32,10 +33,7 @@ TOK='pkcs11:token=tp'
 km() { "$P11KM" --pin-source "file:$PIN" "$@"; }
 pk() { pkcs11-tool --module "$TPM2_MODULE" --token-label tp --login --pin 1234 "$@" 2>/dev/null; }
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
-	-subj '/CN=p11km tpm2 test CA' -days 30 -out "$T/ca.pem" 2>/dev/null
-issue() { openssl x509 -req -in "$1" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 10 \
-	-copy_extensions copyall -out "$2" 2>/dev/null; }
+ca_setup "$T/ca" || { echo "# cannot make the test CA"; exit 99; }
 # The token's public key as pkcs11-tool reports it (raw EC point, or RSA
 # modulus), in hex; and the same part of a certificate's key.
 token_part() {
@@ -76,7 +74,7 @@ for t in ec:p256 ec:p384 rsa:2048 rsa:3072; do
 	[ $t = rsa:2048 ] && lc=leakcheck
 	check "$t: req new" $lc km req new "$TOK;object=$l" --subject "CN=$l.example.com" -o "$T/$l.csr"
 	check "$t: openssl req -verify" openssl req -in "$T/$l.csr" -verify -noout
-	check "$t: the CA issues" issue "$T/$l.csr" "$T/$l.pem"
+	check "$t: the CA issues" issue_csr "$T/ca" "$T/$l.csr" "$T/$l.pem" 10 root
 	if [ "${t%%:*}" = ec ]; then
 		part=$(token_part $l)
 		check "$t: pkcs11-tool shows the point" test -n "$part"
@@ -107,7 +105,7 @@ check_eq "pkcs11-tool made a key with an empty id" \
 	"$(pk -O --type privkey | grep -A3 'label: *noid$' | grep -c 'ID:')" 0
 check "req new by label" km req new "$TOK;object=noid" --subject 'CN=noid.example.com' -o "$T/noid.csr"
 check "...verifies" openssl req -in "$T/noid.csr" -verify -noout
-check "...the CA issues" issue "$T/noid.csr" "$T/noid.pem"
+check "...the CA issues" issue_csr "$T/ca" "$T/noid.csr" "$T/noid.pem" 10 root
 part=$(token_part noid)
 case $(cert_pub "$T/noid.pem") in *"$part") ok "...with the token key";; *) not_ok "...with the token key";; esac
 
