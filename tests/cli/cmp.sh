@@ -155,6 +155,25 @@ test_kur() {
 	check "kur: openssl verifies it" openssl verify -CAfile "$T/ca.pem" "$T/kur.pem"
 }
 
+# ir --install: the POP and the install in one login
+test_ir_install_one_login() {
+	if shim_available; then
+		check "req submit --cmp ir --install --json through the shim" shim_p11km --json req submit \
+			"$T/web2.csr" "$TOK;object=web2;type=private" --ca cmpca --cmp ir --key "$TOK" --install \
+			--verify-ca-file "$T/ca.pem" -o "$T/ir2.pem" --pin-source "file:$PIN" --config-dir "$CFG"
+		check_eq "one C_Login for the POP and the install" "$(count_of C_Login)" 1
+		check_eq "the document: the POP's signature, and the install's leaf is the chain's" \
+			"$(json_get "$T/out" 'd["signatures"], d["install"]["leaf"]["sha256"]')" \
+			"(1, '$(openssl x509 -in "$T/ir2.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)')"
+		p11tool_sm --token-label cmp --read-object --type cert --label web2 -o "$T/web2-token.der" \
+			>/dev/null 2>&1
+		openssl x509 -in "$T/ir2.pem" -outform DER -out "$T/ir2.der"
+		check "the token holds it next to web2 (pkcs11-tool)" cmp "$T/web2-token.der" "$T/ir2.der"
+	else
+		not_ok "the shim module is not built"
+	fi
+}
+
 # an RSA key: the bridge's RSA_METHOD (PKCS#1 v1.5 on the token)
 test_rsa() {
 	check "key generate rsa (RSA 2048)" "$P11KM" key generate "$TOK" --type rsa:2048 --label rsa \
@@ -255,8 +274,8 @@ mock_with() {
 }
 
 # openssl cmp's mock server
+# its fixed answer: a certificate the test made for the token key
 test_openssl_mock() {
-	# its fixed answer: a certificate the test made for the token key
 	openssl x509 -req -in "$T/web.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 4242 -days 2 \
 		-out "$T/fixed.pem" 2>/dev/null
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other.key" \
