@@ -64,8 +64,6 @@ extern const struct p11km_cmd p11km_cmds_track[];
 extern const struct p11km_cmd p11km_cmds_audit[];
 
 /* Verbs that live in their own files, named in their noun's table. */
-int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
-extern const struct p11km_opt p11km_token_pin_opts[];
 int p11km_token_doctor_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                            char **argv);
 extern const struct p11km_opt p11km_token_doctor_opts[];
