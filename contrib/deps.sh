@@ -12,6 +12,8 @@ set -eu
 #   certmonger: its CA helper local-submit (tests/cli/ca-helper.sh)
 #   systemd (systemd-analyze, systemd.pc), man-db, ansible-core: tests/cli/units.sh
 #   lego, certbot: other ACME clients for the same token-signed CSR (tests/cli/acme-clients.sh)
+#   krb5-kdc, krb5-admin-server (kadmin.local), krb5-user (kinit, klist), python3-gssapi:
+#     a real KDC and the stand-in's Negotiate check (tests/cli/ca-adcs-krb.sh)
 PKGS="build-essential autoconf automake libtool pkg-config libssl-dev libp11-kit-dev
 p11-kit check softhsm2 opensc gnutls-bin libengine-pkcs11-openssl openssl
 nginx-light apache2 stunnel4 curl libnss3-tools ca-certificates>=20250419~
@@ -20,7 +22,8 @@ iproute2 procps python3 strace openssh-client util-linux
 pcscd vsmartcard-vpcd ykcs11 yubico-piv-tool python3-cryptography
 clang-14 libfuzzer-14-dev libclang-rt-14-dev
 libcurl4-openssl-dev libjansson-dev pebble opencryptoki prometheus
-certmonger systemd man-db ansible-core lego certbot"
+certmonger systemd man-db ansible-core lego certbot
+krb5-kdc krb5-admin-server krb5-user python3-gssapi"
 
 # "package version" of every installed package of the list, in one query
 names=$(for p in $PKGS; do echo "${p%%>=*}"; done)

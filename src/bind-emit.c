@@ -536,6 +536,10 @@ render_manifest(const struct p11km_bind_params *p, struct p11km_bind_files *out)
 		fprintf(t.fp, "server_name = %s\n", p->server_name);
 	if (p->connect)
 		fprintf(t.fp, "connect = %s\n", p->connect);
+	if (p->acme_webroot) {
+		listen_fmt(&p->acme_listen, addr, sizeof(addr));
+		fprintf(t.fp, "acme_webroot = %s\nacme_listen = %s\n", p->acme_webroot, addr);
+	}
 	return text_add(out, &t, "p11km-binding.conf", 0644);
 }
 

@@ -48,6 +48,8 @@ p11km_bind_manifest_release(struct p11km_bind_manifest *m)
 	free(m->user);
 	free(m->server_name);
 	free(m->connect);
+	free(m->acme_webroot);
+	free(m->acme_listen);
 	for (size_t i = 0; i < m->n_env; i++)
 		free(m->env[i]);
 	for (size_t i = 0; i < m->n_listen; i++)
@@ -92,6 +94,8 @@ p11km_bind_manifest_read(const char *path, struct p11km_bind_manifest *m)
 		else if (strcmp(k, "service_user") == 0) slot = &m->user;
 		else if (strcmp(k, "server_name") == 0) slot = &m->server_name;
 		else if (strcmp(k, "connect") == 0) slot = &m->connect;
+		else if (strcmp(k, "acme_webroot") == 0) slot = &m->acme_webroot;
+		else if (strcmp(k, "acme_listen") == 0) slot = &m->acme_listen;
 		else if (strcmp(k, "env") == 0 && m->n_env < P11KM_MANIFEST_MAX) slot = &m->env[m->n_env++];
 		else if (strcmp(k, "listen") == 0 && m->n_listen < P11KM_MANIFEST_MAX)
 			slot = &m->listen[m->n_listen++];
@@ -180,6 +184,11 @@ p11km_bind_rebind_prepare(const char *dir, const struct p11km_token *tok,
 	for (size_t i = 0; i < m.n_listen; i++)
 		if ((r = p11km_listen_parse(m.listen[i], &ls[i])) < 0)
 			goto out;
+	/* the http-01 server of --acme-webroot stays (a renewal through ACME needs it) */
+	if (m.acme_webroot != NULL && m.acme_listen != NULL &&
+	    (r = p11km_listen_parse(m.acme_listen, &p.acme_listen)) < 0)
+		goto out;
+	p.acme_webroot = m.acme_listen != NULL ? m.acme_webroot : NULL;
 	if ((r = p11km_uri_parse(m.key, &ku)) < 0)
 		goto out;
 	pin_source = p11km_uri_pin_source(ku);

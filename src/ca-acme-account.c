@@ -138,7 +138,8 @@ acme_account(struct acme *a)
 
 	if (a->p->account_key == NULL)
 		return p11km_fail(P11KM_ERR_USAGE, "CA profile '%s' has no account key", a->p->name);
-	if ((rv = p11km_account_key_open(a->ctx, a->p->account_key, &a->key)) < 0)
+	if ((rv = p11km_account_key_open_held(a->ctx, a->p->account_key, a->sub ? a->sub->held : NULL,
+	                                      &a->key)) < 0)
 		return rv;
 	return account_find(a, 0);
 }

@@ -4,7 +4,8 @@
  * from certnew.cer?ReqID=CACert.  A request the CA holds for a manager's
  * approval ("Your Request Id is N", no certnew link) is pending with the
  * request id as its cookie, and polled at certnew.p7b?ReqID=N.
- * Basic, Negotiate or NTLM through libcurl; https unless the profile says
+ * Basic, Negotiate (the caller's Kerberos ticket, SPNEGO through libcurl's
+ * GSS-API) or NTLM through libcurl; https unless the profile says
  * --insecure-http. */
 #include "config.h"
 
@@ -65,7 +66,8 @@ adcs_open(const struct p11km_ca_profile *p, struct p11km_ca_submit *sub, struct 
 	a->http.auth = strcmp(p->auth, "basic") == 0 ? P11KM_HTTP_AUTH_BASIC :
 	               strcmp(p->auth, "ntlm") == 0 ? P11KM_HTTP_AUTH_NTLM : P11KM_HTTP_AUTH_NEGOTIATE;
 	a->http.user = p->user;
-	if (p->password_source != NULL) {
+	/* Negotiate takes the caller's Kerberos ticket, never a password */
+	if (p->password_source != NULL && a->http.auth != P11KM_HTTP_AUTH_NEGOTIATE) {
 		p11km_pin_env_hide(p->password_source);
 		if ((r = p11km_pinsrc_parse(p->password_source, 0, &ps)) == 0)
 			r = p11km_pin_read(&ps, "AD CS password: ", &a->password, &a->password_len);
@@ -154,13 +156,58 @@ find_reqid(const char *body, const char *key, char out[REQID_MAX + 1])
 	return 1;
 }
 
+/* A 401 to Negotiate: libcurl made no token (no ticket; no ticket for the
+ * CA's service from the ticket's realm), or the CA refused the one sent. */
+static int
+negotiate_error(const struct adcs *a, const char *what, const struct p11km_http_resp *r)
+{
+	const char *g = r->auth_error, *cc = getenv("KRB5CCNAME"), *m;
+
+	if (g != NULL && strstr(g, "No credentials") != NULL)
+		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' asks for Kerberos (Negotiate) and there is "
+		                  "no Kerberos ticket (credentials cache %s): run kinit as a user of the "
+		                  "CA's realm, then try again", a->p->name, cc ? cc : "the default");
+	if (g != NULL) {
+		m = strstr(g, "failed: ");
+		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' asks for Kerberos (Negotiate) and no "
+		                  "ticket for its web server could be had: %s; run kinit as a user of "
+		                  "the CA's realm (klist shows whose ticket it is)", a->p->name,
+		                  m ? m + 8 : g);
+	}
+	return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' refused the Kerberos (Negotiate) ticket (HTTP "
+	                  "401) at %s: %s; klist shows whose ticket it is", a->p->name, what,
+	                  page_text(r->body, r->body_len));
+}
+
+/* Does the 401 ask for scheme (in its WWW-Authenticate)? */
+static int
+offers(const struct p11km_http_resp *r, const char *scheme)
+{
+	return r->www_auth != NULL && strcasestr(r->www_auth, scheme) != NULL;
+}
+
 /* An HTTP status other than 200 as one line. */
 static int
 status_error(const struct adcs *a, const char *what, const struct p11km_http_resp *r)
 {
+	const char *auth = a->p->auth;
+	const char *want = offers(r, "Negotiate") ? "negotiate (Kerberos: then kinit)" :
+	                   offers(r, "NTLM") ? "ntlm" : offers(r, "Basic") ? "basic" :
+	                   "negotiate, ntlm or basic";
+
+	if (r->status == 401 && auth == NULL)
+		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' asks for %s authentication (HTTP 401 at %s) "
+		                  "and the profile has none: add the profile again with --force and "
+		                  "--auth %s", a->p->name, r->www_auth ? r->www_auth : "some", what, want);
+	if (r->status == 401 && r->www_auth != NULL && !offers(r, auth))
+		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' asks for %s authentication, not the "
+		                  "profile's %s (HTTP 401 at %s): add the profile again with --force and "
+		                  "--auth %s", a->p->name, r->www_auth, auth, what, want);
+	if (r->status == 401 && a->http.auth == P11KM_HTTP_AUTH_NEGOTIATE)
+		return negotiate_error(a, what, r);
 	if (r->status == 401 || r->status == 403)
 		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' refused the %s credentials (HTTP %ld) at %s: "
-		                  "%s", a->p->name, a->p->auth ? a->p->auth : "missing", r->status, what,
+		                  "%s", a->p->name, auth ? auth : "missing", r->status, what,
 		                  page_text(r->body, r->body_len));
 	return p11km_fail(P11KM_ERR_FAILED, "CA '%s' answered HTTP %ld at %s: %s", a->p->name,
 	                  r->status, what, page_text(r->body, r->body_len));

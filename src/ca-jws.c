@@ -207,7 +207,8 @@ file_key_open(const char *path, struct p11km_account_key *k)
 }
 
 static int
-token_key_open(struct p11km_ctx *ctx, const char *spec, struct p11km_account_key *k)
+token_key_open(struct p11km_ctx *ctx, const char *spec, const struct p11km_session *held,
+               struct p11km_account_key *k)
 {
 	struct p11km_pinsrc pin = { 0 };
 	int r;
@@ -215,7 +216,7 @@ token_key_open(struct p11km_ctx *ctx, const char *spec, struct p11km_account_key
 	k->s.logged_in = (CK_USER_TYPE)-1;
 	if ((r = p11km_uri_parse(spec, &k->uri)) < 0 ||
 	    (r = p11km_token_find_one(ctx, k->uri, &k->tok)) < 0 ||
-	    (r = p11km_session_open_login(ctx, k->tok, k->uri, 0, 1, &k->s)) < 0 ||
+	    (r = p11km_session_open_held(ctx, k->tok, k->uri, 0, held, &k->s)) < 0 ||
 	    (r = p11km_object_find_one(&k->s, k->uri, CKO_PRIVATE_KEY, &k->priv)) < 0)
 		return r;
 	k->have_priv = 1;
@@ -231,11 +232,19 @@ token_key_open(struct p11km_ctx *ctx, const char *spec, struct p11km_account_key
 int
 p11km_account_key_open(struct p11km_ctx *ctx, const char *spec, struct p11km_account_key *k)
 {
+	return p11km_account_key_open_held(ctx, spec, NULL, k);
+}
+
+int
+p11km_account_key_open_held(struct p11km_ctx *ctx, const char *spec,
+                            const struct p11km_session *held, struct p11km_account_key *k)
+{
 	int r;
 
 	memset(k, 0, sizeof(*k));
 	k->s.logged_in = (CK_USER_TYPE)-1;
-	r = strncmp(spec, "pkcs11:", 7) == 0 ? token_key_open(ctx, spec, k) : file_key_open(spec, k);
+	r = strncmp(spec, "pkcs11:", 7) == 0 ? token_key_open(ctx, spec, held, k)
+	                                     : file_key_open(spec, k);
 	if (r == 0)
 		r = make_jwk(k);
 	if (r < 0)

@@ -1,12 +1,12 @@
 /* cmd-cert.c: 'cert install': parse, call the install operation
- * (op-install.c), print what it did. */
+ * (op-install.c), print what it did (op-ca-report.c). */
 #include "config.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "p11km/cmd.h"
 #include "p11km/op.h"
+#include "p11km/op-ca.h"
 #include "p11km/util.h"
 
 enum { O_CA_FILE = 1000, O_CA_PATH, O_NO_VERIFY, O_NO_CHAIN, O_KEEP_OLD, O_DESTROY_OLD,
@@ -26,53 +26,6 @@ static const struct p11km_opt install_opts[] = {
 	  "certificate, in one atomic switch (repeatable)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
-
-static void
-report(struct p11km_ctx *ctx, const struct p11km_install_result *res)
-{
-	static const char *cats[] = { "written", "replaced", "kept" };
-
-	if (ctx->json) {
-		struct p11km_json j;
-		p11km_json_init(&j, stdout);
-		p11km_json_object_begin(&j);
-		p11km_json_kv_bool(&j, "dry_run", res->dry_run);
-		p11km_json_kv_string(&j, "token", res->token_uri);
-		p11km_json_kv_string(&j, "key", res->key_uri);
-		p11km_json_kv_bool(&j, "rekey", res->rekey);
-		p11km_json_key(&j, "leaf");
-		p11km_json_object_begin(&j);
-		p11km_json_kv_string(&j, "subject", res->subject);
-		p11km_json_kv_string(&j, "sha256", res->sha256);
-		p11km_json_object_end(&j);
-		for (int c = 0; c < 3; c++) {
-			p11km_json_key(&j, cats[c]);
-			p11km_json_array_begin(&j);
-			for (size_t i = 0; i < res->n_acts; i++) {
-				if (res->acts[i].cat != c)
-					continue;
-				p11km_json_object_begin(&j);
-				p11km_json_kv_string(&j, "what", res->acts[i].what);
-				p11km_json_kv_string(&j, "name", res->acts[i].name);
-				p11km_json_kv_string(&j, "detail", res->acts[i].detail);
-				p11km_json_object_end(&j);
-			}
-			p11km_json_array_end(&j);
-		}
-		p11km_json_object_end(&j);
-		p11km_json_end(&j);
-		return;
-	}
-	printf("%sleaf: %s (sha256 %s)\n", res->dry_run ? "dry run: " : "", res->subject,
-	       res->sha256);
-	printf("key: %s%s\n", res->key_uri, res->rekey ? " (rekey)" : "");
-	/* token changes first, then the files (staged earlier, replaced last) */
-	for (int files = 0; files < 2; files++)
-		for (size_t i = 0; i < res->n_acts; i++)
-			if ((strcmp(res->acts[i].what, "file") == 0) == files)
-				printf("%s: %s '%s': %s\n", cats[res->acts[i].cat], res->acts[i].what,
-				       p11km_esc(res->acts[i].name), p11km_esc(res->acts[i].detail));
-}
 
 static int
 cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
@@ -109,7 +62,7 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	o.uri = g.argi + 1 < argc ? argv[g.argi + 1] : NULL;
 	if ((r = p11km_cert_install(ctx, &o, &res)) < 0)
 		return r;
-	report(ctx, &res);
+	p11km_install_print(ctx, &res);
 	p11km_install_result_release(&res);
 	return 0;
 }

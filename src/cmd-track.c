@@ -20,7 +20,7 @@
 enum { O_ID = 1000, O_CA, O_CA_FILE, O_BEFORE, O_REKEY, O_BIND, O_RELOAD, O_VERIFY,
        O_SERVER_NAME, O_STANDALONE, O_WEBROOT, O_STATE_DIR, O_ALL, O_DRY_RUN, O_WAIT,
        O_PRE_HOOK, O_POST_HOOK, O_DEPLOY_HOOK, O_HOOK_TIMEOUT, O_CONFIG_DIR, O_WARN_DAYS,
-       O_PROM, O_PROBE };
+       O_PROM, O_PROBE, O_PRUNE_AFTER };
 
 #define STATE_DIR_OPT \
 	{ "state-dir", 1, O_STATE_DIR, "DIR", "the state directory (default $P11KM_STATE_DIR, " \
@@ -32,9 +32,12 @@ static const struct p11km_opt add_opts[] = {
 	{ "ca-file", 1, O_CA_FILE, "FILE", "roots to verify the issued chain against (cert install --ca-file)" },
 	{ "renew-before", 1, O_BEFORE, "DAYS|PCT%", "renew this many days, or this share of the "
 	  "lifetime, before expiry (default: 30 days or a third, whichever first)" },
+	{ "prune-after", 1, O_PRUNE_AFTER, "DAYS", "destroy what a renewal retired (the old "
+	  "certificate; with --rekey the old key pair) this many days later, or never (default 30)" },
 	{ "rekey", 1, O_REKEY, "POLICY", "never (default), always (same key type) or a key type (ec:p256 ...)" },
 	{ "bind", 1, O_BIND, "DIR", "a binding ('bind emit') switched to the renewed certificate (repeatable)" },
-	{ "reload", 1, O_RELOAD, "COMMAND", "the server's reload command: words split on blanks, no shell" },
+	{ "reload", 1, O_RELOAD, "COMMAND", "the server's reload command, no shell: '--reload -- CMD "
+	  "ARG...' at the end of the line takes each word as is; '--reload \"CMD ARG\"' is split on blanks" },
 	{ "verify", 1, O_VERIFY, "ADDR:PORT", "after the reload, check that the server there serves the new certificate" },
 	{ "server-name", 1, O_SERVER_NAME, "NAME", "the TLS server name (SNI) for --verify" },
 	{ "standalone", 1, O_STANDALONE, "ADDR:PORT", "ACME http-01: the built-in responder's address" },
@@ -125,6 +128,40 @@ split_words(const char *cmd, char **argv, size_t *n, const char *opt)
 	return *n == 0 ? p11km_fail(P11KM_ERR_USAGE, "--%s needs a command", opt) : 0;
 }
 
+/* '--reload -- CMD ARG...': the words after "--" are the reload command, each
+ * as is (blanks, ';' and quotes included); they are taken out of argv
+ * before getopt sees them (p11km's global options stop at "--" too). */
+static int
+reload_argv(int *argc, char **argv, struct p11km_track *t)
+{
+	for (int i = 1; i < *argc; i++) {
+		int at;
+		if (strcmp(argv[i], "--") == 0)
+			return 0;  /* an end of options without --reload: getopt's */
+		if (strcmp(argv[i], "--reload=--") == 0)
+			at = i + 1;
+		else if (strcmp(argv[i], "--reload") == 0 && i + 1 < *argc &&
+		         strcmp(argv[i + 1], "--") == 0)
+			at = i + 2;
+		else
+			continue;
+		if (at >= *argc)
+			return p11km_fail(P11KM_ERR_USAGE, "--reload --: give the command after \"--\"");
+		if (*argc - at > P11KM_TRACK_MAX_ARGV)
+			return p11km_fail(P11KM_ERR_USAGE, "--reload: at most %d words",
+			                  P11KM_TRACK_MAX_ARGV);
+		for (int k = at; k < *argc; k++)
+			if ((t->reload[t->n_reload] = strdup(argv[k])) == NULL)
+				return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			else
+				t->n_reload++;
+		argv[i] = NULL;
+		*argc = i;
+		return 0;
+	}
+	return 0;
+}
+
 /* A default id from the URI's object label: letters, digits, '.', '_', '-'. */
 static char *
 default_id(const char *uri_s)
@@ -198,6 +235,9 @@ cmd_track_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	if (t == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	t->before_days = t->before_pct = -1;
+	t->prune_days = P11KM_TRACK_PRUNE_DEFAULT;
+	if ((r = reload_argv(&argc, argv, t)) < 0)
+		goto out;
 	while (r == 0 && (r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
 		switch (r) {
 		case O_ID: id = g.optarg; r = 0; break;
@@ -205,6 +245,7 @@ cmd_track_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 		case O_CA_FILE: r = dup_str(&t->ca_file, g.optarg); break;
 		case O_BEFORE: r = p11km_track_before_parse(g.optarg, &t->before_days, &t->before_pct); break;
 		case O_REKEY: r = dup_str(&t->rekey, g.optarg); break;
+		case O_PRUNE_AFTER: r = p11km_track_prune_parse(g.optarg, &t->prune_days); break;
 		case O_BIND:
 			if (t->n_bind == P11KM_TRACK_MAX_BIND)
 				r = p11km_fail(P11KM_ERR_USAGE, "at most %d --bind", P11KM_TRACK_MAX_BIND);
@@ -226,6 +267,10 @@ cmd_track_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	if ((r = dup_str(&t->cert, argv[g.argi])) < 0 || (r = dup_str(&t->module, ctx->module_opt)) < 0 ||
 	    (r = dup_str(&t->pin_source, ctx->pin_source_opt)) < 0)
 		goto out;
+	if (reload != NULL && t->n_reload > 0) {
+		r = p11km_fail(P11KM_ERR_USAGE, "give --reload once");
+		goto out;
+	}
 	if (reload != NULL && (r = split_words(reload, t->reload, &t->n_reload, "reload")) < 0)
 		goto out;
 	if ((t->id = id ? strdup(id) : default_id(t->cert)) == NULL) {
@@ -401,11 +446,12 @@ print_renew(struct p11km_ctx *ctx, const struct p11km_renew_result *res)
 		iso_time(it->not_after, na, sizeof(na));
 		iso_time(it->next_attempt, nx, sizeof(nx));
 		if (ctx->json) {
-			json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?}",
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:I}",
 			    "id", it->id, "result", p11km_renew_outcome_name(it->outcome),
 			    "reason", it->reason, "old_serial", it->old_serial,
 			    "new_serial", it->new_serial, "not_after", it->not_after ? na : NULL,
-			    "next_attempt", it->next_attempt ? nx : NULL));
+			    "next_attempt", it->next_attempt ? nx : NULL,
+			    "pruned", (json_int_t)it->pruned));
 			continue;
 		}
 		printf("%s: %s", it->id, p11km_renew_outcome_name(it->outcome));
@@ -500,17 +546,30 @@ print_status(struct p11km_ctx *ctx, const struct p11km_status_result *res)
 			    "state", w->state, "last_result", w->last_result, "last_error", w->last_error,
 			    "ca", w->ca, "bindings", w->bindings, "served_serial", w->served,
 			    "error", w->error);
+			if (w->n_probes > 0) {
+				json_t *pa = json_array();
+				for (size_t k = 0; k < w->n_probes; k++)
+					json_array_append_new(pa, json_pack("{s:s,s:s?}", "address",
+					    w->probes[k].addr, "serial", w->probes[k].serial));
+				json_object_set_new(o, "probes", pa);
+				json_object_set_new(o, "not_reloaded", json_boolean(w->not_reloaded));
+			}
 			json_array_append_new(arr, o);
 			continue;
 		}
-		printf("%-7s %-16s %-28s %-18s %-20s %5ld %-10s %s%s%s%s%s\n", level_name(w->level),
+		printf("%-7s %-16s %-28s %-18s %-20s %5ld %-10s %s%s%s%s%s", level_name(w->level),
 		       w->id ? w->id : "-", w->subject ? p11km_esc(w->subject) : "-",
 		       w->serial ? w->serial : "-", na, w->days_left, w->state ? w->state : "-",
+		       w->not_reloaded ? "installed but not reloaded;" :
 		       w->error ? p11km_esc(w->error) : w->last_error ? p11km_esc(w->last_error) :
 		       w->last_result ? w->last_result : "",
 		       w->served ? " served " : "", w->served ? w->served : "",
 		       w->bindings && *w->bindings ? " bindings " : "",
 		       w->bindings ? p11km_esc(w->bindings) : "");
+		for (size_t k = 0; w->not_reloaded && k < w->n_probes; k++)
+			printf(" %s serves %s", w->probes[k].addr,
+			       w->probes[k].serial ? w->probes[k].serial : "(no answer)");
+		printf("\n");
 	}
 	if (ctx->json)
 		print_json(arr);

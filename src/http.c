@@ -31,6 +31,26 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Negotiate: libcurl says why GSS-API gave it no token (no ticket, no way
+ * to the service's realm) only as an informational text; the last such
+ * line is kept for the error message.  Nothing else of the debug stream
+ * (headers, data: the Authorization header) is looked at. */
+static int
+on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
+{
+	char **gss = arg;
+	size_t n = size;
+
+	(void)c;
+	if (type != CURLINFO_TEXT || size < 4 || strncmp(data, "gss_", 4) != 0)
+		return 0;
+	while (n > 0 && (isspace((unsigned char)data[n - 1]) || data[n - 1] == '.'))
+		n--;
+	free(*gss);
+	*gss = strndup(data, n);
+	return 0;
+}
+
 static char *
 header_dup(CURL *c, const char *name)
 {
@@ -63,6 +83,33 @@ links(CURL *c, struct p11km_http_resp *r)
 	}
 }
 
+/* The schemes of the last response's WWW-Authenticate headers ("Negotiate,
+ * NTLM"), without their parameters; NULL if none. */
+static char *
+auth_schemes(CURL *c)
+{
+	struct curl_header *hd = NULL;
+	struct p11km_buf b = { 0 };
+	char *out = NULL;
+
+	for (size_t i = 0; i < 8 && curl_easy_header(c, "WWW-Authenticate", i, CURLH_HEADER, -1,
+	                                              &hd) == CURLHE_OK; i++) {
+		size_t n = strcspn(hd->value, " \t,");
+		if (n == 0 || n > 32 ||
+		    (b.len > 0 && p11km_buf_append(&b, ", ", 2) < 0) ||
+		    p11km_buf_append(&b, hd->value, n) < 0)
+			break;
+		if (i + 1 >= hd->amount)
+			break;
+	}
+	if (b.len > 0 && p11km_buf_append(&b, "", 1) == 0) {
+		out = (char *)b.data;
+		b.data = NULL;
+	}
+	p11km_buf_release(&b);
+	return out;
+}
+
 static char *
 content_type(CURL *c)
 {
@@ -79,7 +126,8 @@ content_type(CURL *c)
 
 static int
 setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const char *ctype,
-      const void *body, size_t body_len, struct curl_slist **hdrs, struct sink *sink)
+      const void *body, size_t body_len, struct curl_slist **hdrs, struct sink *sink,
+      char **gss)
 {
 	struct curl_slist *more;
 	char *cth;
@@ -91,6 +139,11 @@ setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const 
 		                 h->auth == P11KM_HTTP_AUTH_NTLM ? CURLAUTH_NTLM : CURLAUTH_NEGOTIATE);
 		curl_easy_setopt(c, CURLOPT_USERNAME, h->user ? h->user : "");
 		curl_easy_setopt(c, CURLOPT_PASSWORD, h->password ? h->password : "");
+	}
+	if (h->auth == P11KM_HTTP_AUTH_NEGOTIATE) {
+		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
+		curl_easy_setopt(c, CURLOPT_DEBUGDATA, gss);
+		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 	}
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	/* the profile's CA file and nothing else (the environment's bundles are not read) */
@@ -165,6 +218,7 @@ p11km_http_request(struct p11km_http *h, const char *method, const char *url,
 	char errbuf[CURL_ERROR_SIZE];
 	CURLcode cr = CURLE_OK;
 	CURL *c = NULL;
+	char *gss = NULL;
 	int rv;
 
 	memset(out, 0, sizeof(*out));
@@ -177,11 +231,13 @@ p11km_http_request(struct p11km_http *h, const char *method, const char *url,
 		hdrs = NULL;
 		p11km_buf_release(&sink.b);
 		sink.over = 0;
+		free(gss);
+		gss = NULL;
 		if ((c = curl_easy_init()) == NULL)
 			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		errbuf[0] = '\0';
 		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-		if ((rv = setup(c, h, method, url, ctype, body, body_len, &hdrs, &sink)) < 0)
+		if ((rv = setup(c, h, method, url, ctype, body, body_len, &hdrs, &sink, &gss)) < 0)
 			goto out;
 		h->requests++;
 		p11km_trace("http: %s %s", method, url);
@@ -210,6 +266,10 @@ p11km_http_request(struct p11km_http *h, const char *method, const char *url,
 	r.replay_nonce = header_dup(c, "Replay-Nonce");
 	r.retry_after = header_dup(c, "Retry-After");
 	links(c, &r);
+	if (r.status == 401)
+		r.www_auth = auth_schemes(c);
+	r.auth_error = gss;
+	gss = NULL;
 	if (p11km_buf_append(&sink.b, "", 1) < 0) {
 		rv = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
@@ -225,6 +285,7 @@ out:
 	p11km_buf_release(&sink.b);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
+	free(gss);
 	return rv;
 }
 
@@ -238,6 +299,8 @@ p11km_http_resp_release(struct p11km_http_resp *r)
 	free(r->replay_nonce);
 	free(r->retry_after);
 	free(r->link_up);
+	free(r->auth_error);
+	free(r->www_auth);
 	for (size_t i = 0; i < r->n_link_alt; i++)
 		free(r->link_alt[i]);
 	free(r->body);

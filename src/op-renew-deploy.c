@@ -352,6 +352,7 @@ out:
 		free(rm);
 	} else {
 		chain_retire(r1, t->new_serial);
+		renew_prune_schedule(r1);  /* the new certificate was put aside */
 		t->step = P11KM_STEP_IDLE;
 		free(t->new_serial);
 		t->new_serial = NULL;
@@ -496,6 +497,7 @@ renew_deploy(struct renew_one *r1)
 	if ((r = verify_new(r1)) < 0)
 		return rollback(r1, r, "verify", 1);
 	t->step = P11KM_STEP_IDLE;
+	renew_prune_schedule(r1);
 	t->attempts = 0;
 	t->next_attempt = 0;
 	free(t->last_error);
@@ -503,6 +505,9 @@ renew_deploy(struct renew_one *r1)
 	free(t->last_result);
 	t->last_result = strdup("renewed");
 	r1->item->new_serial = t->new_serial ? strdup(t->new_serial) : NULL;
+	/* a renewal finished in a later run (a reply that came): its old serial too */
+	if (r1->item->old_serial == NULL && t->old_serial != NULL)
+		r1->item->old_serial = strdup(t->old_serial);
 	free(t->old_serial);
 	t->old_serial = t->new_serial;
 	t->new_serial = NULL;

@@ -76,6 +76,12 @@ int renew_read_live(struct renew_one *r1);
  * "install-done" between a step's work and its record). */
 void renew_kill_point(const char *point);
 
+/* op-renew-prune.c: a renewal retired objects: when to prune them (the
+ * entry's prune_at); prune them once that time has come (a failure is a
+ * warning: the renewal goes on). */
+void renew_prune_schedule(struct renew_one *r1);
+int renew_prune(struct renew_one *r1);
+
 /* op-renew-deploy.c: from ISSUED to done (or rolled back). */
 int renew_deploy(struct renew_one *r1);
 /* A hook (argv split on blanks, no shell) with the P11KM_* variables of r1

@@ -181,6 +181,21 @@ out:
 }
 
 int
+p11km_session_open_held(struct p11km_ctx *ctx, struct p11km_token *tok,
+                        const struct p11km_uri *uri, int rw,
+                        const struct p11km_session *held, struct p11km_session *out)
+{
+	int r;
+
+	if (held == NULL || !held->open || held->logged_in != CKU_USER || held->f != tok->f ||
+	    held->tok->slot != tok->slot)
+		return p11km_session_open_login(ctx, tok, uri, rw, 1, out);
+	if ((r = p11km_session_open(ctx, tok, rw, out)) == 0)
+		out->logged_in = CKU_USER;
+	return r;
+}
+
+int
 p11km_session_open_so_or_user(struct p11km_ctx *ctx, struct p11km_token *tok,
                               const struct p11km_uri *uri, struct p11km_session *out)
 {

@@ -282,6 +282,16 @@ p11km_json_print_free(json_t *o)
 	json_decref(o);
 }
 
+void
+p11km_json_print_line_free(json_t *o)
+{
+	if (o == NULL)
+		fputs("{}\n", stdout), stdout_done = 1;
+	else
+		print(stdout, o, JSON_COMPACT);
+	json_decref(o);
+}
+
 int
 p11km_json_stdout_done(void)
 {

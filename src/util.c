@@ -492,6 +492,30 @@ p11km_write_all(int fd, const void *data, size_t len)
 }
 
 int
+p11km_temp_file(const void *data, size_t len, char **path)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *p = p11km_asprintf("%s/p11km-ca.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd;
+
+	*path = NULL;
+	if (p == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if ((fd = mkstemp(p)) < 0 || p11km_write_all(fd, data, len) < 0) {
+		int e = errno;
+		if (fd >= 0) {
+			close(fd);
+			unlink(p);
+		}
+		free(p);
+		return p11km_fail(P11KM_ERR_IO, "cannot write a temporary file: %s", strerror(e));
+	}
+	close(fd);
+	*path = p;
+	return 0;
+}
+
+int
 p11km_config_safe(const char *s)
 {
 	if (s == NULL || *s == '\0')

@@ -124,6 +124,7 @@ void p11km_bind_txn_free(struct p11km_bind_txn *bt);  /* uncommitted: nothing ch
 struct p11km_bind_manifest {
 	char *server, *snippet, *openssl_conf, *key, *cert, *module, *user;
 	char *server_name, *connect;
+	char *acme_webroot, *acme_listen; /* bind emit --acme-webroot, --acme-listen */
 	char *env[P11KM_MANIFEST_MAX];
 	size_t n_env;
 	char *listen[P11KM_MANIFEST_MAX];

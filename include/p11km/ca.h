@@ -59,6 +59,10 @@ struct p11km_ca_submit {
 	const char *key_uri;     /* CMP ir/cr/kur: where the request's key is (pkcs11: URI) */
 	const char *dns_hook;    /* "PROG [ARG...]": dns-01 through this hook (no shell) */
 	const char *preferred_chain; /* the issuer CN of the chain's top certificate, or NULL */
+	/* a session the caller holds on a token, logged in as the user (req
+	 * submit --install: the key's token), or NULL: an account key on that
+	 * token signs in a session of its own without a second C_Login */
+	const struct p11km_session *held;
 	/* progress: called once per step with a short line (may be NULL) */
 	void (*step)(void *arg, const char *name, const char *detail);
 	void *step_arg;
@@ -142,6 +146,10 @@ struct p11km_account_key {
  * 0600) when absent; a file readable by others is refused.
  */
 int p11km_account_key_open(struct p11km_ctx *ctx, const char *spec, struct p11km_account_key *k);
+/* The same; a key on the token of held (a logged-in session, or NULL) is
+ * used without logging in again. */
+int p11km_account_key_open_held(struct p11km_ctx *ctx, const char *spec,
+                                const struct p11km_session *held, struct p11km_account_key *k);
 void p11km_account_key_release(struct p11km_account_key *k);
 /* base64url without padding (malloc'ed, NULL: no memory). */
 char *p11km_b64url(const unsigned char *p, size_t n);

@@ -1,7 +1,9 @@
-/* cmd.h: the command table.  Only cmd-*.c and main.c read argv and print. */
+/* cmd.h: the command table.  Only cmd-*.c, main.c and the cli layer (cli-*.c) read
+ * argv and print. */
 #ifndef P11KM_CMD_H
 #define P11KM_CMD_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "p11km/json.h"
@@ -44,12 +46,13 @@ struct p11km_noun {
 
 /* The command table (main.c). */
 extern const struct p11km_noun p11km_nouns[];
-/* The global options (cmd-opts.c), keys G_*. */
+/* The global options (cli-opt.c), keys G_*. */
 enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
        G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR, G_AUDIT_LOG };
 extern const struct p11km_opt p11km_global_opts[];
 /* Tell the option parser the command table, for the noun in its messages. */
 void p11km_cmd_table_use(const struct p11km_noun *nouns);
+const struct p11km_noun *p11km_cmd_table(void);
 
 /* Per-noun verb tables (cmd-<noun>.c). */
 extern const struct p11km_cmd p11km_cmds_token[];
@@ -73,12 +76,6 @@ int p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int
 extern const struct p11km_opt p11km_req_submit_opts[];
 int p11km_ca_roots_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 extern const struct p11km_opt p11km_ca_roots_opts[];
-/* A private temporary file (mkstemp under $TMPDIR or /tmp) holding data;
- * *path malloc'ed; the caller unlinks it. */
-int p11km_cmd_temp_file(const char *data, size_t len, char **path);
-/* Run the verb of a command table in this process (same session, same PIN). */
-int p11km_cmd_run_verb(struct p11km_ctx *ctx, const struct p11km_cmd *table, const char *verb,
-                       int argc, char **argv);
 int p11km_cert_prune_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv);
 extern const struct p11km_opt p11km_cert_prune_opts[];
@@ -102,6 +99,18 @@ struct p11km_getopt {
 int p11km_getopt(struct p11km_getopt *g, const struct p11km_cmd *cmd, int argc, char **argv);
 /* Check positional count against cmd->min_args/max_args (usage error). */
 int p11km_check_args(const struct p11km_cmd *cmd, int nargs);
+/*
+ * Option keys that name a field of an operation's options struct, so that
+ * a verb needs no switch: P11KM_OPT_STR(struct x_opts, field) stores the
+ * value (a const char *), P11KM_OPT_FLAG(...) sets the int field to 1.
+ * p11km_opts_parse() loops p11km_getopt() over such keys into opts and
+ * checks the positional count (*argi: the first positional argument); a
+ * key of another form is P11KM_ERR_USAGE.
+ */
+#define P11KM_OPT_STR(type, field) (0x100000 | (int)offsetof(type, field))
+#define P11KM_OPT_FLAG(type, field) (0x200000 | (int)offsetof(type, field))
+int p11km_opt_set(void *opts, int key, const char *arg);
+int p11km_opts_parse(const struct p11km_cmd *cmd, int argc, char **argv, void *opts, int *argi);
 
 /* Options in a {NULL}-terminated table; can key be a short option (-k)? */
 size_t p11km_opts_count(const struct p11km_opt *opts);

@@ -38,6 +38,8 @@ void p11km_json_kv_bool(struct p11km_json *j, const char *key, int v);
 void p11km_json_end(struct p11km_json *j);
 /* Print o (indented, in order) on stdout and release it (NULL: {}). */
 void p11km_json_print_free(struct json_t *o);
+/* The same on one line, as p11km_json_end() prints. */
+void p11km_json_print_line_free(struct json_t *o);
 /* 1 when a top-level value was printed on stdout in this run (an error
  * after a command's own JSON is then not printed as a second object). */
 int p11km_json_stdout_done(void);

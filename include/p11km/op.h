@@ -6,10 +6,12 @@
 #define P11KM_OP_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <openssl/x509.h>
 
+#include "p11km/bind.h"
 #include "p11km/p11.h"
 #include "p11km/req.h"
 #include "p11km/x509.h"
@@ -142,6 +144,7 @@ struct p11km_renew_item {
 	char *old_serial, *new_serial;
 	time_t not_after;         /* of the live certificate (the new one when renewed) */
 	time_t next_attempt;      /* 0: the next run */
+	size_t pruned;            /* retired objects of the entry destroyed in this run */
 };
 
 struct p11km_renew_result {
@@ -192,6 +195,14 @@ struct p11km_status_row {
 	char *served;                /* --probe: the serial the server serves, or NULL */
 	char *error;                 /* the certificate could not be read: why */
 	enum p11km_status_level level;
+	/* --probe: each address asked (--verify, the bindings' listen addresses)
+	 * and the serial served there (NULL: no answer); not_reloaded: one serves
+	 * another serial than the certificate's ("installed but not reloaded") */
+	struct p11km_status_probe {
+		char *addr, *serial;
+	} *probes;
+	size_t n_probes;
+	int not_reloaded;
 };
 
 struct p11km_status_result {
@@ -208,5 +219,164 @@ int p11km_status(struct p11km_ctx *ctx, const struct p11km_status_opts *o,
  * atomically (a temporary file renamed over path). */
 int p11km_status_prom(const struct p11km_status_result *res, const char *path);
 void p11km_status_result_release(struct p11km_status_result *res);
+
+/* --- cert prune (op-prune.c) ------------------------------------------------------ */
+
+struct p11km_prune_opts {
+	const char *uri;        /* token (or objects) URI; NULL: the one initialised token */
+	long older_than;        /* days: only objects retired more than this ago; -1: any */
+	time_t retired_before;  /* only objects retired before T (a label's day counts as its
+	                         * end: retired on day D is before T when D+1 <= T's day); 0: any */
+	const char *label;      /* only "<label>.retired-..." objects; NULL: any label */
+	int dry_run, keys;      /* keys: also retired key pairs (then it logs in) */
+	const char *bindings;   /* keep what a binding under this directory uses; NULL: none */
+	const char *const *more_bindings; /* ... and under these (the renewal: its entry's) */
+	size_t n_more_bindings;
+	/* a session the caller holds open on the token (read-write, logged in for
+	 * keys; borrowed; NULL: the operation opens its own): the renewal run */
+	struct p11km_session *session;
+};
+
+struct p11km_prune_result {
+	int dry_run;
+	char *token_uri, *token_label;
+	char **destroyed;       /* the URIs of the objects destroyed (dry run: that would be) */
+	size_t n;
+	size_t n_kept;          /* retired objects kept because a binding uses them */
+};
+
+/* On success *res is filled (release with p11km_prune_result_release); on
+ * failure it is empty (a failure after objects were destroyed says how many). */
+int p11km_cert_prune(struct p11km_ctx *ctx, const struct p11km_prune_opts *o,
+                     struct p11km_prune_result *res);
+void p11km_prune_result_release(struct p11km_prune_result *res);
+/* The report 'cert prune' prints: text lines, or one JSON object. */
+void p11km_prune_print(FILE *fp, int json, const struct p11km_prune_result *res);
+
+/* --- roots install, remove, list (op-roots.c, op-roots-report.c) ----------------- */
+
+struct p11km_roots_opts {
+	const char *const *stores;  /* install: --to, remove: --from specs (1 to 16) */
+	size_t n_stores;
+	const char *const *certs;   /* install: certificate files; remove: SHA-256
+	                             * fingerprints or certificate files */
+	size_t n_certs;
+	const char *system_root;    /* root of the file system for the system store, or NULL */
+	int dry_run;
+	int allow_non_ca;           /* install: also trust certificates that are not CAs (warned) */
+	int force;                  /* remove: a store that lacks a certificate is no error */
+};
+
+struct p11km_root {
+	char *sha256, *subject;
+	char *name;                 /* list: the file name or nickname in the store, or NULL */
+};
+
+struct p11km_roots_store {
+	char *spec;                 /* the store as given */
+	struct p11km_root *certs;   /* remove: what was (dry run: would be) removed; list: all */
+	size_t n;
+	unsigned char *added;       /* install: per certificate of the result, 1: added */
+	size_t n_added;
+};
+
+enum p11km_roots_verb { P11KM_ROOTS_INSTALL, P11KM_ROOTS_REMOVE, P11KM_ROOTS_LIST };
+
+struct p11km_roots_result {
+	enum p11km_roots_verb verb;
+	int dry_run;
+	struct p11km_root *certs;   /* install: the certificates given (duplicates dropped) */
+	size_t n;
+	struct p11km_roots_store *stores;
+	size_t n_stores;
+};
+
+/* Install: every certificate is read and checked (a CA certificate unless
+ * allow_non_ca: else P11KM_ERR_INPUT, nothing written), every store read,
+ * then each store changed in one go.  Remove: likewise; a store lacking a
+ * certificate fails before anything changes (P11KM_ERR_NOTFOUND) unless
+ * force.  List: the certificates of one store (that must exist).  On
+ * failure *res is empty; release it with p11km_roots_result_release. */
+int p11km_roots_install(struct p11km_ctx *ctx, const struct p11km_roots_opts *o,
+                        struct p11km_roots_result *res);
+int p11km_roots_remove(struct p11km_ctx *ctx, const struct p11km_roots_opts *o,
+                       struct p11km_roots_result *res);
+int p11km_roots_list(struct p11km_ctx *ctx, const char *store, const char *system_root,
+                     struct p11km_roots_result *res);
+void p11km_roots_result_release(struct p11km_roots_result *res);
+/* The report the roots verbs print: text lines, or one JSON object. */
+void p11km_roots_print(FILE *fp, int json, const struct p11km_roots_result *res);
+
+/* --- bind emit, and the reports of bind emit/check/verify (op-bind*.c) ------------ */
+
+#define P11KM_BIND_MAX_LISTEN 16
+
+struct p11km_bind_emit_opts {
+	const char *server;         /* the flavour: nginx, apache, stunnel, openssl-conf */
+	const char *key;            /* the key URI (required) */
+	const char *server_name, *cert, *out_dir, *pin_file, *user, *connect;
+	const char *acme_webroot, *acme_listen;
+	const char *listen[P11KM_BIND_MAX_LISTEN];
+	size_t n_listen;
+	int allow_pin_value;
+};
+
+struct p11km_bind_emit_result {
+	char *server, *key_uri, *dir;
+	char *snippet;              /* dir/<the server's snippet>, or NULL */
+	char *pin_file;             /* the PIN file the config names, or NULL */
+	char *pin_written;          /* the PIN file this run wrote, or NULL */
+	int to_stdout;              /* no out_dir: the files are only in the result */
+	struct p11km_bind_files files;
+	char *next[2];              /* the commands to run next */
+};
+
+/*
+ * Validate, resolve the key (and its certificate), load it through the
+ * engine as the server would (in a fresh process: ctx's modules are
+ * released first), then write the PIN file and, with out_dir, the files
+ * (all or none).  A PIN file this run created goes again on failure.  On
+ * failure *res is empty; release it with p11km_bind_emit_result_release.
+ */
+int p11km_bind_emit(struct p11km_ctx *ctx, const struct p11km_bind_emit_opts *o,
+                    struct p11km_bind_emit_result *res);
+void p11km_bind_emit_result_release(struct p11km_bind_emit_result *res);
+void p11km_bind_emit_print(FILE *fp, int json, const struct p11km_bind_emit_result *res);
+/* bind check: the report of p11km_bind_check(), and its verdict: 0, or
+ * P11KM_ERR_VERIFY with the count of problems. */
+void p11km_bind_check_print(FILE *fp, int json, const struct p11km_bind_report *rep,
+                            const struct p11km_problems *pr);
+int p11km_bind_check_verdict(const struct p11km_problems *pr);
+/* bind verify: the report of p11km_bind_verify() for address (server_name:
+ * the SNI name sent, or NULL), and its verdict: 0, or P11KM_ERR_VERIFY
+ * (another certificate than expected, a chain that does not verify, expired). */
+void p11km_bind_verify_print(FILE *fp, int json, const char *address, const char *server_name,
+                             const struct p11km_verify_result *res);
+int p11km_bind_verify_verdict(const char *address, const struct p11km_verify_result *res);
+
+/* --- audit show (op-audit.c) ------------------------------------------------------- */
+
+/* --since: "2026-12-01[THH:MM[:SS]][Z]" (UTC), or "N[smhd]" ago, as seconds
+ * since the epoch in *out; else P11KM_ERR_USAGE. */
+int p11km_audit_since(const char *s, long long *out);
+
+struct json_t;
+struct p11km_audit_show_opts {
+	long long since;             /* records from then on (p11km_audit_since); -1: all */
+	/* called with each record shown, in the log's order (rec borrowed); a
+	 * negative return stops the reading and is returned */
+	int (*each)(void *arg, struct json_t *rec);
+	void *arg;
+};
+
+struct p11km_audit_show_result {
+	size_t shown;                /* records given to each() */
+	size_t skipped;              /* lines that were no record (each warned about) */
+};
+
+/* Read the audit log (--audit-log, P11KM_AUDIT_LOG or the default): a log
+ * not written yet has no record (a note says so); a log sent to syslog is
+ * P11KM_ERR_USAGE (it is read with journalctl). */
+int p11km_audit_show(const struct p11km_audit_show_opts *o, struct p11km_audit_show_result *res);
 
 #endif

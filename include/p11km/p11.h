@@ -182,6 +182,13 @@ void p11km_pin_mark_proved(struct p11km_ctx *ctx, const char *pin, const char *t
 int p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
                              const struct p11km_uri *uri, int rw, int require_login,
                              struct p11km_session *out);
+/* The same logged in as the user, but on the token of held (a session the
+ * caller keeps open, logged in as the user; may be NULL) a session of that
+ * login: the login is the token's, for every session of this process, so
+ * no second C_Login. */
+int p11km_session_open_held(struct p11km_ctx *ctx, struct p11km_token *tok,
+                            const struct p11km_uri *uri, int rw,
+                            const struct p11km_session *held, struct p11km_session *out);
 /* A read-write session logged in as the security officer when an SO PIN
  * source is given (--so-pin-source: ykcs11 generates keys and writes
  * certificates only for the SO, whose PIN is the PIV management key), else

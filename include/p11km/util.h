@@ -101,6 +101,10 @@ void p11km_buf_release(struct p11km_buf *b); /* wipes */
 /* write(2) all of data, retrying on EINTR and short writes; -1 with errno set. */
 int p11km_write_all(int fd, const void *data, size_t len);
 
+/* A private temporary file (mkstemp, 0600, under $TMPDIR or /tmp) holding
+ * data; *path malloc'ed; the caller unlinks it. */
+int p11km_temp_file(const void *data, size_t len, char **path);
+
 /* Read a whole file ("-" = stdin) into memory; limit in bytes. */
 int p11km_read_file(const char *path, size_t limit, unsigned char **out, size_t *out_len);
 

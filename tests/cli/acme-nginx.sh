@@ -7,7 +7,7 @@
 # verify passes against pebble's root.  Also the emitted Apache snippet.
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/acme.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 need pebble nginx openssl python3 curl
 acme_setup ngx
 HTTPPORT=$(free_port)

@@ -145,6 +145,25 @@ if shim_available; then
 	check_eq "C_Sign calls = the JWS signatures reported" "$(count_of C_Sign)" \
 		"$(json_get "$T/out" 'd["signatures"]')"
 	echo "# C_Sign per order (token account key): $(count_of C_Sign); PKCS#11 calls in all: $(count_of total)"
+	# --install --json: one document, the submit's report with the install's result inside,
+	# and one login for both (the account key signs in the session the install uses)
+	check "req submit --install --json through the shim" shim_p11km --json req submit "$T/ip.csr" \
+		"$TOK;object=ip;type=private" --ca p2 --standalone "127.0.0.1:$HTTPPORT" --install \
+		--verify-ca-file "$T/root2.pem" -o "$T/ip-chain4.pem" --pin-source "file:$PIN" \
+		--config-dir "$CFG"
+	cp "$T/out" "$T/submit-install.json"
+	check_eq "one C_Login for the account key and the install" "$(count_of C_Login)" 1
+	check_eq "the document carries the submit's signatures (= C_Sign)" \
+		"$(json_get "$T/submit-install.json" 'd["signatures"]')" "$(count_of C_Sign)"
+	check_eq "... and the install's result: the leaf is the issued chain's (openssl)" \
+		"$(json_get "$T/submit-install.json" 'd["install"]["leaf"]["sha256"]')" \
+		"$(openssl x509 -in "$T/ip-chain4.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)"
+	check_eq "... its token is the key's" "$(json_get "$T/submit-install.json" \
+		'[a for a in d["install"]["token"][7:].split(";") if a.startswith("token=")]')" "['token=acme']"
+	pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label acme --read-object --type cert --label ip \
+		-o "$T/ip-token4.der" >/dev/null 2>&1
+	openssl x509 -in "$T/ip-chain4.pem" -outform DER -out "$T/ip-leaf4.der"
+	check "the token holds that certificate (pkcs11-tool)" cmp "$T/ip-token4.der" "$T/ip-leaf4.der"
 else
 	not_ok "the shim module is not built"
 fi

@@ -7,7 +7,7 @@
 # openssl verify, openssl crl2pkcs7/pkcs7 -print_certs, and what a real nginx
 # sends (openssl s_client -showcerts).
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"
+. "$top_srcdir/tests/lib/bind.sh"
 need nginx
 bind_setup
 SOPIN=$T/sopin-bind

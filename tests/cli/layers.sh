@@ -2,8 +2,9 @@
 # The layers hold (doc/HACKING.md): the file-level call graph of the
 # library and the programs, from nm of the objects make built, has no
 # circle and no call from a lower layer to a higher one
-# (util <- uri <- p11 <- x509 <- key <- store/bind/ca/track <- op <- cmd),
-# but for the calls tests/tools/layers.py allows by name.  First the checker
+# (util <- uri <- p11 <- x509 <- key <- store/bind/ca/track <- op <- cli <- cmd),
+# but for the calls tests/tools/layers.py allows by name, and no source file
+# is over 800 lines.  First the checker
 # itself must fail where it should: made-up graphs, then made-up objects.
 . "$top_srcdir/tests/lib/common.sh"
 need python3 nm cc
@@ -28,6 +29,9 @@ check_grep "the circle is named" '^layers: circle: p11-a <-> p11-b' "$T/out"
 fake frob 'int frob(void) { return 0; }'
 check_fails "a file of no layer fails" 1 $LAYERS "$T/fake/build" "$T/fake/src"
 check_grep "the file of no layer is named" '^layers: frob: no layer' "$T/out"
+fake util-big "$(yes '/* a line */' | head -n 800; echo 'int big(void) { return 0; }')"
+check_fails "a source file over 800 lines fails" 1 $LAYERS "$T/fake/build" "$T/fake/src"
+check_grep "the file over 800 lines is named" '^layers: util-big.c: 801 lines, over 800' "$T/out"
 check_fails "no objects: a usage error" 2 $LAYERS "$T/nothing" "$T/fake/src"
 
 # The real build.

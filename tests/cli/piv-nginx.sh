@@ -7,7 +7,7 @@
 # signature) is refused by bind emit.  Judges: openssl s_client
 # -verify_return_error, ps.
 . "$top_srcdir/tests/lib/common.sh"
-. "$top_srcdir/tests/cli/bind-lib.sh"  # nginx_conf; certs.sh's issue() after it
+. "$top_srcdir/tests/lib/bind.sh"  # nginx_conf; certs.sh's issue() after it
 . "$top_srcdir/tests/lib/certs.sh"
 . "$top_srcdir/tests/lib/piv.sh"
 need openssl yubico-piv-tool nginx

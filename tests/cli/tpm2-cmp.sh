@@ -54,6 +54,7 @@ check_fails "kur to a new key: the TPM cannot load both keys (exit 3)" 3 km req 
 	--config-dir "$CFG"
 grep -v '^ERROR: Esys' "$T/err" > "$T/err.p11km"; mv "$T/err.p11km" "$T/err"
 check_one_line_error "... one line naming the key that could not sign" "key 'web' on token 'tp'"
+check_one_line_error "... and what works instead" "kur to a new key signs with the old and the new key.*send the new key's request as --cmp ir or p10cr"
 [ ! -e "$T/kur2.pem" ] && ok "... nothing written" || not_ok "a chain was written"
 check "req submit --cmp kur, same key (signed by the old certificate's TPM key)" km --json \
 	req submit "$T/web.csr" --ca cmpca --cmp kur --old-cert "$T/web.pem" --key "$TOK" \

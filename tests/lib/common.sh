@@ -1,5 +1,42 @@
 # tests/lib/common.sh: sourced by the shell tests.
-# Gives each test a private SoftHSM2 token directory and helpers to assert.
+# Gives each test a private scratch directory ($T, removed at exit), a private
+# SoftHSM2 token directory on request, helpers to assert, and the runner.
+#
+# How a test file looks (p11-kit's test-*.sh):
+#
+#	#!/bin/sh
+#	# What the file proves, and who judges (openssl, pkcs11-tool...).
+#	. "$top_srcdir/tests/lib/common.sh"
+#	. "$top_srcdir/tests/lib/certs.sh"         # the test CA, when needed
+#
+#	setup() {                                   # optional
+#		need openssl pkcs11-tool            # skip_all when a tool is missing
+#		softhsm_setup
+#		new_token T
+#	}
+#	teardown() { ...; }                         # optional
+#
+#	test_install() {
+#		check "cert install" "$P11KM" cert install ...
+#		check_grep "... says so" 'installed' "$T/out"
+#	}
+#	test_reinstall() { ...; }
+#
+#	run_tests
+#
+# run_tests runs setup, then every test_* function in the order the file
+# defines them (one "test_name() {" per line start), then teardown, and ends
+# with done_testing (the TAP plan; exit 1 when a check failed).  The test
+# functions run in one shell, one after the other: a later one may use what an
+# earlier one made.  A failed check fails the file, not the function; what a
+# test function returns is only noted.  setup failing (non-zero) ends the file
+# as an error (exit 99); skip_all in setup skips the file (exit 77; under
+# CI=true contrib/test.sh counts a skip as a failure).  Servers and other
+# processes go to cleanup_add, which runs at exit whatever happened; teardown
+# runs at exit too when a test ended the file early.
+#   P11KM_TEST_ONLY="name ..." runs setup and only those test functions
+#   (with or without the test_ prefix), e.g.
+#   P11KM_TEST_ONLY=roots_list make check TESTS=tests/cli/roots.sh
 set -u
 
 : "${P11KM:?run through 'make check' (P11KM is not set)}"
@@ -13,6 +50,7 @@ _cleanups=""
 cleanup_add() { _cleanups="$1; $_cleanups"; }
 _on_exit() {
 	status=$?
+	if [ -n "${_teardown_due:-}" ]; then _teardown_due=; teardown || true; fi
 	eval "$_cleanups" 2>/dev/null || true
 	rm -rf "$T"
 	exit $status
@@ -90,6 +128,40 @@ done_testing() {
 	[ "$checks" -gt 0 ] || { echo "# no checks ran"; exit 99; }
 	[ "$failures" -eq 0 ] || { echo "# $failures of $checks checks failed"; exit 1; }
 	exit 0
+}
+
+# run_tests [test_name...]: setup, the test functions (by default every
+# test_* the script defines, in file order), teardown, done_testing.
+run_tests() {
+	_rt_all=$*
+	[ -n "$_rt_all" ] || _rt_all=$(sed -n 's/^\(test_[A-Za-z0-9_]*\)[[:space:]]*().*/\1/p' "$0")
+	[ -n "$_rt_all" ] || { echo "# run_tests: no test_* function in $0"; exit 99; }
+	_rt_dup=$(printf '%s\n' $_rt_all | sort | uniq -d | head -1)
+	[ -z "$_rt_dup" ] || { echo "# run_tests: $_rt_dup is defined twice in $0"; exit 99; }
+	_rt_run=$_rt_all
+	if [ -n "${P11KM_TEST_ONLY:-}" ]; then
+		_rt_run=
+		for _rt_t in $(printf '%s' "$P11KM_TEST_ONLY" | tr ',' ' '); do
+			_rt_t=test_${_rt_t#test_}
+			printf '%s\n' $_rt_all | grep -qx -- "$_rt_t" ||
+				{ echo "# run_tests: no $_rt_t in $0 (P11KM_TEST_ONLY)"; exit 99; }
+			_rt_run="$_rt_run $_rt_t"
+		done
+	fi
+	if [ "$(command -v setup)" = setup ]; then
+		setup || { _rt_rc=$?; echo "# run_tests: setup failed (status $_rt_rc)"; exit 99; }
+	fi
+	[ "$(command -v teardown)" != teardown ] || _teardown_due=1
+	for _rt_t in $_rt_run; do
+		[ "$(command -v "$_rt_t")" = "$_rt_t" ] || { echo "# run_tests: $_rt_t is not a function"; exit 99; }
+		echo "# $_rt_t"
+		"$_rt_t" || echo "# $_rt_t returned $?"
+	done
+	if [ -n "${_teardown_due:-}" ]; then
+		_teardown_due=
+		teardown || echo "# teardown returned $?"
+	fi
+	done_testing
 }
 
 # softhsm_setup: a private SoftHSM2 configuration and token directory.

@@ -1,5 +1,5 @@
 # tests/lib/serve.sh: a real nginx serving what p11km installed and bound
-# (sourced after common.sh; bind-lib.sh sources it too).
+# (sourced after common.sh; tests/lib/bind.sh sources it too).
 
 # open_token_dir USER: let USER reach and read the token store (as bind check advises).
 open_token_dir() {

@@ -7,7 +7,11 @@ certnew.cer / certnew.p7b (?ReqID=N|CACert&Enc=b64), issues with the openssl
 CLI from the CA in CADIR (ca.pem, ca.key), and asks for HTTP Basic
 authentication (user and password from the command line's PWFILE), or
 NTLM (NTLMv2, the response checked against the same password) when the
-first path segment starts with "ntlm-" (/ntlm-ok/... behaves as /ok/...).
+first path segment starts with "ntlm-" (/ntlm-ok/... behaves as /ok/...),
+or Negotiate (SPNEGO/Kerberos: the client's token accepted with
+python3-gssapi against the keytab in $KRB5_KTNAME, the client principal
+must be KRBUSER) when it starts with "krb-".  Each answers 401 with its
+WWW-Authenticate challenge first.
 HTTPS on 127.0.0.1 only (plain HTTP when CERT is "-", for the
 --insecure-http test).  The first path segment picks the behaviour:
   /ok/certsrv/...          issues at once (template WebServer only)
@@ -23,11 +27,12 @@ HTTPS on 127.0.0.1 only (plain HTTP when CERT is "-", for the
 A CertRequest that is a CMS SignedData (an MS renewal) is unwrapped with
 'openssl cms -verify' (signature checked with the signer's certificate).
 Every request is logged to stderr, with the form fields (not the request).
-Usage: certsrv.py PORT CERT KEY CADIR USER PWFILE
+Usage: certsrv.py PORT CERT KEY CADIR USER PWFILE [KRBUSER]
 """
 import base64, hmac, http.server, os, ssl, struct, subprocess, sys, tempfile, time, urllib.parse
 
 PORT, CERT, KEY, CADIR, USER, PWFILE = sys.argv[1:7]
+KRBUSER = sys.argv[7] if len(sys.argv) > 7 else None
 PASSWORD = open(PWFILE).read().strip()
 def md4(msg):
     """MD4 (RFC 1320): OpenSSL 3 leaves it out of its default provider."""
@@ -148,7 +153,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(code)
         if ctype:
             self.send_header("Content-Type", ctype)
-        for k, v in (extra or {}).items():
+        for k, v in dict(extra or {}, **getattr(self, "auth_reply", {})).items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -172,7 +177,33 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send(401, "text/html", deny, {"WWW-Authenticate": "NTLM"})
         return False
 
+    def authorized_negotiate(self):
+        """SPNEGO (RFC 4559): one round, the Kerberos AP-REQ checked against the keytab."""
+        import gssapi   # python3-gssapi: only the krb- modes need it
+        got = self.headers.get("Authorization", "")
+        if got.startswith("Negotiate "):
+            try:
+                ctx = gssapi.SecurityContext(usage="accept", creds=gssapi.Credentials(usage="accept"))
+                out = ctx.step(base64.b64decode(got[10:]))
+                who = str(ctx.initiator_name) if ctx.complete else None
+            except (gssapi.exceptions.GSSError, ValueError) as e:
+                sys.stderr.write("certsrv: Negotiate token refused: %s\n" % str(e).replace("\n", " "))
+                who = None
+            if who is not None and who == KRBUSER:
+                sys.stderr.write("certsrv: Negotiate (Kerberos) user %s\n" % who)
+                if out:
+                    self.auth_reply = {"WWW-Authenticate": "Negotiate " + base64.b64encode(out).decode()}
+                return True
+            if who is not None:
+                sys.stderr.write("certsrv: Negotiate user %s is not %s\n" % (who, KRBUSER))
+        self.send(401, "text/html", PAGE % "<h2>401 - Unauthorized: Access is denied</h2>",
+                  {"WWW-Authenticate": "Negotiate"})
+        return False
+
     def authorized(self):
+        self.auth_reply = {}
+        if self.krb:
+            return self.authorized_negotiate()
         if self.ntlm:
             return self.authorized_ntlm()
         want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
@@ -188,8 +219,9 @@ class H(http.server.BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(u.query))
         mode, page = parts[0], parts[-1]
         self.ntlm = mode.startswith("ntlm-")
-        if self.ntlm:
-            mode = mode[5:]
+        self.krb = mode.startswith("krb-")
+        if self.ntlm or self.krb:
+            mode = mode.split("-", 1)[1]
         if mode == "hang":
             time.sleep(60)
             return
