@@ -11,7 +11,7 @@ MODS=/usr/lib/apache2/modules
 bind_setup
 
 make_key site 0a EC:prime256v1
-issue site 0a site.test 3001
+issue_token site 0a site.test 3001
 put_cert site 0a "$T/site-3001.der"
 P=$(free_port)
 emit_site() {
@@ -77,27 +77,27 @@ check "children run as www-data" test "$(ps -o user= --ppid "$main" | grep -c '^
 check "s_client verifies (chain + name)" s_client_ok "$P" site.test
 check "the served certificate is the token's" test "$(serial_served "$P" site.test)" = 0BB9
 for i in 1 2 3 4; do   # several connections: more than one worker process
-	check "curl --cacert ($i)" curl -sSf --cacert "$T/ca.pem" --resolve "site.test:$P:127.0.0.1" \
+	check "curl --cacert ($i)" curl -sSf --cacert "$T/ca/root.pem" --resolve "site.test:$P:127.0.0.1" \
 		-o "$T/body" "https://site.test:$P/index.html"
 done
 check_grep "curl got the page" 'apache serves a token key' "$T/body"
 check "bind verify" "$P11KM" bind verify "127.0.0.1:$P" --server-name site.test \
-	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
+	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca/root.pem"
 check_grep "bind verify: same certificate" 'same certificate' "$T/out"
 
 # renewal: a new certificate on the token; the same emit switches the
 # binding to it (Apache reads it at reload)
-issue site 0a site.test 3002
+issue_token site 0a site.test 3002
 put_cert site 0a "$T/site-3002.der"
 check "re-emit switches the binding to the new certificate" "$P11KM" bind emit apache \
 	--key "$TOKEN;object=site;type=private" --listen "127.0.0.1:$P" --server-name site.test \
 	--out-dir "$T/ap" --pin-file "$T/ap.pin" --service-user www-data
 check_fails "before reload: bind verify reports the mismatch" 5 "$P11KM" bind verify "127.0.0.1:$P" \
-	--server-name site.test --cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
+	--server-name site.test --cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca/root.pem"
 OPENSSL_CONF=$T/ap/openssl.cnf apache2 -f "$A/httpd.conf" -k graceful
 for i in $(seq 300); do [ "$(serial_served "$P" site.test)" = 0BBA ] && break; sleep 0.1; done
 check "after reload: bind verify passes" "$P11KM" bind verify "127.0.0.1:$P" --server-name site.test \
-	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca.pem"
+	--cert "$TOKEN;object=site;type=cert" --ca-file "$T/ca/root.pem"
 check_grep "after reload: the new serial" 'serial: +0BBA' "$T/out"
 
 kill "$main"

@@ -7,10 +7,10 @@
 bind_setup
 
 make_key web 01 rsa:2048
-issue web 01 web.test 1001
+issue_token web 01 web.test 1001
 put_cert web 01 "$T/web-1001.der"
 make_key other 02 EC:prime256v1
-issue other 02 other.test 2001
+issue_token other 02 other.test 2001
 put_cert other 02 "$T/other-2001.der"
 open_token_dir nobody
 

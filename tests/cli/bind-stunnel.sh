@@ -9,7 +9,7 @@ command -v python3 >/dev/null || skip_all "python3 not installed"
 bind_setup
 
 make_key tun 0b rsa:2048
-issue tun 0b tun.test 4001
+issue_token tun 0b tun.test 4001
 put_cert tun 0b "$T/tun-4001.der"
 # the backend: plain HTTP on loopback
 mkdir -p "$T/www"
@@ -53,12 +53,12 @@ cleanup_add "kill \$(cat '$T/run/stunnel.pid') 2>/dev/null"
 
 check "s_client verifies (chain + name)" s_client_ok "$P" tun.test
 check "the served certificate is the token's" test "$(serial_served "$P" tun.test)" = 0FA1
-check "curl --cacert through stunnel to the backend" curl -sSf --cacert "$T/ca.pem" \
+check "curl --cacert through stunnel to the backend" curl -sSf --cacert "$T/ca/root.pem" \
 	--resolve "tun.test:$P:127.0.0.1" -o "$T/body" "https://tun.test:$P/"
 check_grep "the backend's page came through" 'behind stunnel' "$T/body"
 check "stunnel runs as nobody" test "$(ps -o user= -p "$(cat "$T/run/stunnel.pid")")" = nobody
 check "bind verify" "$P11KM" bind verify "127.0.0.1:$P" --server-name tun.test \
-	--cert "$TOKEN;object=tun;type=cert" --ca-file "$T/ca.pem"
+	--cert "$TOKEN;object=tun;type=cert" --ca-file "$T/ca/root.pem"
 check_grep "bind verify: same certificate" 'same certificate' "$T/out"
 
 pid=$(cat "$T/run/stunnel.pid")

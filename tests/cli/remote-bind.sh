@@ -13,7 +13,7 @@ need nginx curl p11-kit
 remote_available || skip_all "p11-kit server or p11-kit-client.so missing"
 bind_setup
 make_key web1 01 EC:prime256v1
-issue web1 01 web1.test 1001
+issue_token web1 01 web1.test 1001
 put_cert web1 01 "$T/web1-1001.der"
 mkdir -p "$T/remote"
 remote_token_start "$T/remote" bind || { echo "# cannot start p11-kit server"; exit 99; }
@@ -74,7 +74,7 @@ check "two workers, both running as nobody" \
 	test "$(ps -o user= --ppid "$master" | grep -c '^nobody')" = 2
 check "s_client: the chain and name verify" s_client_ok "$P1" web1.test
 check "the certificate served is the token's" test "$(serial_served "$P1" web1.test)" = 03E9
-check "curl --cacert gets the page" curl -sSf --cacert "$T/ca.pem" \
+check "curl --cacert gets the page" curl -sSf --cacert "$T/ca/root.pem" \
 	--resolve "web1.test:$P1:127.0.0.1" -o "$T/body" "https://web1.test:$P1/"
 check_grep "...the page" 'hello from the network token' "$T/body"
 w=$(ps -o pid= --ppid "$master" | head -1 | tr -d ' ')
@@ -82,7 +82,7 @@ check_grep "a worker signs through p11-kit-client.so" "p11-kit-client.so" "/proc
 check "...and has not loaded SoftHSM itself" sh -c "grep -q p11-kit-client /proc/$w/maps && ! grep -q libsofthsm2 /proc/$w/maps"
 check "bind verify: nginx serves the token's certificate" "$P11KM" --pin-source "file:$PIN" \
 	bind verify "127.0.0.1:$P1" --server-name web1.test --cert "$TOKEN;object=web1;type=cert" \
-	--ca-file "$T/ca.pem"
+	--ca-file "$T/ca/root.pem"
 check_grep "bind verify: same certificate" 'same certificate' "$T/out"
 check_grep "bind verify: the chain verifies" 'chain: +verifies' "$T/out"
 kill "$master"

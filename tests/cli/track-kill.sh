@@ -13,7 +13,7 @@ S=$T/state
 CA=$T/ca-in
 mkdir -p "$CA"
 make_key web1 01 EC:prime256v1
-issue web1 01 web1.test 1001 2
+issue_token web1 01 web1.test 1001 2
 put_cert web1 01 "$T/web1-1001.der"
 openssl pkey -pubin -in "$T/web1.pub.pem" -outform DER -out "$T/old.pub.der"
 check "emit a binding" "$P11KM" bind emit nginx --key "$TOKEN;object=web1;type=private" \
@@ -21,7 +21,7 @@ check "emit a binding" "$P11KM" bind emit nginx --key "$TOKEN;object=web1;type=p
 	--pin-file "$T/web.pin" --pin-source "file:$PIN"
 printf '#!/bin/sh\necho reload >> "%s/reload.log"\n' "$T" > "$T/reload" && chmod +x "$T/reload"
 check "track add --rekey always" "$P11KM" track add "$TOKEN;object=web1;type=cert" \
-	--state-dir "$S" --pin-source "file:$PIN" --ca "file:$CA" --ca-file "$T/ca.pem" \
+	--state-dir "$S" --pin-source "file:$PIN" --ca "file:$CA" --ca-file "$T/ca/root.pem" \
 	--rekey always --bind "$T/b1" --reload "$T/reload"
 
 renew() { "$P11KM" renew --all --state-dir "$S"; }
@@ -40,7 +40,7 @@ check "the request carries a new key" sh -c "! cmp -s '$T/req.pub.der' '$T/old.p
 pending() { pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label bind --login --pin "$USERPIN" -O 2>/dev/null | grep -c "label: *web1.pending"; }
 check_eq "one pending key pair (the killed request's key was reused)" "$(pending)" 2
 printf 'subjectAltName=DNS:web1.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$T/ext.cnf"
-check "the CA answers" openssl x509 -req -in "$CA/web1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+check "the CA answers" openssl x509 -req -in "$CA/web1.csr" -CA "$T/ca/root.pem" -CAkey "$T/ca/root.key" \
 	-set_serial 1002 -days 90 -extfile "$T/ext.cnf" -out "$CA/web1.crt"
 for p in stored issued install-done installed reloaded; do
 	check_fails "killed at '$p'" 137 killed_at "$p"
@@ -66,10 +66,10 @@ check_grep "not due" '^web1: not due' "$T/out"
 
 # --- a CA that does not answer: failed, backoff, the request kept ---------------------
 make_key web2 02 EC:prime256v1
-issue web2 02 web2.test 2001 2
+issue_token web2 02 web2.test 2001 2
 put_cert web2 02 "$T/web2-2001.der"
 check "an ACME profile whose CA is down" "$P11KM" ca add down --kind acme --agree-tos \
-	--directory "https://127.0.0.1:$(free_port)/dir" --ca-file "$T/ca.pem" --config-dir "$T/cfg"
+	--directory "https://127.0.0.1:$(free_port)/dir" --ca-file "$T/ca/root.pem" --config-dir "$T/cfg"
 check "track web2 with it" "$P11KM" track add "$TOKEN;object=web2;type=cert" --state-dir "$S" \
 	--pin-source "file:$PIN" --ca down
 check_fails "renew: the CA is down, exit 1" 1 "$P11KM" --json renew web2 --state-dir "$S" \
