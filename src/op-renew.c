@@ -643,6 +643,7 @@ p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
 	struct renew_run run;
 	struct p11km_lock *lk = NULL;
 	const char *pin_opt = ctx->pin_source_opt, *mod_opt = ctx->module_opt;
+	int force = ctx->force;
 	char **ids = NULL;
 	size_t n = 0;
 	int r;
@@ -654,11 +655,16 @@ p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
 	run.dir = o->state_dir ? o->state_dir : p11km_state_dir(NULL);
 	run.res = res;
 	run.pin_opt = pin_opt;
+	if (o->all == (o->n_ids > 0))
+		return p11km_fail(P11KM_ERR_USAGE, "give tracking ids or --all (not both)");
 	for (size_t i = 0; i < o->n_ids; i++)
 		if ((r = p11km_track_id_check(o->ids[i])) < 0)
 			return r;
 	if ((r = lock_run(&run, &lk)) < 0)
 		return r;
+	/* o->force: not due, backoff; it overrides nothing else of the run (the
+	 * operations it calls read ctx->force) */
+	ctx->force = 0;
 	run.now = time(NULL);
 	if (o->all && (r = p11km_track_ids(run.dir, &ids, &n)) < 0)
 		goto out;
@@ -675,6 +681,7 @@ out:
 	free(ids);
 	ctx->pin_source_opt = pin_opt;
 	ctx->module_opt = mod_opt;
+	ctx->force = force;
 	p11km_lock_release(lk);
 	if (r < 0)
 		p11km_renew_result_release(res);
