@@ -210,6 +210,14 @@ struct p11km_status_row {
 	char *served;                /* --probe: the serial the server serves, or NULL */
 	char *error;                 /* the certificate could not be read: why */
 	enum p11km_status_level level;
+	/* --probe: each address asked (--verify, the bindings' listen addresses)
+	 * and the serial served there (NULL: no answer); not_reloaded: one serves
+	 * another serial than the certificate's ("installed but not reloaded") */
+	struct p11km_status_probe {
+		char *addr, *serial;
+	} *probes;
+	size_t n_probes;
+	int not_reloaded;
 };
 
 struct p11km_status_result {
@@ -360,5 +368,30 @@ int p11km_bind_check_verdict(const struct p11km_problems *pr);
 void p11km_bind_verify_print(FILE *fp, int json, const char *address, const char *server_name,
                              const struct p11km_verify_result *res);
 int p11km_bind_verify_verdict(const char *address, const struct p11km_verify_result *res);
+
+/* --- audit show (op-audit.c) ------------------------------------------------------- */
+
+/* --since: "2026-12-01[THH:MM[:SS]][Z]" (UTC), or "N[smhd]" ago, as seconds
+ * since the epoch in *out; else P11KM_ERR_USAGE. */
+int p11km_audit_since(const char *s, long long *out);
+
+struct json_t;
+struct p11km_audit_show_opts {
+	long long since;             /* records from then on (p11km_audit_since); -1: all */
+	/* called with each record shown, in the log's order (rec borrowed); a
+	 * negative return stops the reading and is returned */
+	int (*each)(void *arg, struct json_t *rec);
+	void *arg;
+};
+
+struct p11km_audit_show_result {
+	size_t shown;                /* records given to each() */
+	size_t skipped;              /* lines that were no record (each warned about) */
+};
+
+/* Read the audit log (--audit-log, P11KM_AUDIT_LOG or the default): a log
+ * not written yet has no record (a note says so); a log sent to syslog is
+ * P11KM_ERR_USAGE (it is read with journalctl). */
+int p11km_audit_show(const struct p11km_audit_show_opts *o, struct p11km_audit_show_result *res);
 
 #endif

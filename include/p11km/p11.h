@@ -184,6 +184,13 @@ void p11km_pin_mark_proved(struct p11km_ctx *ctx, const char *pin, const char *t
 int p11km_session_open_login(struct p11km_ctx *ctx, struct p11km_token *tok,
                              const struct p11km_uri *uri, int rw, int require_login,
                              struct p11km_session *out);
+/* The same logged in as the user, but on the token of held (a session the
+ * caller keeps open, logged in as the user; may be NULL) a session of that
+ * login: the login is the token's, for every session of this process, so
+ * no second C_Login. */
+int p11km_session_open_held(struct p11km_ctx *ctx, struct p11km_token *tok,
+                            const struct p11km_uri *uri, int rw,
+                            const struct p11km_session *held, struct p11km_session *out);
 /* A read-write session logged in as the security officer when an SO PIN
  * source is given (--so-pin-source: ykcs11 generates keys and writes
  * certificates only for the SO, whose PIN is the PIV management key), else
@@ -195,11 +202,14 @@ int p11km_session_open_so_or_user(struct p11km_ctx *ctx, struct p11km_token *tok
  * URI's one token (modules loaded as needed; P11KM_OPEN_INITIALISED: its
  * one initialised token, as p11km_token_find_initialised()), a session
  * (P11KM_OPEN_RW: read-write) logged in when a PIN source exists
- * (P11KM_OPEN_LOGIN: always).  On success *tok (p11km_token_free() after
- * p11km_session_close(s)) and s are the caller's; on failure nothing is
- * left open and *tok is NULL.
+ * (P11KM_OPEN_LOGIN: always; P11KM_OPEN_SO_OR_USER: read-write, as the SO
+ * when an SO PIN source is given, else as the user, as
+ * p11km_session_open_so_or_user()).  On success *tok (p11km_token_free()
+ * after p11km_session_close(s)) and s are the caller's; on failure nothing
+ * is left open and *tok is NULL.
  */
-enum { P11KM_OPEN_RW = 1 << 0, P11KM_OPEN_LOGIN = 1 << 1, P11KM_OPEN_INITIALISED = 1 << 2 };
+enum { P11KM_OPEN_RW = 1 << 0, P11KM_OPEN_LOGIN = 1 << 1, P11KM_OPEN_INITIALISED = 1 << 2,
+       P11KM_OPEN_SO_OR_USER = 1 << 3 };
 int p11km_token_open(struct p11km_ctx *ctx, const struct p11km_uri *uri, unsigned flags,
                      struct p11km_token **tok, struct p11km_session *s);
 
