@@ -32,6 +32,11 @@ struct p11km_install_opts {
 	 * NULL: the operation finds the token and logs in): the renewal batch */
 	struct p11km_token *tok;
 	struct p11km_session *session;
+	/* with session: the private key this run signed the request with, and
+	 * its public key (borrowed; the renewal batch): a leaf of the reply with
+	 * that public key is its certificate, found without a search */
+	const struct p11km_object *key;
+	EVP_PKEY *key_pub;
 };
 
 /* One line of the report: written / replaced / kept. */
@@ -89,6 +94,11 @@ struct p11km_req_opts {
 	struct p11km_token *tok;
 	struct p11km_session *session;
 	X509 *cert_x509;
+	/* renew, with session: the certificate's CKA_ID; its private key is
+	 * searched by it first (one search), and the request's signature proves
+	 * it is the certificate's key (if not, the search by public key follows) */
+	const unsigned char *key_id;
+	size_t key_id_len;
 	int ms_renewal;       /* renew: the PKCS#10 inside a CMS SignedData by the old key
 	                       * (MS-WCCE, for AD CS) */
 };
@@ -105,6 +115,11 @@ struct p11km_req_result {
 	char *renews;           /* renew: the old certificate's sha256 */
 	struct p11km_names dropped, dropped_ku; /* renew: extensions and usages left out */
 	char *new_key_uri;      /* rekey: the pending key */
+	/* with a session of the caller (the renewal batch): the private key
+	 * that signed and its public key, for p11km_install_opts.key */
+	struct p11km_object key;
+	EVP_PKEY *key_pub;
+	int have_key;
 };
 
 /* Options are validated first (P11KM_ERR_USAGE), then the token is used.
