@@ -40,4 +40,10 @@ sed 's/^/#   /' "$T/out"
 nsrc=$(ls "$top_srcdir"/src/*.c | wc -l)
 check_grep "the graph has every source file of the library and the programs" "^files: $nsrc," "$T/out"
 check_nogrep "no violation" '^layers: ' "$T/out"
+# The figures (make figures): adding a store kind stays one new file, one
+# row in store.c's table and its line in Makefile.am.
+check "the figures" $LAYERS --figures "$top_builddir" "$top_srcdir"
+check_grep "adding a store kind touches store.c and Makefile.am only" \
+	'^adding a store kind: 1 new file \+ 2 touched \(Makefile.am, src/store.c\)' "$T/out"
+check_grep "no source file over 800 lines" '^over 800 lines: 0 ' "$T/out"
 done_testing
