@@ -321,6 +321,24 @@ submit_step(void *arg, const char *name, const char *detail)
 	p11km_verbose("%s: %s: %s", (const char *)arg, name, p11km_esc(detail));
 }
 
+/* A CMP profile that sends kur: the certificate being updated (the live one,
+ * as a file) and the token whose key protects the message. */
+static int
+kur_setup(struct renew_one *r1, const struct p11km_ca_profile *p, struct p11km_ca_submit *sub,
+          char **old)
+{
+	if (strcmp(p->kind->name, "cmp") != 0 || p->cmd == NULL || strcmp(p->cmd, "kur") != 0)
+		return 0;
+	if (r1->live == NULL)
+		return p11km_fail(P11KM_ERR_NOTFOUND, "a CMP kur updates the certificate on the "
+		                  "token, and there is none");
+	if ((*old = renew_work(r1, "kur-old.pem")) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	sub->old_cert = *old;
+	sub->key_uri = r1->h->tok->uri;
+	return write_live_pem(r1, *old);
+}
+
 /* A CA profile: submit now (ACME: the chain comes back in this run). */
 static int
 submit_profile(struct renew_one *r1)
@@ -330,7 +348,7 @@ submit_profile(struct renew_one *r1)
 	struct p11km_ca_submit sub = { 0 };
 	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL;
-	char *chain = NULL, *req = renew_work(r1, "request.pem");
+	char *chain = NULL, *req = renew_work(r1, "request.pem"), *old = NULL;
 	size_t der_len = 0, chain_len = 0;
 	int r;
 
@@ -342,6 +360,7 @@ submit_profile(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	else if ((r = p11km_ca_profile_load(p11km_ca_dir(run->o->ca_dir), r1->t->ca, &p)) == 0 &&
 	         (r = request_der(req, &der, &der_len)) == 0 &&
+	         (r = kur_setup(r1, p, &sub, &old)) == 0 &&
 	         (r = pending_resume(run->dir, p, der, der_len, &pd, &sub)) == 0 &&
 	         (r = p->kind->submit(run->ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		r = renew_failed(r1, r, "the CA did not issue");
@@ -356,6 +375,7 @@ submit_profile(struct renew_one *r1)
 	free(der);
 	free(chain);
 	free(req);
+	free(old);
 	return r;
 }
 
