@@ -133,4 +133,22 @@ assert d["result"] == "renewed" and d["old_serial"] == sys.argv[2] and d["new_se
 	check "... for the same key" cmp "$T/upd1.pub" "$T/upd2.pub"
 }
 
+test_kur_to_a_new_key_refused() {
+	pkcs11-tool --module "$TPM2_MODULE" --token-label tp --login --pin 1234 -O 2>/dev/null > "$T/before.txt"
+	check "track add --force upd --rekey always (through the kur profile)" km --force track add \
+		"$TOK;object=upd;type=cert" --state-dir "$S" --ca cmpkur --ca-file "$T/cmp.pem" --rekey always
+	check_fails "renew --force upd: refused, exit 1" 1 km --force --json renew upd --state-dir "$S" \
+		--config-dir "$T/ca.d"
+	cp "$T/out" "$T/refused.json"
+	check "... in one line, saying why and what works" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+r = d["reason"]
+assert d["result"] == "failed" and "\n" not in r, d
+assert "a TPM (tpm2-pkcs11) has room for one loaded key" in r and "--rekey never" in r, d' "$T/refused.json"
+	pkcs11-tool --module "$TPM2_MODULE" --token-label tp --login --pin 1234 -O 2>/dev/null > "$T/after.txt"
+	check "nothing on the token changed (pkcs11-tool lists the same objects)" cmp "$T/before.txt" "$T/after.txt"
+	check_eq "the entry is idle: no renewal under way" "$(json_get "$S/track/upd.json" 'd["state"]["step"]')" idle
+}
+
 run_tests
