@@ -179,15 +179,35 @@ negotiate_error(const struct adcs *a, const char *what, const struct p11km_http_
 	                  page_text(r->body, r->body_len));
 }
 
+/* Does the 401 ask for scheme (in its WWW-Authenticate)? */
+static int
+offers(const struct p11km_http_resp *r, const char *scheme)
+{
+	return r->www_auth != NULL && strcasestr(r->www_auth, scheme) != NULL;
+}
+
 /* An HTTP status other than 200 as one line. */
 static int
 status_error(const struct adcs *a, const char *what, const struct p11km_http_resp *r)
 {
+	const char *auth = a->p->auth;
+	const char *want = offers(r, "Negotiate") ? "negotiate (Kerberos: then kinit)" :
+	                   offers(r, "NTLM") ? "ntlm" : offers(r, "Basic") ? "basic" :
+	                   "negotiate, ntlm or basic";
+
+	if (r->status == 401 && auth == NULL)
+		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' asks for %s authentication (HTTP 401 at %s) "
+		                  "and the profile has none: add the profile again with --force and "
+		                  "--auth %s", a->p->name, r->www_auth ? r->www_auth : "some", what, want);
+	if (r->status == 401 && r->www_auth != NULL && !offers(r, auth))
+		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' asks for %s authentication, not the "
+		                  "profile's %s (HTTP 401 at %s): add the profile again with --force and "
+		                  "--auth %s", a->p->name, r->www_auth, auth, what, want);
 	if (r->status == 401 && a->http.auth == P11KM_HTTP_AUTH_NEGOTIATE)
 		return negotiate_error(a, what, r);
 	if (r->status == 401 || r->status == 403)
 		return p11km_fail(P11KM_ERR_LOGIN, "CA '%s' refused the %s credentials (HTTP %ld) at %s: "
-		                  "%s", a->p->name, a->p->auth ? a->p->auth : "missing", r->status, what,
+		                  "%s", a->p->name, auth ? auth : "missing", r->status, what,
 		                  page_text(r->body, r->body_len));
 	return p11km_fail(P11KM_ERR_FAILED, "CA '%s' answered HTTP %ld at %s: %s", a->p->name,
 	                  r->status, what, page_text(r->body, r->body_len));

@@ -162,7 +162,8 @@ session(struct cmp_run *run, const char *uri)
 		                  "'req submit --key pkcs11:...' (or the profile --key)", run->p->name);
 	if ((r = p11km_uri_parse(uri, &run->uri)) < 0 ||
 	    (r = p11km_token_find_one(run->ctx, run->uri, &run->tok)) < 0 ||
-	    (r = p11km_session_open_login(run->ctx, run->tok, run->uri, 0, 1, &run->s)) < 0)
+	    (r = p11km_session_open_held(run->ctx, run->tok, run->uri, 0,
+	                                 run->sub ? run->sub->held : NULL, &run->s)) < 0)
 		return r;
 	return 0;
 }
@@ -358,6 +359,20 @@ static const char *const fail_names[] = { "badAlg", "badMessageCheck", "badReque
 	"unsupportedVersion", "notAuthorized", "systemUnavail", "systemFailure",
 	"duplicateCertReq" };
 
+/* A kur to a new key signs with two token keys in one run (the old one
+ * protects, the new one proves possession); tpm2-pkcs11 over a TPM keeps
+ * the first loaded and has no room for the second.  Say what works. */
+static int
+kur_two_keys(int code)
+{
+	char m[700];
+
+	snprintf(m, sizeof(m), "%s", p11km_errmsg(code));
+	return p11km_fail(code, "%s; a kur to a new key signs with the old and the new key in one "
+	                  "run, which some tokens cannot (a TPM has room for one loaded key): send the "
+	                  "new key's request as --cmp ir or p10cr instead", m);
+}
+
 static int
 cmp_error(struct cmp_run *run, OSSL_CMP_CTX *c, const char *what)
 {
@@ -370,6 +385,8 @@ cmp_error(struct cmp_run *run, OSSL_CMP_CTX *c, const char *what)
 	if (run->err < 0 || run->sign_err < 0) {
 		/* the message is still the one of the transfer or the signer */
 		ERR_clear_error();
+		if (run->err == 0 && strcmp(what, "kur") == 0 && run->prot.have && run->pop.have)
+			return kur_two_keys(run->sign_err);
 		return run->err < 0 ? run->err : run->sign_err;
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_CMP && reason == CMP_R_CERTIFICATE_NOT_ACCEPTED) {

@@ -1,8 +1,7 @@
 /* cmd-cert.c: 'cert install': parse, call the install operation
- * (op-install.c), print what it did. */
+ * (op-install.c), print what it did (op-ca-report.c). */
 #include "config.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "p11km/cmd.h"

@@ -2,13 +2,11 @@
  * (op-req.c), print. */
 #include "config.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "p11km/cmd.h"
+#include "p11km/cli.h"
 #include "p11km/keygen.h"
-#include "p11km/op.h"
 #include "p11km/util.h"
 
 enum { O_OUT = 'o', O_SUBJECT = 1000, O_SAN, O_KU, O_EKU, O_DIGEST, O_PSS, O_DER, O_KEY,
@@ -70,52 +68,6 @@ parse(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv,
 	return 0;
 }
 
-/* The request on stdout (no -o, or -o -), or the --json summary. */
-static int
-print(struct p11km_ctx *ctx, const struct p11km_req_opts *o, const struct p11km_req_result *res)
-{
-	int to_stdout = o->out == NULL || strcmp(o->out, "-") == 0;
-	struct p11km_json j;
-	char *pem = NULL;
-
-	if (!ctx->json)
-		return to_stdout ? p11km_write_file_atomic("-", res->request, res->request_len, 0644) : 0;
-	if (to_stdout && (pem = p11km_asprintf("%.*s", (int)res->request_len,
-	                                       (const char *)res->request)) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	p11km_json_init(&j, stdout);
-	p11km_json_object_begin(&j);
-	p11km_json_kv_string(&j, "subject", res->subject);
-	p11km_json_key(&j, "san");
-	p11km_json_array_begin(&j);
-	for (size_t i = 0; i < res->san.n; i++)
-		p11km_json_string(&j, res->san.v[i]);
-	p11km_json_array_end(&j);
-	p11km_json_kv_string(&j, "key_uri", res->key_uri);
-	p11km_json_kv_bool(&j, "rekey", res->rekey);
-	p11km_json_kv_string(&j, "signature", res->signature);
-	p11km_json_kv_string(&j, "sha256", res->sha256);
-	p11km_json_kv_string(&j, "file", to_stdout ? NULL : o->out);
-	if (pem != NULL)
-		p11km_json_kv_string(&j, "request", pem);
-	if (res->renew)
-		p11km_json_kv_string(&j, "renews", res->renews);
-	if (res->renew)
-		p11km_json_kv_string(&j, "format", res->ms_renewal ? "ms-renewal" : "pkcs10");
-	for (int d = 0; res->renew && d < 2; d++) {
-		const struct p11km_names *l = d == 0 ? &res->dropped : &res->dropped_ku;
-		p11km_json_key(&j, d == 0 ? "dropped_extensions" : "dropped_key_usages");
-		p11km_json_array_begin(&j);
-		for (size_t i = 0; i < l->n; i++)
-			p11km_json_string(&j, l->v[i]);
-		p11km_json_array_end(&j);
-	}
-	p11km_json_object_end(&j);
-	p11km_json_end(&j);
-	free(pem);
-	return 0;
-}
-
 static int
 cmd_req(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
@@ -128,7 +80,7 @@ cmd_req(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **arg
 		goto out;
 	if ((r = renew ? p11km_req_renew(ctx, &o, &res) : p11km_req_new(ctx, &o, &res)) < 0)
 		goto out;
-	if ((r = print(ctx, &o, &res)) < 0)
+	if ((r = p11km_req_print(ctx->json, &o, &res)) < 0)
 		goto out;
 	if (res.new_key_uri != NULL && !ctx->json)
 		p11km_note("new key (pending until its certificate is installed): %s", res.new_key_uri);

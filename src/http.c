@@ -83,6 +83,33 @@ links(CURL *c, struct p11km_http_resp *r)
 	}
 }
 
+/* The schemes of the last response's WWW-Authenticate headers ("Negotiate,
+ * NTLM"), without their parameters; NULL if none. */
+static char *
+auth_schemes(CURL *c)
+{
+	struct curl_header *hd = NULL;
+	struct p11km_buf b = { 0 };
+	char *out = NULL;
+
+	for (size_t i = 0; i < 8 && curl_easy_header(c, "WWW-Authenticate", i, CURLH_HEADER, -1,
+	                                              &hd) == CURLHE_OK; i++) {
+		size_t n = strcspn(hd->value, " \t,");
+		if (n == 0 || n > 32 ||
+		    (b.len > 0 && p11km_buf_append(&b, ", ", 2) < 0) ||
+		    p11km_buf_append(&b, hd->value, n) < 0)
+			break;
+		if (i + 1 >= hd->amount)
+			break;
+	}
+	if (b.len > 0 && p11km_buf_append(&b, "", 1) == 0) {
+		out = (char *)b.data;
+		b.data = NULL;
+	}
+	p11km_buf_release(&b);
+	return out;
+}
+
 static char *
 content_type(CURL *c)
 {
@@ -114,6 +141,8 @@ setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const 
 		curl_easy_setopt(c, CURLOPT_PASSWORD, h->password ? h->password : "");
 	}
 	if (h->auth == P11KM_HTTP_AUTH_NEGOTIATE) {
+		/* the CA gets a service ticket, never the caller's delegated TGT */
+		curl_easy_setopt(c, CURLOPT_GSSAPI_DELEGATION, CURLGSSAPI_DELEGATION_NONE);
 		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
 		curl_easy_setopt(c, CURLOPT_DEBUGDATA, gss);
 		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
@@ -239,6 +268,8 @@ p11km_http_request(struct p11km_http *h, const char *method, const char *url,
 	r.replay_nonce = header_dup(c, "Replay-Nonce");
 	r.retry_after = header_dup(c, "Retry-After");
 	links(c, &r);
+	if (r.status == 401)
+		r.www_auth = auth_schemes(c);
 	r.auth_error = gss;
 	gss = NULL;
 	if (p11km_buf_append(&sink.b, "", 1) < 0) {
@@ -271,6 +302,7 @@ p11km_http_resp_release(struct p11km_http_resp *r)
 	free(r->retry_after);
 	free(r->link_up);
 	free(r->auth_error);
+	free(r->www_auth);
 	for (size_t i = 0; i < r->n_link_alt; i++)
 		free(r->link_alt[i]);
 	free(r->body);

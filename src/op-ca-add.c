@@ -129,6 +129,10 @@ add_adcs(struct p11km_ca_profile *p, const char *url, const char *ca_file)
 		                  "file:PATH|env:VAR", p->auth);
 	if (p->auth == NULL && (p->user != NULL || p->password_source != NULL))
 		return p11km_fail(P11KM_ERR_USAGE, "--user and --password-source go with --auth");
+	if (p->auth != NULL && strcmp(p->auth, "negotiate") == 0 &&
+	    (p->user != NULL || p->password_source != NULL))
+		return p11km_fail(P11KM_ERR_USAGE, "--auth negotiate takes the caller's Kerberos ticket "
+		                  "(kinit), never --user or --password-source");
 	if (p->password_source != NULL) {
 		if ((r = p11km_pinsrc_parse(p->password_source, 0, &ps)) < 0)
 			return r;

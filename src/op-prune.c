@@ -81,7 +81,7 @@ static int
 select_doomed(struct p11km_session *s, const struct p11km_prune_opts *p,
               struct p11km_object *objs, size_t *n, size_t *n_kept)
 {
-	struct p11km_bind_refs refs = { 0 };
+	struct p11km_bind_refs refs = { 0 }, more = { 0 };
 	long today = (long)(time(NULL) / 86400);
 	unsigned char *keep = calloc(*n ? *n : 1, 1);
 	size_t k = 0;
@@ -93,6 +93,20 @@ select_doomed(struct p11km_session *s, const struct p11km_prune_opts *p,
 		keep[i] = not_selected(p, &objs[i], today);
 	if (p->bindings != NULL && (r = p11km_bind_refs_read(p->bindings, &refs)) < 0)
 		goto out;
+	for (size_t d = 0; d < p->n_more_bindings; d++) {
+		struct p11km_bind_ref *v;
+		if ((r = p11km_bind_refs_read(p->more_bindings[d], &more)) < 0)
+			goto out;
+		if ((v = realloc(refs.v, (refs.n + more.n + 1) * sizeof(*v))) == NULL) {
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		refs.v = v;
+		memcpy(refs.v + refs.n, more.v, more.n * sizeof(*v));
+		refs.n += more.n;
+		free(more.v);  /* its entries are refs' now */
+		memset(&more, 0, sizeof(more));
+	}
 	*n_kept = 0;
 	for (size_t i = 0; i < *n; i++) {
 		if (keep[i])
@@ -123,6 +137,7 @@ select_doomed(struct p11km_session *s, const struct p11km_prune_opts *p,
 	qsort(objs, *n, sizeof(*objs), cmp_rank);
 out:
 	p11km_bind_refs_release(&refs);
+	p11km_bind_refs_release(&more);
 	free(keep);
 	return r;
 }
@@ -171,7 +186,7 @@ p11km_cert_prune(struct p11km_ctx *ctx, const struct p11km_prune_opts *o,
 	if ((r = p11km_objects_find(s, uri, (CK_OBJECT_CLASS)-1, &objs, &n)) < 0 ||
 	    (r = select_doomed(s, o, objs, &n, &res->n_kept)) < 0)
 		goto out;
-	if (o->bindings == NULL && n > 0)
+	if (o->bindings == NULL && o->n_more_bindings == 0 && n > 0)
 		p11km_note("no --bindings DIR: retired objects a binding still uses are not kept");
 	for (; !o->dry_run && done < n; done++)
 		if ((r = p11km_tok_destroy(s, objs[done].h)) < 0)

@@ -352,6 +352,7 @@ out:
 		free(rm);
 	} else {
 		chain_retire(r1, t->new_serial);
+		renew_prune_schedule(r1);  /* the new certificate was put aside */
 		t->step = P11KM_STEP_IDLE;
 		free(t->new_serial);
 		t->new_serial = NULL;
@@ -385,6 +386,10 @@ step_install(struct renew_one *r1)
 	io.keep_old = 1;
 	io.tok = r1->h->tok;
 	io.session = &r1->h->s;
+	if (r1->have_key) {
+		io.key = &r1->key;
+		io.key_pub = r1->key_pub;
+	}
 	for (size_t i = 0; i < t->n_bind && i < P11KM_INSTALL_MAX_BIND; i++)
 		io.bind[io.n_bind++] = t->bind[i];
 	if (chain == NULL)
@@ -496,6 +501,7 @@ renew_deploy(struct renew_one *r1)
 	if ((r = verify_new(r1)) < 0)
 		return rollback(r1, r, "verify", 1);
 	t->step = P11KM_STEP_IDLE;
+	renew_prune_schedule(r1);
 	t->attempts = 0;
 	t->next_attempt = 0;
 	free(t->last_error);

@@ -78,6 +78,8 @@ p11km_track_free(struct p11km_track *t)
 	free(t->old_chain);
 	free(t->last_result);
 	free(t->last_error);
+	free(t->ari_serial);
+	free(t->ari_ca);
 	free(t);
 }
 
@@ -128,6 +130,8 @@ p11km_track_json(const struct p11km_track *t)
 	json_object_set_new(o, "reload", str_array(t->reload, t->n_reload));
 	set_str(o, "verify", t->verify);
 	set_str(o, "server_name", t->server_name);
+	if (t->prune_days != P11KM_TRACK_PRUNE_DEFAULT)
+		json_object_set_new(o, "prune_after_days", json_integer(t->prune_days));
 	set_str(st, "step", p11km_track_step_name(t->step));
 	set_str(st, "old_serial", t->old_serial);
 	set_str(st, "old_sha256", t->old_sha256);
@@ -140,6 +144,16 @@ p11km_track_json(const struct p11km_track *t)
 	json_object_set_new(st, "next_attempt", json_integer((json_int_t)t->next_attempt));
 	json_object_set_new(st, "last_run", json_integer((json_int_t)t->last_run));
 	json_object_set_new(st, "last_renewed", json_integer((json_int_t)t->last_renewed));
+	if (t->prune_at != 0)
+		json_object_set_new(st, "prune_at", json_integer((json_int_t)t->prune_at));
+	if (t->ari_serial != NULL) {
+		set_str(st, "ari_serial", t->ari_serial);
+		set_str(st, "ari_ca", t->ari_ca);
+		json_object_set_new(st, "ari_start", json_integer((json_int_t)t->ari_start));
+		json_object_set_new(st, "ari_end", json_integer((json_int_t)t->ari_end));
+		json_object_set_new(st, "ari_renew_at", json_integer((json_int_t)t->ari_renew_at));
+		json_object_set_new(st, "ari_next_check", json_integer((json_int_t)t->ari_next_check));
+	}
 	json_object_set_new(o, "state", st);
 	s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(o);
@@ -216,6 +230,11 @@ from_json(json_t *o, const char *path, struct p11km_track *t)
 		return p11km_fail(P11KM_ERR_INPUT, "tracking file '%s' has no \"id\" or \"cert\"", path);
 	t->before_days = (int)get_int(o, "renew_before_days", -1);
 	t->before_pct = (int)get_int(o, "renew_before_percent", -1);
+	t->prune_days = (int)get_int(o, "prune_after_days", P11KM_TRACK_PRUNE_DEFAULT);
+	if ((t->prune_days < P11KM_TRACK_PRUNE_NEVER && t->prune_days != P11KM_TRACK_PRUNE_DEFAULT) ||
+	    t->prune_days > 3650)
+		return p11km_fail(P11KM_ERR_INPUT, "tracking file '%s': \"prune_after_days\" is "
+		                  "not -1 (never) or 0 to 3650", path);
 	if (st == NULL || !json_is_object(st))
 		return 0;
 	if ((r = get_str(st, "step", &step, path)) < 0)
@@ -236,6 +255,14 @@ from_json(json_t *o, const char *path, struct p11km_track *t)
 	t->next_attempt = (time_t)get_int(st, "next_attempt", 0);
 	t->last_run = (time_t)get_int(st, "last_run", 0);
 	t->last_renewed = (time_t)get_int(st, "last_renewed", 0);
+	t->prune_at = (time_t)get_int(st, "prune_at", 0);
+	if ((r = get_str(st, "ari_serial", &t->ari_serial, path)) < 0 ||
+	    (r = get_str(st, "ari_ca", &t->ari_ca, path)) < 0)
+		return r;
+	t->ari_start = (time_t)get_int(st, "ari_start", 0);
+	t->ari_end = (time_t)get_int(st, "ari_end", 0);
+	t->ari_renew_at = (time_t)get_int(st, "ari_renew_at", 0);
+	t->ari_next_check = (time_t)get_int(st, "ari_next_check", 0);
 	return 0;
 }
 
@@ -423,6 +450,31 @@ p11km_track_before_parse(const char *s, int *days, int *pct)
 	return 0;
 }
 
+int
+p11km_track_prune_days(const struct p11km_track *t)
+{
+	return t->prune_days == P11KM_TRACK_PRUNE_DEFAULT ? 30 : t->prune_days;
+}
+
+int
+p11km_track_prune_parse(const char *s, int *days)
+{
+	char *end;
+	long v;
+
+	if (strcmp(s, "never") == 0) {
+		*days = P11KM_TRACK_PRUNE_NEVER;
+		return 0;
+	}
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 3650)
+		return p11km_fail(P11KM_ERR_USAGE, "--prune-after '%s': give DAYS (0-3650) or never",
+		                  s);
+	*days = (int)v;
+	return 0;
+}
+
 time_t
 p11km_track_due(const struct p11km_track *t, time_t not_before, time_t not_after)
 {
@@ -438,7 +490,8 @@ p11km_track_due(const struct p11km_track *t, time_t not_before, time_t not_after
 		life = 0;
 	by_days = days >= 0 ? not_after - (time_t)days * 86400 : not_after;
 	by_pct = pct >= 0 ? not_after - (time_t)(life * pct / 100.0) : not_after;
-	/* ARI (RFC 9773): a window the CA suggests would replace this; not built */
+	/* ARI (RFC 9773): op-renew.c moves this earlier to the time it chose in
+	 * the CA's window */
 	return by_days < by_pct ? by_days : by_pct;
 }
 

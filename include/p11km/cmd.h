@@ -1,4 +1,5 @@
-/* cmd.h: the command table.  Only cmd-*.c and main.c read argv and print. */
+/* cmd.h: the command table.  Only cmd-*.c, main.c and the cli layer (cli-*.c) read
+ * argv and print. */
 #ifndef P11KM_CMD_H
 #define P11KM_CMD_H
 
@@ -45,12 +46,13 @@ struct p11km_noun {
 
 /* The command table (main.c). */
 extern const struct p11km_noun p11km_nouns[];
-/* The global options (cmd-opts.c), keys G_*. */
+/* The global options (cli-opt.c), keys G_*. */
 enum { G_MODULE = 1000, G_PIN_SOURCE, G_SO_PIN_SOURCE, G_JSON, G_VERBOSE, G_QUIET, G_TRACE,
        G_FORCE, G_HELP, G_VERSION, G_LOCK_DIR, G_AUDIT_LOG };
 extern const struct p11km_opt p11km_global_opts[];
 /* Tell the option parser the command table, for the noun in its messages. */
 void p11km_cmd_table_use(const struct p11km_noun *nouns);
+const struct p11km_noun *p11km_cmd_table(void);
 
 /* Per-noun verb tables (cmd-<noun>.c). */
 extern const struct p11km_cmd p11km_cmds_token[];
@@ -65,17 +67,9 @@ extern const struct p11km_cmd p11km_cmds_track[];
 extern const struct p11km_cmd p11km_cmds_audit[];
 
 /* Verbs that live in their own files, named in their noun's table. */
-int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
-extern const struct p11km_opt p11km_token_pin_opts[];
 int p11km_token_doctor_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                            char **argv);
 extern const struct p11km_opt p11km_token_doctor_opts[];
-int p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                            char **argv);
-int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                            char **argv);
-int p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                             char **argv);
 int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 int p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv);
@@ -89,8 +83,6 @@ int p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, in
                           char **argv);
 extern const struct p11km_opt p11km_cert_revoke_opts[];
 int p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
-extern const struct p11km_opt p11km_object_export_opts[], p11km_object_delete_opts[],
-                              p11km_object_relabel_opts[];
 
 /*
  * Command option parsing.  argv[0] is the verb; call until it returns -1.

@@ -41,6 +41,7 @@ struct p11km_http_resp {
 	size_t n_link_alt;
 	char *auth_error;      /* negotiate: why GSS-API made no token ("gss_init_sec_context()
 	                        * failed: ..."), as libcurl said it; NULL if it did not */
+	char *www_auth;        /* a 401's WWW-Authenticate schemes ("Negotiate, NTLM"), or NULL */
 	unsigned char *body;   /* NUL-terminated; body_len excludes the NUL */
 	size_t body_len;
 };

@@ -32,6 +32,11 @@ struct p11km_install_opts {
 	 * NULL: the operation finds the token and logs in): the renewal batch */
 	struct p11km_token *tok;
 	struct p11km_session *session;
+	/* with session: the private key this run signed the request with, and
+	 * its public key (borrowed; the renewal batch): a leaf of the reply with
+	 * that public key is its certificate, found without a search */
+	const struct p11km_object *key;
+	EVP_PKEY *key_pub;
 };
 
 /* One line of the report: written / replaced / kept. */
@@ -89,6 +94,11 @@ struct p11km_req_opts {
 	struct p11km_token *tok;
 	struct p11km_session *session;
 	X509 *cert_x509;
+	/* renew, with session: the certificate's CKA_ID; its private key is
+	 * searched by it first (one search), and the request's signature proves
+	 * it is the certificate's key (if not, the search by public key follows) */
+	const unsigned char *key_id;
+	size_t key_id_len;
 	int ms_renewal;       /* renew: the PKCS#10 inside a CMS SignedData by the old key
 	                       * (MS-WCCE, for AD CS) */
 };
@@ -105,6 +115,11 @@ struct p11km_req_result {
 	char *renews;           /* renew: the old certificate's sha256 */
 	struct p11km_names dropped, dropped_ku; /* renew: extensions and usages left out */
 	char *new_key_uri;      /* rekey: the pending key */
+	/* with a session of the caller (the renewal batch): the private key
+	 * that signed and its public key, for p11km_install_opts.key */
+	struct p11km_object key;
+	EVP_PKEY *key_pub;
+	int have_key;
 };
 
 /* Options are validated first (P11KM_ERR_USAGE), then the token is used.
@@ -144,6 +159,7 @@ struct p11km_renew_item {
 	char *old_serial, *new_serial;
 	time_t not_after;         /* of the live certificate (the new one when renewed) */
 	time_t next_attempt;      /* 0: the next run */
+	size_t pruned;            /* retired objects of the entry destroyed in this run */
 };
 
 struct p11km_renew_result {
@@ -194,6 +210,14 @@ struct p11km_status_row {
 	char *served;                /* --probe: the serial the server serves, or NULL */
 	char *error;                 /* the certificate could not be read: why */
 	enum p11km_status_level level;
+	/* --probe: each address asked (--verify, the bindings' listen addresses)
+	 * and the serial served there (NULL: no answer); not_reloaded: one serves
+	 * another serial than the certificate's ("installed but not reloaded") */
+	struct p11km_status_probe {
+		char *addr, *serial;
+	} *probes;
+	size_t n_probes;
+	int not_reloaded;
 };
 
 struct p11km_status_result {
@@ -221,6 +245,8 @@ struct p11km_prune_opts {
 	const char *label;      /* only "<label>.retired-..." objects; NULL: any label */
 	int dry_run, keys;      /* keys: also retired key pairs (then it logs in) */
 	const char *bindings;   /* keep what a binding under this directory uses; NULL: none */
+	const char *const *more_bindings; /* ... and under these (the renewal: its entry's) */
+	size_t n_more_bindings;
 	/* a session the caller holds open on the token (read-write, logged in for
 	 * keys; borrowed; NULL: the operation opens its own): the renewal run */
 	struct p11km_session *session;
@@ -370,5 +396,30 @@ void p11km_doctor_result_release(struct p11km_doctor_result *res);
 void p11km_doctor_print(FILE *fp, int json, const struct p11km_doctor_result *res);
 /* 0, or P11KM_ERR_VERIFY with the count of problems. */
 int p11km_doctor_verdict(const struct p11km_doctor_result *res);
+
+/* --- audit show (op-audit.c) ------------------------------------------------------- */
+
+/* --since: "2026-12-01[THH:MM[:SS]][Z]" (UTC), or "N[smhd]" ago, as seconds
+ * since the epoch in *out; else P11KM_ERR_USAGE. */
+int p11km_audit_since(const char *s, long long *out);
+
+struct json_t;
+struct p11km_audit_show_opts {
+	long long since;             /* records from then on (p11km_audit_since); -1: all */
+	/* called with each record shown, in the log's order (rec borrowed); a
+	 * negative return stops the reading and is returned */
+	int (*each)(void *arg, struct json_t *rec);
+	void *arg;
+};
+
+struct p11km_audit_show_result {
+	size_t shown;                /* records given to each() */
+	size_t skipped;              /* lines that were no record (each warned about) */
+};
+
+/* Read the audit log (--audit-log, P11KM_AUDIT_LOG or the default): a log
+ * not written yet has no record (a note says so); a log sent to syslog is
+ * P11KM_ERR_USAGE (it is read with journalctl). */
+int p11km_audit_show(const struct p11km_audit_show_opts *o, struct p11km_audit_show_result *res);
 
 #endif

@@ -44,11 +44,37 @@ refused() {
 }
 
 test_profile() {
+	check_fails "ca add --auth negotiate with a password: exit 2" 2 "$P11KM" ca add x --kind adcs \
+		--url "https://127.0.0.1:$CERTSRV_PORT/krb-ok/certsrv" --template WebServer \
+		--ca-file "$T/tls/root.pem" --auth negotiate --user alice \
+		--password-source "file:$KRB_PW_ALICE" --config-dir "$CFG"
+	check_one_line_error "... one line: Kerberos takes a ticket" "negotiate takes the caller's Kerberos ticket"
+	[ ! -e "$CFG/x.json" ] && ok "... no profile written" || not_ok "... a profile was written"
 	check "ca add corp --auth negotiate (no user, no password)" "$P11KM" ca add corp --kind adcs \
 		--url "https://127.0.0.1:$CERTSRV_PORT/krb-ok/certsrv" --template WebServer \
 		--ca-file "$T/tls/root.pem" --auth negotiate --timeout 5 --config-dir "$CFG"
 	check_grep "... the profile says negotiate" '"auth": "negotiate"' "$CFG/corp.json"
 	before=$(tokcerts)
+}
+
+# a profile without --auth, or with another one, for a CA that asks for Negotiate
+test_profile_auth_mismatch() {
+	check "ca add noauth (no --auth)" "$P11KM" ca add noauth --kind adcs \
+		--url "https://127.0.0.1:$CERTSRV_PORT/krb-ok/certsrv" --template WebServer \
+		--ca-file "$T/tls/root.pem" --config-dir "$CFG"
+	check_fails "no --auth: exit 3" 3 submit "$T/web.csr" --ca noauth -o "$T/refused.pem"
+	check_one_line_error "... one line naming the --auth it asks for" \
+		"asks for Negotiate authentication .*the profile has none: add the profile again with --force and --auth negotiate"
+	sed 's/^/# /' "$T/err"
+	check "ca add basic (--auth basic)" "$P11KM" ca add basic --kind adcs \
+		--url "https://127.0.0.1:$CERTSRV_PORT/krb-ok/certsrv" --template WebServer \
+		--ca-file "$T/tls/root.pem" --auth basic --user 'CORP\svc-web' \
+		--password-source "file:$CERTSRV_PW" --config-dir "$CFG"
+	check_fails "--auth basic where the CA asks for Negotiate: exit 3" 3 submit "$T/web.csr" \
+		--ca basic -o "$T/refused.pem"
+	check_one_line_error "... one line" "asks for Negotiate authentication, not the profile's basic.*--auth negotiate"
+	sed 's/^/# /' "$T/err"
+	[ ! -e "$T/refused.pem" ] && ok "... no chain written" || not_ok "... a chain was written"
 }
 
 test_no_ticket() {

@@ -6,7 +6,7 @@ the programs: file A -> file B when A uses a symbol B defines.  It must have
 no circle, and no file may call a file of a higher layer than its own, in
 the declared order
 
-    util <- uri <- p11 <- x509 <- key <- store/bind/ca/track <- op <- cmd
+    util <- uri <- p11 <- x509 <- key <- store/bind/ca/track <- op <- cli <- cmd
 
 (LAYERS below maps file-name prefixes to layers; a file whose name matches
 no row is an error, so a new kind of file needs a row).  The few calls not
@@ -14,8 +14,11 @@ removed yet (upward, or closing a circle) are in ALLOWED, each with why and
 the issue that removes it; circles are found on the graph without them, so
 any NEW circle or upward call fails.
 
-    layers.py BUILD_DIR [SRC_DIR]   check the build (objects of SRC_DIR/src/*.c only);
-                                    print the figures
+    layers.py BUILD_DIR [SRC_DIR]   check the build (objects of SRC_DIR/src/*.c only)
+                                    and, with SRC_DIR, the sizes (no file over
+                                    MAX_LINES); print the figures
+    layers.py --figures BUILD_DIR SRC_DIR
+                                    only the figures of issue 9 (make figures)
     layers.py --self-test           check the checker on made-up graphs
 Exit 0 clean, 1 a violation, 2 usage or an unreadable build.
 """
@@ -27,7 +30,7 @@ import sys
 from collections import defaultdict
 
 # Layers, lowest first.  Files of one layer may call each other (no circle).
-ORDER = ['util', 'uri', 'p11', 'x509', 'key', 'service', 'op', 'cmd']
+ORDER = ['util', 'uri', 'p11', 'x509', 'key', 'service', 'op', 'cli', 'cmd']
 # (file-name pattern, layer): the first match wins.  "service" is the
 # store/bind/ca/track layer: stores, server bindings, CA clients, tracking.
 LAYERS = [
@@ -38,6 +41,7 @@ LAYERS = [
     (r'^(keys|key-.*)$', 'key'),
     (r'^(store|store-.*|bind|bind-.*|ca|ca-.*|track|track-.*)$', 'service'),
     (r'^(op|op-.*)$', 'op'),
+    (r'^(cli|cli-.*)$', 'cli'),
     (r'^(main|cmd-.*|p11km-engine-probe)$', 'cmd'),
 ]
 
@@ -51,12 +55,22 @@ LAYERS = [
 ALLOWED = {
 }
 
-# The figures at the start of issue 9 (main, 2026-12-01 morning), printed
-# next to today's.
+# The figures when issue 9 was filed (main at 4d1d0f9), printed next to
+# today's; and the cmd layer at the start of its second session (main at
+# 2044f32), when much of the commands' work still lived in cmd-*.c.
 BEFORE = {
     'circles': 3,  # p11-module<->p11-session, store-file<->nss<->system<->token, cmd-*<->main
     'upward calls': 1,  # p11-keygen -> x509-key
+    'largest files': 'store-file.c 986, bind-check.c 803, cmd-cert.c 762',
+    'over limit': 2,  # store-file.c, bind-check.c
+    'cmd lines': '4076 of 14075; 7313 of 30599 at 2044f32',
+    'store kind': '9 files in about 14 places',
 }
+
+# Limits layers.sh enforces on the sources: no file over MAX_LINES; and
+# cmd-*.c + main.c under CMD_MAX_LINES (None: printed, not enforced).
+MAX_LINES = 800
+CMD_MAX_LINES = None
 
 
 def layer_of(f):
@@ -158,14 +172,61 @@ def check(edges, allowed=ALLOWED):
     return problems, kept, stale
 
 
-def figures(src):
+def source_lines(src):
     files = glob.glob(os.path.join(src, 'src/*.c'))
-    lines = {os.path.basename(f): sum(1 for _ in open(f, errors='replace')) for f in files}
+    return {os.path.basename(f): sum(1 for _ in open(f, errors='replace')) for f in files}
+
+
+def cmd_lines(lines):
+    return sum(n for f, n in lines.items() if f.startswith('cmd-') or f == 'main.c')
+
+
+def size_problems(lines, max_lines=MAX_LINES, cmd_max=CMD_MAX_LINES):
+    """Files over max_lines, and the cmd layer over cmd_max."""
+    out = ['%s: %d lines, over %d: split it' % (f, n, max_lines)
+           for f, n in sorted(lines.items()) if n > max_lines]
+    if cmd_max is not None and cmd_lines(lines) >= cmd_max:
+        out.append('cmd-*.c + main.c: %d lines, not under %d: move the work into the library'
+                   % (cmd_lines(lines), cmd_max))
+    return out
+
+
+def store_kind_files(src):
+    """For each store kind in store.c's table: the files besides its own
+    that name it (its ops or its source file): what adding a kind touches."""
+    table = open(os.path.join(src, 'src/store.c'), errors='replace').read()
+    out = {}
+    for ops, kind in re.findall(r'X\((p11km_store_(\w+)_ops)', table):
+        own = 'store-%s.c' % kind
+        names = re.compile(r'\b%s\b|\b%s\b' % (ops, re.escape(own)))
+        touched = []
+        for f in sorted(glob.glob(os.path.join(src, 'src/*.[ch]')) +
+                        glob.glob(os.path.join(src, 'include/p11km/*.h')) +
+                        [os.path.join(src, 'Makefile.am')]):
+            if os.path.basename(f) == own:
+                continue
+            code = re.sub(r'/\*.*?\*/|#[^\n]*\n' if f.endswith('.am') else r'/\*.*?\*/', ' ',
+                          open(f, errors='replace').read(), flags=re.S)
+            if names.search(code):
+                touched.append(os.path.relpath(f, src))
+        out[own] = touched
+    return out
+
+
+def figures(src):
+    lines = source_lines(src)
     big = sorted(lines.items(), key=lambda x: -x[1])[:3]
-    cmd = sum(n for f, n in lines.items() if f.startswith('cmd-') or f == 'main.c')
-    print('largest files: ' + ', '.join('%s %d' % x for x in big))
-    print('over 800 lines: %d' % sum(1 for n in lines.values() if n > 800))
-    print('lines in cmd-*.c + main.c: %d of %d' % (cmd, sum(lines.values())))
+    print('largest files: %s (before: %s)' % (', '.join('%s %d' % x for x in big),
+                                               BEFORE['largest files']))
+    print('over %d lines: %d (before: %d)' % (
+        MAX_LINES, sum(1 for n in lines.values() if n > MAX_LINES), BEFORE['over limit']))
+    print('lines in cmd-*.c + main.c: %d of %d (before: %s; limit %s)' % (
+        cmd_lines(lines), sum(lines.values()), BEFORE['cmd lines'],
+        CMD_MAX_LINES if CMD_MAX_LINES is not None else 'not enforced yet'))
+    kinds = store_kind_files(src)
+    most = max(kinds.values(), key=len) if kinds else []
+    print('adding a store kind: 1 new file + %d touched (%s) (before: %s)' % (
+        len(most), ', '.join(most), BEFORE['store kind']))
 
 
 def self_test():
@@ -203,6 +264,20 @@ def self_test():
     expect('a file with an unknown prefix fails', {'frob': set()}, 'frob: no layer')
     expect('main calling a command and back fails', {'main': {'cmd-x'}, 'cmd-x': {'main'}},
            'circle: cmd-x <-> main')
+    for name, lines, cmd_max, want in [
+            ('a file over the limit fails', {'util.c': 801, 'uri.c': 10}, None,
+             'util.c: 801 lines, over 800'),
+            ('a file at the limit passes', {'util.c': 800}, None, None),
+            ('the cmd layer at its limit fails', {'cmd-a.c': 700, 'cmd-b.c': 700, 'main.c': 400},
+             1800, 'cmd-*.c + main.c: 1800 lines, not under 1800'),
+            ('the cmd layer under its limit passes',
+             {'cmd-a.c': 700, 'cmd-b.c': 700, 'main.c': 399, 'op-a.c': 5}, 1800, None)]:
+        got = ' | '.join(size_problems(lines, 800, cmd_max))
+        if (want is None and got) or (want is not None and want not in got):
+            bad += 1
+            print('not ok - %s: got [%s]' % (name, got))
+        else:
+            print('ok - %s' % name)
     _, _, stale = check({'p11-keygen': set(), 'x509-key': set()},
                         {('p11-keygen', 'x509-key'): 'test'})
     if stale != [('p11-keygen', 'x509-key')]:
@@ -216,13 +291,19 @@ def self_test():
 def main(argv):
     if len(argv) == 2 and argv[1] == '--self-test':
         return self_test()
+    figures_only = len(argv) == 4 and argv[1] == '--figures'
+    if figures_only:
+        argv = argv[:1] + argv[2:]
     if len(argv) not in (2, 3) or argv[1].startswith('-'):
         print(__doc__, file=sys.stderr)
         return 2
     edges = graph_from_build(argv[1], argv[2] if len(argv) == 3 else None)
     problems, kept, stale = check(edges)
+    if len(argv) == 3:
+        problems += size_problems(source_lines(argv[2]))
     for p in problems:
-        print('layers: ' + p)
+        if not figures_only:
+            print('layers: ' + p)
     for f, g in kept:
         print('allowed call: %s -> %s: %s' % (f, g, ALLOWED[(f, g)]))
     for f, g in stale:
@@ -237,6 +318,9 @@ def main(argv):
     print('calls allowed in a circle: %d' % (len(kept) - len(up)))
     if len(argv) == 3:
         figures(argv[2])
+    if figures_only:
+        print('problems: %d%s' % (len(problems), ' (run tests/cli/layers.sh)' if problems else ''))
+        return 0
     return 1 if problems else 0
 
 

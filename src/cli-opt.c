@@ -1,7 +1,6 @@
-/* cmd-opts.c: what every command shares: the global options, option
- * parsing with "did you mean", the positional argument check and the
- * report of a failure.  In the library so that cmd-*.c never call up into
- * main.c (which holds only the command table, help and main()). */
+/* cli-opt.c: the command line's options: the global options' table,
+ * option parsing with "did you mean" and the positional argument check,
+ * for every verb (the cli layer, doc/HACKING.md). */
 #include "config.h"
 
 #include <ctype.h>
@@ -10,7 +9,6 @@
 #include <string.h>
 
 #include "p11km/cmd.h"
-#include "p11km/json.h"
 #include "p11km/util.h"
 
 const struct p11km_opt p11km_global_opts[] = {
@@ -40,6 +38,12 @@ void
 p11km_cmd_table_use(const struct p11km_noun *nouns)
 {
 	cmd_table = nouns;
+}
+
+const struct p11km_noun *
+p11km_cmd_table(void)
+{
+	return cmd_table;
 }
 
 /* --- option parsing for commands ---------------------------------------- */
@@ -222,7 +226,6 @@ p11km_check_args(const struct p11km_cmd *cmd, int nargs)
 		                  cmd->args ? cmd->args : "none");
 	return 0;
 }
-
 int
 p11km_opt_set(void *opts, int key, const char *arg)
 {
@@ -250,27 +253,4 @@ p11km_opts_parse(const struct p11km_cmd *cmd, int argc, char **argv, void *opts,
 			return r;
 	*argi = g.argi;
 	return p11km_check_args(cmd, argc - g.argi);
-}
-
-int
-p11km_report(struct p11km_ctx *ctx, int code)
-{
-	if (code >= 0)
-		return P11KM_EXIT_OK;
-	fprintf(stderr, "p11km: %s\n", p11km_errmsg(code));
-	if (ctx->json && !p11km_json_stdout_done()) {
-		/* what a script reads: one object on stdout, the line on stderr */
-		struct p11km_json j;
-		p11km_json_init(&j, stdout);
-		p11km_json_object_begin(&j);
-		p11km_json_key(&j, "error");
-		p11km_json_object_begin(&j);
-		p11km_json_kv_int(&j, "exit", p11km_exit_code(code));
-		p11km_json_kv_string(&j, "code", p11km_errname(code));
-		p11km_json_kv_string(&j, "message", p11km_errmsg(code));
-		p11km_json_object_end(&j);
-		p11km_json_object_end(&j);
-		p11km_json_end(&j);
-	}
-	return p11km_exit_code(code);
 }
