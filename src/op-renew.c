@@ -83,6 +83,8 @@ step_request(struct renew_one *r1)
 	ro.tok = r1->h->tok;
 	ro.session = &r1->h->s;
 	ro.cert_x509 = r1->live;
+	ro.key_id = r1->live_id;
+	ro.key_id_len = r1->live_id_len;
 	if (t->rekey != NULL && strcmp(t->rekey, "never") != 0) {
 		ro.rekey = 1;
 		if (strcmp(t->rekey, "always") != 0)
@@ -111,6 +113,17 @@ step_request(struct renew_one *r1)
 	if ((r = p11km_req_renew(r1->run->ctx, &ro, &rr)) < 0)
 		goto out;
 	renew_kill_point("signed");
+	if (rr.have_key && rr.key_pub != NULL) {
+		/* the install of this run finds the leaf by it */
+		if (r1->have_key)
+			p11km_object_release(&r1->key);
+		EVP_PKEY_free(r1->key_pub);
+		r1->key = rr.key;
+		r1->key_pub = rr.key_pub;
+		r1->have_key = 1;
+		rr.have_key = 0;
+		rr.key_pub = NULL;
+	}
 	if ((r = renew_set_str(&t->old_serial, r1->live_serial)) < 0 ||
 	    (r = renew_set_str(&t->old_sha256, r1->live_sha256)) < 0 ||
 	    (r = renew_set_str(&t->old_key_id, r1->live_key_id)) < 0 ||
@@ -619,6 +632,10 @@ one_release(struct renew_one *r1)
 	free(r1->live_serial);
 	free(r1->live_sha256);
 	free(r1->live_key_id);
+	free(r1->live_id);
+	if (r1->have_key)
+		p11km_object_release(&r1->key);
+	EVP_PKEY_free(r1->key_pub);
 	p11km_uri_free(r1->uri);
 	p11km_track_free(r1->t);
 }
@@ -717,6 +734,7 @@ p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
 	run.now = time(NULL);
 	if (o->all && (r = p11km_track_ids(run.dir, &ids, &n)) < 0)
 		goto out;
+	run.n_entries = o->all ? n : o->n_ids;
 	for (size_t i = 0; r == 0 && i < (o->all ? n : o->n_ids); i++)
 		r = run_one(&run, o->all ? ids[i] : o->ids[i]);
 	if (r == 0 && run.pre_done && o->post_hook != NULL && renew_hook(&run, o->post_hook, NULL) < 0)

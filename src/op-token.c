@@ -176,19 +176,6 @@ p11km_token_list_result_release(struct p11km_token_list_result *res)
 
 /* --- token init ----------------------------------------------------------- */
 
-static int
-label_ok(const char *label)
-{
-	size_t n = strlen(label);
-
-	if (n == 0 || n > 32)
-		return p11km_fail(P11KM_ERR_USAGE, "token label must be 1 to 32 bytes long");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
-			return p11km_fail(P11KM_ERR_USAGE, "token label contains a control character");
-	return 0;
-}
-
 /* The token to initialise: the URI's, or the one uninitialised token. */
 static int
 init_target(struct p11km_ctx *ctx, struct p11km_uri *uri, int force, struct p11km_token **out)
@@ -345,7 +332,7 @@ p11km_token_init(struct p11km_ctx *ctx, const struct p11km_token_init_opts *o,
 	memset(res, 0, sizeof(*res));
 	if (label == NULL)
 		return p11km_fail(P11KM_ERR_USAGE, "token init needs --label LABEL");
-	if ((r = label_ok(label)) < 0)
+	if ((r = p11km_label_check(label, 32)) < 0) /* CK_TOKEN_INFO holds 32 bytes */
 		return r;
 	if (o->so_pin_source == NULL || o->pin_source == NULL)
 		return p11km_fail(P11KM_ERR_USAGE,

@@ -124,7 +124,9 @@ struct p11km_export_result {
 /* A private or secret key is refused before the token is touched. */
 int p11km_object_export(struct p11km_ctx *ctx, const struct p11km_export_opts *o,
                         struct p11km_export_result *res);
-/* Without out: the data on fp (json: inside the document). */
+/* The JSON document on fp (holding the PEM when no file was written); without
+ * json and without a file, the data on stdout (p11km_write_file_atomic("-"):
+ * a write that fails, a full disk, is an error). */
 int p11km_object_export_print(FILE *fp, int json, const struct p11km_export_result *res);
 void p11km_export_result_release(struct p11km_export_result *res);
 
@@ -213,7 +215,8 @@ struct p11km_attest_result {
 
 int p11km_key_attest(struct p11km_ctx *ctx, const struct p11km_attest_opts *o,
                      struct p11km_attest_result *res);
-/* The PEM on fp when no file was given; the verdict on stderr (not quiet). */
+/* The PEM on stdout when no file was given (p11km_write_file_atomic("-")),
+ * then the JSON document on fp, or the verdict on stderr (unless quiet). */
 int p11km_key_attest_print(FILE *fp, int json, int quiet, const struct p11km_attest_result *res);
 void p11km_attest_result_release(struct p11km_attest_result *res);
 
