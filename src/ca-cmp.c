@@ -162,7 +162,8 @@ session(struct cmp_run *run, const char *uri)
 		                  "'req submit --key pkcs11:...' (or the profile --key)", run->p->name);
 	if ((r = p11km_uri_parse(uri, &run->uri)) < 0 ||
 	    (r = p11km_token_find_one(run->ctx, run->uri, &run->tok)) < 0 ||
-	    (r = p11km_session_open_login(run->ctx, run->tok, run->uri, 0, 1, &run->s)) < 0)
+	    (r = p11km_session_open_held(run->ctx, run->tok, run->uri, 0,
+	                                 run->sub ? run->sub->held : NULL, &run->s)) < 0)
 		return r;
 	return 0;
 }

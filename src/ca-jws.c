@@ -206,23 +206,6 @@ file_key_open(const char *path, struct p11km_account_key *k)
 	return r;
 }
 
-/* The session of the key: on the token of held (logged in as the user) a
- * session of the same login, else one logged in now. */
-static int
-token_key_session(struct p11km_ctx *ctx, const struct p11km_session *held,
-                  struct p11km_account_key *k)
-{
-	int r;
-
-	if (held == NULL || !held->open || held->logged_in != CKU_USER || held->f != k->tok->f ||
-	    held->tok->slot != k->tok->slot)
-		return p11km_session_open_login(ctx, k->tok, k->uri, 0, 1, &k->s);
-	/* the login is the token's, for every session of this process */
-	if ((r = p11km_session_open(ctx, k->tok, 0, &k->s)) == 0)
-		k->s.logged_in = CKU_USER;
-	return r;
-}
-
 static int
 token_key_open(struct p11km_ctx *ctx, const char *spec, const struct p11km_session *held,
                struct p11km_account_key *k)
@@ -233,7 +216,7 @@ token_key_open(struct p11km_ctx *ctx, const char *spec, const struct p11km_sessi
 	k->s.logged_in = (CK_USER_TYPE)-1;
 	if ((r = p11km_uri_parse(spec, &k->uri)) < 0 ||
 	    (r = p11km_token_find_one(ctx, k->uri, &k->tok)) < 0 ||
-	    (r = token_key_session(ctx, held, k)) < 0 ||
+	    (r = p11km_session_open_held(ctx, k->tok, k->uri, 0, held, &k->s)) < 0 ||
 	    (r = p11km_object_find_one(&k->s, k->uri, CKO_PRIVATE_KEY, &k->priv)) < 0)
 		return r;
 	k->have_priv = 1;

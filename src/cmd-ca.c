@@ -5,7 +5,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "p11km/cmd.h"
 #include "p11km/op-ca.h"
@@ -93,7 +92,8 @@ const struct p11km_opt p11km_ca_roots_opts[] = {
 	{ "to", 1, 1, "STORE", "install them as trusted roots into STORE ('roots install --to'; "
 	  "repeat for several)" },
 	{ "out", 1, 'o', "FILE", "write them (PEM) to FILE" },
-	{ "dry-run", 0, 2, NULL, "with --to: show what would change; change nothing" },
+	{ "dry-run", 0, P11KM_OPT_FLAG(struct p11km_ca_opts, dry_run), NULL, "with --to: show what "
+	  "would change; change nothing" },
 	CONFIG_DIR(C(config_dir)),
 	{ NULL, 0, 0, NULL, NULL },
 };
@@ -207,48 +207,31 @@ p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int ar
 	return r;
 }
 
-/* 'ca roots NAME': printed, written with -o, or installed as trusted roots
- * with --to through 'roots install' (from a temporary file without -o). */
+/* 'ca roots NAME': printed, written with -o, installed with --to (repeatable). */
 int
 p11km_ca_roots_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
 {
 	struct p11km_ca_opts o = { 0 };
-	struct p11km_ca_roots_result res = { 0 };
+	struct p11km_ca_roots_result res;
 	struct p11km_getopt g = { 0 };
-	char **iargv = calloc((size_t)argc * 2 + 4, sizeof(*iargv)), *tmp = NULL;
-	int r, iargc = 2, dry = 0;
+	const char **to = calloc((size_t)argc + 1, sizeof(*to));
+	int r;
 
-	if (iargv == NULL)
+	if ((o.to = to) == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1 && r >= 0) {
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1 && r >= 0)
 		if (r == 1)
-			iargv[iargc++] = "--to", iargv[iargc++] = (char *)g.optarg;
-		else if (r == 2 || r == 'o')
-			dry |= r == 2, o.out = r == 'o' ? g.optarg : o.out;
+			to[o.n_to++] = g.optarg;
+		else if (r == 'o')
+			o.out = g.optarg;
 		else if ((r = p11km_opt_set(&o, r, g.optarg)) < 0)
 			break;
+	if (r == -1 && (r = p11km_check_args(cmd, argc - g.argi)) == 0) {
+		o.name = argv[g.argi];
+		if ((r = p11km_ca_roots(ctx, &o, &res)) == 0)
+			p11km_ca_roots_print(ctx, &res), p11km_ca_roots_result_release(&res);
 	}
-	if (r == -1 && (r = p11km_check_args(cmd, argc - g.argi)) == 0 && dry && iargc == 2)
-		r = p11km_fail(P11KM_ERR_USAGE, "--dry-run goes with --to STORE");
-	o.name = argv[g.argi];
-	if (r < 0 || (r = p11km_ca_roots(ctx, &o, &res)) < 0)
-		goto out;
-	if (iargc == 2) {
-		p11km_ca_roots_print(ctx, &res);
-	} else if (o.out != NULL || (r = p11km_temp_file(res.pem, res.pem_len, &tmp)) == 0) {
-		iargv[0] = "install";
-		iargv[1] = (char *)(o.out ? o.out : tmp);
-		iargv[iargc] = dry ? "--dry-run" : NULL;
-		for (const struct p11km_cmd *c = p11km_cmds_roots; r == 0 && c->verb != NULL; c++)
-			if (strcmp(c->verb, "install") == 0)
-				r = c->run(ctx, c, iargc + dry, iargv);
-	}
-out:
-	if (tmp != NULL)
-		unlink(tmp);
-	free(tmp);
-	free(iargv);
-	p11km_ca_roots_result_release(&res);
+	free(to);
 	return r;
 }
 

@@ -1,439 +1,39 @@
-/* cmd-object.c: 'object list' (export, delete, relabel: cmd-object-edit.c). */
+/* cmd-object.c: 'object list|export|delete|relabel', 'key list', 'cert list':
+ * parse, call the operation (op-object.c, op-object-edit.c), print. */
 #include "config.h"
 
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "p11km/cmd.h"
-#include "p11km/store.h"
+#include "p11km/op-token.h"
 #include "p11km/util.h"
-#include "p11km/x509.h"
 
-/* Key type, size and curve of an object, for display. */
-static void
-key_desc(const struct p11km_object *o, const char **curve, int *bits)
-{
-	*curve = NULL;
-	*bits = 0;
-	if (o->key_type == CKK_RSA)
-		*bits = (int)o->modulus_bits;
-	else if (o->key_type == CKK_EC || o->key_type == CKK_EC_EDWARDS)
-		*curve = p11km_ec_params_curve(o->ec_params, o->ec_params_len, bits);
-}
-
-static const struct {
-	const char *name;
-	size_t off;
-} key_attrs[] = {
-#define A(n, f) { n, offsetof(struct p11km_object, f) }
-	A("private", private_), A("sensitive", sensitive), A("extractable", extractable),
-	A("always_sensitive", always_sensitive), A("never_extractable", never_extractable),
-	A("sign", sign), A("verify", verify), A("decrypt", decrypt), A("encrypt", encrypt),
-	A("unwrap", unwrap), A("wrap", wrap), A("derive", derive), A("modifiable", modifiable),
-#undef A
-};
-
-static enum p11km_tri
-attr_of(const struct p11km_object *o, size_t i)
-{
-	return *(const enum p11km_tri *)((const char *)o + key_attrs[i].off);
-}
-
-/*
- * The engine-safe URI of a key or certificate (what servers using the libp11
- * engine accept), or NULL for other objects and when the token has no
- * name the engine can select it by.  Malloc'ed.
- */
-static char *
-engine_uri(const char *uri_text, const struct p11km_object *o)
-{
-	struct p11km_uri *uri = NULL;
-	char *out = NULL;
-
-	if (uri_text == NULL || (o->cls != CKO_PRIVATE_KEY && o->cls != CKO_PUBLIC_KEY &&
-	                         o->cls != CKO_CERTIFICATE))
-		return NULL;
-	if (p11km_uri_parse(uri_text, &uri) == 0 && p11km_uri_engine_safe(uri, NULL, 0, &out) < 0)
-		out = NULL;
-	p11km_uri_free(uri);
-	p11km_error_clear();
-	return out;
-}
-
-struct listed {
-	struct p11km_token *tok;
-	struct p11km_object *objs;
-	size_t n;
-	int logged_in;
-	struct p11km_cert_summary *certs; /* per object, for certificates */
-};
-
-static void
-print_text(struct listed *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		struct p11km_object *o = &l->objs[i];
-		char *uri = p11km_object_uri(l->tok, o);
-		char *id = o->id_len ? p11km_hex(o->id, o->id_len) : NULL;
-		char *euri = engine_uri(uri, o);
-		const char *curve;
-		int bits;
-
-		printf("%s\n", uri ? uri : "?");
-		printf("    class:       %s\n", p11km_class_name(o->cls));
-		printf("    label:       %s\n", o->label ? p11km_esc(o->label) : "(none)");
-		printf("    id:          %s\n", id ? id : "(none)");
-		if (p11km_label_is_retired(o->label)) /* the '<L>.retired-DATE' of --keep-old */
-			printf("    retired:     yes ('cert prune' destroys it)\n");
-		if (euri != NULL && o->cls != CKO_CERTIFICATE) /* keys only: the rest is noise */
-			printf("    engine uri:  %s\n", euri);
-		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
-			key_desc(o, &curve, &bits);
-			printf("    key:         %s", p11km_key_type_name(o->key_type));
-			if (curve)
-				printf(" %s", curve);
-			else if (bits)
-				printf(" %d", bits);
-			printf("\n    attributes: ");
-			for (size_t a = 0; a < sizeof(key_attrs) / sizeof(key_attrs[0]); a++) {
-				enum p11km_tri v = attr_of(o, a);
-				if (v != P11KM_ABSENT)
-					printf(" %s%s", v ? "" : "!", key_attrs[a].name);
-			}
-			printf("\n");
-		}
-		if (o->cls == CKO_CERTIFICATE && l->certs[i].subject != NULL) {
-			struct p11km_cert_summary *c = &l->certs[i];
-			printf("    subject:     %s\n", c->subject);
-			printf("    issuer:      %s\n", c->issuer);
-			printf("    serial:      %s\n", c->serial);
-			printf("    not after:   %s (%ld days left)\n", c->not_after, c->days_left);
-			if (o->trusted == P11KM_TRUE)
-				printf("    trusted:     yes\n");
-		}
-		free(euri);
-		free(uri);
-		free(id);
-	}
-}
-
-static void
-print_json(struct p11km_json *j, struct listed *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		struct p11km_object *o = &l->objs[i];
-		char *uri = p11km_object_uri(l->tok, o);
-		char *id = o->id_len ? p11km_hex(o->id, o->id_len) : NULL;
-		char *euri = engine_uri(uri, o);
-		const char *curve;
-		int bits;
-
-		p11km_json_object_begin(j);
-		p11km_json_kv_string(j, "uri", uri);
-		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_CERTIFICATE)
-			p11km_json_kv_string(j, "engine_uri", euri);
-		p11km_json_kv_string(j, "token", l->tok->label);
-		p11km_json_kv_string(j, "class", p11km_class_name(o->cls));
-		p11km_json_kv_string(j, "label", o->label);
-		p11km_json_kv_string(j, "id", id ? id : "");
-		p11km_json_kv_bool(j, "retired", p11km_label_is_retired(o->label));
-		if (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY || o->cls == CKO_SECRET_KEY) {
-			key_desc(o, &curve, &bits);
-			p11km_json_kv_string(j, "key_type", p11km_key_type_name(o->key_type));
-			p11km_json_kv_string(j, "curve", curve);
-			p11km_json_kv_int(j, "bits", bits);
-			p11km_json_key(j, "attributes");
-			p11km_json_object_begin(j);
-			for (size_t a = 0; a < sizeof(key_attrs) / sizeof(key_attrs[0]); a++) {
-				enum p11km_tri v = attr_of(o, a);
-				p11km_json_key(j, key_attrs[a].name);
-				if (v == P11KM_ABSENT)
-					p11km_json_null(j);
-				else
-					p11km_json_bool(j, v);
-			}
-			p11km_json_object_end(j);
-		}
-		if (o->cls == CKO_CERTIFICATE) {
-			struct p11km_cert_summary *c = &l->certs[i];
-			p11km_json_key(j, "certificate");
-			if (c->subject == NULL) {
-				p11km_json_null(j);
-			} else {
-				p11km_json_object_begin(j);
-				p11km_json_kv_string(j, "subject", c->subject);
-				p11km_json_kv_string(j, "issuer", c->issuer);
-				p11km_json_kv_string(j, "serial", c->serial);
-				p11km_json_kv_string(j, "not_before", c->not_before);
-				p11km_json_kv_string(j, "not_after", c->not_after);
-				p11km_json_kv_int(j, "days_left", c->days_left);
-				p11km_json_kv_string(j, "sha256", c->sha256);
-				p11km_json_kv_bool(j, "trusted", o->trusted == P11KM_TRUE);
-				p11km_json_object_end(j);
-			}
-		}
-		p11km_json_object_end(j);
-		free(euri);
-		free(uri);
-		free(id);
-	}
-}
-
-static void
-listed_release(struct listed *l)
-{
-	for (size_t i = 0; l->certs != NULL && i < l->n; i++)
-		p11km_cert_summary_release(&l->certs[i]);
-	free(l->certs);
-	p11km_objects_free(l->objs, l->n);
-}
-
-/* --type: a class to search for, and what to keep of it. */
-struct type_filter {
-	const char *name;
-	CK_OBJECT_CLASS cls;   /* searched for; (CK_OBJECT_CLASS)-1: any */
-	int keys_only, trusted_only;
-};
-
-static const struct type_filter type_filters[] = {
-	{ "cert", CKO_CERTIFICATE, 0, 0 },
-	{ "private", CKO_PRIVATE_KEY, 0, 0 },
-	{ "public", CKO_PUBLIC_KEY, 0, 0 },
-	{ "key", (CK_OBJECT_CLASS)-1, 1, 0 },
-	{ "trusted", CKO_CERTIFICATE, 0, 1 },
-	{ "all", (CK_OBJECT_CLASS)-1, 0, 0 },
-};
-
-static int
-type_keep(const struct type_filter *tf, const struct p11km_object *o)
-{
-	if (tf->keys_only)
-		return o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY;
-	return !tf->trusted_only || o->trusted == P11KM_TRUE;
-}
-
-/*
- * Keep the objects a URI can name by type (keys, certificates, data):
- * vendor classes such as p11-kit's trust assertions share the label and
- * id of their certificate and no URI can tell them apart.
- */
-static void
-keep_nameable(struct listed *l, const struct type_filter *tf)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < l->n; i++) {
-		CK_OBJECT_CLASS c = l->objs[i].cls;
-		if ((c == CKO_PRIVATE_KEY || c == CKO_PUBLIC_KEY || c == CKO_CERTIFICATE ||
-		     c == CKO_SECRET_KEY || c == CKO_DATA) && type_keep(tf, &l->objs[i]))
-			l->objs[k++] = l->objs[i];
-		else
-			p11km_object_release(&l->objs[i]);
-	}
-	l->n = k;
-}
-
-static int
-list_token(struct p11km_ctx *ctx, struct p11km_token *tok, const struct p11km_uri *uri,
-           const struct type_filter *tf, struct listed *l)
-{
-	struct p11km_session s;
-	int r;
-
-	memset(l, 0, sizeof(*l));
-	l->tok = tok;
-	/* A token that needs no login never gets the PIN (it is not its PIN). */
-	if (tok->info.flags & CKF_LOGIN_REQUIRED)
-		r = p11km_session_open_login(ctx, tok, uri, 0, 0, &s);
-	else
-		r = p11km_session_open(ctx, tok, 0, &s);
-	if (r < 0)
-		return r;
-	l->logged_in = s.logged_in != (CK_USER_TYPE)-1;
-	r = p11km_objects_find(&s, uri, tf->cls, &l->objs, &l->n);
-	p11km_session_close(&s);
-	if (r < 0)
-		return r;
-	keep_nameable(l, tf);
-	if (l->n > 0 && (l->certs = calloc(l->n, sizeof(*l->certs))) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < l->n; i++)
-		if (l->objs[i].cls == CKO_CERTIFICATE && l->objs[i].value_len > 0 &&
-		    p11km_cert_summary(l->objs[i].value, l->objs[i].value_len, &l->certs[i]) < 0)
-			p11km_warn("certificate '%s' on token '%s' does not parse",
-			           l->objs[i].label ? l->objs[i].label : "", tok->label);
-	p11km_error_clear();
-	return 0;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/*
- * Objects that share a URI (same label, id and class, or none of them)
- * cannot be told apart by any URI: say so, once per URI.  Sorted, so a
- * token with thousands of objects costs n log n, not n squared.
- */
-static void
-warn_shared_uris(const struct listed *l)
-{
-	char **uris = l->n > 0 ? calloc(l->n, sizeof(*uris)) : NULL;
-	size_t nu = 0;
-
-	if (uris == NULL)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		if ((uris[nu] = p11km_object_uri(l->tok, &l->objs[i])) != NULL)
-			nu++;
-	qsort(uris, nu, sizeof(*uris), cmp_str);
-	for (size_t i = 0; i < nu;) {
-		size_t k = i + 1;
-		while (k < nu && strcmp(uris[i], uris[k]) == 0)
-			k++;
-		if (k - i > 1)
-			p11km_warn("%zu objects share the URI %s: no URI can select one of them; give "
-			           "them distinct labels or ids", k - i, uris[i]);
-		i = k;
-	}
-	for (size_t i = 0; i < nu; i++)
-		free(uris[i]);
-	free(uris);
-}
-
-/*
- * A PIN belongs to one token: with a PIN source, the URI must select one
- * token that needs a login, or the PIN of one token would be tried on
- * the others (each wrong try brings a PIN closer to being locked).
- */
-static int
-one_token_for_pin(struct p11km_ctx *ctx, const struct p11km_uri *uri,
-                  const struct p11km_token *toks, size_t n)
-{
-	char **uris;
-	char *list;
-	size_t k = 0;
-	int r;
-
-	if (ctx->pin_source_opt == NULL && p11km_uri_pin_source(uri) == NULL &&
-	    p11km_uri_pin_value(uri) == NULL)
-		return 0;
-	if ((uris = calloc(n + 1, sizeof(*uris))) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++)
-		if ((toks[i].info.flags & CKF_TOKEN_INITIALIZED) &&
-		    (toks[i].info.flags & CKF_LOGIN_REQUIRED))
-			uris[k++] = toks[i].uri;
-	if (k <= 1) {
-		free(uris);
-		return 0;
-	}
-	list = p11km_join_uris(uris, k);
-	r = p11km_fail(P11KM_ERR_AMBIGUOUS,
-	    "a PIN is for one token, and %zu tokens that need a login match; name one in the "
-	    "URI (token= or serial=): %s", k, list ? list : "");
-	free(list);
-	free(uris);
-	return r;
-}
-
-enum { O_TYPE = 1 };
+enum { O_OUT = 'o', O_TYPE = 1, O_DER, O_CHAIN, O_ALL, O_BINDINGS, O_DRY_RUN, O_LABEL, O_ID };
 
 static int
 list_objects(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv,
              const char *type)
 {
 	struct p11km_getopt g = { 0 };
-	struct p11km_uri *uri = NULL;
-	struct p11km_token *toks = NULL;
-	struct listed *l = NULL;
-	const struct type_filter *tf = NULL;
-	size_t n = 0, total = 0, public_only = 0;
+	struct p11km_object_list_opts o = { .type = type };
+	struct p11km_object_list_result res;
 	int r;
 
 	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
 		if (r < 0)
 			return r;
 		if (r == O_TYPE)
-			type = g.optarg;
+			o.type = g.optarg;
 	}
-	for (size_t i = 0; i < sizeof(type_filters) / sizeof(type_filters[0]); i++)
-		if (strcmp(type, type_filters[i].name) == 0)
-			tf = &type_filters[i];
-	if (tf == NULL)
-		return p11km_fail(P11KM_ERR_USAGE, "--type '%s': give cert, private, public, key, "
-		                  "trusted or all", type);
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		return r;
-	if (g.argi < argc && (r = p11km_uri_parse(argv[g.argi], &uri)) < 0)
+	o.uri = g.argi < argc ? argv[g.argi] : NULL;
+	if ((r = p11km_object_list(ctx, &o, &res)) < 0)
 		return r;
-	if ((r = p11km_tokens_find(ctx, uri, &toks, &n)) < 0)
-		goto out;
-	if (n == 0) {
-		r = p11km_fail(P11KM_ERR_NOTFOUND,
-		    "no token matches%s; run 'p11km token list' to see the tokens",
-		    uri ? " the URI" : "");
-		goto out;
-	}
-	if ((l = calloc(n, sizeof(*l))) == NULL) {
-		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if ((r = one_token_for_pin(ctx, uri, toks, n)) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if (!(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
-			continue;
-		if ((r = list_token(ctx, &toks[i], uri, tf, &l[i])) < 0)
-			goto out;
-		total += l[i].n;
-		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
-			public_only++;
-	}
-	if (total == 0 && uri != NULL && uri->has_object) {
-		r = p11km_fail(P11KM_ERR_NOTFOUND, "no object matches the URI%s",
-		    public_only ? " among the public objects (private keys need a login: give "
-		                  "--pin-source)"
-		                : "; run 'p11km object list' to see them");
-		goto out;
-	}
-	/* Notes only once the listing is certain: an error is one line. */
-	for (size_t i = 0; i < n; i++) {
-		if (!(toks[i].info.flags & CKF_TOKEN_INITIALIZED))
-			continue;
-		warn_shared_uris(&l[i]);
-		if (!l[i].logged_in && (toks[i].info.flags & CKF_LOGIN_REQUIRED))
-			p11km_note("token '%s': public objects only; give --pin-source to see private keys%s",
-			           toks[i].label,
-			           (toks[i].info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
-			               ? " (--pin-source prompt: on its PIN pad)" : "");
-	}
-	if (ctx->json) {
-		struct p11km_json j;
-		p11km_json_init(&j, stdout);
-		p11km_json_object_begin(&j);
-		p11km_json_key(&j, "objects");
-		p11km_json_array_begin(&j);
-		for (size_t i = 0; i < n; i++)
-			print_json(&j, &l[i]);
-		p11km_json_array_end(&j);
-		p11km_json_object_end(&j);
-		p11km_json_end(&j);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			print_text(&l[i]);
-	}
-	r = 0;
-out:
-	for (size_t i = 0; l != NULL && i < n; i++)
-		listed_release(&l[i]);
-	free(l);
-	p11km_tokens_free(toks, n);
-	p11km_uri_free(uri);
-	return r;
+	p11km_object_list_print(stdout, ctx->json, &res);
+	p11km_object_list_result_release(&res);
+	return 0;
 }
 
 static int
@@ -455,8 +55,119 @@ p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc
 	return list_objects(ctx, cmd, argc, argv, "cert");
 }
 
+static int
+cmd_object_export(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	struct p11km_export_opts o = { 0 };
+	struct p11km_export_result res;
+	int r;
+
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
+		if (r < 0)
+			return r;
+		if (r == O_OUT)
+			o.out = strcmp(g.optarg, "-") == 0 ? NULL : g.optarg;
+		o.der |= r == O_DER;
+		o.chain |= r == O_CHAIN;
+	}
+	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+		return r;
+	if (ctx->json && o.der && !o.chain && o.out == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "--json --der needs -o FILE (DER is not text)");
+	o.uri = argv[g.argi];
+	if ((r = p11km_object_export(ctx, &o, &res)) < 0)
+		return r;
+	r = p11km_object_export_print(stdout, ctx->json, &res);
+	p11km_export_result_release(&res);
+	return r;
+}
+
+static int
+cmd_object_delete(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	struct p11km_delete_opts o = { .force = ctx->force };
+	struct p11km_delete_result res;
+	int r;
+
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
+		if (r < 0)
+			return r;
+		if (r == O_BINDINGS)
+			o.bindings = g.optarg;
+		o.all |= r == O_ALL;
+		o.dry_run |= r == O_DRY_RUN;
+	}
+	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+		return r;
+	o.uri = argv[g.argi];
+	if ((r = p11km_object_delete(ctx, &o, &res)) < 0)
+		return r;
+	p11km_object_delete_print(stdout, ctx->json, &res);
+	p11km_delete_result_release(&res);
+	return 0;
+}
+
+static int
+cmd_object_relabel(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv)
+{
+	struct p11km_getopt g = { 0 };
+	struct p11km_relabel_opts o = { 0 };
+	struct p11km_relabel_result res;
+	unsigned char *id = NULL;
+	int r;
+
+	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
+		if (r < 0)
+			goto out;
+		if (r == O_LABEL)
+			o.label = g.optarg;
+		o.dry_run |= r == O_DRY_RUN;
+		if (r == O_ID) {
+			free(id);
+			id = NULL;
+			if ((r = p11km_unhex(g.optarg, &id, &o.id_len)) < 0)
+				goto out;
+			o.set_id = 1;
+		}
+	}
+	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
+		goto out;
+	o.uri = argv[g.argi];
+	o.id = id;
+	if ((r = p11km_object_relabel(ctx, &o, &res)) < 0)
+		goto out;
+	p11km_object_relabel_print(stdout, ctx->json, &res);
+	p11km_relabel_result_release(&res);
+out:
+	free(id);
+	return r;
+}
+
 static const struct p11km_opt list_opts[] = {
 	{ "type", 1, O_TYPE, "TYPE", "only cert, private, public, key (both kinds) or trusted" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct p11km_opt export_opts[] = {
+	{ "out", 1, O_OUT, "FILE", "write to FILE, atomically (default: - for stdout)" },
+	{ "der", 0, O_DER, NULL, "DER instead of PEM (one certificate or the public key)" },
+	{ "chain", 0, O_CHAIN, NULL, "the certificate and its issuers found on the token (PEM)" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct p11km_opt delete_opts[] = {
+	{ "all", 0, O_ALL, NULL, "delete every object the URI selects (listed), not just one" },
+	{ "bindings", 1, O_BINDINGS, "DIR", "never delete what a binding under DIR uses" },
+	{ "dry-run", 0, O_DRY_RUN, NULL, "list what would be deleted; delete nothing" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct p11km_opt relabel_opts[] = {
+	{ "label", 1, O_LABEL, "LABEL", "the new CKA_LABEL of the key pair and its certificate" },
+	{ "id", 1, O_ID, "HEX", "also a new CKA_ID (hex)" },
+	{ "dry-run", 0, O_DRY_RUN, NULL, "show what would be relabelled; change nothing" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -464,10 +175,10 @@ const struct p11km_cmd p11km_cmds_object[] = {
 	{ "list", "[URI]", "list keys and certificates with their URIs and attributes",
 	  cmd_object_list, list_opts, 0, 1, 0 },
 	{ "export", "URI", "write a certificate (--chain: and its issuers) or public key",
-	  p11km_object_export_run, p11km_object_export_opts, 1, 1, 0 },
+	  cmd_object_export, export_opts, 1, 1, 0 },
 	{ "delete", "URI", "destroy one object (--all: every one the URI selects)",
-	  p11km_object_delete_run, p11km_object_delete_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	  cmd_object_delete, delete_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ "relabel", "URI", "give a key pair and its certificate a new label (and id)",
-	  p11km_object_relabel_run, p11km_object_relabel_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
+	  cmd_object_relabel, relabel_opts, 1, 1, P11KM_CMD_CHANGES_TOKEN },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };

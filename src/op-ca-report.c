@@ -183,7 +183,9 @@ p11km_ca_window_print(struct p11km_ctx *ctx, const struct p11km_ca_window_result
 void
 p11km_ca_roots_print(struct p11km_ctx *ctx, const struct p11km_ca_roots_result *res)
 {
-	if (ctx->json)
+	if (res->installed)
+		p11km_roots_print(stdout, ctx->json, &res->roots);
+	else if (ctx->json)
 		print_dumps(json_pack("{s:s,s:s,s:s?,s:s?}", "ca", res->ca, "kind", res->kind, "file",
 		                      res->file, "certificates", res->file ? NULL : res->pem));
 	else if (res->file == NULL)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/x509.h>
@@ -186,6 +187,29 @@ p11km_ca_window_result_release(struct p11km_ca_window_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
+/* The certificates into the stores of o->to, from the -o file or a
+ * private temporary one. */
+static int
+roots_install(struct p11km_ctx *ctx, const struct p11km_ca_opts *o,
+              struct p11km_ca_roots_result *res)
+{
+	struct p11km_roots_opts ro = { .stores = o->to, .n_stores = o->n_to, .n_certs = 1,
+	                               .dry_run = o->dry_run, .force = ctx->force };
+	char *tmp = NULL;
+	const char *file = o->out;
+	int r;
+
+	if (file == NULL && (r = p11km_temp_file(res->pem, res->pem_len, &tmp)) < 0)
+		return r;
+	ro.certs = file ? &file : (const char *const *)&tmp;
+	if ((r = p11km_roots_install(ctx, &ro, &res->roots)) == 0)
+		res->installed = 1;
+	if (tmp != NULL)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
 int
 p11km_ca_roots(struct p11km_ctx *ctx, const struct p11km_ca_opts *o,
                struct p11km_ca_roots_result *res)
@@ -194,6 +218,8 @@ p11km_ca_roots(struct p11km_ctx *ctx, const struct p11km_ca_opts *o,
 	int r;
 
 	memset(res, 0, sizeof(*res));
+	if (o->dry_run && o->n_to == 0)
+		return p11km_fail(P11KM_ERR_USAGE, "--dry-run goes with --to STORE");
 	if ((r = p11km_ca_profile_load(p11km_ca_dir(o->config_dir), o->name, &p)) < 0)
 		return r;
 	if (p->kind->roots == NULL) {
@@ -210,6 +236,8 @@ p11km_ca_roots(struct p11km_ctx *ctx, const struct p11km_ca_opts *o,
 	res->kind = p->kind->name;
 	if ((res->ca = strdup(p->name)) == NULL)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	else if (o->n_to > 0)
+		r = roots_install(ctx, o, res);
 out:
 	if (r < 0)
 		p11km_ca_roots_result_release(res);
@@ -222,6 +250,8 @@ p11km_ca_roots_result_release(struct p11km_ca_roots_result *res)
 {
 	free(res->ca);
 	free(res->pem);
+	if (res->installed)
+		p11km_roots_result_release(&res->roots);
 	memset(res, 0, sizeof(*res));
 }
 

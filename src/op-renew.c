@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "p11km/ca.h"
@@ -82,6 +83,8 @@ step_request(struct renew_one *r1)
 	ro.tok = r1->h->tok;
 	ro.session = &r1->h->s;
 	ro.cert_x509 = r1->live;
+	ro.key_id = r1->live_id;
+	ro.key_id_len = r1->live_id_len;
 	if (t->rekey != NULL && strcmp(t->rekey, "never") != 0) {
 		ro.rekey = 1;
 		if (strcmp(t->rekey, "always") != 0)
@@ -110,6 +113,17 @@ step_request(struct renew_one *r1)
 	if ((r = p11km_req_renew(r1->run->ctx, &ro, &rr)) < 0)
 		goto out;
 	renew_kill_point("signed");
+	if (rr.have_key && rr.key_pub != NULL) {
+		/* the install of this run finds the leaf by it */
+		if (r1->have_key)
+			p11km_object_release(&r1->key);
+		EVP_PKEY_free(r1->key_pub);
+		r1->key = rr.key;
+		r1->key_pub = rr.key_pub;
+		r1->have_key = 1;
+		rr.have_key = 0;
+		rr.key_pub = NULL;
+	}
 	if ((r = renew_set_str(&t->old_serial, r1->live_serial)) < 0 ||
 	    (r = renew_set_str(&t->old_sha256, r1->live_sha256)) < 0 ||
 	    (r = renew_set_str(&t->old_key_id, r1->live_key_id)) < 0 ||
@@ -320,6 +334,51 @@ submit_step(void *arg, const char *name, const char *detail)
 	p11km_verbose("%s: %s: %s", (const char *)arg, name, p11km_esc(detail));
 }
 
+/* A CMP profile that sends kur: the certificate being updated (the live one,
+ * as a file) and the token whose key protects the message. */
+static int
+kur_setup(struct renew_one *r1, const struct p11km_ca_profile *p, struct p11km_ca_submit *sub,
+          char **old)
+{
+	if (strcmp(p->kind->name, "cmp") != 0 || p->cmd == NULL || strcmp(p->cmd, "kur") != 0)
+		return 0;
+	if (r1->live == NULL)
+		return p11km_fail(P11KM_ERR_NOTFOUND, "a CMP kur updates the certificate on the "
+		                  "token, and there is none");
+	if ((*old = renew_work(r1, "kur-old.pem")) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	sub->old_cert = *old;
+	sub->key_uri = r1->h->tok->uri;
+	return write_live_pem(r1, *old);
+}
+
+/* A kur to a new key (--rekey) signs with the old key (the protection) and
+ * the new one (the proof of possession) in one run; tpm2-pkcs11 over a TPM
+ * keeps the first loaded and has no room for the second (tpm2-cmp.sh).
+ * Refused before the new key is made: nothing on the token changes. */
+static int
+kur_rekey_check(struct renew_one *r1)
+{
+	struct p11km_ca_profile *p = NULL;
+	const char *mod = r1->h->tok->mod ? r1->h->tok->mod->name : NULL;
+	int r = 0;
+
+	if (r1->t->rekey == NULL || strcmp(r1->t->rekey, "never") == 0 || r1->t->ca == NULL ||
+	    strncmp(r1->t->ca, "file:", 5) == 0 || mod == NULL ||
+	    (strstr(mod, "tpm2_pkcs11") == NULL && strstr(mod, "tpm2-pkcs11") == NULL))
+		return 0;
+	if (p11km_ca_profile_load(p11km_ca_dir(r1->run->o->ca_dir), r1->t->ca, &p) == 0 &&
+	    strcmp(p->kind->name, "cmp") == 0 && p->cmd != NULL && strcmp(p->cmd, "kur") == 0)
+		r = p11km_fail(P11KM_ERR_USAGE, "a CMP kur to a new key (--rekey %s) signs with the "
+		               "old and the new key in one run, and a TPM (tpm2-pkcs11) has room for one "
+		               "loaded key: track it with --rekey never, or give the CA profile --cmp-cmd "
+		               "ir or p10cr; nothing was changed", r1->t->rekey);
+	else
+		p11km_error_clear();  /* a profile that does not load: submit says why */
+	p11km_ca_profile_free(p);
+	return r;
+}
+
 /* A CA profile: submit now (ACME: the chain comes back in this run). */
 static int
 submit_profile(struct renew_one *r1)
@@ -329,7 +388,7 @@ submit_profile(struct renew_one *r1)
 	struct p11km_ca_submit sub = { 0 };
 	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL;
-	char *chain = NULL, *req = renew_work(r1, "request.pem");
+	char *chain = NULL, *req = renew_work(r1, "request.pem"), *old = NULL;
 	size_t der_len = 0, chain_len = 0;
 	int r;
 
@@ -341,6 +400,7 @@ submit_profile(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	else if ((r = p11km_ca_profile_load(p11km_ca_dir(run->o->ca_dir), r1->t->ca, &p)) == 0 &&
 	         (r = request_der(req, &der, &der_len)) == 0 &&
+	         (r = kur_setup(r1, p, &sub, &old)) == 0 &&
 	         (r = pending_resume(run->dir, p, der, der_len, &pd, &sub)) == 0 &&
 	         (r = p->kind->submit(run->ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		r = renew_failed(r1, r, "the CA did not issue");
@@ -355,6 +415,7 @@ submit_profile(struct renew_one *r1)
 	free(der);
 	free(chain);
 	free(req);
+	free(old);
 	return r;
 }
 
@@ -379,16 +440,68 @@ renewed_elsewhere(struct renew_one *r1)
 	return 1;
 }
 
-/* ARI (RFC 9773): the window an ACME CA suggests moves the due time earlier
- * (never later: the dates stay the limit).  A CA without renewalInfo, or
- * one that does not answer, leaves the dates' due time (said with
- * --verbose). */
+/* ARI (RFC 9773 4.2): the renewal time is chosen once per window, at
+ * random inside it (uniformly: many machines that got the same window do
+ * not renew at the same moment), and kept in the entry; the CA is asked
+ * again when its Retry-After has passed, when the certificate or the
+ * profile changed, and a new window gets a new choice.  A time before the
+ * next run (the timer runs twice a day) is now.  The choice moves the due
+ * time earlier, never later (the dates stay the limit).  A CA without
+ * renewalInfo, or one that does not answer, leaves the dates' due time
+ * (said with --verbose). */
+#define ARI_RUN_INTERVAL (12 * 3600)   /* p11km-renew.timer: twice a day */
+#define ARI_DEFAULT_RECHECK (6 * 3600) /* without Retry-After */
+
+static time_t
+ari_pick(time_t start, time_t end)
+{
+	unsigned long long rnd = 0;
+
+	if (end <= start)
+		return start;
+	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+		rnd = (unsigned long long)getpid() * 2654435761u ^ (unsigned long long)time(NULL);
+	return start + (time_t)(rnd % (unsigned long long)(end - start));
+}
+
+/* Ask the CA (when the entry's answer is stale) and record the window. */
+static int
+ari_refresh(struct renew_one *r1, const struct p11km_ca_profile *p)
+{
+	struct p11km_track *t = r1->t;
+	struct p11km_renewal_window w;
+	time_t now = r1->run->now;
+	int r;
+
+	if (t->ari_serial != NULL && strcmp(t->ari_serial, r1->live_serial) == 0 &&
+	    t->ari_ca != NULL && strcmp(t->ari_ca, p->name) == 0 && now < t->ari_next_check)
+		return 0;
+	if ((r = p11km_acme_renewal_window(r1->run->ctx, p, r1->live, &w)) < 0)
+		return r;
+	if (t->ari_serial == NULL || strcmp(t->ari_serial, r1->live_serial) != 0 ||
+	    t->ari_ca == NULL || strcmp(t->ari_ca, p->name) != 0 || t->ari_start != w.start ||
+	    t->ari_end != w.end) {
+		t->ari_start = w.start;
+		t->ari_end = w.end;
+		t->ari_renew_at = ari_pick(w.start, w.end);
+		p11km_verbose("%s: the CA's renewal window (ARI) is %ld s long; renewing %ld s into "
+		              "it", t->id, (long)(w.end - w.start), (long)(t->ari_renew_at - w.start));
+	}
+	t->ari_next_check = now + (w.retry_after > 0 ? w.retry_after : ARI_DEFAULT_RECHECK);
+	p11km_renewal_window_release(&w);
+	if ((r = renew_set_str(&t->ari_serial, r1->live_serial)) < 0 ||
+	    (r = renew_set_str(&t->ari_ca, p->name)) < 0)
+		return r;
+	return 0;
+}
+
 static time_t
 ari_due(struct renew_one *r1, time_t due)
 {
 	struct p11km_ca_profile *p = NULL;
-	struct p11km_renewal_window w;
-	const char *ca = r1->t->ca;
+	struct p11km_track *t = r1->t;
+	const char *ca = t->ca;
+	time_t at;
 	int r;
 
 	if (ca == NULL || strncmp(ca, "file:", 5) == 0 || r1->live == NULL)
@@ -399,18 +512,19 @@ ari_due(struct renew_one *r1, time_t due)
 		p11km_ca_profile_free(p);
 		return due;
 	}
-	if ((r = p11km_acme_renewal_window(r1->run->ctx, p, r1->live, &w)) == 0) {
-		if (w.start < due) {
-			p11km_verbose("%s: the CA's renewal window (ARI) starts %ld s before the dates "
-			              "say", r1->t->id, (long)(due - w.start));
-			due = w.start;
-		}
-		p11km_renewal_window_release(&w);
-	} else {
-		p11km_verbose("%s: no renewal window from the CA: %s", r1->t->id, p11km_errmsg(r));
+	if ((r = ari_refresh(r1, p)) < 0) {
+		p11km_verbose("%s: no renewal window from the CA: %s", t->id, p11km_errmsg(r));
 		p11km_error_clear();
 	}
 	p11km_ca_profile_free(p);
+	if (t->ari_serial == NULL || strcmp(t->ari_serial, r1->live_serial) != 0)
+		return due;
+	at = t->ari_renew_at < r1->run->now + ARI_RUN_INTERVAL ? r1->run->now : t->ari_renew_at;
+	if (at < due) {
+		p11km_verbose("%s: the CA's renewal window (ARI) starts %ld s before the dates say",
+		              t->id, (long)(due - t->ari_start));
+		due = at;
+	}
 	return due;
 }
 
@@ -490,6 +604,8 @@ renew_entry(struct renew_one *r1)
 			return renew_failed(r1, r, "the pre-hook");
 	}
 	run->pre_done = 1;
+	if (t->step == P11KM_STEP_IDLE && (r = kur_rekey_check(r1)) < 0)
+		return renew_failed(r1, r, "the renewal request");
 	if (t->step == P11KM_STEP_IDLE && (r = step_request(r1)) < 0)
 		return renew_failed(r1, r, "the renewal request");
 	if (t->step == P11KM_STEP_REQUESTED || t->step == P11KM_STEP_WAITING) {
@@ -516,6 +632,10 @@ one_release(struct renew_one *r1)
 	free(r1->live_serial);
 	free(r1->live_sha256);
 	free(r1->live_key_id);
+	free(r1->live_id);
+	if (r1->have_key)
+		p11km_object_release(&r1->key);
+	EVP_PKEY_free(r1->key_pub);
 	p11km_uri_free(r1->uri);
 	p11km_track_free(r1->t);
 }
@@ -589,6 +709,7 @@ p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
 	struct renew_run run;
 	struct p11km_lock *lk = NULL;
 	const char *pin_opt = ctx->pin_source_opt, *mod_opt = ctx->module_opt;
+	int force = ctx->force;
 	char **ids = NULL;
 	size_t n = 0;
 	int r;
@@ -600,14 +721,20 @@ p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
 	run.dir = o->state_dir ? o->state_dir : p11km_state_dir(NULL);
 	run.res = res;
 	run.pin_opt = pin_opt;
+	if (o->all == (o->n_ids > 0))
+		return p11km_fail(P11KM_ERR_USAGE, "give tracking ids or --all (not both)");
 	for (size_t i = 0; i < o->n_ids; i++)
 		if ((r = p11km_track_id_check(o->ids[i])) < 0)
 			return r;
 	if ((r = lock_run(&run, &lk)) < 0)
 		return r;
+	/* o->force: not due, backoff; it overrides nothing else of the run (the
+	 * operations it calls read ctx->force) */
+	ctx->force = 0;
 	run.now = time(NULL);
 	if (o->all && (r = p11km_track_ids(run.dir, &ids, &n)) < 0)
 		goto out;
+	run.n_entries = o->all ? n : o->n_ids;
 	for (size_t i = 0; r == 0 && i < (o->all ? n : o->n_ids); i++)
 		r = run_one(&run, o->all ? ids[i] : o->ids[i]);
 	if (r == 0 && run.pre_done && o->post_hook != NULL && renew_hook(&run, o->post_hook, NULL) < 0)
@@ -621,6 +748,7 @@ out:
 	free(ids);
 	ctx->pin_source_opt = pin_opt;
 	ctx->module_opt = mod_opt;
+	ctx->force = force;
 	p11km_lock_release(lk);
 	if (r < 0)
 		p11km_renew_result_release(res);

@@ -130,24 +130,83 @@ join(char *const *v, size_t n)
 	return s;
 }
 
-static void
-probe(struct p11km_status_row *w, const struct p11km_track *t)
+/* --probe: ask addr (a listen address: "*" is asked on 127.0.0.1, "[::]" on
+ * [::1]) which certificate it serves; once per address. */
+static int
+probe_addr(struct p11km_status_row *w, const char *listen, const char *sni)
 {
 	struct p11km_verify_result vr;
+	struct p11km_status_probe *pv;
+	char *addr;
 
+	if (strncmp(listen, "*:", 2) == 0)
+		addr = p11km_asprintf("127.0.0.1:%s", listen + 2);
+	else if (strncmp(listen, "[::]:", 5) == 0)
+		addr = p11km_asprintf("[::1]:%s", listen + 5);
+	else
+		addr = strdup(listen);
+	if (addr == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < w->n_probes; i++)
+		if (strcmp(w->probes[i].addr, addr) == 0) {
+			free(addr);
+			return 0;
+		}
+	if ((pv = realloc(w->probes, (w->n_probes + 1) * sizeof(*pv))) == NULL) {
+		free(addr);
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	}
+	w->probes = pv;
+	pv = &pv[w->n_probes++];
+	pv->addr = addr;
+	pv->serial = NULL;
 	memset(&vr, 0, sizeof(vr));
-	if (p11km_bind_verify(t->verify, t->server_name, NULL, NULL, NULL, &vr) == 0 &&
-	    vr.serial != NULL) {
-		w->served = strdup(vr.serial);
+	if (p11km_bind_verify(addr, sni, NULL, NULL, NULL, &vr) == 0 && vr.serial != NULL) {
+		pv->serial = strdup(vr.serial);
+		if (w->served == NULL)
+			w->served = strdup(vr.serial);
 		/* installed but not reloaded */
-		if (w->serial != NULL && strcmp(vr.serial, w->serial) != 0 &&
-		    w->level == P11KM_STATUS_OK)
-			w->level = P11KM_STATUS_WARN;
+		if (w->serial != NULL && strcmp(vr.serial, w->serial) != 0) {
+			w->not_reloaded = 1;
+			if (w->level == P11KM_STATUS_OK)
+				w->level = P11KM_STATUS_WARN;
+		}
 	} else {
-		w->served = strdup("(no answer)");
 		p11km_error_clear();
 	}
 	p11km_verify_result_release(&vr);
+	return 0;
+}
+
+/* The listen addresses of the binding in dir (its manifest), asked. */
+static int
+probe_binding(struct p11km_status_row *w, const char *dir)
+{
+	struct p11km_bind_manifest m;
+	int r = 0;
+
+	if (p11km_bind_manifest_read(dir, &m) < 0) {
+		p11km_error_clear();  /* status still shows the row; bind check says why */
+		return 0;
+	}
+	for (size_t i = 0; r == 0 && i < m.n_listen; i++)
+		r = probe_addr(w, m.listen[i], m.server_name);
+	p11km_bind_manifest_release(&m);
+	return r;
+}
+
+static int
+probe(struct p11km_status_row *w, const struct p11km_track *t)
+{
+	int r = 0;
+
+	if (t->verify != NULL)
+		r = probe_addr(w, t->verify, t->server_name);
+	for (size_t i = 0; r == 0 && i < t->n_bind; i++)
+		r = probe_binding(w, t->bind[i]);
+	if (r == 0 && w->n_probes > 0 && w->served == NULL)
+		w->served = strdup("(no answer)");
+	return r;
 }
 
 static int
@@ -188,8 +247,11 @@ status_tracked(struct p11km_ctx *ctx, const struct p11km_status_opts *o, const c
 			ws = window_of(asn1_time(X509_get0_notAfter(x)), o->warn_days);
 		if ((r = row_cert(w, x, now, ws, t->step != P11KM_STEP_IDLE, failed)) < 0)
 			row_error(w, r);
-		if (o->probe && t->verify != NULL)
-			probe(w, t);
+		if (o->probe && (r = probe(w, t)) < 0) {
+			X509_free(x);
+			p11km_track_free(t);
+			return r;
+		}
 	}
 	X509_free(x);
 	p11km_track_free(t);
@@ -275,6 +337,8 @@ status_file(const struct p11km_status_opts *o, const char *arg, time_t now,
 	if ((r = p11km_cert_load(path, &x)) == 0)
 		r = row_cert(w, x, now, window_of(asn1_time(X509_get0_notAfter(x)), o->warn_days), 0,
 		             0);
+	if (r == 0 && binding != NULL && o->probe)
+		r = probe_binding(w, binding);
 	if (r < 0 && r != P11KM_ERR_NOMEM) {
 		row_error(w, r);
 		r = 0;
@@ -434,6 +498,11 @@ p11km_status_result_release(struct p11km_status_result *res)
 		free(w->bindings);
 		free(w->served);
 		free(w->error);
+		for (size_t k = 0; k < w->n_probes; k++) {
+			free(w->probes[k].addr);
+			free(w->probes[k].serial);
+		}
+		free(w->probes);
 	}
 	free(res->rows);
 	memset(res, 0, sizeof(*res));

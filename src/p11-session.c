@@ -181,6 +181,21 @@ out:
 }
 
 int
+p11km_session_open_held(struct p11km_ctx *ctx, struct p11km_token *tok,
+                        const struct p11km_uri *uri, int rw,
+                        const struct p11km_session *held, struct p11km_session *out)
+{
+	int r;
+
+	if (held == NULL || !held->open || held->logged_in != CKU_USER || held->f != tok->f ||
+	    held->tok->slot != tok->slot)
+		return p11km_session_open_login(ctx, tok, uri, rw, 1, out);
+	if ((r = p11km_session_open(ctx, tok, rw, out)) == 0)
+		out->logged_in = CKU_USER;
+	return r;
+}
+
+int
 p11km_session_open_so_or_user(struct p11km_ctx *ctx, struct p11km_token *tok,
                               const struct p11km_uri *uri, struct p11km_session *out)
 {
@@ -211,8 +226,11 @@ p11km_token_open(struct p11km_ctx *ctx, const struct p11km_uri *uri, unsigned fl
 	                                   : p11km_token_find_one(ctx, uri, tok);
 	if (r < 0)
 		return r;
-	if ((r = p11km_session_open_login(ctx, *tok, uri, !!(flags & P11KM_OPEN_RW),
-	                                  !!(flags & P11KM_OPEN_LOGIN), s)) < 0) {
+	r = flags & P11KM_OPEN_SO_OR_USER
+	        ? p11km_session_open_so_or_user(ctx, *tok, uri, s)
+	        : p11km_session_open_login(ctx, *tok, uri, !!(flags & P11KM_OPEN_RW),
+	                                   !!(flags & P11KM_OPEN_LOGIN), s);
+	if (r < 0) {
 		p11km_token_free(*tok);
 		*tok = NULL;
 	}

@@ -78,6 +78,8 @@ p11km_track_free(struct p11km_track *t)
 	free(t->old_chain);
 	free(t->last_result);
 	free(t->last_error);
+	free(t->ari_serial);
+	free(t->ari_ca);
 	free(t);
 }
 
@@ -144,6 +146,14 @@ p11km_track_json(const struct p11km_track *t)
 	json_object_set_new(st, "last_renewed", json_integer((json_int_t)t->last_renewed));
 	if (t->prune_at != 0)
 		json_object_set_new(st, "prune_at", json_integer((json_int_t)t->prune_at));
+	if (t->ari_serial != NULL) {
+		set_str(st, "ari_serial", t->ari_serial);
+		set_str(st, "ari_ca", t->ari_ca);
+		json_object_set_new(st, "ari_start", json_integer((json_int_t)t->ari_start));
+		json_object_set_new(st, "ari_end", json_integer((json_int_t)t->ari_end));
+		json_object_set_new(st, "ari_renew_at", json_integer((json_int_t)t->ari_renew_at));
+		json_object_set_new(st, "ari_next_check", json_integer((json_int_t)t->ari_next_check));
+	}
 	json_object_set_new(o, "state", st);
 	s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(o);
@@ -246,6 +256,13 @@ from_json(json_t *o, const char *path, struct p11km_track *t)
 	t->last_run = (time_t)get_int(st, "last_run", 0);
 	t->last_renewed = (time_t)get_int(st, "last_renewed", 0);
 	t->prune_at = (time_t)get_int(st, "prune_at", 0);
+	if ((r = get_str(st, "ari_serial", &t->ari_serial, path)) < 0 ||
+	    (r = get_str(st, "ari_ca", &t->ari_ca, path)) < 0)
+		return r;
+	t->ari_start = (time_t)get_int(st, "ari_start", 0);
+	t->ari_end = (time_t)get_int(st, "ari_end", 0);
+	t->ari_renew_at = (time_t)get_int(st, "ari_renew_at", 0);
+	t->ari_next_check = (time_t)get_int(st, "ari_next_check", 0);
 	return 0;
 }
 
@@ -473,7 +490,8 @@ p11km_track_due(const struct p11km_track *t, time_t not_before, time_t not_after
 		life = 0;
 	by_days = days >= 0 ? not_after - (time_t)days * 86400 : not_after;
 	by_pct = pct >= 0 ? not_after - (time_t)(life * pct / 100.0) : not_after;
-	/* ARI (RFC 9773): a window the CA suggests would replace this; not built */
+	/* ARI (RFC 9773): op-renew.c moves this earlier to the time it chose in
+	 * the CA's window */
 	return by_days < by_pct ? by_days : by_pct;
 }
 

@@ -67,17 +67,9 @@ extern const struct p11km_cmd p11km_cmds_track[];
 extern const struct p11km_cmd p11km_cmds_audit[];
 
 /* Verbs that live in their own files, named in their noun's table. */
-int p11km_token_pin_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
-extern const struct p11km_opt p11km_token_pin_opts[];
 int p11km_token_doctor_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                            char **argv);
 extern const struct p11km_opt p11km_token_doctor_opts[];
-int p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                            char **argv);
-int p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                            char **argv);
-int p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                             char **argv);
 int p11km_key_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
 int p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
                          char **argv);
@@ -91,8 +83,6 @@ int p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, in
                           char **argv);
 extern const struct p11km_opt p11km_cert_revoke_opts[];
 int p11km_cert_list_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv);
-extern const struct p11km_opt p11km_object_export_opts[], p11km_object_delete_opts[],
-                              p11km_object_relabel_opts[];
 
 /*
  * Command option parsing.  argv[0] is the verb; call until it returns -1.

@@ -50,6 +50,9 @@ struct p11km_ca_opts {
 	const char *reason;      /* revoke: RFC 5280 name or number (NULL: unspecified) */
 	const char *cert_key;    /* revoke: sign with the certificate's own key */
 	const char *out;         /* roots: also write the certificates (PEM) there */
+	const char *const *to;   /* roots: install them as trusted roots into these stores */
+	size_t n_to;
+	int dry_run;             /* roots, with to: what would change */
 };
 
 struct p11km_ca_list_result {
@@ -93,8 +96,11 @@ struct p11km_ca_roots_result {
 	char *pem;               /* the CA's certificates */
 	size_t pem_len;
 	const char *file;        /* o->out, written (0644), or NULL */
+	int installed;           /* o->to: roots holds what p11km_roots_install() did */
+	struct p11km_roots_result roots;
 };
-/* The CA's own certificates (P11KM_ERR_UNSUPPORTED for a kind without). */
+/* The CA's own certificates (P11KM_ERR_UNSUPPORTED for a kind without),
+ * with o->to installed as trusted roots (p11km_roots_install). */
 int p11km_ca_roots(struct p11km_ctx *ctx, const struct p11km_ca_opts *o,
                    struct p11km_ca_roots_result *res);
 void p11km_ca_roots_result_release(struct p11km_ca_roots_result *res);

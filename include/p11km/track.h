@@ -57,6 +57,12 @@ struct p11km_track {
 	time_t next_attempt;       /* 0: now */
 	time_t last_run, last_renewed;
 	time_t prune_at;           /* a renewal retired objects: prune from then on (0: nothing) */
+	/* ARI (RFC 9773): the window the CA suggested for the certificate of
+	 * serial ari_serial through profile ari_ca, the moment chosen at random
+	 * inside it (once per window: runs on many machines do not herd), and
+	 * when to ask the CA again (its Retry-After) */
+	char *ari_serial, *ari_ca;
+	time_t ari_start, ari_end, ari_renew_at, ari_next_check;
 };
 
 #define P11KM_TRACK_PRUNE_DEFAULT (-2)
@@ -91,7 +97,7 @@ int p11km_track_before_parse(const char *s, int *days, int *pct);
  * When t's certificate (valid not_before..not_after) is due: the earlier of
  * not_after - days and the moment pct percent of the lifetime is left; the
  * defaults are 30 days and 33 percent (a third).  An ARI window from the CA
- * would move it (not built: the hook is here).
+ * moves it earlier (renew: the time chosen inside the window).
  */
 time_t p11km_track_due(const struct p11km_track *t, time_t not_before, time_t not_after);
 

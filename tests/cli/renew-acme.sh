@@ -175,4 +175,47 @@ assert d["result"] == "renewed" and d["old_serial"] == sys.argv[2], d' "$T/rekey
 		 2>/dev/null | grep -q 'label: *web.retired-'"
 }
 
+test_status_probes_the_bindings() {
+	check "track add --force: the binding and the reload, no --verify" "$P11KM" --force track add \
+		"$CERT" --state-dir "$S" --pin-source "file:$PIN" --ca p --webroot "$WWW" \
+		--ca-file "$T/root.pem" --bind "$T/b" --rekey always \
+		--reload -- "$T/reload" "a b" "x;y" nginx -p "$N" -c "$N/nginx.conf" -s reload
+	check "status --probe --json: fine, exit 0" "$P11KM" --json status --probe --state-dir "$S"
+	cp "$T/out" "$T/probe1.json"
+	check "... the binding's listen address asked (its manifest), the served serial the token's" \
+		python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+assert d["probes"] == [{"address": "127.0.0.1:" + sys.argv[2], "serial": sys.argv[3]}], d
+assert d["served_serial"] == sys.argv[3] and not d["not_reloaded"] and d["level"] == "ok", d' \
+		"$T/probe1.json" "$TLSPORT" "$NEW2"
+	# a certificate installed by hand into the binding, nginx not reloaded
+	check "req renew" "$P11KM" req renew "$CERT" -o "$T/web3.csr" --pin-source "file:$PIN"
+	check "the local CA issues it" openssl x509 -req -in "$T/web3.csr" -CA "$T/lca/inter.pem" \
+		-CAkey "$T/lca/inter.key" -set_serial 0x2002 -days 90 -copy_extensions copy -out "$T/web3.pem"
+	cat "$T/web3.pem" "$T/lca/inter.pem" > "$T/web3-chain.pem"
+	check "cert install --bind, without a reload" "$P11KM" cert install "$T/web3-chain.pem" "$KEY" \
+		--ca-file "$T/lca/root.pem" --bind "$T/b" --pin-source "file:$PIN"
+	check_fails "status --probe: installed but not reloaded, exit 1" 1 "$P11KM" status --probe \
+		--state-dir "$S"
+	check_grep "... said so, with what is served where" \
+		"^warn +web .* 2002 .*installed but not reloaded;.* 127.0.0.1:$TLSPORT serves $NEW2" "$T/out"
+	check_fails "status --probe of the binding directory: the same, exit 1" 1 "$P11KM" --json status \
+		--probe "$T/b"
+	cp "$T/out" "$T/probe2.json"
+	check "... not_reloaded, the served serial" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+assert d["not_reloaded"] and d["serial"] == "2002" and d["served_serial"] == sys.argv[2], d' \
+		"$T/probe2.json" "$NEW2"
+	"$T/fixperms"
+	check "nginx reloaded" env OPENSSL_CONF="$T/b/openssl.cnf" nginx -p "$N" -c "$N/nginx.conf" -s reload
+	for _i in $(seq 300); do   # the new workers take a moment
+		[ "$(serial_served "$TLSPORT")" = 2002 ] && break
+		sleep 0.1
+	done
+	check "status --probe: fine again, exit 0" "$P11KM" status --probe --state-dir "$S"
+	check_grep "... served 2002" "^ok +web .* 2002 .* served 2002" "$T/out"
+}
+
 run_tests

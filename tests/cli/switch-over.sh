@@ -18,48 +18,13 @@ fi
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/certs.sh"
 . "$top_srcdir/tests/lib/faults.sh"
-need openssl pkcs11-tool
-[ -f "${P11SHIM:-}" ] || skip_all "the PKCS#11 shim is not built"
-[ -n "$(find /usr/lib -name pkcs11.so -path '*engines-3*' 2>/dev/null | head -1)" ] ||
-	skip_all "the libp11 engine (libengine-pkcs11-openssl) is not installed"
-softhsm_setup
-new_token sw
-M=$SOFTHSM2_MODULE
-PIN=$T/pin-sw
-TOK="pkcs11:token=sw"
-ca_setup "$T/ca" || { echo "cannot make the test CA"; exit 99; }
-CA=$T/ca
-B=$T/bind
-mkdir -p "$B"
 
-token_keypair "$M" sw "$PIN" web 01 "$T/web.pub" || { echo "keygen failed"; exit 99; }
-issue "$CA" "$T/web.pub" "$T/old.pem" web.example.test 0x0a01
-issue "$CA" "$T/web.pub" "$T/renew.pem" web.example.test 0x0a02
-token_keypair "$M" sw "$PIN" web.pending 02 "$T/pending.pub" || { echo "keygen failed"; exit 99; }
-issue "$CA" "$T/pending.pub" "$T/rekey.pem" web.example.test 0x0b01
-# replies as CAs send them: the leaf and the intermediate
-# another key, with a certificate: its binding is not this key's
-token_keypair "$M" sw "$PIN" other 03 "$T/other.pub" || { echo "keygen failed"; exit 99; }
-issue "$CA" "$T/other.pub" "$T/other.pem" other.example.test 0x0c01
-for f in old renew rekey other; do cat "$CA/inter.pem" >> "$T/$f.pem"; done
-"$P11KM" cert install "$T/old.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" \
-	> "$T/first" 2>&1 || { cat "$T/first"; echo "first install failed"; exit 99; }
-KEY="$TOK;object=web;type=private"
-check "bind emit nginx" "$P11KM" bind emit nginx --key "$KEY" --listen 127.0.0.1:1 \
-	--out-dir "$B/ng" --pin-file "$T/srv.pin" --pin-source "file:$PIN"
-check "bind emit apache" "$P11KM" bind emit apache --key "$KEY" --listen 127.0.0.1:1 \
-	--out-dir "$B/ap" --pin-file "$T/srv.pin"
-check "bind check: the nginx binding loads" "$P11KM" bind check "$B/ng"
-check "bind check: the apache binding loads" "$P11KM" bind check "$B/ap"
-cp -a "$T/tokens" "$T/snap"
-cp -a "$B" "$T/bind.snap"
 restore() {
 	rm -rf "$T/tokens" "$B"
 	cp -a "$T/snap" "$T/tokens"
 	cp -a "$T/bind.snap" "$B"
 }
 shim() { P11KM_MODULE=$P11SHIM P11SHIM_MODULE=$M "$@"; }
-
 # served DIR: the serial of the certificate the binding's snippet names
 served() {
 	_f=$(sed -n 's/^ *\(ssl_certificate\|SSLCertificateFile\) "\(.*\)";\{0,1\}$/\2/p' \
@@ -84,7 +49,6 @@ loads() {
 		esac
 	done
 }
-
 # sweep: for each "i env..." line on stdin, fail call i of $CMD, then loads
 sweep() {
 	bad=""
@@ -100,7 +64,6 @@ sweep() {
 		loads "$_i:${_env%% *}" "$([ $((runs % 2)) = 0 ] && echo ng || echo ap)"
 	done
 }
-
 # switch_over NAME OLD-SERIAL NEW-SERIAL REPLY OPTIONS...
 switch_over() {
 	_name=$1 OLD=$2 NEW=$3 _reply=$4
@@ -163,34 +126,81 @@ switch_over() {
 	echo "# $_name: kill -9: a server could load the binding after $((40 - $(echo "$bad" | wc -w)))/40 kills ($killed hit a running install)"
 }
 
-: > "$T/bad.log"
-switch_over "rekey --destroy-old" 0a01 0b01 "$T/rekey.pem" --destroy-old
-# the old pair is gone, the new one is labelled web; the bindings name it by id
-restore
-"$P11KM" cert install "$T/rekey.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" \
-	--bind "$B/ng" --bind "$B/ap" --destroy-old > "$T/out" 2>&1
-pkcs11-tool --module "$M" --token-label sw --login --pin "$(cat "$PIN")" -O > "$T/objs" 2>/dev/null
-check_nogrep "rekey --destroy-old: the old key pair is gone" 'ID: +01$' "$T/objs"
-check_grep "rekey: the bindings name the new key by id" 'id=%02;type=private' "$B/ng/nginx-server.conf"
-check_grep "rekey: the report says the binding switched" "binding '$B/ng': switched" "$T/out"
-check_eq "rekey: the previous generation's files are kept, none older" \
-	"$(ls "$B/ng" | sed -n 's/.*-\([0-9a-f]\{16\}\)\.pem$/\1/p' | sort -u | wc -l)" 2
-"$P11KM" cert install "$T/rekey.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" \
-	--bind "$B/ng" >/dev/null 2>&1
-check_eq "  ... and once the replaced snippet no longer names it, it goes" \
-	"$(ls "$B/ng" | sed -n 's/.*-\([0-9a-f]\{16\}\)\.pem$/\1/p' | sort -u | wc -l)" 1
+setup() {
+	need openssl pkcs11-tool
+	[ -f "${P11SHIM:-}" ] || skip_all "the PKCS#11 shim is not built"
+	[ -n "$(find /usr/lib -name pkcs11.so -path '*engines-3*' 2>/dev/null | head -1)" ] ||
+		skip_all "the libp11 engine (libengine-pkcs11-openssl) is not installed"
+	softhsm_setup
+	new_token sw
+	M=$SOFTHSM2_MODULE
+	PIN=$T/pin-sw
+	TOK="pkcs11:token=sw"
+	ca_setup "$T/ca" || { echo "cannot make the test CA"; exit 99; }
+	CA=$T/ca
+	B=$T/bind
+	mkdir -p "$B"
 
-switch_over "plain renewal" 0a01 0a02 "$T/renew.pem"
+	token_keypair "$M" sw "$PIN" web 01 "$T/web.pub" || { echo "keygen failed"; exit 99; }
+	issue "$CA" "$T/web.pub" "$T/old.pem" web.example.test 0x0a01
+	issue "$CA" "$T/web.pub" "$T/renew.pem" web.example.test 0x0a02
+	token_keypair "$M" sw "$PIN" web.pending 02 "$T/pending.pub" || { echo "keygen failed"; exit 99; }
+	issue "$CA" "$T/pending.pub" "$T/rekey.pem" web.example.test 0x0b01
+	# replies as CAs send them: the leaf and the intermediate
+	# another key, with a certificate: its binding is not this key's
+	token_keypair "$M" sw "$PIN" other 03 "$T/other.pub" || { echo "keygen failed"; exit 99; }
+	issue "$CA" "$T/other.pub" "$T/other.pem" other.example.test 0x0c01
+	for f in old renew rekey other; do cat "$CA/inter.pem" >> "$T/$f.pem"; done
+	"$P11KM" cert install "$T/old.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" \
+		> "$T/first" 2>&1 || { cat "$T/first"; echo "first install failed"; exit 99; }
+	KEY="$TOK;object=web;type=private"
+	check "bind emit nginx" "$P11KM" bind emit nginx --key "$KEY" --listen 127.0.0.1:1 \
+		--out-dir "$B/ng" --pin-file "$T/srv.pin" --pin-source "file:$PIN"
+	check "bind emit apache" "$P11KM" bind emit apache --key "$KEY" --listen 127.0.0.1:1 \
+		--out-dir "$B/ap" --pin-file "$T/srv.pin"
+	check "bind check: the nginx binding loads" "$P11KM" bind check "$B/ng"
+	check "bind check: the apache binding loads" "$P11KM" bind check "$B/ap"
+	cp -a "$T/tokens" "$T/snap"
+	cp -a "$B" "$T/bind.snap"
+}
+
+# a rekey with --destroy-old
+test_rekey_destroy_old() {
+	: > "$T/bad.log"
+	switch_over "rekey --destroy-old" 0a01 0b01 "$T/rekey.pem" --destroy-old
+	# the old pair is gone, the new one is labelled web; the bindings name it by id
+	restore
+	"$P11KM" cert install "$T/rekey.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" \
+		--bind "$B/ng" --bind "$B/ap" --destroy-old > "$T/out" 2>&1
+	pkcs11-tool --module "$M" --token-label sw --login --pin "$(cat "$PIN")" -O > "$T/objs" 2>/dev/null
+	check_nogrep "rekey --destroy-old: the old key pair is gone" 'ID: +01$' "$T/objs"
+	check_grep "rekey: the bindings name the new key by id" 'id=%02;type=private' "$B/ng/nginx-server.conf"
+	check_grep "rekey: the report says the binding switched" "binding '$B/ng': switched" "$T/out"
+	check_eq "rekey: the previous generation's files are kept, none older" \
+		"$(ls "$B/ng" | sed -n 's/.*-\([0-9a-f]\{16\}\)\.pem$/\1/p' | sort -u | wc -l)" 2
+	"$P11KM" cert install "$T/rekey.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" \
+		--bind "$B/ng" >/dev/null 2>&1
+	check_eq "  ... and once the replaced snippet no longer names it, it goes" \
+		"$(ls "$B/ng" | sed -n 's/.*-\([0-9a-f]\{16\}\)\.pem$/\1/p' | sort -u | wc -l)" 1
+}
+
+# a plain renewal
+test_renewal() {
+	switch_over "plain renewal" 0a01 0a02 "$T/renew.pem"
+}
 
 # a binding of another key is refused before the token changes
-restore
-cp -a "$T/tokens" "$T/snap2"
-check_fails "--bind with the binding of another key is refused" 2 "$P11KM" cert install \
-	"$T/other.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" --bind "$B/ng"
-check_grep "  ... saying so" "binding '$B/ng' serves another key" "$T/err"
-diff -rq -x token.object -x '*.lock' "$T/snap2" "$T/tokens" >/dev/null 2>&1 &&
-	ok "  ... before the token changed" || not_ok "the token changed"
-check_eq "  ... and the binding is unchanged" "$(served "$B/ng")" 0a01
+test_other_key_binding() {
+	restore
+	cp -a "$T/tokens" "$T/snap2"
+	check_fails "--bind with the binding of another key is refused" 2 "$P11KM" cert install \
+		"$T/other.pem" "$TOK" --pin-source "file:$PIN" --ca-file "$CA/root.pem" --bind "$B/ng"
+	check_grep "  ... saying so" "binding '$B/ng' serves another key" "$T/err"
+	diff -rq -x token.object -x '*.lock' "$T/snap2" "$T/tokens" >/dev/null 2>&1 &&
+		ok "  ... before the token changed" || not_ok "the token changed"
+	check_eq "  ... and the binding is unchanged" "$(served "$B/ng")" 0a01
 
-[ -s "$T/bad.log" ] && { echo "# what bind check said where it failed:"; cat "$T/bad.log"; }
-done_testing
+	[ -s "$T/bad.log" ] && { echo "# what bind check said where it failed:"; cat "$T/bad.log"; }
+}
+
+run_tests

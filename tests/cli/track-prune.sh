@@ -18,13 +18,13 @@ setup() {
 	CA=$T/ca-in
 	mkdir -p "$CA" "$T/bind"
 	CERT="$TOKEN;object=web;type=cert"
-	make_key web 01 EC:prime256v1 && issue web 01 web.test 1001 2 &&
+	make_key web 01 EC:prime256v1 && issue_token web 01 web.test 1001 2 &&
 		put_cert web 01 "$T/web-1001.der" || return 1
 	# retired long ago: a certificate of another key, alone
-	make_key junk 09 EC:prime256v1 && issue junk 09 junk.test 1009 &&
+	make_key junk 09 EC:prime256v1 && issue_token junk 09 junk.test 1009 &&
 		put_cert web.retired-20200101 09 "$T/junk-1009.der" || return 1
 	# retired long ago, but the binding 'other' (beside the entry's) still uses the pair
-	make_key web.retired-20200102 02 EC:prime256v1 && issue web.retired-20200102 02 old.test 1002 &&
+	make_key web.retired-20200102 02 EC:prime256v1 && issue_token web.retired-20200102 02 old.test 1002 &&
 		put_cert web.retired-20200102 02 "$T/web.retired-20200102-1002.der" || return 1
 	"$P11KM" bind emit nginx --key "$TOKEN;object=web;type=private" --listen 127.0.0.1:1 \
 		--out-dir "$T/bind/web" --pin-file "$T/web.pin" --pin-source "file:$PIN" >/dev/null &&
@@ -45,7 +45,7 @@ d = json.load(open(sys.argv[1])); d["state"]["prune_at"] = 1
 json.dump(d, open(sys.argv[1], "w"))' "$S/track/web.json"
 }
 add() { "$P11KM" track add "$CERT" --state-dir "$S" --pin-source "file:$PIN" --ca "file:$CA" \
-	--ca-file "$T/ca.pem" --bind "$T/bind/web" "$@"; }
+	--ca-file "$T/ca/root.pem" --bind "$T/bind/web" "$@"; }
 
 test_prune_after_parse() {
 	check_fails "--prune-after soon: exit 2" 2 add --prune-after soon
@@ -57,7 +57,7 @@ test_prune_after_parse() {
 test_renewal_schedules_the_prune() {
 	check "renew: the request goes to the file CA" "$P11KM" renew --all --state-dir "$S"
 	printf 'subjectAltName=DNS:web.test\n' > "$T/ext.cnf"
-	check "the CA signs it" openssl x509 -req -in "$CA/web.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+	check "the CA signs it" openssl x509 -req -in "$CA/web.csr" -CA "$T/ca/root.pem" -CAkey "$T/ca/root.key" \
 		-set_serial 1010 -days 90 -extfile "$T/ext.cnf" -out "$CA/web.crt"
 	check "renew: renewed" "$P11KM" renew --all --state-dir "$S"
 	check_grep "... renewed" '^web: renewed' "$T/out"
@@ -100,7 +100,7 @@ test_rekey_entry_prunes_keys() {
 		--label web.retired-20200101 >/dev/null 2>&1
 	put_cert web.retired-20200103 09 "$T/junk-1009.der"
 	check "track add --force --prune-after never" "$P11KM" --force track add "$CERT" --state-dir "$S" \
-		--pin-source "file:$PIN" --ca "file:$CA" --ca-file "$T/ca.pem" --bind "$T/bind/web" \
+		--pin-source "file:$PIN" --ca "file:$CA" --ca-file "$T/ca/root.pem" --bind "$T/bind/web" \
 		--prune-after never
 	check_grep "... kept in the entry as -1" '"prune_after_days": -1' "$S/track/web.json"
 	prune_now
@@ -108,7 +108,7 @@ test_rekey_entry_prunes_keys() {
 	check_eq "... nothing pruned" "$(json_get "$T/out" 'd[0]["pruned"]')" 0
 	check "... the 2020 certificate stays" has cert web.retired-20200103
 	check "track add --force --rekey always --prune-after 10" "$P11KM" --force track add "$CERT" \
-		--state-dir "$S" --pin-source "file:$PIN" --ca "file:$CA" --ca-file "$T/ca.pem" \
+		--state-dir "$S" --pin-source "file:$PIN" --ca "file:$CA" --ca-file "$T/ca/root.pem" \
 		--bind "$T/bind/web" --rekey always --prune-after 10
 	prune_now
 	check "renew: prunes certificates and retired key pairs" "$P11KM" --json renew --all --state-dir "$S"

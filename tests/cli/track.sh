@@ -15,7 +15,7 @@ S=$T/state
 CA=$T/ca-in
 mkdir -p "$CA"
 make_key web1 01 EC:prime256v1
-issue web1 01 web1.test 1001 2
+issue_token web1 01 web1.test 1001 2
 put_cert web1 01 "$T/web1-1001.der"
 CERT="$TOKEN;object=web1;type=cert"
 P1=$(free_port)
@@ -44,7 +44,7 @@ check_fails "track add: --rekey takes never, always or a key type" 2 "$P11KM" tr
 	--state-dir "$S" --rekey sometimes
 add() {
 	"$P11KM" track add "$CERT" --state-dir "$S" --pin-source "file:$PIN" --ca "file:$CA" \
-		--ca-file "$T/ca.pem" --bind "$T/b1" --verify "127.0.0.1:$P1" --server-name web1.test \
+		--ca-file "$T/ca/root.pem" --bind "$T/b1" --verify "127.0.0.1:$P1" --server-name web1.test \
 		--reload "$1" "${@:2}"
 }
 RELOAD="nginx -p $N -c $N/nginx.conf -s reload"
@@ -76,7 +76,7 @@ check "renew again: still waiting, exit 0" "$P11KM" renew web1 --state-dir "$S"
 check_grep "still waiting" '^web1: waiting' "$T/out"
 sign() { # SERIAL: the test CA answers the request
 	printf 'subjectAltName=DNS:web1.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$T/ext.cnf"
-	openssl x509 -req -in "$CA/web1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial "$1" \
+	openssl x509 -req -in "$CA/web1.csr" -CA "$T/ca/root.pem" -CAkey "$T/ca/root.key" -set_serial "$1" \
 		-days 90 -extfile "$T/ext.cnf" -out "$CA/web1.crt" 2>/dev/null
 }
 check "the CA signs the request" sign 1002
@@ -122,8 +122,8 @@ check "status --json names the level" python3 -c '
 import json, sys; d = json.load(open(sys.argv[1])); assert d[0]["level"] == "warn", d' "$T/status.json"
 # --- renewed by hand: noticed, never renewed twice ---------------------------------------
 by_hand() { # SERIAL: a certificate installed with 'cert install', not by renew
-	issue web1 01 web1.test "$1" 90 &&
-	"$P11KM" cert install "$T/web1-$1.pem" "$TOKEN;object=web1;type=private" --ca-file "$T/ca.pem" \
+	issue_token web1 01 web1.test "$1" 90 &&
+	"$P11KM" cert install "$T/web1-$1.pem" "$TOKEN;object=web1;type=private" --ca-file "$T/ca/root.pem" \
 		--pin-source "file:$PIN" --bind "$T/b1" >/dev/null && "$T/fixperms"
 }
 check "a newer certificate installed by hand (serial 1003)" by_hand 1003
@@ -153,7 +153,7 @@ check_eq "nginx serves 1004" "$(serial_served "$P1" web1.test)" 03EC
 [ "$(serial_served "$P1" web1.test)" = 03EC ] || tail -5 "$N/error.log" | sed 's/^/#   /'
 check "track add --force: a reload command that does not reload" env OPENSSL_CONF=/dev/null \
 	"$P11KM" --force track add "$CERT" --state-dir "$S" --pin-source "file:$PIN" --ca "file:$CA" \
-	--ca-file "$T/ca.pem" --bind "$T/b1" --verify "127.0.0.1:$P1" --server-name web1.test --reload true
+	--ca-file "$T/ca/root.pem" --bind "$T/b1" --verify "127.0.0.1:$P1" --server-name web1.test --reload true
 check "renew --force: waiting" "$P11KM" --force renew web1 --state-dir "$S"
 check "the CA signs (1005)" sign 1005
 check_fails "renew: the server keeps the old certificate, exit 1" 1 "$P11KM" --json renew --all \

@@ -11,6 +11,8 @@
 #     DNS server ADDR:PORT for the names, pebble-challtestsrv)
 #   pebble_get MGMT PATH: a GET on the management port (roots, intermediates,
 #     cert-status-by-serial)
+#   pebble_up DESCRIPTION: check DESCRIPTION: pebble starts (start_pebble);
+#     its ports in P (ACME) and M (management), its root in $T/root.pem
 
 . "$top_srcdir/tests/lib/certs.sh"
 
@@ -47,3 +49,10 @@ start_pebble() {
 }
 
 pebble_get() { curl -s --cacert "$T/tls/root.pem" "https://127.0.0.1:$1$2"; }
+
+pebble_up() {
+	check "$1" start_server "$T/pebble.srv" 2 start_pebble
+	P=${PORTS%% *}
+	M=${PORTS#* }
+	pebble_get "$M" /roots/0 > "$T/root.pem"
+}

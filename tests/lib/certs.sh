@@ -56,12 +56,30 @@ pub_keyid() {
 }
 
 # issue CADIR PUBPEM OUT CN SERIAL [EXT] [DAYS] [ISSUER]: a leaf for PUBPEM
-# (ISSUER: inter (default) or root).
+# (ISSUER: inter (default) or root).  EXT: a section of CADIR/ca.cnf (leaf,
+# the default: for localhost and 127.0.0.1; nosig; ca), or server: a TLS
+# server named CN (subjectAltName DNS:CN, serverAuth; the extensions are left
+# in CADIR/server.cnf).
 issue() {
-	_iss=${8:-inter}
+	_iss=${8:-inter} _sect=${6:-leaf} _cnf=$1/ca.cnf
+	if [ "$_sect" = server ]; then
+		_cnf=$1/server.cnf
+		printf '[server]\nsubjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+			"$4" > "$_cnf"
+	fi
 	openssl x509 -req -in "$1/throwaway.csr" -force_pubkey "$2" -CA "$1/$_iss.pem" \
 		-CAkey "$1/$_iss.key" -set_serial "$5" -days "${7:-365}" -subj "/CN=$4" \
-		-extfile "$1/ca.cnf" -extensions "${6:-leaf}" -out "$3" 2>/dev/null
+		-extfile "$_cnf" -extensions "$_sect" -out "$3" 2>/dev/null
+}
+
+# issue_csr CADIR CSR OUT [DAYS] [ISSUER]: the CA signs a request as it is:
+# its subject, its key (openssl checks the request's signature) and its
+# extensions (copied); a serial of the CA's own (CADIR/ISSUER.srl).  ISSUER:
+# inter (default) or root; DAYS: 365.  openssl's complaints: CADIR/issue.err.
+issue_csr() {
+	_iss=${5:-inter}
+	openssl x509 -req -in "$2" -CA "$1/$_iss.pem" -CAkey "$1/$_iss.key" -CAcreateserial \
+		-CAserial "$1/$_iss.srl" -days "${4:-365}" -copy_extensions copyall -out "$3" 2>"$1/issue.err"
 }
 
 # fp FILE: SHA-256 fingerprint of a PEM certificate (lower-case hex, no colons).

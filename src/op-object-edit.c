@@ -1,5 +1,6 @@
-/* cmd-object-edit.c: 'object export', 'object delete' and 'object relabel',
- * the object commands p11tool and pkcs11-tool users expect.  A private key
+/* op-object-edit.c: the export, delete and relabel operations ('object
+ * export', 'object delete', 'object relabel', the object commands p11tool
+ * and pkcs11-tool users expect) and their text and JSON form.  A private key
  * is never exported; one is destroyed only with --force, and never while a
  * binding uses it; a relabel moves key, public key and certificate of a
  * pair together, and puts back what it changed when a step fails. */
@@ -15,13 +16,12 @@
 #include "p11km/bind.h"
 #include "p11km/change.h"
 #include "p11km/cert.h"
-#include "p11km/cmd.h"
+#include "p11km/json.h"
 #include "p11km/keys.h"
+#include "p11km/op-token.h"
 #include "p11km/store.h"
 #include "p11km/util.h"
 #include "p11km/x509.h"
-
-enum { O_OUT = 'o', O_DER = 1, O_CHAIN, O_ALL, O_BINDINGS, O_DRY_RUN, O_LABEL, O_ID };
 
 /* --- the objects a URI selects ---------------------------------------------- */
 
@@ -187,59 +187,23 @@ refuse_key_export(const char *text)
 	return 0;
 }
 
-static void
-export_json(const struct target *t, const struct p11km_object *o, const char *file, int der,
-            int count, const struct p11km_buf *b)
-{
-	char *uri = p11km_object_uri(t->tok, o);
-	struct p11km_json j;
-
-	p11km_json_init(&j, stdout);
-	p11km_json_object_begin(&j);
-	p11km_json_kv_string(&j, "uri", uri);
-	p11km_json_kv_string(&j, "class", p11km_class_name(o->cls));
-	p11km_json_kv_string(&j, "format", der ? "der" : "pem");
-	p11km_json_kv_int(&j, "certificates", count);
-	p11km_json_kv_string(&j, "file", file);
-	if (file == NULL)
-		p11km_json_kv_string(&j, "pem", (const char *)b->data);
-	p11km_json_object_end(&j);
-	p11km_json_end(&j);
-	free(uri);
-}
-
 int
-p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                        char **argv)
+p11km_object_export(struct p11km_ctx *ctx, const struct p11km_export_opts *eo,
+                    struct p11km_export_result *res)
 {
-	struct p11km_getopt g = { 0 };
 	struct target t = { 0 };
 	struct p11km_buf b = { 0 };
 	const struct p11km_object *o;
-	const char *out = NULL;
 	EVP_PKEY *pk = NULL;
-	int der = 0, chain = 0, count = 0, r;
+	int count = 0, r;
 	size_t exportable = 0;
 
-	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
-		if (r < 0)
-			return r;
-		if (r == O_OUT)
-			out = strcmp(g.optarg, "-") == 0 ? NULL : g.optarg;
-		else if (r == O_DER)
-			der = 1;
-		else if (r == O_CHAIN)
-			chain = 1;
-	}
-	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
-		return r;
-	if (der && chain)
+	memset(res, 0, sizeof(*res));
+	if (eo->der && eo->chain)
 		return p11km_fail(P11KM_ERR_USAGE, "--der holds one certificate: export the chain "
 		                  "as PEM (leave out --der)");
-	if (der && ctx->json && out == NULL)
-		return p11km_fail(P11KM_ERR_USAGE, "--json --der needs -o FILE (DER is not text)");
-	if ((r = refuse_key_export(argv[g.argi])) < 0 ||
-	    (r = target_open(ctx, "export", argv[g.argi], 0, &t)) < 0)
+	if ((r = refuse_key_export(eo->uri)) < 0 ||
+	    (r = target_open(ctx, "export", eo->uri, 0, &t)) < 0)
 		goto out;
 	o = export_pick(&t, &exportable);
 	if (o == NULL && exportable == 0) {
@@ -253,33 +217,66 @@ p11km_object_export_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int 
 		goto out;
 	}
 	if (o->cls == CKO_CERTIFICATE) {
-		r = append_certs(&t.s, o, der, chain, &b, &count);
-	} else if (chain) {
+		r = append_certs(&t.s, o, eo->der, eo->chain, &b, &count);
+	} else if (eo->chain) {
 		r = p11km_fail(P11KM_ERR_USAGE, "--chain is for certificates; the URI selects a "
 		               "public key");
 	} else if ((r = p11km_object_pubkey(o, &pk)) == 0) {
-		r = p11km_pubkey_append(pk, der, &b);
+		r = p11km_pubkey_append(pk, eo->der, &b);
 	}
 	if (r < 0)
 		goto out;
-	if (ctx->json && out == NULL)
-		export_json(&t, o, NULL, der, count, &b);
-	else if ((r = p11km_write_file_atomic(out ? out : "-", b.data, b.len, 0644)) == 0 &&
-	         ctx->json)
-		export_json(&t, o, out, der, count, &b);
+	/* (a p11km_buf is NUL-terminated: PEM is a string for the JSON document) */
+	res->len = b.len;
+	if (eo->out != NULL && (r = p11km_write_file_atomic(eo->out, b.data, b.len, 0644)) < 0)
+		goto out;
+	if ((res->uri = p11km_object_uri(t.tok, o)) == NULL) {
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	res->cls = o->cls;
+	res->der = eo->der;
+	res->certificates = count;
+	res->out = eo->out;
+	res->data = b.data;
+	b.data = NULL;
 out:
+	if (r < 0)
+		p11km_export_result_release(res);
 	EVP_PKEY_free(pk);
 	p11km_buf_release(&b);
 	target_release(&t);
 	return r;
 }
 
-const struct p11km_opt p11km_object_export_opts[] = {
-	{ "out", 1, O_OUT, "FILE", "write to FILE, atomically (default: - for stdout)" },
-	{ "der", 0, O_DER, NULL, "DER instead of PEM (one certificate or the public key)" },
-	{ "chain", 0, O_CHAIN, NULL, "the certificate and its issuers found on the token (PEM)" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+int
+p11km_object_export_print(FILE *fp, int json, const struct p11km_export_result *res)
+{
+	struct p11km_json j;
+
+	if (!json)
+		return res->out != NULL ? 0 : p11km_write_file_atomic("-", res->data, res->len, 0644);
+	p11km_json_init(&j, fp);
+	p11km_json_object_begin(&j);
+	p11km_json_kv_string(&j, "uri", res->uri);
+	p11km_json_kv_string(&j, "class", p11km_class_name(res->cls));
+	p11km_json_kv_string(&j, "format", res->der ? "der" : "pem");
+	p11km_json_kv_int(&j, "certificates", res->certificates);
+	p11km_json_kv_string(&j, "file", res->out);
+	if (res->out == NULL)
+		p11km_json_kv_string(&j, "pem", (const char *)res->data);
+	p11km_json_object_end(&j);
+	p11km_json_end(&j);
+	return 0;
+}
+
+void
+p11km_export_result_release(struct p11km_export_result *res)
+{
+	free(res->uri);
+	free(res->data);
+	memset(res, 0, sizeof(*res));
+}
 
 /* --- object delete ---------------------------------------------------------- */
 
@@ -298,14 +295,14 @@ cmp_rank(const void *a, const void *b)
 
 /* The refusals, all before anything is destroyed. */
 static int
-delete_check(struct p11km_ctx *ctx, struct target *t, const char *bindings)
+delete_check(struct target *t, int force, const char *bindings)
 {
 	struct p11km_bind_refs refs = { 0 };
 	int r = 0;
 
 	for (size_t i = 0; i < t->n && r == 0; i++) {
 		CK_OBJECT_CLASS c = t->objs[i].cls;
-		if ((c == CKO_PRIVATE_KEY || c == CKO_SECRET_KEY) && !ctx->force) {
+		if ((c == CKO_PRIVATE_KEY || c == CKO_SECRET_KEY) && !force) {
 			char *u = p11km_object_uri(t->tok, &t->objs[i]);
 			r = p11km_fail(P11KM_ERR_USAGE, "%s is a %s key: destroying it is for good "
 			               "(no certificate for it can be used again); add --force", u ? u : "?",
@@ -328,70 +325,29 @@ delete_check(struct p11km_ctx *ctx, struct target *t, const char *bindings)
 	return r;
 }
 
-static void
-delete_print(struct p11km_ctx *ctx, const struct target *t, size_t done, int dry_run)
-{
-	struct p11km_json j;
-
-	if (ctx->json) {
-		p11km_json_init(&j, stdout);
-		p11km_json_object_begin(&j);
-		p11km_json_kv_string(&j, "token", t->tok->uri);
-		p11km_json_kv_bool(&j, "dry_run", dry_run);
-		p11km_json_key(&j, "deleted");
-		p11km_json_array_begin(&j);
-	}
-	for (size_t i = 0; i < done; i++) {
-		char *u = p11km_object_uri(t->tok, &t->objs[i]);
-		if (ctx->json)
-			p11km_json_string(&j, u);
-		else
-			printf("%s %s\n", dry_run ? "would delete" : "deleted", u ? u : "?");
-		free(u);
-	}
-	if (ctx->json) {
-		p11km_json_array_end(&j);
-		p11km_json_object_end(&j);
-		p11km_json_end(&j);
-	}
-}
-
 int
-p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                        char **argv)
+p11km_object_delete(struct p11km_ctx *ctx, const struct p11km_delete_opts *o,
+                    struct p11km_delete_result *res)
 {
-	struct p11km_getopt g = { 0 };
 	struct target t = { 0 };
-	const char *bindings = NULL;
-	int all = 0, dry_run = 0, r;
 	size_t done = 0;
+	int r;
 
-	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
-		if (r < 0)
-			return r;
-		if (r == O_ALL)
-			all = 1;
-		else if (r == O_BINDINGS)
-			bindings = g.optarg;
-		else if (r == O_DRY_RUN)
-			dry_run = 1;
-	}
-	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
-		return r;
-	if ((r = target_open(ctx, "delete", argv[g.argi], !dry_run, &t)) < 0)
+	memset(res, 0, sizeof(*res));
+	if ((r = target_open(ctx, "delete", o->uri, !o->dry_run, &t)) < 0)
 		goto out;
 	if (t.n == 0) {
 		r = none_match(&t);
 		goto out;
 	}
-	if (t.n > 1 && !all) {
+	if (t.n > 1 && !o->all) {
 		r = several_match(&t, "narrow the URI, or give --all to delete them all");
 		goto out;
 	}
 	qsort(t.objs, t.n, sizeof(*t.objs), cmp_rank);
-	if ((r = delete_check(ctx, &t, bindings)) < 0)
+	if ((r = delete_check(&t, o->force, o->bindings)) < 0)
 		goto out;
-	for (; !dry_run && done < t.n; done++)
+	for (; !o->dry_run && done < t.n; done++)
 		if ((r = p11km_tok_destroy(&t.s, t.objs[done].h)) < 0)
 			break;
 	if (r < 0 && done > 0) {
@@ -401,28 +357,56 @@ p11km_object_delete_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int 
 		free(msg);
 		free(list);
 	}
-	if (r == 0)
-		delete_print(ctx, &t, t.n, dry_run);
+	if (r < 0)
+		goto out;
+	res->dry_run = o->dry_run;
+	if ((res->token_uri = strdup(t.tok->uri)) == NULL ||
+	    (res->uris = calloc(t.n, sizeof(*res->uris))) == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; r == 0 && i < t.n; i++)
+		if ((res->uris[res->n++] = p11km_object_uri(t.tok, &t.objs[i])) == NULL)
+			r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 out:
+	if (r < 0)
+		p11km_delete_result_release(res);
 	target_release(&t);
 	return r;
 }
 
-const struct p11km_opt p11km_object_delete_opts[] = {
-	{ "all", 0, O_ALL, NULL, "delete every object the URI selects (listed), not just one" },
-	{ "bindings", 1, O_BINDINGS, "DIR", "never delete what a binding under DIR uses" },
-	{ "dry-run", 0, O_DRY_RUN, NULL, "list what would be deleted; delete nothing" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+void
+p11km_object_delete_print(FILE *fp, int json, const struct p11km_delete_result *res)
+{
+	struct p11km_json j;
+
+	if (!json) {
+		for (size_t i = 0; i < res->n; i++)
+			fprintf(fp, "%s %s\n", res->dry_run ? "would delete" : "deleted", res->uris[i]);
+		return;
+	}
+	p11km_json_init(&j, fp);
+	p11km_json_object_begin(&j);
+	p11km_json_kv_string(&j, "token", res->token_uri);
+	p11km_json_kv_bool(&j, "dry_run", res->dry_run);
+	p11km_json_key(&j, "deleted");
+	p11km_json_array_begin(&j);
+	for (size_t i = 0; i < res->n; i++)
+		p11km_json_string(&j, res->uris[i]);
+	p11km_json_array_end(&j);
+	p11km_json_object_end(&j);
+	p11km_json_end(&j);
+}
+
+void
+p11km_delete_result_release(struct p11km_delete_result *res)
+{
+	for (size_t i = 0; i < res->n; i++)
+		free(res->uris[i]);
+	free(res->uris);
+	free(res->token_uri);
+	memset(res, 0, sizeof(*res));
+}
 
 /* --- object relabel --------------------------------------------------------- */
-
-struct relabel {
-	const char *label;
-	unsigned char *id;
-	size_t id_len;
-	int set_id, dry_run;
-};
 
 /* The pair the selected objects belong to: key, public key and
  * certificate with the same label and id. */
@@ -485,7 +469,7 @@ pair_of(struct target *t, struct p11km_object **objs, size_t *n)
 /* No object outside the pair may get the same class, label and id: one
  * URI would then select two objects. */
 static int
-relabel_conflicts(struct target *t, const struct relabel *rl, struct p11km_object *pair,
+relabel_conflicts(struct target *t, const struct p11km_relabel_opts *rl, struct p11km_object *pair,
                   size_t n)
 {
 	const unsigned char *id = rl->set_id ? rl->id : pair[0].id;
@@ -528,7 +512,7 @@ set_label_id(struct p11km_session *s, CK_OBJECT_HANDLE h, const char *label,
 }
 
 static int
-relabel_apply(struct target *t, const struct relabel *rl, struct p11km_object *pair, size_t n)
+relabel_apply(struct target *t, const struct p11km_relabel_opts *rl, struct p11km_object *pair, size_t n)
 {
 	size_t done;
 	int r = 0, back = 0;
@@ -554,97 +538,93 @@ relabel_apply(struct target *t, const struct relabel *rl, struct p11km_object *p
 	return r;
 }
 
-static void
-relabel_print(struct p11km_ctx *ctx, const struct target *t, const struct relabel *rl,
-              const struct p11km_object *pair, size_t n)
+/* What the relabel changes (changed), from and to, for the caller. */
+static int
+relabel_result(const struct target *t, const struct p11km_relabel_opts *rl,
+               const struct p11km_object *pair, size_t n, struct p11km_relabel_result *res)
 {
-	struct p11km_json j;
-
-	if (ctx->json) {
-		p11km_json_init(&j, stdout);
-		p11km_json_object_begin(&j);
-		p11km_json_kv_bool(&j, "dry_run", rl->dry_run);
-		p11km_json_key(&j, "objects");
-		p11km_json_array_begin(&j);
-	}
+	res->dry_run = rl->dry_run;
+	if ((res->items = calloc(n ? n : 1, sizeof(*res->items))) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		char *from = p11km_object_uri(t->tok, &pair[i]);
-		char *to = p11km_uri_object(&t->tok->info, rl->label, rl->set_id ? rl->id : pair[i].id,
-		                            rl->set_id ? rl->id_len : pair[i].id_len, pair[i].cls);
-		if (ctx->json) {
-			p11km_json_object_begin(&j);
-			p11km_json_kv_string(&j, "class", p11km_class_name(pair[i].cls));
-			p11km_json_kv_string(&j, "from", from);
-			p11km_json_kv_string(&j, "to", to);
-			p11km_json_object_end(&j);
-		} else {
-			printf("%s %s -> %s\n", rl->dry_run ? "would relabel" : "relabelled",
-			       from ? from : "?", to ? to : "?");
-		}
-		free(from);
-		free(to);
+		struct p11km_relabel_item *it = &res->items[res->n++];
+		it->cls = pair[i].cls;
+		it->from = p11km_object_uri(t->tok, &pair[i]);
+		it->to = p11km_uri_object(&t->tok->info, rl->label, rl->set_id ? rl->id : pair[i].id,
+		                          rl->set_id ? rl->id_len : pair[i].id_len, pair[i].cls);
+		if (it->from == NULL || it->to == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	}
-	if (ctx->json) {
-		p11km_json_array_end(&j);
-		p11km_json_object_end(&j);
-		p11km_json_end(&j);
-	}
+	return 0;
 }
 
 int
-p11km_object_relabel_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
-                         char **argv)
+p11km_object_relabel(struct p11km_ctx *ctx, const struct p11km_relabel_opts *rl,
+                     struct p11km_relabel_result *res)
 {
-	struct p11km_getopt g = { 0 };
 	struct target t = { 0 };
-	struct relabel rl = { 0 };
 	struct p11km_object *pair = NULL;
 	size_t np = 0;
 	int r;
 
-	while ((r = p11km_getopt(&g, cmd, argc, argv)) != -1) {
-		if (r < 0)
-			goto out;
-		if (r == O_LABEL)
-			rl.label = g.optarg;
-		else if (r == O_DRY_RUN)
-			rl.dry_run = 1;
-		else if (r == O_ID) {
-			free(rl.id);
-			rl.id = NULL;
-			if ((r = p11km_unhex(g.optarg, &rl.id, &rl.id_len)) < 0)
-				goto out;
-			rl.set_id = 1;
-		}
-	}
-	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
-		goto out;
-	if (rl.label == NULL) {
-		r = p11km_fail(P11KM_ERR_USAGE, "'object relabel' needs --label LABEL");
-		goto out;
-	}
-	if ((r = p11km_label_check(rl.label, 128)) < 0 ||
-	    (r = target_open(ctx, "relabel", argv[g.argi], !rl.dry_run, &t)) < 0)
+	memset(res, 0, sizeof(*res));
+	if (rl->label == NULL)
+		return p11km_fail(P11KM_ERR_USAGE, "'object relabel' needs --label LABEL");
+	if ((r = p11km_label_check(rl->label, 128)) < 0 ||
+	    (r = target_open(ctx, "relabel", rl->uri, !rl->dry_run, &t)) < 0)
 		goto out;
 	if (t.n == 0) {
 		r = none_match(&t);
 		goto out;
 	}
-	if ((r = pair_of(&t, &pair, &np)) < 0 || (r = relabel_conflicts(&t, &rl, pair, np)) < 0)
+	if ((r = pair_of(&t, &pair, &np)) < 0 || (r = relabel_conflicts(&t, rl, pair, np)) < 0)
 		goto out;
-	if (!rl.dry_run && (r = relabel_apply(&t, &rl, pair, np)) < 0)
+	if (!rl->dry_run && (r = relabel_apply(&t, rl, pair, np)) < 0)
 		goto out;
-	relabel_print(ctx, &t, &rl, pair, np);
+	r = relabel_result(&t, rl, pair, np, res);
 out:
+	if (r < 0)
+		p11km_relabel_result_release(res);
 	p11km_objects_free(pair, np);
-	free(rl.id);
 	target_release(&t);
 	return r;
 }
 
-const struct p11km_opt p11km_object_relabel_opts[] = {
-	{ "label", 1, O_LABEL, "LABEL", "the new CKA_LABEL of the key pair and its certificate" },
-	{ "id", 1, O_ID, "HEX", "also a new CKA_ID (hex)" },
-	{ "dry-run", 0, O_DRY_RUN, NULL, "show what would be relabelled; change nothing" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+void
+p11km_object_relabel_print(FILE *fp, int json, const struct p11km_relabel_result *res)
+{
+	struct p11km_json j;
+
+	if (!json) {
+		for (size_t i = 0; i < res->n; i++)
+			fprintf(fp, "%s %s -> %s\n", res->dry_run ? "would relabel" : "relabelled",
+			        res->items[i].from, res->items[i].to);
+		return;
+	}
+	p11km_json_init(&j, fp);
+	p11km_json_object_begin(&j);
+	p11km_json_kv_bool(&j, "dry_run", res->dry_run);
+	p11km_json_key(&j, "objects");
+	p11km_json_array_begin(&j);
+	for (size_t i = 0; i < res->n; i++) {
+		p11km_json_object_begin(&j);
+		p11km_json_kv_string(&j, "class", p11km_class_name(res->items[i].cls));
+		p11km_json_kv_string(&j, "from", res->items[i].from);
+		p11km_json_kv_string(&j, "to", res->items[i].to);
+		p11km_json_object_end(&j);
+	}
+	p11km_json_array_end(&j);
+	p11km_json_object_end(&j);
+	p11km_json_end(&j);
+}
+
+void
+p11km_relabel_result_release(struct p11km_relabel_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		free(res->items[i].from);
+		free(res->items[i].to);
+	}
+	free(res->items);
+	memset(res, 0, sizeof(*res));
+}
