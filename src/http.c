@@ -141,6 +141,8 @@ setup(CURL *c, struct p11km_http *h, const char *method, const char *url, const 
 		curl_easy_setopt(c, CURLOPT_PASSWORD, h->password ? h->password : "");
 	}
 	if (h->auth == P11KM_HTTP_AUTH_NEGOTIATE) {
+		/* the CA gets a service ticket, never the caller's delegated TGT */
+		curl_easy_setopt(c, CURLOPT_GSSAPI_DELEGATION, CURLGSSAPI_DELEGATION_NONE);
 		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
 		curl_easy_setopt(c, CURLOPT_DEBUGDATA, gss);
 		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);

@@ -323,3 +323,37 @@ p11km_key_cert_pubkey(struct p11km_session *s, const struct p11km_object *priv, 
 	p11km_error_clear();
 	return r == 0 ? 0 : P11KM_ERR_NOTFOUND;
 }
+
+int
+p11km_key_by_id(struct p11km_session *s, const unsigned char *id, size_t id_len, EVP_PKEY *pkey,
+                struct p11km_object *priv)
+{
+	CK_OBJECT_CLASS pc = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &pc, sizeof(pc) }, { CKA_ID, (void *)id, id_len } };
+	CK_OBJECT_HANDLE *h = NULL;
+	EVP_PKEY *own = NULL;
+	size_t n = 0;
+	int r, eq = 1;
+
+	if (id_len == 0 || pkey == NULL)
+		return 0;
+	if ((r = p11km_find(s, t, 2, 2, &h, &n)) < 0)
+		return r;
+	if (n != 1) {
+		free(h);
+		return 0;
+	}
+	r = p11km_object_read_as(s, h[0], CKO_PRIVATE_KEY, priv);
+	free(h);
+	if (r < 0)
+		return r;
+	if (priv->cls == CKO_PRIVATE_KEY && p11km_object_pubkey(priv, &own) == 0)
+		eq = EVP_PKEY_eq(own, pkey) == 1;
+	EVP_PKEY_free(own);
+	p11km_error_clear();
+	if (priv->cls != CKO_PRIVATE_KEY || !eq) {
+		p11km_object_release(priv);
+		return 0;
+	}
+	return 1;
+}

@@ -57,6 +57,36 @@ key_matches(struct install *in, const struct p11km_object *k, X509 *cert)
 	return eq;
 }
 
+/* The batch: the key that signed this run's request is given with its
+ * public key; the one certificate of the reply with that public key is the
+ * leaf (no search).  1 found, 0 not (the searches follow). */
+static int
+given_leaf(struct install *in)
+{
+	X509 *leaf = NULL;
+	int r;
+
+	if (in->o.key == NULL || in->o.key_pub == NULL || !in->borrowed ||
+	    (in->uri != NULL && in->uri->has_object))
+		return 0;
+	for (int i = 0; i < sk_X509_num(in->reply); i++) {
+		X509 *c = sk_X509_value(in->reply, i);
+		if (X509_get0_pubkey(c) != NULL && EVP_PKEY_eq(in->o.key_pub, X509_get0_pubkey(c)) == 1) {
+			if (leaf != NULL)
+				return 0; /* two: the searches say which */
+			leaf = c;
+		}
+	}
+	ERR_clear_error();
+	if (leaf == NULL)
+		return 0;
+	if ((r = p11km_object_copy(in->o.key, &in->key)) < 0)
+		return r;
+	in->have_key = 1;
+	in->leaf = leaf;
+	return 1;
+}
+
 static int
 find_leaf(struct install *in)
 {
@@ -64,6 +94,8 @@ find_leaf(struct install *in)
 	int have_named = 0, r = 0, nmatch = 0;
 	struct p11km_buf tried = { 0 };
 
+	if ((r = given_leaf(in)) != 0)
+		return r < 0 ? r : 0;
 	memset(&named, 0, sizeof(named));
 	if (in->uri != NULL && in->uri->has_object) {
 		if ((r = p11km_object_find_one(&in->s, in->uri, CKO_PRIVATE_KEY, &named)) < 0)

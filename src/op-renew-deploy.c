@@ -386,6 +386,10 @@ step_install(struct renew_one *r1)
 	io.keep_old = 1;
 	io.tok = r1->h->tok;
 	io.session = &r1->h->s;
+	if (r1->have_key) {
+		io.key = &r1->key;
+		io.key_pub = r1->key_pub;
+	}
 	for (size_t i = 0; i < t->n_bind && i < P11KM_INSTALL_MAX_BIND; i++)
 		io.bind[io.n_bind++] = t->bind[i];
 	if (chain == NULL)

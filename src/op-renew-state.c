@@ -107,6 +107,8 @@ renew_held_drop(struct renew_run *run)
 {
 	for (size_t i = 0; i < run->n_held; i++) {
 		run->held[i].s.open = 0;
+		run->held[i].s.certs = NULL;
+		p11km_tokcerts_free(run->held[i].certs);
 		p11km_token_free(run->held[i].tok);
 	}
 	free(run->held);
@@ -135,6 +137,14 @@ renew_held_get(struct renew_one *r1)
 	                          &nh[run->n_held].s)) < 0)
 		return r;
 	r1->h = &nh[run->n_held++];
+	/* a batch: the token's certificates read once (under the token's lock,
+	 * which the read-write session took), unless there are many more of
+	 * them than a search for each entry's would cost */
+	if (run->n_entries > 1) {
+		if ((r = p11km_tokcerts_load(&r1->h->s, 8 * run->n_entries + 16, &r1->h->certs)) < 0)
+			return r;
+		r1->h->s.certs = r1->h->certs;
+	}
 	return 0;
 }
 
@@ -168,10 +178,15 @@ renew_read_live(struct renew_one *r1)
 		free(r1->live_serial);
 		free(r1->live_sha256);
 		free(r1->live_key_id);
+		free(r1->live_id);
 		r1->label = strdup(co.label ? co.label : "");
 		r1->live_serial = cs.serial;
 		r1->live_sha256 = cs.sha256;
 		r1->live_key_id = co.id_len ? p11km_hex(co.id, co.id_len) : strdup("");
+		r1->live_id = co.id;
+		r1->live_id_len = co.id_len;
+		co.id = NULL;
+		co.id_len = 0;
 		cs.serial = cs.sha256 = NULL;
 		r1->nb = renew_asn1_time(X509_get0_notBefore(x));
 		r1->na = renew_asn1_time(X509_get0_notAfter(x));

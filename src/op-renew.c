@@ -83,6 +83,8 @@ step_request(struct renew_one *r1)
 	ro.tok = r1->h->tok;
 	ro.session = &r1->h->s;
 	ro.cert_x509 = r1->live;
+	ro.key_id = r1->live_id;
+	ro.key_id_len = r1->live_id_len;
 	if (t->rekey != NULL && strcmp(t->rekey, "never") != 0) {
 		ro.rekey = 1;
 		if (strcmp(t->rekey, "always") != 0)
@@ -111,6 +113,17 @@ step_request(struct renew_one *r1)
 	if ((r = p11km_req_renew(r1->run->ctx, &ro, &rr)) < 0)
 		goto out;
 	renew_kill_point("signed");
+	if (rr.have_key && rr.key_pub != NULL) {
+		/* the install of this run finds the leaf by it */
+		if (r1->have_key)
+			p11km_object_release(&r1->key);
+		EVP_PKEY_free(r1->key_pub);
+		r1->key = rr.key;
+		r1->key_pub = rr.key_pub;
+		r1->have_key = 1;
+		rr.have_key = 0;
+		rr.key_pub = NULL;
+	}
 	if ((r = renew_set_str(&t->old_serial, r1->live_serial)) < 0 ||
 	    (r = renew_set_str(&t->old_sha256, r1->live_sha256)) < 0 ||
 	    (r = renew_set_str(&t->old_key_id, r1->live_key_id)) < 0 ||
@@ -321,6 +334,51 @@ submit_step(void *arg, const char *name, const char *detail)
 	p11km_verbose("%s: %s: %s", (const char *)arg, name, p11km_esc(detail));
 }
 
+/* A CMP profile that sends kur: the certificate being updated (the live one,
+ * as a file) and the token whose key protects the message. */
+static int
+kur_setup(struct renew_one *r1, const struct p11km_ca_profile *p, struct p11km_ca_submit *sub,
+          char **old)
+{
+	if (strcmp(p->kind->name, "cmp") != 0 || p->cmd == NULL || strcmp(p->cmd, "kur") != 0)
+		return 0;
+	if (r1->live == NULL)
+		return p11km_fail(P11KM_ERR_NOTFOUND, "a CMP kur updates the certificate on the "
+		                  "token, and there is none");
+	if ((*old = renew_work(r1, "kur-old.pem")) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	sub->old_cert = *old;
+	sub->key_uri = r1->h->tok->uri;
+	return write_live_pem(r1, *old);
+}
+
+/* A kur to a new key (--rekey) signs with the old key (the protection) and
+ * the new one (the proof of possession) in one run; tpm2-pkcs11 over a TPM
+ * keeps the first loaded and has no room for the second (tpm2-cmp.sh).
+ * Refused before the new key is made: nothing on the token changes. */
+static int
+kur_rekey_check(struct renew_one *r1)
+{
+	struct p11km_ca_profile *p = NULL;
+	const char *mod = r1->h->tok->mod ? r1->h->tok->mod->name : NULL;
+	int r = 0;
+
+	if (r1->t->rekey == NULL || strcmp(r1->t->rekey, "never") == 0 || r1->t->ca == NULL ||
+	    strncmp(r1->t->ca, "file:", 5) == 0 || mod == NULL ||
+	    (strstr(mod, "tpm2_pkcs11") == NULL && strstr(mod, "tpm2-pkcs11") == NULL))
+		return 0;
+	if (p11km_ca_profile_load(p11km_ca_dir(r1->run->o->ca_dir), r1->t->ca, &p) == 0 &&
+	    strcmp(p->kind->name, "cmp") == 0 && p->cmd != NULL && strcmp(p->cmd, "kur") == 0)
+		r = p11km_fail(P11KM_ERR_USAGE, "a CMP kur to a new key (--rekey %s) signs with the "
+		               "old and the new key in one run, and a TPM (tpm2-pkcs11) has room for one "
+		               "loaded key: track it with --rekey never, or give the CA profile --cmp-cmd "
+		               "ir or p10cr; nothing was changed", r1->t->rekey);
+	else
+		p11km_error_clear();  /* a profile that does not load: submit says why */
+	p11km_ca_profile_free(p);
+	return r;
+}
+
 /* A CA profile: submit now (ACME: the chain comes back in this run). */
 static int
 submit_profile(struct renew_one *r1)
@@ -330,7 +388,7 @@ submit_profile(struct renew_one *r1)
 	struct p11km_ca_submit sub = { 0 };
 	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL;
-	char *chain = NULL, *req = renew_work(r1, "request.pem");
+	char *chain = NULL, *req = renew_work(r1, "request.pem"), *old = NULL;
 	size_t der_len = 0, chain_len = 0;
 	int r;
 
@@ -342,6 +400,7 @@ submit_profile(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	else if ((r = p11km_ca_profile_load(p11km_ca_dir(run->o->ca_dir), r1->t->ca, &p)) == 0 &&
 	         (r = request_der(req, &der, &der_len)) == 0 &&
+	         (r = kur_setup(r1, p, &sub, &old)) == 0 &&
 	         (r = pending_resume(run->dir, p, der, der_len, &pd, &sub)) == 0 &&
 	         (r = p->kind->submit(run->ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		r = renew_failed(r1, r, "the CA did not issue");
@@ -356,6 +415,7 @@ submit_profile(struct renew_one *r1)
 	free(der);
 	free(chain);
 	free(req);
+	free(old);
 	return r;
 }
 
@@ -544,6 +604,8 @@ renew_entry(struct renew_one *r1)
 			return renew_failed(r1, r, "the pre-hook");
 	}
 	run->pre_done = 1;
+	if (t->step == P11KM_STEP_IDLE && (r = kur_rekey_check(r1)) < 0)
+		return renew_failed(r1, r, "the renewal request");
 	if (t->step == P11KM_STEP_IDLE && (r = step_request(r1)) < 0)
 		return renew_failed(r1, r, "the renewal request");
 	if (t->step == P11KM_STEP_REQUESTED || t->step == P11KM_STEP_WAITING) {
@@ -570,6 +632,10 @@ one_release(struct renew_one *r1)
 	free(r1->live_serial);
 	free(r1->live_sha256);
 	free(r1->live_key_id);
+	free(r1->live_id);
+	if (r1->have_key)
+		p11km_object_release(&r1->key);
+	EVP_PKEY_free(r1->key_pub);
 	p11km_uri_free(r1->uri);
 	p11km_track_free(r1->t);
 }
@@ -668,6 +734,7 @@ p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
 	run.now = time(NULL);
 	if (o->all && (r = p11km_track_ids(run.dir, &ids, &n)) < 0)
 		goto out;
+	run.n_entries = o->all ? n : o->n_ids;
 	for (size_t i = 0; r == 0 && i < (o->all ? n : o->n_ids); i++)
 		r = run_one(&run, o->all ? ids[i] : o->ids[i]);
 	if (r == 0 && run.pre_done && o->post_hook != NULL && renew_hook(&run, o->post_hook, NULL) < 0)

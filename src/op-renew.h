@@ -17,6 +17,7 @@
 struct renew_held {
 	struct p11km_token *tok;
 	struct p11km_session s;
+	struct p11km_tokcerts *certs; /* its certificates, read once (s.certs), or NULL */
 };
 
 struct renew_run {
@@ -28,6 +29,7 @@ struct renew_run {
 	int pre_done;            /* the pre-hook ran */
 	struct renew_held *held;
 	size_t n_held;
+	size_t n_entries;        /* how many this run looks at */
 	struct p11km_renew_result *res;
 };
 
@@ -41,7 +43,14 @@ struct renew_one {
 	X509 *live;              /* the certificate on the token now, or NULL */
 	char *label;             /* its label: the label a renewal keeps */
 	char *live_serial, *live_sha256, *live_key_id;
+	unsigned char *live_id;  /* its CKA_ID (live_key_id in hex) */
+	size_t live_id_len;
 	time_t nb, na;           /* its validity */
+	/* the key that signed this run's request, and its public key: the
+	 * install finds the leaf by it (same session) */
+	struct p11km_object key;
+	EVP_PKEY *key_pub;
+	int have_key;
 };
 
 /* The run's session on the token of r1's URI (opened and logged in once);

@@ -678,7 +678,7 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 	char *new_uri = NULL;
 	const X509_NAME *subject;
 	struct p11km_pinsrc renewal_pin = { 0 };
-	int r;
+	int r, hinted = 0;
 
 	memset(res, 0, sizeof(*res));
 	if ((r = req_opts_init(po, &o)) < 0)
@@ -706,7 +706,21 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 	if (cert == NULL && (r = renew_cert(ctx, &o, &k, &cert)) < 0)
 		goto out;
 	cert_warnings(cert);
-	if ((r = renew_old_key(&k, cert, o.key != NULL && k.uri->has_object)) < 0)
+	/* the batch: the key by the certificate's id, proved by the request's
+	 * signature that finish() verifies (a rekey or an MS renewal signs
+	 * nothing with the old key that would prove it: not for those) */
+	if (k.borrowed && o.key == NULL && !o.rekey && !po->ms_renewal &&
+	    (hinted = p11km_key_by_id(&k.s, po->key_id, po->key_id_len, X509_get0_pubkey(cert),
+	                              &k.priv)) < 0) {
+		r = hinted;
+		goto out;
+	}
+	k.have_priv = hinted;
+	if (hinted && (k.pub = X509_get_pubkey(cert)) == NULL) {
+		r = p11km_fail(P11KM_ERR_INPUT, "the certificate's public key cannot be read");
+		goto out;
+	}
+	if (!hinted && (r = renew_old_key(&k, cert, o.key != NULL && k.uri->has_object)) < 0)
 		goto out;
 	if ((r = renew_exts(&o, cert, &exts, &res->dropped, &res->dropped_ku)) < 0)
 		goto out;
@@ -721,8 +735,28 @@ p11km_req_renew(struct p11km_ctx *ctx, const struct p11km_req_opts *po,
 	if (o.rekey && (r = renew_rekey(ctx, &o, &k, &new_uri)) < 0)
 		goto out;
 	subject = o.subject ? o.subject : X509_get_subject_name(cert);
-	if ((r = finish(&o, &k, subject, exts, cert, ctx, res)) < 0)
+	r = finish(&o, &k, subject, exts, cert, ctx, res);
+	if (r == P11KM_ERR_VERIFY && hinted) {
+		/* the key with the certificate's id is another key: search by public key */
+		p11km_verbose("the key with the certificate's id is not its key; searching by public key");
+		p11km_error_clear();
+		p11km_req_result_release(res);
+		p11km_object_release(&k.priv);
+		EVP_PKEY_free(k.pub);
+		k.pub = NULL;
+		if ((r = renew_old_key(&k, cert, 0)) == 0)
+			r = finish(&o, &k, subject, exts, cert, ctx, res);
+	}
+	if (r < 0)
 		goto out;
+	if (k.borrowed) {
+		/* for the install of the same batch: the key that signed */
+		if ((r = p11km_object_copy(&k.priv, &res->key)) < 0)
+			goto out;
+		res->have_key = 1;
+		if (EVP_PKEY_up_ref(k.pub) == 1)
+			res->key_pub = k.pub;
+	}
 	res->renew = 1;
 	res->rekey = new_uri != NULL;
 	res->ms_renewal = o.renewal_sg != NULL;
@@ -752,6 +786,9 @@ p11km_req_result_release(struct p11km_req_result *res)
 	free(res->sha256);
 	free(res->renews);
 	free(res->new_key_uri);
+	if (res->have_key)
+		p11km_object_release(&res->key);
+	EVP_PKEY_free(res->key_pub);
 	p11km_names_release(&res->san);
 	p11km_names_release(&res->dropped);
 	p11km_names_release(&res->dropped_ku);

@@ -111,23 +111,15 @@ p11km_obj_seen(struct p11km_session *s, const struct p11km_object *o)
 	          o->value_len);
 }
 
-static const CK_ATTRIBUTE *
-attr(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
-{
-	for (CK_ULONG i = 0; i < n; i++)
-		if (t[i].type == type && t[i].pValue != NULL &&
-		    t[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
-			return &t[i];
-	return NULL;
-}
-
 /* Remember h as template t describes it (cls when t has no CKA_CLASS). */
 static struct known *
 known_from(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *t, CK_ULONG n,
            CK_OBJECT_CLASS cls)
 {
-	const CK_ATTRIBUTE *c = attr(t, n, CKA_CLASS), *l = attr(t, n, CKA_LABEL),
-	                   *id = attr(t, n, CKA_ID), *v = attr(t, n, CKA_VALUE);
+	const CK_ATTRIBUTE *c = p11km_template_attr(t, n, CKA_CLASS);
+	const CK_ATTRIBUTE *l = p11km_template_attr(t, n, CKA_LABEL);
+	const CK_ATTRIBUTE *id = p11km_template_attr(t, n, CKA_ID);
+	const CK_ATTRIBUTE *v = p11km_template_attr(t, n, CKA_VALUE);
 	struct known *k = known_slot(s, h);
 
 	if (k == NULL)
@@ -202,6 +194,8 @@ p11km_obj_create(struct p11km_session *s, CK_ATTRIBUTE *t, CK_ULONG n, CK_OBJECT
 		known_forget(s, made);
 	if (rv == CKR_OK)
 		*h = made;
+	if (rv == CKR_OK && s->certs != NULL)
+		p11km_tokcerts_created(s, made, t, n);
 	return rv;
 }
 
@@ -216,13 +210,16 @@ p11km_obj_destroy(struct p11km_session *s, CK_OBJECT_HANDLE h)
 	record(s, "destroy", known_find(s, h), h, NULL, NULL, rv);
 	if (rv == CKR_OK)
 		known_forget(s, h);
+	if (rv == CKR_OK && s->certs != NULL)
+		p11km_tokcerts_destroyed(s, h);
 	return rv;
 }
 
 CK_RV
 p11km_obj_set(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_ULONG n)
 {
-	const CK_ATTRIBUTE *l = attr(a, n, CKA_LABEL), *id = attr(a, n, CKA_ID);
+	const CK_ATTRIBUTE *l = p11km_template_attr(a, n, CKA_LABEL);
+	const CK_ATTRIBUTE *id = p11km_template_attr(a, n, CKA_ID);
 	char *nl = l ? p11km_strndup_trim(l->pValue, l->ulValueLen) : NULL;
 	char *nid = id ? p11km_hex(id->pValue, id->ulValueLen) : NULL;
 	struct known *k;
@@ -231,6 +228,8 @@ p11km_obj_set(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a, CK_U
 	if ((rv = ready()) != CKR_OK)
 		goto out;
 	rv = P11KM_CALL(s->f, C_SetAttributeValue, s->h, h, a, n);
+	if (rv == CKR_OK && s->certs != NULL)
+		p11km_tokcerts_set(s, h, a, n);
 	k = known_find(s, h);
 	record(s, "set", k, h, nl ? nl : l ? "" : NULL, nid, rv);
 	if (rv == CKR_OK && k != NULL) {

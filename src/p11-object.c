@@ -93,6 +93,11 @@ p11km_find(struct p11km_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t
 	if (n > 0)
 		memcpy(t, tmpl, n * sizeof(*t));
 	t[n] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	/* a batch's certificates, read once (p11-certs.c) */
+	if (s->certs != NULL && (r = p11km_tokcerts_search(s, t, n + 1, max, out, n_out)) != 0) {
+		free(t);
+		return r < 0 ? r : 0;
+	}
 	rv = P11KM_CALL(s->f, C_FindObjectsInit, s->h, t, n + 1);
 	free(t);
 	if (rv != CKR_OK)
@@ -436,6 +441,12 @@ p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLAS
 	int r;
 
 	memset(o, 0, sizeof(*o));
+	if (s->certs != NULL && (hint == CKO_CERTIFICATE || hint == (CK_OBJECT_CLASS)-1) &&
+	    (r = p11km_tokcerts_read(s, h, o)) != 0) {
+		if (r == 1)
+			p11km_obj_seen(s, o);
+		return r < 0 ? r : 0;
+	}
 	memset(fixed, 0, sizeof(fixed));
 	o->h = h;
 	for (int i = 0; i < A_END; i++) {
@@ -500,6 +511,8 @@ p11km_object_read_as(struct p11km_session *s, CK_OBJECT_HANDLE h, CK_OBJECT_CLAS
 		o->modulus_bits = (o->modulus_len - i) * 8;
 	}
 	p11km_obj_seen(s, o); /* what the audit trail names it by (p11-change.c) */
+	if (s->certs != NULL)
+		p11km_tokcerts_was_read(s, o);
 	return 0;
 }
 
@@ -518,6 +531,19 @@ p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char
 	*len = 0;
 	if (buf == NULL)
 		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	if (s->certs != NULL) {
+		struct p11km_object o;
+		if ((r = p11km_tokcerts_read(s, h, &o)) != 0) {
+			free(buf);
+			if (r == 1) {
+				*out = o.value;
+				*len = o.value_len;
+				o.value = NULL;
+				p11km_object_release(&o);
+			}
+			return r < 0 ? r : 0;
+		}
+	}
 	rv = P11KM_CALL(s->f, C_GetAttributeValue, s->h, h, q, 2);
 	if (!rv_partial_ok(rv)) {
 		free(buf);
@@ -549,31 +575,39 @@ p11km_cert_value_read(struct p11km_session *s, CK_OBJECT_HANDLE h, unsigned char
 	return 0;
 }
 
-void
-p11km_object_release(struct p11km_object *o)
+int
+p11km_tokcerts_load(struct p11km_session *s, size_t max, struct p11km_tokcerts **out)
 {
-	if (o == NULL)
-		return;
-	free(o->label);
-	free(o->id);
-	free(o->modulus);
-	free(o->pub_exp);
-	free(o->ec_params);
-	free(o->ec_point);
-	free(o->pubkey_info);
-	free(o->value);
-	free(o->subject);
-	free(o->issuer);
-	free(o->serial);
-	memset(o, 0, sizeof(*o));
-}
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE t[1] = { { CKA_CLASS, &cls, sizeof(cls) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	struct p11km_tokcerts *c = NULL;
+	size_t nh = 0;
+	int r;
 
-void
-p11km_objects_free(struct p11km_object *objs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p11km_object_release(&objs[i]);
-	free(objs);
+	*out = NULL;
+	if ((r = p11km_find(s, t, 1, max + 1, &h, &nh)) < 0)
+		return r;
+	if (nh > max) {
+		p11km_verbose("token '%s' holds more than %zu certificates: each is searched for",
+		              s->tok->label, max);
+		free(h);
+		return 0;
+	}
+	if ((c = p11km_tokcerts_new()) == NULL)
+		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; r == 0 && i < nh; i++) {
+		struct p11km_object o;
+		if ((r = p11km_object_read_as(s, h[i], CKO_CERTIFICATE, &o)) == 0)
+			r = p11km_tokcerts_take(c, &o);
+	}
+	free(h);
+	if (r < 0) {
+		p11km_tokcerts_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
 }
 
 int

@@ -181,14 +181,65 @@ verify_failure(X509_STORE_CTX *vctx)
 	return r;
 }
 
+/* The trust store of the files and the system, loaded once per run for the
+ * same --ca-file/--ca-path (the renewal batch verifies a chain per
+ * certificate; the system bundle alone is 140 certificates to parse). */
+static struct {
+	char *ca_file, *ca_path;
+	int use_system;
+	X509_STORE *st;
+} trust_cache;
+
+static int
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* A new reference to the cached store for trust (no anchors), or NULL. */
+static X509_STORE *
+trust_cached(const struct p11km_trust *trust)
+{
+	if (trust_cache.st == NULL || !same_str(trust_cache.ca_file, trust->ca_file) ||
+	    !same_str(trust_cache.ca_path, trust->ca_path) ||
+	    trust_cache.use_system != trust->use_system ||
+	    X509_STORE_up_ref(trust_cache.st) != 1)
+		return NULL;
+	return trust_cache.st;
+}
+
+static void
+trust_keep(const struct p11km_trust *trust, X509_STORE *st)
+{
+	char *f = trust->ca_file ? strdup(trust->ca_file) : NULL;
+	char *p = trust->ca_path ? strdup(trust->ca_path) : NULL;
+
+	if ((trust->ca_file && f == NULL) || (trust->ca_path && p == NULL) ||
+	    X509_STORE_up_ref(st) != 1) {
+		free(f);
+		free(p);
+		return;
+	}
+	X509_STORE_free(trust_cache.st);
+	free(trust_cache.ca_file);
+	free(trust_cache.ca_path);
+	trust_cache.ca_file = f;
+	trust_cache.ca_path = p;
+	trust_cache.use_system = trust->use_system;
+	trust_cache.st = st;
+}
+
 int
 p11km_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted, const struct p11km_trust *trust)
 {
-	X509_STORE *st = X509_STORE_new();
+	int plain = trust->anchors == NULL || sk_X509_num(trust->anchors) == 0;
+	X509_STORE *st = plain ? trust_cached(trust) : NULL;
 	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
 	int r = 0;
 
-	if (st == NULL || vctx == NULL) {
+	if (st != NULL)
+		goto verify;
+	if ((st = X509_STORE_new()) == NULL || vctx == NULL) {
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -206,7 +257,10 @@ p11km_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted, const struct p11km_tru
 		goto out;
 	}
 	X509_STORE_set_verify_cb(st, verify_cb);
-	if (X509_STORE_CTX_init(vctx, st, leaf, untrusted) != 1) {
+	if (plain)
+		trust_keep(trust, st);
+verify:
+	if (vctx == NULL || X509_STORE_CTX_init(vctx, st, leaf, untrusted) != 1) {
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 		goto out;
 	}

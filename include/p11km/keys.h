@@ -37,6 +37,15 @@ int p11km_key_for_cert(struct p11km_session *s, X509 *cert, struct p11km_object 
                        struct p11km_object *pub);
 
 /*
+ * The one private key with CKA_ID id (one search, one read): 1 and *priv;
+ * 0 when there is none or more than one, or when it carries a public key
+ * that is not pkey.  One that carries none (SoftHSM2's EC keys) is not
+ * compared: the caller proves it (a signature that verifies with pkey).
+ */
+int p11km_key_by_id(struct p11km_session *s, const unsigned char *id, size_t id_len,
+                    EVP_PKEY *pkey, struct p11km_object *priv);
+
+/*
  * The public key of a private key object: its own attributes, else the
  * public key object with the same CKA_ID (one more search).
  */

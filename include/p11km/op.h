@@ -32,6 +32,11 @@ struct p11km_install_opts {
 	 * NULL: the operation finds the token and logs in): the renewal batch */
 	struct p11km_token *tok;
 	struct p11km_session *session;
+	/* with session: the private key this run signed the request with, and
+	 * its public key (borrowed; the renewal batch): a leaf of the reply with
+	 * that public key is its certificate, found without a search */
+	const struct p11km_object *key;
+	EVP_PKEY *key_pub;
 };
 
 /* One line of the report: written / replaced / kept. */
@@ -89,6 +94,11 @@ struct p11km_req_opts {
 	struct p11km_token *tok;
 	struct p11km_session *session;
 	X509 *cert_x509;
+	/* renew, with session: the certificate's CKA_ID; its private key is
+	 * searched by it first (one search), and the request's signature proves
+	 * it is the certificate's key (if not, the search by public key follows) */
+	const unsigned char *key_id;
+	size_t key_id_len;
 	int ms_renewal;       /* renew: the PKCS#10 inside a CMS SignedData by the old key
 	                       * (MS-WCCE, for AD CS) */
 };
@@ -105,6 +115,11 @@ struct p11km_req_result {
 	char *renews;           /* renew: the old certificate's sha256 */
 	struct p11km_names dropped, dropped_ku; /* renew: extensions and usages left out */
 	char *new_key_uri;      /* rekey: the pending key */
+	/* with a session of the caller (the renewal batch): the private key
+	 * that signed and its public key, for p11km_install_opts.key */
+	struct p11km_object key;
+	EVP_PKEY *key_pub;
+	int have_key;
 };
 
 /* Options are validated first (P11KM_ERR_USAGE), then the token is used.
@@ -353,6 +368,34 @@ int p11km_bind_check_verdict(const struct p11km_problems *pr);
 void p11km_bind_verify_print(FILE *fp, int json, const char *address, const char *server_name,
                              const struct p11km_verify_result *res);
 int p11km_bind_verify_verdict(const char *address, const struct p11km_verify_result *res);
+
+/* --- token doctor (op-doctor.c) ------------------------------------------------------ */
+
+#define P11KM_DOCTOR_MAX_FACTS 32
+
+struct p11km_doctor_opts {
+	const char *uri;    /* the token; NULL: the key's, or the one initialised token */
+	const char *key;    /* also check this private key (test signature, engine load) */
+	const char *user;   /* run the engine test as this user (needs key) */
+};
+
+struct p11km_doctor_result {
+	char *name[P11KM_DOCTOR_MAX_FACTS], *value[P11KM_DOCTOR_MAX_FACTS]; /* the facts, in order */
+	size_t n;
+	struct p11km_problems pr;  /* one advice line per problem */
+	char token_label[33];
+};
+
+/* Examine the token (and the key): 0 with the facts and problems in *res
+ * (a problem is not an error: see p11km_doctor_verdict), or an error when
+ * the examination itself fails (no such token, bad URI; *res empty).  ctx's
+ * modules are released before the engine test (a server starts fresh). */
+int p11km_token_doctor(struct p11km_ctx *ctx, const struct p11km_doctor_opts *o,
+                       struct p11km_doctor_result *res);
+void p11km_doctor_result_release(struct p11km_doctor_result *res);
+void p11km_doctor_print(FILE *fp, int json, const struct p11km_doctor_result *res);
+/* 0, or P11KM_ERR_VERIFY with the count of problems. */
+int p11km_doctor_verdict(const struct p11km_doctor_result *res);
 
 /* --- audit show (op-audit.c) ------------------------------------------------------- */
 

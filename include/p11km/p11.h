@@ -125,6 +125,8 @@ struct p11km_session {
 	CK_SESSION_HANDLE h;
 	int open;
 	CK_USER_TYPE logged_in;    /* (CK_USER_TYPE)-1 when not logged in */
+	struct p11km_tokcerts *certs; /* borrowed: the token's certificates, read once for a
+	                            * batch (p11km_tokcerts_load), or NULL */
 };
 
 int p11km_session_open(struct p11km_ctx *ctx, struct p11km_token *tok, int rw,
@@ -281,6 +283,42 @@ void p11km_objects_free(struct p11km_object *objs, size_t n);
  * read.  *objs is NULL when there are none; free with p11km_objects_free(). */
 int p11km_cert_objects_by_id(struct p11km_session *s, const unsigned char *id, size_t id_len,
                              struct p11km_object **objs, size_t *n);
+
+/*
+ * (p11-certs.c) A token's certificates read once, for a batch: one search
+ * for CKO_CERTIFICATE and one C_GetAttributeValue each, or *out NULL (and 0)
+ * when the token holds more than max.  Attached to a session (s->certs), it
+ * answers p11km_find() for templates with CKA_CLASS CKO_CERTIFICATE and the
+ * reads of those certificates from memory, and follows what this process
+ * changes on the token (p11km_obj_create/set/destroy); the holder keeps the
+ * token's lock meanwhile.  A template it cannot answer exactly, and a
+ * certificate this process created, go to the token.
+ */
+struct p11km_tokcerts;
+int p11km_tokcerts_load(struct p11km_session *s, size_t max, struct p11km_tokcerts **out);
+void p11km_tokcerts_free(struct p11km_tokcerts *c);
+/* (what p11km_tokcerts_load builds it with) An empty one; o (as read) added,
+ * taken over (o is emptied, also on failure). */
+struct p11km_tokcerts *p11km_tokcerts_new(void);
+int p11km_tokcerts_take(struct p11km_tokcerts *c, struct p11km_object *o);
+/* 1 and *out (malloc'ed handles) when s->certs answers the search, 0 when the
+ * token must. */
+int p11km_tokcerts_search(struct p11km_session *s, const CK_ATTRIBUTE *t, CK_ULONG n, size_t max,
+                       CK_OBJECT_HANDLE **out, size_t *n_out);
+/* 1 and *o (a copy) when s->certs holds h as read, 0 when the token must be asked. */
+int p11km_tokcerts_read(struct p11km_session *s, CK_OBJECT_HANDLE h, struct p11km_object *o);
+/* o was read from the token: a created certificate's entry becomes that read. */
+void p11km_tokcerts_was_read(struct p11km_session *s, const struct p11km_object *o);
+/* The changes (p11-change.c), after the module said CKR_OK. */
+void p11km_tokcerts_created(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *t,
+                         CK_ULONG n);
+void p11km_tokcerts_set(struct p11km_session *s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *a,
+                     CK_ULONG n);
+void p11km_tokcerts_destroyed(struct p11km_session *s, CK_OBJECT_HANDLE h);
+/* The attribute of this type in template t that carries a value, or NULL. */
+const CK_ATTRIBUTE *p11km_template_attr(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type);
+/* (p11-objmem.c) A deep copy of o (release it with p11km_object_release). */
+int p11km_object_copy(const struct p11km_object *o, struct p11km_object *out);
 
 /* An object label given by the user: 1 to max bytes, no control
  * characters; P11KM_ERR_USAGE naming --label otherwise. */

@@ -1,14 +1,20 @@
 #!/bin/bash
-# tests/bench/renew.sh: 50 certificates on one SoftHSM2 token, renewed with a
-# local file CA: 'p11km renew --all' (one run writes the 50 requests, the CA
-# signs them, the next run installs the 50 replies) against 50 separate
-# 'req renew' runs plus 50 'cert install' runs, PKCS#11 calls (counted by the
-# test shim, tests/shim) and wall time side by side; then the same with 1 ms
-# of latency on every call (a network HSM).  Not part of 'make check'.
-# Builds what it needs without sanitizers (in _build-bench/).
+# tests/bench/renew.sh: 50 certificates on one SoftHSM2 token, renewed by
+# 'p11km renew --all' with a local CA that answers in the same run (a
+# certmonger CA helper that signs with 'openssl x509 -req': one run does
+# request, submit and install), against the floor (tests/tools/floor-renew.c:
+# only the PKCS#11 calls a renewal needs, the same helper as CA), the same
+# with a file CA (two runs: the requests, then the replies), and 50 separate
+# 'req renew' runs plus 50 'cert install' runs.  PKCS#11 calls counted by
+# the test shim (tests/shim), wall time of the whole commands, CA included;
+# each directly on SoftHSM2, with 1 ms of latency on every call, and
+# through the p11-kit remote token (tests/lib/remote.sh) with 1 ms per call.
+# Ratios to the floor are printed.  Not part of 'make check'.  Builds what
+# it needs without sanitizers (in _build-bench/).
 #
 #   tests/bench/renew.sh [CERTS]          (default 50)
 #   P11KM_BUILD=DIR  build directory to use (default: _build-bench)
+#   BENCH_QUICK=1    only the helper CA and the floor, directly (no latency)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-50}
@@ -16,6 +22,7 @@ SOFTHSM2_MODULE=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 for t in pkcs11-tool softhsm2-util openssl; do
 	command -v $t >/dev/null || { echo "renew.sh: $t is needed" >&2; exit 1; }
 done
+. "$top/tests/lib/remote.sh"
 
 # --- build --------------------------------------------------------------------
 B=${P11KM_BUILD:-$top/_build-bench}
@@ -24,13 +31,14 @@ if [ ! -f "$B/Makefile" ]; then
 	(cd "$top" && { [ -x configure ] || autoreconf -fi >/dev/null 2>&1; })
 	(cd "$B" && "$top/configure" --quiet >/dev/null)
 fi
-make -s -C "$B" -j2 p11km tests/p11shim.la >/dev/null
+make -s -C "$B" -j2 p11km tests/p11shim.la tests/floor-renew >/dev/null
 P11KM=$B/p11km
 SHIM=$B/tests/.libs/p11shim.so
+FLOOR=$B/tests/floor-renew
 
 # --- a token with N key pairs and their certificates (cached) --------------------
 W=$(mktemp -d /tmp/p11km-bench.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+trap 'remote_token_stop "$W" >/dev/null 2>&1 || :; rm -rf "$W"' EXIT
 cache=/tmp/p11km-bench-renew-$n
 mk_token() {
 	rm -rf "$cache"
@@ -65,76 +73,154 @@ export SOFTHSM2_CONF=$W/softhsm2.conf
 printf '1234' > "$W/pin"
 chmod 600 "$W/pin"
 printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$W/ext.cnf"
+# the CA that answers at once: certmonger's helper protocol (CERTMONGER_CSR in,
+# the certificate on stdout), a random serial from 'openssl x509 -req'
+cat > "$W/helper" <<EOF
+#!/bin/sh
+[ "\$CERTMONGER_OPERATION" = SUBMIT ] || exit 6
+printf '%s\n' "\$CERTMONGER_CSR" | exec openssl x509 -req -CA "$cache/ca.pem" -CAkey "$cache/ca.key" \\
+	-days 90 -extfile "$W/ext.cnf" 2>/dev/null
+EOF
+chmod 755 "$W/helper"
+export P11KM_CONFIG_DIR=$W/ca.d
+"$P11KM" ca add bench --kind helper --command "$W/helper" >/dev/null
 
 # a fresh copy of the token for each measurement
 fresh() {
+	remote_token_stop "$W" >/dev/null 2>&1 || :
 	rm -rf "$W/tokens" "$W/state" "$W/ca-in" "$W/req"
 	cp -a "$cache/tokens" "$W/tokens"
 	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
 		"$W" > "$W/softhsm2.conf"
 	mkdir -p "$W/ca-in" "$W/req"
+	if [ "$via" = remote ]; then
+		remote_token_start "$W" bench >/dev/null
+		mod=$REMOTE_MODULE
+	else
+		mod=$SOFTHSM2_MODULE
+	fi
 }
-sign() { # CSR OUT SERIAL
-	openssl x509 -req -in "$1" -CA "$cache/ca.pem" -CAkey "$cache/ca.key" -set_serial "$3" -days 90 \
+sign() { # CSR OUT
+	openssl x509 -req -in "$1" -CA "$cache/ca.pem" -CAkey "$cache/ca.key" -days 90 \
 		-extfile "$W/ext.cnf" -out "$2" 2>/dev/null
 }
-# counted P11KM ARGS: one p11km run through the shim; adds to calls and ms
+# counted CMD ARGS: one run through the shim; adds to calls and ms; the
+# per-function counts of the last run stay in $W/counts
 counted() {
 	local t0 t1 c
 	rm -f "$W/counts"
 	t0=$(date +%s%N)
-	P11SHIM_MODULE=$SOFTHSM2_MODULE P11SHIM_COUNT_FILE=$W/counts P11SHIM_LATENCY_US=$lat \
-		"$P11KM" --module "$SHIM" --pin-source "file:$W/pin" "$@" >"$W/last.log" 2>&1 ||
-		{ echo "renew.sh: p11km $* failed:" >&2; sed 's/^/    /' "$W/last.log" >&2; exit 1; }
+	P11SHIM_MODULE=$mod P11SHIM_COUNT_FILE=$W/counts P11SHIM_LATENCY_US=$lat "$@" \
+		>"$W/last.log" 2>&1 || { echo "renew.sh: $* failed:" >&2; sed 's/^/    /' "$W/last.log" >&2; exit 1; }
 	t1=$(date +%s%N)
 	c=$(awk '$1 == "total" { print $2 }' "$W/counts")
 	calls=$((calls + c)) ms=$((ms + (t1 - t0) / 1000000))
 }
-
-declare -A C T
-for lat in 0 1000; do
-	# p11km renew --all: one run for the requests, one for the replies
-	fresh
+p11km() { counted "$P11KM" --module "$SHIM" --pin-source "file:$W/pin" "$@"; }
+track_all() { # CA
 	for i in $(seq "$n"); do
-		P11KM_MODULE=$SHIM "$P11KM" --pin-source "file:$W/pin" track add \
-			"pkcs11:token=bench;object=c$i;type=cert" --state-dir "$W/state" --ca "file:$W/ca-in" \
+		P11SHIM_MODULE=$mod P11KM_MODULE=$SHIM "$P11KM" --pin-source "file:$W/pin" track add \
+			"pkcs11:token=bench;object=c$i;type=cert" --state-dir "$W/state" --ca "$1" \
 			--ca-file "$cache/ca.pem" >/dev/null
 	done
+}
+renewed_all() {
+	[ "$(grep -c ': renewed' "$W/last.log")" = "$n" ] ||
+		{ echo "renew.sh: renew --all did not renew all $n:" >&2; cat "$W/last.log" >&2; exit 1; }
+}
+# the token holds the n new certificates under the old labels, the old ones retired
+judged() {
+	local got
+	got=$(pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label bench --list-objects --type cert 2>/dev/null |
+		grep -c 'label: *c[0-9]*\.retired-')
+	[ "$got" = "$n" ] || { echo "renew.sh: $1: $got retired certificates on the token, not $n" >&2; exit 1; }
+}
+labels=$(for i in $(seq "$n"); do printf 'c%s ' "$i"; done)
+
+declare -A C T
+modes="direct:0 direct:1000 remote:1000"
+[ -n "${BENCH_QUICK:-}" ] && modes="direct:0"
+for m in $modes; do
+	via=${m%%:*} lat=${m#*:}
+	# renew --all with the helper CA: request, submit, install in one run
+	fresh
+	track_all bench
 	calls=0 ms=0
-	counted renew --all --state-dir "$W/state"
-	for i in $(seq "$n"); do sign "$W/ca-in/c$i.csr" "$W/ca-in/c$i.crt" $((1000 + i)); done
-	counted renew --all --state-dir "$W/state"
-	grep -c ': renewed' "$W/last.log" | grep -qx "$n" || { echo "renew.sh: renew --all did not renew all" >&2; cat "$W/last.log" >&2; exit 1; }
-	C[renew,$lat]=$calls T[renew,$lat]=$ms
-	# N separate req renew runs, then N cert install runs
+	p11km renew --all --state-dir "$W/state"
+	renewed_all
+	[ "$via" = remote ] || judged "renew --all"
+	C[helper,$m]=$calls T[helper,$m]=$ms
+	[ "$m" = direct:0 ] && cp "$W/counts" "$W/counts.renew"
+	# the floor, same helper
+	fresh
+	calls=0 ms=0
+	# shellcheck disable=SC2086
+	counted "$FLOOR" "$SHIM" bench "$W/pin" "$W/helper" $labels
+	[ "$via" = remote ] || judged floor
+	C[floor,$m]=$calls T[floor,$m]=$ms
+	[ "$m" = direct:0 ] && cp "$W/counts" "$W/counts.floor"
+	[ -n "${BENCH_QUICK:-}" ] && continue
+	# renew --all with a file CA: one run for the requests, one for the replies
+	fresh
+	track_all "file:$W/ca-in"
+	calls=0 ms=0
+	p11km renew --all --state-dir "$W/state"
+	for i in $(seq "$n"); do sign "$W/ca-in/c$i.csr" "$W/ca-in/c$i.crt"; done
+	p11km renew --all --state-dir "$W/state"
+	renewed_all
+	C[file,$m]=$calls T[file,$m]=$ms
+	# N separate req renew runs, then N cert install runs (the CA not timed)
 	fresh
 	calls=0 ms=0
 	for i in $(seq "$n"); do
-		counted req renew "pkcs11:token=bench;object=c$i;type=cert" -o "$W/req/c$i.csr"
+		p11km req renew "pkcs11:token=bench;object=c$i;type=cert" -o "$W/req/c$i.csr"
 	done
-	C[req,$lat]=$calls T[req,$lat]=$ms
-	for i in $(seq "$n"); do sign "$W/req/c$i.csr" "$W/req/c$i.crt" $((1000 + i)); done
+	C[req,$m]=$calls T[req,$m]=$ms
+	for i in $(seq "$n"); do sign "$W/req/c$i.csr" "$W/req/c$i.crt"; done
 	calls=0 ms=0
 	for i in $(seq "$n"); do
-		counted cert install "$W/req/c$i.crt" "pkcs11:token=bench" --ca-file "$cache/ca.pem"
+		p11km cert install "$W/req/c$i.crt" "pkcs11:token=bench" --ca-file "$cache/ca.pem"
 	done
-	C[inst,$lat]=$calls T[inst,$lat]=$ms
+	C[inst,$m]=$calls T[inst,$m]=$ms
+	C[sep,$m]=$((C[req,$m] + C[inst,$m])) T[sep,$m]=$((T[req,$m] + T[inst,$m]))
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 1; printf "%.2fx", a / b }'; }
-echo "$n certificates (EC P-256) on one SoftHSM2 token, renewed with a local file CA"
-echo "(the CA's signing is not counted); PKCS#11 calls counted by the shim."
+echo "$n certificates (EC P-256) on one SoftHSM2 token; PKCS#11 calls counted by the shim;"
+echo "wall time of the whole commands (the CA's signing included for the helper rows)."
 echo
-printf '%-44s %7s %9s | %9s\n' "" "calls" "time" "+1ms/call"
-for k in renew req inst; do
+printf '%-40s | %6s %7s %6s | %7s %6s | %6s %7s %6s\n' "" "calls" "ms" "ratio" "+1ms/c" "ratio" \
+	"remote" "+1ms/c" "ratio"
+rows="helper floor"
+[ -n "${BENCH_QUICK:-}" ] || rows="helper floor file req inst sep"
+for k in $rows; do
 	case $k in
-	renew) name="p11km renew --all (2 runs)" ;;
+	helper) name="p11km renew --all (helper CA, 1 run)" ;;
+	floor) name="floor (tests/tools/floor-renew.c)" ;;
+	file) name="p11km renew --all (file CA, 2 runs)" ;;
 	req) name="$n x p11km req renew" ;;
 	inst) name="$n x p11km cert install" ;;
+	sep) name="$n x (req renew + cert install)" ;;
 	esac
-	printf '%-44s %7s %7sms | %7sms\n' "$name" "${C[$k,0]}" "${T[$k,0]}" "${T[$k,1000]}"
+	line=$(printf '%-40s | %6s %7s %6s' "$name" "${C[$k,direct:0]}" "${T[$k,direct:0]}" \
+		"$(ratio "${T[$k,direct:0]}" "${T[floor,direct:0]}")")
+	if [ -z "${BENCH_QUICK:-}" ]; then
+		line="$line $(printf '| %7s %6s | %6s %7s %6s' "${T[$k,direct:1000]}" \
+			"$(ratio "${T[$k,direct:1000]}" "${T[floor,direct:1000]}")" "${C[$k,remote:1000]}" \
+			"${T[$k,remote:1000]}" "$(ratio "${T[$k,remote:1000]}" "${T[floor,remote:1000]}")")"
+	fi
+	echo "$line"
 done
-sep_c=$((C[req,0] + C[inst,0])) sep_t=$((T[req,0] + T[inst,0])) sep_t1=$((T[req,1000] + T[inst,1000]))
-printf '%-44s %7s %7sms | %7sms\n' "$n x (req renew + cert install)" "$sep_c" "$sep_t" "$sep_t1"
 echo
-echo "renew --all vs separate runs: calls $(ratio "${C[renew,0]}" "$sep_c"), time $(ratio "${T[renew,0]}" "$sep_t"), time at 1 ms/call $(ratio "${T[renew,1000]}" "$sep_t1")"
+echo "renew --all (helper CA) vs the floor: calls $(ratio "${C[helper,direct:0]}" "${C[floor,direct:0]}")" \
+	"(target <= 1.30x), time $(ratio "${T[helper,direct:0]}" "${T[floor,direct:0]}") (target <= 1.50x)"
+if [ -z "${BENCH_QUICK:-}" ]; then
+	echo "  with 1 ms per call: $(ratio "${T[helper,direct:1000]}" "${T[floor,direct:1000]}");" \
+		"through the remote token, 1 ms per call: calls" \
+		"$(ratio "${C[helper,remote:1000]}" "${C[floor,remote:1000]}"), time" \
+		"$(ratio "${T[helper,remote:1000]}" "${T[floor,remote:1000]}")"
+fi
+echo
+echo "calls per function, directly (renew --all, helper CA | floor):"
+join -a1 -a2 -e0 -o 0,1.2,2.2 <(sort "$W/counts.renew") <(sort "$W/counts.floor") |
+	awk '{ printf "    %-22s %6s %6s\n", $1, $2, $3 }'
