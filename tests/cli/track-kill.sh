@@ -9,14 +9,7 @@
 
 setup() {
 	need python3
-	bind_setup
-
-	S=$T/state
-	CA=$T/ca-in
-	mkdir -p "$CA"
-	make_key web1 01 EC:prime256v1
-	issue_token web1 01 web1.test 1001 2
-	put_cert web1 01 "$T/web1-1001.der"
+	track_setup
 	openssl pkey -pubin -in "$T/web1.pub.pem" -outform DER -out "$T/old.pub.der"
 	check "emit a binding" "$P11KM" bind emit nginx --key "$TOKEN;object=web1;type=private" \
 		--listen "127.0.0.1:$(free_port)" --server-name web1.test --out-dir "$T/b1" \

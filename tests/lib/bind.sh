@@ -43,6 +43,19 @@ put_cert() {
 		--type cert --label "$1" --id "$2" >/dev/null 2>&1
 }
 
+# track_setup: what the renew tests start from: bind_setup, key web1 (id 01,
+# EC P-256) with a two-day certificate, serial 1001, on the token; S the state
+# directory, CA the file CA's directory.
+track_setup() {
+	bind_setup
+	S=$T/state
+	CA=$T/ca-in
+	mkdir -p "$CA"
+	make_key web1 01 EC:prime256v1
+	issue_token web1 01 web1.test 1001 2
+	put_cert web1 01 "$T/web1-1001.der"
+}
+
 # serial_served PORT [NAME]: the serial of the leaf served (openssl s_client).
 serial_served() {
 	openssl s_client -connect "127.0.0.1:$1" ${2:+-servername "$2"} </dev/null 2>/dev/null |
