@@ -109,6 +109,10 @@ int p11km_token_find_initialised(struct p11km_ctx *ctx, const struct p11km_uri *
                                  struct p11km_token **tok);
 /* Refresh tok->info (one C_GetTokenInfo). */
 int p11km_token_refresh(struct p11km_token *tok);
+/* After waiting for the token's lock: the module initialised again when
+ * this run has no session on it (SoftHSM2 2.6.1, p11-module.c), the token
+ * found again by serial and label; else p11km_token_refresh(). */
+int p11km_token_reload(struct p11km_token *tok);
 /*
  * Lock tok against other p11km processes that change it (keyed by module
  * file, serial and label; a file in the lock directory, see lock.h), with
