@@ -83,6 +83,11 @@ p11km_track_args_parse(const struct p11km_cmd *cmd, int argc, char **argv,
 			return r;
 		a->renew.hook_timeout = (unsigned)v;
 	}
+	if (a->ca_wait != NULL) {
+		if ((r = number("ca-wait", a->ca_wait, 3600, &v)) < 0)
+			return r;
+		a->renew.ca_wait = v == 0 ? 1 : (unsigned)v;
+	}
 	if (a->warn_days != NULL) {
 		if ((r = number("warn-days", a->warn_days, 3650, &v)) < 0)
 			return r;

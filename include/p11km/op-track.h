@@ -58,7 +58,7 @@ struct p11km_track_args {
 	struct p11km_track_add_opts add;
 	struct p11km_renew_opts renew;
 	struct p11km_status_opts status;
-	const char *state_dir, *hook_timeout, *warn_days, *prom;
+	const char *state_dir, *hook_timeout, *ca_wait, *warn_days, *prom;
 };
 #define P11KM_TRACK_OPT_BIND 1000   /* --bind DIR (repeatable) into add.bind */
 struct p11km_cmd;
