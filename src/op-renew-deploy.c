@@ -518,12 +518,14 @@ renew_deploy(struct renew_one *r1)
 	r1->item->outcome = P11KM_RENEW_RENEWED;
 	free(r1->item->reason);
 	r1->item->reason = NULL;
-	/* the new certificate's date from the chain: no search on the token */
-	struct certs c;
-	if (certs_load(r1, &c) == 0) {
-		r1->item->not_after = renew_asn1_time(X509_get0_notAfter(c.new_));
-		certs_release(&c);
-	}
+	/* the new certificate's date from the chain: no search on the token (the
+	 * chain alone: old.pem is kept only for an entry that deploys) */
+	char *cp = renew_work(r1, "chain.pem");
+	STACK_OF(X509) *ch = NULL;
+	if (cp != NULL && p11km_certs_read(cp, P11KM_REPLY_MAX_CERTS, &ch) == 0)
+		r1->item->not_after = renew_asn1_time(X509_get0_notAfter(sk_X509_value(ch, 0)));
+	sk_X509_pop_free(ch, X509_free);
+	free(cp);
 	p11km_error_clear();
 	/* recorded first: a stale chain.pem is set aside by the next request */
 	if ((r = renew_save(r1)) == 0)

@@ -68,6 +68,7 @@ test_five_certificates() {
 	check "renew --all, five certificates (through the shim)" shim_p11km --pin-source "file:$PIN" \
 		renew --all --state-dir "$T/s5"
 	check_eq "  ... all five renewed" "$(grep -c ': renewed' "$T/out")" 5
+	cp "$T/out" "$T/five.out"
 	five=$(count_of total)
 	echo "# renew --all of 5 certificates: $five PKCS#11 calls ($(count_of C_FindObjectsInit) searches)"
 	check_eq "  ... one login for the five" "$(count_of C_Login)" 1
@@ -90,6 +91,10 @@ test_judged() {
 			"$(openssl x509 -in "$T/c$i.pem" -noout -serial)"
 		check "c$i: openssl verifies the new certificate against the test CA" openssl verify \
 			-CAfile "$T/ca/root.pem" -untrusted "$T/ca/inter.pem" "$T/new$i.pem"
+		na=$(date -u -d "$(openssl x509 -in "$T/new$i.pem" -noout -enddate | sed 's/notAfter=//')" \
+			+%Y-%m-%dT%H:%M:%SZ)
+		[ "$i" = 1 ] || check_grep "c$i: renew --all said the new certificate's not-after ($na)" \
+			"^c$i: renewed .*not after $na" "$T/five.out"
 		check_eq "c$i: for the key on the token" \
 			"$(openssl x509 -in "$T/new$i.pem" -noout -pubkey | openssl pkey -pubin -outform DER | sha1sum)" \
 			"$(openssl pkey -pubin -in "$T/c$i.pub" -outform DER | sha1sum)"
