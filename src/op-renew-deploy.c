@@ -13,6 +13,7 @@
 
 #include "p11km/bind.h"
 #include "p11km/cert.h"
+#include "p11km/keys.h"
 #include "p11km/op.h"
 #include "p11km/req.h"
 #include "p11km/run.h"
@@ -370,6 +371,26 @@ out:
 
 /* --- the steps ------------------------------------------------------------------------ */
 
+/* The reply of an earlier run (a file CA): the key with the live
+ * certificate's CKA_ID, which PKCS#11 links to it, and the live
+ * certificate's public key: the install takes the reply's certificate
+ * with that public key (a renewal with the same key) without a search by
+ * public key.  Nothing found: the install searches as 'cert install' does. */
+static void
+install_key_of_live(struct renew_one *r1)
+{
+	EVP_PKEY *pub = r1->live != NULL ? X509_get_pubkey(r1->live) : NULL;
+
+	if (pub != NULL && p11km_key_by_id(&r1->h->s, r1->live_id, r1->live_id_len, pub,
+	                                   &r1->key) == 1) {
+		r1->key_pub = pub;
+		r1->have_key = 1;
+		return;
+	}
+	EVP_PKEY_free(pub);
+	p11km_error_clear();
+}
+
 static int
 step_install(struct renew_one *r1)
 {
@@ -386,6 +407,8 @@ step_install(struct renew_one *r1)
 	io.keep_old = 1;
 	io.tok = r1->h->tok;
 	io.session = &r1->h->s;
+	if (!r1->have_key)
+		install_key_of_live(r1);
 	if (r1->have_key) {
 		io.key = &r1->key;
 		io.key_pub = r1->key_pub;
