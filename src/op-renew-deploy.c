@@ -508,6 +508,7 @@ renew_deploy(struct renew_one *r1)
 		r = bind_checks(r1);
 		if (t->n_bind > 0) {
 			/* bind check released the modules (its probe starts as a server does) */
+			r1->run->reopened = 1;
 			renew_held_drop(r1->run);
 			int r2 = renew_held_get(r1);
 			if (r2 < 0)
