@@ -334,6 +334,51 @@ submit_step(void *arg, const char *name, const char *detail)
 	p11km_verbose("%s: %s: %s", (const char *)arg, name, p11km_esc(detail));
 }
 
+/* A CMP profile that sends kur: the certificate being updated (the live one,
+ * as a file) and the token whose key protects the message. */
+static int
+kur_setup(struct renew_one *r1, const struct p11km_ca_profile *p, struct p11km_ca_submit *sub,
+          char **old)
+{
+	if (strcmp(p->kind->name, "cmp") != 0 || p->cmd == NULL || strcmp(p->cmd, "kur") != 0)
+		return 0;
+	if (r1->live == NULL)
+		return p11km_fail(P11KM_ERR_NOTFOUND, "a CMP kur updates the certificate on the "
+		                  "token, and there is none");
+	if ((*old = renew_work(r1, "kur-old.pem")) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	sub->old_cert = *old;
+	sub->key_uri = r1->h->tok->uri;
+	return write_live_pem(r1, *old);
+}
+
+/* A kur to a new key (--rekey) signs with the old key (the protection) and
+ * the new one (the proof of possession) in one run; tpm2-pkcs11 over a TPM
+ * keeps the first loaded and has no room for the second (tpm2-cmp.sh).
+ * Refused before the new key is made: nothing on the token changes. */
+static int
+kur_rekey_check(struct renew_one *r1)
+{
+	struct p11km_ca_profile *p = NULL;
+	const char *mod = r1->h->tok->mod ? r1->h->tok->mod->name : NULL;
+	int r = 0;
+
+	if (r1->t->rekey == NULL || strcmp(r1->t->rekey, "never") == 0 || r1->t->ca == NULL ||
+	    strncmp(r1->t->ca, "file:", 5) == 0 || mod == NULL ||
+	    (strstr(mod, "tpm2_pkcs11") == NULL && strstr(mod, "tpm2-pkcs11") == NULL))
+		return 0;
+	if (p11km_ca_profile_load(p11km_ca_dir(r1->run->o->ca_dir), r1->t->ca, &p) == 0 &&
+	    strcmp(p->kind->name, "cmp") == 0 && p->cmd != NULL && strcmp(p->cmd, "kur") == 0)
+		r = p11km_fail(P11KM_ERR_USAGE, "a CMP kur to a new key (--rekey %s) signs with the "
+		               "old and the new key in one run, and a TPM (tpm2-pkcs11) has room for one "
+		               "loaded key: track it with --rekey never, or give the CA profile --cmp-cmd "
+		               "ir or p10cr; nothing was changed", r1->t->rekey);
+	else
+		p11km_error_clear();  /* a profile that does not load: submit says why */
+	p11km_ca_profile_free(p);
+	return r;
+}
+
 /* A CA profile: submit now (ACME: the chain comes back in this run). */
 static int
 submit_profile(struct renew_one *r1)
@@ -343,7 +388,7 @@ submit_profile(struct renew_one *r1)
 	struct p11km_ca_submit sub = { 0 };
 	struct p11km_ca_pending *pd = NULL;
 	unsigned char *der = NULL;
-	char *chain = NULL, *req = renew_work(r1, "request.pem");
+	char *chain = NULL, *req = renew_work(r1, "request.pem"), *old = NULL;
 	size_t der_len = 0, chain_len = 0;
 	int r;
 
@@ -355,6 +400,7 @@ submit_profile(struct renew_one *r1)
 		r = p11km_fail(P11KM_ERR_NOMEM, "out of memory");
 	else if ((r = p11km_ca_profile_load(p11km_ca_dir(run->o->ca_dir), r1->t->ca, &p)) == 0 &&
 	         (r = request_der(req, &der, &der_len)) == 0 &&
+	         (r = kur_setup(r1, p, &sub, &old)) == 0 &&
 	         (r = pending_resume(run->dir, p, der, der_len, &pd, &sub)) == 0 &&
 	         (r = p->kind->submit(run->ctx, p, der, der_len, &sub, &chain, &chain_len)) < 0)
 		r = renew_failed(r1, r, "the CA did not issue");
@@ -369,6 +415,7 @@ submit_profile(struct renew_one *r1)
 	free(der);
 	free(chain);
 	free(req);
+	free(old);
 	return r;
 }
 
@@ -557,6 +604,8 @@ renew_entry(struct renew_one *r1)
 			return renew_failed(r1, r, "the pre-hook");
 	}
 	run->pre_done = 1;
+	if (t->step == P11KM_STEP_IDLE && (r = kur_rekey_check(r1)) < 0)
+		return renew_failed(r1, r, "the renewal request");
 	if (t->step == P11KM_STEP_IDLE && (r = step_request(r1)) < 0)
 		return renew_failed(r1, r, "the renewal request");
 	if (t->step == P11KM_STEP_REQUESTED || t->step == P11KM_STEP_WAITING) {

@@ -369,6 +369,34 @@ void p11km_bind_verify_print(FILE *fp, int json, const char *address, const char
                              const struct p11km_verify_result *res);
 int p11km_bind_verify_verdict(const char *address, const struct p11km_verify_result *res);
 
+/* --- token doctor (op-doctor.c) ------------------------------------------------------ */
+
+#define P11KM_DOCTOR_MAX_FACTS 32
+
+struct p11km_doctor_opts {
+	const char *uri;    /* the token; NULL: the key's, or the one initialised token */
+	const char *key;    /* also check this private key (test signature, engine load) */
+	const char *user;   /* run the engine test as this user (needs key) */
+};
+
+struct p11km_doctor_result {
+	char *name[P11KM_DOCTOR_MAX_FACTS], *value[P11KM_DOCTOR_MAX_FACTS]; /* the facts, in order */
+	size_t n;
+	struct p11km_problems pr;  /* one advice line per problem */
+	char token_label[33];
+};
+
+/* Examine the token (and the key): 0 with the facts and problems in *res
+ * (a problem is not an error: see p11km_doctor_verdict), or an error when
+ * the examination itself fails (no such token, bad URI; *res empty).  ctx's
+ * modules are released before the engine test (a server starts fresh). */
+int p11km_token_doctor(struct p11km_ctx *ctx, const struct p11km_doctor_opts *o,
+                       struct p11km_doctor_result *res);
+void p11km_doctor_result_release(struct p11km_doctor_result *res);
+void p11km_doctor_print(FILE *fp, int json, const struct p11km_doctor_result *res);
+/* 0, or P11KM_ERR_VERIFY with the count of problems. */
+int p11km_doctor_verdict(const struct p11km_doctor_result *res);
+
 /* --- audit show (op-audit.c) ------------------------------------------------------- */
 
 /* --since: "2026-12-01[THH:MM[:SS]][Z]" (UTC), or "N[smhd]" ago, as seconds

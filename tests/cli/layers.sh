@@ -52,4 +52,14 @@ test_real_build() {
 	check_nogrep "no violation" '^layers: ' "$T/out"
 }
 
+# The figures (make figures): adding a store kind stays one new file, one
+# row in store.c's table and its line in Makefile.am.
+test_figures() {
+	check "the figures" $LAYERS --figures "$top_builddir" "$top_srcdir"
+	sed 's/^/#   /' "$T/out"
+	check_grep "adding a store kind touches store.c and Makefile.am only" \
+		'^adding a store kind: 1 new file \+ 2 touched \(Makefile.am, src/store.c\)' "$T/out"
+	check_grep "no source file over 800 lines" '^over 800 lines: 0 ' "$T/out"
+}
+
 run_tests

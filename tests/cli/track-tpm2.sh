@@ -1,11 +1,13 @@
 #!/bin/bash
-# renew --rekey always on the TPM: tpm2-pkcs11 over swtpm, a two-day
+# renew on the TPM (tpm2-pkcs11 over swtpm).  --rekey always: a two-day
 # certificate from a local CA, tracked with a file CA (the request written,
 # the reply signed by openssl and dropped in by this test, the next run
 # installs) and a reload command.  The new key is made on the TPM, the
 # request signed by it, the certificate installed next to it, the old pair
-# and certificate retired.  Judges: pkcs11-tool (the token's objects),
-# openssl (the request's signature, the certificate's key).
+# and certificate retired.  And through a CMP CA (tests/cmp-ca) whose
+# profile sends kur: the update is protected by the TPM key of the
+# certificate it renews.  Judges: pkcs11-tool (the token's objects),
+# openssl (the request's signature, the certificate's key and chain).
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/tpm2.sh"
 . "$top_srcdir/tests/lib/certs.sh"
@@ -85,6 +87,68 @@ assert d["result"] == "renewed" and d["new_serial"] == "3002" and d["old_serial"
 	check_nogrep "no pending key is left" '^web\.pending' <(objs privkey)
 	check "renew again: not due" km renew --all --state-dir "$S"
 	check_grep "... not due" '^web: not due' "$T/out"
+}
+
+# --- the same through a CMP CA that updates the key's certificate (kur) ----------
+start_cmpca() { "$CMPCA" "$1" "$T/cmp.pem" "$T/cmp.key" "$T/secret" "$T/mode" > "$T/cmpca.log" 2>&1 &
+	SERVER_PID=$!; cleanup_add "kill $SERVER_PID"; }
+
+test_renew_through_cmp_kur() {
+	CMPCA=$top_builddir/tests/cmp-ca
+	check "the CMP test CA is built" test -x "$CMPCA"
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3 \
+		-keyout "$T/cmp.key" -out "$T/cmp.pem" -subj "/CN=track-tpm2 CMP CA $$" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+	(umask 077; printf 'kur-secret-%s' "$$" > "$T/secret")
+	check "the CMP test CA starts on 127.0.0.1" start_server "$T/cmpca.log" 1 start_cmpca
+	for k in "cmp:" "cmpkur:--cmp-cmd kur"; do
+		# shellcheck disable=SC2086
+		check "ca add ${k%%:*}" "$P11KM" ca add "${k%%:*}" --kind cmp --url "http://127.0.0.1:$PORT/pkix/" \
+			--secret-source "file:$T/secret" --ref tpm --ca-file "$T/cmp.pem" --config-dir "$T/ca.d" ${k#*:}
+	done
+	check "key generate upd (EC P-256 on the TPM)" km key generate "$TOK" --type ec:p256 --label upd
+	check "req new upd" km req new "$TOK;object=upd;type=private" --subject CN=upd.tpm.test -o "$T/upd.csr"
+	check "req submit --install through the CMP CA (p10cr)" km req submit "$T/upd.csr" \
+		"$TOK;object=upd;type=private" --ca cmp --install --verify-ca-file "$T/cmp.pem" \
+		-o "$T/upd1.pem" --config-dir "$T/ca.d"
+	check "track add upd --ca cmpkur (a kur profile)" km track add "$TOK;object=upd;type=cert" \
+		--state-dir "$S" --ca cmpkur --ca-file "$T/cmp.pem"
+	check "renew --force --json upd: renewed through kur, protected by the TPM key" km --force --json \
+		renew upd --state-dir "$S" --config-dir "$T/ca.d"
+	cp "$T/out" "$T/kur.json"
+	OLDSER=$(openssl x509 -in "$T/upd1.pem" -noout -serial | sed 's/serial=//')
+	check "... a new serial" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+assert d["result"] == "renewed" and d["old_serial"] == sys.argv[2] and d["new_serial"] != sys.argv[2], d' \
+		"$T/kur.json" "$OLDSER"
+	pkcs11-tool --module "$TPM2_MODULE" --token-label tp --read-object --type cert --label upd \
+		-o "$T/upd2.der" >/dev/null 2>&1
+	check "the token's upd is the updated certificate, verified by openssl" sh -c \
+		"openssl x509 -inform DER -in '$T/upd2.der' -out '$T/upd2.pem' &&
+		 openssl verify -CAfile '$T/cmp.pem' '$T/upd2.pem'"
+	openssl x509 -in "$T/upd1.pem" -noout -pubkey > "$T/upd1.pub"
+	openssl x509 -in "$T/upd2.pem" -noout -pubkey > "$T/upd2.pub"
+	check "... for the same key" cmp "$T/upd1.pub" "$T/upd2.pub"
+}
+
+test_kur_to_a_new_key_refused() {
+	pkcs11-tool --module "$TPM2_MODULE" --token-label tp --login --pin 1234 -O 2>/dev/null > "$T/before.txt"
+	check "track add --force upd --rekey always (through the kur profile)" km --force track add \
+		"$TOK;object=upd;type=cert" --state-dir "$S" --ca cmpkur --ca-file "$T/cmp.pem" --rekey always
+	check_fails "renew --force upd: refused, exit 1" 1 km --force --json renew upd --state-dir "$S" \
+		--config-dir "$T/ca.d"
+	cp "$T/out" "$T/refused.json"
+	check "... in one line, saying why and what works" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+r = d["reason"]
+assert d["result"] == "failed" and "\n" not in r, d
+assert "a TPM (tpm2-pkcs11) has room for one loaded key" in r and "--rekey never" in r, d' "$T/refused.json"
+	pkcs11-tool --module "$TPM2_MODULE" --token-label tp --login --pin 1234 -O 2>/dev/null > "$T/after.txt"
+	check "nothing on the token changed (pkcs11-tool lists the same objects)" cmp "$T/before.txt" "$T/after.txt"
+	check_eq "the entry is idle: no renewal under way" "$(json_get "$S/track/upd.json" 'd["state"]["step"]')" idle
 }
 
 run_tests
