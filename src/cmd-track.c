@@ -89,7 +89,7 @@ cmd_track_entries(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 		p11km_track_show_print(t);
 	else if (strcmp(cmd->verb, "remove") == 0 && (r = p11km_track_id_check(argv[argi])) == 0 &&
 	         (r = p11km_track_remove(p11km_state_dir(a.state_dir), argv[argi])) == 0 &&
-	         !ctx->quiet && !ctx->json)
+	         !p11km_cli()->quiet && !p11km_cli()->json)
 		printf("no longer tracked: %s\n", argv[argi]);
 	p11km_track_list_free(v, n);
 	p11km_track_free(t);

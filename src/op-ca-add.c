@@ -262,29 +262,32 @@ add_acme(const struct p11km_ca_add_opts *o, const char *dir, struct p11km_ca_pro
 	return p11km_ca_account_ref(dir, p->name, o->account_key, &p->account_key);
 }
 
+static int
+kind_is(const struct p11km_ca_add_opts *o, const char *kind)
+{
+	return o->kind != NULL && strcmp(o->kind, kind) == 0;
+}
+
 /* The kind's checks (p: the options, borrowed; what they allocate is
  * recorded in p and freed by the caller). */
 static int
 add_check(const struct p11km_ca_add_opts *o, const char *dir, struct p11km_ca_profile *p)
 {
-	int helper = o->kind != NULL && strcmp(o->kind, "helper") == 0, r;
+	int r;
 
-	if (helper)
+	if (kind_is(o, "helper"))
 		r = add_helper(p, o->command, o->n_args, o->args);
 	else if (o->n_args > 0)
 		return p11km_fail(P11KM_ERR_USAGE, "'ca add' takes one NAME (arguments after it are a "
 		                  "helper's, with --kind helper)");
-	else if (o->kind != NULL && strcmp(o->kind, "cmp") == 0)
-		r = o->ca_file != NULL && (r = abs_existing("ca-file", o->ca_file, &p->ca_file)) < 0
-		    ? r : add_cmp(p, o->url, p->ca_file);
-	else if (p->recipient || p->ref || p->secret || p->cert || p->key || p->cmd)
+	else if (!kind_is(o, "cmp") && (p->recipient || p->ref || p->secret || p->cert || p->key ||
+	                                p->cmd))
 		return p11km_fail(P11KM_ERR_USAGE, "--recipient, --ref, --secret-source, --cert, --key "
 		                  "and --cmp-cmd go with --kind cmp");
-	else if (o->kind != NULL && strcmp(o->kind, "adcs") == 0)
-		r = o->ca_file != NULL && (r = abs_existing("ca-file", o->ca_file, &p->ca_file)) < 0
-		    ? r : add_adcs(p, o->url, p->ca_file);
-	else
+	else if (!kind_is(o, "cmp") && !kind_is(o, "adcs"))
 		return add_acme(o, dir, p);
+	else if ((r = o->ca_file ? abs_existing("ca-file", o->ca_file, &p->ca_file) : 0) == 0)
+		r = kind_is(o, "cmp") ? add_cmp(p, o->url, p->ca_file) : add_adcs(p, o->url, p->ca_file);
 	if (r == 0 && (r = p11km_ca_name_check(o->name)) == 0)
 		r = p11km_ca_kind_find(o->kind, &p->kind);
 	return r;

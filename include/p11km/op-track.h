@@ -69,7 +69,7 @@ struct p11km_cmd;
 int p11km_track_args_parse(const struct p11km_cmd *cmd, int argc, char **argv,
                            struct p11km_track_args *a, int *argi);
 
-/* --- printed (cli-track.c): text, or one JSON document under ctx->json -- */
+/* --- printed (cli-track.c): text, or one JSON document under --json -- */
 
 void p11km_track_add_print(const struct p11km_ctx *ctx, const struct p11km_track_add_result *res);
 void p11km_track_list_print(const struct p11km_ctx *ctx, struct p11km_track *const *v, size_t n);

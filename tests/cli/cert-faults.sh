@@ -30,9 +30,7 @@ shim() {
 }
 
 setup() {
-	for t in openssl pkcs11-tool strace; do
-		command -v $t >/dev/null 2>&1 || skip_all "$t missing"
-	done
+	need openssl pkcs11-tool strace
 	[ -f "${P11SHIM:-}" ] || skip_all "the PKCS#11 shim is not built"
 	softhsm_setup
 	new_token flt

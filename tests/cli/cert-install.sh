@@ -11,9 +11,7 @@ certs() { token_certs "$M" inst > "$T/certs"; }
 count() { certs; grep -cE -- "$1" "$T/certs" || true; }
 
 setup() {
-	for t in openssl pkcs11-tool p11tool python3; do
-		command -v $t >/dev/null 2>&1 || skip_all "$t missing"
-	done
+	need openssl pkcs11-tool p11tool python3
 	ENGCERT=$top_builddir/tests/engine-cert
 	[ -x "$ENGCERT" ] || skip_all "tests/engine-cert not built"
 	softhsm_setup

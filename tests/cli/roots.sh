@@ -11,9 +11,7 @@ fi
 . "$top_srcdir/tests/lib/certs.sh"
 
 setup() {
-	for t in openssl p11tool certutil curl update-ca-certificates python3; do
-		command -v $t >/dev/null 2>&1 || skip_all "$t missing"
-	done
+	need openssl p11tool certutil curl update-ca-certificates python3
 	MOZ=/usr/share/ca-certificates/mozilla
 	ls $MOZ/*.crt >/dev/null 2>&1 || skip_all "ca-certificates is not installed"
 	[ -f "${P11SHIM:-}" ] || skip_all "the PKCS#11 shim is not built"

@@ -21,9 +21,7 @@ keypair() {
 }
 
 setup() {
-	for t in openssl pkcs11-tool p11tool; do
-		command -v $t >/dev/null 2>&1 || skip_all "$t missing"
-	done
+	need openssl pkcs11-tool p11tool
 	tpm2_available || skip_all "swtpm / tpm2-pkcs11 not installed"
 	mkdir -p "$T/tpm"
 	tpm2_token_start "$T/tpm" tp 1234 12345678 || { echo "# cannot start the TPM token"; exit 99; }
