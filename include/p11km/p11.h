@@ -47,7 +47,10 @@ struct p11km_ctx {
 	const char *module_opt;      /* --module or P11KM_MODULE */
 	const char *pin_source_opt;  /* --pin-source */
 	const char *so_pin_source_opt; /* --so-pin-source */
-	int json, force, verbose, quiet;
+	/* --force: override a safety refusal; the operations that honour it
+	 * say so (the validity check of an install, a pending key of an
+	 * interrupted renewal, a PIN source that is not private) */
+	int force;
 	/* modules, loaded on demand by p11km_modules_load() */
 	struct p11km_module *modules;
 	size_t n_modules;
