@@ -45,10 +45,46 @@ order_payload(X509_REQ *req, int *rv)
 	return text;
 }
 
+/* The order until it is valid (*order replaced by its last state): with a
+ * budget (sub->max_wait), an order still processing past it leaves the
+ * submit pending, its URL the cookie the next run resumes with. */
+static int
+order_wait(struct acme *a, json_t **order)
+{
+	const char *st = json_string_value(json_object_get(*order, "status"));
+	int rv = 0;
+
+	/* an order that is valid at once needs no poll (one signature less) */
+	if (st == NULL || strcmp(st, "valid") != 0) {
+		a->budget = a->sub->max_wait;
+		rv = acme_poll_until(a, a->sub->order_url, "the order", "processing", "ready", order);
+		a->budget = 0;
+		if (rv < 0)
+			return rv;
+	}
+	st = json_string_value(json_object_get(*order, "status"));
+	if (rv == 1) {
+		free(a->sub->cookie);
+		if ((a->sub->cookie = strdup(a->sub->order_url)) == NULL)
+			return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+		a->sub->pending = 1;
+		acme_step(a, "processing", a->sub->order_url);
+		return 0;
+	}
+	if (st == NULL || strcmp(st, "valid") != 0) {
+		json_t *err = json_object_get(*order, "error");
+		return err ? acme_problem(a, "the order", NULL, err)
+		           : p11km_fail(P11KM_ERR_FAILED, "the order is %s after finalize",
+		                        st ? st : "of unknown status");
+	}
+	acme_step(a, "finalized", a->sub->order_url);
+	return 0;
+}
+
 static int
 finalize(struct acme *a, json_t **order, const unsigned char *csr, size_t csr_len)
 {
-	const char *fin, *st;
+	const char *fin;
 	char *b64 = NULL, *pl = NULL;
 	json_t *o = NULL;
 	int rv;
@@ -62,28 +98,48 @@ finalize(struct acme *a, json_t **order, const unsigned char *csr, size_t csr_le
 	}
 	if ((rv = acme_post_json(a, fin, pl, "the finalize request", &o, NULL)) < 0)
 		goto out;
-	st = json_string_value(json_object_get(o, "status"));
-	/* an order that is valid at once needs no poll (one signature less) */
-	if ((st == NULL || strcmp(st, "valid") != 0) &&
-	    (rv = acme_poll_until(a, a->sub->order_url, "the order", "processing", "ready", &o)) < 0)
-		goto out;
-	st = json_string_value(json_object_get(o, "status"));
-	if (st == NULL || strcmp(st, "valid") != 0) {
-		json_t *err = json_object_get(o, "error");
-		rv = err ? acme_problem(a, "the order", NULL, err)
-		         : p11km_fail(P11KM_ERR_FAILED, "the order is %s after finalize",
-		                      st ? st : "of unknown status");
-		goto out;
-	}
 	json_decref(*order);
 	*order = o;
 	o = NULL;
-	acme_step(a, "finalized", a->sub->order_url);
+	rv = order_wait(a, order);
 out:
 	json_decref(o);
 	free(b64);
 	free(pl);
 	return rv;
+}
+
+/* An order an earlier run left processing (sub->cookie_in): 1 when it is
+ * resumed (*order its state, finalized or still processing), 0 when it is
+ * gone or failed (a new order is made; said in a note). */
+static int
+order_resume(struct acme *a, json_t **order, const unsigned char *csr, size_t csr_len)
+{
+	const char *st;
+	int rv;
+
+	if (acme_check_origin(a, a->sub->cookie_in, "the pending order") < 0 ||
+	    (a->sub->order_url = strdup(a->sub->cookie_in)) == NULL ||
+	    acme_post_json(a, a->sub->order_url, NULL, "the pending order", order, NULL) < 0) {
+		p11km_note("the order '%s' an earlier run left is gone (%s); a new order",
+		           a->sub->cookie_in, p11km_errmsg(-1));
+		goto fresh;
+	}
+	st = json_string_value(json_object_get(*order, "status"));
+	acme_step(a, "order", a->sub->order_url);
+	if (st != NULL && (strcmp(st, "processing") == 0 || strcmp(st, "valid") == 0))
+		return (rv = order_wait(a, order)) < 0 ? rv : 1;
+	if (st != NULL && strcmp(st, "ready") == 0)
+		return (rv = finalize(a, order, csr, csr_len)) < 0 ? rv : 1;
+	p11km_note("the order '%s' an earlier run left is %s; a new order", a->sub->cookie_in,
+	           st ? st : "of unknown status");
+fresh:
+	p11km_error_clear();
+	json_decref(*order);
+	*order = NULL;
+	free(a->sub->order_url);
+	a->sub->order_url = NULL;
+	return 0;
 }
 
 /* One chain (POST-as-GET of u): its content type, its certificates, and a
@@ -220,12 +276,20 @@ p11km_acme_submit(struct p11km_ctx *ctx, const struct p11km_ca_profile *p,
 	 * (not even a new account key file) */
 	if ((rv = acme_directory(&a, 0)) < 0 || (rv = acme_account(&a)) < 0)
 		goto out;
-	if ((rv = acme_post_json(&a, a.new_order, pl, "the new order", &order, &sub->order_url)) < 0)
+	if (sub->cookie_in != NULL && (rv = order_resume(&a, &order, csr, csr_len)) < 0)
 		goto out;
-	acme_step(&a, "order", sub->order_url);
-	if ((rv = acme_authorize(&a, order, sub)) < 0 || (rv = finalize(&a, &order, csr, csr_len)) < 0 ||
-	    (rv = download(&a, order, req, chain, chain_len)) < 0)
-		goto out;
+	rv = 0;
+	if (order == NULL) {
+		if ((rv = acme_post_json(&a, a.new_order, pl, "the new order", &order,
+		                         &sub->order_url)) < 0)
+			goto out;
+		acme_step(&a, "order", sub->order_url);
+		if ((rv = acme_authorize(&a, order, sub)) < 0 ||
+		    (rv = finalize(&a, &order, csr, csr_len)) < 0)
+			goto out;
+	}
+	if (!sub->pending)
+		rv = download(&a, order, req, chain, chain_len);
 out:
 	acme_done(&a);
 	free(pl);

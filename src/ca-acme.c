@@ -339,10 +339,13 @@ int
 acme_poll_until(struct acme *a, const char *url, const char *what, const char *wait1,
            const char *wait2, json_t **obj)
 {
+	unsigned waited = 0;
+
 	for (int i = 0; i < ACME_POLLS; i++) {
 		struct p11km_http_resp r;
 		const char *st;
 		json_t *o = NULL;
+		unsigned w;
 		int rv;
 		if ((rv = acme_post(a, url, NULL, 0, &r)) < 0)
 			return rv;
@@ -358,8 +361,16 @@ acme_poll_until(struct acme *a, const char *url, const char *what, const char *w
 			p11km_http_resp_release(&r);
 			return 0;
 		}
+		w = retry_wait(&r);
+		if (a->budget != 0 && waited + w > a->budget) {
+			json_decref(*obj);
+			*obj = o;
+			p11km_http_resp_release(&r);
+			return 1;
+		}
 		json_decref(o);
-		sleep(retry_wait(&r));
+		sleep(w);
+		waited += w;
 		p11km_http_resp_release(&r);
 	}
 	return p11km_fail(P11KM_ERR_FAILED, "%s is still pending after %d polls; run the same "

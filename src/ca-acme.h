@@ -26,6 +26,8 @@ struct acme {
 	char *nonce, *kid;
 	unsigned long extra_signatures; /* by other keys than the account key */
 	unsigned long bad_nonces;       /* badNonce answers retried */
+	unsigned budget;                /* acme_poll_until: seconds of waiting; past them it
+	                                 * returns 1 (0: the poll count only) */
 };
 
 /* Set up a (p and sub borrowed; sub may be NULL). */
@@ -58,7 +60,8 @@ int acme_post(struct acme *a, const char *url, const char *payload, int use_jwk,
               struct p11km_http_resp *r);
 int acme_post_json(struct acme *a, const char *url, const char *payload, const char *what,
                    json_t **out, char **location);
-/* Poll url until its status is none of the waiting states. */
+/* Poll url until its status is none of the waiting states (*obj: the last
+ * answer); 1 when a->budget ran out first. */
 int acme_poll_until(struct acme *a, const char *url, const char *what, const char *wait1,
                     const char *wait2, json_t **obj);
 

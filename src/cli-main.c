@@ -14,7 +14,7 @@
 #include "p11km/util.h"
 
 struct globals {
-	int help, version, verbose, quiet, trace;
+	int help, version, json, verbose, quiet, trace;
 	const char *audit_log;
 };
 
@@ -80,7 +80,7 @@ take_globals(struct p11km_ctx *ctx, struct globals *g, int *argc, char **argv)
 		case G_MODULE: ctx->module_opt = val; break;
 		case G_PIN_SOURCE: ctx->pin_source_opt = val; break;
 		case G_SO_PIN_SOURCE: ctx->so_pin_source_opt = val; break;
-		case G_JSON: ctx->json = 1; break;
+		case G_JSON: g->json = 1; break;
 		case G_VERBOSE: g->verbose = 1; break;
 		case G_QUIET: g->quiet = 1; break;
 		case G_TRACE: g->trace = 1; break;
@@ -104,6 +104,7 @@ p11km_cli_main(const struct p11km_noun *nouns, const struct p11km_alias *aliases
 {
 	struct p11km_ctx ctx;
 	struct globals g = { 0 };
+	struct p11km_cli cli;
 	const struct p11km_noun *n;
 	const struct p11km_cmd *c = NULL;
 	int r, nargs;
@@ -111,15 +112,18 @@ p11km_cli_main(const struct p11km_noun *nouns, const struct p11km_alias *aliases
 
 	p11km_cmd_table_use(nouns);
 	p11km_ctx_init(&ctx);
-	if ((r = take_globals(&ctx, &g, &argc, argv)) < 0)
-		return p11km_report(&ctx, r);
+	r = take_globals(&ctx, &g, &argc, argv);
+	cli.json = g.json;
+	cli.verbose = g.verbose;
+	cli.quiet = g.quiet;
+	p11km_cli_use(&cli); /* before any report: '--json --pin 1' fails in JSON */
+	if (r < 0)
+		return p11km_report(r);
 	/* a PIN in an env:VAR source reaches no child process */
 	p11km_pin_env_hide(ctx.pin_source_opt);
 	p11km_pin_env_hide(ctx.so_pin_source_opt);
 	p11km_log_set(g.quiet ? P11KM_LOG_QUIET : g.verbose ? P11KM_LOG_VERBOSE : P11KM_LOG_NORMAL,
 	              g.trace);
-	ctx.verbose = g.verbose;
-	ctx.quiet = g.quiet;
 	if (ctx.module_opt == NULL && getenv("P11KM_MODULE") != NULL && *getenv("P11KM_MODULE"))
 		ctx.module_opt = getenv("P11KM_MODULE");
 	if (g.version) {
@@ -135,7 +139,7 @@ p11km_cli_main(const struct p11km_noun *nouns, const struct p11km_alias *aliases
 		return P11KM_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "help") == 0)
-		return p11km_report(&ctx, p11km_cli_help(argc - 1, argv + 1));
+		return p11km_report(p11km_cli_help(argc - 1, argv + 1));
 	if (argv[1][0] == '-') {
 		char name[40] = "", hint[96];
 		struct p11km_guess gs = { name, NULL, 99 };
@@ -144,7 +148,7 @@ p11km_cli_main(const struct p11km_noun *nouns, const struct p11km_alias *aliases
 			snprintf(name, sizeof(name), "%.*s", bl - 2, argv[1] + 2);
 		for (const struct p11km_opt *o = p11km_global_opts; name[0] && o->name; o++)
 			p11km_guess_try(&gs, o->name);
-		return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE,
+		return p11km_report(p11km_fail(P11KM_ERR_USAGE,
 		    "unknown option '%.*s'%s; see 'p11km --help'", bl, argv[1],
 		    p11km_guess_text(&gs, "--", hint, sizeof(hint))));
 	}
@@ -162,7 +166,7 @@ p11km_cli_main(const struct p11km_noun *nouns, const struct p11km_alias *aliases
 			nargs = argc - 1;
 		}
 	if (c == NULL && (n = p11km_cli_find_noun(argv[1])) == NULL)
-		return p11km_report(&ctx, p11km_cli_unknown_noun(argv[1]));
+		return p11km_report(p11km_cli_unknown_noun(argv[1]));
 	if (c != NULL) {
 		/* an alias */
 	} else if ((argc < 3 || argv[2][0] == '-') && (c = p11km_cli_default_verb(n)) != NULL) {
@@ -170,13 +174,13 @@ p11km_cli_main(const struct p11km_noun *nouns, const struct p11km_alias *aliases
 		vargv = argv + 1;
 		nargs = argc - 1;
 	} else if (argc < 3 || argv[2][0] == '-') {
-		if (!g.help && ctx.json)
-			return p11km_report(&ctx, p11km_fail(P11KM_ERR_USAGE, "'%s' needs a verb; see "
+		if (!g.help && cli.json)
+			return p11km_report(p11km_fail(P11KM_ERR_USAGE, "'%s' needs a verb; see "
 			                    "'p11km help %s'", n->name, n->name));
 		p11km_cli_usage_noun(g.help ? stdout : stderr, n);
 		return g.help ? 0 : P11KM_EXIT_USAGE;
 	} else if ((c = p11km_cli_find_verb(n, argv[2])) == NULL) {
-		return p11km_report(&ctx, p11km_cli_unknown_verb(n, argv[2]));
+		return p11km_report(p11km_cli_unknown_verb(n, argv[2]));
 	}
 	if (g.help) {
 		p11km_cli_usage_cmd(stdout, n, c);
@@ -192,5 +196,5 @@ p11km_cli_main(const struct p11km_noun *nouns, const struct p11km_alias *aliases
 		r = c->run(&ctx, c, nargs, vargv);
 	p11km_ctx_release(&ctx);
 	p11km_audit_close();
-	return p11km_report(&ctx, r);
+	return p11km_report(r);
 }

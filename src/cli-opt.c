@@ -46,6 +46,21 @@ p11km_cmd_table(void)
 	return cmd_table;
 }
 
+/* The run's printing options (set by p11km_cli_main()). */
+static struct p11km_cli cli_opts;
+
+void
+p11km_cli_use(const struct p11km_cli *c)
+{
+	cli_opts = *c;
+}
+
+const struct p11km_cli *
+p11km_cli(void)
+{
+	return &cli_opts;
+}
+
 /* --- option parsing for commands ---------------------------------------- */
 
 size_t

@@ -14,12 +14,12 @@
 #include "p11km/util.h"
 
 int
-p11km_report(struct p11km_ctx *ctx, int code)
+p11km_report(int code)
 {
 	if (code >= 0)
 		return P11KM_EXIT_OK;
 	fprintf(stderr, "p11km: %s\n", p11km_errmsg(code));
-	if (ctx->json && !p11km_json_stdout_done()) {
+	if (p11km_cli()->json && !p11km_json_stdout_done()) {
 		/* what a script reads: one object on stdout, the line on stderr */
 		struct p11km_json j;
 		p11km_json_init(&j, stdout);

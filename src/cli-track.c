@@ -83,6 +83,11 @@ p11km_track_args_parse(const struct p11km_cmd *cmd, int argc, char **argv,
 			return r;
 		a->renew.hook_timeout = (unsigned)v;
 	}
+	if (a->ca_wait != NULL) {
+		if ((r = number("ca-wait", a->ca_wait, 3600, &v)) < 0)
+			return r;
+		a->renew.ca_wait = v == 0 ? 1 : (unsigned)v;
+	}
 	if (a->warn_days != NULL) {
 		if ((r = number("warn-days", a->warn_days, 3650, &v)) < 0)
 			return r;
@@ -106,11 +111,11 @@ void
 p11km_track_add_print(const struct p11km_ctx *ctx, const struct p11km_track_add_result *res)
 {
 	if (res->unchanged) {
-		if (!ctx->quiet && !ctx->json)
+		if (!p11km_cli()->quiet && !p11km_cli()->json)
 			printf("unchanged: %s\n", res->t->id);
-	} else if (ctx->json) {
+	} else if (p11km_cli()->json) {
 		p11km_track_show_print(res->t);
-	} else if (!ctx->quiet) {
+	} else if (!p11km_cli()->quiet) {
 		printf("tracking %s: %s\n", res->t->id, p11km_esc(res->t->cert));
 	}
 }
@@ -120,12 +125,12 @@ p11km_track_list_print(const struct p11km_ctx *ctx, struct p11km_track *const *v
 {
 	json_t *arr = json_array();
 
-	if (!ctx->json && n > 0)
+	if (!p11km_cli()->json && n > 0)
 		printf("%-20s %-10s %-12s %-20s %s\n", "ID", "STEP", "LAST", "CA", "CERTIFICATE");
 	for (size_t i = 0; i < n; i++) {
 		const struct p11km_track *t = v[i];
 		char *s;
-		if (!ctx->json) {
+		if (!p11km_cli()->json) {
 			printf("%-20s %-10s %-12s %-20s %s\n", t->id, p11km_track_step_name(t->step),
 			       t->last_result ? t->last_result : "-", t->ca ? p11km_esc(t->ca) : "-",
 			       p11km_esc(t->cert));
@@ -135,7 +140,7 @@ p11km_track_list_print(const struct p11km_ctx *ctx, struct p11km_track *const *v
 		json_array_append_new(arr, s ? json_loads(s, 0, NULL) : json_null());
 		free(s);
 	}
-	if (ctx->json)
+	if (p11km_cli()->json)
 		print_json(arr);
 	json_decref(arr);
 }
@@ -152,7 +157,7 @@ p11km_renew_print(const struct p11km_ctx *ctx, const struct p11km_renew_result *
 		const struct p11km_renew_item *it = &res->items[i];
 		iso_time(it->not_after, na, sizeof(na));
 		iso_time(it->next_attempt, nx, sizeof(nx));
-		if (ctx->json) {
+		if (p11km_cli()->json) {
 			json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:I}",
 			    "id", it->id, "result", p11km_renew_outcome_name(it->outcome),
 			    "reason", it->reason, "old_serial", it->old_serial,
@@ -170,7 +175,7 @@ p11km_renew_print(const struct p11km_ctx *ctx, const struct p11km_renew_result *
 			printf("; next attempt %s", nx);
 		printf("\n");
 	}
-	if (ctx->json)
+	if (p11km_cli()->json)
 		print_json(arr);
 	json_decref(arr);
 }
@@ -238,17 +243,17 @@ p11km_status_print(const struct p11km_ctx *ctx, const struct p11km_status_result
 	json_t *arr = json_array();
 	char na[32];
 
-	if (!ctx->json && res->n > 0)
+	if (!p11km_cli()->json && res->n > 0)
 		printf("%-7s %-16s %-28s %-18s %-20s %5s %-10s %s\n", "LEVEL", "ID", "SUBJECT",
 		       "SERIAL", "NOT AFTER", "DAYS", "STATE", "DETAIL");
 	for (size_t i = 0; i < res->n; i++) {
 		iso_time(res->rows[i].not_after, na, sizeof(na));
-		if (ctx->json)
+		if (p11km_cli()->json)
 			json_array_append_new(arr, status_json(&res->rows[i], na));
 		else
 			status_line(&res->rows[i], na);
 	}
-	if (ctx->json)
+	if (p11km_cli()->json)
 		print_json(arr);
 	json_decref(arr);
 }

@@ -52,10 +52,10 @@ cmd_audit_show(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	}
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		return r;
-	o.arg = ctx->json ? &shown : NULL;
+	o.arg = p11km_cli()->json ? &shown : NULL;
 	if ((r = p11km_audit_show(&o, &res)) < 0)
 		return r;
-	if (ctx->json)
+	if (p11km_cli()->json)
 		printf("%s]\n", shown ? "\n" : "[");
 	return 0;
 }

@@ -53,7 +53,7 @@ cmd_bind_emit(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	a.server = argv[g.argi];
 	if ((r = p11km_bind_emit(ctx, &a, &res)) < 0)
 		return r;
-	p11km_bind_emit_print(stdout, ctx->json, &res);
+	p11km_bind_emit_print(stdout, p11km_cli()->json, &res);
 	p11km_bind_emit_result_release(&res);
 	return 0;
 }
@@ -76,7 +76,7 @@ cmd_bind_check(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0 ||
 	    (r = p11km_bind_check(ctx, argv[g.argi], user, &rep, &pr)) < 0)
 		return r;
-	p11km_bind_check_print(stdout, ctx->json, &rep, &pr);
+	p11km_bind_check_print(stdout, p11km_cli()->json, &rep, &pr);
 	r = p11km_bind_check_verdict(&pr);
 	p11km_problems_release(&pr);
 	p11km_bind_report_release(&rep);
@@ -108,7 +108,7 @@ cmd_bind_verify(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, ch
 	if (cert != NULL && (r = p11km_bind_load_cert(ctx, cert, &expected)) < 0)
 		return r;
 	if ((r = p11km_bind_verify(argv[g.argi], name, expected, ca_file, ca_path, &res)) == 0) {
-		p11km_bind_verify_print(stdout, ctx->json, argv[g.argi], name, &res);
+		p11km_bind_verify_print(stdout, p11km_cli()->json, argv[g.argi], name, &res);
 		r = p11km_bind_verify_verdict(argv[g.argi], &res);
 		p11km_verify_result_release(&res);
 	}

@@ -121,7 +121,7 @@ cmd_ca_add(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 	o.args = (const char *const *)argv + i + 1;
 	o.n_args = (size_t)(argc - i - 1);
 	if ((r = p11km_ca_add(ctx, &o, &p)) == 0)
-		p11km_ca_added_print(ctx, p);
+		p11km_ca_added_print(p11km_cli()->json, p);
 	p11km_ca_profile_free(p);
 	return r;
 }
@@ -145,27 +145,27 @@ cmd_ca_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **
 	switch (cmd->verb[0]) {
 	case 'l':
 		if ((r = p11km_ca_list(ctx, &o, &u.list)) == 0)
-			p11km_ca_list_print(ctx, &u.list), p11km_ca_list_result_release(&u.list);
+			p11km_ca_list_print(p11km_cli()->json, &u.list), p11km_ca_list_result_release(&u.list);
 		return r;
 	case 's':
 		if ((r = p11km_ca_show(ctx, &o, &p)) == 0)
-			p11km_ca_profile_print(ctx, p), p11km_ca_profile_free(p);
+			p11km_ca_profile_print(p11km_cli()->json, p), p11km_ca_profile_free(p);
 		return r;
 	case 'r':
 		if (strcmp(cmd->verb, "remove") == 0) {
 			if ((r = p11km_ca_remove(ctx, &o)) == 0)
-				p11km_ca_removed_print(ctx, o.name);
+				p11km_ca_removed_print(p11km_cli()->json, o.name);
 			return r;
 		}
 		o.cert = argv[i + 1];
 		if ((r = p11km_ca_renewal_info(ctx, &o, &u.win)) == 0)
-			p11km_ca_window_print(ctx, &u.win), p11km_ca_window_result_release(&u.win);
+			p11km_ca_window_print(p11km_cli()->json, &u.win), p11km_ca_window_result_release(&u.win);
 		return r;
 	default: /* account ACTION NAME */
 		o.action = argv[i];
 		o.name = argv[i + 1];
 		if ((r = p11km_ca_account(ctx, &o, &u.acct)) == 0)
-			p11km_ca_account_print(ctx, &u.acct), p11km_ca_account_result_release(&u.acct);
+			p11km_ca_account_print(p11km_cli()->json, &u.acct), p11km_ca_account_result_release(&u.acct);
 		return r;
 	}
 }
@@ -188,7 +188,7 @@ p11km_req_submit_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	o.request = argv[g.argi];
 	o.key_uri = g.argi + 1 < argc ? argv[g.argi + 1] : NULL;
 	if ((r = p11km_req_submit(ctx, &o, &res)) == 0)
-		p11km_submit_print(ctx, &res), p11km_submit_result_release(&res);
+		p11km_submit_print(p11km_cli()->json, &res), p11km_submit_result_release(&res);
 	return r;
 }
 
@@ -203,7 +203,7 @@ p11km_cert_revoke_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int ar
 		return r;
 	o.cert = argv[i];
 	if ((r = p11km_cert_revoke(ctx, &o, &res)) == 0)
-		p11km_revoke_print(ctx, &res), p11km_revoke_result_release(&res);
+		p11km_revoke_print(p11km_cli()->json, &res), p11km_revoke_result_release(&res);
 	return r;
 }
 
@@ -229,7 +229,7 @@ p11km_ca_roots_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
 	if (r == -1 && (r = p11km_check_args(cmd, argc - g.argi)) == 0) {
 		o.name = argv[g.argi];
 		if ((r = p11km_ca_roots(ctx, &o, &res)) == 0)
-			p11km_ca_roots_print(ctx, &res), p11km_ca_roots_result_release(&res);
+			p11km_ca_roots_print(p11km_cli()->json, &res), p11km_ca_roots_result_release(&res);
 	}
 	free(to);
 	return r;

@@ -50,7 +50,7 @@ p11km_cert_prune_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int arg
 	o.uri = argc > g.argi ? argv[g.argi] : NULL;
 	if ((r = p11km_cert_prune(ctx, &o, &res)) < 0)
 		return r;
-	p11km_prune_print(stdout, ctx->json, &res);
+	p11km_prune_print(stdout, p11km_cli()->json, &res);
 	p11km_prune_result_release(&res);
 	return 0;
 }

@@ -62,7 +62,7 @@ cmd_cert_install(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	o.uri = g.argi + 1 < argc ? argv[g.argi + 1] : NULL;
 	if ((r = p11km_cert_install(ctx, &o, &res)) < 0)
 		return r;
-	p11km_install_print(ctx, &res);
+	p11km_install_print(p11km_cli()->json, &res);
 	p11km_install_result_release(&res);
 	return 0;
 }

@@ -37,7 +37,7 @@ p11km_token_doctor_run(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int a
 	o.uri = g.argi < argc ? argv[g.argi] : NULL;
 	if ((r = p11km_token_doctor(ctx, &o, &res)) < 0)
 		return r;
-	p11km_doctor_print(stdout, ctx->json, &res);
+	p11km_doctor_print(stdout, p11km_cli()->json, &res);
 	r = p11km_doctor_verdict(&res);
 	p11km_doctor_result_release(&res);
 	return r;

@@ -48,7 +48,7 @@ cmd_key_generate(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, c
 	o.id = id;
 	if ((r = p11km_key_generate(ctx, &o, &res)) < 0)
 		goto out;
-	p11km_key_generate_print(stdout, ctx->json, &res);
+	p11km_key_generate_print(stdout, p11km_cli()->json, &res);
 	p11km_keygen_result_release(&res);
 out:
 	free(id);
@@ -71,12 +71,12 @@ cmd_key_attest(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	}
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		return r;
-	if (ctx->json && strcmp(o.out, "-") == 0)
+	if (p11km_cli()->json && strcmp(o.out, "-") == 0)
 		return p11km_fail(P11KM_ERR_USAGE, "with --json, give -o FILE for the certificates");
 	o.uri = argv[g.argi];
 	if ((r = p11km_key_attest(ctx, &o, &res)) < 0)
 		return r;
-	r = p11km_key_attest_print(stdout, ctx->json, ctx->quiet, &res);
+	r = p11km_key_attest_print(stdout, p11km_cli()->json, p11km_cli()->quiet, &res);
 	p11km_attest_result_release(&res);
 	return r;
 }

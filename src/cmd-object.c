@@ -31,7 +31,7 @@ list_objects(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char 
 	o.uri = g.argi < argc ? argv[g.argi] : NULL;
 	if ((r = p11km_object_list(ctx, &o, &res)) < 0)
 		return r;
-	p11km_object_list_print(stdout, ctx->json, &res);
+	p11km_object_list_print(stdout, p11km_cli()->json, &res);
 	p11km_object_list_result_release(&res);
 	return 0;
 }
@@ -73,12 +73,12 @@ cmd_object_export(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 	}
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0)
 		return r;
-	if (ctx->json && o.der && !o.chain && o.out == NULL)
+	if (p11km_cli()->json && o.der && !o.chain && o.out == NULL)
 		return p11km_fail(P11KM_ERR_USAGE, "--json --der needs -o FILE (DER is not text)");
 	o.uri = argv[g.argi];
 	if ((r = p11km_object_export(ctx, &o, &res)) < 0)
 		return r;
-	r = p11km_object_export_print(stdout, ctx->json, &res);
+	r = p11km_object_export_print(stdout, p11km_cli()->json, &res);
 	p11km_export_result_release(&res);
 	return r;
 }
@@ -104,7 +104,7 @@ cmd_object_delete(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 	o.uri = argv[g.argi];
 	if ((r = p11km_object_delete(ctx, &o, &res)) < 0)
 		return r;
-	p11km_object_delete_print(stdout, ctx->json, &res);
+	p11km_object_delete_print(stdout, p11km_cli()->json, &res);
 	p11km_delete_result_release(&res);
 	return 0;
 }
@@ -138,7 +138,7 @@ cmd_object_relabel(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc,
 	o.id = id;
 	if ((r = p11km_object_relabel(ctx, &o, &res)) < 0)
 		goto out;
-	p11km_object_relabel_print(stdout, ctx->json, &res);
+	p11km_object_relabel_print(stdout, p11km_cli()->json, &res);
 	p11km_relabel_result_release(&res);
 out:
 	free(id);

@@ -63,7 +63,7 @@ parse(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **argv,
 		o->cert = argv[g.argi];
 	if (o->type >= 0 && !o->rekey)
 		return p11km_fail(P11KM_ERR_USAGE, "--type applies only with --rekey");
-	if (ctx->json && o->der && (o->out == NULL || strcmp(o->out, "-") == 0))
+	if (p11km_cli()->json && o->der && (o->out == NULL || strcmp(o->out, "-") == 0))
 		return p11km_fail(P11KM_ERR_USAGE, "--json with --der needs -o FILE for the request");
 	return 0;
 }
@@ -80,9 +80,9 @@ cmd_req(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char **arg
 		goto out;
 	if ((r = renew ? p11km_req_renew(ctx, &o, &res) : p11km_req_new(ctx, &o, &res)) < 0)
 		goto out;
-	if ((r = p11km_req_print(ctx->json, &o, &res)) < 0)
+	if ((r = p11km_req_print(p11km_cli()->json, &o, &res)) < 0)
 		goto out;
-	if (res.new_key_uri != NULL && !ctx->json)
+	if (res.new_key_uri != NULL && !p11km_cli()->json)
 		p11km_note("new key (pending until its certificate is installed): %s", res.new_key_uri);
 out:
 	p11km_req_result_release(&res);

@@ -68,7 +68,7 @@ roots_change(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char 
 	o.n_certs = (size_t)(argc - g.argi);
 	if ((r = op(ctx, &o, &res)) < 0)
 		goto out;
-	p11km_roots_print(stdout, ctx->json, &res);
+	p11km_roots_print(stdout, p11km_cli()->json, &res);
 	p11km_roots_result_release(&res);
 out:
 	free(specs);
@@ -103,7 +103,7 @@ cmd_roots_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	if ((r = p11km_check_args(cmd, argc - g.argi)) < 0 ||
 	    (r = p11km_roots_list(ctx, argv[g.argi], sysroot, &res)) < 0)
 		return r;
-	p11km_roots_print(stdout, ctx->json, &res);
+	p11km_roots_print(stdout, p11km_cli()->json, &res);
 	p11km_roots_result_release(&res);
 	return 0;
 }

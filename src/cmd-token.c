@@ -27,7 +27,7 @@ cmd_token_list(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	o.uri = g.argi < argc ? argv[g.argi] : NULL;
 	if ((r = p11km_token_list(ctx, &o, &res)) < 0)
 		return r;
-	p11km_token_list_print(stdout, ctx->json, &res);
+	p11km_token_list_print(stdout, p11km_cli()->json, &res);
 	p11km_token_list_result_release(&res);
 	return 0;
 }
@@ -52,7 +52,7 @@ cmd_token_init(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, cha
 	o.uri = g.argi < argc ? argv[g.argi] : NULL;
 	if ((r = p11km_token_init(ctx, &o, &res)) < 0)
 		return r;
-	p11km_token_init_print(stdout, ctx->json, &res);
+	p11km_token_init_print(stdout, p11km_cli()->json, &res);
 	p11km_token_init_result_release(&res);
 	return 0;
 }
@@ -83,7 +83,7 @@ cmd_token_pin(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, char
 	o.uri = g.argi + 1 < argc ? argv[g.argi + 1] : NULL;
 	if ((r = p11km_pin_change(ctx, &o, &res)) < 0)
 		return r;
-	p11km_pin_print(stdout, ctx->json, &res);
+	p11km_pin_print(stdout, p11km_cli()->json, &res);
 	p11km_pin_result_release(&res);
 	return 0;
 }

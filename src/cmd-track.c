@@ -43,6 +43,7 @@ static const struct p11km_opt renew_opts[] = {
 	{ "post-hook", 1, R(post_hook), "COMMAND", "run after the last renewal of this run (no shell)" },
 	{ "deploy-hook", 1, R(deploy_hook), "COMMAND", "run after each installed certificate (no shell)" },
 	{ "hook-timeout", 1, ST(hook_timeout), "SECONDS", "kill a hook or reload command after this long (default 60)" },
+	{ "ca-wait", 1, ST(ca_wait), "SECONDS", "ACME: wait this long for an order still processing, then resume it next run (default 120)" },
 	{ "config-dir", 1, R(ca_dir), "DIR", "where CA profiles live (default /etc/p11km/ca.d)" },
 	STATE_DIR(R(state_dir)), END,
 };
@@ -88,7 +89,7 @@ cmd_track_entries(struct p11km_ctx *ctx, const struct p11km_cmd *cmd, int argc, 
 		p11km_track_show_print(t);
 	else if (strcmp(cmd->verb, "remove") == 0 && (r = p11km_track_id_check(argv[argi])) == 0 &&
 	         (r = p11km_track_remove(p11km_state_dir(a.state_dir), argv[argi])) == 0 &&
-	         !ctx->quiet && !ctx->json)
+	         !p11km_cli()->quiet && !p11km_cli()->json)
 		printf("no longer tracked: %s\n", argv[argi]);
 	p11km_track_list_free(v, n);
 	p11km_track_free(t);

@@ -1,5 +1,5 @@
 /* op-ca-report.c: the renderings of the CA operations' results on stdout
- * (text, or JSON under ctx->json) and of the install's, which 'req submit
+ * (text, or JSON under --json) and of the install's, which 'req submit
  * --install' carries inside its own. */
 #include "config.h"
 
@@ -18,7 +18,7 @@
 void
 p11km_ca_step_print(struct p11km_ctx *ctx, const char *name, const char *detail)
 {
-	if (!ctx->quiet && (isatty(2) || p11km_log_verbose_on()))
+	if (!p11km_log_quiet_on() && (isatty(2) || p11km_log_verbose_on()))
 		fprintf(stderr, "p11km: %s: %s\n", name, p11km_esc(detail));
 }
 
@@ -49,23 +49,23 @@ profile_json(const struct p11km_ca_profile *p)
 }
 
 void
-p11km_ca_added_print(struct p11km_ctx *ctx, const struct p11km_ca_profile *p)
+p11km_ca_added_print(int json, const struct p11km_ca_profile *p)
 {
-	if (ctx->json)
+	if (json)
 		profile_json(p);
-	else if (!ctx->quiet)
+	else if (!p11km_log_quiet_on())
 		printf("added CA profile '%s' (%s, %s)\n", p11km_esc(p->name), p->kind->name,
 		       p11km_esc(where(p)));
 }
 
 void
-p11km_ca_list_print(struct p11km_ctx *ctx, const struct p11km_ca_list_result *res)
+p11km_ca_list_print(int json, const struct p11km_ca_list_result *res)
 {
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < res->n; i++) {
 		const struct p11km_ca_profile *p = res->profiles[i];
-		if (ctx->json) {
+		if (json) {
 			json_t *o = json_object();
 			json_object_set_new(o, "name", json_string(p->name));
 			json_object_set_new(o, "kind", json_string(p->kind->name));
@@ -79,7 +79,7 @@ p11km_ca_list_print(struct p11km_ctx *ctx, const struct p11km_ca_list_result *re
 			printf("%-20s %-6s %s\n", p11km_esc(p->name), p->kind->name, p11km_esc(where(p)));
 		}
 	}
-	if (ctx->json)
+	if (json)
 		print_dumps(json_pack("{s:s,s:O}", "config_dir", res->config_dir, "profiles", arr));
 	json_decref(arr);
 }
@@ -87,9 +87,9 @@ p11km_ca_list_print(struct p11km_ctx *ctx, const struct p11km_ca_list_result *re
 #define OR_DASH(x) p11km_esc((x) ? (x) : "-")
 
 void
-p11km_ca_profile_print(struct p11km_ctx *ctx, const struct p11km_ca_profile *p)
+p11km_ca_profile_print(int json, const struct p11km_ca_profile *p)
 {
-	if (ctx->json) {
+	if (json) {
 		profile_json(p);
 	} else if (strcmp(p->kind->name, "cmp") == 0) {
 		printf("name: %s\nkind: cmp\nurl: %s\nca-file: %s\nrecipient: %s\nref: %s\n"
@@ -118,28 +118,28 @@ p11km_ca_profile_print(struct p11km_ctx *ctx, const struct p11km_ca_profile *p)
 }
 
 void
-p11km_ca_removed_print(struct p11km_ctx *ctx, const char *name)
+p11km_ca_removed_print(int json, const char *name)
 {
-	if (ctx->json)
+	if (json)
 		printf("{\"removed\": \"%s\"}\n", name); /* a checked name: no escaping needed */
-	else if (!ctx->quiet)
+	else if (!p11km_log_quiet_on())
 		printf("removed CA profile '%s' (its account key file, if any, is kept)\n",
 		       p11km_esc(name));
 }
 
 void
-p11km_ca_account_print(struct p11km_ctx *ctx, const struct p11km_ca_account_result *res)
+p11km_ca_account_print(int json, const struct p11km_ca_account_result *res)
 {
 	int deact = res->op == P11KM_ACME_DEACTIVATE;
 
-	if (ctx->json) {
+	if (json) {
 		p11km_json_print_free(json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:I}", "ca", res->ca,
 		                                "account", res->url, "status",
 		                                deact ? "deactivated" : "valid", "account_key",
 		                                res->account_key, "old_account_key",
 		                                res->old_account_key, "signatures",
 		                                (json_int_t)res->signatures));
-	} else if (!ctx->quiet) {
+	} else if (!p11km_log_quiet_on()) {
 		printf("%s %s (%s)\n", deact ? "deactivated account"
 		       : res->op == P11KM_ACME_ROLLOVER ? "rolled over the key of account" : "account",
 		       p11km_esc(res->url), deact ? "deactivated" : "valid");
@@ -160,11 +160,11 @@ print_time(const char *what, time_t t)
 }
 
 void
-p11km_ca_window_print(struct p11km_ctx *ctx, const struct p11km_ca_window_result *res)
+p11km_ca_window_print(int json, const struct p11km_ca_window_result *res)
 {
 	const struct p11km_renewal_window *w = &res->w;
 
-	if (ctx->json) {
+	if (json) {
 		p11km_json_print_free(json_pack("{s:s,s:s,s:I,s:I,s:s?,s:I}", "ca", res->ca, "cert_id",
 		                                w->cert_id, "start", (json_int_t)w->start, "end",
 		                                (json_int_t)w->end, "explanation", w->explanation,
@@ -181,28 +181,28 @@ p11km_ca_window_print(struct p11km_ctx *ctx, const struct p11km_ca_window_result
 }
 
 void
-p11km_ca_roots_print(struct p11km_ctx *ctx, const struct p11km_ca_roots_result *res)
+p11km_ca_roots_print(int json, const struct p11km_ca_roots_result *res)
 {
 	if (res->installed)
-		p11km_roots_print(stdout, ctx->json, &res->roots);
-	else if (ctx->json)
+		p11km_roots_print(stdout, json, &res->roots);
+	else if (json)
 		print_dumps(json_pack("{s:s,s:s,s:s?,s:s?}", "ca", res->ca, "kind", res->kind, "file",
 		                      res->file, "certificates", res->file ? NULL : res->pem));
 	else if (res->file == NULL)
 		fputs(res->pem, stdout);
-	else if (!ctx->quiet)
+	else if (!p11km_log_quiet_on())
 		printf("wrote the certificates of CA '%s' to '%s'\n", res->ca, p11km_esc(res->file));
 }
 
 void
-p11km_revoke_print(struct p11km_ctx *ctx, const struct p11km_revoke_result *res)
+p11km_revoke_print(int json, const struct p11km_revoke_result *res)
 {
-	if (ctx->json)
+	if (json)
 		p11km_json_print_free(json_pack("{s:s,s:s,s:i,s:s,s:I}", "ca", res->ca, "serial",
 		                                res->serial, "reason", res->reason, "signed_by",
 		                                res->by_cert_key ? "certificate key" : "account key",
 		                                "signatures", (json_int_t)res->signatures));
-	else if (!ctx->quiet)
+	else if (!p11km_log_quiet_on())
 		printf("revoked certificate %s at CA '%s' (reason %s)\n", res->serial, res->ca,
 		       res->reason_name);
 }
@@ -245,25 +245,25 @@ install_text(const struct p11km_install_result *res)
 }
 
 void
-p11km_install_print(struct p11km_ctx *ctx, const struct p11km_install_result *res)
+p11km_install_print(int json, const struct p11km_install_result *res)
 {
-	if (ctx->json)
+	if (json)
 		p11km_json_print_line_free(install_json(res));
 	else
 		install_text(res);
 }
 
 void
-p11km_submit_print(struct p11km_ctx *ctx, const struct p11km_submit_result *res)
+p11km_submit_print(int json, const struct p11km_submit_result *res)
 {
 	json_t *o;
 
-	if (!ctx->json) {
+	if (!json) {
 		if (res->installed)
 			install_text(&res->install);
 		else if (res->chain_file == NULL)
 			fputs(res->chain, stdout);
-		else if (!ctx->quiet)
+		else if (!p11km_log_quiet_on())
 			printf("wrote the chain from CA '%s' to '%s'\n", res->ca, p11km_esc(res->chain_file));
 		return;
 	}

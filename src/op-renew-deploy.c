@@ -13,6 +13,7 @@
 
 #include "p11km/bind.h"
 #include "p11km/cert.h"
+#include "p11km/keys.h"
 #include "p11km/op.h"
 #include "p11km/req.h"
 #include "p11km/run.h"
@@ -370,6 +371,26 @@ out:
 
 /* --- the steps ------------------------------------------------------------------------ */
 
+/* The reply of an earlier run (a file CA): the key with the live
+ * certificate's CKA_ID, which PKCS#11 links to it, and the live
+ * certificate's public key: the install takes the reply's certificate
+ * with that public key (a renewal with the same key) without a search by
+ * public key.  Nothing found: the install searches as 'cert install' does. */
+static void
+install_key_of_live(struct renew_one *r1)
+{
+	EVP_PKEY *pub = r1->live != NULL ? X509_get_pubkey(r1->live) : NULL;
+
+	if (pub != NULL && p11km_key_by_id(&r1->h->s, r1->live_id, r1->live_id_len, pub,
+	                                   &r1->key) == 1) {
+		r1->key_pub = pub;
+		r1->have_key = 1;
+		return;
+	}
+	EVP_PKEY_free(pub);
+	p11km_error_clear();
+}
+
 static int
 step_install(struct renew_one *r1)
 {
@@ -386,6 +407,8 @@ step_install(struct renew_one *r1)
 	io.keep_old = 1;
 	io.tok = r1->h->tok;
 	io.session = &r1->h->s;
+	if (!r1->have_key)
+		install_key_of_live(r1);
 	if (r1->have_key) {
 		io.key = &r1->key;
 		io.key_pub = r1->key_pub;
@@ -485,6 +508,7 @@ renew_deploy(struct renew_one *r1)
 		r = bind_checks(r1);
 		if (t->n_bind > 0) {
 			/* bind check released the modules (its probe starts as a server does) */
+			r1->run->reopened = 1;
 			renew_held_drop(r1->run);
 			int r2 = renew_held_get(r1);
 			if (r2 < 0)
@@ -518,12 +542,14 @@ renew_deploy(struct renew_one *r1)
 	r1->item->outcome = P11KM_RENEW_RENEWED;
 	free(r1->item->reason);
 	r1->item->reason = NULL;
-	/* the new certificate's date from the chain: no search on the token */
-	struct certs c;
-	if (certs_load(r1, &c) == 0) {
-		r1->item->not_after = renew_asn1_time(X509_get0_notAfter(c.new_));
-		certs_release(&c);
-	}
+	/* the new certificate's date from the chain: no search on the token (the
+	 * chain alone: old.pem is kept only for an entry that deploys) */
+	char *cp = renew_work(r1, "chain.pem");
+	STACK_OF(X509) *ch = NULL;
+	if (cp != NULL && p11km_certs_read(cp, P11KM_REPLY_MAX_CERTS, &ch) == 0)
+		r1->item->not_after = renew_asn1_time(X509_get0_notAfter(sk_X509_value(ch, 0)));
+	sk_X509_pop_free(ch, X509_free);
+	free(cp);
 	p11km_error_clear();
 	/* recorded first: a stale chain.pem is set aside by the next request */
 	if ((r = renew_save(r1)) == 0)

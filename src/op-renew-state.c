@@ -140,7 +140,7 @@ renew_held_get(struct renew_one *r1)
 	/* a batch: the token's certificates read once (under the token's lock,
 	 * which the read-write session took), unless there are many more of
 	 * them than a search for each entry's would cost */
-	if (run->n_entries > 1) {
+	if (run->n_entries > 1 && !run->reopened) {
 		if ((r = p11km_tokcerts_load(&r1->h->s, 8 * run->n_entries + 16, &r1->h->certs)) < 0)
 			return r;
 		r1->h->s.certs = r1->h->certs;

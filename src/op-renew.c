@@ -394,6 +394,7 @@ submit_profile(struct renew_one *r1)
 
 	sub.standalone = r1->t->standalone;
 	sub.webroot = r1->t->webroot;
+	sub.max_wait = run->o->ca_wait ? run->o->ca_wait : 120;
 	sub.step = submit_step;
 	sub.step_arg = r1->t->id;
 	if (req == NULL)

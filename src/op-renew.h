@@ -30,6 +30,8 @@ struct renew_run {
 	struct renew_held *held;
 	size_t n_held;
 	size_t n_entries;        /* how many this run looks at */
+	int reopened;            /* the sessions were dropped (bind check) and opened again:
+	                          * no second read of the token's certificates */
 	struct p11km_renew_result *res;
 };
 

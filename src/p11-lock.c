@@ -74,14 +74,12 @@ p11km_token_lock(struct p11km_ctx *ctx, struct p11km_token *tok)
 	waited = r == 1;
 	ctx->locks[ctx->n_locks++] = lk;
 	r = 0;
-	/* What the token said before may have changed meanwhile (PIN flags):
-	 * read it again; when that fails, what was read before stands (the
-	 * session that follows finds a token that is really gone).  The
+	/* What the token said before may have changed meanwhile (PIN flags),
+	 * and what the module read of it while the other run wrote it may be
+	 * broken (SoftHSM2 2.6.1: p11km_token_reload()): read it again.  The
 	 * objects are read later, under the lock. */
-	if (waited && p11km_token_refresh(tok) < 0) {
-		p11km_verbose("token '%s': %s", tok->label, p11km_errmsg(P11KM_ERR_TOKEN));
-		p11km_error_clear();
-	}
+	if (waited)
+		r = p11km_token_reload(tok);
 out:
 	free(dir);
 	free(name);

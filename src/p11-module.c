@@ -585,6 +585,55 @@ p11km_token_refresh(struct p11km_token *tok)
 	return 0;
 }
 
+/* After waiting for another run's changes to a token (p11-lock.c).
+ * SoftHSM2 2.6.1 writes a file out only after it has unlocked it (fixed
+ * upstream after 2.6.1: "Flush files before unlocking"): a run that read
+ * the token while another one wrote it can have seen an empty token.object,
+ * and then marks the whole token invalid for the rest of its life (every
+ * later C_GetTokenInfo and C_Login: CKR_GENERAL_ERROR, the PIN untested).
+ * A module without a session of this run is initialised again (the other
+ * run is done: the files are whole) and the token found again by its serial
+ * and label; otherwise its information is read again. */
+int
+p11km_token_reload(struct p11km_token *tok)
+{
+	struct p11km_module *m = tok->mod;
+	CK_SLOT_ID *slots = NULL;
+	CK_ULONG ns = 0;
+	int r;
+
+	if (m == NULL || m->used || !m->initialized) {
+		/* when that fails, what was read before stands (the session
+		 * that follows finds a token that is really gone) */
+		if (p11km_token_refresh(tok) < 0) {
+			p11km_verbose("token '%s': %s", tok->label, p11km_errmsg(P11KM_ERR_TOKEN));
+			p11km_error_clear();
+		}
+		return 0;
+	}
+	p11km_verbose("token '%s': changed by another run: initialising module '%s' again",
+	              tok->label, m->name);
+	p11km_traced("C_Finalize", p11_kit_module_finalize(m->f));
+	m->initialized = 0;
+	if ((r = init_module(m, 0)) < 0 || (r = slot_list(m, &slots, &ns)) < 0)
+		return r;
+	for (CK_ULONG i = 0; i < ns; i++) {
+		struct p11km_token t = *tok;
+		t.slot = slots[i];
+		if (P11KM_CALL(m->f, C_GetTokenInfo, slots[i], &t.info) != CKR_OK)
+			continue;
+		token_strings(&t);
+		if (strcmp(t.serial, tok->serial) == 0 && strcmp(t.label, tok->label) == 0) {
+			*tok = t;
+			free(slots);
+			return 0;
+		}
+	}
+	free(slots);
+	return p11km_fail(P11KM_ERR_TOKEN, "token '%s' is gone after another p11km run changed it",
+	                  tok->label);
+}
+
 int
 p11km_mechanisms(struct p11km_token *tok, CK_MECHANISM_TYPE **out, size_t *n)
 {

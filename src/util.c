@@ -196,6 +196,7 @@ p11km_log_set(enum p11km_loglevel level, int trace)
 }
 
 int p11km_log_verbose_on(void) { return loglevel >= P11KM_LOG_VERBOSE; }
+int p11km_log_quiet_on(void) { return loglevel == P11KM_LOG_QUIET; }
 int p11km_trace_on(void) { return tracing; }
 
 static void

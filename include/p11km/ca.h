@@ -83,6 +83,11 @@ struct p11km_ca_submit {
 	/* the certificate the request renews (PEM), for a helper's
 	 * CERTMONGER_CERTIFICATE; NULL: none */
 	const char *old_cert_pem;
+	/* ACME: how long (seconds) this run waits for an order that is still
+	 * processing after finalize; past it, pending is set with the order's
+	 * URL as the cookie, and a cookie_in resumes that order.  0: no limit
+	 * but the poll count (a failure then) */
+	unsigned max_wait;
 	int pending;
 	char *cookie;
 	long delay;

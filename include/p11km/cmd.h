@@ -44,6 +44,17 @@ struct p11km_noun {
 	const struct p11km_cmd *cmds; /* terminated by {NULL} */
 };
 
+/* What the global options set for the printing of this run (cli-main.c):
+ * no layer below cli sees it (the operations get what they need in their
+ * options, the log level is util's). */
+struct p11km_cli {
+	int json;      /* --json: one JSON document on stdout */
+	int verbose;   /* --verbose (also p11km_log_verbose_on()) */
+	int quiet;     /* --quiet (also p11km_log_quiet_on()) */
+};
+const struct p11km_cli *p11km_cli(void);
+void p11km_cli_use(const struct p11km_cli *c);
+
 /* The command table (main.c). */
 extern const struct p11km_noun p11km_nouns[];
 /* The global options (cli-opt.c), keys G_*. */
@@ -129,6 +140,6 @@ const char *p11km_guess_text(const struct p11km_guess *g, const char *prefix, ch
 
 /* Output helpers for commands. */
 /* Print "p11km: <message>" for code; returns the exit status. */
-int p11km_report(struct p11km_ctx *ctx, int code);
+int p11km_report(int code);
 
 #endif

@@ -4,7 +4,7 @@
  * (op-ca.c), a request submitted (op-submit.c: 'req submit', with
  * --install through p11km_cert_install() in the same login).  Like every
  * operation they print nothing on stdout; the renderings of their results
- * are in op-ca-report.c (text, or JSON under ctx->json). */
+ * are in op-ca-report.c (text, or JSON under --json). */
 #ifndef P11KM_OP_CA_H
 #define P11KM_OP_CA_H
 
@@ -156,21 +156,21 @@ int p11km_req_submit(struct p11km_ctx *ctx, const struct p11km_submit_opts *o,
                      struct p11km_submit_result *res);
 void p11km_submit_result_release(struct p11km_submit_result *res);
 
-/* --- renderings on stdout: text, or JSON under ctx->json (op-ca-report.c) ---------- */
+/* --- renderings on stdout: text, or JSON under --json (op-ca-report.c) ---------- */
 
-void p11km_ca_profile_print(struct p11km_ctx *ctx, const struct p11km_ca_profile *p);
-void p11km_ca_added_print(struct p11km_ctx *ctx, const struct p11km_ca_profile *p);
-void p11km_ca_list_print(struct p11km_ctx *ctx, const struct p11km_ca_list_result *res);
-void p11km_ca_removed_print(struct p11km_ctx *ctx, const char *name);
-void p11km_ca_account_print(struct p11km_ctx *ctx, const struct p11km_ca_account_result *res);
-void p11km_ca_window_print(struct p11km_ctx *ctx, const struct p11km_ca_window_result *res);
-void p11km_ca_roots_print(struct p11km_ctx *ctx, const struct p11km_ca_roots_result *res);
-void p11km_revoke_print(struct p11km_ctx *ctx, const struct p11km_revoke_result *res);
+void p11km_ca_profile_print(int json, const struct p11km_ca_profile *p);
+void p11km_ca_added_print(int json, const struct p11km_ca_profile *p);
+void p11km_ca_list_print(int json, const struct p11km_ca_list_result *res);
+void p11km_ca_removed_print(int json, const char *name);
+void p11km_ca_account_print(int json, const struct p11km_ca_account_result *res);
+void p11km_ca_window_print(int json, const struct p11km_ca_window_result *res);
+void p11km_ca_roots_print(int json, const struct p11km_ca_roots_result *res);
+void p11km_revoke_print(int json, const struct p11km_revoke_result *res);
 /* The submit's report; with an install, its result too (JSON: one document,
  * the install's object under "install"). */
-void p11km_submit_print(struct p11km_ctx *ctx, const struct p11km_submit_result *res);
+void p11km_submit_print(int json, const struct p11km_submit_result *res);
 /* The install's report (cert install). */
-void p11km_install_print(struct p11km_ctx *ctx, const struct p11km_install_result *res);
+void p11km_install_print(int json, const struct p11km_install_result *res);
 /* A progress line on stderr (a terminal, or --verbose; never with --quiet). */
 void p11km_ca_step_print(struct p11km_ctx *ctx, const char *name, const char *detail);
 

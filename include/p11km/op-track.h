@@ -58,7 +58,7 @@ struct p11km_track_args {
 	struct p11km_track_add_opts add;
 	struct p11km_renew_opts renew;
 	struct p11km_status_opts status;
-	const char *state_dir, *hook_timeout, *warn_days, *prom;
+	const char *state_dir, *hook_timeout, *ca_wait, *warn_days, *prom;
 };
 #define P11KM_TRACK_OPT_BIND 1000   /* --bind DIR (repeatable) into add.bind */
 struct p11km_cmd;
@@ -69,7 +69,7 @@ struct p11km_cmd;
 int p11km_track_args_parse(const struct p11km_cmd *cmd, int argc, char **argv,
                            struct p11km_track_args *a, int *argi);
 
-/* --- printed (cli-track.c): text, or one JSON document under ctx->json -- */
+/* --- printed (cli-track.c): text, or one JSON document under --json -- */
 
 void p11km_track_add_print(const struct p11km_ctx *ctx, const struct p11km_track_add_result *res);
 void p11km_track_list_print(const struct p11km_ctx *ctx, struct p11km_track *const *v, size_t n);

@@ -150,6 +150,9 @@ struct p11km_renew_opts {
 	int wait;                    /* wait for another run's lock, else fail at once */
 	const char *pre_hook, *post_hook, *deploy_hook; /* argv split on blanks, no shell */
 	unsigned hook_timeout;       /* seconds, 0: 60 */
+	unsigned ca_wait;            /* seconds an ACME order may stay processing in this run
+	                              * (then the entry waits, and the next run resumes it);
+	                              * 0: 120 */
 };
 
 struct p11km_renew_item {

@@ -47,7 +47,10 @@ struct p11km_ctx {
 	const char *module_opt;      /* --module or P11KM_MODULE */
 	const char *pin_source_opt;  /* --pin-source */
 	const char *so_pin_source_opt; /* --so-pin-source */
-	int json, force, verbose, quiet;
+	/* --force: override a safety refusal; the operations that honour it
+	 * say so (the validity check of an install, a pending key of an
+	 * interrupted renewal, a PIN source that is not private) */
+	int force;
 	/* modules, loaded on demand by p11km_modules_load() */
 	struct p11km_module *modules;
 	size_t n_modules;
@@ -109,6 +112,10 @@ int p11km_token_find_initialised(struct p11km_ctx *ctx, const struct p11km_uri *
                                  struct p11km_token **tok);
 /* Refresh tok->info (one C_GetTokenInfo). */
 int p11km_token_refresh(struct p11km_token *tok);
+/* After waiting for the token's lock: the module initialised again when
+ * this run has no session on it (SoftHSM2 2.6.1, p11-module.c), the token
+ * found again by serial and label; else p11km_token_refresh(). */
+int p11km_token_reload(struct p11km_token *tok);
 /*
  * Lock tok against other p11km processes that change it (keyed by module
  * file, serial and label; a file in the lock directory, see lock.h), with

@@ -66,6 +66,8 @@ void p11km_error_clear(void);
 enum p11km_loglevel { P11KM_LOG_QUIET = 0, P11KM_LOG_NORMAL, P11KM_LOG_VERBOSE };
 void p11km_log_set(enum p11km_loglevel level, int trace);
 int p11km_log_verbose_on(void);
+/* --quiet: no notes or warnings (the level p11km_log_set() was given). */
+int p11km_log_quiet_on(void);
 int p11km_trace_on(void);
 void p11km_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void p11km_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,6 +15,7 @@
 #   tests/bench/renew.sh [CERTS]          (default 50)
 #   P11KM_BUILD=DIR  build directory to use (default: _build-bench)
 #   BENCH_QUICK=1    only the helper CA and the floor, directly (no latency)
+#   BENCH_RUNS=N     the helper-CA and floor rows: the fastest of N runs (default 1)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-50}
@@ -139,26 +140,34 @@ labels=$(for i in $(seq "$n"); do printf 'c%s ' "$i"; done)
 
 declare -A C T
 modes="direct:0 direct:1000 remote:1000"
+remote_available || { echo "renew.sh: no p11-kit server / p11-kit-client.so: no remote column" >&2; modes="direct:0 direct:1000"; }
 [ -n "${BENCH_QUICK:-}" ] && modes="direct:0"
+# best KEY MODE: keep the fastest run's time (the calls are the same every run)
+best() {
+	C[$1,$2]=$calls
+	if [ -z "${T[$1,$2]:-}" ] || [ "$ms" -lt "${T[$1,$2]}" ]; then T[$1,$2]=$ms; fi
+}
 for m in $modes; do
 	via=${m%%:*} lat=${m#*:}
-	# renew --all with the helper CA: request, submit, install in one run
-	fresh
-	track_all bench
-	calls=0 ms=0
-	p11km renew --all --state-dir "$W/state"
-	renewed_all
-	[ "$via" = remote ] || judged "renew --all"
-	C[helper,$m]=$calls T[helper,$m]=$ms
-	[ "$m" = direct:0 ] && cp "$W/counts" "$W/counts.renew"
-	# the floor, same helper
-	fresh
-	calls=0 ms=0
-	# shellcheck disable=SC2086
-	counted "$FLOOR" "$SHIM" bench "$W/pin" "$W/helper" $labels
-	[ "$via" = remote ] || judged floor
-	C[floor,$m]=$calls T[floor,$m]=$ms
-	[ "$m" = direct:0 ] && cp "$W/counts" "$W/counts.floor"
+	for _ in $(seq "${BENCH_RUNS:-1}"); do
+		# renew --all with the helper CA: request, submit, install in one run
+		fresh
+		track_all bench
+		calls=0 ms=0
+		p11km renew --all --state-dir "$W/state"
+		renewed_all
+		[ "$via" = remote ] || judged "renew --all"
+		best helper "$m"
+		[ "$m" = direct:0 ] && cp "$W/counts" "$W/counts.renew"
+		# the floor, same helper
+		fresh
+		calls=0 ms=0
+		# shellcheck disable=SC2086
+		counted "$FLOOR" "$SHIM" bench "$W/pin" "$W/helper" $labels
+		[ "$via" = remote ] || judged floor
+		best floor "$m"
+		[ "$m" = direct:0 ] && cp "$W/counts" "$W/counts.floor"
+	done
 	[ -n "${BENCH_QUICK:-}" ] && continue
 	# renew --all with a file CA: one run for the requests, one for the replies
 	fresh

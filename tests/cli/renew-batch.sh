@@ -8,12 +8,15 @@
 # more than the one (the floor, tests/tools/floor-renew.c, needs 11 per
 # certificate: find the certificate and read it, find its key by id, sign,
 # create the new one, relabel the old), counted by the shim, and never a
-# second login.  Judges: pkcs11-tool (the token's certificates) and openssl
-# verify (the new ones chain to the test CA, for the keys on the token).
+# second login; with a file CA, the run that installs finds each key by
+# its live certificate's CKA_ID.  Judges: pkcs11-tool (the token's
+# certificates) and openssl verify (the new ones chain to the test CA, for
+# the keys on the token).
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/certs.sh"
 
 PER_CERT=12
+FILE_RUN2=44
 
 setup() {
 	need openssl pkcs11-tool
@@ -54,6 +57,16 @@ track() {
 	done
 }
 
+track_file() {
+	_d=$1
+	shift
+	for _l in "$@"; do
+		P11SHIM_MODULE=$SOFTHSM2_MODULE "$P11KM" -q --module "$P11SHIM" --pin-source "file:$PIN" \
+			track add "$TOK;object=$_l;type=cert" --ca "file:$T/fca" --ca-file "$T/ca/chain.pem" \
+			--state-dir "$_d" || return 1
+	done
+}
+
 test_one_certificate() {
 	check "track add c1" track "$T/s1" c1
 	check "renew --all, one certificate (through the shim)" shim_p11km --pin-source "file:$PIN" \
@@ -68,6 +81,7 @@ test_five_certificates() {
 	check "renew --all, five certificates (through the shim)" shim_p11km --pin-source "file:$PIN" \
 		renew --all --state-dir "$T/s5"
 	check_eq "  ... all five renewed" "$(grep -c ': renewed' "$T/out")" 5
+	cp "$T/out" "$T/five.out"
 	five=$(count_of total)
 	echo "# renew --all of 5 certificates: $five PKCS#11 calls ($(count_of C_FindObjectsInit) searches)"
 	check_eq "  ... one login for the five" "$(count_of C_Login)" 1
@@ -90,10 +104,33 @@ test_judged() {
 			"$(openssl x509 -in "$T/c$i.pem" -noout -serial)"
 		check "c$i: openssl verifies the new certificate against the test CA" openssl verify \
 			-CAfile "$T/ca/root.pem" -untrusted "$T/ca/inter.pem" "$T/new$i.pem"
+		na=$(date -u -d "$(openssl x509 -in "$T/new$i.pem" -noout -enddate | sed 's/notAfter=//')" \
+			+%Y-%m-%dT%H:%M:%SZ)
+		[ "$i" = 1 ] || check_grep "c$i: renew --all said the new certificate's not-after ($na)" \
+			"^c$i: renewed .*not after $na" "$T/five.out"
 		check_eq "c$i: for the key on the token" \
 			"$(openssl x509 -in "$T/new$i.pem" -noout -pubkey | openssl pkey -pubin -outform DER | sha1sum)" \
 			"$(openssl pkey -pubin -in "$T/c$i.pub" -outform DER | sha1sum)"
 	done
+}
+
+# a file CA: one run writes the requests, the test's CA signs them, the
+# next run installs: the key of each by its live certificate's CKA_ID
+test_file_ca() {
+	mkdir -p "$T/fca"
+	check "track add c2 c3 (file CA)" track_file "$T/s3" c2 c3
+	check "renew --all --force: the requests" shim_p11km --pin-source "file:$PIN" renew --all \
+		--force --state-dir "$T/s3"
+	for _l in c2 c3; do
+		openssl x509 -req -in "$T/fca/$_l.csr" -CA "$T/ca/inter.pem" -CAkey "$T/ca/inter.key" \
+			-days 90 -extfile "$T/ca/ca.cnf" -extensions leaf -out "$T/fca/$_l.crt" 2>/dev/null
+	done
+	check "renew --all: the replies installed (through the shim)" shim_p11km --pin-source \
+		"file:$PIN" renew --all --state-dir "$T/s3"
+	check_eq "  ... both renewed" "$(grep -c ': renewed' "$T/out")" 2
+	echo "# renew --all installing 2 replies: $(count_of total) PKCS#11 calls"
+	check "  ... at most $FILE_RUN2 calls (the search by public key costs 7 more each)" \
+		test "$(count_of total)" -le $FILE_RUN2
 }
 
 run_tests

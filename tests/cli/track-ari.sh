@@ -4,7 +4,10 @@
 # many machines do not renew at the same moment; the CA is not asked again
 # before its Retry-After; a window open now is due now.  pebble has no
 # renewalInfo: tests/tools/ari-proxy.py, a stand-in in front of it, answers
-# the last third of the certificate's life.  Judges: the proxy's log (what
+# the last third of the certificate's life.  And an ACME order still
+# processing when the run's --ca-wait is over: the entry waits and the next
+# run resumes that order (tests/tools/acme-slow-proxy.py, a stand-in in
+# front of pebble, which issues at once).  Judges: the stand-ins' logs (what
 # was asked), python (the window from the certificate's own dates).
 . "$top_srcdir/tests/lib/common.sh"
 . "$top_srcdir/tests/lib/acme.sh"
@@ -108,6 +111,34 @@ test_window_open_now_is_due() {
 	check_grep "... due" '^a: due' "$T/out"
 	check_grep "... by the renewal window (ARI)" 'renewal window \(ARI\)' "$T/err"
 	check_eq "... asked again: another profile, another answer" "$(grep -c 'GET /now/info/' "$T/ari.log")" 1
+}
+
+# --- an order still processing after the run's wait: waiting, resumed -------------
+slow_start() {
+	python3 "$top_srcdir/tests/tools/acme-slow-proxy.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" "$P" \
+		"$T/tls/root.pem" 3 > "$T/slow.log" 2>&1 &
+	SERVER_PID=$!
+	cleanup_add "kill $SERVER_PID"
+}
+
+test_order_processing_is_resumed() {
+	check "the slow stand-in starts (orders processing for 3 answers)" start_server "$T/slow.srv" 1 slow_start
+	check "ca add slow (through it)" "$P11KM" -q ca add slow --kind acme --directory \
+		"https://127.0.0.1:$PORT/dir" --ca-file "$T/tls/root.pem" --agree-tos --config-dir "$CFG"
+	check "track add --id s --ca slow" "$P11KM" track add "$CERT" --id s --state-dir "$S" \
+		--pin-source "file:$PIN" --ca slow --webroot "$T/www" --ca-file "$T/root.pem"
+	check "renew --force s --ca-wait 1: the order is still processing" "$P11KM" --force renew s \
+		--ca-wait 1 --state-dir "$S" --config-dir "$CFG"
+	check_grep "... waiting, the CA holds it" '^s: waiting: CA .slow. holds the request as pending' "$T/out"
+	check_eq "... the entry waits" "$(json_get "$S/track/s.json" 'd["state"]["step"]')" waiting
+	check_grep "... the order's URL kept for the next run" '"cookie": "https://127.0.0.1:[0-9]+/my-order/' \
+		"$(ls "$P11KM_STATE_DIR"/pending/*.json "$S"/pending/*.json 2>/dev/null | head -1)"
+	check "renew s: the next run resumes the order" "$P11KM" --json renew s --state-dir "$S" --config-dir "$CFG"
+	check_eq "... renewed" "$(json_get "$T/out" 'd[0]["result"]')" renewed
+	check_eq "one order only: the second run made none" "$(grep -c 'POST /order-plz' "$T/slow.log")" 1
+	check_eq "one finalize only" "$(grep -c 'POST /finalize-order/' "$T/slow.log")" 1
+	check_eq "the stand-in said processing three times" "$(grep -c ' processing$' "$T/slow.log")" 3
+	check "no pending request is left" sh -c "! ls '$S'/pending/*.json 2>/dev/null | grep -q ."
 }
 
 run_tests

@@ -41,6 +41,8 @@ enum mode {
 	M_MECHS_REFUSED,   /* lists the hash-and-sign mechanisms, refuses them at C_SignInit */
 	M_HIDE_FIRST_INIT, /* no slot until the second C_Initialize (SoftHSM2 leaves out a token
 	                      whose files another process rewrites while it initialises) */
+	M_STALE_FIRST_INIT, /* C_Login: CKR_GENERAL_ERROR until the second C_Initialize
+	                       (SoftHSM2 2.6.1 after reading a token another process wrote) */
 	M_COUNT
 };
 
@@ -49,7 +51,7 @@ static const char *const mode_names[M_COUNT] = {
 	"garbage", "garbage-sizes", "find-dup", "find-extra", "find-forever", "slots-change",
 	"slots-grow", "slots-overcount", "slots-dup", "tokinfo", "mechs-overcount",
 	"mechs-grow", "sign-overlong", "sign-loop", "keygen-same", "mechs-refused",
-	"hide-first-init",
+	"hide-first-init", "stale-first-init",
 };
 
 /* mechs-refused: what a network HSM or an RPC layer may list and refuse
@@ -349,6 +351,16 @@ h_Initialize(CK_VOID_PTR args)
 }
 
 static CK_RV
+h_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+	/* the PIN never reaches the module: it is not tested (SoftHSM2 fails
+	 * before it checks it) */
+	if (g_mode == M_STALE_FIRST_INIT && g_inits < 2)
+		return CKR_GENERAL_ERROR;
+	return g_real->C_Login(h, user, pin, len);
+}
+
+static CK_RV
 h_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
 {
 	CK_SLOT_ID tmp[256];
@@ -575,6 +587,7 @@ load(void)
 	g_list.C_FindObjects = h_FindObjects;
 	g_list.C_FindObjectsFinal = h_FindObjectsFinal;
 	g_list.C_GetSlotList = h_GetSlotList;
+	g_list.C_Login = h_Login;
 	g_list.C_GetTokenInfo = h_GetTokenInfo;
 	g_list.C_GetSlotInfo = h_GetSlotInfo;
 	g_list.C_GetInfo = h_GetInfo;

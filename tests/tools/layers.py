@@ -70,7 +70,7 @@ BEFORE = {
 # Limits layers.sh enforces on the sources: no file over MAX_LINES; and
 # cmd-*.c + main.c under CMD_MAX_LINES (None: printed, not enforced).
 MAX_LINES = 800
-CMD_MAX_LINES = None
+CMD_MAX_LINES = 1800
 
 
 def layer_of(f):
