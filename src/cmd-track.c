@@ -27,7 +27,7 @@ static const struct p11km_opt add_opts[] = {
 	{ "rekey", 1, A(rekey), "POLICY", "never (default), always (same key type) or a key type (ec:p256 ...)" },
 	{ "bind", 1, P11KM_TRACK_OPT_BIND, "DIR", "a binding ('bind emit') switched to the renewed certificate (repeatable)" },
 	{ "reload", 1, A(reload), "COMMAND", "the server's reload command, no shell: '--reload -- CMD "
-	  "ARG...' at the end of the line takes each word as is; '--reload \"CMD ARG\"' is split on blanks" },
+	  "ARG...' at the end of the line takes each word as is; '--reload \"CMD 'A B'\"' is split as systemd does" },
 	{ "verify", 1, A(verify), "ADDR:PORT", "after the reload, check that the server there serves the new certificate" },
 	{ "server-name", 1, A(server_name), "NAME", "the TLS server name (SNI) for --verify" },
 	{ "standalone", 1, A(standalone), "ADDR:PORT", "ACME http-01: the built-in responder's address" },

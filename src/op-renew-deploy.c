@@ -109,25 +109,18 @@ run_argv(struct renew_run *run, char *const *argv, struct envv *e, const char *w
 int
 renew_hook(struct renew_run *run, const char *cmd, struct renew_one *r1)
 {
-	char *copy = strdup(cmd), *argv[P11KM_TRACK_MAX_ARGV + 1], *sp = NULL;
+	char *buf = NULL, *argv[P11KM_TRACK_MAX_ARGV + 1];
 	struct envv e = { { 0 }, 0 };
-	size_t n = 0;
 	int r;
 
-	if (copy == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (char *w = strtok_r(copy, " \t", &sp); w && n < P11KM_TRACK_MAX_ARGV;
-	     w = strtok_r(NULL, " \t", &sp))
-		argv[n++] = w;
-	argv[n] = NULL;
-	if (n == 0) {
-		free(copy);
-		return p11km_fail(P11KM_ERR_USAGE, "an empty hook command");
+	if ((r = p11km_split_words("hook", cmd, argv, P11KM_TRACK_MAX_ARGV, &buf)) < 0) {
+		free(buf);
+		return r;
 	}
 	env_of(run, r1, &e);
 	r = run_argv(run, argv, &e, "hook");
 	env_release(&e);
-	free(copy);
+	free(buf);
 	return r;
 }
 

@@ -703,6 +703,26 @@ lock_run(struct renew_run *run, struct p11km_lock **lk)
 	return r < 0 ? r : 0;
 }
 
+/* The hooks are split into words before anything happens, so a bad quote
+ * is a usage error and not a failed renewal. */
+static int
+hooks_check(const struct p11km_renew_opts *o)
+{
+	const char *hooks[] = { o->pre_hook, o->post_hook, o->deploy_hook };
+	static const char *names[] = { "--pre-hook", "--post-hook", "--deploy-hook" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char *buf = NULL, *w[P11KM_TRACK_MAX_ARGV + 1];
+		int r = hooks[i] ? p11km_split_words(names[i], hooks[i], w, P11KM_TRACK_MAX_ARGV,
+		                                     &buf) : 0;
+
+		free(buf);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int
 p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
             struct p11km_renew_result *res)
@@ -727,6 +747,8 @@ p11km_renew(struct p11km_ctx *ctx, const struct p11km_renew_opts *o,
 	for (size_t i = 0; i < o->n_ids; i++)
 		if ((r = p11km_track_id_check(o->ids[i])) < 0)
 			return r;
+	if ((r = hooks_check(o)) < 0)
+		return r;
 	if ((r = lock_run(&run, &lk)) < 0)
 		return r;
 	/* o->force: not due, backoff; it overrides nothing else of the run (the

@@ -95,7 +95,7 @@ int renew_prune(struct renew_one *r1);
 
 /* op-renew-deploy.c: from ISSUED to done (or rolled back). */
 int renew_deploy(struct renew_one *r1);
-/* A hook (argv split on blanks, no shell) with the P11KM_* variables of r1
+/* A hook (split into words as systemd does, no shell) with the P11KM_* variables of r1
  * (NULL: the run's variables only). */
 int renew_hook(struct renew_run *run, const char *cmd, struct renew_one *r1);
 

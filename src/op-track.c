@@ -51,11 +51,13 @@ p11km_track_reload_tail(int *argc, char **argv, char ***words, size_t *n)
 	return 0;
 }
 
-/* The reload command: argv words as given, or one string split on blanks. */
+/* The reload command: argv words as given, or one string split into words
+ * as systemd does (quotes and backslashes; no shell). */
 static int
 reload_of(const struct p11km_track_add_opts *o, struct p11km_track *t)
 {
-	char *copy, *sp = NULL;
+	char *buf = NULL, *words[P11KM_TRACK_MAX_ARGV + 1];
+	int r;
 
 	if (o->reload != NULL && o->n_reload_argv > 0)
 		return p11km_fail(P11KM_ERR_USAGE, "give --reload once");
@@ -64,17 +66,16 @@ reload_of(const struct p11km_track_add_opts *o, struct p11km_track *t)
 			return P11KM_ERR_NOMEM;
 	if (o->reload == NULL)
 		return 0;
-	if ((copy = strdup(o->reload)) == NULL)
-		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
-	for (char *w = strtok_r(copy, " \t", &sp); w != NULL; w = strtok_r(NULL, " \t", &sp)) {
-		if (t->n_reload == P11KM_TRACK_MAX_ARGV || (t->reload[t->n_reload] = strdup(w)) == NULL) {
-			free(copy);
-			return p11km_fail(P11KM_ERR_USAGE, "--reload: at most %d words",
-			                  P11KM_TRACK_MAX_ARGV);
-		}
-		t->n_reload++;
+	if ((r = p11km_split_words("--reload", o->reload, words, P11KM_TRACK_MAX_ARGV, &buf)) < 0) {
+		free(buf);
+		return r;
 	}
-	free(copy);
+	for (int i = 0; i < r; i++)
+		if (dup_str(&t->reload[t->n_reload++], words[i]) < 0) {
+			free(buf);
+			return P11KM_ERR_NOMEM;
+		}
+	free(buf);
 	return t->n_reload == 0 ? p11km_fail(P11KM_ERR_USAGE, "--reload needs a command") : 0;
 }
 

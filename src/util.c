@@ -535,3 +535,58 @@ p11km_state_root(void)
 
 	return env != NULL && *env ? env : "/var/lib/p11km"; /* P11KM_STATE_DIR_DEFAULT (ca.h) */
 }
+
+int
+p11km_split_words(const char *what, const char *s, char **argv, size_t max, char **buf)
+{
+	char *o;
+	size_t n = 0;
+
+	/* a word is never longer than the input: one buffer holds them all */
+	if ((*buf = o = malloc(strlen(s) + 1)) == NULL)
+		return p11km_fail(P11KM_ERR_NOMEM, "out of memory");
+	for (;;) {
+		char q = 0;
+
+		while (*s == ' ' || *s == '\t' || *s == '\n')
+			s++;
+		if (*s == '\0')
+			break;
+		if (n == max)
+			return p11km_fail(P11KM_ERR_USAGE, "%s: more than %zu words", what, max);
+		argv[n++] = o;
+		for (; *s != '\0'; s++) {
+			if (q == '\'') {
+				if (*s == '\'')
+					q = 0;
+				else
+					*o++ = *s;
+			} else if (q == '"') {
+				if (*s == '"')
+					q = 0;
+				else if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+					*o++ = *++s;
+				else
+					*o++ = *s;
+			} else if (*s == '\'' || *s == '"') {
+				q = *s;
+			} else if (*s == '\\') {
+				if (s[1] == '\0')
+					return p11km_fail(P11KM_ERR_USAGE, "%s: a backslash at the end", what);
+				*o++ = *++s;
+			} else if (*s == ' ' || *s == '\t' || *s == '\n') {
+				break;
+			} else {
+				*o++ = *s;
+			}
+		}
+		if (q != 0)
+			return p11km_fail(P11KM_ERR_USAGE, "%s: a %s quote is not closed", what,
+			                  q == '"' ? "double" : "single");
+		*o++ = '\0';
+	}
+	argv[n] = NULL;
+	if (n == 0)
+		return p11km_fail(P11KM_ERR_USAGE, "%s: no command given", what);
+	return (int)n;
+}

@@ -19,7 +19,7 @@ struct p11km_track_add_opts {
 	const char *ca, *ca_file, *rekey, *verify, *server_name, *standalone, *webroot;
 	const char *renew_before;   /* "DAYS" or "PERCENT%", or NULL */
 	const char *prune_after;    /* "DAYS" or "never", or NULL (30) */
-	const char *reload;         /* --reload "CMD ARG": split on blanks, or NULL */
+	const char *reload;         /* --reload "CMD ARG": split into words as systemd does, or NULL */
 	char *const *reload_argv;   /* --reload -- CMD ARG...: each word as is (p11km_track_reload_tail) */
 	size_t n_reload_argv;
 	const char *bind[P11KM_TRACK_MAX_BIND];

@@ -148,7 +148,7 @@ struct p11km_renew_opts {
 	size_t n_ids;
 	int all, dry_run, force;     /* force: renew even when not due, ignore the backoff */
 	int wait;                    /* wait for another run's lock, else fail at once */
-	const char *pre_hook, *post_hook, *deploy_hook; /* argv split on blanks, no shell */
+	const char *pre_hook, *post_hook, *deploy_hook; /* split into words as systemd does, no shell */
 	unsigned hook_timeout;       /* seconds, 0: 60 */
 	unsigned ca_wait;            /* seconds an ACME order may stay processing in this run
 	                              * (then the entry waits, and the next run resumes it);

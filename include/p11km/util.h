@@ -85,6 +85,18 @@ char *p11km_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 /* The same with a va_list (NULL when out of memory). */
 char *p11km_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/*
+ * Split a command line into words the way systemd's ExecStart= does, with
+ * no shell: blanks separate words; '...' is taken as is; "..." keeps blanks
+ * and takes \" and \\ as escapes; outside quotes a backslash takes the next
+ * character as is.  At most max words go to argv (which needs max + 1 slots:
+ * it is NULL-terminated); they point into *buf (malloc'ed: free it, also on
+ * failure).  Returns the number of words, or P11KM_ERR_USAGE (message
+ * recorded, naming what) for an unterminated quote, a trailing backslash, no
+ * word at all, or more than max words.
+ */
+int p11km_split_words(const char *what, const char *s, char **argv, size_t max, char **buf);
+
 /* Lower-case hex of len bytes; caller frees. */
 char *p11km_hex(const unsigned char *p, size_t len);
 /* Same with ':' between bytes (fingerprints). */

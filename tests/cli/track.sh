@@ -83,12 +83,17 @@ test_renew() {
 	# the objects SoftHSM writes are root's: the deploy hook lets the workers read them
 	cat > "$T/fixperms" <<EOF
 #!/bin/sh
-echo "\$P11KM_TRACK_ID \$P11KM_OLD_SERIAL \$P11KM_NEW_SERIAL" >> "$T/hook.log"
+echo "\$P11KM_TRACK_ID \$P11KM_OLD_SERIAL \$P11KM_NEW_SERIAL \$#:\$1|\$2" >> "$T/hook.log"
 chgrp -R nogroup "$T/tokens" && chmod -R g+rX "$T/tokens"
 EOF
 	chmod +x "$T/fixperms"
-	HOOK="--deploy-hook $T/fixperms"
-	check "renew --all --json: installed, reloaded, verified" "$P11KM" --json renew --all --state-dir "$S" $HOOK
+	# the hook's words as systemd splits them: quotes keep a blank and a ';' in one word
+	HOOK="$T/fixperms 'a b' \"x;y\""
+	check_fails "a hook with an unclosed quote: usage error, exit 2, before anything" 2 \
+		"$P11KM" renew --all --state-dir "$S" --deploy-hook "$T/fixperms 'a b"
+	check_grep "  ... saying which hook and what" '^p11km: --deploy-hook: a single quote is not closed' "$T/err"
+	check "renew --all --json: installed, reloaded, verified" "$P11KM" --json renew --all --state-dir "$S" \
+		--deploy-hook "$HOOK"
 	cp "$T/out" "$T/renew.json"
 	check "renew --json: renewed, serial 03EA" python3 -c '
 import json, sys
@@ -101,7 +106,7 @@ assert d[0]["id"] == "web1" and d[0]["result"] == "renewed" and d[0]["new_serial
 		test "$(openssl x509 -inform DER -in "$T/now.der" -noout -serial)" = serial=03EA
 	check "the old certificate is kept, retired (pkcs11-tool)" \
 		sh -c "pkcs11-tool --module '$SOFTHSM2_MODULE' --token-label bind -O 2>/dev/null | grep -q 'label: *web1.retired-'"
-	check_eq "the deploy hook ran once, with the P11KM_* variables" "$(cat "$T/hook.log")" "web1 03E9 03EA"
+	check_eq "the deploy hook ran once, with the P11KM_* variables" "$(cat "$T/hook.log")" "web1 03E9 03EA 2:a b|x;y"
 	check "the reply is stored with the entry" test -s "$S/track/web1.d/chain-03EA.pem"
 	check "renew again: not due" "$P11KM" renew --all --state-dir "$S"
 	check_grep "not due" '^web1: not due' "$T/out"
@@ -164,7 +169,7 @@ test_rollback() {
 	check "renew --force: waiting" "$P11KM" --force renew web1 --state-dir "$S"
 	check "the CA signs (1005)" sign 1005
 	check_fails "renew: the server keeps the old certificate, exit 1" 1 "$P11KM" --json renew --all \
-		--state-dir "$S" $HOOK
+		--state-dir "$S" --deploy-hook "$HOOK"
 	cp "$T/out" "$T/rb.json"
 	check "renew --json: failed, rolled back to 03EC, with the next attempt" python3 -c '
 import json, sys

@@ -535,6 +535,36 @@ START_TEST(lock_dir)
 }
 END_TEST
 
+START_TEST(split_words)
+{
+	char *w[5], *buf = NULL;
+
+	/* systemd's ExecStart= rules, no shell: the words as a program gets them */
+	ck_assert_int_eq(p11km_split_words("t", "  nginx -s\treload ", w, 4, &buf), 3);
+	ck_assert_str_eq(w[0], "nginx");
+	ck_assert_str_eq(w[2], "reload");
+	ck_assert_ptr_null(w[3]);
+	free(buf);
+	ck_assert_int_eq(p11km_split_words("t", "/bin/x 'a b' \"x;y \\\"q\\\"\" c\\ d", w, 4,
+	                                   &buf), 4);
+	ck_assert_str_eq(w[1], "a b");
+	ck_assert_str_eq(w[2], "x;y \"q\"");
+	ck_assert_str_eq(w[3], "c d");
+	free(buf);
+	ck_assert_int_eq(p11km_split_words("t", "a'b'\"c\" ''", w, 4, &buf), 2);
+	ck_assert_str_eq(w[0], "abc");
+	ck_assert_str_eq(w[1], "");
+	free(buf);
+	/* refused, naming what: never a half-split command */
+	static const char *bad[] = { "x 'a", "x \"a", "x a\\", "   ", "a b c d e" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(p11km_split_words("--reload", bad[i], w, 4, &buf), P11KM_ERR_USAGE);
+		ck_assert(strncmp(p11km_errmsg(P11KM_ERR_USAGE), "--reload: ", 10) == 0);
+		free(buf);
+	}
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -550,6 +580,7 @@ util_suite(void)
 	tcase_add_test(tc, strings);
 	tcase_add_test(tc, buffers);
 	tcase_add_test(tc, read_file);
+	tcase_add_test(tc, split_words);
 	tcase_add_test(tc, atomic_write);
 	tcase_add_test(tc, atomic_write_symlink);
 	tcase_add_test(tc, atomic_write_failures);
