@@ -630,7 +630,8 @@ p11km_token_reload(struct p11km_token *tok)
 		}
 	}
 	free(slots);
-	return p11km_fail(P11KM_ERR_TOKEN, "token '%s' is gone after another p11km run changed it",
+	return p11km_fail(P11KM_ERR_TOKEN, "token '%s' is gone after another p11km run changed it: "
+	                  "see 'p11km token list' and run again",
 	                  tok->label);
 }
 
